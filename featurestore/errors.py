@@ -1,0 +1,32 @@
+"""Exceptions a user can cause. The CLI turns each into one line on stderr and exit code 2."""
+
+
+class FeatureStoreError(Exception):
+    """Base class of every error a user can cause in featurestore."""
+
+
+class StoreLockedError(FeatureStoreError):
+    """Another process holds the store's writer lock."""
+
+
+class StoreFormatError(FeatureStoreError):
+    """The file is not a featurestore store, or has an unsupported format version."""
+
+
+class NotFoundError(FeatureStoreError, KeyError):
+    """A split, encoder, text bank or model is not in the store."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ProvenanceError(FeatureStoreError):
+    """Features of different encoders (or dimensions) would be mixed."""
+
+
+class SourceError(FeatureStoreError):
+    """A data source (folder, manifest, tar shard) cannot be read."""
+
+
+class EncoderError(FeatureStoreError):
+    """A model or its weights cannot be loaded."""
