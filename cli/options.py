@@ -1,0 +1,16 @@
+"""Click options shared by several `fs` commands, so names and help stay consistent."""
+from __future__ import annotations
+
+import click
+
+store_option = click.option("--store", "store", required=True, type=click.Path(dir_okay=False),
+                            help="The store file (.h5).")
+encoder_option = click.option("--encoder", required=True,
+                              help="Encoder key in the store, e.g. ViT-B-32/openai (see `fs info`).")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+device_option = click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
+precision_option = click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
+                                help="Model precision (default: fp16 on CUDA, fp32 on CPU).")
+pretrained_override_option = click.option(
+    "--pretrained", default=None,
+    help="Checkpoint path to use instead of the one recorded in the store (its SHA-256 must match).")
