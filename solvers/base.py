@@ -1,0 +1,102 @@
+"""The solver base class: scikit-learn estimator conventions plus a flat, file-friendly state.
+
+Every solver produces logits with ``decision_function``; probabilities, predictions and accuracy
+follow from them here. ``get_state``/``from_state`` turn a fitted solver into plain arrays plus
+JSON-able params so it can be saved in a store or an .npz file without pickling.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
+
+from solvers.softmax import softmax
+
+STATE_FORMAT_VERSION = 1
+
+
+def _to_json(value: Any) -> Any:
+    """Convert NumPy scalars and tuples to plain JSON types."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    return value
+
+
+class Solver(ClassifierMixin, BaseEstimator):
+    """Base of all solvers: subclasses implement ``fit`` and ``decision_function`` (logits, (n, C)).
+
+    ``predict_proba`` is softmax(logits / temperature). ClassifierMixin comes first in the bases so
+    scikit-learn tags the solvers as classifiers (stratified CV, accuracy as default score).
+    Subclasses list the fitted attributes to persist in ``_state_arrays`` (arrays) and
+    ``_state_scalars`` (JSON-able values); ``classes_`` and ``n_features_in_`` are always kept.
+    """
+
+    _state_arrays: tuple[str, ...] = ()
+    _state_scalars: tuple[str, ...] = ()
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Logits (n_samples, n_classes)."""
+        raise NotImplementedError
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    def _set_classes(self, n_classes: int, n_features: int) -> None:
+        self.classes_ = np.arange(n_classes)
+        self.n_features_in_ = int(n_features)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities softmax(logits / temperature), (n_samples, n_classes)."""
+        return softmax(self.decision_function(X), getattr(self, "temperature", 1.0))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class index with the largest logit for each row."""
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Fitted state as (arrays, params): arrays hold array-valued constructor params
+        (as ``param.<name>``) and fitted arrays; params is JSON-able (class name, constructor
+        params, scalar fitted attributes, format version)."""
+        self._check_fitted()
+        arrays: dict[str, np.ndarray] = {}
+        ctor: dict[str, Any] = {}
+        for name, value in self.get_params(deep=False).items():
+            if isinstance(value, np.ndarray):
+                arrays[f"param.{name}"] = value
+            else:
+                ctor[name] = _to_json(value)
+        for name in ("classes_",) + tuple(self._state_arrays):
+            arrays[name] = np.asarray(getattr(self, name))
+        fitted = {name: _to_json(getattr(self, name))
+                  for name in ("n_features_in_",) + tuple(self._state_scalars)}
+        params = {"class": type(self).__name__, "params": ctor, "fitted": fitted,
+                  "state_format_version": STATE_FORMAT_VERSION}
+        return arrays, params
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> "Solver":
+        """Rebuild a fitted solver from ``get_state`` output without refitting."""
+        if params.get("class") != cls.__name__:
+            raise ValueError(f"state is for {params.get('class')!r}, not {cls.__name__}")
+        ctor = dict(params["params"])
+        for key, value in arrays.items():
+            if key.startswith("param."):
+                ctor[key[len("param."):]] = np.asarray(value)
+        solver = cls(**ctor)
+        for key, value in arrays.items():
+            if not key.startswith("param."):
+                setattr(solver, key, np.asarray(value))
+        for key, value in params["fitted"].items():
+            setattr(solver, key, value)
+        solver._restore()
+        return solver
+
+    def _restore(self) -> None:
+        """Hook for solvers that rebuild derived objects (e.g. an index) after ``from_state``."""

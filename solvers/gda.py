@@ -1,0 +1,172 @@
+"""Gaussian discriminant analysis on CLIP features (Wang et al., "A Hard-to-Beat Baseline for
+Training-free CLIP-based Adaptation", ICLR 2024; official code github.com/mrflogs/ICLR24)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from solvers.base import Solver
+from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
+                            check_validation_pair, resolve_n_classes)
+from solvers.class_statistics import ClassStatistics, class_statistics
+from solvers.normalize import l2_normalize
+from solvers.validation import select_by_accuracy
+from solvers.zeroshot import zero_shot_logits
+
+ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+COVARIANCES = ("ks", "ledoit_wolf", "oas", "empirical")
+
+
+def _pinv_symmetric(A: np.ndarray) -> np.ndarray:
+    """Moore-Penrose pseudo-inverse of a symmetric PSD matrix through its eigendecomposition."""
+    w, V = np.linalg.eigh(A)
+    keep = w > w.max() * A.shape[0] * np.finfo(np.float64).eps
+    return (V[:, keep] / w[keep]) @ V[:, keep].T
+
+
+def shrinkage_precision(scatter: np.ndarray, n_samples: int) -> np.ndarray:
+    """The official GDA ("KS") precision P = D * pinv((N-1) S + trace(S) I), S = scatter / (N-1)."""
+    d = scatter.shape[0]
+    trace_s = np.trace(scatter) / max(n_samples - 1, 1)
+    return d * _pinv_symmetric(scatter + trace_s * np.eye(d))
+
+
+class GDA(Solver):
+    """Gaussian discriminant analysis with a shared, shrunk covariance (Wang et al., ICLR 2024).
+
+    Class means mu_k, shared precision P (``covariance``: "ks" = the paper's
+    D * pinv((N-1) S + tr(S) I); "ledoit_wolf" / "oas" = scikit-learn shrinkage estimators of the
+    within-class covariance; "empirical" = pinv of the MLE S = scatter / N).
+    W = mu P, b_k = log pi_k - 1/2 mu_k P mu_k^T (``priors`` "uniform" or "empirical").
+    With ``text_weights``: logits = logit_scale * x T^T + alpha * (x W^T + b); otherwise
+    logits = x W^T + b. ``alpha=None`` picks alpha from ``alphas`` by validation accuracy when
+    X_val/y_val are given, else uses ``default_alpha`` (1.0). Rows are L2-normalized as in the
+    official code (``normalize=False`` keeps raw features, e.g. for non-CLIP Gaussian data).
+    """
+
+    _state_arrays = ("means_", "precision_", "coef_", "intercept_", "priors_")
+    _state_scalars = ("alpha_", "val_scores_")
+
+    def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
+                 alpha: float | None = None, alphas: tuple[float, ...] = ALPHAS,
+                 default_alpha: float = 1.0, covariance: str = "ks", priors: str = "uniform",
+                 normalize: bool = True, logit_scale: float = 100.0,
+                 temperature: float = 1.0) -> None:
+        self.text_weights = text_weights
+        self.n_classes = n_classes
+        self.alpha = alpha
+        self.alphas = alphas
+        self.default_alpha = default_alpha
+        self.covariance = covariance
+        self.priors = priors
+        self.normalize = normalize
+        self.logit_scale = logit_scale
+        self.temperature = temperature
+
+    def _check_params(self) -> np.ndarray | None:
+        if self.covariance not in COVARIANCES:
+            raise ValueError(f"covariance must be one of {COVARIANCES}, got {self.covariance!r}")
+        if self.priors not in ("uniform", "empirical"):
+            raise ValueError(f"priors must be 'uniform' or 'empirical', got {self.priors!r}")
+        return None if self.text_weights is None else check_text_weights(self.text_weights)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
+            y_val: np.ndarray | None = None) -> "GDA":
+        """Fit class means and the shared precision on (X, y); pick alpha on (X_val, y_val)."""
+        T = self._check_params()
+        X = check_features(X, n_features=None if T is None else T.shape[1])
+        C = resolve_n_classes(T, self.n_classes, y)
+        y = check_labels(y, X.shape[0], C)
+        check_class_counts(y, C)
+        Xn = l2_normalize(X) if self.normalize else X
+        stats = ClassStatistics.empty(C, X.shape[1]).update(Xn, y)
+        centred = None
+        if self.covariance in ("ledoit_wolf", "oas"):
+            centred = (Xn - stats.means.astype(Xn.dtype)[y]).astype(np.float64)
+        return self._fit_statistics(stats, X_val, y_val, centred)
+
+    @classmethod
+    def from_statistics(cls, counts: np.ndarray, sums: np.ndarray, scatter: np.ndarray, *,
+                        X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+                        **params: Any) -> "GDA":
+        """Fit from sufficient statistics (see ``solvers.class_statistics``) instead of rows.
+
+        ``sums`` and ``scatter`` must come from features prepared like ``fit`` does (L2-normalized
+        rows when ``normalize=True``). Supports covariance "ks" and "empirical" ("ledoit_wolf"
+        and "oas" need the rows and are only available through ``fit``).
+        """
+        solver = cls(**params)
+        T = solver._check_params()
+        if solver.covariance not in ("ks", "empirical"):
+            raise ValueError(f"covariance={solver.covariance!r} needs the feature rows; "
+                             "from_statistics supports 'ks' and 'empirical'")
+        counts = np.asarray(counts, dtype=np.int64)
+        stats = ClassStatistics(counts, np.asarray(sums, np.float64), np.asarray(scatter, np.float64))
+        if T is not None and stats.sums.shape[1] != T.shape[1]:
+            raise ValueError(f"sums has {stats.sums.shape[1]} features but text_weights has {T.shape[1]}")
+        check_class_counts(np.repeat(np.arange(counts.size), counts), counts.size)
+        return solver._fit_statistics(stats, X_val, y_val, None)
+
+    def _precision(self, stats: ClassStatistics, centred: np.ndarray | None) -> np.ndarray:
+        n = int(stats.counts.sum())
+        if self.covariance == "ks":
+            return shrinkage_precision(stats.scatter, n)
+        if self.covariance == "empirical":
+            return _pinv_symmetric(stats.scatter / n)
+        from sklearn.covariance import ledoit_wolf, oas
+
+        estimator = ledoit_wolf if self.covariance == "ledoit_wolf" else oas
+        cov, _ = estimator(centred, assume_centered=True)
+        return _pinv_symmetric(cov)
+
+    def _fit_statistics(self, stats: ClassStatistics, X_val: np.ndarray | None,
+                        y_val: np.ndarray | None, centred: np.ndarray | None) -> "GDA":
+        C, D = stats.sums.shape
+        means = stats.means
+        P = self._precision(stats, centred)
+        if self.priors == "uniform":
+            priors = np.full(C, 1.0 / C)
+        else:
+            priors = stats.counts / stats.counts.sum()
+        W = means @ P
+        self.means_, self.precision_, self.priors_ = means, P, priors
+        self.coef_ = W
+        self.intercept_ = np.log(priors) - 0.5 * np.einsum("cd,cd->c", W, means)
+        self._set_classes(C, D)
+        self.val_scores_ = None
+        if self.text_weights is None:
+            self.alpha_ = None
+        elif self.alpha is not None:
+            self.alpha_ = float(self.alpha)
+        else:
+            val = check_validation_pair(X_val, y_val, D, C)
+            if val is None:
+                self.alpha_ = float(self.default_alpha)
+            else:
+                Xv, yv = val
+                zs, gda = self._logit_parts(Xv)
+                best, scores = select_by_accuracy(list(self.alphas), lambda a: zs + a * gda, yv)
+                self.alpha_, self.val_scores_ = float(best), scores
+        return self
+
+    def _prepare(self, X: np.ndarray) -> np.ndarray:
+        X = check_features(X, n_features=self.n_features_in_,
+                           other="the fitted model" if self.text_weights is None else "text_weights")
+        return l2_normalize(X) if self.normalize else X
+
+    def _logit_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(zero-shot logits, GDA logits) of X, for the validation search."""
+        Xn = self._prepare(X)
+        gda = Xn @ self.coef_.T.astype(Xn.dtype) + self.intercept_.astype(Xn.dtype)
+        return zero_shot_logits(Xn, self.text_weights, self.logit_scale), gda
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Logits (n, C): zero-shot + alpha * GDA with text weights, GDA alone without."""
+        self._check_fitted()
+        Xn = self._prepare(X)
+        if self.text_weights is None:
+            return Xn @ self.coef_.T.astype(Xn.dtype) + self.intercept_.astype(Xn.dtype)
+        T = l2_normalize(np.asarray(self.text_weights, dtype=np.float64))
+        M = self.logit_scale * T + self.alpha_ * self.coef_
+        return Xn @ M.T.astype(Xn.dtype) + (self.alpha_ * self.intercept_).astype(Xn.dtype)

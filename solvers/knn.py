@@ -1,0 +1,99 @@
+"""Cosine k-nearest-neighbour classification over a FAISS index, with similarity-weighted votes
+as in the weighted kNN evaluation of Wu et al., "Unsupervised Feature Learning via
+Non-Parametric Instance Discrimination", CVPR 2018 (also used by DINO, Caron et al., ICCV 2021)."""
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.base import Solver
+from solvers.checks import check_features, check_labels, resolve_n_classes
+from solvers.normalize import l2_normalize
+
+WEIGHTINGS = ("exp", "cosine", "uniform")
+
+
+class KNN(Solver):
+    """Cosine kNN (Wu et al., CVPR 2018): the k training rows with the largest cosine similarity
+    s_j vote for their class with weight exp(s_j / tau) (``weighting="exp"``, tau = 0.07 as in
+    Wu et al.), s_j (``"cosine"``) or 1 (``"uniform"``).
+
+    decision_function = per-class vote sums (n, C); predict_proba = votes normalized to sum one
+    (not a softmax: vote sums are not logits). The index is ``faiss.index_factory(D,
+    index_factory, METRIC_INNER_PRODUCT)`` over normalized rows ("Flat" = exact search), moved to
+    GPU when faiss sees one.
+    """
+
+    _state_arrays = ("train_features_", "train_labels_")
+    _state_scalars = ()
+
+    def __init__(self, k: int = 16, weighting: str = "exp", tau: float = 0.07,
+                 n_classes: int | None = None, text_weights: np.ndarray | None = None,
+                 index_factory: str = "Flat", temperature: float = 1.0) -> None:
+        self.k = k
+        self.weighting = weighting
+        self.tau = tau
+        self.n_classes = n_classes
+        self.text_weights = text_weights
+        self.index_factory = index_factory
+        self.temperature = temperature
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
+            y_val: np.ndarray | None = None) -> "KNN":
+        """Index the normalized training rows; X_val/y_val are accepted and unused."""
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if int(self.k) < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        T = None if self.text_weights is None else np.asarray(self.text_weights)
+        X = check_features(X, n_features=None if T is None else T.shape[1])
+        C = resolve_n_classes(T, self.n_classes, y)
+        self.train_labels_ = check_labels(y, X.shape[0], C)
+        self.train_features_ = l2_normalize(X).astype(np.float32)
+        self._set_classes(C, X.shape[1])
+        self._restore()
+        return self
+
+    def _restore(self) -> None:
+        import faiss
+
+        index = faiss.index_factory(self.n_features_in_, self.index_factory, faiss.METRIC_INNER_PRODUCT)
+        if faiss.get_num_gpus() > 0:
+            index = faiss.index_cpu_to_all_gpus(index)
+        if not index.is_trained:
+            index.train(self.train_features_)
+        index.add(self.train_features_)
+        self.index_ = index
+
+    def kneighbors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, row indices) of the k nearest training rows, best first."""
+        self._check_fitted()
+        Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, other="the index"))
+        k = min(int(self.k), self.train_features_.shape[0])
+        sims, idx = self.index_.search(np.ascontiguousarray(Xn, dtype=np.float32), k)
+        return sims, idx
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Per-class sums of neighbour vote weights (n, C)."""
+        sims, idx = self.kneighbors(X)
+        valid = idx >= 0
+        if self.weighting == "exp":
+            weights = np.exp(sims.astype(np.float64) / self.tau)
+        elif self.weighting == "cosine":
+            weights = sims.astype(np.float64)
+        else:
+            weights = np.ones(sims.shape)
+        weights[~valid] = 0
+        votes = np.zeros((idx.shape[0], self.classes_.size))
+        rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1])
+        np.add.at(votes, (rows, self.train_labels_[np.where(valid, idx, 0)].ravel()), weights.ravel())
+        return votes
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Vote shares: per-class votes divided by their row sum (uniform if all votes are zero)."""
+        votes = self.decision_function(X)
+        if self.weighting == "cosine":
+            votes = np.maximum(votes, 0)
+        total = votes.sum(axis=1, keepdims=True)
+        out = np.full_like(votes, 1.0 / votes.shape[1])
+        np.divide(votes, total, out=out, where=total > 0)
+        return out

@@ -1,0 +1,107 @@
+"""Evaluation metrics on NumPy arrays: accuracy variants, calibration (ECE, NLL) and OOD
+detection (AUROC, FPR at a TPR, AUPR-In/Out; Hendrycks & Gimpel, ICLR 2017, in-distribution as
+positives, higher score = more in-distribution)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def topk_accuracy(y: np.ndarray, scores: np.ndarray, k: int = 1) -> float:
+    """Fraction of rows whose true class is among the k highest scores (logits or probabilities)."""
+    y, scores = np.asarray(y), np.asarray(scores)
+    k = min(int(k), scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return float(np.mean((top == y[:, None]).any(axis=1)))
+
+
+def per_class_accuracy(y: np.ndarray, y_pred: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    """Recall of each class (n_classes,); NaN for classes absent from y."""
+    y, y_pred = np.asarray(y), np.asarray(y_pred)
+    n_classes = int(max(y.max(), y_pred.max()) + 1) if n_classes is None else n_classes
+    total = np.bincount(y, minlength=n_classes).astype(float)
+    correct = np.bincount(y[y == y_pred], minlength=n_classes).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, correct / total, np.nan)
+
+
+def balanced_accuracy(y: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean per-class recall over the classes present in y."""
+    return float(np.nanmean(per_class_accuracy(y, y_pred)))
+
+
+def reliability_bins(y: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict[str, np.ndarray]:
+    """Equal-width confidence bins (lo, hi] over [0, 1]: per-bin mean confidence, accuracy, count."""
+    probs = np.asarray(probs)
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == np.asarray(y)).astype(float)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    count = np.bincount(which, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(which, conf, n_bins) / count
+        accuracy = np.bincount(which, correct, n_bins) / count
+    return {"edges": edges, "confidence": confidence, "accuracy": accuracy, "count": count}
+
+
+def ece(y: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error (Guo et al., ICML 2017): sum_b (n_b / N) |acc_b - conf_b|."""
+    bins = reliability_bins(y, probs, n_bins)
+    filled = bins["count"] > 0
+    gap = np.abs(bins["accuracy"][filled] - bins["confidence"][filled])
+    return float(np.sum(gap * bins["count"][filled]) / bins["count"].sum())
+
+
+def nll(y: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> float:
+    """Mean negative log-likelihood of the true class, probabilities clipped at ``eps``."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return float(-np.mean(np.log(np.clip(probs[np.arange(probs.shape[0]), np.asarray(y)], eps, 1.0))))
+
+
+def _labels_scores(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.concatenate([np.asarray(pos, np.float64), np.asarray(neg, np.float64)])
+    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    return labels, scores
+
+
+def auroc(scores_id: np.ndarray, scores_ood: np.ndarray) -> float:
+    """Area under the ROC curve with ID as positives (Mann-Whitney U with average ranks for ties)."""
+    from scipy.stats import rankdata
+
+    labels, scores = _labels_scores(scores_id, scores_ood)
+    ranks = rankdata(scores)
+    n_pos, n_neg = labels.sum(), (1 - labels).sum()
+    return float((ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def fpr_at_tpr(scores_id: np.ndarray, scores_ood: np.ndarray, tpr: float = 0.95) -> float:
+    """Smallest fraction of OOD rows accepted by a threshold that accepts >= ``tpr`` of ID rows."""
+    ranked = np.sort(np.asarray(scores_id, np.float64))[::-1]
+    needed = max(1, math.ceil(tpr * ranked.size - 1e-9))
+    threshold = ranked[needed - 1]
+    return float(np.mean(np.asarray(scores_ood) >= threshold))
+
+
+def _average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """AP = sum over distinct thresholds of (R_n - R_{n-1}) P_n (tied scores share one threshold)."""
+    order = np.argsort(-scores, kind="mergesort")
+    scores, labels = scores[order], labels[order]
+    last = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]
+    tp = np.cumsum(labels)[last]
+    fp = (last + 1) - tp
+    precision = tp / (tp + fp)
+    recall = tp / labels.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def aupr_in(scores_id: np.ndarray, scores_ood: np.ndarray) -> float:
+    """Average precision with ID as positives and higher score = more ID."""
+    labels, scores = _labels_scores(scores_id, scores_ood)
+    return _average_precision(labels, scores)
+
+
+def aupr_out(scores_id: np.ndarray, scores_ood: np.ndarray) -> float:
+    """Average precision with OOD as positives, ranked by the negated score."""
+    labels, scores = _labels_scores(scores_ood, scores_id)
+    return _average_precision(labels, -scores)

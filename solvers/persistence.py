@@ -1,0 +1,86 @@
+"""Saving fitted solvers without pickle: arrays in an .npz (or the store's /models group) and
+JSON metadata (class, params, encoder key, format version) beside them. A loaded solver records
+the encoder whose features it was fitted on, and ``check_encoder`` refuses to mix encoders."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from solvers.base import Solver
+
+FORMAT_VERSION = 1
+
+
+class ModelStore(Protocol):
+    """What a store must offer to hold solvers (featurestore.store.FeatureStore does)."""
+
+    def save_model(self, name: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None: ...
+
+    def load_model(self, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]: ...
+
+
+def _meta(solver: Solver, encoder: str | None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    arrays, params = solver.get_state()
+    return arrays, {"format_version": FORMAT_VERSION, "class": params["class"],
+                    "encoder": encoder, "state": params}
+
+
+def _solver_from(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Solver:
+    from solvers.registry import solver_class
+
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"saved solver has format_version {version!r}; this code reads {FORMAT_VERSION}")
+    solver = solver_class(meta["class"]).from_state(arrays, meta["state"])
+    solver.encoder_ = meta.get("encoder")
+    return solver
+
+
+def _base(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in (".npz", ".json") else path
+
+
+def save_npz(solver: Solver, path: str | Path, encoder: str | None = None) -> tuple[Path, Path]:
+    """Write ``<path>.npz`` (arrays) and ``<path>.json`` (class, params, encoder key, version)."""
+    base = _base(path)
+    arrays, meta = _meta(solver, encoder)
+    npz, meta_path = base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
+    np.savez(npz, **arrays)
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return npz, meta_path
+
+
+def load_npz(path: str | Path) -> Solver:
+    """Load a solver written by ``save_npz``; its ``encoder_`` is the recorded encoder key or None."""
+    base = _base(path)
+    meta = json.loads(base.with_name(base.name + ".json").read_text())
+    with np.load(base.with_name(base.name + ".npz"), allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    return _solver_from(arrays, meta)
+
+
+def save_to_store(store: ModelStore, name: str, solver: Solver, encoder: str | None) -> None:
+    """Save a fitted solver under ``name`` in a store (``store.save_model``)."""
+    arrays, meta = _meta(solver, encoder)
+    store.save_model(name, arrays, meta)
+
+
+def load_from_store(store: ModelStore, name: str) -> Solver:
+    """Load the solver saved under ``name`` (``store.load_model``); ``encoder_`` is set."""
+    arrays, meta = store.load_model(name)
+    return _solver_from(arrays, meta)
+
+
+def check_encoder(solver: Solver, encoder_key: str) -> None:
+    """Raise ProvenanceError if ``solver`` was fitted on features of an encoder other than
+    ``encoder_key`` (solvers with no recorded encoder pass)."""
+    recorded = getattr(solver, "encoder_", None)
+    if recorded is not None and recorded != encoder_key:
+        from featurestore.errors import ProvenanceError
+
+        raise ProvenanceError(f"{type(solver).__name__} was fitted on features of encoder "
+                              f"{recorded!r}, not {encoder_key!r}; refit it on {encoder_key!r} features")

@@ -1,0 +1,98 @@
+"""Training-free Tip-Adapter (Zhang et al., "Tip-Adapter: Training-free Adaption of CLIP for
+Few-shot Classification", ECCV 2022; official code github.com/gaopengcuhk/Tip-Adapter)."""
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.base import Solver
+from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
+                            check_validation_pair, resolve_n_classes)
+from solvers.normalize import l2_normalize
+from solvers.validation import select_by_accuracy
+from solvers.zeroshot import zero_shot_logits
+
+
+def linear_grid(scale: float, steps: int, start: float = 0.1) -> list[float]:
+    """The official search grid: start + i * (scale - start) / steps for i in 0 .. steps-1."""
+    return [start + i * (scale - start) / steps for i in range(steps)]
+
+
+class TipAdapter(Solver):
+    """Training-free Tip-Adapter (Zhang et al., ECCV 2022).
+
+    Cache keys F = L2-normalized few-shot features (N, D), values L = one-hot labels (N, C);
+    affinity A = exp(-beta * (1 - x_n F^T)); logits = logit_scale * x_n T^T + alpha * A L
+    (the zero-shot term is dropped without ``text_weights``). With X_val/y_val and
+    ``alpha``/``beta`` left at None, beta is searched over linear_grid(search_scale[0],
+    search_steps[0]) and alpha over linear_grid(search_scale[1], search_steps[1]) (official
+    defaults: scales (7, 3), steps (200, 20)); otherwise the paper's initial alpha = beta = 1.
+    """
+
+    _state_arrays = ("keys_", "values_")
+    _state_scalars = ("alpha_", "beta_", "val_accuracy_")
+
+    def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
+                 alpha: float | None = None, beta: float | None = None,
+                 default_alpha: float = 1.0, default_beta: float = 1.0,
+                 search_scale: tuple[float, float] = (7.0, 3.0),
+                 search_steps: tuple[int, int] = (200, 20), logit_scale: float = 100.0,
+                 temperature: float = 1.0) -> None:
+        self.text_weights = text_weights
+        self.n_classes = n_classes
+        self.alpha = alpha
+        self.beta = beta
+        self.default_alpha = default_alpha
+        self.default_beta = default_beta
+        self.search_scale = search_scale
+        self.search_steps = search_steps
+        self.logit_scale = logit_scale
+        self.temperature = temperature
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
+            y_val: np.ndarray | None = None) -> "TipAdapter":
+        """Build the cache from (X, y); search alpha/beta on (X_val, y_val) only, if given."""
+        T = None if self.text_weights is None else check_text_weights(self.text_weights)
+        X = check_features(X, n_features=None if T is None else T.shape[1])
+        C = resolve_n_classes(T, self.n_classes, y)
+        y = check_labels(y, X.shape[0], C)
+        check_class_counts(y, C)
+        self.keys_ = l2_normalize(X)
+        self.values_ = np.eye(C, dtype=self.keys_.dtype)[y]
+        self._set_classes(C, X.shape[1])
+        self.alpha_ = float(self.default_alpha if self.alpha is None else self.alpha)
+        self.beta_ = float(self.default_beta if self.beta is None else self.beta)
+        self.val_accuracy_ = None
+        val = None
+        if self.alpha is None or self.beta is None:
+            val = check_validation_pair(X_val, y_val, X.shape[1], C)
+        if val is not None:
+            self._search(*val)
+        return self
+
+    def _search(self, X_val: np.ndarray, y_val: np.ndarray) -> None:
+        """Grid search over beta (outer) and alpha (inner) by validation accuracy."""
+        Xv = l2_normalize(X_val)
+        zs = self._zero_shot(Xv)
+        affinity = Xv @ self.keys_.T.astype(Xv.dtype)
+        betas = [self.beta] if self.beta is not None else linear_grid(self.search_scale[0], self.search_steps[0])
+        alphas = [self.alpha] if self.alpha is not None else linear_grid(self.search_scale[1], self.search_steps[1])
+        best = (-1.0, self.alpha_, self.beta_)
+        for beta in betas:
+            cache = np.exp(-beta * (1 - affinity)) @ self.values_.astype(Xv.dtype)
+            alpha, scores = select_by_accuracy(alphas, lambda a: zs + a * cache, y_val)
+            if max(scores) > best[0]:
+                best = (max(scores), alpha, beta)
+        self.val_accuracy_, self.alpha_, self.beta_ = best[0], float(best[1]), float(best[2])
+
+    def _zero_shot(self, Xn: np.ndarray) -> np.ndarray | float:
+        if self.text_weights is None:
+            return 0.0
+        return zero_shot_logits(Xn, self.text_weights, self.logit_scale)
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Tip-Adapter logits (n, C)."""
+        self._check_fitted()
+        Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, other="the cache keys"))
+        affinity = Xn @ self.keys_.T.astype(Xn.dtype)
+        cache = np.exp(-self.beta_ * (1 - affinity)) @ self.values_.astype(Xn.dtype)
+        return self._zero_shot(Xn) + self.alpha_ * cache
