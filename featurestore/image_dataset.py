@@ -1,0 +1,157 @@
+"""A torch Dataset that decodes source records into preprocessed (and augmented) image tensors.
+
+Bad rows are data, not crashes: an unreadable, empty or corrupt image yields ok=False, a short
+reason and a zero tensor of the right shape, so one broken file never stops an extraction.
+Augmented views are seeded from (seed, record id, view index) only, so they are identical
+across reruns, resumed runs, worker counts and access orders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import re
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+
+from featurestore.augment import build_augment
+from featurestore.sources.record import Record, Source
+
+_OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
+_MAX_REASON = 200
+PREFETCH_FACTOR = 4
+
+
+class ImageItem(NamedTuple):
+    """One dataset item: position in `records`, (1+views, 3, H, W) tensor, success, reason."""
+
+    index: int
+    images: torch.Tensor
+    ok: bool
+    error: str
+
+
+class ImageBatch(NamedTuple):
+    """A collated batch: indices (B,), images (B, 1+views, 3, H, W), ok (B,), one reason per row."""
+
+    indices: torch.Tensor
+    images: torch.Tensor
+    ok: torch.Tensor
+    errors: list[str]
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """Fully decode encoded bytes into an RGB PIL image (raises on empty or corrupt data)."""
+    if not data:
+        raise ValueError("empty file")
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.convert("RGB")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, deterministic one-line reason for a read/decode failure."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "cannot identify image file"
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"cannot read file: {exc.strerror}"
+    text = _OBJECT_REPR.sub("", str(exc)).strip().splitlines()
+    reason = text[0] if text else type(exc).__name__
+    return reason[:_MAX_REASON]
+
+
+def view_seed(seed: int, record_id: str, view: int) -> int:
+    """A 63-bit seed that depends only on (seed, record id, view index), never on process state."""
+    digest = hashlib.sha256(f"{seed}\0{view}\0{record_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class ImageRecordDataset(Dataset):
+    """Item i = (i, stacked views of records[i], ok, error).
+
+    View 0 is `preprocess(image)`; views 1..`views` are `augment_preprocess(image)` (default:
+    `build_augment(preprocess)`) under torch/python RNGs seeded by `view_seed`. Read and decode
+    errors become failed items; an error raised by the preprocess itself is a bug and propagates.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        records: Sequence[Record],
+        preprocess: Callable[[Image.Image], torch.Tensor],
+        *,
+        views: int = 0,
+        seed: int = 0,
+        augment_preprocess: Callable[[Image.Image], torch.Tensor] | None = None,
+    ) -> None:
+        if views < 0:
+            raise ValueError(f"views must be >= 0, got {views}")
+        self.source = source
+        self.records = list(records)
+        self.preprocess = preprocess
+        self.views = views
+        self.seed = seed
+        self.augment_preprocess = augment_preprocess
+        if views and augment_preprocess is None:
+            self.augment_preprocess = build_augment(preprocess)
+        self._blank_shape: tuple[int, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _blank(self) -> torch.Tensor:
+        """Zeros shaped like a successful item, found once by preprocessing a black image."""
+        if self._blank_shape is None:
+            shape = tuple(self.preprocess(Image.new("RGB", (64, 64))).shape)
+            self._blank_shape = (1 + self.views, *shape)
+        return torch.zeros(self._blank_shape)
+
+    def _augmented(self, image: Image.Image, record_id: str, view: int) -> torch.Tensor:
+        seed = view_seed(self.seed, record_id, view)
+        python_state = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            try:
+                return self.augment_preprocess(image)
+            finally:
+                random.setstate(python_state)
+
+    def __getitem__(self, index: int) -> ImageItem:
+        record = self.records[index]
+        try:
+            image = decode_image(self.source.read_bytes(record))
+        except Exception as exc:  # any read/decode failure is a bad row, not a crash
+            return ImageItem(index, self._blank(), False, failure_reason(exc))
+        tensors = [self.preprocess(image)]
+        tensors += [self._augmented(image, record.id, v) for v in range(1, self.views + 1)]
+        return ImageItem(index, torch.stack(tensors), True, "")
+
+
+def collate(items: Sequence[ImageItem]) -> ImageBatch:
+    """Stack a list of items into one `ImageBatch`."""
+    return ImageBatch(
+        indices=torch.tensor([item.index for item in items], dtype=torch.long),
+        images=torch.stack([item.images for item in items]),
+        ok=torch.tensor([item.ok for item in items], dtype=torch.bool),
+        errors=[item.error for item in items],
+    )
+
+
+def make_loader(dataset: ImageRecordDataset, batch_size: int, workers: int, pin_memory: bool = False) -> DataLoader:
+    """An in-order DataLoader of `ImageBatch`es; workers=0 decodes in the calling process."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
+    )

@@ -1,0 +1,156 @@
+"""A CSV, TSV or Parquet table listing image paths, with optional labels, captions and ids."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from featurestore.errors import SourceError
+from featurestore.sources.record import NO_LABEL, Record
+
+MANIFEST_EXTENSIONS = frozenset({".csv", ".tsv", ".parquet"})
+
+
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """Column names and rows of a manifest; CSV/TSV cells are strings, Parquet keeps its types."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as exc:
+            raise SourceError("reading a Parquet manifest needs pyarrow: pip install pyarrow") from exc
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:
+            raise SourceError(f"cannot read Parquet manifest {path}: {exc}") from exc
+        return list(table.column_names), table.to_pylist()
+    delimiter = "\t" if suffix == ".tsv" else ","
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f, delimiter=delimiter)
+            return list(reader.fieldnames or []), list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise SourceError(f"cannot read manifest {path}: {exc}") from exc
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _as_int(value: Any) -> int | None:
+    """The integer a label cell holds (7, 7.0, "7"), or None if it is not an integer."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _labels(values: list[Any], classes: list[str] | None, where: Path) -> tuple[list[int], list[str] | None]:
+    """Integer labels and class names from a label column.
+
+    All-integer columns are taken as class indices (classes stay None unless given). Otherwise
+    labels are names: their index in `classes` if given, else in the sorted unique names.
+    Empty cells mean no label (-1).
+    """
+    present = [v for v in values if not _is_missing(v)]
+    as_names = [str(v).strip() if isinstance(v, str) else str(v) for v in present]
+    if classes is not None and all(name in classes for name in as_names):
+        index = {name: i for i, name in enumerate(classes)}
+        return [NO_LABEL if _is_missing(v) else index[str(v).strip()] for v in values], list(classes)
+    ints = [_as_int(v) for v in present]
+    if all(i is not None for i in ints):
+        if classes is not None:
+            bad = [i for i in ints if not NO_LABEL <= i < len(classes)]
+            if bad:
+                raise SourceError(f"label {bad[0]} in {where} is outside the {len(classes)} given classes")
+        labels = [NO_LABEL if _is_missing(v) else _as_int(v) for v in values]
+        return labels, (list(classes) if classes is not None else None)
+    if classes is not None:
+        unknown = sorted({n for n in as_names if n not in classes})
+        raise SourceError(f"label(s) {unknown[:5]} in {where} are not in the given classes")
+    names = sorted(set(as_names))
+    index = {name: i for i, name in enumerate(names)}
+    return [NO_LABEL if _is_missing(v) else index[str(v).strip()] for v in values], names
+
+
+class ManifestSource:
+    """Images listed in a .csv/.tsv/.parquet manifest.
+
+    Columns: `path` (required; relative paths resolve against the manifest's folder),
+    optional `label` (integer indices, or class names -> `classes`), optional `caption`,
+    optional `id` (default: the path exactly as written). Ids must be unique. Files are not
+    checked here: a missing or broken file becomes an error row when decoded.
+    """
+
+    def __init__(self, manifest: str | os.PathLike, *, classes: list[str] | None = None) -> None:
+        path = Path(manifest)
+        if not path.is_file():
+            raise SourceError(f"manifest not found: {manifest}")
+        if path.suffix.lower() not in MANIFEST_EXTENSIONS:
+            raise SourceError(f"manifest {manifest} must end in .csv, .tsv or .parquet")
+        self.manifest = os.path.abspath(path)
+        self.spec = self.manifest
+        self.name = path.stem
+        self._given_classes = list(classes) if classes is not None else None
+        self.classes: list[str] | None = None
+        self._records: list[Record] | None = self._load()
+
+    def _load(self) -> list[Record]:
+        where = Path(self.manifest)
+        columns, rows = _read_table(where)
+        if "path" not in columns:
+            raise SourceError(f"manifest {where} has no 'path' column (columns: {', '.join(map(str, columns))})")
+        base = os.path.dirname(self.manifest)
+        if "label" in columns:
+            labels, self.classes = _labels([row["label"] for row in rows], self._given_classes, where)
+        else:
+            labels, self.classes = [NO_LABEL] * len(rows), self._given_classes
+        records = []
+        for number, (row, label) in enumerate(zip(rows, labels), start=1):
+            written = row["path"]
+            if _is_missing(written):
+                raise SourceError(f"row {number} of {where} has an empty path")
+            written = str(written)
+            ident = row.get("id")
+            caption = row.get("caption")
+            records.append(
+                Record(
+                    id=written if _is_missing(ident) else str(ident),
+                    path=os.path.normpath(os.path.join(base, os.path.expanduser(written))),
+                    label=label,
+                    caption=None if _is_missing(caption) else str(caption),
+                )
+            )
+        records.sort(key=lambda r: r.id)
+        for previous, current in zip(records, records[1:]):
+            if previous.id == current.id:
+                raise SourceError(f"manifest {where} lists id {current.id!r} more than once")
+        return records
+
+    def records(self) -> list[Record]:
+        """Every manifest row, sorted by id."""
+        if self._records is None:
+            self._records = self._load()
+        return list(self._records)
+
+    def read_bytes(self, record: Record) -> bytes:
+        """The file's bytes, read whole."""
+        with open(record.path, "rb") as f:
+            return f.read()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the record list: workers only need `read_bytes`, and it may be huge."""
+        state = self.__dict__.copy()
+        state["_records"] = None
+        return state

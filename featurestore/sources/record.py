@@ -1,0 +1,48 @@
+"""The row a source yields, and the protocol every source implements.
+
+A source turns a folder, manifest or tar shards into a sorted list of `Record`s and can
+hand back each record's raw encoded bytes; decoding is left to the dataset so a broken
+file becomes an error row instead of a crash while listing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+NO_LABEL = -1
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image of a source.
+
+    `id` is the stable key the store uses to skip rows already extracted; `path` is what a
+    user sees and what `read_bytes` opens (an absolute file path, or
+    "<abs tar path>::<member name>" for a tar member).
+    """
+
+    id: str
+    path: str
+    label: int = NO_LABEL
+    caption: str | None = None
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A listable, picklable collection of encoded images (folder, manifest, tar shards).
+
+    `name` is the default split name; `spec` says where the data came from (for provenance).
+    """
+
+    name: str
+    spec: str
+    classes: list[str] | None
+
+    def records(self) -> list[Record]:
+        """Every record, sorted by id so the order is the same on every run."""
+        ...
+
+    def read_bytes(self, record: Record) -> bytes:
+        """The record's raw encoded image bytes (may raise OSError for a vanished file)."""
+        ...
