@@ -1,0 +1,153 @@
+"""GDA against independent computations: the official KS formula written out with NumPy,
+scikit-learn's LDA / covariance estimators, and the Bayes rule of a known Gaussian model."""
+import numpy as np
+import pytest
+from sklearn.covariance import EmpiricalCovariance, LedoitWolf
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+from solvers.class_statistics import class_statistics
+from solvers.gda import GDA
+from solvers.unsupervised_gda import UnsupervisedGDA
+
+
+def unit(A):
+    return A / np.linalg.norm(A, axis=1, keepdims=True)
+
+
+def make_problem(seed=0, C=6, D=12, shots=10, n_test=300, spread=1.0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((C, D))
+    y = np.repeat(np.arange(C), shots)
+    X = centres[y] + spread * rng.standard_normal((y.size, D))
+    y_test = rng.integers(0, C, n_test)
+    X_test = centres[y_test] + spread * rng.standard_normal((n_test, D))
+    return X, y, X_test, y_test, centres
+
+
+def official_ks_logits(X, y, X_test, C):
+    """The estimator of github.com/mrflogs/ICLR24 written out directly (uniform priors)."""
+    Xn, Xt = unit(X), unit(X_test)
+    mus = np.stack([Xn[y == k].mean(axis=0) for k in range(C)])
+    centred = np.concatenate([Xn[y == k] - mus[k] for k in range(C)])
+    cov = np.cov(centred.T)
+    d, n = centred.shape[1], centred.shape[0]
+    P = d * np.linalg.pinv((n - 1) * cov + np.trace(cov) * np.eye(d))
+    W = mus @ P
+    b = np.log(np.full(C, 1.0 / C)) - 0.5 * np.einsum("nd,dc,nc->n", mus, P, mus)
+    return Xt @ W.T + b
+
+
+def test_ks_estimator_matches_official_formula():
+    X, y, X_test, _, _ = make_problem()
+    model = GDA().fit(X, y)
+    expected = official_ks_logits(X, y, X_test, 6)
+    np.testing.assert_allclose(model.decision_function(X_test), expected, rtol=1e-7, atol=1e-6)
+    assert np.array_equal(model.predict(X_test), expected.argmax(axis=1))
+
+
+def test_ks_with_text_weights_is_zero_shot_plus_alpha_gda():
+    X, y, X_test, _, centres = make_problem(seed=1)
+    T = centres + 0.3 * np.random.default_rng(5).standard_normal(centres.shape)
+    model = GDA(text_weights=T, alpha=0.1).fit(X, y)
+    expected = 100 * unit(X_test) @ unit(T).T + 0.1 * official_ks_logits(X, y, X_test, 6)
+    np.testing.assert_allclose(model.decision_function(X_test), expected, rtol=1e-7, atol=1e-5)
+
+
+def test_empirical_covariance_matches_sklearn_lda():
+    X, y, X_test, _, _ = make_problem(seed=2, C=4, D=8, shots=40)
+    model = GDA(covariance="empirical", priors="empirical").fit(X, y)
+    lda = LinearDiscriminantAnalysis(solver="lsqr", covariance_estimator=EmpiricalCovariance())
+    lda.fit(unit(X), y)
+    assert np.array_equal(model.predict(X_test), lda.predict(unit(X_test)))
+    np.testing.assert_allclose(model.decision_function(X_test), lda.decision_function(unit(X_test)),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_ledoit_wolf_matches_sklearn_estimator_on_centred_features():
+    X, y, X_test, _, _ = make_problem(seed=3, C=5, D=20, shots=6)
+    model = GDA(covariance="ledoit_wolf").fit(X, y)
+    Xn = unit(X)
+    mus = np.stack([Xn[y == k].mean(axis=0) for k in range(5)])
+    P = LedoitWolf(assume_centered=True).fit(Xn - mus[y]).precision_
+    expected = unit(X_test) @ (mus @ P).T - 0.5 * np.einsum("kd,de,ke->k", mus, P, mus)
+    assert np.array_equal(model.predict(X_test), expected.argmax(axis=1))
+    np.testing.assert_allclose(model.decision_function(X_test), expected + np.log(1 / 5), rtol=1e-6, atol=1e-6)
+
+
+def test_oas_option_fits_and_predicts():
+    X, y, X_test, y_test, _ = make_problem(seed=4)
+    assert GDA(covariance="oas").fit(X, y).score(X_test, y_test) > 0.5
+
+
+def test_bayes_rule_on_shared_covariance_gaussians():
+    rng = np.random.default_rng(7)
+    C, D = 3, 4
+    A = rng.standard_normal((D, D))
+    sigma = A @ A.T + 0.5 * np.eye(D)
+    means = 1.2 * rng.standard_normal((C, D))
+    L = np.linalg.cholesky(sigma)
+
+    def sample(labels):
+        return means[labels] + rng.standard_normal((labels.size, D)) @ L.T
+
+    y = np.repeat(np.arange(C), 3000)
+    y_test = rng.integers(0, C, 30000)
+    X, X_test = sample(y), sample(y_test)
+    prec = np.linalg.inv(sigma)
+    bayes = (X_test @ prec @ means.T - 0.5 * np.einsum("kd,de,ke->k", means, prec, means)).argmax(axis=1)
+    bayes_acc = np.mean(bayes == y_test)
+    gda_acc = GDA(normalize=False).fit(X, y).score(X_test, y_test)
+    assert abs(gda_acc - bayes_acc) < 0.01
+
+
+def test_streamed_statistics_match_direct_computation_and_fit():
+    X, y, X_test, _, _ = make_problem(seed=8, shots=15)
+    order = np.random.default_rng(0).permutation(y.size)
+    chunks = [(X[order[i:i + 17]], y[order[i:i + 17]]) for i in range(0, y.size, 17)]
+    stats = class_statistics(chunks, n_classes=6, n_features=12)
+    Xn = unit(X)
+    mus = np.stack([Xn[y == k].mean(axis=0) for k in range(6)])
+    np.testing.assert_array_equal(stats.counts, np.bincount(y))
+    np.testing.assert_allclose(stats.sums, mus * 15, atol=1e-12)
+    np.testing.assert_allclose(stats.scatter, (Xn - mus[y]).T @ (Xn - mus[y]), atol=1e-12)
+    streamed = GDA.from_statistics(stats.counts, stats.sums, stats.scatter)
+    direct = GDA().fit(X, y)
+    np.testing.assert_allclose(streamed.decision_function(X_test), direct.decision_function(X_test),
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_alpha_is_the_best_validation_alpha():
+    X, y, X_test, _, centres = make_problem(seed=9, spread=1.5)
+    rng = np.random.default_rng(1)
+    T = centres + rng.standard_normal(centres.shape)
+    y_val = rng.integers(0, 6, 200)
+    X_val = centres[y_val] + 1.5 * rng.standard_normal((200, 12))
+    model = GDA(text_weights=T).fit(X, y, X_val, y_val)
+    zs = 100 * unit(X_val) @ unit(T).T
+    gda = official_ks_logits(X, y, X_val, 6)
+    accs = [np.mean((zs + a * gda).argmax(1) == y_val) for a in model.alphas]
+    assert model.alpha_ == model.alphas[int(np.argmax(accs))]
+    assert GDA(text_weights=T).fit(X, y).alpha_ == 1.0
+
+
+def test_unsupervised_gda_fits_on_confident_zero_shot_pseudo_labels():
+    rng = np.random.default_rng(11)
+    C, D = 5, 16
+    centres = rng.standard_normal((C, D))
+    T = centres + 0.5 * rng.standard_normal((C, D))
+    y = rng.integers(0, C, 400)
+    X = centres[y] + 0.7 * rng.standard_normal((400, D))
+    model = UnsupervisedGDA(text_weights=T, k_per_class=8).fit(X)
+    zs = 100 * unit(X) @ unit(T).T
+    p = np.exp(zs - zs.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    labels, conf = p.argmax(1), p.max(1)
+    keep = np.concatenate([np.flatnonzero(labels == k)[np.argsort(-conf[labels == k], kind="stable")[:8]]
+                           for k in range(C)])
+    missing = [k for k in range(C) if not np.any(labels == k)]
+    X_fit = np.vstack([X[keep], unit(T)[missing]])
+    y_fit = np.concatenate([labels[keep], missing]).astype(int)
+    expected = GDA(text_weights=T, alpha=1.0).fit(X_fit, y_fit)
+    np.testing.assert_allclose(model.decision_function(X), expected.decision_function(X), rtol=1e-6, atol=1e-6)
+    assert model.n_pseudo_ == keep.size
+    assert UnsupervisedGDA(text_weights=T, k_per_class=8, n_iter=3).fit(X).score(X, y) > 0.5
