@@ -134,7 +134,11 @@ def write_webdataset_tar(
             caption = f"caption of sample {key}"
             label = -1 if labels is None else int(labels[i])
             meta = {"key": key, "caption": caption, "status": "success", "url": f"http://example.com/{key}.{ext}"}
-            members = [(f"{key}.{ext}", image), (f"{key}.txt", caption.encode()), (f"{key}.json", json.dumps(meta).encode())]
+            members = [
+                (f"{key}.{ext}", image),
+                (f"{key}.txt", caption.encode()),
+                (f"{key}.json", json.dumps(meta).encode()),
+            ]
             if labels is not None:
                 members.append((f"{key}.cls", str(label).encode()))
             for name, data in members:

@@ -107,7 +107,7 @@ def test_augment_of_constant_image_is_the_normalised_colour(preprocess) -> None:
     augment = build_augment(preprocess)
     colour = (200, 30, 90)
     out = augment(Image.new("RGB", (50, 41), colour))
-    expected = torch.tensor([(c / 255 - m) / s for c, m, s in zip(colour, MEAN, STD)]).view(3, 1, 1)
+    expected = torch.tensor([(c / 255 - m) / s for c, m, s in zip(colour, MEAN, STD, strict=True)]).view(3, 1, 1)
     assert out.shape == (3, 32, 32)
     assert torch.allclose(out, expected.expand(3, 32, 32), atol=1e-5)
 

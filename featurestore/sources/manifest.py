@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def _is_missing(value: Any) -> bool:
 
 
 def _as_int(value: Any) -> int | None:
-    """The integer a label cell holds (7, 7.0, "7"), or None if it is not an integer."""
+    """The integer a label cell holds (7, 7.0, "7", "7.0"), or None if it is not an integer."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -52,7 +53,12 @@ def _as_int(value: Any) -> int | None:
         try:
             return int(value.strip())
         except ValueError:
+            pass
+        try:
+            number = float(value)
+        except ValueError:
             return None
+        return int(number) if number.is_integer() else None
     return None
 
 
@@ -117,7 +123,7 @@ class ManifestSource:
         else:
             labels, self.classes = [NO_LABEL] * len(rows), self._given_classes
         records = []
-        for number, (row, label) in enumerate(zip(rows, labels), start=1):
+        for number, (row, label) in enumerate(zip(rows, labels, strict=True), start=1):
             written = row["path"]
             if _is_missing(written):
                 raise SourceError(f"row {number} of {where} has an empty path")
@@ -133,7 +139,7 @@ class ManifestSource:
                 )
             )
         records.sort(key=lambda r: r.id)
-        for previous, current in zip(records, records[1:]):
+        for previous, current in pairwise(records):
             if previous.id == current.id:
                 raise SourceError(f"manifest {where} lists id {current.id!r} more than once")
         return records

@@ -14,6 +14,7 @@ import re
 import tarfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from featurestore.errors import SourceError
@@ -150,7 +151,7 @@ class WebDatasetSource:
                     )
                 )
         records.sort(key=lambda r: r.id)
-        for previous, current in zip(records, records[1:]):
+        for previous, current in pairwise(records):
             if previous.id == current.id:
                 raise SourceError(f"sample id {current.id!r} occurs twice (two shards with the same file name?)")
         return records
