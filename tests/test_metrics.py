@@ -1,0 +1,77 @@
+"""Metrics against scikit-learn and hand-computed cases."""
+import numpy as np
+import pytest
+from sklearn.metrics import (average_precision_score, balanced_accuracy_score, log_loss,
+                             roc_auc_score, top_k_accuracy_score)
+
+from solvers.metrics import (auroc, aupr_in, aupr_out, balanced_accuracy, ece, fpr_at_tpr, nll,
+                             per_class_accuracy, reliability_bins, topk_accuracy)
+
+
+@pytest.fixture
+def cls_data():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((200, 6))
+    y = rng.integers(0, 6, 200)
+    logits[np.arange(200), y] += 1.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return y, logits, probs
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_topk(cls_data, k):
+    y, logits, _ = cls_data
+    assert topk_accuracy(y, logits, k) == pytest.approx(top_k_accuracy_score(y, logits, k=k, labels=range(6)))
+
+
+def test_balanced_and_per_class(cls_data):
+    y, logits, _ = cls_data
+    pred = logits.argmax(1)
+    assert balanced_accuracy(y, pred) == pytest.approx(balanced_accuracy_score(y, pred))
+    per = per_class_accuracy(np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0]), n_classes=3)
+    np.testing.assert_allclose(per, [0.5, 2 / 3, np.nan])
+
+
+def test_nll(cls_data):
+    y, _, probs = cls_data
+    assert nll(y, probs) == pytest.approx(log_loss(y, probs, labels=range(6)), rel=1e-10)
+
+
+def test_ece_hand_case():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.35, 0.65], [0.55, 0.45]])
+    y = np.array([0, 1, 1, 0])
+    # 3 bins of width 1/3: (1/3, 2/3] holds conf .65 (right) and .55 (right): acc 1, conf .6
+    # (2/3, 1] holds .9 (right) and .8 (wrong): acc .5, conf .85
+    expected = 0.5 * abs(1 - 0.6) + 0.5 * abs(0.5 - 0.85)
+    assert ece(y, probs, n_bins=3) == pytest.approx(expected)
+    bins = reliability_bins(y, probs, n_bins=3)
+    np.testing.assert_array_equal(bins["count"], [0, 2, 2])
+    np.testing.assert_allclose(bins["confidence"][1:], [0.6, 0.85])
+    np.testing.assert_allclose(bins["accuracy"][1:], [1.0, 0.5])
+
+
+@pytest.fixture
+def ood():
+    rng = np.random.default_rng(1)
+    s_id = np.round(rng.normal(1.0, 1.0, 300), 1)
+    s_ood = np.round(rng.normal(0.0, 1.0, 250), 1)
+    return s_id, s_ood
+
+
+def test_auroc_and_aupr(ood):
+    s_id, s_ood = ood
+    labels = np.r_[np.ones(300), np.zeros(250)]
+    scores = np.r_[s_id, s_ood]
+    assert auroc(s_id, s_ood) == pytest.approx(roc_auc_score(labels, scores))
+    assert aupr_in(s_id, s_ood) == pytest.approx(average_precision_score(labels, scores))
+    assert aupr_out(s_id, s_ood) == pytest.approx(average_precision_score(1 - labels, -scores))
+
+
+@pytest.mark.parametrize("tpr", [0.95, 0.8, 0.5])
+def test_fpr_at_tpr_brute_force(ood, tpr):
+    s_id, s_ood = ood
+    best = 1.0
+    for t in np.unique(np.r_[s_id, s_ood]):
+        if np.mean(s_id >= t) >= tpr:
+            best = min(best, np.mean(s_ood >= t))
+    assert fpr_at_tpr(s_id, s_ood, tpr) == pytest.approx(best)
