@@ -65,3 +65,15 @@ def read_text_file(path: str | os.PathLike) -> tuple[list[str], list[str] | None
         return strings, ([r[group_col] for r in rows] if group_col else None)
     lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     return [line for line in lines if line], None
+
+
+def find_class_bank(store: Any, encoder: str, classes: list[str] | None) -> str | None:
+    """Name of a class bank of ``encoder`` whose classes are ``classes`` (CLIP's ImageNet
+    templates preferred), or None. Used when a command is given no ``--text``."""
+    if not classes:
+        return None
+    matches = [bank for bank in store.text_banks(encoder)
+               if store.text_bank(encoder, bank).get("kind") == "classes"
+               and list(store.text_bank(encoder, bank).get("classes", [])) == list(classes)]
+    matches.sort(key=lambda bank: (not bank.endswith("/imagenet"), bank))
+    return matches[0] if matches else None
