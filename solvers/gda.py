@@ -166,7 +166,11 @@ class GDA(Solver):
         self._check_fitted()
         Xn = self._prepare(X)
         if self.text_weights is None:
-            return Xn @ self.coef_.T.astype(Xn.dtype) + self.intercept_.astype(Xn.dtype)
-        T = l2_normalize(np.asarray(self.text_weights, dtype=np.float64))
-        M = self.logit_scale * T + self.alpha_ * self.coef_
-        return Xn @ M.T.astype(Xn.dtype) + (self.alpha_ * self.intercept_).astype(Xn.dtype)
+            M, b = self.coef_, self.intercept_
+        else:
+            T = l2_normalize(np.asarray(self.text_weights, dtype=np.float64))
+            M = self.logit_scale * T + self.alpha_ * self.coef_
+            b = self.alpha_ * self.intercept_
+        logits = Xn @ M.T.astype(Xn.dtype)
+        logits += b.astype(Xn.dtype)
+        return logits

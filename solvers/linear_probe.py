@@ -31,7 +31,7 @@ class LinearProbe(Solver):
 
     def __init__(self, C: float | None = None, n_classes: int | None = None,
                  text_weights: np.ndarray | None = None, init: str = "zeros",
-                 default_C: float = 1.0, max_iter: int = 1000, tol: float = 1e-4,
+                 default_C: float = 1.0, max_iter: int = 1000, tol: float = 1e-6,
                  logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.C = C
         self.n_classes = n_classes
@@ -133,4 +133,6 @@ class LinearProbe(Solver):
         """Logits x_n W^T + b, (n, C)."""
         self._check_fitted()
         Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, other="the fitted model"))
-        return Xn @ self.coef_.T.astype(Xn.dtype) + self.intercept_.astype(Xn.dtype)
+        logits = Xn @ self.coef_.T.astype(Xn.dtype)
+        logits += self.intercept_.astype(Xn.dtype)
+        return logits

@@ -28,7 +28,8 @@ class TipAdapter(Solver):
     defaults: scales (7, 3), steps (200, 20)); otherwise the paper's initial alpha = beta = 1.
     """
 
-    _state_arrays = ("keys_", "values_")
+    _state_arrays = ("keys_", "labels_")
+    batch_size = 2048
     _state_scalars = ("alpha_", "beta_", "val_accuracy_")
 
     def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
@@ -56,8 +57,9 @@ class TipAdapter(Solver):
         C = resolve_n_classes(T, self.n_classes, y)
         y = check_labels(y, X.shape[0], C)
         check_class_counts(y, C)
-        self.keys_ = l2_normalize(X)
-        self.values_ = np.eye(C, dtype=self.keys_.dtype)[y]
+        order = np.argsort(y, kind="stable")
+        self.keys_ = l2_normalize(X)[order]
+        self.labels_ = y[order]
         self._set_classes(C, X.shape[1])
         self.alpha_ = float(self.default_alpha if self.alpha is None else self.alpha)
         self.beta_ = float(self.default_beta if self.beta is None else self.beta)
@@ -74,11 +76,12 @@ class TipAdapter(Solver):
         Xv = l2_normalize(X_val)
         zs = self._zero_shot(Xv)
         affinity = Xv @ self.keys_.T.astype(Xv.dtype)
+        starts = self._class_starts()
         betas = [self.beta] if self.beta is not None else linear_grid(self.search_scale[0], self.search_steps[0])
         alphas = [self.alpha] if self.alpha is not None else linear_grid(self.search_scale[1], self.search_steps[1])
         best = (-1.0, self.alpha_, self.beta_)
         for beta in betas:
-            cache = np.exp(-beta * (1 - affinity)) @ self.values_.astype(Xv.dtype)
+            cache = np.add.reduceat(np.exp(-beta * (1 - affinity)), starts, axis=1)
             alpha, scores = select_by_accuracy(alphas, lambda a: zs + a * cache, y_val)
             if max(scores) > best[0]:
                 best = (max(scores), alpha, beta)
@@ -89,10 +92,23 @@ class TipAdapter(Solver):
             return 0.0
         return zero_shot_logits(Xn, self.text_weights, self.logit_scale)
 
+    def _class_starts(self) -> np.ndarray:
+        """First key row of each class (keys are sorted by label; every class has a key)."""
+        return np.searchsorted(self.labels_, np.arange(self.classes_.size))
+
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Tip-Adapter logits (n, C)."""
+        """Tip-Adapter logits (n, C), in row batches so the (n, N) affinity never lives whole.
+
+        A L (one-hot values) is computed as per-class sums of A's columns (``np.add.reduceat`` over
+        the label-sorted keys), which is exact and avoids the (N, C) one-hot matmul.
+        """
         self._check_fitted()
         Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, other="the cache keys"))
-        affinity = Xn @ self.keys_.T.astype(Xn.dtype)
-        cache = np.exp(-self.beta_ * (1 - affinity)) @ self.values_.astype(Xn.dtype)
-        return self._zero_shot(Xn) + self.alpha_ * cache
+        keys_t = self.keys_.T.astype(Xn.dtype)
+        starts = self._class_starts()
+        out = np.empty((Xn.shape[0], self.classes_.size), dtype=Xn.dtype)
+        for lo in range(0, Xn.shape[0], self.batch_size):
+            batch = Xn[lo:lo + self.batch_size]
+            affinity = np.exp(self.beta_ * (batch @ keys_t - 1))
+            out[lo:lo + self.batch_size] = self._zero_shot(batch) + self.alpha_ * np.add.reduceat(affinity, starts, axis=1)
+        return out

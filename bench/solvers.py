@@ -1,0 +1,96 @@
+"""Fit / predict times of every solver on a synthetic 1000-class, 16-shot, 512-d problem
+(16,000 train rows, 50,000 test rows, float32), our GDA fit time relative to scikit-learn's
+LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"), and import times of `solvers`.
+
+Run: python bench/solvers.py   (prints figures measured in this run; asserts nothing)
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+from pathlib import Path
+
+import numpy as np
+
+# Run as a script, this file's folder comes first on sys.path and its name would shadow the
+# `solvers` package; put the repository root there instead.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+C, SHOTS, D, N_TEST = 1000, 16, 512, 50_000
+
+
+def make_data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((C, D)).astype(np.float32)
+    text = centres + 2.0 * rng.standard_normal((C, D)).astype(np.float32)
+    y = np.repeat(np.arange(C), SHOTS)
+    X = centres[y] * 0.35 + rng.standard_normal((y.size, D)).astype(np.float32)
+    y_test = rng.integers(0, C, N_TEST)
+    X_test = centres[y_test] * 0.35 + rng.standard_normal((N_TEST, D)).astype(np.float32)
+    return X, y, X_test, y_test, text
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def import_time(module: str) -> float:
+    """Cumulative import time (s) of ``module`` from ``python -X importtime`` in a fresh process."""
+    err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                         capture_output=True, text=True, check=True, cwd=sys.path[0]).stderr
+    for line in err.splitlines()[::-1]:
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|\s*(\S+)", line)
+        if m and m.group(2) == module:
+            return int(m.group(1)) / 1e6
+    return float("nan")
+
+
+def main() -> None:
+    from solvers.gda import GDA
+    from solvers.knn import KNN
+    from solvers.linear_probe import LinearProbe
+    from solvers.tip_adapter import TipAdapter
+    from solvers.zeroshot import ZeroShot
+
+    X, y, X_test, y_test, text = make_data()
+    print(f"data: {C} classes x {SHOTS} shots x {D}-d, train {X.shape}, test {X_test.shape}, float32")
+    np.ones((N_TEST, C), np.float32).sum()
+    GDA().fit(X[:2000], y[:2000] % 100).predict(X_test[:1000])
+    solvers = {
+        "zeroshot": ZeroShot(text_weights=text),
+        "gda (no text)": GDA(),
+        "gda + zero-shot": GDA(text_weights=text),
+        "linear-probe C=1 max_iter=50": LinearProbe(C=1.0, max_iter=50),
+        "tip-adapter": TipAdapter(text_weights=text),
+        "knn k=16 (faiss Flat)": KNN(k=16),
+    }
+    print(f"{'solver':34s} {'fit s':>8s} {'predict s':>10s} {'test acc':>9s}")
+    gda_fit = None
+    for name, model in solvers.items():
+        fit_args = () if name == "zeroshot" else (X, y)
+        _, t_fit = timed(lambda: model.fit(*fit_args))
+        pred, t_pred = timed(lambda: model.predict(X_test))
+        if name == "gda (no text)":
+            gda_fit, gda_pred = t_fit, t_pred
+        print(f"{name:34s} {t_fit:8.3f} {t_pred:10.3f} {np.mean(pred == y_test):9.4f}")
+    print(f"GDA fit+predict (no text): {gda_fit + gda_pred:.3f} s (goal < 1 s)")
+
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    _, t_lda = timed(lambda: lda.fit(Xn, y))
+    print(f"sklearn LDA(lsqr, shrinkage=auto) fit: {t_lda:.3f} s; our GDA fit / LDA fit = "
+          f"{gda_fit / t_lda:.3f} ({t_lda / gda_fit:.1f}x faster)")
+
+    for module in ("solvers", "solvers.gda"):
+        print(f"import {module}: {import_time(module) * 1000:.1f} ms (python -X importtime, cumulative)")
+
+
+if __name__ == "__main__":
+    main()
