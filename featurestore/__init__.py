@@ -1,10 +1,21 @@
 """featurestore: embed images and texts once with frozen CLIP-style encoders into an HDF5 store.
 
-Heavy modules (torch, open_clip, faiss) are imported only by the functions that need them, so
-``import featurestore`` stays cheap.
+Names are resolved lazily (PEP 562): ``import featurestore`` imports neither h5py nor torch,
+so the `fs` command line starts fast.
 """
+from __future__ import annotations
+
+from typing import Any
+
 from featurestore.errors import FeatureStoreError
-from featurestore.store import FeatureStore
 
 __version__ = "0.1.0"
 __all__ = ["FeatureStore", "FeatureStoreError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FeatureStore":
+        from featurestore.store import FeatureStore
+
+        return FeatureStore
+    raise AttributeError(f"module 'featurestore' has no attribute {name!r}")

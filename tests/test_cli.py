@@ -1,0 +1,142 @@
+"""The `fs` command line end to end on the tiny model, and its one-line errors."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cli.main import main
+from featurestore.store import FeatureStore
+from tests.images import write_class_tree, write_random_image
+
+
+def run(args, capsys):
+    """Run `fs ARGS`; return (exit code, stdout, stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def pets_store(tmp_path_factory, tiny_checkpoint):
+    """A store with train/val/test splits of a 3-class folder, class prompts encoded."""
+    from tests.conftest import TINY_CONFIG, TINY_MODEL
+
+    root = tmp_path_factory.mktemp("pets")
+    store = root / "pets.h5"
+    for split, n, seed in (("train", 6, 0), ("val", 3, 100), ("test", 4, 200)):
+        write_class_tree(root / split, {"cat": n, "dog": n, "emu": n}, seed=seed)
+        main(["extract", str(root / split), "--store", str(store), "--model", TINY_MODEL, "--model-config",
+              str(TINY_CONFIG), "--pretrained", str(tiny_checkpoint), "--workers", "0", "-q"])
+    with FeatureStore(store) as reader:
+        key = reader.encoders()[0]
+    main(["text", "--store", str(store), "--encoder", key, "--classes", "train", "--templates", "simple"])
+    return store, key
+
+
+def test_help_is_lazy():
+    code = ("import sys\nfrom cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'open_clip', 'faiss', 'sklearn', 'h5py') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "extract" in out and "search" in out and "solve" in out
+    assert "HEAVY []" in out
+
+
+def test_info_lists_everything(pets_store, capsys):
+    store, key = pets_store
+    code, out, _ = run(["info", store, "--json"], capsys)
+    info = json.loads(out)
+    assert code == 0 and [s["name"] for s in info["splits"]] == ["test", "train", "val"]
+    assert info["encoders"][0]["key"] == key
+    assert info["encoders"][0]["features"]["train"] == {"rows": 18, "done": 18, "views": False}
+    assert info["encoders"][0]["text_banks"] == ["train/simple"]
+
+
+def test_search_matches_brute_force(pets_store, capsys):
+    store, key = pets_store
+    code, out, err = run(["index", "--store", store, "--encoder", key, "--split", "train", "-q"], capsys)
+    assert code == 0, err
+    code, out, _ = run(["search", "--store", store, "--encoder", key, "--split", "train",
+                        "--id", "cat/1.jpg", "--text", "a photo of a dog", "-k", "4", "--json"], capsys)
+    results = json.loads(out)
+    with FeatureStore(store) as reader:
+        X, ids = reader.features(key, "train"), reader.ids("train")
+    query = X[list(ids).index("cat/1.jpg")]
+    expected = np.argsort(-(X @ query))[:4]
+    assert [h["id"] for h in results[0]["hits"]] == [ids[i] for i in expected]
+    np.testing.assert_allclose([h["score"] for h in results[0]["hits"]], (X @ query)[expected], atol=1e-5)
+    assert len(results[1]["hits"]) == 4
+
+
+def test_solve_predict_eval_round_trip(pets_store, tmp_path, capsys):
+    from solvers import GDA
+
+    store, key = pets_store
+    code, out, err = run(["solve", "gda", "--store", store, "--encoder", key, "--train", "train", "--val", "val",
+                          "--test", "test", "--shots", "4", "--seed", "3", "--save", "gda4", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    with FeatureStore(store) as reader:
+        X, y = reader.features(key, "train"), reader.labels("train")
+        Xv, yv = reader.features(key, "val"), reader.labels("val")
+        Xt, yt = reader.features(key, "test"), reader.labels("test")
+        T = reader.text(key, "train/simple")
+    from solvers.fewshot import fewshot_split
+    rows = fewshot_split(y, 4, 3)
+    direct = GDA(text_weights=T).fit(X[rows], y[rows], X_val=Xv, y_val=yv)
+    assert report["runs"][0]["accuracy"] == pytest.approx(direct.score(Xt, yt))
+    assert report["saved"] == ["gda4"]
+
+    out_csv = tmp_path / "preds.csv"
+    code, out, err = run(["predict", "--store", store, "--model", "gda4", "--split", "test", "--out", out_csv], capsys)
+    assert code == 0, err
+    with open(out_csv) as f:
+        rows_out = list(csv.DictReader(f))
+    assert [int(r["prediction"]) for r in rows_out] == direct.predict(Xt).tolist()
+    assert {r["class"] for r in rows_out} <= {"cat", "dog", "emu"}
+
+    code, out, err = run(["eval", "--store", store, "--models", "zeroshot,gda4", "--split", "test", "--json"], capsys)
+    assert code == 0, err
+    table = {r["model"]: r for r in json.loads(out)}
+    assert table["gda4"]["top1"] == pytest.approx(direct.score(Xt, yt))
+    zs = (100 * Xt @ T.T).argmax(1)
+    assert table["zeroshot"]["top1"] == pytest.approx(np.mean(zs == yt))
+
+
+def test_solve_list_names_every_solver(capsys):
+    code, out, _ = run(["solve", "--list"], capsys)
+    for name in ("zeroshot", "gda", "linear-probe", "tip-adapter", "knn", "unsupervised-gda"):
+        assert name in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["info", "/nonexistent/x.h5"], "no store"),
+    (["solve", "gda", "--store", "STORE", "--encoder", "nope/none", "--train", "train"], "no encoder 'nope/none'"),
+    (["predict", "--store", "STORE", "--model", "missing", "--split", "test"], "no model 'missing'"),
+    (["solve", "gda", "--store", "STORE", "--encoder", "KEY", "--train", "train", "--shots", "99"], "fewer than shots=99"),
+    (["text", "--store", "STORE", "--encoder", "KEY"], "exactly one of --classes or --file"),
+])
+def test_user_errors_are_one_line(pets_store, capsys, args, message):
+    store, key = pets_store
+    args = [str(store) if a == "STORE" else key if a == "KEY" else a for a in args]
+    code, out, err = run(args, capsys)
+    assert code == 2
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_extract_refuses_a_locked_store(pets_store, tmp_path, capsys, fs_args):
+    store, _ = pets_store
+    write_random_image(tmp_path / "more" / "a.jpg")
+    with FeatureStore(store, mode="a"):
+        code, _, err = run(["extract", tmp_path / "more", "--store", store, *fs_args, "-q"], capsys)
+    assert code == 2 and "only one writer" in err and err.count("\n") == 1
