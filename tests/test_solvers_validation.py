@@ -7,6 +7,8 @@ from solvers.gda import GDA
 from solvers.linear_probe import LinearProbe
 from solvers.tip_adapter import TipAdapter
 
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 def split(seed):
     rng = np.random.default_rng(seed)
