@@ -39,6 +39,18 @@ class Solver(ClassifierMixin, BaseEstimator):
 
     _state_arrays: tuple[str, ...] = ()
     _state_scalars: tuple[str, ...] = ()
+    #: What ``fit`` needs, for generic callers such as ``fs solve``: "labels" (X, y),
+    #: "unlabelled" (X only) or "none" (everything comes from the constructor).
+    fit_input: str = "labels"
+
+    @classmethod
+    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Extra constructor arguments read from a store (text banks, pool features, ...).
+
+        ``params`` are the user's hyper-parameters; solvers that need arrays beyond the
+        training split (e.g. a retrieval pool) override this. The default adds nothing.
+        """
+        return {}
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Logits (n_samples, n_classes)."""

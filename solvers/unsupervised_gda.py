@@ -35,6 +35,8 @@ class UnsupervisedGDA(GDA):
     embedding as a single pseudo-sample, so every class has a mean.
     """
 
+    fit_input = "unlabelled"
+
     _state_scalars = GDA._state_scalars + ("n_pseudo_",)
 
     def __init__(self, text_weights: np.ndarray | None = None, k_per_class: int = 16,

@@ -22,6 +22,8 @@ class ZeroShot(Solver):
     rows of both images and texts are L2-normalized. ``fit`` only validates: no labels needed.
     """
 
+    fit_input = "none"
+
     def __init__(self, text_weights: np.ndarray | None = None, logit_scale: float = 100.0,
                  temperature: float = 1.0) -> None:
         self.text_weights = text_weights

@@ -68,24 +68,26 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
 
     cls = solver_class(name)
     kwargs = _parse_params(params)
-    unsupervised = name == "unsupervised-gda"
+    needs = cls.fit_input
     with FeatureStore(store) as reader:
         reader.encoder_info(encoder)
-        if name != "zeroshot" and train is None:
+        if needs != "none" and train is None:
             raise click.UsageError(f"{name} needs --train")
         T, bank = text_weights(reader, encoder, bank, train or test)
         if T is not None and "text_weights" not in kwargs:
             kwargs["text_weights"] = T
-        if unsupervised:
-            X_train, y_train = reader.features(encoder, train), None
-        elif train is not None:
+        kwargs.update(cls.store_inputs(reader, encoder, kwargs))
+        X_train, y_train = None, None
+        if needs == "unlabelled":
+            X_train = reader.features(encoder, train)
+        elif needs == "labels":
             X_train, y_train = labelled(reader, encoder, train)
         X_val, y_val = labelled(reader, encoder, val) if val else (None, None)
         X_test, y_test = labelled(reader, encoder, test) if test else (X_val, y_val)
     runs = []
     for seed in seeds:
         solver = cls(**kwargs)
-        X_fit, y_fit = (X_train, y_train) if train else (None, None)
+        X_fit, y_fit = X_train, y_train
         if shots and y_fit is not None:
             rows = fewshot_split(y_fit, shots, seed, allow_fewer=allow_fewer)
             X_fit, y_fit = X_fit[rows], y_fit[rows]
@@ -93,10 +95,10 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
         if val_shots and yv is not None:
             rows = fewshot_split(yv, val_shots, seed, allow_fewer=allow_fewer)
             Xv, yv = Xv[rows], yv[rows]
-        if name == "zeroshot":
-            solver.fit()
-        elif unsupervised:
-            solver.fit(X_fit)
+        if needs == "none":
+            solver.fit(X_val=Xv, y_val=yv)
+        elif needs == "unlabelled":
+            solver.fit(X_fit, X_val=Xv, y_val=yv)
         else:
             solver.fit(X_fit, y_fit, X_val=Xv, y_val=yv)
         accuracy = float(solver.score(X_test, y_test)) if X_test is not None else None
