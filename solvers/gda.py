@@ -9,7 +9,7 @@ import numpy as np
 from solvers.base import Solver
 from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
                             check_validation_pair, resolve_n_classes)
-from solvers.class_statistics import ClassStatistics, class_statistics
+from solvers.class_statistics import ClassStatistics
 from solvers.normalize import l2_normalize
 from solvers.validation import select_by_accuracy
 from solvers.zeroshot import zero_shot_logits

@@ -1,7 +1,6 @@
 """GDA against independent computations: the official KS formula written out with NumPy,
 scikit-learn's LDA / covariance estimators, and the Bayes rule of a known Gaussian model."""
 import numpy as np
-import pytest
 from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
