@@ -18,7 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from featurestore.errors import NotFoundError, ProvenanceError, StoreFormatError
+from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError, StoreFormatError
 from featurestore.superblock import clear_consistency_flags
 from featurestore.writer_lock import WriterLock
 
@@ -344,6 +344,27 @@ class FeatureStore:
             out[name] = list(ds.asstr()[:]) if ds.dtype.kind == "O" else ds[()]
         return out
 
+    # ------------------------------------------------------------------ imported logits
+    def logits_names(self) -> list[str]:
+        """Names of the external classifiers whose logits were imported (``fs import-logits``)."""
+        group = self._file.get("logits")
+        return [] if group is None else sorted(_key(n) for n in group)
+
+    def logits(self, name: str, split: str, valid_only: bool = True) -> tuple[np.ndarray, str]:
+        """Imported (N, C) logits or probabilities of ``name`` for ``split``, row-aligned with
+        ``ids(split)``, and their kind ("logits" | "probabilities")."""
+        group = self._file.get(f"logits/{h5_name(name)}")
+        if group is None:
+            raise NotFoundError(f"no imported logits {name!r} in {self.path} (it has: {', '.join(self.logits_names()) or 'none'})")
+        ds = group.get(h5_name(split))
+        if ds is None:
+            raise NotFoundError(f"imported logits {name!r} have no split {split!r} (they have: {', '.join(sorted(_key(n) for n in group))})")
+        n = self.n_rows(split)
+        if ds.shape[0] != n:
+            raise NotFoundError(f"imported logits {name!r} cover {ds.shape[0]} rows but split {split!r} now has {n}; import them again")
+        values = np.asarray(ds[()], dtype=np.float32)
+        return self._select(split, values, valid_only), str(_plain(ds.attrs["kind"]))
+
     # ------------------------------------------------------------------ models
     def load_model(self, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays and JSON metadata of a saved solver."""
@@ -403,6 +424,10 @@ class FeatureStore:
         splits = self._file["splits"]
         if name in splits:
             group = splits[name]
+            if group["ids"].is_virtual:
+                raise FeatureStoreError(
+                    f"split {split!r} was extracted in shards (--cluster); extend it with --cluster too"
+                )
             n = int(group["n_rows"][()])
             for column in ("ids", "paths", "labels", "captions", "valid", "errors"):
                 if group[column].shape[0] != n:  # rows past the commit marker: a dead writer's
@@ -579,6 +604,23 @@ class FeatureStore:
                 bank_group.create_dataset(key, data=value)
             else:
                 bank_group.create_dataset(key, data=[str(v) for v in value], dtype=STR)
+        self._file.flush()
+
+    def put_logits(self, name: str, split: str, logits: np.ndarray, kind: str = "logits") -> None:
+        """Store (or replace) an external classifier's (N, C) logits or probabilities under
+        ``/logits/<name>/<split>``, row-aligned with all committed rows of ``split``."""
+        self._require_writer()
+        if kind not in ("logits", "probabilities"):
+            raise ValueError(f"kind must be 'logits' or 'probabilities', not {kind!r}")
+        n = self.n_rows(split)
+        logits = np.asarray(logits, dtype=np.float32)
+        if logits.ndim != 2 or logits.shape[0] != n:
+            raise ProvenanceError(f"logits of shape {logits.shape} do not fit split {split!r} ({n} rows)")
+        group = self._file.require_group("logits").require_group(h5_name(name))
+        if h5_name(split) in group:
+            del group[h5_name(split)]
+        ds = group.create_dataset(h5_name(split), data=logits)
+        ds.attrs["kind"] = kind
         self._file.flush()
 
     def save_model(self, name: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:

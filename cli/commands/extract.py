@@ -26,13 +26,20 @@ from cli.options import device_option, precision_option, quiet_option
 @click.option("--views", default=0, show_default=True, type=click.IntRange(min=0),
               help="Also store N seeded random augmented views per image.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the augmented views.")
+@click.option("--cluster", default=None, help="Extract on a Dask LocalCluster of N worker processes: local:N.")
+@click.option("--scheduler", default=None, help="Extract on an existing Dask cluster: tcp://host:8786.")
+@click.option("--shard-rows", default=5000, show_default=True, type=click.IntRange(min=1),
+              help="Rows per shard store with --cluster/--scheduler.")
 @quiet_option
 def command(source: str, store: str, model: str, pretrained: str | None, model_config: str | None,
             split: str | None, kind: str | None, batch_size: int, workers: int | None, device: str | None,
-            precision: str | None, dtype: str | None, views: int, seed: int, quiet: bool) -> None:
+            precision: str | None, dtype: str | None, views: int, seed: int, cluster: str | None,
+            scheduler: str | None, shard_rows: int, quiet: bool) -> None:
     """Embed the images of SOURCE (folder, .csv/.tsv/.parquet manifest, .tar shards) into a store.
 
     Rows already extracted by the same encoder are skipped; a killed run resumes where it stopped.
+    With --cluster/--scheduler, shards are extracted on Dask workers into shard stores beside
+    the store and linked into the split with HDF5 virtual datasets.
     """
     from featurestore.encoders import load_encoder
     from featurestore.extract import extract
@@ -40,6 +47,17 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
 
     src = open_source(source, kind=kind)
     encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config)
+    if cluster or scheduler:
+        from featurestore.cluster import dask_client
+        from featurestore.sharded_extract import EncoderSpec, extract_distributed
+
+        spec = EncoderSpec(model, pretrained, model_config, precision, device)
+        with dask_client(cluster, scheduler) as client:
+            report = extract_distributed(src, store, spec, client, encoder_key=encoder.key, split=split,
+                                         shard_rows=shard_rows, batch_size=batch_size, views=views, seed=seed,
+                                         dtype=dtype, quiet=quiet)
+        click.echo(report.summary())
+        return
     report = extract(src, store, encoder, split=split, batch_size=batch_size, workers=workers,
                      views=views, seed=seed, dtype=dtype, quiet=quiet)
     click.echo(report.summary())
