@@ -313,6 +313,20 @@ class FeatureStore:
             yield np.arange(position, position + len(block)), np.asarray(block, dtype=dtype)
             position += len(block)
 
+    def read_rows(self, encoder: str, split: str, start: int, stop: int,
+                  dtype: np.dtype | type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """Features and labels of the valid committed rows in ``[start, stop)``: one chunk of
+        an out-of-core pass (row ranges let Dask workers read disjoint parts of a store)."""
+        data_path, done_path = self._image_paths(encoder, split)
+        stop = min(stop, self.n_rows(split))
+        if not self._get(done_path)[start:stop].astype(bool).all():
+            raise NotFoundError(f"encoder {encoder!r} has not finished rows {start}..{stop} of split {split!r}; "
+                                "run fs extract again to finish")
+        group = self._split(split).name
+        valid = self._get(f"{group}/valid")[start:stop].astype(bool)
+        X = np.asarray(self._get(data_path)[start:stop][valid], dtype=dtype)
+        return X, self._get(f"{group}/labels")[start:stop][valid]
+
     def views(self, encoder: str, split: str, valid_only: bool = True) -> np.ndarray:
         """The (N, V, D) augmented views stored by ``fs extract --views V``."""
         group = self._encoder_group(encoder)

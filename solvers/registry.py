@@ -16,6 +16,11 @@ _LOCATIONS = {
     "unsupervised-gda": ("solvers.unsupervised_gda", "UnsupervisedGDA"),
 }
 NAMES = tuple(_LOCATIONS)
+# Solvers that are built by composition (not by `fs solve`) but load back from saved state.
+_COMPOSED = {
+    "Ensemble": "solvers.ensemble",
+    "FixedLogits": "solvers.fixed_logits",
+}
 
 
 def _load(name: str) -> type:
@@ -58,6 +63,8 @@ def solver_class(name: str) -> type:
     for key, (_, cls) in _LOCATIONS.items():
         if cls == name:
             return SOLVERS[key]
+    if name in _COMPOSED:
+        return getattr(importlib.import_module(_COMPOSED[name]), name)
     raise ValueError(f"unknown solver {name!r}; choose from {', '.join(NAMES)}")
 
 

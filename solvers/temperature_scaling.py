@@ -1,0 +1,36 @@
+"""Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017):
+one scalar T > 0 fitted on a validation split by minimising the NLL of softmax(logits / T)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from solvers.checks import check_labels
+from solvers.softmax import log_softmax
+
+
+def nll_at_temperature(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
+    """Mean negative log-likelihood of the true class under softmax(logits / T)."""
+    log_p = log_softmax(logits, temperature)
+    return float(-np.mean(log_p[np.arange(len(y)), y]))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray, log_bounds: tuple[float, float] = (-4.0, 4.0)) -> float:
+    """T minimising validation NLL: bounded scalar minimisation over log T in ``log_bounds``
+    (natural log, i.e. T in [e^-4, e^4] by default)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be 2-D (n_samples, n_classes), got shape {logits.shape}")
+    y = check_labels(y, logits.shape[0], logits.shape[1])
+    result = minimize_scalar(lambda log_t: nll_at_temperature(logits, y, float(np.exp(log_t))),
+                             bounds=log_bounds, method="bounded", options={"xatol": 1e-6})
+    return float(np.exp(result.x))
+
+
+def calibrate(solver: Any, X_val: np.ndarray, y_val: np.ndarray) -> Any:
+    """Fit T on the validation split and set ``solver.temperature`` (used by ``predict_proba``);
+    returns the solver. Predictions (argmax) do not change."""
+    solver.temperature = fit_temperature(solver.decision_function(X_val), y_val)
+    return solver
