@@ -1,0 +1,28 @@
+"""`fs import-logits`: store another classifier's logits (or probabilities), aligned by id."""
+from __future__ import annotations
+
+import click
+
+from cli.options import store_option
+
+
+@click.command("import-logits")
+@store_option
+@click.option("--split", required=True, help="Split whose rows the logits belong to.")
+@click.option("--name", required=True, help="Name of the classifier (e.g. resnet); `logits:NAME` in fs ood.")
+@click.option("--ids", "ids_path", type=click.Path(dir_okay=False), help="Ids file (one per line) for a .npy matrix.")
+@click.option("--probabilities", is_flag=True, help="The file holds probabilities, not logits.")
+@click.argument("file", type=click.Path(dir_okay=False))
+def command(store: str, split: str, name: str, ids_path: str | None, probabilities: bool, file: str) -> None:
+    """Import FILE (.npy + --ids, or .csv with an id column) as logits of SPLIT's rows."""
+    from featurestore.external_logits import align_logits, read_logits_file
+    from featurestore.store import FeatureStore
+
+    file_ids, matrix = read_logits_file(file, ids_path)
+    with FeatureStore(store, mode="a") as writer:
+        classes = writer.classes(split)
+        aligned = align_logits(writer.ids(split, valid_only=False), file_ids, matrix,
+                               None if classes is None else len(classes), split)
+        writer.put_logits(name, split, aligned, "probabilities" if probabilities else "logits")
+    kind = "probabilities" if probabilities else "logits"
+    click.echo(f"imported {kind} {name!r} for split {split!r}: {aligned.shape[0]} rows x {aligned.shape[1]} classes")

@@ -1,0 +1,99 @@
+"""`fs ood`: OOD detection scores of saved models, zero-shot CLIP, imported logits and their
+COOkeD ensemble on an in-distribution split vs an OOD split (maybe from another store)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from cli.options import encoder_option, store_option
+
+
+def _member_logits(store, encoder: str, member: str, split: str, bank: str | None):
+    """Logits of one member on ``split`` (divided by its temperature): ``logits:NAME``
+    (imported), a saved model, or zeroshot."""
+    import numpy as np
+
+    from cli.solver_inputs import load_model
+
+    if member.startswith("logits:"):
+        values, kind = store.logits(member[len("logits:"):], split)
+        return np.log(np.clip(values, 1e-12, 1.0)) if kind == "probabilities" else values
+    solver, key, _ = load_model(store, member, encoder, bank, split)
+    return solver.decision_function(store.features(key, split)) / float(getattr(solver, "temperature", 1.0))
+
+
+def _check_same_encoder(id_store, ood_store, encoder: str) -> None:
+    from featurestore.errors import ProvenanceError
+
+    a, b = id_store.encoder_info(encoder), ood_store.encoder_info(encoder)
+    for field in ("model", "weights"):
+        if a.get(field) != b.get(field):
+            raise ProvenanceError(f"encoder {encoder!r} has {field}={a.get(field)!r} in {id_store.path} but "
+                                  f"{b.get(field)!r} in {ood_store.path}; extract the OOD split with the same encoder")
+
+
+@click.command("ood")
+@store_option
+@encoder_option
+@click.option("--model", "models", required=True,
+              help="Comma-separated members: saved model names, zeroshot, logits:NAME (imported). "
+                   "Several members are also combined as COOkeD (mean of their softmax).")
+@click.option("--id-split", required=True, help="In-distribution split (positives).")
+@click.option("--ood-split", required=True, help="Out-of-distribution split.")
+@click.option("--ood-store", type=click.Path(dir_okay=False), help="Store holding the OOD split (default: --store).")
+@click.option("--text", "bank", default=None, help="Class text bank for zeroshot and MCM (default: matches --id-split).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def command(store: str, encoder: str, models: str, id_split: str, ood_split: str, ood_store: str | None,
+            bank: str | None, as_json: bool) -> None:
+    """AUROC, FPR@95TPR, AUPR-In and AUPR-Out of every OOD score for each member."""
+    from contextlib import ExitStack
+
+    import numpy as np
+
+    from cli.solver_inputs import text_weights
+    from featurestore.store import FeatureStore
+    from solvers.cooked import cooked_probabilities
+    from solvers.metrics import aupr_in, aupr_out, auroc, fpr_at_tpr
+    from solvers.normalize import l2_normalize
+    from solvers.ood_scores import LOGIT_SCORES, mcm, neg_entropy_of_probabilities
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    scores: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    with ExitStack() as stack:
+        id_reader = stack.enter_context(FeatureStore(store))
+        ood_reader = id_reader
+        if ood_store:
+            ood_reader = stack.enter_context(FeatureStore(ood_store))
+            _check_same_encoder(id_reader, ood_reader, encoder)
+        weights, bank = text_weights(id_reader, encoder, bank, id_split)
+        logits_id, logits_ood = [], []
+        for name in names:
+            z_id = _member_logits(id_reader, encoder, name, id_split, bank)
+            z_ood = _member_logits(ood_reader, encoder, name, ood_split, bank)
+            if z_id.shape[1] != z_ood.shape[1]:
+                raise click.UsageError(f"{name} has {z_id.shape[1]} classes on {id_split!r} but {z_ood.shape[1]} on {ood_split!r}")
+            for score_name, score in LOGIT_SCORES.items():
+                scores[(name, score_name)] = (score(z_id), score(z_ood))
+            logits_id.append(z_id)
+            logits_ood.append(z_ood)
+        if len(names) > 1:
+            p_id, p_ood = cooked_probabilities(logits_id), cooked_probabilities(logits_ood)
+            scores[("cooked", "msp")] = (p_id.max(axis=1), p_ood.max(axis=1))
+            scores[("cooked", "entropy")] = (neg_entropy_of_probabilities(p_id), neg_entropy_of_probabilities(p_ood))
+        if weights is not None:
+            T = l2_normalize(weights.astype(np.float64))
+            cos_id = l2_normalize(id_reader.features(encoder, id_split).astype(np.float64)) @ T.T
+            cos_ood = l2_normalize(ood_reader.features(encoder, ood_split).astype(np.float64)) @ T.T
+            scores[("zeroshot-cosine", "mcm")] = (mcm(cos_id), mcm(cos_ood))
+    rows = [{"model": model, "score": score, "auroc": auroc(s_id, s_ood), "fpr95": fpr_at_tpr(s_id, s_ood, 0.95),
+             "aupr_in": aupr_in(s_id, s_ood), "aupr_out": aupr_out(s_id, s_ood), "n_id": len(s_id), "n_ood": len(s_ood)}
+            for (model, score), (s_id, s_ood) in scores.items()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    width = max(len(r["model"]) for r in rows) + 2
+    click.echo(f"{'model':<{width}}{'score':<11}{'AUROC':>8}{'FPR@95':>8}{'AUPR-In':>9}{'AUPR-Out':>9}")
+    for r in rows:
+        click.echo(f"{r['model']:<{width}}{r['score']:<11}{100 * r['auroc']:>8.2f}{100 * r['fpr95']:>8.2f}"
+                   f"{100 * r['aupr_in']:>9.2f}{100 * r['aupr_out']:>9.2f}")
