@@ -107,3 +107,24 @@ def test_ood_refuses_other_encoder_weights(ood_store, tmp_path, capsys):
     code, _, err = run(["ood", "--store", path, "--encoder", "test/enc", "--model", "zeroshot", "--id-split", "test",
                         "--ood-split", "other", "--ood-store", other], capsys)
     assert code == 2 and "weights" in err and "same encoder" in err
+
+
+def test_schur_score_and_remove(ood_store, capsys):
+    from solvers.schur_decomposition import schur_complement_entropy, text_to_image_map
+
+    path, X_id, _, y, T = ood_store
+    code, out, err = run(["schur", "score", "--store", path, "--encoder", "test/enc", "--split", "test",
+                          "--prompts-bank", "test/simple", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["sce"] == pytest.approx(schur_complement_entropy(X_id, T[y]), rel=1e-5)
+    code, out, err = run(["schur", "remove", "--store", path, "--encoder", "test/enc", "--split", "test",
+                          "--prompts-bank", "test/simple", "--prompt", "b", "--method", "project"], capsys)
+    assert code == 0, err
+    key = "test/enc+schur-remove-b"
+    with FeatureStore(path) as r:
+        removed = r.features(key, "test")
+        info = r.encoder_info(key)
+    A = text_to_image_map(X_id, T[y])
+    d = T[1] @ A
+    np.testing.assert_allclose(removed @ (d / np.linalg.norm(d)), 0, atol=1e-5)
+    assert info["source_encoder"] == "test/enc" and info["derivation"]["prompt"] == "b"
