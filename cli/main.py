@@ -17,6 +17,11 @@ COMMANDS = {
     "solve": "solve",
     "predict": "predict",
     "eval": "evaluate",
+    "descriptors": "descriptors",
+    "import-logits": "import_logits",
+    "ood": "ood",
+    "schur": "schur",
+    "retrieval": "retrieval",
 }
 
 
@@ -48,6 +53,11 @@ SUMMARIES = {
     "solve": "Fit a closed-form solver on stored features.",
     "predict": "Predict a split with a saved model.",
     "eval": "Compare saved models on a labelled split.",
+    "descriptors": "Encode class, pair-wise or context descriptors into a text bank.",
+    "import-logits": "Import another classifier's logits, aligned by id with a split.",
+    "ood": "OOD detection scores (MSP, energy, GEN, COOkeD ensemble ...) with AUROC/FPR@95.",
+    "schur": "Schur-complement decomposition: SCE diversity score, prompt removal.",
+    "retrieval": "Image<->text recall@K, CLIPScore and modality gap over captions.",
 }
 
 

@@ -128,3 +128,18 @@ def test_schur_score_and_remove(ood_store, capsys):
     d = T[1] @ A
     np.testing.assert_allclose(removed @ (d / np.linalg.norm(d)), 0, atol=1e-5)
     assert info["source_encoder"] == "test/enc" and info["derivation"]["prompt"] == "b"
+
+
+def test_retrieval_command_matches_metrics(ood_store, capsys):
+    from solvers.retrieval_metrics import image_to_text_recall
+
+    path, X_id, *_ = ood_store
+    captions = X_id + np.random.default_rng(3).normal(scale=2.0, size=X_id.shape)
+    with FeatureStore(path, mode="a") as w:
+        w.put_text_bank("test/enc", "caps", captions.astype(np.float32), [f"c{i}" for i in range(30)])
+    code, out, err = run(["retrieval", "--store", path, "--encoder", "test/enc", "--split", "test",
+                          "--captions-bank", "caps", "-k", "1", "-k", "5", "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    expected = image_to_text_recall(X_id, captions, np.arange(30), (1, 5))
+    assert result["image_to_text"]["5"] == pytest.approx(expected[5], abs=1e-6)

@@ -1,0 +1,68 @@
+"""Image-text retrieval and alignment metrics on embeddings: recall@K both ways with several
+captions per image (as CLIP_benchmark's zero-shot retrieval), CLIPScore and RefCLIPScore
+(Hessel et al., EMNLP 2021) and the modality gap (Liang et al., NeurIPS 2022)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from solvers.normalize import l2_normalize
+
+
+def _cosine(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    return l2_normalize(np.asarray(A, dtype=np.float64)) @ l2_normalize(np.asarray(B, dtype=np.float64)).T
+
+
+def _check_map(caption_image: np.ndarray, n_images: int, n_texts: int) -> np.ndarray:
+    index = np.asarray(caption_image, dtype=np.int64)
+    if index.shape != (n_texts,) or index.min() < 0 or index.max() >= n_images:
+        raise ValueError(f"caption_image must give, for each of the {n_texts} captions, an image in [0, {n_images})")
+    return index
+
+
+def image_to_text_recall(images: np.ndarray, texts: np.ndarray, caption_image: np.ndarray,
+                         ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
+    """Fraction of images with at least one of their captions among the k most similar texts."""
+    index = _check_map(caption_image, len(images), len(texts))
+    sim = _cosine(images, texts)
+    # rank of the best own caption = number of texts strictly more similar than it
+    own = np.where(index[None, :] == np.arange(len(images))[:, None], sim, -np.inf).max(axis=1)
+    rank = (sim > own[:, None]).sum(axis=1)
+    return {int(k): float(np.mean(rank < k)) for k in ks}
+
+
+def text_to_image_recall(images: np.ndarray, texts: np.ndarray, caption_image: np.ndarray,
+                         ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
+    """Fraction of captions whose image is among the k most similar images."""
+    index = _check_map(caption_image, len(images), len(texts))
+    sim = _cosine(texts, images)
+    own = sim[np.arange(len(texts)), index]
+    rank = (sim > own[:, None]).sum(axis=1)
+    return {int(k): float(np.mean(rank < k)) for k in ks}
+
+
+def clip_score(images: np.ndarray, captions: np.ndarray, w: float = 2.5) -> np.ndarray:
+    """CLIPScore of paired rows: w * max(cos(image, caption), 0), w = 2.5."""
+    a, b = l2_normalize(np.asarray(images, np.float64)), l2_normalize(np.asarray(captions, np.float64))
+    return w * np.clip(np.sum(a * b, axis=1), 0.0, None)
+
+
+def ref_clip_score(images: np.ndarray, captions: np.ndarray, references: np.ndarray, w: float = 2.5) -> np.ndarray:
+    """RefCLIPScore: harmonic mean of CLIPScore(c, v) and max(max_r cos(c, r), 0) over the
+    (n, R, D) reference captions of each row."""
+    refs = np.asarray(references, dtype=np.float64)
+    if refs.ndim != 3 or refs.shape[0] != len(captions):
+        raise ValueError(f"references must be (n, R, D) with n = {len(captions)}, got {refs.shape}")
+    c = l2_normalize(np.asarray(captions, np.float64))
+    r = refs / np.linalg.norm(refs, axis=2, keepdims=True)
+    ref = np.clip(np.einsum("nd,nrd->nr", c, r).max(axis=1), 0.0, None)
+    s = clip_score(images, captions, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s + ref > 0, 2 * s * ref / (s + ref), 0.0)
+
+
+def modality_gap(images: np.ndarray, texts: np.ndarray) -> float:
+    """||mean of normalized images - mean of normalized texts||_2."""
+    a, b = l2_normalize(np.asarray(images, np.float64)), l2_normalize(np.asarray(texts, np.float64))
+    return float(np.linalg.norm(a.mean(axis=0) - b.mean(axis=0)))

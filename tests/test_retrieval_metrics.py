@@ -1,0 +1,49 @@
+"""Retrieval metrics against brute force loops and hand formulas."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from solvers.retrieval_metrics import (clip_score, image_to_text_recall, modality_gap, ref_clip_score,
+                                       text_to_image_recall)
+
+
+def _cos(a, b):
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_recall_equals_brute_force():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(12, 5))
+    caption_image = np.repeat(np.arange(12), 3)[rng.permutation(36)]
+    texts = images[caption_image] + rng.normal(scale=1.5, size=(36, 5))
+    ks = (1, 3, 5)
+    i2t, t2i = image_to_text_recall(images, texts, caption_image, ks), text_to_image_recall(images, texts, caption_image, ks)
+    for k in ks:
+        hits = 0
+        for i in range(12):
+            order = sorted(range(36), key=lambda j: -_cos(images[i], texts[j]))[:k]
+            hits += any(caption_image[j] == i for j in order)
+        assert i2t[k] == pytest.approx(hits / 12)
+        hits = 0
+        for j in range(36):
+            order = sorted(range(12), key=lambda i: -_cos(images[i], texts[j]))[:k]
+            hits += caption_image[j] in order
+        assert t2i[k] == pytest.approx(hits / 36)
+
+
+def test_clip_score_and_ref_clip_score_by_hand():
+    v = np.array([[1.0, 0.0], [1.0, 0.0]])
+    c = np.array([[1.0, 1.0], [-1.0, 0.2]])
+    expected = [2.5 * max(_cos(v[0], c[0]), 0), 0.0]
+    np.testing.assert_allclose(clip_score(v, c), expected)
+    refs = np.array([[[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]])
+    r0 = max(_cos(c[0], refs[0, 0]), _cos(c[0], refs[0, 1]), 0)
+    h0 = 2 * expected[0] * r0 / (expected[0] + r0)
+    np.testing.assert_allclose(ref_clip_score(v, c, refs), [h0, 0.0])
+
+
+def test_modality_gap_by_hand():
+    images = np.array([[2.0, 0.0], [0.0, 3.0]])
+    texts = np.array([[-1.0, 0.0], [0.0, -1.0]])
+    assert modality_gap(images, texts) == pytest.approx(np.linalg.norm([1.0, 1.0]))
