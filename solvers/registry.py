@@ -14,6 +14,14 @@ _LOCATIONS = {
     "tip-adapter": ("solvers.tip_adapter", "TipAdapter"),
     "knn": ("solvers.knn", "KNN"),
     "unsupervised-gda": ("solvers.unsupervised_gda", "UnsupervisedGDA"),
+    "real-prompt": ("solvers.real_prompt", "RealPrompt"),
+    "real-linear": ("solvers.real_linear", "RealLinear"),
+    "tip-x": ("solvers.tipx", "TipX"),
+    "caps-adapter": ("solvers.caps_adapter", "CapSAdapter"),
+    "descriptors": ("solvers.descriptions", "DescriptorClassifier"),
+    "fudd": ("solvers.differential_descriptions", "DifferentialDescriptions"),
+    "description-selection": ("solvers.description_selection", "DescriptionSelection"),
+    "perceptionclip": ("solvers.perception_clip", "PerceptionCLIP"),
 }
 NAMES = tuple(_LOCATIONS)
 # Solvers that are built by composition (not by `fs solve`) but load back from saved state.
