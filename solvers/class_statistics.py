@@ -35,30 +35,40 @@ class ClassStatistics:
         """Class means (C, D); rows of empty classes are zero."""
         return self.sums / np.maximum(self.counts, 1)[:, None]
 
-    def update(self, X: np.ndarray, y: np.ndarray) -> "ClassStatistics":
-        """Merge one chunk of features ``X`` (n, D) with labels ``y`` in [0, C); returns self.
+    @classmethod
+    def of_chunk(cls, X: np.ndarray, y: np.ndarray, n_classes: int) -> "ClassStatistics":
+        """Statistics of one chunk of features ``X`` (n, D) with labels ``y`` in [0, C).
 
         The chunk's scatter is computed in X's dtype (float32 BLAS for float32 input) and
-        accumulated in float64.
+        returned in float64.
         """
-        n_classes = self.counts.shape[0]
         counts = np.bincount(y, minlength=n_classes)
         sums = np.zeros((n_classes, X.shape[1]), dtype=X.dtype)
         np.add.at(sums, y, X)
         chunk_means = sums / np.maximum(counts, 1)[:, None].astype(X.dtype)
         centred = X - chunk_means[y]
-        scatter = (centred.T @ centred).astype(np.float64)
-        old = self.counts
-        both = (old > 0) & (counts > 0)
+        return cls(counts.astype(np.int64), sums.astype(np.float64), (centred.T @ centred).astype(np.float64))
+
+    def merge(self, other: "ClassStatistics") -> "ClassStatistics":
+        """Pairwise merge (Chan et al.): counts and sums add; scatter adds plus, per class seen
+        on both sides, n_a n_b / (n_a + n_b) (mean_a - mean_b)(mean_a - mean_b)^T. Returns self."""
+        if other.sums.shape != self.sums.shape:
+            raise ValueError(f"cannot merge statistics of shape {other.sums.shape} into {self.sums.shape}")
+        scatter = self.scatter + other.scatter
+        both = (self.counts > 0) & (other.counts > 0)
         if both.any():
-            n_a, n_b = old[both].astype(np.float64), counts[both].astype(np.float64)
-            delta = self.sums[both] / n_a[:, None] - sums[both].astype(np.float64) / n_b[:, None]
+            n_a, n_b = self.counts[both].astype(np.float64), other.counts[both].astype(np.float64)
+            delta = self.sums[both] / n_a[:, None] - other.sums[both] / n_b[:, None]
             weight = n_a * n_b / (n_a + n_b)
             scatter += delta.T @ (weight[:, None] * delta)
-        self.counts = old + counts
-        self.sums = self.sums + sums
-        self.scatter = self.scatter + scatter
+        self.counts = self.counts + other.counts
+        self.sums = self.sums + other.sums
+        self.scatter = scatter
         return self
+
+    def update(self, X: np.ndarray, y: np.ndarray) -> "ClassStatistics":
+        """Merge one chunk of rows into these statistics; returns self."""
+        return self.merge(ClassStatistics.of_chunk(X, y, self.counts.shape[0]))
 
 
 def class_statistics(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n_classes: int,

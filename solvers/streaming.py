@@ -1,0 +1,103 @@
+"""Out-of-core fitting and prediction on a store larger than RAM.
+
+GDA needs only sufficient statistics (class counts, sums, within-class scatter), so it is
+fitted by streaming row chunks from the store and merging their ``ClassStatistics`` — in
+this process, or as one task per row range on a Dask cluster with a tree reduction. Any
+fitted solver predicts chunk by chunk, since logits are computed row by row. Memory stays at
+one chunk plus the (C, D) and (D, D) statistics, whatever the number of rows.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from solvers.class_statistics import ClassStatistics
+from solvers.normalize import l2_normalize
+
+DEFAULT_CHUNK_ROWS = 65536
+
+
+def _prepare(X: np.ndarray, normalize: bool) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32) if X.dtype != np.float64 else X
+    return l2_normalize(X) if normalize else X
+
+
+def range_statistics(store_path: str, encoder: str, split: str, start: int, stop: int, n_classes: int,
+                     normalize: bool = True) -> ClassStatistics:
+    """Statistics of the valid, labelled rows ``[start, stop)`` of a split (one Dask task)."""
+    from featurestore.store import FeatureStore
+
+    with FeatureStore(store_path) as store:
+        return _statistics_of_rows(store, encoder, split, start, stop, n_classes, normalize)
+
+
+def _statistics_of_rows(store: Any, encoder: str, split: str, start: int, stop: int, n_classes: int,
+                        normalize: bool) -> ClassStatistics:
+    stats = ClassStatistics.empty(n_classes, int(store.encoder_info(encoder)["embed_dim"]))
+    X, y = store.read_rows(encoder, split, start, stop)
+    keep = y >= 0
+    if keep.any():
+        stats.merge(ClassStatistics.of_chunk(_prepare(X[keep], normalize), y[keep], n_classes))
+    return stats
+
+
+def streamed_statistics(store: Any, encoder: str, split: str, n_classes: int, *,
+                        chunk_rows: int = DEFAULT_CHUNK_ROWS, normalize: bool = True,
+                        client: Any = None, quiet: bool = True) -> ClassStatistics:
+    """ClassStatistics of a split's valid labelled rows, read ``chunk_rows`` at a time.
+
+    With a Dask ``client`` each row range is a task on a worker (reading the store file
+    itself) and the partial statistics are merged in a tree.
+    """
+    n = store.n_rows(split)
+    ranges = [(start, min(start + chunk_rows, n)) for start in range(0, n, chunk_rows)]
+    if client is None:
+        from tqdm.auto import tqdm
+
+        stats = ClassStatistics.empty(n_classes, int(store.encoder_info(encoder)["embed_dim"]))
+        for start, stop in tqdm(ranges, desc=f"statistics {split}", unit="chunk", disable=quiet):
+            stats.merge(_statistics_of_rows(store, encoder, split, start, stop, n_classes, normalize))
+        return stats
+    futures = [client.submit(range_statistics, str(store.path), encoder, split, start, stop, n_classes, normalize,
+                             pure=False) for start, stop in ranges]
+    while len(futures) > 1:
+        pairs = [futures[i:i + 2] for i in range(0, len(futures), 2)]
+        futures = [client.submit(_merged, *pair, pure=False) if len(pair) == 2 else pair[0] for pair in pairs]
+    return futures[0].result()
+
+
+def _merged(a: ClassStatistics, b: ClassStatistics) -> ClassStatistics:
+    return a.merge(b)
+
+
+def fit_gda_streaming(store: Any, encoder: str, split: str, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                      client: Any = None, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+                      quiet: bool = True, **params: Any) -> Any:
+    """GDA fitted from streamed statistics; equals ``GDA(**params).fit`` on the same rows."""
+    from solvers.gda import GDA
+
+    text_weights = params.get("text_weights")
+    n_classes = params.get("n_classes") or (len(text_weights) if text_weights is not None else None)
+    if n_classes is None:
+        labels = store.labels(split)
+        n_classes = int(labels.max()) + 1
+    stats = streamed_statistics(store, encoder, split, n_classes, chunk_rows=chunk_rows,
+                                normalize=params.get("normalize", True), client=client, quiet=quiet)
+    return GDA.from_statistics(stats.counts, stats.sums, stats.scatter, X_val=X_val, y_val=y_val, **params)
+
+
+def decision_in_chunks(solver: Any, store: Any, encoder: str, split: str, *,
+                       chunk_rows: int = DEFAULT_CHUNK_ROWS, method: str = "decision_function",
+                       quiet: bool = True) -> np.ndarray:
+    """``solver.<method>`` over a split's valid rows, computed chunk by chunk (row-aligned
+    with ``store.ids(split)``); for ``predict`` only the (N,) predictions are kept in memory."""
+    from tqdm.auto import tqdm
+
+    parts = []
+    for _, X in tqdm(store.iter_features(encoder, split, chunk_rows=chunk_rows), desc=f"{method} {split}",
+                     unit="chunk", disable=quiet):
+        parts.append(getattr(solver, method)(X))
+    if not parts:
+        return np.zeros((0,), dtype=np.int64)
+    return np.concatenate(parts)
