@@ -74,7 +74,7 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
         if needs != "none" and train is None:
             raise click.UsageError(f"{name} needs --train")
         T, bank = text_weights(reader, encoder, bank, train or test)
-        if T is not None and "text_weights" not in kwargs:
+        if T is not None and "text_weights" not in kwargs and "text_weights" in cls._get_param_names():
             kwargs["text_weights"] = T
         kwargs.update(cls.store_inputs(reader, encoder, kwargs))
         X_train, y_train = None, None
