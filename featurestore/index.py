@@ -143,13 +143,46 @@ class StoreIndex:
         ]
 
 
+FLAT_MAX_ROWS = 100_000
+HNSW_MAX_ROWS = 500_000
+RECALL_QUERIES = 200
+
+
+def choose_factory(n: int, dim: int) -> str:
+    """The factory ``auto`` means: exact ``Flat`` up to 100k rows, ``HNSW32`` up to 500k, then
+    ``IVF<4 sqrt(n), power of 2>,PQ<dim/8>`` (64-byte codes for 512-d)."""
+    if n <= FLAT_MAX_ROWS:
+        return "Flat"
+    if n <= HNSW_MAX_ROWS:
+        return "HNSW32"
+    nlist = 1 << int(round(np.log2(4 * np.sqrt(n))))
+    m = next(m for m in (dim // 8, dim // 4, dim // 2, dim) if m > 0 and dim % m == 0)
+    return f"IVF{nlist},PQ{m}"
+
+
+def exact_topk(fs: FeatureStore, encoder: str, split: str, queries: np.ndarray, k: int,
+               chunk_rows: int = 65536) -> np.ndarray:
+    """Positions of the exact cosine top-k of normalized ``queries``, streaming the store."""
+    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_pos = np.zeros((len(queries), 0), dtype=np.int64)
+    for positions, block in fs.iter_features(encoder, split, chunk_rows=chunk_rows):
+        block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        scores = np.concatenate([best_scores, queries @ block.T], axis=1)
+        pos = np.concatenate([best_pos, np.broadcast_to(positions, (len(queries), len(positions)))], axis=1)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        best_scores, best_pos = np.take_along_axis(scores, top, 1), np.take_along_axis(pos, top, 1)
+    return best_pos
+
+
 def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat", *,
                 chunk_rows: int = 65536, train_size: int | None = None, seed: int = 0,
                 quiet: bool = False) -> StoreIndex:
     """Build, save (beside the store) and return a cosine index over a split's valid rows.
 
-    Factories that need training (IVF, PQ) are trained on a seeded random sample of the
-    stored rows, ``max(39 * nlist, 10000)`` by default, capped at the number of rows.
+    ``factory="auto"`` picks one by size (:func:`choose_factory`). Factories that need
+    training (IVF, PQ) are trained on a seeded random sample of the stored rows,
+    ``max(39 * nlist, 10000)`` by default, capped at the number of rows. Approximate indexes
+    record their recall@10 against exact search (on 200 stored rows as queries) in ``meta``.
     """
     import faiss
     from tqdm.auto import tqdm
@@ -157,6 +190,8 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
     with _opened(store) as fs:
         ids = fs.ids(split)
         n = len(ids)
+        if factory == "auto":
+            factory = choose_factory(n, int(fs.encoder_info(encoder)["embed_dim"]))
         expected = _expected_meta(fs, encoder, split, factory, ids)
         chunks = fs.iter_features(encoder, split, chunk_rows=chunk_rows)
         first = next(chunks, None)
@@ -187,9 +222,28 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
             cpu_index = faiss.index_gpu_to_cpu(gpu_index)
         meta = {**expected, "ntotal": int(cpu_index.ntotal), "dim": dim, "metric": "inner_product",
                 "normalized": True, "faiss_version": faiss.__version__}
+        if factory != "Flat":
+            meta["recall_at_10"] = _build_recall(StoreIndex(cpu_index, meta), fs, encoder, split, n, seed, chunk_rows)
         faiss_path, json_path = index_paths(fs.path, encoder, split, factory)
     _save(cpu_index, meta, faiss_path, json_path)
     return StoreIndex(cpu_index, meta, faiss_path)
+
+
+def _build_recall(index: StoreIndex, fs: FeatureStore, encoder: str, split: str, n: int, seed: int,
+                  chunk_rows: int) -> float:
+    """recall@10 of a fresh approximate index against exact search, stored rows as queries."""
+    picked = np.sort(np.random.default_rng(seed + 1).choice(n, size=min(RECALL_QUERIES, n), replace=False))
+    X = fs.features(encoder, split) if n <= chunk_rows else None
+    if X is None:
+        rows = [block[np.isin(pos, picked)] for pos, block in fs.iter_features(encoder, split, chunk_rows=chunk_rows)]
+        queries = np.concatenate(rows)
+    else:
+        queries = X[picked]
+    queries = (queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    k = min(10, n)
+    exact = exact_topk(fs, encoder, split, queries, k, chunk_rows)
+    _, approx = index.search(queries, k)
+    return recall_at_k(approx, exact, k)
 
 
 def load_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat", *,
@@ -203,6 +257,8 @@ def load_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat"
     import faiss
 
     with _opened(store) as fs:
+        if factory == "auto":
+            factory = choose_factory(len(fs.ids(split)), int(fs.encoder_info(encoder)["embed_dim"]))
         faiss_path, json_path = index_paths(fs.path, encoder, split, factory)
         if not (faiss_path.exists() and json_path.exists()):
             if not rebuild_stale:

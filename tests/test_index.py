@@ -13,6 +13,7 @@ import pytest
 
 from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError
 from featurestore.index import build_index, index_paths, load_index, recall_at_k
+from featurestore.store import FeatureStore
 from tests.store_fixtures import default_ids, make_feature_store
 
 ENC = "test/enc"
@@ -171,3 +172,22 @@ def test_import_does_not_load_faiss() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
     assert out.stdout.strip() == "False"
+
+
+def test_auto_factory_by_size_and_recall_is_reported(tmp_path):
+    from featurestore.index import build_index, choose_factory, exact_topk
+
+    assert choose_factory(50_000, 512) == "Flat"
+    assert choose_factory(300_000, 512) == "HNSW32"
+    assert choose_factory(1_000_000, 512) == "IVF4096,PQ64"
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(1500, 16)).astype(np.float32)
+    path = make_feature_store(tmp_path / "s.h5", {"pool": X})
+    index = build_index(path, "test/enc", "pool", "IVF8,Flat", quiet=True)
+    assert 0.0 < index.meta["recall_at_10"] <= 1.0
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    with FeatureStore(path) as store:
+        exact = exact_topk(store, "test/enc", "pool", Xn[:5], 7, chunk_rows=128)
+    np.testing.assert_array_equal(exact, np.argsort(-(Xn[:5] @ Xn.T), axis=1)[:, :7])
+    flat = build_index(path, "test/enc", "pool", "auto", quiet=True)
+    assert flat.meta["factory"] == "Flat" and "recall_at_10" not in flat.meta
