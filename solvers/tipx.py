@@ -1,0 +1,175 @@
+"""SuS-X with TIP-X inference (Udandarao et al., "SuS-X: Training-Free Name-Only Transfer of
+Vision-Language Models", ICCV 2023; official code github.com/vishaal27/SuS-X, ``tipx.py``).
+
+The support set is retrieved from an image pool by the class texts (SuS-LC: the k pool rows
+nearest to each class's text embedding, labelled with that class); no target label is used.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from solvers.base import Solver
+from solvers.checks import check_features, check_labels, check_text_weights, check_validation_pair
+from solvers.kl_affinity import MinMaxScale, class_log_distribution, kl_matrix
+from solvers.normalize import l2_normalize
+from solvers.zeroshot import zero_shot_logits
+
+
+def tipx_grid(scale: float, steps: int, start: float) -> list[float]:
+    """The official grid start + i * (scale - start) / steps, i = 0 .. steps-1."""
+    return [start + i * (scale - start) / steps for i in range(steps)]
+
+
+class TipX(Solver):
+    """TIP-X on a retrieved support set (Udandarao et al., ICCV 2023).
+
+    Keys F (support rows, normalized), one-hot values L, text weights T. For a test row x:
+    cache = exp(-beta (1 - x F^T)) L; kl = -scale(KL(p(x) || p(F))) L with p = softmax(x T^T /
+    ``kl_tau``) and ``scale`` the min-max map onto the affinity range; logits = logit_scale x T^T
+    + alpha cache + gamma kl. alpha, beta, gamma are searched on (X_val, y_val) over the official
+    grids (alpha 0.1..50 in 20 steps, beta 1..50 in 200, gamma 0.1..30 in 50), else the defaults
+    (1, 1, 1). ``pool``/``shots`` say how ``fs solve`` builds the support set from the store.
+    """
+
+    fit_input = "none"
+    batch_size = 2048
+    _state_arrays = ("keys_", "labels_", "key_log_dist_")
+    _state_scalars = ("alpha_", "beta_", "gamma_", "delta_", "scale_", "val_accuracy_")
+
+    def __init__(self, text_weights: np.ndarray | None = None, support_features: np.ndarray | None = None,
+                 support_labels: np.ndarray | None = None, pool: str | None = None, shots: int = 16,
+                 alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
+                 default_alpha: float = 1.0, default_beta: float = 1.0, default_gamma: float = 1.0,
+                 search_scale: tuple[float, float, float] = (50.0, 50.0, 30.0),
+                 search_steps: tuple[int, int, int] = (20, 200, 50), kl_tau: float = 0.5,
+                 logit_scale: float = 100.0, temperature: float = 1.0) -> None:
+        self.text_weights = text_weights
+        self.support_features = support_features
+        self.support_labels = support_labels
+        self.pool = pool
+        self.shots = shots
+        self.alpha = alpha
+        self.beta = beta
+        self.gamma = gamma
+        self.default_alpha = default_alpha
+        self.default_beta = default_beta
+        self.default_gamma = default_gamma
+        self.search_scale = search_scale
+        self.search_steps = search_steps
+        self.kl_tau = kl_tau
+        self.logit_scale = logit_scale
+        self.temperature = temperature
+
+    @classmethod
+    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
+        """SuS-LC support set: the ``shots`` pool rows nearest to each class's text embedding."""
+        from solvers.pool_inputs import check_pool, nearest_per_query, pool_features_at
+
+        if "support_features" in params:
+            return {}
+        pool = check_pool(store, encoder, params.get("pool"))
+        T = params.get("text_weights")
+        if T is None:
+            raise ValueError("a support set is retrieved by the class text embeddings: run fs text or give --text")
+        shots = int(params.get("shots", 16))
+        positions = nearest_per_query(store, encoder, pool, T, shots)
+        labels = np.repeat(np.arange(len(T)), positions.shape[1])
+        return {"support_features": pool_features_at(store, encoder, pool, positions.ravel()),
+                "support_labels": labels}
+
+    # -------------------------------------------------------------- fitting
+    def _support(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        T = check_text_weights(self.text_weights)
+        F = check_features(self.support_features, name="support_features", n_features=T.shape[1])
+        y = check_labels(self.support_labels, F.shape[0], T.shape[0], name="support_labels")
+        missing = np.setdiff1d(np.arange(T.shape[0]), y)
+        if missing.size:
+            raise ValueError(f"{missing.size} class(es) have no support row: class {', '.join(map(str, missing[:10]))}")
+        return T, F, y
+
+    def _deltas(self) -> list[float]:
+        """Modality mixes to search (TIP-X has image keys only)."""
+        return [0.0]
+
+    def _affinity(self, Xn: np.ndarray, delta: float) -> np.ndarray:
+        """Cosine affinity of normalized rows to the keys, (n, N)."""
+        return Xn @ self.keys_.T.astype(Xn.dtype)
+
+    def _prepare_keys(self, order: np.ndarray) -> None:
+        """Hook for subclasses that keep more per-key arrays (sorted by label with ``order``)."""
+
+    def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None, X_val: np.ndarray | None = None,
+            y_val: np.ndarray | None = None) -> "TipX":
+        """Build the cache from the support set; search alpha/beta/gamma on (X_val, y_val) only."""
+        T, F, labels = self._support()
+        order = np.argsort(labels, kind="stable")
+        self.keys_ = l2_normalize(F)[order]
+        self.labels_ = labels[order]
+        self._prepare_keys(order)
+        self.key_log_dist_ = class_log_distribution(self.keys_, T, self.kl_tau)
+        self._set_classes(T.shape[0], T.shape[1])
+        val = check_validation_pair(X_val, y_val, T.shape[1], T.shape[0])
+        self.val_accuracy_ = None
+        fixed = (self.alpha, self.beta, self.gamma)
+        defaults = (self.default_alpha, self.default_beta, self.default_gamma)
+        self.alpha_, self.beta_, self.gamma_ = (float(d if v is None else v) for v, d in zip(fixed, defaults))
+        self.delta_ = self._default_delta()
+        reference = self.keys_ if val is None else l2_normalize(val[0])
+        if val is not None:
+            self._search(l2_normalize(val[0]), val[1])
+        self.scale_ = self._scale_for(reference, self.delta_)
+        return self
+
+    def _default_delta(self) -> float:
+        """The modality mix used without validation (TIP-X: image keys only)."""
+        return 0.0
+
+    def _scale_for(self, Xn: np.ndarray, delta: float) -> list[float]:
+        kl = kl_matrix(class_log_distribution(Xn, self.text_weights, self.kl_tau), self.key_log_dist_)
+        s = MinMaxScale.fit(kl, self._affinity(Xn, delta))
+        return [s.kl_min, s.kl_max, s.target_min, s.target_max]
+
+    def _class_sums(self, values: np.ndarray) -> np.ndarray:
+        starts = np.searchsorted(self.labels_, np.arange(self.classes_.size))
+        return np.add.reduceat(values, starts, axis=1)
+
+    def _kl_logits(self, Xn: np.ndarray, scale: list[float]) -> np.ndarray:
+        kl = kl_matrix(class_log_distribution(Xn, self.text_weights, self.kl_tau), self.key_log_dist_)
+        return self._class_sums(-MinMaxScale(*scale)(kl))
+
+    def _search(self, Xv: np.ndarray, yv: np.ndarray) -> None:
+        """Grid search (alpha, beta, delta outer; gamma vectorized), first best wins."""
+        a_scale, b_scale, g_scale = self.search_scale
+        a_steps, b_steps, g_steps = self.search_steps
+        alphas = [self.alpha] if self.alpha is not None else tipx_grid(a_scale, a_steps, 0.1)
+        betas = [self.beta] if self.beta is not None else tipx_grid(b_scale, b_steps, 1.0)
+        gammas = np.array([self.gamma] if self.gamma is not None else tipx_grid(g_scale, g_steps, 0.1))
+        zs = zero_shot_logits(Xv, self.text_weights, self.logit_scale)
+        best = (-1.0, self.alpha_, self.beta_, self.gamma_, self.delta_)
+        for delta in self._deltas():
+            affinity = self._affinity(Xv, delta)
+            kl = self._kl_logits(Xv, self._scale_for(Xv, delta))
+            with_kl = zs[None] + gammas[:, None, None] * kl[None]
+            for alpha in alphas:
+                for beta in betas:
+                    cache = self._class_sums(np.exp(-beta * (1 - affinity)))
+                    hits = (np.argmax(with_kl + alpha * cache[None], axis=2) == yv).mean(axis=1)
+                    g = int(np.argmax(hits))
+                    if hits[g] > best[0]:
+                        best = (float(hits[g]), float(alpha), float(beta), float(gammas[g]), float(delta))
+        self.val_accuracy_, self.alpha_, self.beta_, self.gamma_, self.delta_ = best
+
+    # -------------------------------------------------------------- inference
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """TIP-X logits (n, C), in row batches."""
+        self._check_fitted()
+        Xn = l2_normalize(check_features(X, n_features=self.n_features_in_))
+        out = np.empty((Xn.shape[0], self.classes_.size), dtype=np.float64)
+        for lo in range(0, Xn.shape[0], self.batch_size):
+            batch = Xn[lo:lo + self.batch_size]
+            cache = self._class_sums(np.exp(-self.beta_ * (1 - self._affinity(batch, self.delta_))))
+            out[lo:lo + len(batch)] = (zero_shot_logits(batch, self.text_weights, self.logit_scale)
+                                       + self.alpha_ * cache + self.gamma_ * self._kl_logits(batch, self.scale_))
+        return out
