@@ -140,3 +140,17 @@ def test_extract_refuses_a_locked_store(pets_store, tmp_path, capsys, fs_args):
     with FeatureStore(store, mode="a"):
         code, _, err = run(["extract", tmp_path / "more", "--store", store, *fs_args, "-q"], capsys)
     assert code == 2 and "only one writer" in err and err.count("\n") == 1
+
+
+def test_out_of_core_gda_equals_in_memory(pets_store, capsys):
+    store, key = pets_store
+    base = ["solve", "gda", "--store", store, "--encoder", key, "--train", "train", "--val", "val",
+            "--test", "test", "--json"]
+    code, out, err = run(base, capsys)
+    assert code == 0, err
+    in_memory = json.loads(out)["runs"][0]
+    code, out, err = run(base + ["--chunk-rows", "5"], capsys)
+    assert code == 0, err
+    streamed = json.loads(out)
+    assert streamed["accuracy"] == pytest.approx(in_memory["accuracy"])
+    assert streamed["alpha"] == in_memory["chosen"]["alpha_"]

@@ -43,11 +43,15 @@ def _fitted_scalars(solver) -> dict:
 @click.option("--allow-fewer", is_flag=True, help="Take all rows of classes smaller than --shots.")
 @click.option("--param", "params", multiple=True, help="Solver hyper-parameter key=value (JSON value).")
 @click.option("--save", help="Save the fitted model in the store under this name (name-seedS for several seeds).")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=None,
+              help="gda only: fit out of core from statistics streamed in chunks of this many rows.")
+@click.option("--cluster", default=None, help="With --chunk-rows: reduce statistics on a Dask LocalCluster (local:N).")
+@click.option("--scheduler", default=None, help="With --chunk-rows: reduce statistics on a Dask cluster (tcp://host:port).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(name: str | None, list_solvers: bool, store: str | None, encoder: str | None, train: str | None,
             val: str | None, test: str | None, bank: str | None, shots: int | None, val_shots: int | None,
             seeds: tuple[int, ...], allow_fewer: bool, params: tuple[str, ...], save: str | None,
-            as_json: bool) -> None:
+            chunk_rows: int | None, cluster: str | None, scheduler: str | None, as_json: bool) -> None:
     """Fit solver NAME (see --list) on stored features; alpha/beta/C are searched on --val."""
     if list_solvers:
         from solvers.registry import describe
@@ -66,6 +70,10 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
     from solvers.fewshot import fewshot_split
     from solvers.registry import solver_class
 
+    if chunk_rows or cluster or scheduler:
+        _solve_streaming(name, store, encoder, train, val, test, bank, shots, _parse_params(params), save,
+                         chunk_rows or 65536, cluster, scheduler, as_json)
+        return
     cls = solver_class(name)
     kwargs = _parse_params(params)
     needs = cls.fit_input
@@ -130,3 +138,53 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
                    f"over {len(accuracies)} seeds")
     for model_name in saved:
         click.echo(f"saved model {model_name!r}")
+
+
+def _solve_streaming(name: str, store: str, encoder: str, train: str | None, val: str | None, test: str | None,
+                     bank: str | None, shots: int | None, params: dict, save: str | None, chunk_rows: int,
+                     cluster: str | None, scheduler: str | None, as_json: bool) -> None:
+    """GDA fitted from streamed sufficient statistics (store larger than RAM), optionally on Dask."""
+    import contextlib
+
+    import numpy as np
+
+    from cli.solver_inputs import labelled, text_weights
+    from featurestore.store import FeatureStore
+    from solvers.streaming import decision_in_chunks, fit_gda_streaming
+
+    if name != "gda":
+        raise click.UsageError("--chunk-rows/--cluster fit gda only (other solvers predict in chunks via fs predict)")
+    if shots or train is None:
+        raise click.UsageError("out-of-core gda fits a whole --train split (no --shots)")
+    if cluster or scheduler:
+        from featurestore.cluster import dask_client
+
+        context = dask_client(cluster, scheduler)
+    else:
+        context = contextlib.nullcontext(None)
+    with FeatureStore(store) as reader, context as client:
+        T, bank = text_weights(reader, encoder, bank, train)
+        if T is not None:
+            params.setdefault("text_weights", T)
+        X_val, y_val = labelled(reader, encoder, val) if val else (None, None)
+        solver = fit_gda_streaming(reader, encoder, train, chunk_rows=chunk_rows, client=client,
+                                   X_val=X_val, y_val=y_val, quiet=as_json, **params)
+        accuracy = None
+        if test:
+            pred = decision_in_chunks(solver, reader, encoder, test, chunk_rows=chunk_rows, method="predict")
+            y = reader.labels(test)
+            accuracy = float(np.mean(pred[y >= 0] == y[y >= 0]))
+    if save:
+        from solvers.persistence import save_to_store
+
+        with FeatureStore(store, mode="a") as writer:
+            save_to_store(writer, save, solver, encoder)
+    summary = {"solver": name, "encoder": encoder, "text_bank": bank, "train": train, "test": test,
+               "accuracy": accuracy, "alpha": solver.alpha_, "chunk_rows": chunk_rows, "saved": [save] if save else []}
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    acc = f"{100 * accuracy:.2f}%" if accuracy is not None else "n/a (no --test)"
+    click.echo(f"{name} (out of core, chunks of {chunk_rows} rows): accuracy {acc}  [alpha_={solver.alpha_}]")
+    if save:
+        click.echo(f"saved model {save!r}")
