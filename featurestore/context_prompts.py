@@ -11,7 +11,11 @@ from __future__ import annotations
 import itertools
 import os
 
-from featurestore.descriptor_prompts import PromptSet, non_empty_strings, read_json_object
+from featurestore.descriptor_prompts import (
+    PromptSet,
+    non_empty_strings,
+    read_json_object,
+)
 from featurestore.errors import SourceError
 
 DEFAULT_CLASS_TEMPLATE = "a photo of a {class}"

@@ -13,8 +13,13 @@ import numpy as np
 
 from solvers.base import Solver
 from solvers.checks import check_features, check_labels, check_validation_pair
-from solvers.description_scores import (check_prompts, class_membership, mean_class_scores, prompt_similarities,
-                                        top_descriptors)
+from solvers.description_scores import (
+    check_prompts,
+    class_membership,
+    mean_class_scores,
+    prompt_similarities,
+    top_descriptors,
+)
 from solvers.normalize import l2_normalize
 
 
@@ -74,7 +79,7 @@ class DescriptionSelection(Solver):
         return np.argsort(-G, axis=1, kind="stable")[:, :m]
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> "DescriptionSelection":
+            y_val: np.ndarray | None = None) -> DescriptionSelection:
         """Score every prompt on (X, y), then choose how many to keep per class (searched on validation)."""
         P, owners, C = check_prompts(self.prompt_weights, self.prompt_classes, self.n_classes, self.descriptors)
         X = check_features(X, n_features=P.shape[1], other="prompt_weights")

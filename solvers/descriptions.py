@@ -13,7 +13,12 @@ import numpy as np
 
 from solvers.base import Solver
 from solvers.checks import check_features
-from solvers.description_scores import check_prompts, mean_class_scores, prompt_similarities, top_descriptors
+from solvers.description_scores import (
+    check_prompts,
+    mean_class_scores,
+    prompt_similarities,
+    top_descriptors,
+)
 
 
 class DescriptorClassifier(Solver):
@@ -46,7 +51,7 @@ class DescriptorClassifier(Solver):
                 "descriptors": list(bank["descriptors"]), "n_classes": len(bank["classes"]), "bank": name}
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None,
-            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> "DescriptorClassifier":
+            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> DescriptorClassifier:
         """Validate the prompts (and X's dimension when given); nothing is learned."""
         P, _, C = check_prompts(self.prompt_weights, self.prompt_classes, self.n_classes, self.descriptors)
         if X is not None:
@@ -57,7 +62,7 @@ class DescriptorClassifier(Solver):
     def _similarities(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
         X = check_features(X, n_features=self.n_features_in_, other="prompt_weights")
-        P, owners, _ = check_prompts(self.prompt_weights, self.prompt_classes, len(self.classes_))
+        P, _, _ = check_prompts(self.prompt_weights, self.prompt_classes, len(self.classes_))
         return prompt_similarities(X, P)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:

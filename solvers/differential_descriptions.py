@@ -14,7 +14,11 @@ import numpy as np
 
 from solvers.base import Solver
 from solvers.checks import check_features, check_text_weights
-from solvers.description_scores import check_prompts, class_membership, prompt_similarities
+from solvers.description_scores import (
+    check_prompts,
+    class_membership,
+    prompt_similarities,
+)
 from solvers.normalize import l2_normalize
 
 
@@ -88,7 +92,7 @@ class DifferentialDescriptions(Solver):
                 "has_pair": has_pair, "C": C}
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None,
-            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> "DifferentialDescriptions":
+            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> DifferentialDescriptions:
         """Validate the inputs (and X's dimension when given); nothing is learned."""
         parts = self._checked()
         if X is not None:

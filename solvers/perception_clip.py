@@ -97,7 +97,7 @@ class PerceptionCLIP(Solver):
         return logsumexp(log_y_given_z + self._log_context(F, G, tau)[:, None, :], axis=2)
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None,
-            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> "PerceptionCLIP":
+            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> PerceptionCLIP:
         """Validate the prompts; with ``context_temperature=None`` pick tau on the validation split."""
         E, _ = self._prompts()
         C, _, D = E.shape

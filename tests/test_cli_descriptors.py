@@ -50,7 +50,8 @@ def test_descriptor_bank_solve_and_explain(pets_store, tmp_path, capsys):  # noq
     code, _, err = run(["predict", "--store", store, "--model", "desc-model", "--split", "test",
                         "--explain", "1", "--out", out_csv], capsys)
     assert code == 0, err
-    rows = list(csv.DictReader(open(out_csv)))
+    with open(out_csv) as f:
+        rows = list(csv.DictReader(f))
     descriptors = np.array(bank["descriptors"])
     for i, row in enumerate(rows):
         c = int(row["prediction"])

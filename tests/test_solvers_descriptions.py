@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 from featurestore.context_prompts import context_prompts
-from featurestore.descriptor_prompts import (class_descriptor_prompts, differential_prompts,
-                                             read_class_descriptors, read_differential_descriptors)
+from featurestore.descriptor_prompts import (
+    class_descriptor_prompts,
+    differential_prompts,
+    read_class_descriptors,
+    read_differential_descriptors,
+)
 from featurestore.errors import SourceError
 from solvers.description_selection import DescriptionSelection
 from solvers.descriptions import DescriptorClassifier
@@ -69,7 +73,7 @@ X_FUDD = np.array([unit([1, 0.3, 0, 0])])
 
 def fudd(top_k, plain=True):
     # differential prompts: class 0 vs 1 -> e2, class 1 vs 0 -> e1 (no pair involves class 2)
-    extra = dict(prompt_weights=np.stack([E[0], E[1], E[3]]), prompt_classes=np.array([0, 1, 2])) if plain else {}
+    extra = {"prompt_weights": np.stack([E[0], E[1], E[3]]), "prompt_classes": np.array([0, 1, 2])} if plain else {}
     return DifferentialDescriptions(text_weights=T_FUDD, pair_weights=np.stack([E[2], E[1]]),
                                     pair_classes=np.array([0, 1]), pair_others=np.array([1, 0]),
                                     top_k=top_k, **extra).fit()

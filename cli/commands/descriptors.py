@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from cli.options import device_option, encoder_option, precision_option, pretrained_override_option, store_option
+from cli.options import (
+    device_option,
+    encoder_option,
+    precision_option,
+    pretrained_override_option,
+    store_option,
+)
 
 KINDS = ("descriptors", "differential", "contexts")
 
@@ -36,7 +42,11 @@ def command(file: str, store: str, encoder: str, classes: str, kind: str, templa
         class_names = reader.class_names(classes)
     class_free: list[str] = []
     if kind == "contexts":
-        from featurestore.context_prompts import DEFAULT_CLASS_TEMPLATE, context_prompts, read_attributes
+        from featurestore.context_prompts import (
+            DEFAULT_CLASS_TEMPLATE,
+            context_prompts,
+            read_attributes,
+        )
 
         prompts, class_free = context_prompts(read_attributes(file), class_names, template or DEFAULT_CLASS_TEMPLATE)
     else:
