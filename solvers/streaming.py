@@ -42,6 +42,7 @@ def _statistics_of_rows(store: Any, encoder: str, split: str, start: int, stop: 
     return stats
 
 
+
 def streamed_statistics(store: Any, encoder: str, split: str, n_classes: int, *,
                         chunk_rows: int = DEFAULT_CHUNK_ROWS, normalize: bool = True,
                         client: Any = None, quiet: bool = True) -> ClassStatistics:
@@ -55,9 +56,19 @@ def streamed_statistics(store: Any, encoder: str, split: str, n_classes: int, *,
     if client is None:
         from tqdm.auto import tqdm
 
+        from concurrent.futures import ThreadPoolExecutor
+
         stats = ClassStatistics.empty(n_classes, int(store.encoder_info(encoder)["embed_dim"]))
-        for start, stop in tqdm(ranges, desc=f"statistics {split}", unit="chunk", disable=quiet):
-            stats.merge(_statistics_of_rows(store, encoder, split, start, stop, n_classes, normalize))
+        # Read chunk i+1 in a thread while BLAS (which releases the GIL) works on chunk i.
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending = reader.submit(store.read_rows, encoder, split, *ranges[0]) if ranges else None
+            for i in tqdm(range(len(ranges)), desc=f"statistics {split}", unit="chunk", disable=quiet):
+                X, y = pending.result()
+                if i + 1 < len(ranges):
+                    pending = reader.submit(store.read_rows, encoder, split, *ranges[i + 1])
+                keep = y >= 0
+                if keep.any():
+                    stats.merge(ClassStatistics.of_chunk(_prepare(X[keep], normalize), y[keep], n_classes))
         return stats
     futures = [client.submit(range_statistics, str(store.path), encoder, split, start, stop, n_classes, normalize,
                              pure=False) for start, stop in ranges]
