@@ -46,7 +46,7 @@ def make_corpus(seed: int = 0) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def baseline_counts(captions: list[str], synonyms: dict[str, list[str]]) -> list[list[int]]:
-    patterns = [[re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, s.lower().split())) + r"(?!\w)", re.I)
+    patterns = [[re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, s.lower().split())) + r"(?!\w)", re.IGNORECASE)
                  for s in syns] for syns in synonyms.values()]
     return [[sum(1 for c in captions if p.search(c)) for p in row] for row in patterns]
 
@@ -59,7 +59,7 @@ def main() -> None:
     print(f"corpus: {len(captions):,} captions, {len(synonyms)} classes x {N_SYNONYMS} synonyms "
           f"(made in {time.perf_counter() - start:.1f} s)")
     start = time.perf_counter()
-    ours = concept_frequency(captions, synonyms)
+    concept_frequency(captions, synonyms)
     ours_s = time.perf_counter() - start
     sample = captions[:BASELINE_CAPTIONS]
     start = time.perf_counter()

@@ -17,6 +17,7 @@ over the token array, whatever K is.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ class CaptionIndex:
     n_captions: int
 
     @classmethod
-    def build(cls, captions: Sequence[str], quiet: bool = True) -> "CaptionIndex":
+    def build(cls, captions: Sequence[str], quiet: bool = True) -> CaptionIndex:
         """Tokenize ``captions`` once (``None`` counts as an empty caption)."""
         from tqdm.auto import tqdm
 
@@ -198,7 +199,7 @@ def class_matches(index: CaptionIndex, synonyms: dict[str, list[str]]) -> tuple[
     caps, ids = index.match(phrases)
     per_phrase = np.bincount(ids, minlength=len(phrases))
     bounds = np.cumsum([0] + [len(s) for s in synonyms.values()])
-    synonym_counts = [per_phrase[a:b].astype(np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
+    synonym_counts = [per_phrase[a:b].astype(np.int64) for a, b in itertools.pairwise(bounds)]
     pairs = np.unique(np.stack([owner[ids], caps]), axis=1) if len(caps) else np.zeros((2, 0), np.int64)
     return pairs[1], pairs[0], synonym_counts
 

@@ -40,7 +40,7 @@ class MinMaxScale:
     target_max: float
 
     @classmethod
-    def fit(cls, kl: np.ndarray, target: np.ndarray) -> "MinMaxScale":
+    def fit(cls, kl: np.ndarray, target: np.ndarray) -> MinMaxScale:
         """Ranges of a reference KL matrix and of the affinities it is mapped onto."""
         return cls(float(kl.min()), float(kl.max()), float(target.min()), float(target.max()))
 

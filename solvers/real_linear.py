@@ -10,7 +10,12 @@ from typing import Any
 import numpy as np
 
 from solvers.base import Solver
-from solvers.checks import check_features, check_labels, check_text_weights, check_validation_pair
+from solvers.checks import (
+    check_features,
+    check_labels,
+    check_text_weights,
+    check_validation_pair,
+)
 from solvers.normalize import l2_normalize
 from solvers.validation import select_by_accuracy
 from solvers.zeroshot import zero_shot_logits
@@ -131,14 +136,14 @@ class RealLinear(Solver):
         return W
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None, X_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> "RealLinear":
+            y_val: np.ndarray | None = None) -> RealLinear:
         """Fit the cross-modal head; choose C on (X_val, y_val) only, if given."""
         if not 0.0 <= self.wise_alpha <= 1.0:
             raise ValueError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
         T = check_text_weights(self.text_weights)
         Xtr, ytr = self._training_rows(T)
         self._set_classes(T.shape[0], T.shape[1])
-        self.n_retrieved_ = 0 if self.retrieved_features is None else int(len(self.retrieved_features))
+        self.n_retrieved_ = 0 if self.retrieved_features is None else len(self.retrieved_features)
         val = None if self.C is not None else check_validation_pair(X_val, y_val, T.shape[1], T.shape[0])
         self.val_scores_ = None
         if val is None:

@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 
 from solvers.base import Solver
-from solvers.checks import check_features, check_labels, check_text_weights, check_validation_pair
+from solvers.checks import (
+    check_features,
+    check_labels,
+    check_text_weights,
+    check_validation_pair,
+)
 from solvers.kl_affinity import MinMaxScale, class_log_distribution, kl_matrix
 from solvers.normalize import l2_normalize
 from solvers.zeroshot import zero_shot_logits
@@ -101,7 +106,7 @@ class TipX(Solver):
         """Hook for subclasses that keep more per-key arrays (sorted by label with ``order``)."""
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None, X_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> "TipX":
+            y_val: np.ndarray | None = None) -> TipX:
         """Build the cache from the support set; search alpha/beta/gamma on (X_val, y_val) only."""
         T, F, labels = self._support()
         order = np.argsort(labels, kind="stable")

@@ -31,7 +31,7 @@ def run(args, capsys):
 
 def mentions(caption, phrase):
     words = re.findall(r"\w+", phrase.lower())
-    return re.search(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)", caption, re.I) is not None
+    return re.search(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)", caption, re.IGNORECASE) is not None
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +137,6 @@ def test_user_errors_are_one_line(real_store, capsys, args, message):
     (root / "empty.json").write_text(json.dumps({"cat": []}))
     subst = {"STORE": str(store), "KEY": key, "SYN": str(synonyms), "UNKNOWN": str(root / "unknown.json"),
              "EMPTY": str(root / "empty.json"), "synonyms=SYN": f"synonyms={synonyms}"}
-    code, out, err = run([subst.get(a, a) for a in args], capsys)
+    code, _, err = run([subst.get(a, a) for a in args], capsys)
     assert code == 2, err
     assert message in err and err.startswith("error: ") and err.count("\n") == 1

@@ -7,7 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from featurestore.concept_frequency import CaptionIndex, class_matches, concept_frequency
+from featurestore.concept_frequency import (
+    CaptionIndex,
+    class_matches,
+    concept_frequency,
+)
 from featurestore.errors import SourceError
 from featurestore.synonyms import read_synonyms
 

@@ -21,7 +21,7 @@ SYNONYMS = {"cat": ["kitty"], "dog": ["puppy", "hot dog"], "emu": ["dromaius"]}
 
 def mentions(caption, phrase):
     words = re.findall(r"\w+", phrase.lower())
-    return re.search(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)", caption, re.I) is not None
+    return re.search(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)", caption, re.IGNORECASE) is not None
 
 
 def expected_matches():

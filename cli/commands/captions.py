@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from cli.options import device_option, encoder_option, precision_option, pretrained_override_option, store_option
+from cli.options import (
+    device_option,
+    encoder_option,
+    precision_option,
+    pretrained_override_option,
+    store_option,
+)
 
 
 @click.command("captions")

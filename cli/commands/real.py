@@ -6,7 +6,14 @@ import json
 
 import click
 
-from cli.options import device_option, encoder_option, precision_option, pretrained_override_option, quiet_option, store_option
+from cli.options import (
+    device_option,
+    encoder_option,
+    precision_option,
+    pretrained_override_option,
+    quiet_option,
+    store_option,
+)
 
 pool_option = click.option("--pool", required=True, help="Split whose captions stand for the pre-training data.")
 synonyms_option = click.option("--synonyms", required=True, type=click.Path(dir_okay=False),
