@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from featurestore.errors import FeatureStoreError
+from featurestore.errors import FeatureStoreError, StoreLockedError
 from featurestore.extract import ExtractReport
 from featurestore.store import FeatureStore, h5_name
 from featurestore.writer_lock import WriterLock
 
 DEFAULT_SHARD_ROWS = 5000
+LOCK_WAIT_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,18 @@ def extract_shard(shard_path: str, subset: RecordSubset, spec: EncoderSpec, spli
     from featurestore.extract import extract
 
     encoder = _worker_encoder(spec)
-    report = extract(subset, shard_path, encoder, split=split, batch_size=batch_size, workers=0,
-                     views=views, seed=seed, dtype=dtype, quiet=True)
-    return str(get_worker().name), report
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            report = extract(subset, shard_path, encoder, split=split, batch_size=batch_size, workers=0,
+                             views=views, seed=seed, dtype=dtype, quiet=True)
+            return str(get_worker().name), report
+        except StoreLockedError:
+            # An orphaned worker of a killed run may still be finishing this shard; its lock
+            # goes when it ends, and this task then resumes whatever it left.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def shard_dir(store_path: str | os.PathLike, split: str) -> Path:

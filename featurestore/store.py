@@ -50,6 +50,7 @@ class FeatureStore:
         self.path = Path(path)
         self.mode = mode
         self._lock: WriterLock | None = None
+        self._handles: dict[str, h5py.Dataset] = {}
         if mode == "r":
             if not self.path.exists():
                 raise NotFoundError(f"no store at {self.path}")
@@ -133,9 +134,21 @@ class FeatureStore:
         return self._file
 
     def _get(self, path: str) -> Any:
-        obj = self._file.get(path)
-        if obj is not None and self.mode == "r" and isinstance(obj, h5py.Dataset):
-            obj.refresh()
+        """An object by path; a reader's datasets are refreshed (SWMR) to see new commits.
+
+        Readers keep one handle per dataset: refreshing one of two open handles of the same
+        dataset corrupts HDF5's metadata cache ("can't insert duplicate key").
+        """
+        if self.mode != "r":
+            return self._file.get(path)
+        key = path if path.startswith("/") else f"/{path}"
+        obj = self._handles.get(key)
+        if obj is None:
+            obj = self._file.get(key)
+            if not isinstance(obj, h5py.Dataset):
+                return obj
+            self._handles[key] = obj
+        obj.refresh()
         return obj
 
     def _reopen_writer(self) -> None:

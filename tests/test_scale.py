@@ -141,12 +141,15 @@ def test_killed_run_then_rerun_gives_every_row_once(tmp_path, client, pets, tiny
         time.sleep(0.1)
     import psutil
 
-    family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-    for pid in family:  # the whole run dies at once: client, scheduler, nannies and workers
+    parent = psutil.Process(proc.pid)
+    family = parent.children(recursive=True)
+    parent.kill()  # the whole run dies at once: client, scheduler, nannies and workers
+    for member in family:
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            member.kill()
+        except psutil.NoSuchProcess:
             pass
+    psutil.wait_procs(family, timeout=30)
     proc.wait()
     assert 0 < _committed(folder, tiny_encoder.key) < 36, "the run finished before it could be killed"
     report = extract_distributed(open_source(root), store, _spec(tiny_checkpoint), client,

@@ -1,0 +1,163 @@
+"""Out-of-core GDA and large FAISS indexes, measured in one run.
+
+Writes synthetic stores of 1M, 2M and 4M rows x 512-d float16 features (1,000 Gaussian
+classes) through the FeatureStore writer, then, each in a fresh subprocess so peak RSS is its own:
+  - streamed (chunked) GDA fit time and peak RSS per size: time should be linear in rows and
+    memory flat, well under the array size;
+  - in-memory GDA fit time at 1M rows (features loaded first, fit timed alone), and the ratio
+    chunked / in-memory (goal <= 1.3);
+  - an IVF-PQ index at 1M rows: recall@10 and queries/s against exact Flat search.
+
+Usage: python bench/scale.py [--sizes 1000000,2000000,4000000] [--dir DIR] [--keep]
+Needs about 2 GB of disk per million rows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Run as a script, this folder is sys.path[0], and bench/solvers.py would hide the solvers package.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+DIM, CLASSES, CHUNK = 512, 1000, 65536
+ENCODER = "bench/synthetic"
+
+
+def make_store(path: Path, rows: int, seed: int = 0) -> None:
+    """rows x 512 float16 features of 1,000 Gaussian classes, written chunk by chunk."""
+    from featurestore.store import FeatureStore
+
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(CLASSES, DIM)).astype(np.float32)
+    labels = np.arange(rows) % CLASSES
+    with FeatureStore(path, mode="a") as store:
+        store.add_rows("pool", [f"{i:08d}" for i in range(rows)], [""] * rows, labels)
+        store.ensure_encoder(ENCODER, {"model": "synthetic", "weights": "gaussian", "embed_dim": DIM})
+        store.prepare_features(ENCODER, "pool", DIM, "float16")
+        store.begin_appending()
+        for start in range(0, rows, CHUNK):
+            stop = min(start + CHUNK, rows)
+            chunk_rng = np.random.default_rng([seed, start])
+            X = means[labels[start:stop]] + 2.0 * chunk_rng.standard_normal((stop - start, DIM), dtype=np.float32)
+            store.write_features(ENCODER, "pool", np.arange(start, stop), X.astype(np.float16),
+                                 np.ones(stop - start, bool), [""] * (stop - start))
+
+
+def child(task: str, path: str) -> None:
+    """Run one measurement and print it as JSON with this process's peak RSS."""
+    import resource
+
+    from featurestore.store import FeatureStore
+
+    out: dict = {}
+    with FeatureStore(path) as store:
+        if task == "stream":
+            from solvers.streaming import fit_gda_streaming
+
+            t0 = time.perf_counter()
+            fit_gda_streaming(store, ENCODER, "pool", chunk_rows=CHUNK, n_classes=CLASSES)
+            out["seconds"] = time.perf_counter() - t0
+        elif task == "memory":
+            from solvers.gda import GDA
+
+            X, y = store.features(ENCODER, "pool"), store.labels("pool")
+            t0 = time.perf_counter()
+            GDA(n_classes=CLASSES).fit(X, y)
+            out["seconds"] = time.perf_counter() - t0
+        elif task == "index":
+            out.update(index_figures(store))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+def index_figures(store) -> dict:
+    import faiss
+
+    from featurestore.index import build_index, recall_at_k
+
+    n_queries, k = 1000, 10
+    rng = np.random.default_rng(7)
+    t0 = time.perf_counter()
+    ivf = build_index(store, ENCODER, "pool", "IVF1024,PQ64", train_size=65536, quiet=True)
+    build = time.perf_counter() - t0
+    flat = build_index(store, ENCODER, "pool", "Flat", quiet=True)
+    X = store.read_rows(ENCODER, "pool", 0, 200_000)[0]
+    queries = X[rng.choice(len(X), n_queries, replace=False)].astype(np.float32)
+    queries += 0.5 * rng.standard_normal(queries.shape, dtype=np.float32)
+    faiss.normalize_L2(queries)
+    t0 = time.perf_counter()
+    _, exact = flat.search(queries, k)
+    flat_qps = n_queries / (time.perf_counter() - t0)
+    figures = {"ivfpq_build_seconds": build, "flat_qps": flat_qps}
+    for nprobe in (8, 32):
+        t0 = time.perf_counter()
+        _, approx = ivf.search(queries, k, nprobe=nprobe)
+        figures[f"ivfpq_nprobe{nprobe}_qps"] = n_queries / (time.perf_counter() - t0)
+        figures[f"ivfpq_nprobe{nprobe}_recall10"] = recall_at_k(approx, exact, k)
+    return figures
+
+
+def measure(task: str, path: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", task, str(path)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000,2000000,4000000")
+    parser.add_argument("--dir", default=None)
+    parser.add_argument("--keep", action="store_true", help="Keep the stores for another run.")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    folder = Path(args.dir or tempfile.mkdtemp(prefix="fs-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    stores = {}
+    for rows in sizes:
+        path = folder / f"pool-{rows}.h5"
+        if not path.exists():
+            t0 = time.perf_counter()
+            make_store(path, rows)
+            print(f"wrote {rows:,} rows in {time.perf_counter() - t0:.1f} s ({path.stat().st_size / 2**30:.2f} GiB)")
+        stores[rows] = path
+
+    print(f"\n{'rows':>10} {'streamed fit s':>15} {'s / M rows':>11} {'peak RSS MB':>12} {'array MB':>9}")
+    streamed = {}
+    for rows in sizes:
+        r = measure("stream", stores[rows])
+        streamed[rows] = r
+        print(f"{rows:>10,} {r['seconds']:>15.2f} {r['seconds'] / rows * 1e6:>11.2f} {r['peak_rss_mb']:>12.0f} "
+              f"{rows * DIM * 2 / 2**20:>9.0f}")
+    base = sizes[0]
+    memory = measure("memory", stores[base])
+    print(f"\nin-memory GDA fit at {base:,} rows: {memory['seconds']:.2f} s (peak RSS {memory['peak_rss_mb']:.0f} MB, "
+          "features loaded before timing)")
+    print(f"ratio streamed / in-memory fit time at {base:,} rows: {streamed[base]['seconds'] / memory['seconds']:.2f}"
+          "  (goal <= 1.3; streamed includes reading the store)")
+    idx = measure("index", stores[base])
+    print(f"\nFAISS at {base:,} rows x {DIM}-d (1,000 noisy queries, k=10); IVF1024,PQ64 built in "
+          f"{idx['ivfpq_build_seconds']:.1f} s")
+    print(f"  Flat (exact):          {idx['flat_qps']:>9.0f} queries/s, recall@10 1.000")
+    for nprobe in (8, 32):
+        print(f"  IVF-PQ nprobe={nprobe:<3}       {idx[f'ivfpq_nprobe{nprobe}_qps']:>9.0f} queries/s, "
+              f"recall@10 {idx[f'ivfpq_nprobe{nprobe}_recall10']:.3f}")
+    if not args.keep and args.dir is None:
+        shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()
