@@ -32,6 +32,9 @@ def shrinkage_precision(scatter: np.ndarray, n_samples: int) -> np.ndarray:
     return d * _pinv_symmetric(scatter + trace_s * np.eye(d))
 
 
+FIT_BLOCK_ROWS = 65536
+
+
 class GDA(Solver):
     """Gaussian discriminant analysis with a shared, shrunk covariance (Wang et al., ICLR 2024).
 
@@ -79,10 +82,15 @@ class GDA(Solver):
         C = resolve_n_classes(T, self.n_classes, y)
         y = check_labels(y, X.shape[0], C)
         check_class_counts(y, C)
-        Xn = l2_normalize(X) if self.normalize else X
-        stats = ClassStatistics.empty(C, X.shape[1]).update(Xn, y)
+        # Statistics are merged over row blocks: the same numbers as one pass, with temporaries
+        # of one block instead of several copies of X.
+        stats = ClassStatistics.empty(C, X.shape[1])
+        for start in range(0, X.shape[0], FIT_BLOCK_ROWS):
+            block = X[start:start + FIT_BLOCK_ROWS]
+            stats.update(l2_normalize(block) if self.normalize else block, y[start:start + FIT_BLOCK_ROWS])
         centred = None
         if self.covariance in ("ledoit_wolf", "oas"):
+            Xn = l2_normalize(X) if self.normalize else X
             centred = (Xn - stats.means.astype(Xn.dtype)[y]).astype(np.float64)
         return self._fit_statistics(stats, X_val, y_val, centred)
 

@@ -12,17 +12,9 @@ import pytest
 from cli.main import main
 from featurestore.store import FeatureStore
 from tests.images import write_class_tree, write_random_image
+from tests.cli_runner import run
 
 
-def run(args, capsys):
-    """Run `fs ARGS`; return (exit code, stdout, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

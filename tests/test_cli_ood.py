@@ -9,21 +9,13 @@ import pytest
 from scipy.special import logsumexp
 from sklearn.metrics import roc_auc_score
 
-from cli.main import main
 from featurestore.store import FeatureStore
 from tests.store_fixtures import default_ids, make_feature_store
+from tests.cli_runner import run
 
 CLASSES = ["a", "b", "c"]
 
 
-def run(args, capsys):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

@@ -13,20 +13,13 @@ from cli.main import main
 from featurestore.store import FeatureStore
 from tests.images import write_class_tree, write_random_image
 from tests.store_fixtures import make_feature_store
+from tests.cli_runner import run
 
 POOL_CAPTIONS = ["a Dromaius in the field", "dromaius!", "DROMAIUS chick", "an emu", "a kitty", "my cat",
                  "a dog", "a puppy", "hot-dog stand", "a Puppy and a cat", "nothing at all", "kitty-cat"]
 SYNONYMS = {"cat": ["kitty", "house cat"], "dog": ["puppy", "hot dog"], "emu": ["Dromaius"]}
 
 
-def run(args, capsys):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def mentions(caption, phrase):

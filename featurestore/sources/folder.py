@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from featurestore.errors import SourceError
+from featurestore.sources.local_files import LocalFileSource
 from featurestore.sources.record import NO_LABEL, Record
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -30,7 +30,7 @@ def _images_under(directory: str) -> list[str]:
     return found
 
 
-class ImageFolderSource:
+class ImageFolderSource(LocalFileSource):
     """Images in a directory: class subfolders give labels, a flat folder gives unlabelled rows.
 
     Layout rules (checked when the source is made, so mistakes fail early):
@@ -83,19 +83,5 @@ class ImageFolderSource:
         ]
         return sorted(records, key=lambda r: r.id)
 
-    def records(self) -> list[Record]:
-        """Every image file, sorted by its path relative to the root."""
-        if self._records is None:
-            self._records = self._scan(self.classes)
-        return list(self._records)
-
-    def read_bytes(self, record: Record) -> bytes:
-        """The file's bytes, read whole."""
-        with open(record.path, "rb") as f:
-            return f.read()
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the record list: workers only need `read_bytes`, and it may be huge."""
-        state = self.__dict__.copy()
-        state["_records"] = None
-        return state
+    def _list(self) -> list[Record]:
+        return self._scan(self.classes)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from featurestore.errors import SourceError
+from featurestore.sources.local_files import LocalFileSource
 from featurestore.sources.record import NO_LABEL, Record
 
 MANIFEST_EXTENSIONS = frozenset({".csv", ".tsv", ".parquet"})
@@ -90,7 +91,7 @@ def _labels(values: list[Any], classes: list[str] | None, where: Path) -> tuple[
     return [NO_LABEL if _is_missing(v) else index[str(v).strip()] for v in values], names
 
 
-class ManifestSource:
+class ManifestSource(LocalFileSource):
     """Images listed in a .csv/.tsv/.parquet manifest.
 
     Columns: `path` (required; relative paths resolve against the manifest's folder),
@@ -144,19 +145,5 @@ class ManifestSource:
                 raise SourceError(f"manifest {where} lists id {current.id!r} more than once")
         return records
 
-    def records(self) -> list[Record]:
-        """Every manifest row, sorted by id."""
-        if self._records is None:
-            self._records = self._load()
-        return list(self._records)
-
-    def read_bytes(self, record: Record) -> bytes:
-        """The file's bytes, read whole."""
-        with open(record.path, "rb") as f:
-            return f.read()
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the record list: workers only need `read_bytes`, and it may be huge."""
-        state = self.__dict__.copy()
-        state["_records"] = None
-        return state
+    def _list(self) -> list[Record]:
+        return self._load()
