@@ -15,7 +15,10 @@ from cli.options import store_option
 @click.option("--encoder", default=None, help="Encoder key (default: each model's own).")
 @click.option("--text", "bank", default=None, help="Text bank for zeroshot (default: matches the split).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def command(store: str, models: str, split: str, encoder: str | None, bank: str | None, as_json: bool) -> None:
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also write a bar chart of the models' top-1 accuracies to this PNG file.")
+def command(store: str, models: str, split: str, encoder: str | None, bank: str | None, as_json: bool,
+            plot: str | None) -> None:
     """Print a table of metrics, one row per model."""
     from cli.solver_inputs import labelled, load_model
     from featurestore.store import FeatureStore
@@ -32,6 +35,12 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
                          "top1": topk_accuracy(y, probs, 1), f"top{k5}": topk_accuracy(y, probs, k5),
                          "balanced": balanced_accuracy(y, probs.argmax(axis=1)),
                          "ece": ece(y, probs), "nll": nll(y, probs)})
+            n_classes = probs.shape[1]
+    if plot:
+        from featurestore.plots import bar_chart, save_png
+
+        save_png(bar_chart([r["model"] for r in rows], [100 * r["top1"] for r in rows], reference=100 / n_classes,
+                           ylabel="top-1 accuracy (%)", title=f"top-1 accuracy on split {split!r}"), plot)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return

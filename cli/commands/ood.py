@@ -8,6 +8,8 @@ import click
 
 from cli.options import encoder_option, store_option
 
+PLOT_SCORES = ["msp", "max-logit", "energy", "entropy", "gen"]
+
 
 def _member_logits(store, encoder: str, member: str, split: str, bank: str | None):
     """Logits of one member on ``split`` (divided by its temperature): ``logits:NAME``
@@ -44,8 +46,12 @@ def _check_same_encoder(id_store, ood_store, encoder: str) -> None:
 @click.option("--ood-store", type=click.Path(dir_okay=False), help="Store holding the OOD split (default: --store).")
 @click.option("--text", "bank", default=None, help="Class text bank for zeroshot and MCM (default: matches --id-split).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also write ROC curves and ID/OOD score histograms to this PNG file.")
+@click.option("--plot-score", type=click.Choice(PLOT_SCORES), default="msp", show_default=True,
+              help="Score plotted for each member (COOkeD is plotted with its entropy, zero-shot with MCM).")
 def command(store: str, encoder: str, models: str, id_split: str, ood_split: str, ood_store: str | None,
-            bank: str | None, as_json: bool) -> None:
+            bank: str | None, as_json: bool, plot: str | None, plot_score: str) -> None:
     """AUROC, FPR@95TPR, AUPR-In and AUPR-Out of every OOD score for each member."""
     from contextlib import ExitStack
 
@@ -89,6 +95,12 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
     rows = [{"model": model, "score": score, "auroc": auroc(s_id, s_ood), "fpr95": fpr_at_tpr(s_id, s_ood, 0.95),
              "aupr_in": aupr_in(s_id, s_ood), "aupr_out": aupr_out(s_id, s_ood), "n_id": len(s_id), "n_ood": len(s_ood)}
             for (model, score), (s_id, s_ood) in scores.items()]
+    if plot:
+        from featurestore.plots import ood_summary, save_png
+
+        shown = [(name, plot_score) for name in names] + [("cooked", "entropy"), ("zeroshot-cosine", "mcm")]
+        curves = {f"{model} {score}": scores[(model, score)] for model, score in shown if (model, score) in scores}
+        save_png(ood_summary(curves, title=f"ID {id_split!r} vs OOD {ood_split!r}"), plot)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
