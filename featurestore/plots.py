@@ -38,7 +38,7 @@ def bar_chart(names: Sequence[str], values: Sequence[float], *, errors: Sequence
     """Vertical bars with their values written on top, optional error bars and a dashed reference
     line (e.g. chance accuracy)."""
     values = np.asarray(values, dtype=float)
-    fig = Figure(figsize=figsize or (max(4.0, 0.9 * len(values) + 2.0), 3.6), layout="constrained")
+    fig = Figure(figsize=figsize or (min(8.0, max(4.0, 0.9 * len(values) + 2.0)), 3.6), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(values))
     bars = ax.bar(x, values, yerr=None if errors is None else np.asarray(errors, float),
@@ -61,9 +61,9 @@ def bar_chart(names: Sequence[str], values: Sequence[float], *, errors: Sequence
 
 def embedding_map(image_xy: np.ndarray, image_labels: np.ndarray, text_xy: np.ndarray,
                   text_labels: np.ndarray, class_names: Sequence[str], *, title: str = "",
-                  xlabel: str = "component 1", ylabel: str = "component 2") -> Figure:
-    """2-D map of image (dots) and text (large stars) embeddings, coloured by class; a grey arrow
-    joins the image centroid to the text centroid so the modality gap is visible."""
+                  xlabel: str = "component 1", ylabel: str = "component 2", show_gap: bool = True) -> Figure:
+    """2-D map of image (dots) and text (large stars) embeddings, coloured by class; with
+    ``show_gap`` a grey arrow joins the image centroid to the text centroid (the modality gap)."""
     image_xy, text_xy = np.asarray(image_xy, float), np.asarray(text_xy, float)
     image_labels, text_labels = np.asarray(image_labels), np.asarray(text_labels)
     colors = _colors(len(class_names))
@@ -76,12 +76,13 @@ def embedding_map(image_xy: np.ndarray, image_labels: np.ndarray, text_xy: np.nd
         rows = text_labels == c
         ax.scatter(text_xy[rows, 0], text_xy[rows, 1], s=220, marker="*", color=colors[c],
                    edgecolors="black", linewidths=0.8)
-    a, b = image_xy.mean(axis=0), text_xy.mean(axis=0)
-    ax.annotate("", xy=b, xytext=a, arrowprops={"arrowstyle": "->", "color": "dimgrey", "lw": 1.5})
-    ax.scatter(*a, marker="o", s=60, color="white", edgecolors="black", zorder=3)
-    ax.scatter(*b, marker="*", s=120, color="white", edgecolors="black", zorder=3)
-    ax.annotate("modality gap", xy=(a + b) / 2, textcoords="offset points", xytext=(0, -14), ha="center",
-                color="dimgrey", fontsize=9)
+    if show_gap:
+        a, b = image_xy.mean(axis=0), text_xy.mean(axis=0)
+        ax.annotate("", xy=b, xytext=a, arrowprops={"arrowstyle": "->", "color": "dimgrey", "lw": 1.5})
+        ax.scatter(*a, marker="o", s=60, color="white", edgecolors="black", zorder=3)
+        ax.scatter(*b, marker="*", s=120, color="white", edgecolors="black", zorder=3)
+        ax.annotate("modality gap", xy=(a + b) / 2, textcoords="offset points", xytext=(0, -14), ha="center",
+                    color="dimgrey", fontsize=9)
     from matplotlib.lines import Line2D
 
     handles, labels = ax.get_legend_handles_labels()
