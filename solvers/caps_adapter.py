@@ -90,14 +90,11 @@ class CapSAdapter(TipX):
     @classmethod
     def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
         """Caption-based support set from the pool's caption bank and the class-caption bank."""
-        from solvers.pool_inputs import check_pool, pool_features_at
+        from solvers.pool_inputs import pool_features_at
 
         if "support_features" in params:
             return {}
-        pool = check_pool(store, encoder, params.get("pool"))
-        T = params.get("text_weights")
-        if T is None:
-            raise ValueError("CapS-Adapter needs the class text weights: run fs text or give --text")
+        pool, T = cls._pool_and_text(store, encoder, params)
         names = params.get("captions_bank") or f"{pool}/captions"
         pool_bank = store.text_bank(encoder, names)
         n_valid = len(store.ids(pool))

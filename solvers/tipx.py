@@ -67,17 +67,25 @@ class TipX(Solver):
         self.logit_scale = logit_scale
         self.temperature = temperature
 
-    @classmethod
-    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
-        """SuS-LC support set: the ``shots`` pool rows nearest to each class's text embedding."""
-        from solvers.pool_inputs import check_pool, nearest_per_query, pool_features_at
+    @staticmethod
+    def _pool_and_text(store: Any, encoder: str, params: dict[str, Any]) -> tuple[str, np.ndarray]:
+        """The checked pool split and the class text weights a support set is built from."""
+        from solvers.pool_inputs import check_pool
 
-        if "support_features" in params:
-            return {}
         pool = check_pool(store, encoder, params.get("pool"))
         T = params.get("text_weights")
         if T is None:
-            raise ValueError("a support set is retrieved by the class text embeddings: run fs text or give --text")
+            raise ValueError("a support set is built from the class text weights: run fs text or give --text")
+        return pool, T
+
+    @classmethod
+    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
+        """SuS-LC support set: the ``shots`` pool rows nearest to each class's text embedding."""
+        from solvers.pool_inputs import nearest_per_query, pool_features_at
+
+        if "support_features" in params:
+            return {}
+        pool, T = cls._pool_and_text(store, encoder, params)
         shots = int(params.get("shots", 16))
         positions = nearest_per_query(store, encoder, pool, T, shots)
         labels = np.repeat(np.arange(len(T)), positions.shape[1])
