@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 PALETTE = "tab10"
 
@@ -211,6 +212,7 @@ def score_histograms(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, bin
         ax.set_xlabel("score (higher = more ID)", fontsize=8)
         ax.set_ylabel("density", fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.legend(fontsize=7, frameon=False)
     for ax in axes[n:]:
         ax.axis("off")
@@ -251,7 +253,7 @@ def reliability_diagram(panels: Mapping[str, Mapping[str, np.ndarray]], *, title
         ax.bar(centers[filled], acc[filled], width=width[filled], color="tab:blue", edgecolor="black",
                linewidth=0.5, label="accuracy")
         ax.bar(centers[filled], conf[filled] - acc[filled], bottom=acc[filled], width=width[filled],
-               color="tab:red", alpha=0.3, edgecolor="tab:red", linewidth=0.5, label="gap to confidence")
+               facecolor="none", edgecolor="tab:red", hatch="///", linewidth=0.8, label="gap to confidence")
         ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
