@@ -146,3 +146,31 @@ def test_out_of_core_gda_equals_in_memory(pets_store, capsys):
     streamed = json.loads(out)
     assert streamed["accuracy"] == pytest.approx(in_memory["accuracy"])
     assert streamed["alpha"] == in_memory["chosen"]["alpha_"]
+
+
+def test_calibrate_fits_the_temperature_on_validation(pets_store, capsys):
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    from solvers import GDA
+
+    store, key = pets_store
+    code, out, err = run(["solve", "gda", "--store", store, "--encoder", key, "--train", "train", "--val", "val",
+                          "--calibrate", "--save", "gda-cal", "--json"], capsys)
+    assert code == 0, err
+    chosen = json.loads(out)["runs"][0]["chosen"]
+    with FeatureStore(store) as reader:
+        X, y = reader.features(key, "train"), reader.labels("train")
+        Xv, yv = reader.features(key, "val"), reader.labels("val")
+        T = reader.text(key, "train/simple")
+    logits = GDA(text_weights=T).fit(X, y, X_val=Xv, y_val=yv).decision_function(Xv)
+
+    def nll(log_t):
+        return -np.mean(log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(yv)), yv])
+
+    best = minimize_scalar(nll, bounds=(-4, 4), method="bounded").x
+    assert np.log(chosen["temperature"]) == pytest.approx(best, abs=1e-3)
+    assert nll(np.log(chosen["temperature"])) <= nll(0.0) + 1e-9
+    with FeatureStore(store) as reader:
+        from solvers.persistence import load_from_store
+        assert load_from_store(reader, "gda-cal").temperature == pytest.approx(chosen["temperature"])

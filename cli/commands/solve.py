@@ -43,6 +43,8 @@ def _fitted_scalars(solver) -> dict:
 @click.option("--allow-fewer", is_flag=True, help="Take all rows of classes smaller than --shots.")
 @click.option("--param", "params", multiple=True, help="Solver hyper-parameter key=value (JSON value).")
 @click.option("--save", help="Save the fitted model in the store under this name (name-seedS for several seeds).")
+@click.option("--calibrate", is_flag=True,
+              help="Fit a softmax temperature on --val (temperature scaling); saved with the model.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None,
               help="gda only: fit out of core from statistics streamed in chunks of this many rows.")
 @click.option("--cluster", default=None, help="With --chunk-rows: reduce statistics on a Dask LocalCluster (local:N).")
@@ -51,7 +53,8 @@ def _fitted_scalars(solver) -> dict:
 def command(name: str | None, list_solvers: bool, store: str | None, encoder: str | None, train: str | None,
             val: str | None, test: str | None, bank: str | None, shots: int | None, val_shots: int | None,
             seeds: tuple[int, ...], allow_fewer: bool, params: tuple[str, ...], save: str | None,
-            chunk_rows: int | None, cluster: str | None, scheduler: str | None, as_json: bool) -> None:
+            calibrate: bool, chunk_rows: int | None, cluster: str | None, scheduler: str | None,
+            as_json: bool) -> None:
     """Fit solver NAME (see --list) on stored features; alpha/beta/C are searched on --val."""
     if list_solvers:
         from solvers.registry import describe
@@ -109,8 +112,14 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
             solver.fit(X_fit, X_val=Xv, y_val=yv)
         else:
             solver.fit(X_fit, y_fit, X_val=Xv, y_val=yv)
+        if calibrate:
+            if Xv is None:
+                raise click.UsageError("--calibrate fits the temperature on --val; give --val")
+            from solvers.temperature_scaling import calibrate as fit_temperature_on
+
+            fit_temperature_on(solver, Xv, yv)
         accuracy = float(solver.score(X_test, y_test)) if X_test is not None else None
-        runs.append({"seed": seed, "accuracy": accuracy, "chosen": _fitted_scalars(solver), "solver": solver})
+        runs.append({"seed": seed, "accuracy": accuracy, "chosen": {**_fitted_scalars(solver), **({"temperature": solver.temperature} if calibrate else {})}, "solver": solver})
     saved = []
     if save:
         from solvers.persistence import save_to_store
