@@ -174,3 +174,32 @@ def test_calibrate_fits_the_temperature_on_validation(pets_store, capsys):
     with FeatureStore(store) as reader:
         from solvers.persistence import load_from_store
         assert load_from_store(reader, "gda-cal").temperature == pytest.approx(chosen["temperature"])
+
+
+def test_ensemble_is_a_saved_solver_equal_to_the_formula(pets_store, capsys):
+    from scipy.special import softmax
+
+    from solvers import GDA, LinearProbe
+
+    store, key = pets_store
+    for name, extra in (("gda-e", []), ("lp-e", ["--param", "C=1.0"])):
+        solver = "gda" if name == "gda-e" else "linear-probe"
+        code, _, err = run(["solve", solver, "--store", store, "--encoder", key, "--train", "train",
+                            "--save", name, *extra], capsys)
+        assert code == 0, err
+    code, out, err = run(["ensemble", "--store", store, "--models", "gda-e,lp-e", "--weights", "0.25,0.75",
+                          "--save", "ens", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["weights"] == [0.25, 0.75]
+    code, out, err = run(["eval", "--store", store, "--models", "ens", "--split", "test", "--json"], capsys)
+    assert code == 0, err
+    with FeatureStore(store) as reader:
+        X, y = reader.features(key, "train"), reader.labels("train")
+        Xt, yt = reader.features(key, "test"), reader.labels("test")
+        T = reader.text(key, "train/simple")
+    gda = GDA(text_weights=T).fit(X, y)
+    lp = LinearProbe(C=1.0, text_weights=T).fit(X, y)
+    mixed = 0.25 * softmax(gda.decision_function(Xt), axis=1) + 0.75 * softmax(lp.decision_function(Xt), axis=1)
+    assert json.loads(out)[0]["top1"] == pytest.approx(np.mean(mixed.argmax(1) == yt))
+    code, _, err = run(["ensemble", "--store", store, "--models", "gda-e,logits:x", "--save", "bad"], capsys)
+    assert code == 2 and "one split only" in err
