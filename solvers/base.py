@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import NotFittedError
+from solvers.estimator_protocol import ClassifierProtocol, NotFittedError
 
 from solvers.softmax import softmax
 
@@ -28,11 +27,12 @@ def _to_json(value: Any) -> Any:
     return value
 
 
-class Solver(ClassifierMixin, BaseEstimator):
+class Solver(ClassifierProtocol):
     """Base of all solvers: subclasses implement ``fit`` and ``decision_function`` (logits, (n, C)).
 
-    ``predict_proba`` is softmax(logits / temperature). ClassifierMixin comes first in the bases so
-    scikit-learn tags the solvers as classifiers (stratified CV, accuracy as default score).
+    ``predict_proba`` is softmax(logits / temperature). ``ClassifierProtocol`` makes it a
+    scikit-learn classifier (clone, grid search, stratified CV, accuracy score) without
+    importing scikit-learn.
     Subclasses list the fitted attributes to persist in ``_state_arrays`` (arrays) and
     ``_state_scalars`` (JSON-able values); ``classes_`` and ``n_features_in_`` are always kept.
     """

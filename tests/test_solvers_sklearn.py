@@ -72,3 +72,19 @@ def test_zero_shot_needs_no_labels(data):
     Tn = T / np.linalg.norm(T, axis=1, keepdims=True)
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
     np.testing.assert_allclose(model.decision_function(X), 100 * Xn @ Tn.T, rtol=1e-12)
+
+
+def test_importing_a_solver_does_not_import_sklearn():
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport solvers.gda, solvers.tip_adapter, solvers.zeroshot\n"
+            "print('sklearn' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_set_params_refuses_unknown_names(data):
+    with pytest.raises(ValueError, match="invalid parameter 'nope' for GDA"):
+        GDA().set_params(nope=1)
+    assert GDA().set_params(alpha=3.0).alpha == 3.0
