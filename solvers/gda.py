@@ -32,7 +32,7 @@ def shrinkage_precision(scatter: np.ndarray, n_samples: int) -> np.ndarray:
     return d * _pinv_symmetric(scatter + trace_s * np.eye(d))
 
 
-FIT_BLOCK_ROWS = 65536
+FIT_BLOCK_ROWS = 16384
 
 
 class GDA(Solver):

@@ -74,8 +74,10 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
     from solvers.registry import solver_class
 
     if chunk_rows or cluster or scheduler:
+        from solvers.streaming import DEFAULT_CHUNK_ROWS
+
         _solve_streaming(name, store, encoder, train, val, test, bank, shots, _parse_params(params), save,
-                         chunk_rows or 65536, cluster, scheduler, as_json)
+                         chunk_rows or DEFAULT_CHUNK_ROWS, cluster, scheduler, as_json)
         return
     cls = solver_class(name)
     kwargs = _parse_params(params)
