@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import math
 import os
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from featurestore.errors import SourceError
 from featurestore.sources.local_files import LocalFileSource
-from featurestore.sources.record import NO_LABEL, Record
+from featurestore.sources.record import NO_LABEL, Record, sorted_by_unique_id
 
 MANIFEST_EXTENSIONS = frozenset({".csv", ".tsv", ".parquet"})
 
@@ -139,11 +138,7 @@ class ManifestSource(LocalFileSource):
                     caption=None if _is_missing(caption) else str(caption),
                 )
             )
-        records.sort(key=lambda r: r.id)
-        for previous, current in pairwise(records):
-            if previous.id == current.id:
-                raise SourceError(f"manifest {where} lists id {current.id!r} more than once")
-        return records
+        return sorted_by_unique_id(records, f"manifest {where}")
 
     def _list(self) -> list[Record]:
         return self._load()

@@ -8,7 +8,10 @@ file becomes an error row instead of a crash while listing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol, runtime_checkable
+
+from featurestore.errors import SourceError
 
 NO_LABEL = -1
 
@@ -46,3 +49,14 @@ class Source(Protocol):
     def read_bytes(self, record: Record) -> bytes:
         """The record's raw encoded image bytes (may raise OSError for a vanished file)."""
         ...
+
+
+def sorted_by_unique_id(records: list[Record], where: str) -> list[Record]:
+    """Records sorted by id (the order every run sees); a repeated id is refused, since the
+    store keys rows by id. ``where`` names the source in the message."""
+    records = sorted(records, key=lambda r: r.id)
+    for previous, current in pairwise(records):
+        if previous.id == current.id:
+            raise SourceError(f"{where} lists id {current.id!r} more than once")
+    return records
+

@@ -14,11 +14,10 @@ import re
 import tarfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 from featurestore.errors import SourceError
-from featurestore.sources.record import NO_LABEL, Record
+from featurestore.sources.record import NO_LABEL, Record, sorted_by_unique_id
 
 TAR_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 MEMBER_SEPARATOR = "::"
@@ -150,11 +149,7 @@ class WebDatasetSource:
                         caption=sample.texts.get("txt"),
                     )
                 )
-        records.sort(key=lambda r: r.id)
-        for previous, current in pairwise(records):
-            if previous.id == current.id:
-                raise SourceError(f"sample id {current.id!r} occurs twice (two shards with the same file name?)")
-        return records
+        return sorted_by_unique_id(records, "the shards (two with the same file name?)")
 
     def records(self) -> list[Record]:
         """Every sample with an image member, sorted by id."""
