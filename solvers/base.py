@@ -97,6 +97,11 @@ class Solver(ClassifierProtocol):
         """Rebuild a fitted solver from ``get_state`` output without refitting."""
         if params.get("class") != cls.__name__:
             raise ValueError(f"state is for {params.get('class')!r}, not {cls.__name__}")
+        missing = [name for name in ("classes_", *cls._state_arrays) if name not in arrays]
+        missing += [name for name in cls._state_scalars if name not in params.get("fitted", {})]
+        if missing:
+            raise ValueError(f"the saved {cls.__name__} lacks {', '.join(missing)} (saved by another version?); "
+                             "fit and save it again")
         ctor = dict(params["params"])
         for key, value in arrays.items():
             if key.startswith("param."):

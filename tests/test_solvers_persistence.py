@@ -112,3 +112,14 @@ def test_import_solvers_is_cheap():
     code = "import sys, solvers; print(any(m.split('.')[0] in ('sklearn', 'scipy', 'faiss', 'torch') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_state_missing_fitted_arrays_is_refused_clearly():
+    from solvers.tip_adapter import TipAdapter
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(12, 5)), np.arange(12) % 3
+    arrays, params = TipAdapter(text_weights=rng.normal(size=(3, 5)), alpha=1.0, beta=1.0).fit(X, y).get_state()
+    del arrays["labels_"]
+    with pytest.raises(ValueError, match="lacks labels_"):
+        TipAdapter.from_state(arrays, params)
