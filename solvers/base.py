@@ -42,6 +42,9 @@ class Solver(ClassifierProtocol):
     #: What ``fit`` needs, for generic callers such as ``fs solve``: "labels" (X, y),
     #: "unlabelled" (X only) or "none" (everything comes from the constructor).
     fit_input: str = "labels"
+    #: True for solvers whose logits are bound to one split's rows (imported logits), which
+    #: must therefore see all of its rows at once rather than chunk by chunk.
+    row_bound: bool = False
 
     @classmethod
     def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:

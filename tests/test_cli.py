@@ -70,8 +70,11 @@ def test_search_matches_brute_force(pets_store, capsys):
     assert len(results[1]["hits"]) == 4
 
 
-def test_solve_predict_eval_round_trip(pets_store, tmp_path, capsys):
+def test_solve_predict_eval_round_trip(pets_store, tmp_path, capsys, monkeypatch):
+    import solvers.streaming
     from solvers import GDA
+
+    monkeypatch.setattr(solvers.streaming, "DEFAULT_CHUNK_ROWS", 5)  # fs predict streams 12 rows in 3 chunks
 
     store, key = pets_store
     code, out, err = run(["solve", "gda", "--store", store, "--encoder", key, "--train", "train", "--val", "val",

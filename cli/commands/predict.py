@@ -27,34 +27,43 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
     from cli.solver_inputs import class_names, load_model
     from featurestore.store import FeatureStore
 
-    with FeatureStore(store) as reader:
-        solver, encoder, bank = load_model(reader, model_name, encoder, bank, split)
-        X = reader.features(encoder, split)
-        ids, paths, labels = reader.ids(split), reader.paths(split), reader.labels(split)
-        names = class_names(reader, split, bank, encoder)
-    probs = solver.predict_proba(X)
-    pred = probs.argmax(axis=1)
-    explanations = None
-    if explain_top is not None:
-        if not hasattr(solver, "explain"):
-            raise click.UsageError(f"model {model_name!r} ({type(solver).__name__}) cannot explain its predictions")
-        explanations = ["; ".join(f"{text} ({score:.3f})" for text, score in row)
-                        for row in solver.explain(X, top=explain_top)]
+    from solvers.streaming import DEFAULT_CHUNK_ROWS
+
     handle = open(out, "w", newline="") if out else sys.stdout
+    correct = labelled = rows = 0
     try:
         writer = csv.writer(handle)
         writer.writerow(["id", "path", "label", "prediction", "class", "confidence"]
-                        + (["explanation"] if explanations is not None else []))
-        for i in range(len(ids)):
-            name = names[pred[i]] if names is not None and pred[i] < len(names) else ""
-            writer.writerow([ids[i], paths[i], int(labels[i]), int(pred[i]), name, f"{probs[i, pred[i]]:.6f}"]
-                            + ([explanations[i]] if explanations is not None else []))
+                        + (["explanation"] if explain_top is not None else []))
+        with FeatureStore(store) as reader:
+            solver, encoder, bank = load_model(reader, model_name, encoder, bank, split)
+            if explain_top is not None and not hasattr(solver, "explain"):
+                raise click.UsageError(f"model {model_name!r} ({type(solver).__name__}) cannot explain its predictions")
+            ids, paths, labels = reader.ids(split), reader.paths(split), reader.labels(split)
+            names = class_names(reader, split, bank, encoder)
+            # Rows stream chunk by chunk (a split larger than RAM predicts in bounded memory),
+            # except for solvers bound to one split's rows (imported logits), which need them all.
+            chunk_rows = len(ids) if solver.row_bound else DEFAULT_CHUNK_ROWS
+            for positions, X in reader.iter_features(encoder, split, chunk_rows=max(chunk_rows, 1)):
+                probs = solver.predict_proba(X)
+                pred = probs.argmax(axis=1)
+                explanations = None
+                if explain_top is not None:
+                    explanations = ["; ".join(f"{text} ({score:.3f})" for text, score in row)
+                                    for row in solver.explain(X, top=explain_top)]
+                for j, i in enumerate(positions):
+                    name = names[pred[j]] if names is not None and pred[j] < len(names) else ""
+                    writer.writerow([ids[i], paths[i], int(labels[i]), int(pred[j]), name, f"{probs[j, pred[j]]:.6f}"]
+                                    + ([explanations[j]] if explanations is not None else []))
+                known = labels[positions] >= 0
+                correct += int(np.sum(pred[known] == labels[positions][known]))
+                labelled += int(known.sum())
+                rows += len(positions)
     finally:
         if out:
             handle.close()
-    has_labels = labels >= 0
     if out:
-        msg = f"{len(ids)} predictions -> {out}"
-        if has_labels.any():
-            msg += f" (accuracy {100 * np.mean(pred[has_labels] == labels[has_labels]):.2f}% on {int(has_labels.sum())} labelled rows)"
+        msg = f"{rows} predictions -> {out}"
+        if labelled:
+            msg += f" (accuracy {100 * correct / labelled:.2f}% on {labelled} labelled rows)"
         click.echo(msg)
