@@ -8,6 +8,7 @@ one chunk plus the (C, D) and (D, D) statistics, whatever the number of rows.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -100,15 +101,19 @@ def fit_gda_streaming(store: Any, encoder: str, split: str, *, chunk_rows: int =
 
 def decision_in_chunks(solver: Any, store: Any, encoder: str, split: str, *,
                        chunk_rows: int = DEFAULT_CHUNK_ROWS, method: str = "decision_function",
+                       transform: Callable[[np.ndarray], np.ndarray] | None = None,
                        quiet: bool = True) -> np.ndarray:
     """``solver.<method>`` over a split's valid rows, computed chunk by chunk (row-aligned
-    with ``store.ids(split)``); for ``predict`` only the (N,) predictions are kept in memory."""
+    with ``store.ids(split)``). ``transform`` maps each chunk's output to per-row values, e.g.
+    an OOD score of ``solvers.ood_scores`` on the logits: then, as for ``predict``, only (N,)
+    values are kept in memory, never the (N, C) logits."""
     from tqdm.auto import tqdm
 
     parts = []
     for _, X in tqdm(store.iter_features(encoder, split, chunk_rows=chunk_rows), desc=f"{method} {split}",
                      unit="chunk", disable=quiet):
-        parts.append(getattr(solver, method)(X))
+        out = getattr(solver, method)(X)
+        parts.append(transform(out) if transform is not None else out)
     if not parts:
         return np.zeros((0,), dtype=np.int64)
     return np.concatenate(parts)

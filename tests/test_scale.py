@@ -178,6 +178,13 @@ def test_streamed_gda_equals_in_memory(tmp_path, client):
             streamed = fit_gda_streaming(store, "test/enc", "train", text_weights=T, alpha=0.5, **kwargs)
             np.testing.assert_allclose(streamed.coef_, reference.coef_, rtol=1e-6, atol=1e-6)
             np.testing.assert_allclose(streamed.intercept_, reference.intercept_, rtol=1e-6, atol=1e-6)
+        full = reference.decision_function(store.features("test/enc", "train"))
         logits = decision_in_chunks(streamed, store, "test/enc", "train", chunk_rows=50)
-        np.testing.assert_allclose(logits, reference.decision_function(store.features("test/enc", "train")),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(logits, full, rtol=1e-5, atol=1e-5)
+        from scipy.special import logsumexp, softmax
+
+        from solvers.ood_scores import energy, msp
+        for score, oracle in ((msp, softmax(full, axis=1).max(axis=1)), (energy, logsumexp(full, axis=1))):
+            streamed_scores = decision_in_chunks(streamed, store, "test/enc", "train", chunk_rows=50, transform=score)
+            assert streamed_scores.shape == (len(full),)
+            np.testing.assert_allclose(streamed_scores, oracle, rtol=1e-5, atol=1e-5)
