@@ -2,6 +2,7 @@
 deaths and killed runs, and out-of-core GDA equal to the in-memory fit."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -188,3 +189,25 @@ def test_streamed_gda_equals_in_memory(tmp_path, client):
             streamed_scores = decision_in_chunks(streamed, store, "test/enc", "train", chunk_rows=50, transform=score)
             assert streamed_scores.shape == (len(full),)
             np.testing.assert_allclose(streamed_scores, oracle, rtol=1e-5, atol=1e-5)
+
+
+def test_cli_cluster_extraction_and_streamed_gda(tmp_path, pets, fs_args, tiny_encoder, capsys):
+    from tests.cli_runner import run
+
+    root, single = pets
+    store = tmp_path / "cli.h5"
+    code, out, err = run(["extract", root, "--store", store, *fs_args, "--cluster", "local:2", "--shard-rows", "10",
+                          "-q"], capsys)
+    assert code == 0, err
+    assert "4 shards" in out and "worker" in out
+    _assert_same(store, single, tiny_encoder.key)
+    code, out, err = run(["solve", "gda", "--store", store, "--encoder", tiny_encoder.key, "--train", "pets",
+                          "--test", "pets", "--chunk-rows", "7", "--cluster", "local:2", "--json"], capsys)
+    assert code == 0, err
+    from solvers import GDA
+
+    with FeatureStore(store) as reader:
+        X, y = reader.features(tiny_encoder.key, "pets"), reader.labels("pets")
+    assert json.loads(out)["accuracy"] == pytest.approx(GDA().fit(X, y).score(X, y))
+    code, _, err = run(["extract", root, "--store", store, *fs_args, "--cluster", "remote:2"], capsys)
+    assert code == 2 and "local:N" in err
