@@ -41,7 +41,7 @@ def dask_client(cluster: str | None = None, scheduler: str | None = None) -> Ite
         return
     workers = parse_cluster(cluster or "local:1")
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}) as local, \
             Client(local) as client:
         yield client
