@@ -8,6 +8,7 @@ from solvers.base import Solver
 from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
                             check_validation_pair, resolve_n_classes)
 from solvers.normalize import l2_normalize
+from solvers.progress import progress
 from solvers.softmax import log_softmax
 
 COARSE_GRID = tuple(10.0 ** e for e in range(-6, 7))
@@ -95,7 +96,7 @@ class LinearProbe(Solver):
 
             def sweep(grid: list[float], init: tuple[np.ndarray, np.ndarray] | None) -> None:
                 model = self._model(grid[0], init)
-                for c in grid:
+                for c in progress(grid, "linear probe C search"):
                     if c in scores:
                         continue
                     model.set_params(C=c).fit(Xn, y)

@@ -8,6 +8,7 @@ from solvers.base import Solver
 from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
                             check_validation_pair, resolve_n_classes)
 from solvers.normalize import l2_normalize
+from solvers.progress import progress
 from solvers.validation import select_by_accuracy
 from solvers.zeroshot import zero_shot_logits
 
@@ -80,7 +81,7 @@ class TipAdapter(Solver):
         betas = [self.beta] if self.beta is not None else linear_grid(self.search_scale[0], self.search_steps[0])
         alphas = [self.alpha] if self.alpha is not None else linear_grid(self.search_scale[1], self.search_steps[1])
         best = (-1.0, self.alpha_, self.beta_)
-        for beta in betas:
+        for beta in progress(betas, "Tip-Adapter search"):
             cache = np.add.reduceat(np.exp(-beta * (1 - affinity)), starts, axis=1)
             alpha, scores = select_by_accuracy(alphas, lambda a: zs + a * cache, y_val)
             if max(scores) > best[0]:

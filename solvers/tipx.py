@@ -19,6 +19,7 @@ from solvers.checks import (
 )
 from solvers.kl_affinity import MinMaxScale, class_log_distribution, kl_matrix
 from solvers.normalize import l2_normalize
+from solvers.progress import progress
 from solvers.zeroshot import zero_shot_logits
 
 
@@ -165,7 +166,7 @@ class TipX(Solver):
             affinity = self._affinity(Xv, delta)
             kl = self._kl_logits(Xv, self._scale_for(Xv, delta))
             with_kl = zs[None] + gammas[:, None, None] * kl[None]
-            for alpha in alphas:
+            for alpha in progress(alphas, f"{type(self).__name__} search"):
                 for beta in betas:
                     cache = self._class_sums(np.exp(-beta * (1 - affinity)))
                     hits = (np.argmax(with_kl + alpha * cache[None], axis=2) == yv).mean(axis=1)

@@ -54,3 +54,22 @@ def test_search_equals_brute_force_on_validation():
                 best = (acc, alpha, beta)
     assert model.val_accuracy_ == best[0]
     assert np.isclose(model.alpha_, best[1]) and np.isclose(model.beta_, best[2])
+
+
+
+def test_search_reports_progress_and_quiet_silences_it(monkeypatch):
+    import solvers.tip_adapter as module
+    from solvers.progress import progress, quiet
+
+    items = [1, 2]
+    assert progress(items, "x") is not items  # a tqdm bar (hidden when not on a terminal)
+    with quiet():
+        assert progress(items, "x") is items
+    assert progress(items, "x") is not items
+
+    seen = []
+    monkeypatch.setattr(module, "progress", lambda grid, desc, total=None: seen.append(desc) or grid)
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(30, 6)), np.arange(30) % 3
+    TipAdapter(text_weights=rng.normal(size=(3, 6)), search_steps=(3, 2)).fit(X, y, X_val=X, y_val=y)
+    assert seen == ["Tip-Adapter search"]

@@ -50,12 +50,16 @@ def _fitted_scalars(solver) -> dict:
 @click.option("--cluster", default=None, help="With --chunk-rows: reduce statistics on a Dask LocalCluster (local:N).")
 @click.option("--scheduler", default=None, help="With --chunk-rows: reduce statistics on a Dask cluster (tcp://host:port).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(name: str | None, list_solvers: bool, store: str | None, encoder: str | None, train: str | None,
             val: str | None, test: str | None, bank: str | None, shots: int | None, val_shots: int | None,
             seeds: tuple[int, ...], allow_fewer: bool, params: tuple[str, ...], save: str | None,
             calibrate: bool, chunk_rows: int | None, cluster: str | None, scheduler: str | None,
-            as_json: bool) -> None:
+            as_json: bool, quiet: bool) -> None:
     """Fit solver NAME (see --list) on stored features; alpha/beta/C are searched on --val."""
+    from solvers.progress import quiet as quiet_progress
+
+    click.get_current_context().with_resource(quiet_progress(quiet))
     if list_solvers:
         from solvers.registry import describe
 
@@ -77,7 +81,7 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
         from solvers.streaming import DEFAULT_CHUNK_ROWS
 
         _solve_streaming(name, store, encoder, train, val, test, bank, shots, _parse_params(params), save,
-                         chunk_rows or DEFAULT_CHUNK_ROWS, cluster, scheduler, as_json)
+                         chunk_rows or DEFAULT_CHUNK_ROWS, cluster, scheduler, as_json, quiet)
         return
     cls = solver_class(name)
     kwargs = _parse_params(params)
@@ -153,7 +157,7 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
 
 def _solve_streaming(name: str, store: str, encoder: str, train: str | None, val: str | None, test: str | None,
                      bank: str | None, shots: int | None, params: dict, save: str | None, chunk_rows: int,
-                     cluster: str | None, scheduler: str | None, as_json: bool) -> None:
+                     cluster: str | None, scheduler: str | None, as_json: bool, quiet: bool) -> None:
     """GDA fitted from streamed sufficient statistics (store larger than RAM), optionally on Dask."""
     import contextlib
 
@@ -179,7 +183,7 @@ def _solve_streaming(name: str, store: str, encoder: str, train: str | None, val
             params.setdefault("text_weights", T)
         X_val, y_val = labelled(reader, encoder, val) if val else (None, None)
         solver = fit_gda_streaming(reader, encoder, train, chunk_rows=chunk_rows, client=client,
-                                   X_val=X_val, y_val=y_val, quiet=as_json, **params)
+                                   X_val=X_val, y_val=y_val, quiet=as_json or quiet, **params)
         accuracy = None
         if test:
             pred = decision_in_chunks(solver, reader, encoder, test, chunk_rows=chunk_rows, method="predict")
