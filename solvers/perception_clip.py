@@ -27,7 +27,8 @@ class PerceptionCLIP(Solver):
     p(z|x) by ``infer``: "with_class" (default) softmax_z of logsumexp_y f / tau; "without_class"
     softmax_z of s * cos(x, e(z)) / tau with the class-free ``context_weights`` (Z, D); "uniform" 1/Z
     (the tau -> infinity limit). tau = ``context_temperature`` (1.0); None searches
-    ``temperature_grid`` on the validation split.
+    ``temperature_grid`` on the validation split. ``temperature`` is the ``predict_proba``
+    temperature of every solver (1: softmax(log p(y|x)) = p(y|x)), set by temperature scaling.
     """
 
     fit_input = "none"
@@ -37,7 +38,7 @@ class PerceptionCLIP(Solver):
                  contexts: list[str] | None = None, infer: str = "with_class",
                  context_temperature: float | None = 1.0,
                  temperature_grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0),
-                 bank: str | None = None, logit_scale: float = 100.0) -> None:
+                 bank: str | None = None, logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.prompt_weights = prompt_weights
         self.context_weights = context_weights
         self.contexts = contexts
@@ -46,6 +47,7 @@ class PerceptionCLIP(Solver):
         self.temperature_grid = temperature_grid
         self.bank = bank
         self.logit_scale = logit_scale
+        self.temperature = temperature
 
     @classmethod
     def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:

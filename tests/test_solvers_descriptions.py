@@ -172,6 +172,22 @@ def test_perceptionclip_equals_the_marginal_by_hand(mode):
     assert all(len(row) == 1 and row[0][0] in ("a", "b") for row in expl)
 
 
+def test_perceptionclip_calibrated_temperature_survives_saving(tmp_path):
+    from solvers.temperature_scaling import calibrate
+
+    rng = np.random.default_rng(1)
+    E3, X, y = rng.normal(size=(3, 2, 6)), rng.normal(size=(40, 6)), rng.integers(0, 3, 40)
+    solver = calibrate(PerceptionCLIP(prompt_weights=E3).fit(), X, y)
+    assert solver.temperature != pytest.approx(1.0)
+    save_npz(solver, tmp_path / "pc")
+    loaded = load_npz(tmp_path / "pc")
+    assert loaded.temperature == pytest.approx(solver.temperature)
+    z = np.log(hand_marginal(X, E3, 100.0, 1.0, "with_class")) / solver.temperature
+    expected = np.exp(z - z.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-8)
+
+
 def test_perceptionclip_rejects_bad_inputs():
     with pytest.raises(ValueError, match="context_weights"):
         PerceptionCLIP(prompt_weights=np.ones((2, 2, 3)), infer="without_class").fit()
