@@ -68,6 +68,33 @@ def test_second_writer_is_refused_and_readers_are_not(tmp_path):
             FeatureStore(path, mode="a")
         with FeatureStore(path) as reader:
             assert reader.splits() == ["train"]
+
+
+def test_a_killed_writers_forked_child_does_not_keep_the_lock(tmp_path):
+    """A DataLoader worker forked by a writer outlives a SIGKILLed parent for a while; it must
+    not hold the writer lock (flock is shared by forked children), or the resume is refused."""
+    path = tmp_path / "s.h5"
+    code = ("import os, sys, time\n"
+            "from featurestore.store import FeatureStore\n"
+            f"store = FeatureStore({str(path)!r}, mode='a')\n"
+            "ready_r, ready_w = os.pipe()\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    os.write(ready_w, b'x')\n"
+            "    time.sleep(60)\n"
+            "    os._exit(0)\n"
+            "os.read(ready_r, 1)\n"
+            "print(child, flush=True)\n"
+            "os.kill(os.getpid(), 9)\n")
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(writer.stdout.readline())
+    try:
+        assert writer.wait(timeout=60) == -signal.SIGKILL
+        with FeatureStore(path, mode="a") as store:
+            assert store.splits() == []
+    finally:
+        os.kill(child, signal.SIGKILL)
+        writer.stdout.close()
     FeatureStore(path, mode="a").close()  # released on close
 
 
