@@ -206,3 +206,11 @@ def test_ensemble_is_a_saved_solver_equal_to_the_formula(pets_store, capsys):
     assert json.loads(out)[0]["top1"] == pytest.approx(np.mean(mixed.argmax(1) == yt))
     code, _, err = run(["ensemble", "--store", store, "--models", "gda-e,logits:x", "--save", "bad"], capsys)
     assert code == 2 and "one split only" in err
+
+
+def test_search_with_an_unreadable_query_image_is_one_line(pets_store, tmp_path, capsys):
+    store, key = pets_store
+    fake = tmp_path / "query.png"
+    fake.write_text("this is not an image\n")
+    code, _, err = run(["search", "--store", store, "--encoder", key, "--split", "train", "--image", fake], capsys)
+    assert code == 2 and err.startswith("error: ") and "query.png" in err and err.count("\n") == 1

@@ -62,7 +62,16 @@ def command(store: str, encoder: str, split: str | None, texts: tuple[str, ...],
                 import torch
                 from PIL import Image
 
-                batch = torch.stack([model.preprocess(Image.open(p).convert("RGB")) for p in images])
+                from featurestore.errors import SourceError
+
+                def load(p: str) -> Image.Image:
+                    try:
+                        with Image.open(p) as image:
+                            return image.convert("RGB")
+                    except OSError as exc:
+                        raise SourceError(f"cannot read query image {p}: {exc}") from None
+
+                batch = torch.stack([model.preprocess(load(p)) for p in images])
                 queries.append(model.encode_images(batch))
                 labels += [f"image {p}" for p in images]
         index = load_index(reader, encoder, split, factory, quiet=quiet)
