@@ -11,9 +11,15 @@ from featurestore.store import FeatureStore
 from featurestore.textbanks import find_class_bank
 
 
-def labelled(store: FeatureStore, encoder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of the valid, labelled rows of a split."""
+def labelled(store: FeatureStore, encoder: str, split: str,
+             average_views: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of the valid, labelled rows of a split; with ``average_views``, each
+    feature is averaged with its stored augmented views (``fs extract --views N``)."""
     X, y = store.features(encoder, split), store.labels(split)
+    if average_views:
+        from solvers.augmented_views import average_views as mean_over_views
+
+        X = mean_over_views(X, store.views(encoder, split))
     keep = y >= 0
     if not keep.any():
         raise NotFoundError(f"split {split!r} has no labelled rows")

@@ -41,6 +41,9 @@ def _fitted_scalars(solver) -> dict:
 @click.option("--seed", "seeds", multiple=True, type=int, default=(1,), show_default=True,
               help="Few-shot sampling seed (repeat for several runs: mean and std are reported).")
 @click.option("--allow-fewer", is_flag=True, help="Take all rows of classes smaller than --shots.")
+@click.option("--average-views", is_flag=True,
+              help="Average each training feature with its augmented views (extract with --views N), "
+                   "as Tip-Adapter and GDA build their caches.")
 @click.option("--param", "params", multiple=True, help="Solver hyper-parameter key=value (JSON value).")
 @click.option("--save", help="Save the fitted model in the store under this name (name-seedS for several seeds).")
 @click.option("--calibrate", is_flag=True,
@@ -53,7 +56,8 @@ def _fitted_scalars(solver) -> dict:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(name: str | None, list_solvers: bool, store: str | None, encoder: str | None, train: str | None,
             val: str | None, test: str | None, bank: str | None, shots: int | None, val_shots: int | None,
-            seeds: tuple[int, ...], allow_fewer: bool, params: tuple[str, ...], save: str | None,
+            seeds: tuple[int, ...], allow_fewer: bool, average_views: bool, params: tuple[str, ...],
+            save: str | None,
             calibrate: bool, chunk_rows: int | None, cluster: str | None, scheduler: str | None,
             as_json: bool, quiet: bool) -> None:
     """Fit solver NAME (see --list) on stored features; alpha/beta/C are searched on --val."""
@@ -70,6 +74,8 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
         return
     if not name or not store or not encoder:
         raise click.UsageError("give a solver NAME, --store and --encoder (or --list)")
+    if val is not None and val == test:
+        raise click.UsageError("--val and --test are the same split: hyper-parameters are never chosen on the test split")
     import numpy as np
 
     from cli.solver_inputs import labelled, text_weights
@@ -78,6 +84,8 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
     from solvers.registry import solver_class
 
     if chunk_rows or cluster or scheduler:
+        if average_views:
+            raise click.UsageError("--average-views is not available with out-of-core fitting (--chunk-rows/--cluster)")
         from solvers.streaming import DEFAULT_CHUNK_ROWS
 
         _solve_streaming(name, store, encoder, train, val, test, bank, shots, _parse_params(params), save,
@@ -98,7 +106,7 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
         if needs == "unlabelled":
             X_train = reader.features(encoder, train)
         elif needs == "labels":
-            X_train, y_train = labelled(reader, encoder, train)
+            X_train, y_train = labelled(reader, encoder, train, average_views=average_views)
         X_val, y_val = labelled(reader, encoder, val) if val else (None, None)
         X_test, y_test = labelled(reader, encoder, test) if test else (X_val, y_val)
     runs = []
