@@ -86,15 +86,20 @@ class Encoder:
             out = self.model.encode_image(batch, normalize=normalize)
         return out.float().cpu().numpy()
 
-    def encode_texts(self, texts: list[str], batch_size: int = 256, normalize: bool = True) -> np.ndarray:
-        """Embed strings; float32 (K, D), L2-normalized by default."""
+    def encode_texts(self, texts: list[str], batch_size: int = 256, normalize: bool = True,
+                     quiet: bool = True) -> np.ndarray:
+        """Embed strings; float32 (K, D), L2-normalized by default. ``quiet=False`` shows a
+        progress bar (a class bank of 1000 classes x 80 templates is 80k prompts)."""
         import torch
+        from tqdm.auto import tqdm
 
         rows = []
-        with torch.inference_mode():
+        with torch.inference_mode(), tqdm(total=len(texts), unit="text", desc="encode texts", disable=quiet,
+                                          dynamic_ncols=True) as bar:
             for start in range(0, len(texts), batch_size):
                 tokens = self.tokenizer(texts[start:start + batch_size]).to(self.device)
                 rows.append(self.model.encode_text(tokens, normalize=normalize).float().cpu().numpy())
+                bar.update(len(rows[-1]))
         if not rows:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         return np.concatenate(rows)

@@ -19,12 +19,12 @@ from featurestore.errors import SourceError
 
 
 def class_prompt_embeddings(encoder: Any, classes: list[str], templates: list[str],
-                            batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+                            batch_size: int = 256, quiet: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Return (weights (C, D), per_template (C, T, D)) for ``template.format(class)`` prompts."""
     if not classes:
         raise SourceError("no class names to encode")
     prompts = [template.format(name) for name in classes for template in templates]
-    emb = encoder.encode_texts(prompts, batch_size=batch_size).reshape(len(classes), len(templates), -1)
+    emb = encoder.encode_texts(prompts, batch_size=batch_size, quiet=quiet).reshape(len(classes), len(templates), -1)
     weights = emb.mean(axis=1)
     weights /= np.linalg.norm(weights, axis=1, keepdims=True)
     return weights.astype(np.float32), emb.astype(np.float32)

@@ -9,6 +9,7 @@ from cli.options import (
     encoder_option,
     precision_option,
     pretrained_override_option,
+    quiet_option,
     store_option,
 )
 
@@ -21,8 +22,9 @@ from cli.options import (
 @pretrained_override_option
 @device_option
 @precision_option
+@quiet_option
 def command(store: str, encoder: str, split: str, name: str | None, pretrained: str | None,
-            device: str | None, precision: str | None) -> None:
+            device: str | None, precision: str | None, quiet: bool) -> None:
     """Encode SPLIT's captions (one embedding per valid row, in row order) into a text bank."""
     from featurestore.encoders import load_encoder_from_info
     from featurestore.errors import SourceError
@@ -35,7 +37,7 @@ def command(store: str, encoder: str, split: str, name: str | None, pretrained: 
     if captions is None:
         raise SourceError(f"split {split!r} has no captions to encode")
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
-    weights = model.encode_texts([str(c) for c in captions])
+    weights = model.encode_texts([str(c) for c in captions], quiet=quiet)
     bank = name or f"{split}/captions"
     with FeatureStore(store, mode="a") as writer:
         writer.put_text_bank(encoder, bank, weights, [str(c) for c in captions], kind="list", ids=[str(i) for i in ids])

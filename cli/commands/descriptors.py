@@ -9,6 +9,7 @@ from cli.options import (
     encoder_option,
     precision_option,
     pretrained_override_option,
+    quiet_option,
     store_option,
 )
 
@@ -29,8 +30,10 @@ KINDS = ("descriptors", "differential", "contexts")
 @pretrained_override_option
 @device_option
 @precision_option
+@quiet_option
 def command(file: str, store: str, encoder: str, classes: str, kind: str, template: str | None,
-            name: str | None, pretrained: str | None, device: str | None, precision: str | None) -> None:
+            name: str | None, pretrained: str | None, device: str | None, precision: str | None,
+            quiet: bool) -> None:
     """Build the prompts of FILE for the classes of --classes, embed them and store a grouped bank."""
     from pathlib import Path
 
@@ -59,7 +62,7 @@ def command(file: str, store: str, encoder: str, classes: str, kind: str, templa
             prompts = dp.differential_prompts(dp.read_differential_descriptors(file, class_names), class_names,
                                               template or dp.DEFAULT_TEMPLATE)
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
-    weights = model.encode_texts(prompts.strings)
+    weights = model.encode_texts(prompts.strings, quiet=quiet)
     extras = dict(prompts.extras)
     if kind == "contexts":
         weights = weights.reshape(len(class_names), len(class_free), -1)

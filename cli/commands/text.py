@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import click
 
-from cli.options import device_option, encoder_option, precision_option, pretrained_override_option, store_option
+from cli.options import (
+    device_option,
+    encoder_option,
+    precision_option,
+    pretrained_override_option,
+    quiet_option,
+    store_option,
+)
 
 
 @click.command("text")
@@ -18,8 +25,10 @@ from cli.options import device_option, encoder_option, precision_option, pretrai
 @pretrained_override_option
 @device_option
 @precision_option
+@quiet_option
 def command(store: str, encoder: str, classes: str | None, templates: str, text_file: str | None,
-            name: str | None, pretrained: str | None, device: str | None, precision: str | None) -> None:
+            name: str | None, pretrained: str | None, device: str | None, precision: str | None,
+            quiet: bool) -> None:
     """Encode a text bank with the same encoder that made the store's image features."""
     from pathlib import Path
 
@@ -36,7 +45,7 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
     if class_names is not None:
         template_list = get_templates(templates)
-        weights, per_template = class_prompt_embeddings(model, class_names, template_list)
+        weights, per_template = class_prompt_embeddings(model, class_names, template_list, quiet=quiet)
         bank = name or f"{classes}/{Path(templates).stem}"
         strings = [t.format(c) for c in class_names for t in template_list]
         with FeatureStore(store, mode="a") as writer:
@@ -45,7 +54,7 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
         click.echo(f"text bank {bank!r}: {len(class_names)} classes x {len(template_list)} templates")
         return
     strings, groups = read_text_file(text_file)
-    weights = model.encode_texts(strings)
+    weights = model.encode_texts(strings, quiet=quiet)
     bank = name or Path(text_file).stem
     extra = {"groups": groups} if groups is not None else {}
     with FeatureStore(store, mode="a") as writer:
