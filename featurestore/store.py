@@ -500,12 +500,13 @@ class FeatureStore:
             for k, v in info.items():
                 group.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
             return
-        for field in ("model", "weights", "embed_dim"):
+        for field in ("model", "weights", "embed_dim", "precision"):
             stored = group.attrs.get(field)
             if field in info and stored is not None and _plain(stored) != info[field]:
+                fix = f"extract with --precision {_plain(stored)}" if field == "precision" else "use another encoder key"
                 raise ProvenanceError(
                     f"encoder key {encoder!r} in {self.path} was made with {field}={_plain(stored)!r}, "
-                    f"not {info[field]!r}; use another encoder key"
+                    f"not {info[field]!r}; {fix}"
                 )
 
     def prepare_features(self, encoder: str, split: str, dim: int, dtype: str = "float32",

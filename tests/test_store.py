@@ -68,6 +68,7 @@ def test_second_writer_is_refused_and_readers_are_not(tmp_path):
             FeatureStore(path, mode="a")
         with FeatureStore(path) as reader:
             assert reader.splits() == ["train"]
+    FeatureStore(path, mode="a").close()  # released on close
 
 
 def test_a_killed_writers_forked_child_does_not_keep_the_lock(tmp_path):
@@ -95,7 +96,6 @@ def test_a_killed_writers_forked_child_does_not_keep_the_lock(tmp_path):
     finally:
         os.kill(child, signal.SIGKILL)
         writer.stdout.close()
-    FeatureStore(path, mode="a").close()  # released on close
 
 
 def test_dimension_and_weights_mismatch_are_refused(tmp_path):
@@ -169,3 +169,14 @@ def test_models_and_text_banks_round_trip(tmp_path):
         assert meta == {"alpha": 0.1, "encoder": "m/w"}
         with pytest.raises(NotFoundError, match="no model 'x'"):
             reader.load_model("x")
+
+
+def test_features_of_another_precision_are_not_appended_under_the_same_key(tmp_path):
+    """fp32 rows and bf16 rows in one encoder key would mix two encoders' outputs under one
+    provenance record (the store says fp32 for all of them)."""
+    path = tmp_path / "s.h5"
+    with FeatureStore(path, mode="a") as store:
+        store.ensure_encoder("m/w", {**INFO, "precision": "fp32"})
+        with pytest.raises(ProvenanceError, match="precision='fp32', not 'bf16'.*--precision fp32"):
+            store.ensure_encoder("m/w", {**INFO, "precision": "bf16"})
+        store.ensure_encoder("m/w", {**INFO, "precision": "fp32"})
