@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from featurestore.errors import SourceError
 from featurestore.store import FeatureStore
 
 
@@ -60,6 +61,8 @@ def extract(source: Any, store_path: str | os.PathLike, encoder: Any, *, split: 
     start = time.perf_counter()
     split = split or source.name
     records = source.records()
+    if not records:
+        raise SourceError(f"{getattr(source, 'spec', '') or source.name} lists no images; nothing to extract")
     dtype = dtype or ("float32" if encoder.info["precision"] == "fp32" else "float16")
     with FeatureStore(store_path, mode="a") as store:
         captions = [r.caption for r in records]

@@ -166,3 +166,12 @@ def test_sigkill_mid_extraction_then_resume_equals_uninterrupted(tmp_path, tiny_
         assert a.errors("pets") == b.errors("pets") and len(a.errors("pets")) == 1
         np.testing.assert_array_equal(a.labels("pets"), b.labels("pets"))
         assert np.abs(a.features(key, "pets") - b.features(key, "pets")).max() < 1e-6
+
+
+def test_an_empty_manifest_is_refused_and_writes_nothing(tmp_path, tiny_encoder):
+    from featurestore.errors import SourceError
+
+    (tmp_path / "empty.csv").write_text("path,label\n")
+    with pytest.raises(SourceError, match="lists no images"):
+        extract(open_source(tmp_path / "empty.csv"), tmp_path / "s.h5", tiny_encoder, workers=0, quiet=True)
+    assert not (tmp_path / "s.h5").exists()
