@@ -31,6 +31,12 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, log_bounds: tuple[float, 
 
 def calibrate(solver: Any, X_val: np.ndarray, y_val: np.ndarray) -> Any:
     """Fit T on the validation split and set ``solver.temperature`` (used by ``predict_proba``);
-    returns the solver. Predictions (argmax) do not change."""
+    returns the solver. Predictions (argmax) do not change. Solvers whose probabilities are not
+    softmax(logits / T) (kNN's vote shares) are refused: a temperature would not reach them."""
+    from solvers.base import Solver
+
+    if isinstance(solver, Solver) and type(solver).predict_proba is not Solver.predict_proba:
+        raise ValueError(f"{type(solver).__name__}'s probabilities are not a softmax of its logits; "
+                         "temperature scaling does not apply")
     solver.temperature = fit_temperature(solver.decision_function(X_val), y_val)
     return solver

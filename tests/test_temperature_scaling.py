@@ -40,3 +40,15 @@ def test_calibrate_sets_solver_temperature():
     before = nll(y, solver.predict_proba(X))
     calibrate(solver, X, y)
     assert solver.temperature != 1.0 and nll(y, solver.predict_proba(X)) < before
+
+
+def test_calibrate_refuses_solvers_whose_probabilities_ignore_the_temperature():
+    import pytest
+
+    from solvers.knn import KNN
+    from solvers.temperature_scaling import calibrate
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 4)), np.arange(20) % 2
+    with pytest.raises(ValueError, match="not a softmax"):
+        calibrate(KNN(k=3).fit(X, y), X, y)
