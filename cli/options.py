@@ -14,3 +14,11 @@ precision_option = click.option("--precision", type=click.Choice(["fp32", "fp16"
 pretrained_override_option = click.option(
     "--pretrained", default=None,
     help="Checkpoint path to use instead of the one recorded in the store (its SHA-256 must match).")
+
+
+def stored_encoder_options(command):
+    """Options of commands that rebuild the encoder recorded in a store to encode texts:
+    --pretrained (override the checkpoint path), --device, --precision, --quiet."""
+    for option in (quiet_option, precision_option, device_option, pretrained_override_option):
+        command = option(command)
+    return command

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import (
-    device_option,
-    encoder_option,
-    precision_option,
-    pretrained_override_option,
-    quiet_option,
-    store_option,
-)
+from cli.options import encoder_option, store_option, stored_encoder_options
 
 
 @click.command("captions")
@@ -19,10 +12,7 @@ from cli.options import (
 @encoder_option
 @click.option("--split", required=True, help="Split whose captions to encode.")
 @click.option("--name", default=None, help="Bank name (default: <split>/captions).")
-@pretrained_override_option
-@device_option
-@precision_option
-@quiet_option
+@stored_encoder_options
 def command(store: str, encoder: str, split: str, name: str | None, pretrained: str | None,
             device: str | None, precision: str | None, quiet: bool) -> None:
     """Encode SPLIT's captions (one embedding per valid row, in row order) into a text bank."""

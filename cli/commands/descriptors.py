@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import (
-    device_option,
-    encoder_option,
-    precision_option,
-    pretrained_override_option,
-    quiet_option,
-    store_option,
-)
+from cli.options import encoder_option, store_option, stored_encoder_options
 
 KINDS = ("descriptors", "differential", "contexts")
 
@@ -27,10 +20,7 @@ KINDS = ("descriptors", "differential", "contexts")
 @click.option("--template", default=None,
               help="Prompt template (default '{class}, which {descriptor}'; for contexts 'a photo of a {class}').")
 @click.option("--name", default=None, help="Bank name (default: <classes>/<file stem>).")
-@pretrained_override_option
-@device_option
-@precision_option
-@quiet_option
+@stored_encoder_options
 def command(file: str, store: str, encoder: str, classes: str, kind: str, template: str | None,
             name: str | None, pretrained: str | None, device: str | None, precision: str | None,
             quiet: bool) -> None:

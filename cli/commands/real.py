@@ -6,14 +6,7 @@ import json
 
 import click
 
-from cli.options import (
-    device_option,
-    encoder_option,
-    precision_option,
-    pretrained_override_option,
-    quiet_option,
-    store_option,
-)
+from cli.options import encoder_option, quiet_option, store_option, stored_encoder_options
 
 pool_option = click.option("--pool", required=True, help="Split whose captions stand for the pre-training data.")
 synonyms_option = click.option("--synonyms", required=True, type=click.Path(dir_okay=False),
@@ -81,10 +74,7 @@ def frequency(store: str, pool: str, synonyms: str, classes: str | None, top: in
               help="Prompt templates: imagenet, simple, or a file with one template per line.")
 @click.option("--ensemble-original", is_flag=True, help="Average in the prompts with the original class names too.")
 @click.option("--name", default=None, help="Bank name (default: <classes>/real).")
-@pretrained_override_option
-@device_option
-@precision_option
-@quiet_option
+@stored_encoder_options
 def prompts(store: str, encoder: str, pool: str, synonyms: str, classes: str | None, templates: str,
             ensemble_original: bool, name: str | None, pretrained: str | None, device: str | None,
             precision: str | None, quiet: bool) -> None:

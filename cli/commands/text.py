@@ -3,14 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import (
-    device_option,
-    encoder_option,
-    precision_option,
-    pretrained_override_option,
-    quiet_option,
-    store_option,
-)
+from cli.options import encoder_option, store_option, stored_encoder_options
 
 
 @click.command("text")
@@ -22,10 +15,7 @@ from cli.options import (
 @click.option("--file", "text_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Encode the strings of a .txt/.json/.csv file instead (captions, descriptors, synonyms).")
 @click.option("--name", default=None, help="Bank name (default: <classes>/<templates> or the file's stem).")
-@pretrained_override_option
-@device_option
-@precision_option
-@quiet_option
+@stored_encoder_options
 def command(store: str, encoder: str, classes: str | None, templates: str, text_file: str | None,
             name: str | None, pretrained: str | None, device: str | None, precision: str | None,
             quiet: bool) -> None:
