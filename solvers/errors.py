@@ -1,0 +1,11 @@
+"""The one error type a caller of the solvers can cause.
+
+``InputError`` subclasses ``ValueError`` so that scikit-learn's conventions (and its estimator
+checks) see the ValueError they expect, while the CLI can catch exactly this type (and the
+store's ``FeatureStoreError``) as a user error and let any other ValueError, a bug, keep its
+traceback.
+"""
+
+
+class InputError(ValueError):
+    """Bad input to a solver: wrong shapes, non-finite values, unknown labels, bad parameters."""
