@@ -29,7 +29,7 @@ def command(store: str, models: str, encoder: str | None, val: str | None, combi
     Imported logits (logits:NAME) only cover the split they were imported for, so they join
     ensembles in `fs ood`, not here.
     """
-    from cli.solver_inputs import labelled, load_model
+    from workflows.solver_inputs import labelled, load_model
     from featurestore.errors import ProvenanceError
     from featurestore.store import FeatureStore
     from solvers.ensemble import Ensemble

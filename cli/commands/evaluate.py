@@ -20,7 +20,7 @@ from cli.options import store_option
 def command(store: str, models: str, split: str, encoder: str | None, bank: str | None, as_json: bool,
             plot: str | None) -> None:
     """Print a table of metrics, one row per model."""
-    from cli.solver_inputs import labelled, load_model
+    from workflows.solver_inputs import labelled, load_model
     from featurestore.store import FeatureStore
     from solvers.metrics import balanced_accuracy, ece, nll, topk_accuracy
 

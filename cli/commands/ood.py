@@ -16,7 +16,7 @@ def _member_logits(store, encoder: str, member: str, split: str, bank: str | Non
     (imported), a saved model, or zeroshot."""
     import numpy as np
 
-    from cli.solver_inputs import load_model
+    from workflows.solver_inputs import load_model
 
     if member.startswith("logits:"):
         values, kind = store.logits(member[len("logits:"):], split)
@@ -57,7 +57,7 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
 
     import numpy as np
 
-    from cli.solver_inputs import text_weights
+    from workflows.solver_inputs import text_weights
     from featurestore.store import FeatureStore
     from solvers.cooked import cooked_probabilities
     from solvers.metrics import aupr_in, aupr_out, auroc, fpr_at_tpr

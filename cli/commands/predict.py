@@ -24,7 +24,7 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
     """Write id, path, label, prediction, class name and confidence for every valid row."""
     import numpy as np
 
-    from cli.solver_inputs import class_names, load_model
+    from workflows.solver_inputs import class_names, load_model
     from featurestore.store import FeatureStore
 
     from solvers.streaming import DEFAULT_CHUNK_ROWS

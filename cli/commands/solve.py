@@ -78,7 +78,7 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
         raise click.UsageError("--val and --test are the same split: hyper-parameters are never chosen on the test split")
     import numpy as np
 
-    from cli.solver_inputs import labelled, text_weights
+    from workflows.solver_inputs import labelled, text_weights
     from featurestore.store import FeatureStore
     from solvers.fewshot import fewshot_split
     from solvers.registry import solver_class
@@ -171,7 +171,7 @@ def _solve_streaming(name: str, store: str, encoder: str, train: str | None, val
 
     import numpy as np
 
-    from cli.solver_inputs import labelled, text_weights
+    from workflows.solver_inputs import labelled, text_weights
     from featurestore.store import FeatureStore
     from solvers.streaming import decision_in_chunks, fit_gda_streaming
 
