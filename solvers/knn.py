@@ -7,20 +7,27 @@ import numpy as np
 
 from solvers.base import Solver
 from solvers.checks import check_features, check_labels, resolve_n_classes
+from solvers.fit_warnings import record_warning, start_warnings
 from solvers.normalize import l2_normalize
 
 WEIGHTINGS = ("exp", "cosine", "uniform")
+#: Smallest vote share kept before the log (a class without votes gets log(1e-12) = -27.6).
+SHARE_FLOOR = 1e-12
 
 
 class KNN(Solver):
     """Cosine kNN (Wu et al., CVPR 2018): the k training rows with the largest cosine similarity
     s_j vote for their class with weight exp(s_j / tau) (``weighting="exp"``, tau = 0.07 as in
-    Wu et al.), s_j (``"cosine"``) or 1 (``"uniform"``).
+    Wu et al.), s_j (``"cosine"``, negative votes count as 0) or 1 (``"uniform"``).
 
-    decision_function = per-class vote sums (n, C); predict_proba = votes normalized to sum one
-    (not a softmax: vote sums are not logits). The index is ``faiss.index_factory(D,
-    index_factory, METRIC_INNER_PRODUCT)`` over normalized rows ("Flat" = exact search), moved to
-    GPU when faiss sees one.
+    The solvers' one contract holds: ``decision_function`` returns logits and ``predict_proba``
+    is softmax(logits / temperature). The logits are log vote shares, log(max(p_c, 1e-12)) with
+    p_c = v_c / sum_c' v_c' (uniform when no vote is positive), so softmax of them at
+    temperature 1 is kNN's own vote-share probability (classes without a vote get ~1e-12).
+    The raw per-class vote sums are ``votes``. The index is ``faiss.index_factory(D,
+    index_factory, METRIC_INNER_PRODUCT)`` over normalized rows ("Flat" = exact search), moved
+    to GPU when faiss sees one. Uniform votes with k >= the number of training rows are every
+    row's class counts, the same for every query (the class prior): fit warns.
     """
 
     _state_arrays = ("train_features_", "train_labels_")
@@ -39,7 +46,9 @@ class KNN(Solver):
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
             y_val: np.ndarray | None = None) -> "KNN":
-        """Index the normalized training rows; X_val/y_val are accepted and unused."""
+        """Index the normalized training rows; X_val/y_val are accepted and unused. Warns
+        (``fit_warnings_``) when k exceeds the training rows, and that uniform votes are then
+        the same for every query."""
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if int(self.k) < 1:
@@ -51,6 +60,14 @@ class KNN(Solver):
         self.train_features_ = l2_normalize(X).astype(np.float32)
         self._set_classes(C, X.shape[1])
         self._restore()
+        start_warnings(self)
+        n = X.shape[0]
+        if self.weighting == "uniform" and int(self.k) >= n:
+            record_warning(self, f"uniform votes with k = {self.k} >= the {n} training rows: every query gets the "
+                                 "same votes (the training class counts), so every prediction is the most frequent "
+                                 "class; use a smaller k or weighting='exp'")
+        elif int(self.k) > n:
+            record_warning(self, f"k = {self.k} exceeds the {n} training rows; every row votes (k = {n})")
         return self
 
     def _restore(self) -> None:
@@ -72,8 +89,8 @@ class KNN(Solver):
         sims, idx = self.index_.search(np.ascontiguousarray(Xn, dtype=np.float32), k)
         return sims, idx
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Per-class sums of neighbour vote weights (n, C)."""
+    def votes(self, X: np.ndarray) -> np.ndarray:
+        """Per-class sums of the neighbours' vote weights (n, C)."""
         sims, idx = self.kneighbors(X)
         valid = idx >= 0
         if self.weighting == "exp":
@@ -88,12 +105,15 @@ class KNN(Solver):
         np.add.at(votes, (rows, self.train_labels_[np.where(valid, idx, 0)].ravel()), weights.ravel())
         return votes
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Vote shares: per-class votes divided by their row sum (uniform if all votes are zero)."""
-        votes = self.decision_function(X)
-        if self.weighting == "cosine":
-            votes = np.maximum(votes, 0)
+    def vote_shares(self, X: np.ndarray) -> np.ndarray:
+        """Votes divided by their row sum (n, C); negative cosine votes count as 0, and a row
+        without a positive vote is uniform."""
+        votes = np.maximum(self.votes(X), 0)
         total = votes.sum(axis=1, keepdims=True)
         out = np.full_like(votes, 1.0 / votes.shape[1])
         np.divide(votes, total, out=out, where=total > 0)
         return out
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Logits (n, C): log vote shares clipped at log(1e-12), so softmax(logits) = vote shares."""
+        return np.log(np.maximum(self.vote_shares(X), SHARE_FLOOR))
