@@ -30,6 +30,10 @@ def _to_json(value: Any) -> Any:
 class Solver(ClassifierProtocol):
     """Base of all solvers: subclasses implement ``fit`` and ``decision_function`` (logits, (n, C)).
 
+    One contract for every solver: ``predict_proba`` is softmax(decision_function / temperature)
+    and ``predict`` its argmax (a solver whose natural output is a probability, such as kNN's
+    vote shares, returns its clipped log as logits), so any solver's logits may be softmaxed.
+
     ``predict_proba`` is softmax(logits / temperature). ``ClassifierProtocol`` makes it a
     scikit-learn classifier (clone, grid search, stratified CV, accuracy score) without
     importing scikit-learn.
