@@ -10,6 +10,7 @@ from solvers.base import Solver
 from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
                             check_validation_pair, resolve_n_classes)
 from solvers.class_statistics import ClassStatistics
+from solvers.fit_warnings import record_warning, start_warnings, warn_on_grid_edge
 from solvers.normalize import l2_normalize
 from solvers.validation import select_by_accuracy
 from solvers.zeroshot import zero_shot_logits
@@ -46,6 +47,11 @@ class GDA(Solver):
     logits = x W^T + b. ``alpha=None`` picks alpha from ``alphas`` by validation accuracy when
     X_val/y_val are given, else uses ``default_alpha`` (1.0). Rows are L2-normalized as in the
     official code (``normalize=False`` keeps raw features, e.g. for non-CLIP Gaussian data).
+
+    Zero within-class scatter (one shot per class) makes every estimator's precision zero and
+    the GDA logits equal; the precision then falls back to the identity (nearest class mean),
+    ``covariance_fallback_ = "identity"``, with a warning. An alpha chosen on the edge of
+    ``alphas`` warns too; both are listed in ``fit_warnings_``.
     """
 
     _state_arrays = ("means_", "precision_", "coef_", "intercept_", "priors_")
@@ -118,6 +124,16 @@ class GDA(Solver):
 
     def _precision(self, stats: ClassStatistics, centred: np.ndarray | None) -> np.ndarray:
         n = int(stats.counts.sum())
+        self.covariance_fallback_ = None
+        spread = float(np.einsum("c,cd,cd->", stats.counts, stats.means, stats.means))
+        if np.trace(stats.scatter) <= 1e-12 * max(spread, np.finfo(np.float64).tiny):
+            # Zero within-class scatter (one row per class, or duplicated rows): every estimator
+            # gives P = 0 and equal logits (chance). The identity covariance is the sound
+            # fallback: logits x mu_k^T - 1/2 ||mu_k||^2, i.e. the nearest class mean.
+            self.covariance_fallback_ = "identity"
+            record_warning(self, f"the within-class scatter of the {n} training rows is zero (one row per class?): "
+                                 "the covariance falls back to the identity (nearest class mean)")
+            return np.eye(stats.scatter.shape[0])
         if self.covariance == "ks":
             return shrinkage_precision(stats.scatter, n)
         if self.covariance == "empirical":
@@ -132,6 +148,7 @@ class GDA(Solver):
                         y_val: np.ndarray | None, centred: np.ndarray | None) -> "GDA":
         C, D = stats.sums.shape
         means = stats.means
+        start_warnings(self)
         P = self._precision(stats, centred)
         if self.priors == "uniform":
             priors = np.full(C, 1.0 / C)
@@ -156,6 +173,7 @@ class GDA(Solver):
                 zs, gda = self._logit_parts(Xv)
                 best, scores = select_by_accuracy(list(self.alphas), lambda a: zs + a * gda, yv)
                 self.alpha_, self.val_scores_ = float(best), scores
+                warn_on_grid_edge(self, "alpha", self.alphas, self.alpha_, "give wider alphas")
         return self
 
     def _prepare(self, X: np.ndarray) -> np.ndarray:

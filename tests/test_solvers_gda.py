@@ -150,3 +150,39 @@ def test_unsupervised_gda_fits_on_confident_zero_shot_pseudo_labels():
     np.testing.assert_allclose(model.decision_function(X), expected.decision_function(X), rtol=1e-6, atol=1e-6)
     assert model.n_pseudo_ == keep.size
     assert UnsupervisedGDA(text_weights=T, k_per_class=8, n_iter=3).fit(X).score(X, y) > 0.5
+
+
+def test_one_shot_without_text_falls_back_to_nearest_class_mean():
+    """One row per class: zero within-class scatter made every logit equal (chance); the
+    identity covariance gives the nearest class mean, computed here by brute force."""
+    import pytest
+
+    from solvers.fit_warnings import SolverWarning
+
+    X, y, X_test, y_test, _ = make_problem(seed=5, shots=1, spread=0.8)
+    with pytest.warns(SolverWarning, match="falls back to the identity"):
+        model = GDA().fit(X, y)
+    assert model.covariance_fallback_ == "identity" and len(model.fit_warnings_) == 1
+    distances = ((unit(X_test)[:, None, :] - unit(X)[None, :, :]) ** 2).sum(axis=2)
+    assert np.array_equal(model.predict(X_test), y[distances.argmin(axis=1)])
+    assert model.score(X_test, y_test) > 0.5
+    assert GDA().fit(*make_problem(seed=5)[:2]).covariance_fallback_ is None
+
+
+def test_alpha_on_the_grid_edge_warns_and_is_recorded():
+    """Perfect text weights and GDA statistics from unrelated labels: the smallest alpha wins
+    (the grid's lower edge); a fixed alpha searches nothing and warns about nothing."""
+    import warnings
+
+    import pytest
+
+    from solvers.fit_warnings import SolverWarning
+
+    X, _, X_val, y_val, centres = make_problem(seed=11, spread=0.3)
+    y_noise = np.arange(X.shape[0]) % 6
+    with pytest.warns(SolverWarning, match=r"alpha = 0.0001 is the lower edge"):
+        model = GDA(text_weights=centres).fit(X, y_noise, X_val, y_val)
+    assert model.alpha_ == 1e-4 and "lower edge" in model.fit_warnings_[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SolverWarning)
+        assert GDA(text_weights=centres, alpha=1.0).fit(X, y_noise, X_val, y_val).fit_warnings_ == []
