@@ -7,10 +7,43 @@ import numpy as np
 from solvers.base import Solver
 from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
                             check_validation_pair, resolve_n_classes)
+from solvers.errors import InputError
+from solvers.fit_warnings import start_warnings, warn_on_grid_edge
 from solvers.normalize import l2_normalize
 from solvers.progress import progress
 from solvers.validation import select_by_accuracy
 from solvers.zeroshot import zero_shot_logits
+
+
+#: The official per-dataset search scales (beta scale, alpha scale), from the configs/*.yaml of
+#: github.com/gaopengcuhk/Tip-Adapter (all with search steps (200, 20)); ``search_scale`` accepts
+#: these names.
+SEARCH_SCALE_PRESETS: dict[str, tuple[float, float]] = {
+    "imagenet": (7.0, 3.0),
+    "caltech101": (12.0, 5.0),
+    "dtd": (13.0, 13.0),
+    "eurosat": (12.0, 10.0),
+    "fgvc": (30.0, 30.0),
+    "food101": (10.0, 10.0),
+    "oxford_flowers": (50.0, 50.0),
+    "oxford_pets": (7.0, 3.0),
+    "stanford_cars": (20.0, 10.0),
+    "sun397": (12.0, 10.0),
+    "ucf101": (7.0, 3.0),
+}
+
+
+def resolve_search_scale(search_scale: str | tuple[float, float]) -> tuple[float, float]:
+    """(beta scale, alpha scale) from a pair or a preset name of ``SEARCH_SCALE_PRESETS``."""
+    if isinstance(search_scale, str):
+        if search_scale not in SEARCH_SCALE_PRESETS:
+            raise InputError(f"unknown Tip-Adapter search_scale preset {search_scale!r}; "
+                             f"presets: {', '.join(SEARCH_SCALE_PRESETS)} (or give a pair (beta scale, alpha scale))")
+        return SEARCH_SCALE_PRESETS[search_scale]
+    pair = tuple(float(v) for v in search_scale)
+    if len(pair) != 2 or min(pair) <= 0.1:
+        raise InputError(f"search_scale must be a preset name or two scales > 0.1, got {search_scale!r}")
+    return pair
 
 
 def linear_grid(scale: float, steps: int, start: float = 0.1) -> list[float]:
@@ -26,7 +59,10 @@ class TipAdapter(Solver):
     (the zero-shot term is dropped without ``text_weights``). With X_val/y_val and
     ``alpha``/``beta`` left at None, beta is searched over linear_grid(search_scale[0],
     search_steps[0]) and alpha over linear_grid(search_scale[1], search_steps[1]) (official
-    defaults: scales (7, 3), steps (200, 20)); otherwise the paper's initial alpha = beta = 1.
+    defaults: scales (7, 3), steps (200, 20); ``search_scale`` may name an official per-dataset
+    preset, e.g. "oxford_flowers" = (50, 50), see ``SEARCH_SCALE_PRESETS``); otherwise the
+    paper's initial alpha = beta = 1. A searched value on the first or last point of its grid
+    warns and is listed in ``fit_warnings_`` (the best value may lie beyond the grid).
     """
 
     _state_arrays = ("keys_", "labels_")
@@ -36,7 +72,7 @@ class TipAdapter(Solver):
     def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
                  alpha: float | None = None, beta: float | None = None,
                  default_alpha: float = 1.0, default_beta: float = 1.0,
-                 search_scale: tuple[float, float] = (7.0, 3.0),
+                 search_scale: str | tuple[float, float] = (7.0, 3.0),
                  search_steps: tuple[int, int] = (200, 20), logit_scale: float = 100.0,
                  temperature: float = 1.0) -> None:
         self.text_weights = text_weights
@@ -65,6 +101,7 @@ class TipAdapter(Solver):
         self.alpha_ = float(self.default_alpha if self.alpha is None else self.alpha)
         self.beta_ = float(self.default_beta if self.beta is None else self.beta)
         self.val_accuracy_ = None
+        start_warnings(self)
         val = None
         if self.alpha is None or self.beta is None:
             val = check_validation_pair(X_val, y_val, X.shape[1], C)
@@ -78,8 +115,9 @@ class TipAdapter(Solver):
         zs = self._zero_shot(Xv)
         affinity = Xv @ self.keys_.T.astype(Xv.dtype)
         starts = self._class_starts()
-        betas = [self.beta] if self.beta is not None else linear_grid(self.search_scale[0], self.search_steps[0])
-        alphas = [self.alpha] if self.alpha is not None else linear_grid(self.search_scale[1], self.search_steps[1])
+        scale = resolve_search_scale(self.search_scale)
+        betas = [self.beta] if self.beta is not None else linear_grid(scale[0], self.search_steps[0])
+        alphas = [self.alpha] if self.alpha is not None else linear_grid(scale[1], self.search_steps[1])
         best = (-1.0, self.alpha_, self.beta_)
         for beta in progress(betas, "Tip-Adapter search"):
             cache = np.add.reduceat(np.exp(-beta * (1 - affinity)), starts, axis=1)
@@ -87,6 +125,9 @@ class TipAdapter(Solver):
             if max(scores) > best[0]:
                 best = (max(scores), alpha, beta)
         self.val_accuracy_, self.alpha_, self.beta_ = best[0], float(best[1]), float(best[2])
+        hint = "widen search_scale or name a preset"
+        warn_on_grid_edge(self, "beta", betas, self.beta_, hint)
+        warn_on_grid_edge(self, "alpha", alphas, self.alpha_, hint)
 
     def _zero_shot(self, Xn: np.ndarray) -> np.ndarray | float:
         if self.text_weights is None:

@@ -73,3 +73,61 @@ def test_search_reports_progress_and_quiet_silences_it(monkeypatch):
     X, y = rng.normal(size=(30, 6)), np.arange(30) % 3
     TipAdapter(text_weights=rng.normal(size=(3, 6)), search_steps=(3, 2)).fit(X, y, X_val=X, y_val=y)
     assert seen == ["Tip-Adapter search"]
+
+
+def test_official_per_dataset_search_scales_are_presets():
+    """Scales read from github.com/gaopengcuhk/Tip-Adapter configs/*.yaml."""
+    from solvers.tip_adapter import SEARCH_SCALE_PRESETS, resolve_search_scale
+
+    assert SEARCH_SCALE_PRESETS["oxford_flowers"] == (50.0, 50.0)
+    assert SEARCH_SCALE_PRESETS["fgvc"] == (30.0, 30.0)
+    assert SEARCH_SCALE_PRESETS["imagenet"] == (7.0, 3.0)
+    assert resolve_search_scale("dtd") == (13.0, 13.0) and resolve_search_scale([20, 10]) == (20.0, 10.0)
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown Tip-Adapter search_scale preset 'flowers'"):
+        resolve_search_scale("flowers")
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(12, 5)), np.arange(12) % 3
+    T = rng.normal(size=(3, 5))
+    by_name = TipAdapter(text_weights=T, search_scale="fgvc", search_steps=(8, 4)).fit(X, y, X, y)
+    by_pair = TipAdapter(text_weights=T, search_scale=(30, 30), search_steps=(8, 4)).fit(X, y, X, y)
+    assert (by_name.alpha_, by_name.beta_) == (by_pair.alpha_, by_pair.beta_)
+
+
+def _wrong_text_problem(seed):
+    rng = np.random.default_rng(seed)
+    C, D = 5, 16
+    centres = rng.standard_normal((C, D))
+    y = np.repeat(np.arange(C), 3)
+    X = centres[y] + 0.8 * rng.standard_normal((y.size, D))
+    y_val = np.arange(60) % C
+    X_val = centres[y_val] + 0.8 * rng.standard_normal((60, D))
+    return X, y, X_val, y_val, np.roll(centres, 1, axis=0)
+
+
+def test_a_search_ending_on_the_grid_edge_warns():
+    """Text weights of the wrong classes: the more cache the better, so the grid's largest alpha
+    wins (found by brute force here) and the fit must say so; an interior choice says nothing."""
+    import warnings
+
+    import pytest
+
+    from solvers.fit_warnings import SolverWarning
+
+    X, y, X_val, y_val, T = _wrong_text_problem(0)
+    F, xv = X / np.linalg.norm(X, axis=1, keepdims=True), X_val / np.linalg.norm(X_val, axis=1, keepdims=True)
+    Tn = T / np.linalg.norm(T, axis=1, keepdims=True)
+    grid = linear_grid(3, 20)
+    cache = np.exp(-(1 - xv @ F.T)) @ np.eye(5)[y]
+    accs = [np.mean((3 * xv @ Tn.T + a * cache).argmax(1) == y_val) for a in grid]
+    assert int(np.argmax(accs)) == len(grid) - 1
+    with pytest.warns(SolverWarning, match="alpha = 2.855 is the upper edge"):
+        model = TipAdapter(text_weights=T, beta=1.0, logit_scale=3.0).fit(X, y, X_val, y_val)
+    assert model.alpha_ == grid[-1] and model.fit_warnings_[0].startswith("alpha = 2.855 is the upper edge")
+    X, y, X_val, y_val, T = _wrong_text_problem(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SolverWarning)
+        interior = TipAdapter(text_weights=T, beta=1.0, logit_scale=3.0).fit(X, y, X_val, y_val)
+        assert grid[0] < interior.alpha_ < grid[-1] and interior.fit_warnings_ == []
+        assert TipAdapter(text_weights=T, alpha=1.0, beta=1.0).fit(X, y, X_val, y_val).fit_warnings_ == []
