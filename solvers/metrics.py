@@ -7,13 +7,37 @@ import math
 
 import numpy as np
 
+from solvers.errors import InputError
+
+
+def stable_positions(scores: np.ndarray, columns: np.ndarray, rows: np.ndarray | None = None,
+                     block: int = 1024) -> np.ndarray:
+    """Position (0 = first) of ``scores[rows[i], columns[i]]`` when row ``rows[i]`` is sorted by
+    decreasing score with ties in increasing column order (a stable sort): the number of larger
+    scores plus the number of equal scores in earlier columns. ``rows`` defaults to 0 .. n-1.
+
+    This is the order ``np.argmax`` (hence ``predict``) and an exact top-k use: ties are not
+    counted in the queried item's favour. Computed in row blocks, O(block x n_columns) memory.
+    """
+    scores = np.asarray(scores)
+    columns = np.asarray(columns, dtype=np.int64)
+    rows = np.arange(columns.size) if rows is None else np.asarray(rows, dtype=np.int64)
+    out = np.empty(columns.size, dtype=np.int64)
+    index = np.arange(scores.shape[1])
+    for lo in range(0, columns.size, block):
+        r, c = rows[lo:lo + block], columns[lo:lo + block]
+        S = scores[r]
+        own = S[np.arange(r.size), c][:, None]
+        out[lo:lo + block] = (S > own).sum(axis=1) + ((S == own) & (index[None, :] < c[:, None])).sum(axis=1)
+    return out
+
 
 def topk_accuracy(y: np.ndarray, scores: np.ndarray, k: int = 1) -> float:
-    """Fraction of rows whose true class is among the k highest scores (logits or probabilities)."""
-    y, scores = np.asarray(y), np.asarray(scores)
-    k = min(int(k), scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return float(np.mean((top == y[:, None]).any(axis=1)))
+    """Fraction of rows whose true class is among the k highest scores (logits or probabilities),
+    ties broken as ``predict`` breaks them (the lower class index first), so top-1 accuracy is
+    the accuracy of argmax predictions."""
+    y, scores = np.asarray(y, dtype=np.int64), np.asarray(scores)
+    return float(np.mean(stable_positions(scores, y) < int(k)))
 
 
 def per_class_accuracy(y: np.ndarray, y_pred: np.ndarray, n_classes: int | None = None) -> np.ndarray:
@@ -75,12 +99,47 @@ def auroc(scores_id: np.ndarray, scores_ood: np.ndarray) -> float:
     return float((ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def fpr_at_tpr(scores_id: np.ndarray, scores_ood: np.ndarray, tpr: float = 0.95) -> float:
-    """Smallest fraction of OOD rows accepted by a threshold that accepts >= ``tpr`` of ID rows."""
-    ranked = np.sort(np.asarray(scores_id, np.float64))[::-1]
+FPR_POSITIVES = ("id", "ood")
+
+
+def fpr_at_tpr(scores_id: np.ndarray, scores_ood: np.ndarray, tpr: float = 0.95,
+               positive: str = "id") -> float:
+    """False-positive rate at the first threshold whose true-positive rate reaches ``tpr``.
+
+    ``positive="id"`` (Hendrycks & Gimpel; scikit-learn's ROC with ID as positives): the
+    fraction of OOD rows accepted (score >= threshold) by the highest threshold that accepts
+    >= ``tpr`` of the ID rows. ``positive="ood"`` (OpenOOD v1.5, ``auc_and_fpr_recall``): OOD
+    rows are the positives, ranked by the negated score; the fraction of ID rows flagged as OOD
+    (score <= threshold) at the first threshold that flags >= ``tpr`` of the OOD rows. The two
+    differ; name the one a table shows.
+    """
+    if positive not in FPR_POSITIVES:
+        raise InputError(f"positive must be one of {FPR_POSITIVES}, got {positive!r}")
+    pos, neg = np.asarray(scores_id, np.float64), np.asarray(scores_ood, np.float64)
+    if positive == "ood":
+        pos, neg = -neg, -pos
+    ranked = np.sort(pos)[::-1]
     needed = max(1, math.ceil(tpr * ranked.size - 1e-9))
     threshold = ranked[needed - 1]
-    return float(np.mean(np.asarray(scores_ood) >= threshold))
+    return float(np.mean(neg >= threshold))
+
+
+#: Column name -> (description, function of (scores_id, scores_ood)) of every OOD metric, in
+#: table order: what `fs ood` reports, each named by its convention.
+OOD_METRICS = {
+    "auroc": ("AUROC (ID positive; symmetric)", lambda i, o: auroc(i, o)),
+    "fpr95": ("FPR@95TPR, ID positive: OOD accepted when 95% of ID is kept (Hendrycks & Gimpel)",
+              lambda i, o: fpr_at_tpr(i, o, 0.95, "id")),
+    "fpr95_ood": ("FPR@95TPR, OOD positive: ID rejected when 95% of OOD is caught (OpenOOD v1.5)",
+                  lambda i, o: fpr_at_tpr(i, o, 0.95, "ood")),
+    "aupr_in": ("AUPR-In (ID positive)", lambda i, o: aupr_in(i, o)),
+    "aupr_out": ("AUPR-Out (OOD positive)", lambda i, o: aupr_out(i, o)),
+}
+
+
+def ood_metrics(scores_id: np.ndarray, scores_ood: np.ndarray) -> dict[str, float]:
+    """Every metric of ``OOD_METRICS`` for one score (higher = more in-distribution)."""
+    return {name: float(fn(scores_id, scores_ood)) for name, (_, fn) in OOD_METRICS.items()}
 
 
 def _average_precision(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from solvers.metrics import stable_positions
 from solvers.normalize import l2_normalize
 
 
@@ -23,23 +24,28 @@ def _check_map(caption_image: np.ndarray, n_images: int, n_texts: int) -> np.nda
 
 def image_to_text_recall(images: np.ndarray, texts: np.ndarray, caption_image: np.ndarray,
                          ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
-    """Fraction of images with at least one of their captions among the k most similar texts."""
+    """Fraction of images with at least one of their captions among the k texts retrieved.
+
+    As CLIP_benchmark (``torch.topk``): exactly k texts are retrieved, so tied texts are not
+    counted in the query's favour; ties are broken by text order (a stable sort), e.g. two
+    images captioned by the same text cannot both retrieve their own copy at k = 1.
+    """
     index = _check_map(caption_image, len(images), len(texts))
     sim = _cosine(images, texts)
-    # rank of the best own caption = number of texts strictly more similar than it
-    own = np.where(index[None, :] == np.arange(len(images))[:, None], sim, -np.inf).max(axis=1)
-    rank = (sim > own[:, None]).sum(axis=1)
-    return {int(k): float(np.mean(rank < k)) for k in ks}
+    # position of each caption in its own image's ranking; an image's best own caption counts
+    positions = stable_positions(sim, np.arange(len(texts)), rows=index)
+    best = np.full(len(images), len(texts), dtype=np.int64)
+    np.minimum.at(best, index, positions)
+    return {int(k): float(np.mean(best < k)) for k in ks}
 
 
 def text_to_image_recall(images: np.ndarray, texts: np.ndarray, caption_image: np.ndarray,
                          ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
-    """Fraction of captions whose image is among the k most similar images."""
+    """Fraction of captions whose image is among the k images retrieved (exactly k, ties broken
+    by image order, as CLIP_benchmark's ``torch.topk``)."""
     index = _check_map(caption_image, len(images), len(texts))
-    sim = _cosine(texts, images)
-    own = sim[np.arange(len(texts)), index]
-    rank = (sim > own[:, None]).sum(axis=1)
-    return {int(k): float(np.mean(rank < k)) for k in ks}
+    position = stable_positions(_cosine(texts, images), index)
+    return {int(k): float(np.mean(position < k)) for k in ks}
 
 
 def clip_score(images: np.ndarray, captions: np.ndarray, w: float = 2.5) -> np.ndarray:

@@ -75,3 +75,37 @@ def test_fpr_at_tpr_brute_force(ood, tpr):
         if np.mean(s_id >= t) >= tpr:
             best = min(best, np.mean(s_ood >= t))
     assert fpr_at_tpr(s_id, s_ood, tpr) == pytest.approx(best)
+
+
+def test_topk_breaks_ties_as_predict_does():
+    """Tied scores: argmax (predict) takes the lowest class index; top-k must agree with it."""
+    scores = np.array([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4], [0.3, 0.3, 0.3], [0.1, 0.9, 0.0]])
+    y = np.array([1, 2, 0, 1])
+    # row 0: class 0 wins the tie (miss at k=1, hit at k=2); row 1: class 1 wins (miss, hit);
+    # row 2: class 0 first (hit); row 3: hit
+    assert topk_accuracy(y, scores, 1) == pytest.approx(np.mean(scores.argmax(1) == y)) == 0.5
+    assert topk_accuracy(y, scores, 2) == 1.0
+    assert topk_accuracy(np.array([2]), scores[2:3], 2) == 0.0
+
+
+def test_fpr_at_tpr_both_conventions_against_sklearn_roc(ood):
+    """ID positive: scikit-learn's ROC of (ID = 1, score); OOD positive: OpenOOD v1.5's
+    auc_and_fpr_recall, roc_curve(OOD = 1, -score) at the first TPR >= 0.95."""
+    from sklearn.metrics import roc_curve
+
+    from solvers.metrics import OOD_METRICS, ood_metrics
+
+    s_id, s_ood = ood
+    labels = np.r_[np.ones(300), np.zeros(250)]
+    scores = np.r_[s_id, s_ood]
+    fpr, tpr, _ = roc_curve(labels, scores)
+    assert fpr_at_tpr(s_id, s_ood, 0.95, positive="id") == pytest.approx(fpr[np.argmax(tpr >= 0.95)])
+    fpr, tpr, _ = roc_curve(1 - labels, -scores)
+    openood = fpr[np.argmax(tpr >= 0.95)]
+    assert fpr_at_tpr(s_id, s_ood, 0.95, positive="ood") == pytest.approx(openood)
+    assert openood != pytest.approx(fpr_at_tpr(s_id, s_ood, 0.95))  # the two really differ here
+    table = ood_metrics(s_id, s_ood)
+    assert list(table) == list(OOD_METRICS) and table["fpr95_ood"] == pytest.approx(openood)
+    assert "OpenOOD" in OOD_METRICS["fpr95_ood"][0]
+    with pytest.raises(ValueError, match="positive must be one of"):
+        fpr_at_tpr(s_id, s_ood, positive="both")

@@ -47,3 +47,17 @@ def test_modality_gap_by_hand():
     images = np.array([[2.0, 0.0], [0.0, 3.0]])
     texts = np.array([[-1.0, 0.0], [0.0, -1.0]])
     assert modality_gap(images, texts) == pytest.approx(np.linalg.norm([1.0, 1.0]))
+
+
+def test_duplicate_captions_are_not_counted_in_the_querys_favour():
+    """Images 2 and 3 share the caption text "a dog" (identical embeddings, captions 2 and 3).
+    CLIP_benchmark retrieves exactly k texts with torch.topk: image 3's top-1 is caption 2 (the
+    tie goes to the earlier text), which belongs to image 2, so recall@1 is 3/4, not 1."""
+    images = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.3, 1.0]])
+    texts = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    caption_image = np.array([0, 1, 2, 3])
+    assert image_to_text_recall(images, texts, caption_image, (1, 2)) == {1: 0.75, 2: 1.0}
+    # text -> image with duplicated images: caption 3's tie between images 2 and 3 goes to image 2
+    dup_images = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    captions = np.array([[1.0, 0.1], [0.1, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    assert text_to_image_recall(dup_images, captions, caption_image, (1, 2)) == {1: 0.75, 2: 1.0}
