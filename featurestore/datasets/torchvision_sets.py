@@ -1,0 +1,80 @@
+"""Datasets in torchvision's on-disk formats (CIFAR-10: ``<root>/cifar-10-batches-py/``, CIFAR-100:
+``<root>/cifar-100-python/``), read through torchvision's own dataset classes.
+
+Nothing is downloaded unless asked (``download=True``, ``fs extract --download``). Images live
+inside pickled arrays, not files: each record's bytes are the image encoded as PNG (lossless),
+made when the extraction reads it; rows are ``train/00042`` / ``test/00042`` in the arrays' order.
+CIFAR has no val split: ``fs benchmark`` says so and takes validation rows from the training pool.
+"""
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+from featurestore.datasets.catalogue import DatasetInfo
+from featurestore.datasets.loaded import LoadedDataset, dataset_templates
+from featurestore.errors import SourceError
+from featurestore.sources.record import Record
+
+
+def expected(info: DatasetInfo) -> list[str]:
+    return [info.folder + "/"]
+
+
+def _open(info: DatasetInfo, root: str, train: bool, download: bool) -> Any:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, info.options["dataset"])
+    try:
+        return cls(root=root, train=train, download=download)
+    except RuntimeError as exc:  # torchvision's "Dataset not found or corrupted"
+        hint = "" if download else "; pass --download to fetch it"
+        raise SourceError(f"{info.title}: {os.path.join(root, info.folder)} is missing or incomplete "
+                          f"({str(exc).splitlines()[0]}){hint}") from None
+
+
+class TorchvisionArraySource:
+    """One split of a torchvision array dataset as records; bytes are PNG-encoded on demand.
+
+    Pickles without the arrays (DataLoader workers reopen the dataset from disk once)."""
+
+    def __init__(self, info: DatasetInfo, root: str, split: str, dataset: Any) -> None:
+        self.info, self.root, self.name = info, os.path.abspath(root), split
+        self.spec = f"dataset:{info.name}:{os.path.join(self.root, info.folder)}"
+        self.classes: list[str] | None = list(dataset.classes)
+        self._dataset = dataset
+        self._n = len(dataset)
+
+    def records(self) -> list[Record]:
+        where = os.path.join(self.root, self.info.folder)
+        return [Record(id=f"{self.name}/{i:05d}", path=f"{where}::{self.name}/{i}", label=int(self._targets()[i]))
+                for i in range(self._n)]
+
+    def _targets(self) -> list[int]:
+        return self._data().targets
+
+    def _data(self) -> Any:
+        if self._dataset is None:
+            self._dataset = _open(self.info, self.root, self.name == "train", False)
+        return self._dataset
+
+    def read_bytes(self, record: Record) -> bytes:
+        from PIL import Image
+
+        index = int(record.id.rsplit("/", 1)[1])
+        buffer = io.BytesIO()
+        Image.fromarray(self._data().data[index]).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_dataset"] = None
+        return state
+
+
+def load(info: DatasetInfo, root: str, download: bool = False) -> LoadedDataset:
+    splits = {split: TorchvisionArraySource(info, root, split, _open(info, root, split == "train", download))
+              for split in ("train", "test")}
+    classes = list(splits["train"].classes or [])
+    return LoadedDataset(info, os.path.join(root, info.folder), classes, splits, dataset_templates(info.templates))
