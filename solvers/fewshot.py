@@ -1,16 +1,35 @@
 """Reproducible few-shot subsets: K rows per class, as in the few-shot protocols of CLIP
-adaptation papers (CoOp, Tip-Adapter, GDA), drawn with a seeded NumPy generator."""
+adaptation papers (CoOp, Tip-Adapter, GDA).
+
+Two samplers: ``"numpy"`` (the default) draws each class's rows with a seeded NumPy generator,
+classes in sorted label order; ``"coop"`` reproduces CoOp/Dassl's ``generate_fewshot_dataset``
+exactly: Python's ``random`` seeded with the run's seed (their scripts call ``random.seed(seed)``
+before building the dataset), classes in order of first appearance in the split's row order,
+``random.sample(rows_of_class, K)`` per class. With ``"coop"`` the row order must be the split
+file's order (``fs extract --dataset`` stores rows in that order), and the same (labels, shots,
+seed) picks the same images CoOp, Tip-Adapter and GDA train on.
+"""
 from __future__ import annotations
+
+import random
 
 import numpy as np
 
+SAMPLERS = ("numpy", "coop")
 
-def fewshot_split(labels: np.ndarray, shots: int, seed: int, *, allow_fewer: bool = False) -> np.ndarray:
+
+def fewshot_split(labels: np.ndarray, shots: int, seed: int, *, allow_fewer: bool = False,
+                  sampler: str = "numpy") -> np.ndarray:
     """Sorted row indices of ``shots`` random rows per class (rows labelled -1 are ignored).
 
     The same (labels, shots, seed) always gives the same rows. If a class has fewer than ``shots``
-    rows, raise ValueError naming the smallest class, unless ``allow_fewer`` (then all its rows).
+    rows, raise ValueError naming the smallest class, unless ``allow_fewer`` (then all its rows,
+    as Dassl does by default). ``sampler`` is ``"numpy"`` or ``"coop"`` (see the module docstring).
     """
+    if sampler not in SAMPLERS:
+        from solvers.errors import InputError
+
+        raise InputError(f"unknown few-shot sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
@@ -26,9 +45,25 @@ def fewshot_split(labels: np.ndarray, shots: int, seed: int, *, allow_fewer: boo
     if counts[smallest] < shots and not allow_fewer:
         raise ValueError(f"class {classes[smallest]} has only {counts[smallest]} row(s), fewer than "
                          f"shots={shots}; pass allow_fewer=True to take all of its rows")
+    if sampler == "coop":
+        return _coop_rows(labels, labelled, int(shots), seed)
     rng = np.random.default_rng(seed)
     picked = []
     for cls in classes:
         rows = labelled[labels[labelled] == cls]
         picked.append(rows if rows.size <= shots else rng.choice(rows, size=shots, replace=False))
     return np.sort(np.concatenate(picked))
+
+
+def _coop_rows(labels: np.ndarray, labelled: np.ndarray, shots: int, seed: int) -> np.ndarray:
+    """Dassl's generate_fewshot_dataset on row indices: a fresh ``random.Random(seed)`` (the same
+    stream as ``random.seed(seed)``), labels in order of first appearance, ``sample`` per label;
+    a class with fewer rows than ``shots`` gives all of them and draws nothing."""
+    by_label: dict[int, list[int]] = {}
+    for row in labelled.tolist():
+        by_label.setdefault(int(labels[row]), []).append(row)
+    rng = random.Random(seed)
+    picked: list[int] = []
+    for rows in by_label.values():
+        picked.extend(rng.sample(rows, shots) if len(rows) >= shots else rows)
+    return np.sort(np.asarray(picked, dtype=np.int64))
