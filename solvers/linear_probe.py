@@ -7,12 +7,24 @@ import numpy as np
 from solvers.base import Solver
 from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
                             check_validation_pair, resolve_n_classes)
+from solvers.errors import InputError
+from solvers.fit_warnings import record_warning, start_warnings, warn_on_grid_edge
 from solvers.normalize import l2_normalize
 from solvers.progress import progress
 from solvers.softmax import log_softmax
 
 COARSE_GRID = tuple(10.0 ** e for e in range(-6, 7))
-FINE_STEPS = tuple(e / 4 for e in range(-3, 4))
+#: Fine steps around the best coarse C, in decades: 8 values per decade (as dense as
+#: CLIP_benchmark's weight-decay sweep) within 7/8 of a decade on either side.
+FINE_STEPS = tuple(e / 8 for e in range(-7, 8) if e != 0)
+
+
+def logistic_objective(coef: np.ndarray, intercept: np.ndarray, X: np.ndarray, y: np.ndarray, C: float) -> float:
+    """scikit-learn's multinomial objective C * sum_i CE(x_i W^T + b, y_i) + 1/2 ||W||^2 (bias
+    not penalized), for (C, D) weights; used to compare fits and in the tests."""
+    logits = X @ np.asarray(coef, np.float64).T + np.asarray(intercept, np.float64)
+    ce = -log_softmax(logits)[np.arange(y.size), y].sum()
+    return float(C * ce + 0.5 * np.sum(np.asarray(coef, np.float64) ** 2))
 
 
 class LinearProbe(Solver):
@@ -20,11 +32,17 @@ class LinearProbe(Solver):
     (Radford et al., ICML 2021).
 
     Objective (scikit-learn's): C * sum_i CE(W x_i + b, y_i) + 1/2 ||W||^2. ``C=None`` searches C
-    on the validation split: the coarse grid 1e-6 .. 1e6 (one step per decade), then
-    best * 10^{-0.75 .. 0.75 step 0.25}, warm-starting along each grid, keeping the C with the
-    best validation accuracy (ties: lowest validation NLL); without a validation split
-    ``default_C`` (1.0) is used. ``init="text"`` starts L-BFGS from logit_scale * normalized
-    ``text_weights`` (zero bias) instead of zeros.
+    on the validation split: the coarse grid 1e-6 .. 1e6 (one value per decade), then
+    best * 10^{k/8}, k = -7 .. 7 (8 values per decade), warm-starting along each grid (``tol``,
+    ``max_iter``). Warm starts stop at slightly different objectives than a cold fit, which can
+    flip near-tied picks, so the ``n_finalists`` best candidates (validation accuracy, then
+    NLL) are refitted cold to convergence (``final_tol``, ``final_max_iter``) and re-scored; the
+    winner's cold fit is the model. Without a validation split ``default_C`` (1.0) is used.
+    ``refit_on_val=True`` refits the chosen C on train + validation rows afterwards, as
+    CLIP_benchmark does, keeping the regularisation per row (C scaled by n_train / n_total).
+    ``init="text"`` starts L-BFGS from logit_scale * normalized ``text_weights`` (zero bias)
+    instead of zeros. A fit that does not converge, or a C on the edge of the searched values,
+    warns and is listed in ``fit_warnings_``.
     """
 
     _state_arrays = ("coef_", "intercept_")
@@ -33,7 +51,8 @@ class LinearProbe(Solver):
     def __init__(self, C: float | None = None, n_classes: int | None = None,
                  text_weights: np.ndarray | None = None, init: str = "zeros",
                  default_C: float = 1.0, max_iter: int = 1000, tol: float = 1e-6,
-                 logit_scale: float = 100.0, temperature: float = 1.0) -> None:
+                 final_tol: float = 1e-9, final_max_iter: int = 10000, n_finalists: int = 3,
+                 refit_on_val: bool = False, logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.C = C
         self.n_classes = n_classes
         self.text_weights = text_weights
@@ -41,17 +60,41 @@ class LinearProbe(Solver):
         self.default_C = default_C
         self.max_iter = max_iter
         self.tol = tol
+        self.final_tol = final_tol
+        self.final_max_iter = final_max_iter
+        self.n_finalists = n_finalists
+        self.refit_on_val = refit_on_val
         self.logit_scale = logit_scale
         self.temperature = temperature
 
-    def _model(self, C: float, start: tuple[np.ndarray, np.ndarray] | None):
+    def _model(self, C: float, start: tuple[np.ndarray, np.ndarray] | None, final: bool = False):
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=C, solver="lbfgs", max_iter=self.max_iter, tol=self.tol,
-                                   warm_start=True)
+        model = LogisticRegression(C=C, solver="lbfgs", max_iter=self.final_max_iter if final else self.max_iter,
+                                   tol=self.final_tol if final else self.tol, warm_start=True)
         if start is not None:
             model.coef_, model.intercept_ = start[0].copy(), start[1].copy()
         return model
+
+    def _fit_model(self, model, X: np.ndarray, y: np.ndarray) -> bool:
+        """Fit ``model`` in place; True when L-BFGS converged (no ConvergenceWarning)."""
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            model.fit(X, y)
+        return not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+    def _final_fit(self, C: float, X: np.ndarray, y: np.ndarray, n_classes: int,
+                   start: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        """A cold fit at C to ``final_tol``; warns when it does not converge."""
+        model = self._model(C, start, final=True)
+        if not self._fit_model(model, X, y):
+            record_warning(self, f"L-BFGS did not converge at C = {C:.6g} in {self.final_max_iter} iterations "
+                                 f"(tol {self.final_tol:g}); raise final_max_iter")
+        return self._full(model, n_classes)
 
     def _full(self, model, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
         """(C, D) weights and (C,) bias; a binary model's single row becomes [-w/2, w/2]."""
@@ -64,9 +107,9 @@ class LinearProbe(Solver):
         if self.init == "zeros":
             return None
         if self.init != "text":
-            raise ValueError(f"init must be 'zeros' or 'text', got {self.init!r}")
+            raise InputError(f"init must be 'zeros' or 'text', got {self.init!r}")
         if self.text_weights is None:
-            raise ValueError("init='text' needs text_weights")
+            raise InputError("init='text' needs text_weights")
         T = self.logit_scale * l2_normalize(check_text_weights(self.text_weights).astype(np.float64))
         if n_classes == 2:
             return (T[1:] - T[:1]), np.zeros(1)
@@ -81,46 +124,75 @@ class LinearProbe(Solver):
         y = check_labels(y, X.shape[0], n_classes)
         check_class_counts(y, n_classes)
         if n_classes < 2:
-            raise ValueError("a linear probe needs at least 2 classes")
+            raise InputError("a linear probe needs at least 2 classes")
+        start_warnings(self)
         Xn = l2_normalize(X)
         start = self._text_start(n_classes)
         val = None if self.C is not None else check_validation_pair(X_val, y_val, X.shape[1], n_classes)
+        if self.refit_on_val and self.C is None and val is None:
+            raise InputError("refit_on_val=True needs a validation split (X_val, y_val)")
         self.val_scores_ = None
         if self.C is not None or val is None:
             self.C_ = float(self.default_C if self.C is None else self.C)
-            W, b = self._full(self._model(self.C_, start).fit(Xn, y), n_classes)
+            W, b = self._final_fit(self.C_, Xn, y, n_classes, start)
         else:
-            Xv = l2_normalize(val[0])
-            scores: dict[float, tuple[float, float]] = {}
-            fits: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-
-            def sweep(grid: list[float], init: tuple[np.ndarray, np.ndarray] | None) -> None:
-                model = self._model(grid[0], init)
-                for c in progress(grid, "linear probe C search"):
-                    if c in scores:
-                        continue
-                    model.set_params(C=c).fit(Xn, y)
-                    fits[c] = self._full(model, n_classes)
-                    logits = Xv @ fits[c][0].T + fits[c][1]
-                    accuracy = float(np.mean(np.argmax(logits, axis=1) == val[1]))
-                    nll = float(-np.mean(log_softmax(logits)[np.arange(val[1].size), val[1]]))
-                    scores[c] = (accuracy, -nll)
-
-            sweep(list(COARSE_GRID), start)
-            best = max(COARSE_GRID, key=lambda c: scores[c])
-            fine = [best * 10.0 ** s for s in FINE_STEPS]
-            low = [c for c in fine if c <= best][::-1]
-            high = [c for c in fine if c > best]
-            for part in (low, high):
-                if part:
-                    sweep(part, self._binary_safe(fits[best], n_classes))
-            ordered = sorted(scores)
-            self.C_ = max(ordered, key=lambda c: scores[c])
-            W, b = fits[self.C_]
-            self.val_scores_ = {repr(c): scores[c][0] for c in ordered}
+            Xv, yv = l2_normalize(val[0]), val[1]
+            W, b = self._search(Xn, y, Xv, yv, n_classes, start)
+            if self.refit_on_val:
+                n_train = y.size
+                X_all, y_all = np.concatenate([Xn, Xv.astype(Xn.dtype)]), np.concatenate([y, yv])
+                self.C_ = self.C_ * n_train / y_all.size
+                W, b = self._final_fit(self.C_, X_all, y_all, n_classes, start)
         self.coef_, self.intercept_ = W, b
         self._set_classes(n_classes, X.shape[1])
         return self
+
+    def _search(self, Xn: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, n_classes: int,
+                start: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        """Warm-started sweep over C, cold refits of the finalists; sets C_ and val_scores_."""
+        scores: dict[float, tuple[float, float]] = {}
+        fits: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        unconverged: list[float] = []
+
+        def score(fit: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
+            logits = Xv @ fit[0].T + fit[1]
+            accuracy = float(np.mean(np.argmax(logits, axis=1) == yv))
+            nll = float(-np.mean(log_softmax(logits)[np.arange(yv.size), yv]))
+            return accuracy, -nll
+
+        def sweep(grid: list[float], init: tuple[np.ndarray, np.ndarray] | None) -> None:
+            model = self._model(grid[0], init)
+            for c in progress(grid, "linear probe C search"):
+                if c in scores:
+                    continue
+                if not self._fit_model(model.set_params(C=c), Xn, y):
+                    unconverged.append(c)
+                fits[c] = self._full(model, n_classes)
+                scores[c] = score(fits[c])
+
+        sweep(list(COARSE_GRID), start)
+        best = max(COARSE_GRID, key=lambda c: scores[c])
+        fine = [best * 10.0 ** s for s in FINE_STEPS]
+        low = [c for c in fine if c < best][::-1]
+        high = [c for c in fine if c > best]
+        for part in (low, high):
+            if part:
+                sweep(part, self._binary_safe(fits[best], n_classes))
+        if unconverged:
+            record_warning(self, f"{len(unconverged)} of {len(scores)} warm-started search fits stopped at "
+                                 f"max_iter = {self.max_iter} (C = {', '.join(f'{c:.3g}' for c in unconverged[:5])}"
+                                 f"{' ...' if len(unconverged) > 5 else ''}); the finalists are refitted cold")
+        ordered = sorted(scores)
+        # the finalists: best candidates by (accuracy, -NLL), smaller C first on exact ties
+        finalists = sorted(ordered, key=lambda c: scores[c], reverse=True)
+        finalists = sorted(finalists[:max(1, int(self.n_finalists))])
+        cold = {c: self._final_fit(c, Xn, y, n_classes, start) for c in finalists}
+        for c, fit in cold.items():
+            scores[c] = score(fit)
+        self.C_ = max(finalists, key=lambda c: scores[c])
+        self.val_scores_ = {repr(c): scores[c][0] for c in ordered}
+        warn_on_grid_edge(self, "C", ordered, self.C_, "the search covers 1e-6 .. 1e6 and 7/8 of a decade beyond")
+        return cold[self.C_]
 
     @staticmethod
     def _binary_safe(fit: tuple[np.ndarray, np.ndarray], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
