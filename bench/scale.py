@@ -72,7 +72,7 @@ def child(task: str, path: str) -> None:
     with FeatureStore(path) as store:
         if task == "stream":
             import solvers.gda  # noqa: F401  (imported before timing, as in the in-memory task)
-            from solvers.streaming import fit_gda_streaming
+            from workflows.streaming import fit_gda_streaming
 
             t0 = time.perf_counter()
             fit_gda_streaming(store, ENCODER, "pool", n_classes=CLASSES)  # default chunk rows

@@ -3,7 +3,9 @@ its heavy dependencies inside the command body, so `fs --help` stays fast."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import traceback
 
 import click
 
@@ -25,6 +27,7 @@ COMMANDS = {
     "ood": "ood",
     "schur": "schur",
     "retrieval": "retrieval",
+    "serve": "serve",
 }
 
 
@@ -64,6 +67,7 @@ SUMMARIES = {
     "ood": "OOD detection scores (MSP, energy, GEN, COOkeD ensemble ...) with AUROC/FPR@95.",
     "schur": "Schur-complement decomposition: SCE diversity score, prompt removal.",
     "retrieval": "Image<->text recall@K, CLIPScore and modality gap over captions.",
+    "serve": "Search and browse a store from a web page (model and index loaded once).",
 }
 
 
@@ -73,25 +77,39 @@ def fs() -> None:
     """featurestore: extract CLIP features once, adapt without training."""
 
 
+def _user_error(message: str, code: int = 2) -> None:
+    """One line on stderr and exit ``code``; with FS_DEBUG=1 the traceback first."""
+    if os.environ.get("FS_DEBUG", "") not in ("", "0"):
+        traceback.print_exc()
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point. User errors (click's usage errors, ``solvers.errors.InputError``,
+    ``featurestore.errors.FeatureStoreError`` and missing or unreadable files the user named)
+    become one line on stderr and exit code 2; anything else is a bug and keeps its traceback.
+    ``FS_DEBUG=1`` prints the traceback of user errors too."""
     from featurestore.errors import FeatureStoreError
+    from solvers.errors import InputError
+    from workflows.blas_threads import limit_from_environment
 
     try:
+        limit_from_environment()
         fs.main(args=argv, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(0)
     except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(130)
+        _user_error("aborted", 130)
     except click.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(exc.exit_code)
+        _user_error(" ".join(f"{exc.format_message()}{hint}".split()), exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except (FeatureStoreError, ValueError, FileNotFoundError, PermissionError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _user_error(" ".join(exc.format_message().split()), exc.exit_code)
+    except (FeatureStoreError, InputError, FileNotFoundError, PermissionError, IsADirectoryError,
+            NotADirectoryError) as exc:
+        _user_error(" ".join(str(exc).split()) or type(exc).__name__)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
 

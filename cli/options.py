@@ -5,8 +5,9 @@ import click
 
 store_option = click.option("--store", "store", required=True, type=click.Path(dir_okay=False),
                             help="The store file (.h5).")
-encoder_option = click.option("--encoder", required=True,
-                              help="Encoder key in the store, e.g. ViT-B-32/openai (see `fs info`).")
+encoder_option = click.option("--encoder", default=None,
+                              help="Encoder key in the store, e.g. ViT-B-32/openai (default: the store's only "
+                                   "encoder; see `fs info`).")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 device_option = click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
 precision_option = click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,

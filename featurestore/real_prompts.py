@@ -36,11 +36,11 @@ def find_real_bank(store: Any, encoder: str, bank: str | None) -> str:
     from featurestore.errors import NotFoundError
 
     if bank is not None:
-        if store.text_bank(encoder, bank).get("kind") != REAL_PROMPT_KIND:
+        if store.text_bank_kind(encoder, bank) != REAL_PROMPT_KIND:
             raise NotFoundError(f"text bank {bank!r} is not a REAL-Prompt bank; make one with fs real prompts")
         return bank
-    found = [b for b in store.text_banks(encoder) if store.text_bank(encoder, b).get("kind") == REAL_PROMPT_KIND]
+    found = [b for b in store.text_banks(encoder) if store.text_bank_kind(encoder, b) == REAL_PROMPT_KIND]
     if len(found) != 1:
         raise NotFoundError(f"{'no' if not found else len(found)} REAL-Prompt banks for encoder {encoder!r}"
-                            f"{': ' + ', '.join(found) if found else ''}; run fs real prompts or give --param real_bank=NAME")
+                            f"{': ' + ', '.join(found) if found else ''}; run fs real prompts or give --input real_bank=NAME")
     return found[0]

@@ -371,6 +371,25 @@ class FeatureStore:
             out[name] = list(ds.asstr()[:]) if ds.dtype.kind == "O" else ds[()]
         return out
 
+    def text_bank_kind(self, encoder: str, bank: str) -> str:
+        """The bank's kind ("classes", "list", "descriptors", ...), read from its attributes only."""
+        return str(_plain(self._text_bank_group(encoder, bank).attrs.get("kind", "list")))
+
+    def text_bank_field(self, encoder: str, bank: str, name: str) -> list[str] | np.ndarray | None:
+        """One dataset of a bank (e.g. its ``classes``), or None; the weights are not read."""
+        ds = self._text_bank_group(encoder, bank).get(name)
+        if ds is None:
+            return None
+        return list(ds.asstr()[:]) if ds.dtype.kind == "O" else ds[()]
+
+    def _text_bank_group(self, encoder: str, bank: str) -> h5py.Group:
+        group = self._encoder_group(encoder).get(f"texts/{h5_name(bank)}")
+        if group is None:
+            raise NotFoundError(
+                f"no text bank {bank!r} for encoder {encoder!r} (it has: {', '.join(self.text_banks(encoder)) or 'none'}); run fs text"
+            )
+        return group
+
     # ------------------------------------------------------------------ imported logits
     def logits_names(self) -> list[str]:
         """Names of the external classifiers whose logits were imported (``fs import-logits``)."""

@@ -69,11 +69,12 @@ def read_text_file(path: str | os.PathLike) -> tuple[list[str], list[str] | None
 
 def find_class_bank(store: Any, encoder: str, classes: list[str] | None) -> str | None:
     """Name of a class bank of ``encoder`` whose classes are ``classes`` (CLIP's ImageNet
-    templates preferred), or None. Used when a command is given no ``--text``."""
+    templates preferred), or None. Used when a command is given no ``--text``. Reads each bank's
+    kind and class names only, never its weights."""
     if not classes:
         return None
     matches = [bank for bank in store.text_banks(encoder)
-               if store.text_bank(encoder, bank).get("kind") == "classes"
-               and list(store.text_bank(encoder, bank).get("classes", [])) == list(classes)]
+               if store.text_bank_kind(encoder, bank) == "classes"
+               and list(store.text_bank_field(encoder, bank, "classes") or []) == list(classes)]
     matches.sort(key=lambda bank: (not bank.endswith("/imagenet"), bank))
     return matches[0] if matches else None

@@ -23,7 +23,6 @@ _EXPORTS = {
     "load_npz": "solvers.persistence",
     "save_to_store": "solvers.persistence",
     "load_from_store": "solvers.persistence",
-    "check_encoder": "solvers.persistence",
     "SOLVERS": "solvers.registry",
     "describe": "solvers.registry",
 }

@@ -9,11 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from solvers.errors import InputError
 from solvers.estimator_protocol import ClassifierProtocol, NotFittedError
 
 from solvers.softmax import softmax
 
 STATE_FORMAT_VERSION = 1
+#: Constructor parameters of earlier versions that named store contents (a pool split, a text
+#: bank) instead of holding arrays; a saved model that has them loads without them.
+_STORAGE_PARAMS = frozenset({"pool", "shots", "captions_bank", "class_captions", "synonyms", "real_bank",
+                             "retrieval", "cap", "seed", "bank", "fallback_bank"})
 
 
 def _to_json(value: Any) -> Any:
@@ -46,18 +51,10 @@ class Solver(ClassifierProtocol):
     #: What ``fit`` needs, for generic callers such as ``fs solve``: "labels" (X, y),
     #: "unlabelled" (X only) or "none" (everything comes from the constructor).
     fit_input: str = "labels"
-    #: True for solvers whose logits are bound to one split's rows (imported logits), which
-    #: must therefore see all of its rows at once rather than chunk by chunk.
-    row_bound: bool = False
-
-    @classmethod
-    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Extra constructor arguments read from a store (text banks, pool features, ...).
-
-        ``params`` are the user's hyper-parameters; solvers that need arrays beyond the
-        training split (e.g. a retrieval pool) override this. The default adds nothing.
-        """
-        return {}
+    #: Constructor parameters that carry data (embeddings, labels, prompt strings) rather than
+    #: hyper-parameters: callers pass arrays (``workflows.solver_arrays`` reads them from a
+    #: store); ``fs solve --list`` does not offer them as ``--param`` options.
+    _data_params: tuple[str, ...] = ("text_weights",)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Logits (n_samples, n_classes)."""
@@ -110,6 +107,12 @@ class Solver(ClassifierProtocol):
             raise ValueError(f"the saved {cls.__name__} lacks {', '.join(missing)} (saved by another version?); "
                              "fit and save it again")
         ctor = dict(params["params"])
+        accepted = set(cls._get_param_names())
+        for key in [key for key in ctor if key not in accepted]:
+            if key not in _STORAGE_PARAMS:
+                raise InputError(f"the saved {cls.__name__} has parameter {key!r}, which this version does not "
+                                 "know; fit and save it again")
+            del ctor[key]  # names of store contents, kept by older versions; the arrays are saved
         for key, value in arrays.items():
             if key.startswith("param."):
                 ctor[key[len("param."):]] = np.asarray(value)

@@ -8,8 +8,6 @@ multimodal affinity mixes them: (1 - delta) x F_img^T + delta x F_cap^T.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from solvers.checks import check_features
@@ -42,15 +40,6 @@ def caption_support_positions(pool_captions: np.ndarray, class_captions: np.ndar
     return out
 
 
-def _class_order(store: Any, groups: list[str]) -> list[str]:
-    """The groups in the order of a store class list holding exactly these names, else as given."""
-    for name in store.class_sets():
-        names = store.class_names(name)
-        if sorted(names) == sorted(groups):
-            return names
-    return groups
-
-
 class CapSAdapter(TipX):
     """CapS-Adapter (Wang et al., 2024): TIP-X's three terms with a multimodal cache.
 
@@ -59,66 +48,30 @@ class CapSAdapter(TipX):
     logit_scale x T^T + alpha cache + gamma kl. Searched on validation as the official code:
     alpha 0.1..50 (20 steps), beta 1..50 (200), gamma 0.1..30 (50), delta {0, 0.1, .., 1}.
     Without validation: alpha = beta = gamma = 1, delta = ``default_delta`` (0.5).
-    ``pool``, ``captions_bank`` (the pool's caption embeddings, ``fs captions``), ``class_captions``
-    (a grouped bank of class-conditioned captions, ``fs text --file``) and ``shots`` say how
-    ``fs solve`` builds the support set from the store.
+    The support set comes as arrays (``workflows.solver_arrays.caps_support`` builds it from a
+    store's pool, its caption bank and a bank of class-conditioned captions).
     """
 
     _state_arrays = TipX._state_arrays + ("caption_keys_",)
+    _data_params = TipX._data_params + ("support_caption_features",)
 
     def __init__(self, text_weights: np.ndarray | None = None, support_features: np.ndarray | None = None,
                  support_labels: np.ndarray | None = None, support_caption_features: np.ndarray | None = None,
-                 pool: str | None = None, captions_bank: str | None = None, class_captions: str | None = None,
-                 shots: int = 16, alpha: float | None = None, beta: float | None = None,
+                 alpha: float | None = None, beta: float | None = None,
                  gamma: float | None = None, delta: float | None = None, default_alpha: float = 1.0,
                  default_beta: float = 1.0, default_gamma: float = 1.0, default_delta: float = 0.5,
                  search_scale: tuple[float, float, float] = (50.0, 50.0, 30.0),
                  search_steps: tuple[int, int, int] = (20, 200, 50), deltas: tuple[float, ...] = DELTAS,
                  kl_tau: float = 0.5, logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         super().__init__(text_weights=text_weights, support_features=support_features,
-                         support_labels=support_labels, pool=pool, shots=shots, alpha=alpha, beta=beta,
+                         support_labels=support_labels, alpha=alpha, beta=beta,
                          gamma=gamma, default_alpha=default_alpha, default_beta=default_beta,
                          default_gamma=default_gamma, search_scale=search_scale, search_steps=search_steps,
                          kl_tau=kl_tau, logit_scale=logit_scale, temperature=temperature)
         self.support_caption_features = support_caption_features
-        self.captions_bank = captions_bank
-        self.class_captions = class_captions
         self.delta = delta
         self.default_delta = default_delta
         self.deltas = deltas
-
-    @classmethod
-    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Caption-based support set from the pool's caption bank and the class-caption bank."""
-        from solvers.pool_inputs import pool_features_at
-
-        if "support_features" in params:
-            return {}
-        pool, T = cls._pool_and_text(store, encoder, params)
-        names = params.get("captions_bank") or f"{pool}/captions"
-        pool_bank = store.text_bank(encoder, names)
-        n_valid = len(store.ids(pool))
-        if pool_bank["weights"].shape[0] != n_valid:
-            raise ValueError(f"caption bank {names!r} has {pool_bank['weights'].shape[0]} rows but pool {pool!r} "
-                             f"has {n_valid} valid rows; run fs captions again")
-        if not params.get("class_captions"):
-            raise ValueError("give --param class_captions=BANK: a grouped text bank {class: [captions]} (fs text --file)")
-        class_bank = store.text_bank(encoder, params["class_captions"])
-        groups = class_bank.get("groups")
-        if groups is None:
-            raise ValueError(f"text bank {params['class_captions']!r} has no class groups; encode a JSON object "
-                             "{class: [captions]} with fs text --file")
-        order = _class_order(store, list(dict.fromkeys(groups)))
-        if len(order) != len(T):
-            raise ValueError(f"text bank {params['class_captions']!r} has captions for {len(order)} classes "
-                             f"but the text weights have {len(T)}")
-        class_of = np.array([order.index(g) for g in groups], np.int64)
-        shots = int(params.get("shots", 16))
-        positions = caption_support_positions(pool_bank["weights"], class_bank["weights"], class_of, len(T), shots)
-        flat = positions.ravel()
-        return {"support_features": pool_features_at(store, encoder, pool, flat),
-                "support_caption_features": np.asarray(pool_bank["weights"], np.float32)[flat],
-                "support_labels": np.repeat(np.arange(len(T)), shots)}
 
     def _prepare_keys(self, order: np.ndarray) -> None:
         F = check_features(self.support_caption_features, name="support_caption_features",

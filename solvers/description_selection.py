@@ -7,8 +7,6 @@ small labelled selection set, then classify by the mean similarity over the kept
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from solvers.base import Solver
@@ -34,6 +32,7 @@ class DescriptionSelection(Solver):
     """
 
     fit_input = "labels"
+    _data_params = ("prompt_weights", "prompt_classes", "descriptors", "n_classes", "text_weights")
     _state_arrays = ("selected_", "prompt_scores_")
     _state_scalars = ("n_select_",)
 
@@ -41,7 +40,7 @@ class DescriptionSelection(Solver):
                  descriptors: list[str] | None = None, n_classes: int | None = None,
                  text_weights: np.ndarray | None = None, n_neighbors: int = 5, n_select: int | None = None,
                  n_select_grid: tuple[int, ...] = (1, 2, 4, 8, 16), default_n_select: int = 4,
-                 bank: str | None = None, logit_scale: float = 100.0, temperature: float = 1.0) -> None:
+                 logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.prompt_weights = prompt_weights
         self.prompt_classes = prompt_classes
         self.descriptors = descriptors
@@ -51,16 +50,8 @@ class DescriptionSelection(Solver):
         self.n_select = n_select
         self.n_select_grid = n_select_grid
         self.default_n_select = default_n_select
-        self.bank = bank
         self.logit_scale = logit_scale
         self.temperature = temperature
-
-    @classmethod
-    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
-        """The descriptor bank ``params["bank"]`` (default: the encoder's only descriptor bank)."""
-        from solvers.descriptions import DescriptorClassifier
-
-        return DescriptorClassifier.store_inputs(store, encoder, params)
 
     def neighbours(self) -> np.ndarray:
         """(C, m) indices of each class's ``n_neighbors`` most similar other classes, nearest first."""

@@ -7,8 +7,6 @@ descriptors with the highest similarity explain a prediction.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from solvers.base import Solver
@@ -29,26 +27,17 @@ class DescriptorClassifier(Solver):
     """
 
     fit_input = "none"
+    _data_params = ("prompt_weights", "prompt_classes", "descriptors", "n_classes")
 
     def __init__(self, prompt_weights: np.ndarray | None = None, prompt_classes: np.ndarray | None = None,
-                 descriptors: list[str] | None = None, n_classes: int | None = None, bank: str | None = None,
+                 descriptors: list[str] | None = None, n_classes: int | None = None,
                  logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.prompt_weights = prompt_weights
         self.prompt_classes = prompt_classes
         self.descriptors = descriptors
         self.n_classes = n_classes
-        self.bank = bank
         self.logit_scale = logit_scale
         self.temperature = temperature
-
-    @classmethod
-    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
-        """The descriptor bank ``params["bank"]`` (default: the encoder's only descriptor bank)."""
-        from solvers.prompt_bank_inputs import read_prompt_bank
-
-        name, bank = read_prompt_bank(store, encoder, params.get("bank"), "descriptors")
-        return {"prompt_weights": bank["weights"], "prompt_classes": bank["prompt_classes"],
-                "descriptors": list(bank["descriptors"]), "n_classes": len(bank["classes"]), "bank": name}
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None,
             X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> DescriptorClassifier:

@@ -32,12 +32,13 @@ class DifferentialDescriptions(Solver):
     """
 
     fit_input = "none"
+    _data_params = ("text_weights", "pair_weights", "pair_classes", "pair_others", "prompt_weights",
+                    "prompt_classes")
 
     def __init__(self, text_weights: np.ndarray | None = None, pair_weights: np.ndarray | None = None,
                  pair_classes: np.ndarray | None = None, pair_others: np.ndarray | None = None,
                  prompt_weights: np.ndarray | None = None, prompt_classes: np.ndarray | None = None,
-                 top_k: int = 10, bank: str | None = None, fallback_bank: str | None = None,
-                 logit_scale: float = 100.0, temperature: float = 1.0) -> None:
+                 top_k: int = 10, logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.text_weights = text_weights
         self.pair_weights = pair_weights
         self.pair_classes = pair_classes
@@ -45,28 +46,8 @@ class DifferentialDescriptions(Solver):
         self.prompt_weights = prompt_weights
         self.prompt_classes = prompt_classes
         self.top_k = top_k
-        self.bank = bank
-        self.fallback_bank = fallback_bank
         self.logit_scale = logit_scale
         self.temperature = temperature
-
-    @classmethod
-    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
-        """The differential bank ``params["bank"]`` and, when ``params["fallback_bank"]`` is given,
-        the plain descriptor bank used for pairs without differential descriptions."""
-        from solvers.prompt_bank_inputs import read_prompt_bank
-
-        name, bank = read_prompt_bank(store, encoder, params.get("bank"), "differential")
-        out = {"pair_weights": bank["weights"], "pair_classes": bank["prompt_classes"],
-               "pair_others": bank["prompt_others"], "bank": name}
-        if params.get("fallback_bank") is not None:
-            fallback, plain = read_prompt_bank(store, encoder, params["fallback_bank"], "descriptors",
-                                               param="fallback_bank")
-            if list(plain["classes"]) != list(bank["classes"]):
-                raise ValueError(f"banks {name!r} and {fallback!r} were made for different class lists")
-            out.update(prompt_weights=plain["weights"], prompt_classes=plain["prompt_classes"],
-                       fallback_bank=fallback)
-        return out
 
     def _checked(self) -> dict[str, Any]:
         if self.text_weights is None:

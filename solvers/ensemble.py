@@ -41,11 +41,6 @@ class Ensemble(Solver):
 
     fit_input = "none"
 
-    @property
-    def row_bound(self) -> bool:  # type: ignore[override]
-        """Bound to one split's rows when any member is (imported logits)."""
-        return any(getattr(member, "row_bound", False) for member in self.members or [])
-
     def __init__(self, members: Sequence[Solver] | None = None, combine: str = "proba",
                  weights: Sequence[float] | None = None, temperatures: Sequence[float] | str | None = None,
                  grid_step: float = 0.1, temperature: float = 1.0) -> None:

@@ -18,7 +18,7 @@ class FixedLogits(Solver):
     """
 
     fit_input = "none"
-    row_bound = True
+    _data_params = ("logits",)
 
     def __init__(self, logits: np.ndarray | None = None, kind: str = "logits", source: str = "",
                  temperature: float = 1.0) -> None:

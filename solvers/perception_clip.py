@@ -7,8 +7,6 @@ every context alone are encoded by `fs descriptors --kind contexts`.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy.special import logsumexp
 
@@ -32,31 +30,22 @@ class PerceptionCLIP(Solver):
     """
 
     fit_input = "none"
+    _data_params = ("prompt_weights", "context_weights", "contexts")
     _state_scalars = ("context_temperature_",)
 
     def __init__(self, prompt_weights: np.ndarray | None = None, context_weights: np.ndarray | None = None,
                  contexts: list[str] | None = None, infer: str = "with_class",
                  context_temperature: float | None = 1.0,
                  temperature_grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0),
-                 bank: str | None = None, logit_scale: float = 100.0, temperature: float = 1.0) -> None:
+                 logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.prompt_weights = prompt_weights
         self.context_weights = context_weights
         self.contexts = contexts
         self.infer = infer
         self.context_temperature = context_temperature
         self.temperature_grid = temperature_grid
-        self.bank = bank
         self.logit_scale = logit_scale
         self.temperature = temperature
-
-    @classmethod
-    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
-        """The context bank ``params["bank"]`` (default: the encoder's only contexts bank)."""
-        from solvers.prompt_bank_inputs import read_prompt_bank
-
-        name, bank = read_prompt_bank(store, encoder, params.get("bank"), "contexts")
-        return {"prompt_weights": bank["weights"], "context_weights": bank["context_weights"],
-                "contexts": list(bank["contexts"]), "bank": name}
 
     def _prompts(self) -> tuple[np.ndarray, np.ndarray | None]:
         if self.prompt_weights is None:

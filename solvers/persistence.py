@@ -1,6 +1,8 @@
 """Saving fitted solvers without pickle: arrays in an .npz (or the store's /models group) and
-JSON metadata (class, params, encoder key, format version) beside them. A loaded solver records
-the encoder whose features it was fitted on, and ``check_encoder`` refuses to mix encoders."""
+JSON metadata (class, params, encoder key, class names, format version) beside them. A loaded
+solver records the encoder whose features it was fitted on (``encoder_``) and the names of its
+classes (``class_names_``, None when not given); ``workflows.solver_inputs.check_encoder`` refuses
+to mix encoders."""
 from __future__ import annotations
 
 import json
@@ -10,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from solvers.base import Solver
+from solvers.errors import InputError
 
 FORMAT_VERSION = 1
 
@@ -24,8 +27,9 @@ class ModelStore(Protocol):
 
 def _meta(solver: Solver, encoder: str | None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     arrays, params = solver.get_state()
-    return arrays, {"format_version": FORMAT_VERSION, "class": params["class"],
-                    "encoder": encoder, "state": params}
+    names = getattr(solver, "class_names_", None)
+    return arrays, {"format_version": FORMAT_VERSION, "class": params["class"], "encoder": encoder,
+                    "class_names": None if names is None else [str(n) for n in names], "state": params}
 
 
 def _solver_from(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Solver:
@@ -33,9 +37,10 @@ def _solver_from(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Solver:
 
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"saved solver has format_version {version!r}; this code reads {FORMAT_VERSION}")
+        raise InputError(f"saved solver has format_version {version!r}; this code reads {FORMAT_VERSION}")
     solver = solver_class(meta["class"]).from_state(arrays, meta["state"])
     solver.encoder_ = meta.get("encoder")
+    solver.class_names_ = meta.get("class_names")
     return solver
 
 
@@ -73,14 +78,3 @@ def load_from_store(store: ModelStore, name: str) -> Solver:
     """Load the solver saved under ``name`` (``store.load_model``); ``encoder_`` is set."""
     arrays, meta = store.load_model(name)
     return _solver_from(arrays, meta)
-
-
-def check_encoder(solver: Solver, encoder_key: str) -> None:
-    """Raise ProvenanceError if ``solver`` was fitted on features of an encoder other than
-    ``encoder_key`` (solvers with no recorded encoder pass)."""
-    recorded = getattr(solver, "encoder_", None)
-    if recorded is not None and recorded != encoder_key:
-        from featurestore.errors import ProvenanceError
-
-        raise ProvenanceError(f"{type(solver).__name__} was fitted on features of encoder "
-                              f"{recorded!r}, not {encoder_key!r}; refit it on {encoder_key!r} features")

@@ -5,8 +5,6 @@ class's synonyms (no target labels), together with the REAL-Prompt prompt embedd
 labelled samples (cross-modal), then averaged with the REAL-Prompt zero-shot head (WiSE-FT)."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from solvers.base import Solver
@@ -32,19 +30,18 @@ class RealLinear(Solver):
     C sum CE(x W^T) + 1/2 ||W||^2), started from logit_scale * T. Logits (WiSE-FT with
     ``wise_alpha`` = 0.5 as the official code): (1 - a) logit_scale x_n T_n^T + a x_n W^T.
     C is chosen on (X_val, y_val) from ``Cs`` by accuracy of those logits, else ``default_C``.
-    ``pool``, ``synonyms``, ``cap``, ``seed``, ``retrieval`` and ``real_bank`` say how ``fs solve``
-    retrieves the training rows from the store.
+    The retrieved rows and prompts come as arrays (``workflows.solver_arrays.real_linear_rows``
+    retrieves them from a store's pool and REAL-Prompt bank).
     """
 
     fit_input = "none"
+    _data_params = ("text_weights", "retrieved_features", "retrieved_labels", "prompt_features", "prompt_labels")
     _state_arrays = ("coef_",)
     _state_scalars = ("C_", "val_scores_", "n_retrieved_")
 
     def __init__(self, text_weights: np.ndarray | None = None, retrieved_features: np.ndarray | None = None,
                  retrieved_labels: np.ndarray | None = None, prompt_features: np.ndarray | None = None,
-                 prompt_labels: np.ndarray | None = None, pool: str | None = None, synonyms: str | None = None,
-                 real_bank: str | None = None, retrieval: str = "captions", cap: int = 100, seed: int = 0,
-                 wise_alpha: float = 0.5, C: float | None = None, Cs: tuple[float, ...] = C_GRID,
+                 prompt_labels: np.ndarray | None = None, wise_alpha: float = 0.5, C: float | None = None, Cs: tuple[float, ...] = C_GRID,
                  default_C: float = 10.0, max_iter: int = 1000, logit_scale: float = 100.0,
                  temperature: float = 1.0) -> None:
         self.text_weights = text_weights
@@ -52,12 +49,6 @@ class RealLinear(Solver):
         self.retrieved_labels = retrieved_labels
         self.prompt_features = prompt_features
         self.prompt_labels = prompt_labels
-        self.pool = pool
-        self.synonyms = synonyms
-        self.real_bank = real_bank
-        self.retrieval = retrieval
-        self.cap = cap
-        self.seed = seed
         self.wise_alpha = wise_alpha
         self.C = C
         self.Cs = Cs
@@ -65,44 +56,6 @@ class RealLinear(Solver):
         self.max_iter = max_iter
         self.logit_scale = logit_scale
         self.temperature = temperature
-
-    @classmethod
-    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
-        """REAL-Prompt weights and prompts from the REAL bank; pool rows retrieved by caption
-        synonyms (or by text similarity with ``retrieval="text"``), balanced to ``cap`` per class."""
-        from featurestore.real_prompts import find_real_bank
-        from solvers.balanced_retrieval import balanced_rows
-        from solvers.pool_inputs import check_pool, nearest_per_query, pool_features_at
-
-        if "retrieved_features" in params:
-            return {}
-        bank_name = find_real_bank(store, encoder, params.get("real_bank"))
-        bank = store.text_bank(encoder, bank_name)
-        T = np.asarray(bank["weights"], np.float32)
-        per_template = np.asarray(bank["per_template"], np.float32)
-        classes = list(bank["classes"])
-        pool = check_pool(store, encoder, params.get("pool"))
-        cap = int(params.get("cap", 100))
-        retrieval = params.get("retrieval", "captions")
-        if retrieval == "captions":
-            from featurestore.concept_frequency import CaptionIndex, class_matches
-            from featurestore.synonyms import read_synonyms
-            from solvers.pool_inputs import pool_captions
-
-            if not params.get("synonyms"):
-                raise ValueError("REAL-Linear retrieves by caption: give --param synonyms=FILE (JSON {class: [synonyms]})")
-            synonyms = read_synonyms(params["synonyms"], classes)
-            rows, cls_, _ = class_matches(CaptionIndex.build(pool_captions(store, pool)), synonyms)
-            positions, labels = balanced_rows(rows, cls_, len(classes), cap, int(params.get("seed", 0)))
-        elif retrieval == "text":
-            found = nearest_per_query(store, encoder, pool, T, cap)
-            positions, labels = found.ravel(), np.repeat(np.arange(len(T)), found.shape[1])
-        else:
-            raise ValueError(f"retrieval must be 'captions' or 'text', not {retrieval!r}")
-        features = pool_features_at(store, encoder, pool, positions) if len(positions) else np.zeros((0, T.shape[1]), np.float32)
-        return {"text_weights": T, "real_bank": bank_name, "retrieved_features": features,
-                "retrieved_labels": labels, "prompt_features": per_template.reshape(-1, T.shape[1]),
-                "prompt_labels": np.repeat(np.arange(len(T)), per_template.shape[1])}
 
     def _training_rows(self, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         parts, labels = [], []

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+from solvers.errors import InputError
 
 # CLI name -> (module, class name)
 _LOCATIONS = {
@@ -33,35 +36,33 @@ _COMPOSED = {
 
 def _load(name: str) -> type:
     if name not in _LOCATIONS:
-        raise ValueError(f"unknown solver {name!r}; choose from {', '.join(NAMES)}")
+        raise InputError(f"unknown solver {name!r}; choose from {', '.join(NAMES)}")
     module, cls = _LOCATIONS[name]
     return getattr(importlib.import_module(module), cls)
 
 
-class _LazySolvers(dict):
-    """A name -> class dict that imports each solver module on first access."""
+class _LazySolvers(Mapping):
+    """A read-only name -> class mapping that imports each solver module on first access
+    (copying it, ``dict(SOLVERS)``, imports them all and holds classes, never placeholders)."""
 
     def __init__(self) -> None:
-        super().__init__({name: None for name in NAMES})
+        self._loaded: dict[str, type] = {}
 
     def __getitem__(self, name: str) -> type:
         if name not in _LOCATIONS:
             raise KeyError(name)
-        if super().__getitem__(name) is None:
-            super().__setitem__(name, _load(name))
-        return super().__getitem__(name)
+        if name not in self._loaded:
+            self._loaded[name] = _load(name)
+        return self._loaded[name]
 
-    def get(self, name: str, default: Any = None) -> Any:
-        return self[name] if name in self else default
+    def __iter__(self) -> Iterator[str]:
+        return iter(NAMES)
 
-    def values(self):  # type: ignore[override]
-        return [self[name] for name in NAMES]
-
-    def items(self):  # type: ignore[override]
-        return [(name, self[name]) for name in NAMES]
+    def __len__(self) -> int:
+        return len(NAMES)
 
 
-SOLVERS: dict[str, type] = _LazySolvers()
+SOLVERS: Mapping[str, type] = _LazySolvers()
 
 
 def solver_class(name: str) -> type:
@@ -73,16 +74,24 @@ def solver_class(name: str) -> type:
             return SOLVERS[key]
     if name in _COMPOSED:
         return getattr(importlib.import_module(_COMPOSED[name]), name)
-    raise ValueError(f"unknown solver {name!r}; choose from {', '.join(NAMES)}")
+    raise InputError(f"unknown solver {name!r}; choose from {', '.join(NAMES)}")
+
+
+def summary(cls: type) -> str:
+    """The first paragraph of a class's docstring as one line (never cut mid-sentence)."""
+    paragraph = (inspect.getdoc(cls) or "").split("\n\n")[0]
+    return " ".join(paragraph.split())
 
 
 def describe() -> dict[str, dict[str, Any]]:
-    """For each solver name: its class, one-line doc and constructor params with defaults."""
+    """For each solver name: its class, the first paragraph of its doc and its hyper-parameters
+    with defaults (constructor parameters that carry data, ``_data_params``, are left out)."""
     out = {}
     for name in NAMES:
         cls = SOLVERS[name]
+        data = set(getattr(cls, "_data_params", ()))
         params = {p.name: (None if p.default is inspect.Parameter.empty else p.default)
-                  for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"}
-        doc = (inspect.getdoc(cls) or "").split("\n")[0]
-        out[name] = {"class": cls.__name__, "doc": doc, "params": params}
+                  for p in inspect.signature(cls.__init__).parameters.values()
+                  if p.name != "self" and p.name not in data}
+        out[name] = {"class": cls.__name__, "doc": summary(cls), "params": params}
     return out

@@ -6,8 +6,6 @@ nearest to each class's text embedding, labelled with that class); no target lab
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from solvers.base import Solver
@@ -36,16 +34,18 @@ class TipX(Solver):
     ``kl_tau``) and ``scale`` the min-max map onto the affinity range; logits = logit_scale x T^T
     + alpha cache + gamma kl. alpha, beta, gamma are searched on (X_val, y_val) over the official
     grids (alpha 0.1..50 in 20 steps, beta 1..50 in 200, gamma 0.1..30 in 50), else the defaults
-    (1, 1, 1). ``pool``/``shots`` say how ``fs solve`` builds the support set from the store.
+    (1, 1, 1). The support set is given as arrays (``workflows.solver_arrays.tipx_support`` retrieves
+    it from a store's pool).
     """
 
     fit_input = "none"
+    _data_params = ("text_weights", "support_features", "support_labels")
     batch_size = 2048
     _state_arrays = ("keys_", "labels_", "key_log_dist_")
     _state_scalars = ("alpha_", "beta_", "gamma_", "delta_", "scale_", "val_accuracy_")
 
     def __init__(self, text_weights: np.ndarray | None = None, support_features: np.ndarray | None = None,
-                 support_labels: np.ndarray | None = None, pool: str | None = None, shots: int = 16,
+                 support_labels: np.ndarray | None = None,
                  alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
                  default_alpha: float = 1.0, default_beta: float = 1.0, default_gamma: float = 1.0,
                  search_scale: tuple[float, float, float] = (50.0, 50.0, 30.0),
@@ -54,8 +54,6 @@ class TipX(Solver):
         self.text_weights = text_weights
         self.support_features = support_features
         self.support_labels = support_labels
-        self.pool = pool
-        self.shots = shots
         self.alpha = alpha
         self.beta = beta
         self.gamma = gamma
@@ -67,31 +65,6 @@ class TipX(Solver):
         self.kl_tau = kl_tau
         self.logit_scale = logit_scale
         self.temperature = temperature
-
-    @staticmethod
-    def _pool_and_text(store: Any, encoder: str, params: dict[str, Any]) -> tuple[str, np.ndarray]:
-        """The checked pool split and the class text weights a support set is built from."""
-        from solvers.pool_inputs import check_pool
-
-        pool = check_pool(store, encoder, params.get("pool"))
-        T = params.get("text_weights")
-        if T is None:
-            raise ValueError("a support set is built from the class text weights: run fs text or give --text")
-        return pool, T
-
-    @classmethod
-    def store_inputs(cls, store: Any, encoder: str, params: dict[str, Any]) -> dict[str, Any]:
-        """SuS-LC support set: the ``shots`` pool rows nearest to each class's text embedding."""
-        from solvers.pool_inputs import nearest_per_query, pool_features_at
-
-        if "support_features" in params:
-            return {}
-        pool, T = cls._pool_and_text(store, encoder, params)
-        shots = int(params.get("shots", 16))
-        positions = nearest_per_query(store, encoder, pool, T, shots)
-        labels = np.repeat(np.arange(len(T)), positions.shape[1])
-        return {"support_features": pool_features_at(store, encoder, pool, positions.ravel()),
-                "support_labels": labels}
 
     # -------------------------------------------------------------- fitting
     def _support(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

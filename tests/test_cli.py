@@ -71,10 +71,10 @@ def test_search_matches_brute_force(pets_store, capsys):
 
 
 def test_solve_predict_eval_round_trip(pets_store, tmp_path, capsys, monkeypatch):
-    import solvers.streaming
+    import workflows.streaming
     from solvers import GDA
 
-    monkeypatch.setattr(solvers.streaming, "DEFAULT_CHUNK_ROWS", 5)  # fs predict streams 12 rows in 3 chunks
+    monkeypatch.setattr(workflows.streaming, "DEFAULT_CHUNK_ROWS", 5)  # fs predict streams 12 rows in 3 chunks
 
     store, key = pets_store
     code, out, err = run(["solve", "gda", "--store", store, "--encoder", key, "--train", "train", "--val", "val",
@@ -118,7 +118,7 @@ def test_solve_list_names_every_solver(capsys):
     (["info", "/nonexistent/x.h5"], "no store"),
     (["solve", "gda", "--store", "STORE", "--encoder", "nope/none", "--train", "train"], "no encoder 'nope/none'"),
     (["predict", "--store", "STORE", "--model", "missing", "--split", "test"], "no model 'missing'"),
-    (["solve", "gda", "--store", "STORE", "--encoder", "KEY", "--train", "train", "--shots", "99"], "fewer than shots=99"),
+    (["solve", "gda", "--store", "STORE", "--encoder", "KEY", "--train", "train", "--shots", "99"], "fewer than --shots 99; add --allow-fewer"),
     (["text", "--store", "STORE", "--encoder", "KEY"], "exactly one of --classes or --file"),
 ])
 def test_user_errors_are_one_line(pets_store, capsys, args, message):

@@ -39,7 +39,7 @@ def test_descriptor_bank_solve_and_explain(pets_store, tmp_path, capsys):  # noq
     assert bank["strings"][0] == f"cat, which {example['cat'][0]}"
 
     code, out, err = run(["solve", "descriptors", "--store", store, "--encoder", key, "--test", "test",
-                          "--param", "bank=desc", "--save", "desc-model", "--json"], capsys)
+                          "--input", "bank=desc", "--save", "desc-model", "--json"], capsys)
     assert code == 0, err
     S = unit_rows(Xt) @ unit_rows(bank["weights"]).T
     groups = np.array(bank["groups"])
@@ -65,12 +65,12 @@ def test_fudd_and_perceptionclip_through_fs_solve(pets_store, capsys):  # noqa: 
     encode(store, key, capsys, "differential", DATA / "differential_example.json", "pairs")
     encode(store, key, capsys, "contexts", DATA / "contexts_example.json", "ctx")
     code, out, err = run(["solve", "fudd", "--store", store, "--encoder", key, "--test", "test",
-                          "--param", "bank=pairs", "--param", "fallback_bank=desc", "--param", "top_k=2",
+                          "--input", "bank=pairs", "--input", "fallback_bank=desc", "--param", "top_k=2",
                           "--json"], capsys)
     assert code == 0, err
     assert 0 <= json.loads(out)["runs"][0]["accuracy"] <= 1
     code, out, err = run(["solve", "perceptionclip", "--store", store, "--encoder", key, "--test", "test",
-                          "--param", "bank=ctx", "--json"], capsys)
+                          "--input", "bank=ctx", "--json"], capsys)
     assert code == 0, err
     with FeatureStore(store) as reader:
         bank = reader.text_bank(key, "ctx")
@@ -84,7 +84,7 @@ def test_fudd_and_perceptionclip_through_fs_solve(pets_store, capsys):  # noqa: 
     py = (py_z * pz[:, None, :]).sum(axis=2)
     assert json.loads(out)["runs"][0]["accuracy"] == pytest.approx(np.mean(py.argmax(1) == yt))
     code, out, err = run(["solve", "description-selection", "--store", store, "--encoder", key, "--train", "train",
-                          "--val", "val", "--test", "test", "--param", "bank=desc", "--json"], capsys)
+                          "--val", "val", "--test", "test", "--input", "bank=desc", "--json"], capsys)
     assert code == 0, err
     assert json.loads(out)["runs"][0]["chosen"]["n_select_"] in (1, 2, 4, 8, 16)
 
@@ -111,10 +111,10 @@ def test_bank_of_another_encoder_is_refused(pets_store, capsys):  # noqa: F811
                              classes=["cat", "dog", "emu"], groups=["cat", "dog", "emu"], descriptors=["a", "b", "c"],
                              prompt_classes=np.arange(3))
     code, _, err = run(["solve", "descriptors", "--store", store, "--encoder", key, "--test", "test",
-                        "--param", "bank=foreign"], capsys)
+                        "--input", "bank=foreign"], capsys)
     assert code == 2 and "encoded by encoder 'other/enc'" in err and err.count("\n") == 1
     code, _, err = run(["solve", "perceptionclip", "--store", store, "--encoder", key, "--test", "test",
-                        "--param", "bank=desc"], capsys)
+                        "--input", "bank=desc"], capsys)
     assert code == 2 and "not a 'contexts' bank" in err
 
 

@@ -90,7 +90,7 @@ def test_real_prompts_rename_a_tail_class_and_solve(real_store, tiny_encoder, ca
     assert json.loads(out)["runs"][0]["accuracy"] == pytest.approx(np.mean((Xn @ emb.T).argmax(1) == yt))
 
     code, out, err = run(["solve", "real-linear", "--store", store, "--encoder", key, "--val", "val", "--test", "test",
-                          "--param", "pool=pool", "--param", f"synonyms={synonyms}", "--param", "cap=2",
+                          "--input", "pool=pool", "--input", f"synonyms={synonyms}", "--input", "cap=2",
                           "--json"], capsys)
     assert code == 0, err
     assert json.loads(out)["runs"][0]["accuracy"] is not None
@@ -99,7 +99,7 @@ def test_real_prompts_rename_a_tail_class_and_solve(real_store, tiny_encoder, ca
 def test_tipx_and_caps_adapter_from_a_pool(real_store, capsys):
     store, key, _, root = real_store
     code, out, err = run(["solve", "tip-x", "--store", store, "--encoder", key, "--val", "val", "--test", "test",
-                          "--param", "pool=pool", "--param", "shots=2", "--param", "search_steps=[2,3,2]", "--json"],
+                          "--input", "pool=pool", "--input", "shots=2", "--param", "search_steps=[2,3,2]", "--json"],
                          capsys)
     assert code == 0, err
     class_caps = root / "class_captions.json"
@@ -108,7 +108,7 @@ def test_tipx_and_caps_adapter_from_a_pool(real_store, capsys):
     assert run(["captions", "--store", store, "--encoder", key, "--split", "pool"], capsys)[0] == 0
     assert run(["text", "--store", store, "--encoder", key, "--file", class_caps, "--name", "classcaps"], capsys)[0] == 0
     code, out, err = run(["solve", "caps-adapter", "--store", store, "--encoder", key, "--val", "val", "--test", "test",
-                          "--param", "pool=pool", "--param", "class_captions=classcaps", "--param", "shots=2",
+                          "--input", "pool=pool", "--input", "class_captions=classcaps", "--input", "shots=2",
                           "--param", "search_steps=[2,2,2]", "--param", "deltas=[0,0.5]", "--json"], capsys)
     assert code == 0, err
     assert "delta_" in json.loads(out)["runs"][0]["chosen"]
@@ -120,9 +120,9 @@ def test_tipx_and_caps_adapter_from_a_pool(real_store, capsys):
     (["real", "frequency", "--store", "STORE", "--pool", "pool", "--synonyms", "EMPTY", "--classes", "train"],
      "empty synonym list"),
     (["real", "frequency", "--store", "STORE", "--pool", "train", "--synonyms", "SYN"], "has no captions"),
-    (["solve", "tip-x", "--store", "STORE", "--encoder", "KEY", "--param", "pool=alien"], "encoded by 'other/enc'"),
-    (["solve", "real-linear", "--store", "STORE", "--encoder", "KEY", "--param", "pool=train",
-      "--param", "synonyms=SYN", "--param", "real_bank=train/real"], "has no captions"),
+    (["solve", "tip-x", "--store", "STORE", "--encoder", "KEY", "--input", "pool=alien"], "encoded by 'other/enc'"),
+    (["solve", "real-linear", "--store", "STORE", "--encoder", "KEY", "--input", "pool=train",
+      "--input", "synonyms=SYN", "--input", "real_bank=train/real"], "has no captions"),
 ])
 def test_user_errors_are_one_line(real_store, capsys, args, message):
     store, key, synonyms, root = real_store

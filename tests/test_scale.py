@@ -161,7 +161,7 @@ def test_killed_run_then_rerun_gives_every_row_once(tmp_path, client, pets, tiny
 
 def test_streamed_gda_equals_in_memory(tmp_path, client):
     from solvers.gda import GDA
-    from solvers.streaming import decision_in_chunks, fit_gda_streaming
+    from workflows.streaming import decision_in_chunks, fit_gda_streaming
 
     rng = np.random.default_rng(0)
     C, D, n = 5, 24, 700

@@ -5,7 +5,8 @@ import pytest
 from solvers.gda import GDA
 from solvers.knn import KNN
 from solvers.linear_probe import LinearProbe
-from solvers.persistence import check_encoder, load_from_store, load_npz, save_npz, save_to_store
+from solvers.persistence import load_from_store, load_npz, save_npz, save_to_store
+from workflows.solver_inputs import check_encoder
 from solvers.registry import SOLVERS, describe
 from solvers.tip_adapter import TipAdapter
 from solvers.unsupervised_gda import UnsupervisedGDA

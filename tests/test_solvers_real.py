@@ -5,6 +5,8 @@ import json
 import re
 
 import numpy as np
+
+from workflows.solver_arrays import solver_arrays
 import pytest
 
 from featurestore.store import FeatureStore
@@ -71,14 +73,14 @@ def test_balanced_rows_caps_each_class_and_drops_ambiguous():
 def test_real_linear_retrieves_exactly_the_matching_rows(real_store):
     path, pool, T, syn = real_store
     with FeatureStore(path) as reader:
-        inputs = RealLinear.store_inputs(reader, "test/enc", {"pool": "pool", "synonyms": str(syn), "cap": 100})
+        inputs, _ = solver_arrays("real-linear", reader, "test/enc", {"pool": "pool", "synonyms": str(syn), "cap": 100}, None)
     expected = expected_matches()
     for c in range(3):
         got = inputs["retrieved_features"][inputs["retrieved_labels"] == c]
         want = pool[sorted(expected[c])]
         np.testing.assert_allclose(got, want)
     with FeatureStore(path) as reader:
-        capped = RealLinear.store_inputs(reader, "test/enc", {"pool": "pool", "synonyms": str(syn), "cap": 1})
+        capped, _ = solver_arrays("real-linear", reader, "test/enc", {"pool": "pool", "synonyms": str(syn), "cap": 1}, None)
     assert np.bincount(capped["retrieved_labels"], minlength=3).tolist() == [min(1, len(e)) for e in expected]
     assert inputs["prompt_features"].shape == (6, T.shape[1])
 
@@ -99,8 +101,8 @@ def test_real_linear_is_zero_shot_at_alpha_zero_and_learns_at_alpha_one():
 def test_real_prompt_reads_the_real_bank(real_store):
     path, pool, T, _ = real_store
     with FeatureStore(path) as reader:
-        inputs = RealPrompt.store_inputs(reader, "test/enc", {})
-    assert inputs["real_bank"] == "c/real"
+        inputs, used = solver_arrays("real-prompt", reader, "test/enc", {}, None)
+    assert used["real_bank"] == "c/real"
     solver = RealPrompt(**inputs).fit()
     np.testing.assert_allclose(solver.decision_function(pool), 100 * (pool / np.linalg.norm(pool, axis=1, keepdims=True)) @ T.T, rtol=1e-5)
 
@@ -108,12 +110,15 @@ def test_real_prompt_reads_the_real_bank(real_store):
 @pytest.mark.parametrize("params, message", [
     ({"pool": "plain", "synonyms": "SYN"}, "has no captions"),
     ({"pool": "alien", "synonyms": "SYN"}, "encoded by 'other/enc'"),
-    ({"pool": "pool"}, "give --param synonyms"),
+    ({"pool": "pool"}, "give --input synonyms"),
     ({}, "needs a retrieval pool"),
     ({"pool": "pool", "synonyms": "SYN", "retrieval": "magic"}, "retrieval must be"),
 ])
-def test_bad_pools_are_value_errors(real_store, params, message):
+def test_bad_pools_are_user_errors(real_store, params, message):
+    from featurestore.errors import FeatureStoreError
+    from solvers.errors import InputError
+
     path, _, _, syn = real_store
     params = {k: (str(syn) if v == "SYN" else v) for k, v in params.items()}
-    with FeatureStore(path) as reader, pytest.raises(ValueError, match=re.escape(message)):
-        RealLinear.store_inputs(reader, "test/enc", params)
+    with FeatureStore(path) as reader, pytest.raises((FeatureStoreError, InputError), match=re.escape(message)):
+        solver_arrays("real-linear", reader, "test/enc", params, None)

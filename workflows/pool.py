@@ -1,34 +1,37 @@
-"""Reading a retrieval pool from a store for the ``store_inputs`` hooks of the retrieval-based
-solvers (SuS-X / TIP-X, CapS-Adapter, REAL-Linear): the pool's captions, the features of chosen
-pool rows (streamed, so a pool larger than RAM is never loaded whole), and text-to-image search
-through the store's FAISS index. Positions index the pool's valid rows, in row order."""
+"""Reading a retrieval pool from a store for the retrieval-based solvers (SuS-X / TIP-X,
+CapS-Adapter, REAL-Linear): the pool's captions, the features of chosen pool rows (streamed, so
+a pool larger than RAM is never loaded whole), and text-to-image search through the store's
+FAISS index. Positions index the pool's valid rows, in row order. Problems a user can cause are
+``featurestore.errors.NotFoundError`` with one line each."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
+from featurestore.errors import NotFoundError
+
 
 def check_pool(store: Any, encoder: str, split: str | None) -> str:
-    """The pool split name, or a ValueError saying why it cannot serve ``encoder``."""
+    """The pool split name, or a NotFoundError saying why it cannot serve ``encoder``."""
     if not split:
-        raise ValueError("this solver needs a retrieval pool: give --param pool=SPLIT")
+        raise NotFoundError("this solver needs a retrieval pool: give --input pool=SPLIT")
     if split not in store.splits():
-        raise ValueError(f"no pool split {split!r} in {store.path} (it has: {', '.join(store.splits())})")
+        raise NotFoundError(f"no pool split {split!r} in {store.path} (it has: {', '.join(store.splits())})")
     if not store.has_features(encoder, split):
         others = [key for key in store.encoders() if store.has_features(key, split)]
         by = f"it was encoded by {', '.join(repr(o) for o in others)}" if others else "it has no features"
-        raise ValueError(f"pool split {split!r} has no features of encoder {encoder!r} ({by}); "
+        raise NotFoundError(f"pool split {split!r} has no features of encoder {encoder!r} ({by}); "
                          f"extract it with {encoder!r} so support and test features match")
     return split
 
 
 def pool_captions(store: Any, split: str) -> np.ndarray:
-    """Captions of the pool's valid rows; ValueError when the pool has none."""
+    """Captions of the pool's valid rows; NotFoundError when the pool has none."""
     captions = store.captions(split)
     if captions is None:
-        raise ValueError(f"pool split {split!r} has no captions (extract it from shards or a manifest "
-                         "with captions, or retrieve by text: --param retrieval=text)")
+        raise NotFoundError(f"pool split {split!r} has no captions (extract it from shards or a manifest "
+                         "with captions, or retrieve by text: --input retrieval=text)")
     return captions
 
 
@@ -46,7 +49,7 @@ def pool_features_at(store: Any, encoder: str, split: str, positions: np.ndarray
         return np.zeros((0, store.encoder_info(encoder).get("embed_dim", 0)), np.float32)
     found = np.concatenate(parts)
     if len(found) != len(wanted):
-        raise ValueError(f"pool split {split!r} has only {store.n_rows(split)} rows; positions out of range")
+        raise NotFoundError(f"pool split {split!r} has only {store.n_rows(split)} rows; positions out of range")
     return found[inverse]
 
 
@@ -57,6 +60,6 @@ def nearest_per_query(store: Any, encoder: str, split: str, queries: np.ndarray,
 
     index = load_index(store, encoder, split, quiet=True)
     if int(k) > index.ntotal:
-        raise ValueError(f"pool split {split!r} has {index.ntotal} valid rows, fewer than k={k}")
+        raise NotFoundError(f"pool split {split!r} has {index.ntotal} valid rows, fewer than k={k}")
     _, positions = index.search(np.asarray(queries, dtype=np.float32), int(k))
     return positions

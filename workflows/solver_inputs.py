@@ -1,21 +1,65 @@
-"""Reading what solvers need from a store: labelled features of a split, the zero-shot text
-weights that go with them, and saved models by name. Composition only; the math is in solvers/."""
+"""Reading what solvers need from a store: labelled features of a split (labels mapped through
+class names onto the class list a model uses), the zero-shot text weights that go with them, the
+store's encoder when none is named, and saved models by name. Composition only; the math is in
+solvers/."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
-from featurestore.errors import NotFoundError
+from featurestore.errors import NotFoundError, ProvenanceError
 from featurestore.store import FeatureStore
 from featurestore.textbanks import find_class_bank
 
 
-def labelled(store: FeatureStore, encoder: str, split: str,
-             average_views: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of the valid, labelled rows of a split; with ``average_views``, each
-    feature is averaged with its stored augmented views (``fs extract --views N``)."""
-    X, y = store.features(encoder, split), store.labels(split)
+def resolve_encoder(store: FeatureStore, encoder: str | None) -> str:
+    """``encoder``, or the store's only encoder when none is given (an error naming the
+    candidates when there are several or none)."""
+    if encoder is not None:
+        store.encoder_info(encoder)
+        return encoder
+    encoders = store.encoders()
+    if len(encoders) != 1:
+        raise NotFoundError(f"give --encoder (the store has {'no encoder' if not encoders else 'several: ' + ', '.join(encoders)})")
+    return encoders[0]
+
+
+def class_mapping(split_classes: list[str] | None, reference: list[str] | None, split: str) -> np.ndarray | None:
+    """For each class index of ``split``, its index in ``reference`` (None when no mapping is
+    needed). A split class missing from the reference is refused: no label can be given to it."""
+    if reference is None or split_classes is None or list(split_classes) == list(reference):
+        return None
+    position = {name: i for i, name in enumerate(reference)}
+    unknown = [name for name in split_classes if name not in position]
+    if unknown:
+        raise NotFoundError(f"split {split!r} has class(es) {', '.join(repr(n) for n in unknown[:5])} that the "
+                            f"model's classes ({', '.join(reference[:8])}{' ...' if len(reference) > 8 else ''}) "
+                            "do not include")
+    return np.array([position[name] for name in split_classes], dtype=np.int64)
+
+
+def split_labels(store: FeatureStore, split: str, classes: list[str] | None = None,
+                 valid_only: bool = True) -> np.ndarray:
+    """Labels of ``split`` (-1 where a row has none), as indices into ``classes`` when given
+    (mapped through the class names). Labels outside the split's own class list are refused."""
+    y = store.labels(split, valid_only=valid_only)
+    own = store.classes(split)
+    if own is not None and y.size and y.max() >= len(own):
+        raise NotFoundError(f"split {split!r} has label {int(y.max())} but only {len(own)} classes; "
+                            "its labels do not index its class list")
+    mapping = class_mapping(own, classes, split)
+    if mapping is None:
+        return y
+    return np.where(y >= 0, mapping[np.clip(y, 0, None)], -1)
+
+
+def labelled(store: FeatureStore, encoder: str, split: str, average_views: bool = False,
+             classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of the valid, labelled rows of a split; labels index ``classes`` when
+    given (e.g. the training split's class list). With ``average_views``, each feature is averaged
+    with its stored augmented views (``fs extract --views N``)."""
+    X, y = store.features(encoder, split), split_labels(store, split, classes)
     if average_views:
         from solvers.augmented_views import average_views as mean_over_views
 
@@ -35,18 +79,34 @@ def text_weights(store: FeatureStore, encoder: str, bank: str | None, split: str
     return store.text(encoder, bank), bank
 
 
-def class_names(store: FeatureStore, split: str, bank: str | None, encoder: str | None) -> list[str] | None:
-    """Class names for display: the split's, else the text bank's."""
-    names = store.classes(split)
+def class_names(store: FeatureStore, split: str, bank: str | None, encoder: str | None,
+                solver: Any = None) -> list[str] | None:
+    """Class names for display: the model's own (recorded when it was saved), else the split's,
+    else the text bank's."""
+    names = getattr(solver, "class_names_", None)
+    if names is None:
+        names = store.classes(split)
     if names is None and bank and encoder:
         names = store.text_bank(encoder, bank).get("classes")
     return names
 
 
+def check_encoder(solver: Any, encoder_key: str) -> None:
+    """Refuse a solver fitted on features of an encoder other than ``encoder_key`` (a solver with
+    no recorded encoder passes)."""
+    recorded = getattr(solver, "encoder_", None)
+    if recorded is not None and recorded != encoder_key:
+        raise ProvenanceError(f"{type(solver).__name__} was fitted on features of encoder "
+                              f"{recorded!r}, not {encoder_key!r}; refit it on {encoder_key!r} features")
+
+
 def load_model(store: FeatureStore, name: str, encoder: str | None, bank: str | None,
-               split: str) -> tuple[Any, str, str | None]:
-    """A saved solver by name, or ``zeroshot`` built from a text bank. Returns (solver, encoder, bank)."""
-    from solvers.persistence import check_encoder, load_from_store
+               split: str | None) -> tuple[Any, str, str | None]:
+    """A saved solver by name, or ``zeroshot`` built from a text bank. Returns (solver, encoder, bank).
+
+    ``zeroshot`` uses ``encoder``, else the store's only encoder; its class names are the text
+    bank's, so labels of any split map onto them."""
+    from solvers.persistence import load_from_store
 
     if name in store.models():
         solver = load_from_store(store, name)
@@ -58,14 +118,21 @@ def load_model(store: FeatureStore, name: str, encoder: str | None, bank: str | 
     if name == "zeroshot":
         from solvers.zeroshot import ZeroShot
 
-        if encoder is None:
-            encoders = store.encoders()
-            if len(encoders) != 1:
-                raise NotFoundError(f"zeroshot needs --encoder (the store has: {', '.join(encoders) or 'none'})")
-            encoder = encoders[0]
+        encoder = resolve_encoder(store, encoder)
         weights, bank = text_weights(store, encoder, bank, split)
         if weights is None:
-            raise NotFoundError(f"no class text bank matches split {split!r}; run fs text or give --text")
-        return ZeroShot(text_weights=weights).fit(), encoder, bank
+            where = f"split {split!r}" if split else "no split (give --text BANK)"
+            raise NotFoundError(f"no class text bank matches {where}; run fs text or give --text")
+        solver = ZeroShot(text_weights=weights).fit()
+        solver.class_names_ = store.text_bank_field(encoder, bank, "classes")
+        return solver, encoder, bank
     raise NotFoundError(f"no model {name!r} in {store.path} (it has: {', '.join(store.models()) or 'none'}; "
                         "or use zeroshot)")
+
+
+def store_encoder(path: str, encoder: str | None) -> str:
+    """``encoder``, or the only encoder of the store at ``path`` (opened briefly to read it)."""
+    if encoder is not None:
+        return encoder
+    with FeatureStore(path) as reader:
+        return resolve_encoder(reader, None)

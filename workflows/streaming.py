@@ -4,7 +4,9 @@ GDA needs only sufficient statistics (class counts, sums, within-class scatter),
 fitted by streaming row chunks from the store and merging their ``ClassStatistics`` — in
 this process, or as one task per row range on a Dask cluster with a tree reduction. Any
 fitted solver predicts chunk by chunk, since logits are computed row by row. Memory stays at
-one chunk plus the (C, D) and (D, D) statistics, whatever the number of rows.
+one chunk plus the (C, D) and (D, D) statistics, whatever the number of rows. The math
+(``ClassStatistics``, ``GDA.from_statistics``) is in solvers/; this module reads the store.
+Dask workers run with one BLAS thread each (``workflows.blas_threads``).
 """
 from __future__ import annotations
 
@@ -28,8 +30,9 @@ def range_statistics(store_path: str, encoder: str, split: str, start: int, stop
                      normalize: bool = True) -> ClassStatistics:
     """Statistics of the valid, labelled rows ``[start, stop)`` of a split (one Dask task)."""
     from featurestore.store import FeatureStore
+    from workflows.blas_threads import limited_blas
 
-    with FeatureStore(store_path) as store:
+    with limited_blas(), FeatureStore(store_path) as store:
         return _statistics_of_rows(store, encoder, split, start, stop, n_classes, normalize)
 
 

@@ -28,9 +28,11 @@ def command(file: str, store: str, encoder: str, classes: str, kind: str, templa
     from pathlib import Path
 
     from featurestore.encoders import load_encoder_from_info
+    from workflows.solver_inputs import resolve_encoder
     from featurestore.store import FeatureStore
 
     with FeatureStore(store) as reader:
+        encoder = resolve_encoder(reader, encoder)
         info = reader.encoder_info(encoder)
         class_names = reader.class_names(classes)
     class_free: list[str] = []

@@ -8,6 +8,23 @@ import click
 from cli.options import store_option
 
 
+def _weights(text: str | None, n_members: int) -> list[float] | None:
+    """--weights as floats: one finite, non-negative weight per member, not all zero."""
+    import math
+
+    if text is None:
+        return None
+    try:
+        values = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise click.UsageError(f"--weights takes comma-separated numbers, got {text!r}") from None
+    if len(values) != n_members:
+        raise click.UsageError(f"--weights has {len(values)} value(s) for {n_members} member(s)")
+    if not all(math.isfinite(w) and w >= 0 for w in values) or sum(values) == 0:
+        raise click.UsageError(f"--weights must be finite, non-negative and not all zero, got {text!r}")
+    return values
+
+
 @click.command("ensemble")
 @store_option
 @click.option("--models", required=True, help="Comma-separated saved model names (zeroshot is built on the fly).")
@@ -18,7 +35,8 @@ from cli.options import store_option
 @click.option("--weights", default=None, help="Fixed comma-separated member weights (default: searched on --val, "
                                               "uniform without it).")
 @click.option("--fit-temperatures", is_flag=True, help="Fit each member's temperature on --val first.")
-@click.option("--grid-step", default=0.1, show_default=True, help="Step of the weight simplex grid searched on --val.")
+@click.option("--grid-step", type=click.FloatRange(min=0, min_open=True, max=1), default=0.1, show_default=True,
+              help="Step of the weight simplex grid searched on --val (must divide 1).")
 @click.option("--text", "bank", default=None, help="Text bank for zeroshot (default: matches --val).")
 @click.option("--save", required=True, help="Name of the saved ensemble (use it with fs predict / fs eval).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -36,24 +54,34 @@ def command(store: str, models: str, encoder: str | None, val: str | None, combi
     from solvers.persistence import save_to_store
 
     names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise click.UsageError("--models is empty: give comma-separated saved model names (or zeroshot)")
     if any(name.startswith("logits:") for name in names):
         raise click.UsageError("imported logits cover one split only; combine them with `fs ood --model`")
     if fit_temperatures and val is None:
         raise click.UsageError("--fit-temperatures needs --val")
-    fixed = [float(w) for w in weights.split(",")] if weights else None
+    fixed = _weights(weights, len(names))
     with FeatureStore(store) as reader:
         members, keys = [], set()
         for name in names:
-            solver, key, _ = load_model(reader, name, encoder, bank, val or "")
+            if name == "zeroshot" and val is None and bank is None:
+                raise click.UsageError("zeroshot in an ensemble needs its class text bank: give --val (its "
+                                       "classes pick the bank) or --text BANK")
+            solver, key, _ = load_model(reader, name, encoder, bank, val)
             members.append(solver)
             keys.add(key)
         if len(keys) != 1:
             raise ProvenanceError(f"the members were fitted on different encoders ({', '.join(sorted(keys))})")
         key = keys.pop()
-        X_val, y_val = labelled(reader, key, val) if val else (None, None)
+        class_lists = {tuple(m.class_names_) for m in members if getattr(m, "class_names_", None) is not None}
+        if len(class_lists) > 1:
+            raise ProvenanceError(f"the members were fitted on different class lists; ensemble models of one task")
+        classes = list(class_lists.pop()) if class_lists else None
+        X_val, y_val = labelled(reader, key, val, classes=classes) if val else (None, None)
     ensemble = Ensemble(members=members, combine=combine, weights=fixed,
                         temperatures="fit" if fit_temperatures else None, grid_step=grid_step)
     ensemble.fit(X_val=X_val, y_val=y_val)
+    ensemble.class_names_ = classes
     with FeatureStore(store, mode="a") as writer:
         save_to_store(writer, save, ensemble, key)
     summary = {"ensemble": save, "members": names, "encoder": key, "combine": combine,

@@ -20,15 +20,22 @@ from cli.options import store_option
 def command(store: str, models: str, split: str, encoder: str | None, bank: str | None, as_json: bool,
             plot: str | None) -> None:
     """Print a table of metrics, one row per model."""
-    from workflows.solver_inputs import labelled, load_model
     from featurestore.store import FeatureStore
     from solvers.metrics import balanced_accuracy, ece, nll, topk_accuracy
+    from workflows.solver_inputs import labelled, load_model
 
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise click.UsageError("--models is empty: give comma-separated saved model names (or zeroshot)")
     rows = []
     with FeatureStore(store) as reader:
-        for name in [m.strip() for m in models.split(",") if m.strip()]:
-            solver, key, _ = load_model(reader, name, encoder, bank, split)
-            X, y = labelled(reader, key, split)
+        loaded = {n: load_model(reader, n, encoder, bank, split)[:2] for n in names if n != "zeroshot"}
+        saved_encoders = {key for _, key in loaded.values()}
+        # zeroshot uses --encoder, else the saved models' encoder, else the store's only one
+        zeroshot_key = encoder or (next(iter(saved_encoders)) if len(saved_encoders) == 1 else None)
+        for name in names:
+            solver, key = loaded[name] if name in loaded else load_model(reader, name, zeroshot_key, bank, split)[:2]
+            X, y = labelled(reader, key, split, classes=getattr(solver, "class_names_", None))
             probs = solver.predict_proba(X)
             k5 = min(5, probs.shape[1])
             rows.append({"model": name, "encoder": key, "n": int(len(y)),

@@ -20,7 +20,9 @@ def command(store: str, encoder: str, split: str, factory: str, train_size: int 
             quiet: bool) -> None:
     """Index the (normalized) image features of a split for cosine search; saved beside the store."""
     from featurestore.index import build_index
+    from workflows.solver_inputs import store_encoder
 
+    encoder = store_encoder(store, encoder)
     index = build_index(store, encoder, split, factory, train_size=train_size, seed=seed, quiet=quiet)
     recall = index.meta.get("recall_at_10")
     quality = f", recall@10 vs exact {recall:.3f}" if recall is not None else ""

@@ -57,7 +57,7 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
 
     import numpy as np
 
-    from workflows.solver_inputs import text_weights
+    from workflows.solver_inputs import resolve_encoder, text_weights
     from featurestore.store import FeatureStore
     from solvers.cooked import cooked_probabilities
     from solvers.metrics import aupr_in, aupr_out, auroc, fpr_at_tpr
@@ -68,6 +68,7 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
     scores: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     with ExitStack() as stack:
         id_reader = stack.enter_context(FeatureStore(store))
+        encoder = resolve_encoder(id_reader, encoder)
         ood_reader = id_reader
         if ood_store:
             ood_reader = stack.enter_context(FeatureStore(ood_store))

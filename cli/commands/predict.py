@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sys
 
 import click
@@ -16,35 +17,37 @@ from cli.options import store_option
 @click.option("--encoder", default=None, help="Encoder key (default: the one the model was fitted on).")
 @click.option("--text", "bank", default=None, help="Text bank for zeroshot (default: matches the split).")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="CSV file to write (default: print to stdout).")
+              help="CSV file to write (default: print to stdout). Written only when every row is predicted.")
 @click.option("--explain", "explain_top", type=click.IntRange(min=1), default=None,
               help="Add an explanation column: the N descriptors (or contexts) behind each prediction.")
 def command(store: str, model_name: str, split: str, encoder: str | None, bank: str | None,
             out: str | None, explain_top: int | None) -> None:
-    """Write id, path, label, prediction, class name and confidence for every valid row."""
+    """Write id, path, label, prediction, class name and confidence for every valid row.
+
+    ``label`` and ``prediction`` index the model's classes (the split's labels are mapped onto
+    them by class name); ``class`` is the predicted class's name."""
     import numpy as np
 
-    from workflows.solver_inputs import class_names, load_model
     from featurestore.store import FeatureStore
+    from workflows.solver_inputs import class_names, load_model, split_labels
+    from workflows.streaming import DEFAULT_CHUNK_ROWS
 
-    from solvers.streaming import DEFAULT_CHUNK_ROWS
-
-    handle = open(out, "w", newline="") if out else sys.stdout
     correct = labelled = rows = 0
-    try:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "path", "label", "prediction", "class", "confidence"]
-                        + (["explanation"] if explain_top is not None else []))
-        with FeatureStore(store) as reader:
-            solver, encoder, bank = load_model(reader, model_name, encoder, bank, split)
-            if explain_top is not None and not hasattr(solver, "explain"):
-                raise click.UsageError(f"model {model_name!r} ({type(solver).__name__}) cannot explain its predictions")
-            ids, paths, labels = reader.ids(split), reader.paths(split), reader.labels(split)
-            names = class_names(reader, split, bank, encoder)
-            # Rows stream chunk by chunk (a split larger than RAM predicts in bounded memory),
-            # except for solvers bound to one split's rows (imported logits), which need them all.
-            chunk_rows = len(ids) if solver.row_bound else DEFAULT_CHUNK_ROWS
-            for positions, X in reader.iter_features(encoder, split, chunk_rows=max(chunk_rows, 1)):
+    with FeatureStore(store) as reader:
+        solver, encoder, bank = load_model(reader, model_name, encoder, bank, split)
+        if explain_top is not None and not hasattr(solver, "explain"):
+            raise click.UsageError(f"model {model_name!r} ({type(solver).__name__}) cannot explain its predictions")
+        names = class_names(reader, split, bank, encoder, solver)
+        ids, paths = reader.ids(split), reader.paths(split)
+        labels = split_labels(reader, split, getattr(solver, "class_names_", None))
+        temporary = f"{out}.partial-{os.getpid()}" if out else None
+        handle = open(temporary, "w", newline="") if out else sys.stdout
+        try:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "path", "label", "prediction", "class", "confidence"]
+                            + (["explanation"] if explain_top is not None else []))
+            # Rows stream chunk by chunk: a split larger than RAM predicts in bounded memory.
+            for positions, X in reader.iter_features(encoder, split, chunk_rows=DEFAULT_CHUNK_ROWS):
                 probs = solver.predict_proba(X)
                 pred = probs.argmax(axis=1)
                 explanations = None
@@ -59,9 +62,14 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
                 correct += int(np.sum(pred[known] == labels[positions][known]))
                 labelled += int(known.sum())
                 rows += len(positions)
-    finally:
+        except BaseException:
+            if out:
+                handle.close()
+                os.unlink(temporary)
+            raise
         if out:
             handle.close()
+            os.replace(temporary, out)
     if out:
         msg = f"{rows} predictions -> {out}"
         if labelled:

@@ -80,6 +80,7 @@ def prompts(store: str, encoder: str, pool: str, synonyms: str, classes: str | N
             precision: str | None, quiet: bool) -> None:
     """Encode REAL-Prompt prompts (most frequent synonym per class) into a text bank."""
     from featurestore.encoders import load_encoder_from_info
+    from workflows.solver_inputs import resolve_encoder
     from featurestore.real_prompts import real_prompt_bank
     from featurestore.store import FeatureStore
     from featurestore.templates import get_templates
@@ -88,6 +89,7 @@ def prompts(store: str, encoder: str, pool: str, synonyms: str, classes: str | N
         raise click.UsageError("fs real prompts needs --classes (the class list the prompts are for)")
     names, result = _frequency(store, pool, synonyms, classes, quiet)
     with FeatureStore(store) as reader:
+        encoder = resolve_encoder(reader, encoder)
         info = reader.encoder_info(encoder)
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
     chosen = result.most_frequent()

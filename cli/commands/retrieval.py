@@ -26,6 +26,9 @@ def command(store: str, encoder: str, split: str, captions_bank: str, ks: tuple[
     from solvers.retrieval_metrics import clip_score, image_to_text_recall, modality_gap, text_to_image_recall
 
     with FeatureStore(store) as reader:
+        from workflows.solver_inputs import resolve_encoder
+
+        encoder = resolve_encoder(reader, encoder)
         X, ids = reader.features(encoder, split), list(reader.ids(split))
         bank = reader.text_bank(encoder, captions_bank)
     texts, groups = np.asarray(bank["weights"]), bank.get("groups")

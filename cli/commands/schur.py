@@ -56,7 +56,10 @@ def score(store: str, encoder: str, split: str, prompts_bank: str, kernel: str, 
     from featurestore.store import FeatureStore
     from solvers.schur_decomposition import matrix_entropy, schur_decomposition
 
+    from workflows.solver_inputs import resolve_encoder
+
     with FeatureStore(store) as reader:
+        encoder = resolve_encoder(reader, encoder)
         X, texts = _paired_texts(reader, encoder, split, prompts_bank)
     parts = schur_decomposition(X, texts, kernel=kernel, sigma=sigma, rff_dim=rff_dim)
     sce = matrix_entropy(parts["complement"])
@@ -92,7 +95,10 @@ def remove(store: str, encoder: str, split: str, prompts_bank: str, prompt: str,
 
     if isolate and method != "project":
         raise click.UsageError("--isolate needs --method project")
+    from workflows.solver_inputs import resolve_encoder
+
     with FeatureStore(store) as reader:
+        encoder = resolve_encoder(reader, encoder)
         X, texts = _paired_texts(reader, encoder, split, prompts_bank)
         t = _prompt_row(reader, encoder, prompt_bank or prompts_bank, prompt)
         X_all = reader.features(encoder, split, valid_only=False)

@@ -36,7 +36,9 @@ def command(store: str, encoder: str, split: str | None, texts: tuple[str, ...],
     if not (texts or images or row_ids):
         raise click.UsageError("give at least one query: --text, --image or --id")
     with FeatureStore(store) as reader:
-        reader.encoder_info(encoder)
+        from workflows.solver_inputs import resolve_encoder
+
+        encoder = resolve_encoder(reader, encoder)
         if split is None:
             splits = [s for s in reader.splits() if reader.has_features(encoder, s)]
             if len(splits) != 1:

@@ -6,18 +6,45 @@ import json
 import click
 
 
-
-def _parse_params(pairs: tuple[str, ...]) -> dict:
+def _parse_pairs(pairs: tuple[str, ...], option: str) -> dict:
+    """``key=value`` strings as a dict, values parsed as JSON where they are JSON."""
     params = {}
     for pair in pairs:
-        if "=" not in pair:
-            raise click.UsageError(f"--param takes key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.UsageError(f"{option} takes key=value, got {pair!r}")
         try:
-            params[key] = json.loads(value)
+            params[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
-            params[key] = value
+            params[key.strip()] = value
     return params
+
+
+def _check_params(name: str, cls, params: dict) -> None:
+    """Refuse hyper-parameters the solver does not have, data parameters (read from the store, not
+    given on the command line) and text where the parameter takes numbers, naming the parameter."""
+    import inspect
+
+    from workflows.solver_arrays import INPUTS
+
+    data = set(getattr(cls, "_data_params", ()))
+    signature = inspect.signature(cls.__init__).parameters
+    offered = [p for p in signature if p != "self" and p not in data]
+    inputs = {spec.name for spec in INPUTS.get(name, ())}
+    for key, value in params.items():
+        if key in inputs:
+            raise click.UsageError(f"{key} names store contents: give --input {key}=..., not --param")
+        if key in data:
+            raise click.UsageError(f"{key} is read from the store (--text, --input), not given as --param")
+        if key not in offered:
+            raise click.UsageError(f"{name} has no parameter {key!r} (it has: {', '.join(offered)}; see fs solve --list)")
+        annotation = str(signature[key].annotation)
+        default = signature[key].default
+        takes_text = "str" in annotation or isinstance(default, str)
+        if isinstance(value, str) and not takes_text:
+            raise click.UsageError(f"--param {key}={value!r}: {key} takes {annotation.replace(' | None', '')}, not text")
+        if isinstance(value, (dict, bool)) and not isinstance(default, bool) and "bool" not in annotation:
+            raise click.UsageError(f"--param {key}={json.dumps(value)}: {key} takes {annotation}")
 
 
 def _fitted_scalars(solver) -> dict:
@@ -27,24 +54,39 @@ def _fitted_scalars(solver) -> dict:
             and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def _print_list() -> None:
+    from solvers.registry import describe
+    from workflows.solver_arrays import INPUTS
+
+    for solver_name, entry in describe().items():
+        click.echo(f"{solver_name}  ({entry['class']}): {entry['doc']}")
+        for key, default in entry["params"].items():
+            click.echo(f"    --param {key}={json.dumps(default)}")
+        for spec in INPUTS.get(solver_name, ()):
+            shown = "" if spec.default is None else f" (default {spec.default})"
+            click.echo(f"    --input {spec.name}=...  {spec.help}{shown}")
+
+
 @click.command("solve")
 @click.argument("name", required=False)
-@click.option("--list", "list_solvers", is_flag=True, help="List the solvers and their hyper-parameters.")
+@click.option("--list", "list_solvers", is_flag=True, help="List the solvers, their hyper-parameters and store inputs.")
 @click.option("--store", type=click.Path(dir_okay=False), help="The store file (.h5).")
-@click.option("--encoder", help="Encoder key in the store.")
+@click.option("--encoder", help="Encoder key in the store (default: the store's only encoder).")
 @click.option("--train", help="Labelled split to fit on (unlabelled rows for unsupervised-gda).")
 @click.option("--val", help="Validation split for hyper-parameter search (never the test split).")
 @click.option("--test", help="Split to report accuracy on.")
 @click.option("--text", "bank", help="Text bank of zero-shot weights (default: the class bank matching --train).")
 @click.option("--shots", type=click.IntRange(min=1), help="Sample this many training rows per class.")
 @click.option("--val-shots", type=click.IntRange(min=1), help="Sample this many validation rows per class.")
-@click.option("--seed", "seeds", multiple=True, type=int, default=(1,), show_default=True,
+@click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), default=(1,), show_default=True,
               help="Few-shot sampling seed (repeat for several runs: mean and std are reported).")
 @click.option("--allow-fewer", is_flag=True, help="Take all rows of classes smaller than --shots.")
 @click.option("--average-views", is_flag=True,
               help="Average each training feature with its augmented views (extract with --views N), "
                    "as Tip-Adapter and GDA build their caches.")
-@click.option("--param", "params", multiple=True, help="Solver hyper-parameter key=value (JSON value).")
+@click.option("--param", "params", multiple=True, help="Solver hyper-parameter key=value (JSON value; see --list).")
+@click.option("--input", "inputs", multiple=True,
+              help="Store contents a solver reads, key=value: pool split, support shots, banks (see --list).")
 @click.option("--save", help="Save the fitted model in the store under this name (name-seedS for several seeds).")
 @click.option("--calibrate", is_flag=True,
               help="Fit a softmax temperature on --val (temperature scaling); saved with the model.")
@@ -57,60 +99,100 @@ def _fitted_scalars(solver) -> dict:
 def command(name: str | None, list_solvers: bool, store: str | None, encoder: str | None, train: str | None,
             val: str | None, test: str | None, bank: str | None, shots: int | None, val_shots: int | None,
             seeds: tuple[int, ...], allow_fewer: bool, average_views: bool, params: tuple[str, ...],
-            save: str | None,
+            inputs: tuple[str, ...], save: str | None,
             calibrate: bool, chunk_rows: int | None, cluster: str | None, scheduler: str | None,
             as_json: bool, quiet: bool) -> None:
-    """Fit solver NAME (see --list) on stored features; alpha/beta/C are searched on --val."""
+    """Fit solver NAME (see --list) on stored features; alpha/beta/C are searched on --val.
+
+    Without --test, the accuracy reported is the validation accuracy (key val_accuracy)."""
     from solvers.progress import quiet as quiet_progress
 
     click.get_current_context().with_resource(quiet_progress(quiet))
     if list_solvers:
-        from solvers.registry import describe
-
-        for solver_name, entry in describe().items():
-            click.echo(f"{solver_name}  ({entry['class']}): {entry['doc']}")
-            for key, default in entry["params"].items():
-                click.echo(f"    {key} = {default!r}")
+        _print_list()
         return
-    if not name or not store or not encoder:
-        raise click.UsageError("give a solver NAME, --store and --encoder (or --list)")
+    if not name or not store:
+        raise click.UsageError("give a solver NAME and --store (or --list)")
     if val is not None and val == test:
         raise click.UsageError("--val and --test are the same split: hyper-parameters are never chosen on the test split")
-    import numpy as np
+    from solvers.registry import NAMES, solver_class
 
-    from workflows.solver_inputs import labelled, text_weights
-    from featurestore.store import FeatureStore
-    from solvers.fewshot import fewshot_split
-    from solvers.registry import solver_class
-
+    if name not in NAMES:
+        raise click.UsageError(f"unknown solver {name!r}; choose from {', '.join(NAMES)}")
+    cls = solver_class(name)
+    kwargs = _parse_pairs(params, "--param")
+    _check_params(name, cls, kwargs)
+    given_inputs = _parse_pairs(inputs, "--input")
     if chunk_rows or cluster or scheduler:
         if average_views:
             raise click.UsageError("--average-views is not available with out-of-core fitting (--chunk-rows/--cluster)")
-        from solvers.streaming import DEFAULT_CHUNK_ROWS
+        from workflows.streaming import DEFAULT_CHUNK_ROWS
 
-        _solve_streaming(name, store, encoder, train, val, test, bank, shots, _parse_params(params), save,
+        _solve_streaming(name, store, encoder, train, val, test, bank, shots, kwargs, save,
                          chunk_rows or DEFAULT_CHUNK_ROWS, cluster, scheduler, as_json, quiet)
         return
-    cls = solver_class(name)
-    kwargs = _parse_params(params)
+    _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, bank, shots, val_shots, seeds,
+           allow_fewer, average_views, save, calibrate, as_json)
+
+
+def _check_shots(y, shots: int, class_list: list[str] | None, split: str, flag: str) -> None:
+    """Refuse --shots / --val-shots larger than a class, naming the class and --allow-fewer."""
+    import numpy as np
+
+    counts = np.bincount(y[y >= 0])
+    present = np.flatnonzero(counts)
+    smallest = present[np.argmin(counts[present])]
+    if counts[smallest] < shots:
+        label = class_list[smallest] if class_list is not None and smallest < len(class_list) else str(smallest)
+        raise click.UsageError(f"class {label!r} of split {split!r} has only {counts[smallest]} row(s), fewer than "
+                               f"{flag} {shots}; add --allow-fewer to take all of its rows")
+
+
+def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, bank, shots, val_shots, seeds,
+           allow_fewer, average_views, save, calibrate, as_json) -> None:
+    import warnings
+
+    import numpy as np
+
+    from featurestore.store import FeatureStore
+    from solvers.fewshot import fewshot_split
+    from solvers.fit_warnings import SolverWarning
+    from workflows.solver_arrays import solver_arrays
+    from workflows.solver_inputs import labelled, resolve_encoder, text_weights
+
     needs = cls.fit_input
+    if needs != "none" and train is None:
+        raise click.UsageError(f"{name} needs --train")
+    notes: list[str] = []
     with FeatureStore(store) as reader:
-        reader.encoder_info(encoder)
-        if needs != "none" and train is None:
-            raise click.UsageError(f"{name} needs --train")
-        T, bank = text_weights(reader, encoder, bank, train or test)
-        if T is not None and "text_weights" not in kwargs and "text_weights" in cls._get_param_names():
+        encoder = resolve_encoder(reader, encoder)
+        reference = train or val or test
+        T, bank = text_weights(reader, encoder, bank, reference)
+        takes_text = "text_weights" in cls._get_param_names()
+        if T is not None and takes_text:
             kwargs["text_weights"] = T
-        kwargs.update(cls.store_inputs(reader, encoder, kwargs))
+        arrays, used = solver_arrays(name, reader, encoder, given_inputs, T)
+        kwargs.update(arrays)
+        if "text_weights" in arrays:  # REAL: its own bank replaces the class bank
+            bank = used.get("real_bank", bank)
+        elif takes_text and T is None:
+            notes.append(f"no class text bank matches split {reference!r} (run fs text or give --text): "
+                         f"{name} runs without zero-shot text weights")
+        classes = reader.classes(reference) if reference else None
         X_train, y_train = None, None
         if needs == "unlabelled":
             X_train = reader.features(encoder, train)
         elif needs == "labels":
-            X_train, y_train = labelled(reader, encoder, train, average_views=average_views)
-        X_val, y_val = labelled(reader, encoder, val) if val else (None, None)
-        X_test, y_test = labelled(reader, encoder, test) if test else (X_val, y_val)
+            X_train, y_train = labelled(reader, encoder, train, average_views=average_views, classes=classes)
+        X_val, y_val = labelled(reader, encoder, val, classes=classes) if val else (None, None)
+        X_test, y_test = labelled(reader, encoder, test, classes=classes) if test else (None, None)
+    if shots and y_train is not None and not allow_fewer:
+        _check_shots(y_train, shots, classes, train, "--shots")
+    if val_shots and y_val is not None and not allow_fewer:
+        _check_shots(y_val, val_shots, classes, val, "--val-shots")
+    seeded = bool(shots or val_shots)
     runs = []
-    for seed in seeds:
+    for seed in (seeds if seeded else seeds[:1]):
         solver = cls(**kwargs)
         X_fit, y_fit = X_train, y_train
         if shots and y_fit is not None:
@@ -120,20 +202,30 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
         if val_shots and yv is not None:
             rows = fewshot_split(yv, val_shots, seed, allow_fewer=allow_fewer)
             Xv, yv = Xv[rows], yv[rows]
-        if needs == "none":
-            solver.fit(X_val=Xv, y_val=yv)
-        elif needs == "unlabelled":
-            solver.fit(X_fit, X_val=Xv, y_val=yv)
-        else:
-            solver.fit(X_fit, y_fit, X_val=Xv, y_val=yv)
-        if calibrate:
-            if Xv is None:
-                raise click.UsageError("--calibrate fits the temperature on --val; give --val")
-            from solvers.temperature_scaling import calibrate as fit_temperature_on
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SolverWarning)  # reported below from fit_warnings_
+            if needs == "none":
+                solver.fit(X_val=Xv, y_val=yv)
+            elif needs == "unlabelled":
+                solver.fit(X_fit, X_val=Xv, y_val=yv)
+            else:
+                solver.fit(X_fit, y_fit, X_val=Xv, y_val=yv)
+            if calibrate:
+                if Xv is None:
+                    raise click.UsageError("--calibrate fits the temperature on --val; give --val")
+                from solvers.temperature_scaling import calibrate as fit_temperature_on
 
-            fit_temperature_on(solver, Xv, yv)
-        accuracy = float(solver.score(X_test, y_test)) if X_test is not None else None
-        runs.append({"seed": seed, "accuracy": accuracy, "chosen": {**_fitted_scalars(solver), **({"temperature": solver.temperature} if calibrate else {})}, "solver": solver})
+                fit_temperature_on(solver, Xv, yv)
+        solver.class_names_ = classes
+        run = {"seed": seed if seeded else None}
+        if X_test is not None:
+            run["accuracy"] = float(solver.score(X_test, y_test))
+        if Xv is not None:
+            run["val_accuracy"] = float(solver.score(Xv, yv))
+        run["chosen"] = {**_fitted_scalars(solver), **({"temperature": solver.temperature} if calibrate else {})}
+        run["warnings"] = list(getattr(solver, "fit_warnings_", []) or [])
+        run["solver"] = solver
+        runs.append(run)
     saved = []
     if save:
         from solvers.persistence import save_to_store
@@ -143,37 +235,54 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
                 model_name = save if len(runs) == 1 else f"{save}-seed{run['seed']}"
                 save_to_store(writer, model_name, run["solver"], encoder)
                 saved.append(model_name)
-    accuracies = [r["accuracy"] for r in runs if r["accuracy"] is not None]
-    summary = {"solver": name, "encoder": encoder, "text_bank": bank, "train": train, "val": val,
-               "test": test or val, "shots": shots,
-               "runs": [{k: v for k, v in r.items() if k != "solver"} for r in runs],
-               "mean_accuracy": float(np.mean(accuracies)) if accuracies else None,
-               "std_accuracy": float(np.std(accuracies)) if accuracies else None, "saved": saved}
+    summary = {"solver": name, "encoder": encoder, "text_bank": bank, "inputs": used, "train": train, "val": val,
+               "test": test, "shots": shots, "notes": notes,
+               "runs": [{k: v for k, v in r.items() if k != "solver"} for r in runs], "saved": saved}
+    for key in ("accuracy", "val_accuracy"):
+        values = [r[key] for r in runs if key in r]
+        summary[f"mean_{key}"] = float(np.mean(values)) if values else None
+        summary[f"std_{key}"] = float(np.std(values)) if values else None
+    for note in notes:
+        click.echo(f"warning: {note}", err=True)
+    for run in runs:
+        for message in run["warnings"]:
+            click.echo(f"warning: {name}{'' if run['seed'] is None else ' seed ' + str(run['seed'])}: {message}", err=True)
     if as_json:
         click.echo(json.dumps(summary, indent=1))
         return
+    sources = f"text bank {bank!r}" if bank else "no text bank"
+    sources += "".join(f", {k} {v!r}" for k, v in used.items() if v is not None)
+    click.echo(f"{name} on encoder {encoder!r} ({sources})")
     for run in runs:
         chosen = ", ".join(f"{k}={v:.4g}" for k, v in run["chosen"].items())
-        acc = f"{100 * run['accuracy']:.2f}%" if run["accuracy"] is not None else "n/a (no --test/--val)"
-        click.echo(f"{name} seed {run['seed']}: accuracy {acc}" + (f"  [{chosen}]" if chosen else ""))
-    if len(accuracies) > 1:
-        click.echo(f"{name}: mean {100 * summary['mean_accuracy']:.2f}% +- {100 * summary['std_accuracy']:.2f} "
-                   f"over {len(accuracies)} seeds")
+        if "accuracy" in run:
+            result = f"test accuracy {100 * run['accuracy']:.2f}% on {test!r}"
+        elif "val_accuracy" in run:
+            result = f"validation accuracy {100 * run['val_accuracy']:.2f}% on {val!r} (no --test)"
+        else:
+            result = "no accuracy (give --test or --val)"
+        label = name if run["seed"] is None else f"{name} seed {run['seed']}"
+        click.echo(f"{label}: {result}" + (f"  [{chosen}]" if chosen else ""))
+    key = "accuracy" if test else "val_accuracy"
+    if len(runs) > 1 and summary[f"mean_{key}"] is not None:
+        kind = "test" if test else "validation"
+        click.echo(f"{name}: mean {kind} accuracy {100 * summary[f'mean_{key}']:.2f}% +- "
+                   f"{100 * summary[f'std_{key}']:.2f} over {len(runs)} seeds")
     for model_name in saved:
         click.echo(f"saved model {model_name!r}")
 
 
-def _solve_streaming(name: str, store: str, encoder: str, train: str | None, val: str | None, test: str | None,
-                     bank: str | None, shots: int | None, params: dict, save: str | None, chunk_rows: int,
-                     cluster: str | None, scheduler: str | None, as_json: bool, quiet: bool) -> None:
+def _solve_streaming(name: str, store: str, encoder: str | None, train: str | None, val: str | None,
+                     test: str | None, bank: str | None, shots: int | None, params: dict, save: str | None,
+                     chunk_rows: int, cluster: str | None, scheduler: str | None, as_json: bool, quiet: bool) -> None:
     """GDA fitted from streamed sufficient statistics (store larger than RAM), optionally on Dask."""
     import contextlib
 
     import numpy as np
 
-    from workflows.solver_inputs import labelled, text_weights
     from featurestore.store import FeatureStore
-    from solvers.streaming import decision_in_chunks, fit_gda_streaming
+    from workflows.solver_inputs import labelled, resolve_encoder, split_labels, text_weights
+    from workflows.streaming import decision_in_chunks, fit_gda_streaming
 
     if name != "gda":
         raise click.UsageError("--chunk-rows/--cluster fit gda only (other solvers predict in chunks via fs predict)")
@@ -185,29 +294,43 @@ def _solve_streaming(name: str, store: str, encoder: str, train: str | None, val
         context = dask_client(cluster, scheduler)
     else:
         context = contextlib.nullcontext(None)
-    with FeatureStore(store) as reader, context as client:
+    notes = []
+    with FeatureStore(store) as reader:
+        encoder = resolve_encoder(reader, encoder)
+        classes = reader.classes(train)
         T, bank = text_weights(reader, encoder, bank, train)
         if T is not None:
             params.setdefault("text_weights", T)
-        X_val, y_val = labelled(reader, encoder, val) if val else (None, None)
-        solver = fit_gda_streaming(reader, encoder, train, chunk_rows=chunk_rows, client=client,
-                                   X_val=X_val, y_val=y_val, quiet=as_json or quiet, **params)
+        else:
+            notes.append(f"no class text bank matches split {train!r} (run fs text or give --text): "
+                         "gda runs without zero-shot text weights")
+        X_val, y_val = labelled(reader, encoder, val, classes=classes) if val else (None, None)
+        with context as client:
+            solver = fit_gda_streaming(reader, encoder, train, chunk_rows=chunk_rows, client=client,
+                                       X_val=X_val, y_val=y_val, quiet=as_json or quiet, **params)
         accuracy = None
         if test:
             pred = decision_in_chunks(solver, reader, encoder, test, chunk_rows=chunk_rows, method="predict")
-            y = reader.labels(test)
+            y = split_labels(reader, test, classes)
             accuracy = float(np.mean(pred[y >= 0] == y[y >= 0]))
+    solver.class_names_ = classes
     if save:
         from solvers.persistence import save_to_store
 
         with FeatureStore(store, mode="a") as writer:
             save_to_store(writer, save, solver, encoder)
-    summary = {"solver": name, "encoder": encoder, "text_bank": bank, "train": train, "test": test,
-               "accuracy": accuracy, "alpha": solver.alpha_, "chunk_rows": chunk_rows, "saved": [save] if save else []}
+    val_accuracy = getattr(solver, "val_accuracy_", None)
+    summary = {"solver": name, "encoder": encoder, "text_bank": bank, "train": train, "val": val, "test": test,
+               "accuracy": accuracy, "val_accuracy": val_accuracy, "alpha": solver.alpha_, "chunk_rows": chunk_rows,
+               "notes": notes, "warnings": list(getattr(solver, "fit_warnings_", []) or []),
+               "saved": [save] if save else []}
+    for note in notes + summary["warnings"]:
+        click.echo(f"warning: {note}", err=True)
     if as_json:
         click.echo(json.dumps(summary, indent=1))
         return
-    acc = f"{100 * accuracy:.2f}%" if accuracy is not None else "n/a (no --test)"
-    click.echo(f"{name} (out of core, chunks of {chunk_rows} rows): accuracy {acc}  [alpha_={solver.alpha_}]")
+    acc = f"test accuracy {100 * accuracy:.2f}% on {test!r}" if accuracy is not None else "no --test"
+    click.echo(f"{name} (out of core, chunks of {chunk_rows} rows, "
+               f"{'text bank ' + repr(bank) if bank else 'no text bank'}): {acc}  [alpha_={solver.alpha_}]")
     if save:
         click.echo(f"saved model {save!r}")

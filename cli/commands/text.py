@@ -23,6 +23,7 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
     from pathlib import Path
 
     from featurestore.encoders import load_encoder_from_info
+    from workflows.solver_inputs import resolve_encoder
     from featurestore.store import FeatureStore
     from featurestore.templates import get_templates
     from featurestore.textbanks import class_prompt_embeddings, read_text_file
@@ -30,6 +31,7 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
     if (classes is None) == (text_file is None):
         raise click.UsageError("give exactly one of --classes or --file")
     with FeatureStore(store) as reader:
+        encoder = resolve_encoder(reader, encoder)
         info = reader.encoder_info(encoder)
         class_names = reader.class_names(classes) if classes else None
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
