@@ -312,3 +312,43 @@ def eigen_spectra(spectra: Mapping[str, np.ndarray], *, top: int = 30, title: st
     ax.set_title(title)
     ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+def accuracy_vs_shots(panels: Mapping[str, Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[float]]]], *,
+                      ylabel: str = "top-1 accuracy (%)", columns: int = 4) -> Figure:
+    """The few-shot papers' figure: one panel per dataset, a line per method of (shots, mean,
+    std) with a shaded +- std band; a method whose only point is at 0 shots (zero-shot) is a
+    dashed horizontal line. Shots are on a log2 axis."""
+    names = list(panels)
+    methods = list(dict.fromkeys(m for lines in panels.values() for m in lines))
+    colors = dict(zip(methods, _colors(len(methods))))
+    columns = max(1, min(columns, len(names)))
+    rows = -(-len(names) // columns) if names else 1
+    fig = Figure(figsize=(3.2 * columns, 2.6 * rows + 0.4), layout="constrained")
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        for method, (shots, mean, std) in panels[name].items():
+            shots, mean, std = np.asarray(shots, float), np.asarray(mean, float), np.asarray(std, float)
+            few = shots > 0
+            if few.any():
+                ax.plot(shots[few], mean[few], marker="o", markersize=3, color=colors[method], label=method)
+                ax.fill_between(shots[few], (mean - std)[few], (mean + std)[few], color=colors[method], alpha=0.15)
+            if (~few).any():
+                ax.axhline(mean[~few][0], linestyle="--", linewidth=1, color=colors[method], label=method)
+        ticks = sorted({int(k) for shots, _, _ in panels[name].values() for k in shots if k > 0})
+        if ticks:
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ticks, [str(k) for k in ticks])
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("shots per class", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.spines[["top", "right"]].set_visible(False)
+    if methods:
+        handles = {}
+        for ax in fig.axes:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, handle)
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=min(len(handles), 6),
+                   fontsize=8, frameon=False)
+    return fig
