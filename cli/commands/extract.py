@@ -7,7 +7,7 @@ from cli.options import device_option, precision_option, quiet_option
 
 
 @click.command("extract")
-@click.argument("source")
+@click.argument("source", required=False)
 @click.option("--store", required=True, type=click.Path(dir_okay=False), help="Store file to create or extend.")
 @click.option("--model", required=True, help="open_clip architecture, e.g. ViT-B-32.")
 @click.option("--pretrained", default=None,
@@ -30,11 +30,17 @@ from cli.options import device_option, precision_option, quiet_option
 @click.option("--scheduler", default=None, help="Extract on an existing Dask cluster: tcp://host:8786.")
 @click.option("--shard-rows", default=5000, show_default=True, type=click.IntRange(min=1),
               help="Rows per shard store with --cluster/--scheduler.")
+@click.option("--dataset", default=None,
+              help="Extract a named dataset (see fs datasets) from --root instead of SOURCE: all its splits, "
+                   "its class names and its prompt templates as the class bank <split>/dataset.")
+@click.option("--root", type=click.Path(file_okay=False), default=None, help="Data root holding the --dataset folder.")
+@click.option("--download", is_flag=True, help="With --dataset: let torchvision download a dataset it can (CIFAR).")
 @quiet_option
 def command(source: str, store: str, model: str, pretrained: str | None, model_config: str | None,
             split: str | None, kind: str | None, batch_size: int, workers: int | None, device: str | None,
             precision: str | None, dtype: str | None, views: int, seed: int, cluster: str | None,
-            scheduler: str | None, shard_rows: int, quiet: bool) -> None:
+            scheduler: str | None, shard_rows: int, dataset: str | None, root: str | None, download: bool,
+            quiet: bool) -> None:
     """Embed the images of SOURCE (folder, .csv/.tsv/.parquet manifest, .tar shards) into a store.
 
     Rows already extracted by the same encoder are skipped; a killed run resumes where it stopped.
@@ -45,6 +51,13 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
     from featurestore.extract import extract
     from featurestore.sources import open_source
 
+    if dataset is not None or root is not None:
+        _extract_dataset(source, dataset, root, download, store, model, pretrained, model_config, split, kind,
+                         cluster or scheduler, device, precision, batch_size=batch_size, workers=workers,
+                         views=views, seed=seed, dtype=dtype, quiet=quiet)
+        return
+    if source is None:
+        raise click.UsageError("give a SOURCE (folder, manifest, .tar shards) or --dataset NAME --root DIR")
     src = open_source(source, kind=kind)
     encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config)
     if cluster or scheduler:
@@ -61,3 +74,21 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
     report = extract(src, store, encoder, split=split, batch_size=batch_size, workers=workers,
                      views=views, seed=seed, dtype=dtype, quiet=quiet)
     click.echo(report.summary())
+
+
+def _extract_dataset(source, dataset, root, download, store, model, pretrained, model_config, split, kind,
+                     distributed, device, precision, **options) -> None:
+    """``fs extract --dataset NAME --root DIR``: every split of a named dataset, then its templates."""
+    from featurestore.datasets.extraction import extract_dataset
+    from featurestore.encoders import load_encoder
+
+    if dataset is None or root is None:
+        raise click.UsageError("--dataset and --root go together")
+    if source is not None or split is not None or kind is not None or distributed:
+        raise click.UsageError("--dataset names its own splits: give no SOURCE, --split, --kind, --cluster or --scheduler")
+    from featurestore.datasets import open_dataset
+
+    loaded = open_dataset(dataset, root, download=download)  # a missing dataset fails before the model loads
+    encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config)
+    for report in extract_dataset(loaded, root, store, encoder, **options):
+        click.echo(report.summary())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from featurestore.datasets import open_dataset
+from featurestore.datasets import LoadedDataset, open_dataset
 from featurestore.store import FeatureStore
 
 DATASET_BANK = "dataset"
@@ -21,18 +21,19 @@ def subset_name(split: str) -> str:
     return f"{split}/subset"
 
 
-def extract_dataset(name: str, root: str | os.PathLike, store_path: str | os.PathLike, encoder: Any, *,
+def extract_dataset(name: str | LoadedDataset, root: str | os.PathLike, store_path: str | os.PathLike, encoder: Any, *,
                     download: bool = False, quiet: bool = False, **extract_options: Any) -> list[Any]:
     """Extract every split of dataset ``name`` (train/val/test as the dataset has them; a shift
     set such as ``imagenet_a`` becomes one split named after it, labelled in ImageNet's classes,
     so it can join the ImageNet store), then encode the dataset's templates over its class
     names into the class bank ``<first split>/dataset`` unless the store already has a bank of
-    the same classes and templates for this encoder. Returns the extraction reports.
+    the same classes and templates for this encoder. ``name`` may be a dataset already read
+    with ``open_dataset``. Returns the extraction reports.
     """
     from featurestore.extract import extract
     from featurestore.textbanks import class_prompt_embeddings
 
-    dataset = open_dataset(name, root, download=download)
+    dataset = name if isinstance(name, LoadedDataset) else open_dataset(name, root, download=download)
     reports = [extract(source, store_path, encoder, split=split, quiet=quiet, **extract_options)
                for split, source in dataset.splits.items()]
     first = next(iter(dataset.splits))
