@@ -15,8 +15,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from featurestore.augment import build_augment
@@ -45,13 +46,57 @@ class ImageBatch(NamedTuple):
     errors: list[str]
 
 
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+class UnsupportedImageError(ValueError):
+    """An image that decodes but whose pixels have no defined 8-bit RGB meaning."""
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of a decoded image, scaled the way torchvision converts dtypes.
+
+    PIL's own ``convert("RGB")`` clips 16-bit and float pixels to 0..255 (a 16-bit photo comes
+    out almost white, a 0..1 float TIFF black). Here 16-bit grey (PNG, TIFF, 16-bit PGM/PPM,
+    which PIL scales to 0..65535) keeps its high byte, like ``convert_image_dtype`` (v >> 8);
+    float grey in 0..1 maps to floor(v * 255.999), like ``convert_image_dtype`` too. Float
+    pixels outside 0..1 (or not finite) and 32-bit integer pixels have no defined scale and
+    raise `UnsupportedImageError`. Every other mode (L, P, RGBA, CMYK, 16-bit RGB PNGs that
+    PIL already reduces to 8 bits, ...) goes through ``convert("RGB")``.
+    """
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_MODES or (mode == "I" and image.format == "PPM"):
+        pixels = np.asarray(image).astype(np.uint32)
+        if pixels.max(initial=0) > 0xFFFF:
+            raise UnsupportedImageError(f"{mode} pixels above 65535: not a 16-bit image")
+        return Image.fromarray((pixels >> 8).astype(np.uint8), "L").convert("RGB")
+    if mode == "F":
+        pixels = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(pixels).all() or pixels.min(initial=0.0) < 0.0 or pixels.max(initial=0.0) > 1.0:
+            raise UnsupportedImageError(
+                f"unsupported float image: pixels span {float(np.nanmin(pixels)):.4g}..{float(np.nanmax(pixels)):.4g}, "
+                "not 0..1"
+            )
+        return Image.fromarray((pixels * (256 - 1e-3)).astype(np.uint8), "L").convert("RGB")
+    if mode.startswith("I"):
+        raise UnsupportedImageError(f"unsupported image mode {mode} (32-bit integer pixels have no defined 8-bit scale)")
+    return image.convert("RGB")
+
+
 def decode_image(data: bytes) -> Image.Image:
-    """Fully decode encoded bytes into an RGB PIL image (raises on empty or corrupt data)."""
+    """Fully decode encoded bytes into an upright 8-bit RGB PIL image.
+
+    The EXIF orientation is applied (``ImageOps.exif_transpose``), so a phone photo stored
+    sideways is embedded the way it is shown; high bit depths are scaled by `to_rgb`. Raises
+    on empty, corrupt or unsupported data.
+    """
     if not data:
         raise ValueError("empty file")
     with Image.open(io.BytesIO(data)) as image:
         image.load()
-        return image.convert("RGB")
+        upright = ImageOps.exif_transpose(image)
+        upright.format = image.format
+        return to_rgb(upright)
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -21,12 +21,70 @@ def is_image_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _images_under(directory: str) -> list[str]:
-    """Absolute paths of the image files under `directory`, recursively, skipping hidden entries."""
-    found = []
-    for current, dirs, files in os.walk(directory, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(os.path.join(current, f) for f in files if is_image_name(f))
+def _is_dir(entry: os.DirEntry) -> bool:
+    """Whether the entry is a directory (symlinks followed); False for a dangling or looping link."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_listed_file(entry: os.DirEntry) -> bool:
+    """A visible image name that is not a directory: a regular file, or a symlink whose target
+    is missing or loops (listed, so it becomes an error row with its reason, not a silent gap)."""
+    return is_image_name(entry.name) and not _is_dir(entry)
+
+
+def _scandir_sorted(directory: str) -> list[os.DirEntry]:
+    with os.scandir(directory) as entries:
+        return sorted(entries, key=lambda e: e.name)
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether real path `path` is `folder` or lies under it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _images_under(directory: str, listed: frozenset[str], problems: dict[str, str]) -> list[str]:
+    """Absolute paths of the image files under `directory`, recursively, skipping hidden entries.
+
+    Directory symlinks are followed, each real directory once: a link whose target is one of
+    the folders on its own path (a loop), a folder already walked here, or one of `listed`
+    (the root and the class folders, walked on their own) is not followed. It is returned as a
+    path with its reason in `problems`, as is a subfolder that cannot be listed, so each shows
+    up as one error row instead of rows repeated through the loop under the wrong class.
+    """
+    found: list[str] = []
+    seen = {os.path.realpath(directory)}
+    stack = [directory]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = _scandir_sorted(current)
+        except OSError as exc:
+            found.append(current)
+            problems[current] = f"cannot list folder: {exc.strerror or exc}"
+            continue
+        real_current = os.path.realpath(current)
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if not _is_dir(entry):
+                if is_image_name(entry.name):
+                    found.append(entry.path)
+                continue
+            real = os.path.realpath(entry.path)
+            if _inside(real_current, real):
+                problems[entry.path] = f"directory symlink loop: it leads back to {real}, not followed"
+            elif real in seen or real in listed:
+                problems[entry.path] = f"symlink to a folder listed already ({real}), not followed twice"
+            else:
+                seen.add(real)
+                subfolders.append(entry.path)
+                continue
+            found.append(entry.path)
+        stack.extend(reversed(subfolders))
     return found
 
 
@@ -39,7 +97,11 @@ class ImageFolderSource(LocalFileSource):
     - flat folder: images directly in the root (no subfolder holds images); label -1.
     - images at the top level *and* class subfolders: refused, since the top-level files
       would silently get no label.
-    Hidden files and folders (leading ".") are ignored; symlinks are followed.
+    Hidden files and folders (leading ".") are ignored. Symlinks are followed, each real folder
+    once: a directory symlink that loops back (to a folder on its own path), or leads to a
+    folder listed already, is not followed and becomes an error row saying so, as does a
+    subfolder that cannot be listed; a dangling or looping file symlink with an image name is
+    an error row too (its reason says which).
     """
 
     def __init__(self, root: str | os.PathLike, *, classes: list[str] | None = None) -> None:
@@ -49,17 +111,29 @@ class ImageFolderSource(LocalFileSource):
         self.root = os.path.abspath(root_path)
         self.spec = self.root
         self.name = os.path.basename(self.root.rstrip(os.sep)) or self.root
+        self._problems: dict[str, str] = {}
         self._records = self._scan(classes)
 
     def _scan(self, classes: list[str] | None) -> list[Record]:
-        entries = sorted(os.scandir(self.root), key=lambda e: e.name)
-        top_files = [e.path for e in entries if e.is_file() and is_image_name(e.name)]
+        try:
+            entries = [e for e in _scandir_sorted(self.root) if not e.name.startswith(".")]
+        except OSError as exc:
+            raise SourceError(f"cannot list image folder {self.root}: {exc.strerror or exc}") from None
+        problems: dict[str, str] = {}
+        top_files = [e.path for e in entries if _is_listed_file(e)]
+        folders = [e for e in entries if _is_dir(e)]
+        root_real = os.path.realpath(self.root)
+        looping = [e for e in folders if _inside(root_real, os.path.realpath(e.path))]
+        for entry in looping:
+            problems[entry.path] = (f"directory symlink loop: it leads back to {os.path.realpath(entry.path)}, "
+                                    "not followed")
+        folders = [e for e in folders if e not in looping]
+        listed = frozenset([root_real, *(os.path.realpath(e.path) for e in folders)])
         by_class = {}
-        for entry in entries:
-            if entry.is_dir() and not entry.name.startswith("."):
-                images = _images_under(entry.path)
-                if images:
-                    by_class[entry.name] = images
+        for entry in folders:
+            images = _images_under(entry.path, listed, problems)
+            if images:
+                by_class[entry.name] = images
         if by_class and top_files:
             raise SourceError(
                 f"{self.root} mixes {len(top_files)} image file(s) at its top level with class "
@@ -75,12 +149,13 @@ class ImageFolderSource(LocalFileSource):
         else:
             self.classes = sorted(by_class) if by_class else None
         index = {name: i for i, name in enumerate(self.classes or [])}
-        pairs = [(p, NO_LABEL) for p in top_files]
+        pairs = [(p, NO_LABEL) for p in top_files] + [(e.path, NO_LABEL) for e in looping]
         pairs += [(p, index[name]) for name, paths in by_class.items() for p in paths]
         records = [
             Record(id=Path(os.path.relpath(p, self.root)).as_posix(), path=os.path.abspath(p), label=label)
             for p, label in pairs
         ]
+        self._problems = {os.path.abspath(p): reason for p, reason in problems.items()}
         return sorted(records, key=lambda r: r.id)
 
     def _list(self) -> list[Record]:

@@ -65,7 +65,8 @@ def _as_int(value: Any) -> int | None:
 def _labels(values: list[Any], classes: list[str] | None, where: Path) -> tuple[list[int], list[str] | None]:
     """Integer labels and class names from a label column.
 
-    All-integer columns are taken as class indices (classes stay None unless given). Otherwise
+    All-integer columns are taken as class indices (classes stay None unless given): each must
+    be >= 0 (and < len(classes) when classes are given), or -1 for "no label". Otherwise
     labels are names: their index in `classes` if given, else in the sorted unique names.
     Empty cells mean no label (-1).
     """
@@ -76,6 +77,10 @@ def _labels(values: list[Any], classes: list[str] | None, where: Path) -> tuple[
         return [NO_LABEL if _is_missing(v) else index[str(v).strip()] for v in values], list(classes)
     ints = [_as_int(v) for v in present]
     if all(i is not None for i in ints):
+        negative = [i for i in ints if i < NO_LABEL]
+        if negative:
+            raise SourceError(f"label {negative[0]} in {where} is not a class index (0, 1, ...; -1 or an "
+                              "empty cell means no label)")
         if classes is not None:
             bad = [i for i in ints if not NO_LABEL <= i < len(classes)]
             if bad:
@@ -94,9 +99,10 @@ class ManifestSource(LocalFileSource):
     """Images listed in a .csv/.tsv/.parquet manifest.
 
     Columns: `path` (required; relative paths resolve against the manifest's folder),
-    optional `label` (integer indices, or class names -> `classes`), optional `caption`,
-    optional `id` (default: the path exactly as written). Ids must be unique. Files are not
-    checked here: a missing or broken file becomes an error row when decoded.
+    optional `label` (integer indices >= 0, -1 or empty for none, or class names -> `classes`),
+    optional `caption`, optional `id` (default: the path exactly as written). Ids must be
+    unique. Files are not checked here: a missing, broken or non-regular file (a FIFO, a
+    device, a directory) or one over the size cap becomes an error row when read.
     """
 
     def __init__(self, manifest: str | os.PathLike, *, classes: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 
@@ -18,18 +19,31 @@ def _is_tar(path: str) -> bool:
     return path.lower().endswith(".tar")
 
 
+def _entry_is(entry: os.DirEntry, kind: str) -> bool:
+    """entry.is_file() / is_dir() that say False for a looping symlink instead of raising."""
+    try:
+        return entry.is_file() if kind == "file" else entry.is_dir()
+    except OSError:
+        return False
+
+
 def _open_directory(path: str, kind: str | None, classes: list[str] | None) -> Source:
     """A directory of top-level .tar files is WebDataset shards; anything else an image folder.
 
     Side files next to the shards (img2dataset's .json/.parquet stats) are ignored; shards
     mixed with images or subfolders are refused rather than guessed.
     """
-    entries = [e for e in os.scandir(path) if not e.name.startswith(".")]
-    tars = [e.path for e in entries if e.is_file() and _is_tar(e.name)]
+    try:
+        with os.scandir(path) as listing:
+            entries = [e for e in listing if not e.name.startswith(".")]
+    except OSError as exc:
+        raise SourceError(f"cannot list folder {path}: {exc.strerror or exc}") from None
+    tars = [e.path for e in entries if _entry_is(e, "file") and _is_tar(e.name)]
     if kind == "webdataset" or (kind is None and tars):
         if not tars:
             raise SourceError(f"no .tar shards in {path}")
-        if kind is None and any(e.is_dir() or (e.is_file() and is_image_name(e.name)) for e in entries):
+        if kind is None and any(_entry_is(e, "dir") or (_entry_is(e, "file") and is_image_name(e.name))
+                                for e in entries):
             raise SourceError(
                 f"{path} mixes .tar shards with images or subfolders; pass kind='webdataset' or 'folder'"
             )
@@ -77,4 +91,18 @@ def open_source(
         if not_tar and kind is None:
             raise SourceError(f"pattern {text} matches a file that is not a .tar shard: {not_tar[0]}")
         return WebDatasetSource(shards, classes=classes, spec=text)
-    raise SourceError(f"source not found: {text}")
+    raise SourceError(_not_found(text))
+
+
+def _not_found(text: str) -> str:
+    """Why `text` names no folder, file or pattern: missing, a dangling or looping symlink, or
+    something that is neither a regular file nor a folder (a FIFO, a device)."""
+    try:
+        os.stat(text)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"source {text} is a symlink loop (too many levels of symbolic links)"
+        if os.path.islink(text):
+            return f"source {text} is a dangling symlink (its target {os.readlink(text)} does not exist)"
+        return f"source not found: {text}"
+    return f"source {text} is neither a folder nor a regular file"

@@ -2,8 +2,12 @@
 
 Members are grouped into samples by key (the member name up to the first dot of its base
 name). A sample is a record when it has an image member; its `.txt` member is the caption and
-its `.cls` member (an integer) the label. Reading uses the member offsets found while
+its `.cls` member (an integer >= 0) the label. Reading uses the member offsets found while
 indexing, so a record's bytes cost one positioned read, in any process.
+
+A truncated shard (cut download or copy) keeps the samples before the cut; its last sample
+(whose members may be cut off) and one row standing for the missing rest (id "<shard name>",
+path "<shard>::") are error rows saying so.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from featurestore.errors import SourceError
+from featurestore.sources.local_files import MAX_IMAGE_BYTES
 from featurestore.sources.record import NO_LABEL, Record, sorted_by_unique_id
 
 TAR_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 MEMBER_SEPARATOR = "::"
+MAX_TEXT_BYTES = 2**20
+"""Largest `.txt` caption or `.cls` label member read (1 MiB); a larger one makes its sample an error row."""
 _MAX_OPEN_SHARDS = 32
 _BRACE = re.compile(r"\{([^{}]*)\}")
 _RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
@@ -66,6 +73,18 @@ def expand_shards(spec: str) -> list[str]:
     return unique
 
 
+def split_member_path(path: str) -> tuple[str, str]:
+    """(shard path, member name) of a tar member's row path "<abs tar path>::<member>".
+
+    Shard paths never hold "::" (`WebDatasetSource` refuses them), so the first "::" is the
+    separator, whatever the member name holds.
+    """
+    shard, sep, member = path.partition(MEMBER_SEPARATOR)
+    if not sep or not member:
+        raise SourceError(f"{path} is not a '<tar>::<member>' path")
+    return shard, member
+
+
 def _split_member(name: str) -> tuple[str, str]:
     """(key, lower-case extension) of a member name, the WebDataset way."""
     directory, base = os.path.split(name)
@@ -79,6 +98,25 @@ class _Sample:
 
     images: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # ext -> (member, offset, size)
     texts: dict[str, str] = field(default_factory=dict)  # "txt"/"cls" -> decoded content
+    problem: str | None = None  # why the sample is an error row, if it is one
+
+
+@dataclass
+class _ShardIndex:
+    """One indexed shard: its samples by key, where it was cut if truncated, its last key."""
+
+    samples: dict[str, _Sample]
+    truncated: str | None
+    last_key: str | None
+
+
+def _ends_with_end_block(tar: tarfile.TarFile, size: int) -> bool:
+    """Whether the block where tarfile stopped reading headers is a tar end-of-archive block
+    (512 zero bytes). A shard cut short ends without one (or with a partial header there)."""
+    if tar.offset + tarfile.BLOCKSIZE > size:
+        return False
+    tar.fileobj.seek(tar.offset)
+    return tar.fileobj.read(tarfile.BLOCKSIZE) == tarfile.NUL * tarfile.BLOCKSIZE
 
 
 class WebDatasetSource:
@@ -95,61 +133,113 @@ class WebDatasetSource:
         if not shards:
             raise SourceError("no tar shards given")
         self.shards = sorted(os.path.abspath(s) for s in shards)
+        for shard in self.shards:
+            if MEMBER_SEPARATOR in shard:
+                raise SourceError(f"tar shard path {shard} contains {MEMBER_SEPARATOR!r}, which separates a shard "
+                                  "from its member in row paths; rename or move it")
         self.spec = spec if spec is not None else (self.shards[0] if len(self.shards) == 1 else " ".join(self.shards))
         self.name = os.path.splitext(os.path.basename(self.shards[0]))[0]
         self.classes = list(classes) if classes is not None else None
         self._offsets: dict[str, dict[str, tuple[int, int]]] = {}
         self._files: OrderedDict[str, int] = OrderedDict()
         self._pid = os.getpid()
+        self._problems: dict[str, str] = {}  # record path -> why it is an error row
         self._records: list[Record] | None = self._index_all()
 
-    def _index_shard(self, shard: str) -> dict[str, _Sample]:
-        """Samples of one shard by key; also caches the shard's image member offsets."""
+    def _index_shard(self, shard: str) -> _ShardIndex:
+        """Samples of one shard by key; also caches the shard's image member offsets.
+
+        A shard that does not end with a tar end-of-archive block, or whose last member runs
+        past the end of the file, is truncated (a cut download or copy): the samples read
+        before the cut are kept, and `truncated` says where it was cut.
+        """
         samples: dict[str, _Sample] = {}
+        last_key = None
+        truncated = None
         try:
+            size = os.stat(shard).st_size
             with tarfile.open(shard, "r:") as tar:
-                for info in tar:
-                    if not info.isfile() or os.path.basename(info.name).startswith("."):
-                        continue
-                    key, ext = _split_member(info.name)
-                    sample = samples.setdefault(key, _Sample())
-                    if ext in TAR_IMAGE_EXTENSIONS:
-                        sample.images.setdefault(ext, (info.name, info.offset_data, info.size))
-                    elif ext in ("txt", "cls"):
-                        handle = tar.extractfile(info)
-                        sample.texts[ext] = (handle.read() if handle else b"").decode("utf-8", "replace").strip()
+                try:
+                    for info in tar:
+                        cut = info.offset_data + info.size > size
+                        if cut:
+                            truncated = f"the file ends at byte {size}, inside member {info.name}"
+                        if not info.isfile() or os.path.basename(info.name).startswith("."):
+                            if cut:
+                                break
+                            continue
+                        key, ext = _split_member(info.name)
+                        last_key = key
+                        sample = samples.setdefault(key, _Sample())
+                        if ext in TAR_IMAGE_EXTENSIONS:
+                            sample.images.setdefault(ext, (info.name, info.offset_data, info.size))
+                        if cut:
+                            break
+                        if ext in ("txt", "cls"):
+                            if info.size > MAX_TEXT_BYTES:
+                                sample.problem = (f"its .{ext} member is {info.size} bytes, over the "
+                                                  f"{MAX_TEXT_BYTES // 2**10} KiB cap")
+                                continue
+                            handle = tar.extractfile(info)
+                            sample.texts[ext] = (handle.read() if handle else b"").decode("utf-8", "replace").strip()
+                    if truncated is None and not _ends_with_end_block(tar, size):
+                        truncated = (f"the file ends at byte {size} without an end-of-archive block"
+                                     if tar.offset >= size else
+                                     f"no header or end-of-archive block at byte {tar.offset} of {size}")
+                except tarfile.ReadError as exc:  # a member's data cut short after the first header
+                    truncated = str(exc)
         except (tarfile.TarError, OSError) as exc:
             raise SourceError(f"cannot read tar shard {shard}: {exc}") from exc
         self._offsets[shard] = {
             name: (offset, size) for s in samples.values() for name, offset, size in s.images.values()
         }
-        return samples
+        return _ShardIndex(samples, truncated, last_key)
 
     def _index_all(self) -> list[Record]:
         records = []
         for shard in self.shards:
             shard_name = os.path.basename(shard)
-            for key, sample in self._index_shard(shard).items():
+            index = self._index_shard(shard)
+            if index.truncated is not None:
+                cut = f"{shard}{MEMBER_SEPARATOR}"
+                self._problems[cut] = (f"truncated tar shard ({index.truncated}): the samples after the cut "
+                                       "are missing")
+                records.append(Record(id=shard_name, path=cut))
+            for key, sample in index.samples.items():
                 ext = next((e for e in TAR_IMAGE_EXTENSIONS if e in sample.images), None)
                 if ext is None:
                     continue
-                label = NO_LABEL
-                if "cls" in sample.texts:
-                    try:
-                        label = int(sample.texts["cls"])
-                    except ValueError:
-                        raise SourceError(
-                            f"{shard}::{key}.cls holds {sample.texts['cls'][:40]!r}, not an integer label"
-                        ) from None
+                path = f"{shard}{MEMBER_SEPARATOR}{sample.images[ext][0]}"
+                if index.truncated is not None and key == index.last_key:
+                    sample.problem = "the last sample of a truncated tar shard: its members may be cut off"
+                if sample.problem is not None:
+                    self._problems[path] = sample.problem
                 records.append(
                     Record(
                         id=f"{shard_name}/{key}",
-                        path=f"{shard}{MEMBER_SEPARATOR}{sample.images[ext][0]}",
-                        label=label,
+                        path=path,
+                        label=NO_LABEL if sample.problem is not None else self._label(shard, key, sample),
                         caption=sample.texts.get("txt"),
                     )
                 )
         return sorted_by_unique_id(records, "the shards (two with the same file name?)")
+
+    def _label(self, shard: str, key: str, sample: _Sample) -> int:
+        """The sample's `.cls` label: an integer >= 0 (< the number of classes when they are
+        given); a sample without a `.cls` member has no label (-1)."""
+        if "cls" not in sample.texts:
+            return NO_LABEL
+        text = sample.texts["cls"]
+        try:
+            label = int(text)
+        except ValueError:
+            raise SourceError(f"{shard}::{key}.cls holds {text[:40]!r}, not an integer label") from None
+        if label < 0:
+            raise SourceError(f"{shard}::{key}.cls holds {label}, not a class index (0, 1, ...); "
+                              "a sample without a label has no .cls member")
+        if self.classes is not None and label >= len(self.classes):
+            raise SourceError(f"{shard}::{key}.cls holds {label}, outside the {len(self.classes)} given classes")
+        return label
 
     def records(self) -> list[Record]:
         """Every sample with an image member, sorted by id."""
@@ -174,15 +264,18 @@ class WebDatasetSource:
 
     def read_bytes(self, record: Record) -> bytes:
         """The exact bytes of the record's tar member."""
-        shard, sep, member = record.path.partition(MEMBER_SEPARATOR)
-        if not sep:
-            raise SourceError(f"{record.path} is not a '<tar>::<member>' path")
+        problem = self._problems.get(record.path)
+        if problem is not None:
+            raise SourceError(problem)
+        shard, member = split_member_path(record.path)
         if shard not in self._offsets:
             self._index_shard(shard)
         location = self._offsets[shard].get(member)
         if location is None:
             raise SourceError(f"{member} is not an image member of {shard}")
         offset, size = location
+        if size > MAX_IMAGE_BYTES:
+            raise SourceError(f"member of {size} bytes is over the {MAX_IMAGE_BYTES // 2**20} MiB image size cap")
         fd = self._descriptor(shard)
         chunks, done = [], 0
         while done < size:
