@@ -27,6 +27,8 @@ COMMANDS = {
     "ood": "ood",
     "schur": "schur",
     "retrieval": "retrieval",
+    "datasets": "datasets",
+    "benchmark": "benchmark",
     "serve": "serve",
 }
 
@@ -67,6 +69,8 @@ SUMMARIES = {
     "ood": "OOD detection scores (MSP, energy, GEN, COOkeD ensemble ...) with AUROC/FPR@95.",
     "schur": "Schur-complement decomposition: SCE diversity score, prompt removal.",
     "retrieval": "Image<->text recall@K, CLIPScore and modality gap over captions.",
+    "datasets": "Known datasets (CoOp's 11, ImageNet shifts, CIFAR, wds): layout, found or missing, sizes.",
+    "benchmark": "The few-shot papers' table: datasets x methods x shots x seeds from cached features.",
     "serve": "Search and browse a store from a web page (model and index loaded once).",
 }
 

@@ -18,7 +18,7 @@ def test_checkpoint_loads_the_saved_weights(tiny_checkpoint, tiny_encoder):
     loaded = tiny_encoder.model.state_dict()
     for name, value in state.items():
         assert torch.equal(loaded[name].cpu(), value), name
-    sha = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    sha = _tensor_digest(state)
     assert tiny_encoder.key == f"{TINY_MODEL}/sha256-{sha[:12]}"
     assert tiny_encoder.info["weights"] == f"sha256:{sha}"
     assert tiny_encoder.info["embed_dim"] == 32
@@ -26,13 +26,29 @@ def test_checkpoint_loads_the_saved_weights(tiny_checkpoint, tiny_encoder):
     assert not tiny_encoder.model.training
 
 
-def test_safetensors_checkpoint_gives_same_embeddings(tmp_path, tiny_checkpoint, tiny_encoder):
+def _tensor_digest(state) -> str:
+    """The documented fingerprint, re-derived: tensors sorted by name; name, dtype, shape, bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].contiguous()
+        digest.update(name.encode())
+        digest.update(str(t.dtype).split(".")[-1].encode())
+        digest.update(repr(tuple(t.shape)).encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_safetensors_checkpoint_gives_same_embeddings_and_key(tmp_path, tiny_checkpoint, tiny_encoder):
+    """The same tensors as .safetensors and as .pt: same weights fingerprint, same encoder key."""
     import torch
     from safetensors.torch import save_file
 
     path = tmp_path / "tiny.safetensors"
     save_file({k: v.contiguous() for k, v in torch.load(tiny_checkpoint).items()}, path)
     other = load_encoder(TINY_MODEL, str(path), model_config=TINY_CONFIG, device="cpu")
+    assert path.read_bytes() != tiny_checkpoint.read_bytes()
+    assert other.key == tiny_encoder.key
+    assert other.info["weights"] == tiny_encoder.info["weights"]
     texts = ["a photo of a dog", "a cat"]
     np.testing.assert_allclose(other.encode_texts(texts), tiny_encoder.encode_texts(texts), atol=1e-6)
 
@@ -56,7 +72,7 @@ def test_missing_checkpoint_and_unknown_tag_are_clear_errors(tiny_checkpoint):
     with pytest.raises(EncoderError, match="neither a checkpoint file nor a pretrained tag"):
         load_encoder("ViT-B-32", "no-such-tag")
     with pytest.raises(EncoderError, match="unknown model"):
-        load_encoder("NoSuchNet-1", None)
+        load_encoder("NoSuchNet-1", "random")
 
 
 def test_encoder_key_names_tag_or_file_hash():

@@ -1,201 +1,258 @@
-"""Frozen open_clip image and text towers, and the provenance that names their features.
+"""open_clip models (image and text towers): architectures open_clip ships, JSON configs of
+one's own, ``hf-hub:org/repo`` and ``local-dir:/path`` models, with a pretrained tag, a local
+checkpoint or explicitly random weights.
 
-``pretrained`` is an open_clip tag (fetched from the hub where the machine can reach it) or a
-local checkpoint file (``.pt``, ``.bin``, ``.safetensors``). A model name may come from a JSON
-architecture config of one's own (``model_config=path``); that config is recorded in the
-provenance so the same encoder can be rebuilt later from the store alone.
+A JSON config may carry open_clip's ``preprocess_cfg`` key (mean, std, size, interpolation,
+resize_mode, fill_color; featurestore adds ``resize`` and ``crop``): it sets the model's default
+preprocessing, which command-line options override in turn. The config recorded in the store
+is the architecture alone; the preprocessing is recorded as its own object.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from featurestore.encoders.checkpoints import load_state, looks_like_checkpoint, read_state_dict, tensors_sha256
+from featurestore.encoders.encoder import (Encoder, freeze, json_clean, library_logging_silenced,
+                                           resolve_precision, torch_dtype, versions)
+from featurestore.encoders.hub import hub_download
+from featurestore.encoders.preprocessing import Preprocessing
 from featurestore.errors import EncoderError
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+SCHEMAS = ("hf-hub:", "local-dir:")
+_CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+_OFFLINE_HINT = "pass a local checkpoint instead: --pretrained /path/to/checkpoint.pt"
 
 
-def file_sha256(path: str | os.PathLike, block: int = 1 << 22) -> str:
-    """SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
+def split_model_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(architecture config, preprocess_cfg) of a JSON model config."""
+    config = dict(config)
+    preprocess = config.pop("preprocess_cfg", None) or {}
+    if not isinstance(preprocess, dict):
+        raise EncoderError(f"preprocess_cfg must be a JSON object, not {type(preprocess).__name__}")
+    return config, preprocess
+
+
+def read_model_config(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise EncoderError(f"model config {path} does not exist")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EncoderError(f"model config {path} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or not all(k in config for k in ("embed_dim", "vision_cfg", "text_cfg")):
+        raise EncoderError(f"model config {path} is not an open_clip model config "
+                           "(a JSON object with embed_dim, vision_cfg and text_cfg)")
+    return config
+
+
+def register_model_config(config: str | os.PathLike | dict[str, Any], name: str | None = None) -> str:
+    """Make an architecture config known to open_clip under ``name`` (default: the file's stem);
+    returns the name. ``preprocess_cfg`` is removed first (open_clip's model constructor does not
+    take it). The name is checked, and no file is left behind."""
+    import open_clip
+
+    if not isinstance(config, dict):
+        name = name or Path(config).stem
+        config = read_model_config(config)
+    if not name or not _CONFIG_NAME.match(name):
+        raise EncoderError(f"model name {name!r} is not a valid config name (letters, digits, . _ + -)")
+    architecture, _ = split_model_config(config)
+    folder = Path(tempfile.mkdtemp(prefix="featurestore-cfg-"))
+    try:
+        (folder / f"{name}.json").write_text(json.dumps(architecture))
+        open_clip.add_model_config(folder / f"{name}.json")  # read into open_clip's registry now
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return name
 
 
 def encoder_key(model: str, pretrained: str | None, weights_sha256: str | None = None) -> str:
-    """``ViT-B-32/openai`` for a hub tag, ``ViT-B-32/sha256-<12 hex>`` for a local file."""
+    """``ViT-B-32/openai`` for a hub tag, ``ViT-B-32/sha256-<12 hex>`` for a checkpoint file
+    (the hex names its tensors), ``ViT-B-32/random``; an ``hf-hub:`` model is its own key."""
     if weights_sha256:
         return f"{model}/sha256-{weights_sha256[:12]}"
     return f"{model}/{pretrained or 'random'}"
 
 
-def register_model_config(config: str | os.PathLike | dict[str, Any], name: str | None = None) -> str:
-    """Make a JSON architecture config known to open_clip; returns the model name to use."""
-    import open_clip
-
-    if isinstance(config, dict):
-        if not name:
-            raise EncoderError("a model config given as a dict needs a name")
-        folder = Path(tempfile.mkdtemp(prefix="featurestore-cfg-"))
-        path = folder / f"{name}.json"
-        path.write_text(json.dumps(config))
-    else:
-        path = Path(config)
-        if not path.is_file():
-            raise EncoderError(f"model config {path} does not exist")
-        try:
-            json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise EncoderError(f"model config {path} is not valid JSON ({exc})") from None
-    open_clip.add_model_config(path)
-    return name or path.stem
-
-
-@dataclass
-class Encoder:
-    """A frozen CLIP-style model with its preprocessing, tokenizer and provenance."""
-
-    key: str
-    info: dict[str, Any]
-    model: Any
-    preprocess: Any
-    tokenizer: Any
-    device: Any
-    dtype: Any
-    _grad_ctx: Any = field(default=None, repr=False)
-
-    @property
-    def embed_dim(self) -> int:
-        return int(self.info["embed_dim"])
-
-    def encode_images(self, images: Any, normalize: bool = True) -> np.ndarray:
-        """Embed a preprocessed (B, 3, H, W) batch; float32 NumPy rows, L2-normalized by default."""
-        import torch
-
-        with torch.inference_mode():
-            batch = images.to(self.device, dtype=self.dtype, non_blocking=True)
-            out = self.model.encode_image(batch, normalize=normalize)
-        return out.float().cpu().numpy()
-
-    def encode_texts(self, texts: list[str], batch_size: int = 256, normalize: bool = True,
-                     quiet: bool = True) -> np.ndarray:
-        """Embed strings; float32 (K, D), L2-normalized by default. ``quiet=False`` shows a
-        progress bar (a class bank of 1000 classes x 80 templates is 80k prompts)."""
-        import torch
-        from tqdm.auto import tqdm
-
-        rows = []
-        with torch.inference_mode(), tqdm(total=len(texts), unit="text", desc="encode texts", disable=quiet,
-                                          dynamic_ncols=True) as bar:
-            for start in range(0, len(texts), batch_size):
-                tokens = self.tokenizer(texts[start:start + batch_size]).to(self.device)
-                rows.append(self.model.encode_text(tokens, normalize=normalize).float().cpu().numpy())
-                bar.update(len(rows[-1]))
-        if not rows:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
-        return np.concatenate(rows)
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load_encoder(model: str, pretrained: str | None = None, *, device: str | None = None,
-                 precision: str | None = None, model_config: str | os.PathLike | None = None,
-                 model_cfg: dict[str, Any] | None = None) -> Encoder:
-    """Build a frozen open_clip model (``eval()``, no grad) on CUDA when present, else CPU.
-
-    ``precision`` defaults to fp16 on CUDA and fp32 on CPU. ``pretrained`` None gives random
-    weights (only sensible for tests and benchmarks).
-    """
+def load_open_clip(model: str, pretrained: str | None, *, device: str, precision: str | None = None,
+                   model_config: str | os.PathLike | None = None, model_cfg: dict[str, Any] | None = None,
+                   preprocess: dict[str, Any] | None = None,
+                   recorded_preprocess: dict[str, Any] | None = None) -> Encoder:
+    """Build a frozen open_clip model. ``preprocess`` holds overrides (mean, std, resize, crop,
+    interpolation, resize_mode); ``recorded_preprocess`` is a store's recorded object, used as is."""
     import open_clip
     import torch
 
-    device = device or default_device()
-    precision = precision or ("fp16" if str(device).startswith("cuda") else "fp32")
-    if precision not in PRECISIONS:
-        raise EncoderError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    precision = resolve_precision(device, precision)
+    schema = next((s for s in SCHEMAS if model.startswith(s)), None)
+    config_preprocess: dict[str, Any] = {}
     if model_config is not None:
-        registered = register_model_config(model_config)
+        config = read_model_config(model_config)
+        registered = register_model_config(config, name=Path(model_config).stem)
         if registered != model:
             raise EncoderError(f"model config {model_config} defines model {registered!r}, not {model!r}")
-    elif model_cfg is not None and model not in open_clip.list_models():
+        _, config_preprocess = split_model_config(config)
+    elif model_cfg is not None and schema is None:
         register_model_config(model_cfg, name=model)
-    if model not in open_clip.list_models():
-        raise EncoderError(f"unknown model {model!r}: not an open_clip architecture (give --model-config for your own)")
+    if schema is None and model not in open_clip.list_models():
+        raise EncoderError(f"unknown model {model!r}: not an open_clip architecture (see fs models; give "
+                           "--model-config for your own, hf-hub:org/repo or local-dir:/path for open_clip's "
+                           "hub and folder models, timm:ARCH for a timm image encoder)")
 
     weights_sha256 = None
-    if pretrained and (os.path.sep in pretrained or Path(pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors", ".npz")):
-        if not Path(pretrained).is_file():
-            raise EncoderError(f"checkpoint {pretrained} does not exist")
-        weights_sha256 = file_sha256(pretrained)
+    file_state = None
+    create_pretrained: str | None = None
+    if schema is not None:
+        if pretrained not in (None, ""):
+            raise EncoderError(f"{model} carries its own weights; drop --pretrained")
+        if schema == "local-dir:":
+            folder = Path(model[len(schema):]).expanduser()
+            if not (folder / "open_clip_config.json").is_file():
+                raise EncoderError(f"{folder} is not an open_clip model folder (no open_clip_config.json)")
+            model = f"local-dir:{folder.resolve()}"
+            weights_file = next((folder / n for n in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+                                 if (folder / n).is_file()), None)
+            if weights_file is None:
+                raise EncoderError(f"{folder} holds no open_clip_model.safetensors or open_clip_pytorch_model.bin")
+            weights_sha256 = tensors_sha256(read_state_dict(weights_file))
+    elif pretrained is None or pretrained == "":
+        raise EncoderError(f"give --pretrained for {model}: a pretrained tag (see fs models), a checkpoint file, "
+                           "or 'random' for untrained weights")
+    elif pretrained == "random":
+        pass
+    elif looks_like_checkpoint(pretrained):
+        file_state = read_state_dict(pretrained)
+        weights_sha256 = tensors_sha256(file_state)
         pretrained = str(Path(pretrained).resolve())
-    elif pretrained and pretrained not in open_clip.list_pretrained_tags_by_model(model):
+    elif pretrained not in open_clip.list_pretrained_tags_by_model(model):
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(model)) or "none"
-        raise EncoderError(f"{pretrained!r} is neither a checkpoint file nor a pretrained tag of {model} (tags: {tags})")
+        raise EncoderError(f"{pretrained!r} is neither a checkpoint file nor a pretrained tag of {model} "
+                           f"(tags: {tags}; or 'random')")
+    else:
+        create_pretrained = pretrained
 
+    overrides = dict(preprocess or {})
+    if recorded_preprocess is not None:
+        wanted = Preprocessing.from_dict(recorded_preprocess)
+        kwargs = wanted.open_clip_kwargs()
+    else:
+        wanted = None
+        kwargs = _open_clip_preprocess_kwargs({**config_preprocess, **{k: v for k, v in overrides.items()
+                                                                       if v is not None}})
+    what = f"weights {create_pretrained!r} of {model}" if create_pretrained else f"{model}"
     try:
-        net, _, preprocess = open_clip.create_model_and_transforms(
-            model, pretrained=pretrained, device=device, precision=precision
-        )
-    except RuntimeError as exc:
-        raise EncoderError(f"cannot load {model} with weights {pretrained}: {str(exc).splitlines()[0]}") from None
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    tokenizer = open_clip.get_tokenizer(model)
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        with library_logging_silenced():
+            if schema or create_pretrained:
+                with hub_download(what, _OFFLINE_HINT):
+                    net, _, _ = open_clip.create_model_and_transforms(
+                        model, pretrained=create_pretrained, device=device, precision=precision, **kwargs)
+                    tokenizer = open_clip.get_tokenizer(model)
+            else:
+                net, _, _ = open_clip.create_model_and_transforms(model, pretrained=None, device=device,
+                                                                  precision=precision, **kwargs)
+                tokenizer = open_clip.get_tokenizer(model)
+    except (RuntimeError, ValueError, TypeError, FileNotFoundError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EncoderError(f"cannot build {model} with weights {pretrained}: {first[:300]}") from None
+    if file_state is not None:
+        _load_checkpoint(net, file_state, pretrained, model)  # after casting, as open_clip loads files
+    freeze(net)
 
-    cfg = open_clip.get_model_config(model)
-    pp = getattr(net.visual, "preprocess_cfg", {}) or {}
+    if wanted is None:
+        wanted = Preprocessing.from_open_clip(getattr(net.visual, "preprocess_cfg", {}) or {})
+        wanted = wanted.override_from_config({k: v for k, v in config_preprocess.items()
+                                              if k in ("resize", "crop")})
+        wanted = wanted.override(resize=overrides.get("resize"), crop=overrides.get("crop"),
+                                 interpolation=overrides.get("interpolation"))
+    if schema == "hf-hub:":
+        cfg = None
+        weights = model
+    else:
+        cfg = open_clip.get_model_config(model) if schema is None else _local_dir_config(model)
+        weights = f"sha256:{weights_sha256}" if weights_sha256 else (pretrained or "random")
     info: dict[str, Any] = {
+        "family": "open_clip",
         "model": model,
         "pretrained": pretrained or "",
-        "weights": f"sha256:{weights_sha256}" if weights_sha256 else (pretrained or "random"),
-        "embed_dim": int(cfg["embed_dim"]),
-        "preprocess": {k: (list(v) if isinstance(v, tuple) else v) for k, v in pp.items()},
+        "weights": weights,
+        "embed_dim": int(_embed_dim(net, cfg)),
+        "preprocess": wanted.to_dict(),
         "precision": precision,
         "normalized": True,
-        "model_cfg": cfg,
-        "versions": _versions(),
+        "modalities": ["image", "text"],
+        "model_cfg": json_clean(cfg) if cfg is not None else {},
+        "versions": versions("open_clip"),
     }
-    key = encoder_key(model, pretrained, weights_sha256)
-    return Encoder(key=key, info=info, model=net, preprocess=preprocess, tokenizer=tokenizer,
-                   device=torch.device(device), dtype=dtype)
+    if schema == "hf-hub:":
+        key = model
+    elif schema == "local-dir:":
+        key = encoder_key(Path(model[len(schema):]).name, None, weights_sha256)
+    else:
+        key = encoder_key(model, pretrained, weights_sha256)
+    return Encoder(key=key, info=info, model=net, preprocess=wanted.transform(), tokenizer=tokenizer,
+                   device=torch.device(device), dtype=torch_dtype(precision),
+                   image_forward=net.encode_image, text_forward=net.encode_text)
 
 
-def load_encoder_from_info(info: dict[str, Any], *, pretrained: str | None = None,
-                           device: str | None = None, precision: str | None = None) -> Encoder:
-    """Rebuild the encoder that made a store's features, from its recorded provenance.
+def _open_clip_preprocess_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The create_model_and_transforms kwargs for the preprocessing fields open_clip understands."""
+    from featurestore.encoders.preprocessing import INTERPOLATIONS, RESIZE_MODES, _triple
 
-    ``pretrained`` overrides the recorded checkpoint path (e.g. the file moved); its SHA-256
-    must then match the recorded one.
-    """
-    weights = pretrained or info.get("pretrained") or None
-    encoder = load_encoder(info["model"], weights, device=device, precision=precision,
-                           model_cfg=info.get("model_cfg"))
-    if encoder.info["weights"] != info["weights"]:
-        raise EncoderError(
-            f"weights {weights} are {encoder.info['weights']}, but the store's features were made with {info['weights']}"
-        )
-    return encoder
+    unknown = set(cfg) - {"size", "mean", "std", "interpolation", "resize_mode", "fill_color", "mode",
+                          "resize", "crop"}
+    if unknown:
+        raise EncoderError(f"preprocess_cfg has unknown keys {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    if cfg.get("mean") is not None:
+        kwargs["image_mean"] = _triple(cfg["mean"])
+    if cfg.get("std") is not None:
+        kwargs["image_std"] = _triple(cfg["std"])
+    if cfg.get("interpolation") is not None:
+        if cfg["interpolation"] not in INTERPOLATIONS:
+            raise EncoderError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {cfg['interpolation']!r}")
+        if cfg["interpolation"] in ("bicubic", "bilinear"):
+            kwargs["image_interpolation"] = cfg["interpolation"]
+    if cfg.get("resize_mode") is not None:
+        if cfg["resize_mode"] not in RESIZE_MODES:
+            raise EncoderError(f"resize mode must be one of {', '.join(RESIZE_MODES)}, not {cfg['resize_mode']!r}")
+        kwargs["image_resize_mode"] = cfg["resize_mode"]
+    return kwargs
 
 
-def _versions() -> dict[str, str]:
+def _load_checkpoint(net: Any, file_state: Any, path: str, model: str) -> None:
+    """By name (open_clip's own loader, with its format conversions), else by order."""
     import open_clip
-    import torch
 
-    from featurestore import __version__
+    if Path(path).suffix in (".npz", ".npy"):
+        try:
+            open_clip.load_checkpoint(net, path)
+        except Exception as exc:
+            raise EncoderError(f"cannot load {path} into {model}: {str(exc).splitlines()[0][:200]}") from None
+        return
+    if set(file_state) != set(net.state_dict()):
+        try:
+            with library_logging_silenced():
+                open_clip.load_checkpoint(net, path, strict=True)
+            return
+        except (RuntimeError, KeyError, ValueError):
+            pass  # names still differ after open_clip's conversions: try by order
+    load_state(net, file_state, path, model)
 
-    return {"open_clip": open_clip.__version__, "torch": torch.__version__, "featurestore": __version__}
+
+def _embed_dim(net: Any, cfg: dict[str, Any] | None) -> int:
+    if cfg and "embed_dim" in cfg:
+        return int(cfg["embed_dim"])
+    return int(getattr(net, "embed_dim", None) or net.text_projection.shape[-1])
+
+
+def _local_dir_config(model: str) -> dict[str, Any]:
+    folder = Path(model[len("local-dir:"):])
+    config = json.loads((folder / "open_clip_config.json").read_text())
+    return split_model_config(config.get("model_cfg", config))[0]
