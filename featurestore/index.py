@@ -5,16 +5,22 @@ position ``p`` names ``store.ids(split)[p]``. Vectors are L2-normalized and comp
 product (cosine similarity). A JSON sidecar records what the index was built from (encoder,
 weights, a fingerprint of the split's valid ids), so a store that grew or changed is detected
 and the index rebuilt instead of silently answering with stale positions.
+
+An approximate index is tuned after its build: its search parameter (``nprobe``, ``efSearch``,
+``k_factor``) is set to the smallest value whose recall@10 against exact search, on stored rows
+held out of the training sample and used as queries (each query's own row left out), meets the
+recall target. The parameters, the recall and every setting tried (with its queries/s) are kept
+in the sidecar and applied whenever the index is loaded. ``factory="auto"`` chooses the index
+from the row count and a memory budget (:mod:`featurestore.index_plan`).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import itertools
-import json
 import os
 import re
-import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,28 +28,21 @@ from typing import Any
 import numpy as np
 
 from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError
-from featurestore.store import FeatureStore, h5_name
+from featurestore.index_files import (factory_slug, index_paths, legacy_index_paths, read_sidecar, remove_leftovers,
+                                      save_pair, sidecars, store_mode, write_error)
+from featurestore.index_plan import choose_factory, estimate_memory, parse_duration, parse_memory, train_rows
+from featurestore.store import FeatureStore
 
-SIDECAR_FORMAT = 1
+__all__ = ["StoreIndex", "build_index", "load_index", "index_names", "exact_topk", "recall_at_k", "choose_factory",
+           "index_paths", "factory_slug", "ids_fingerprint", "DEFAULT_RECALL"]
+
+SIDECAR_FORMAT = 2
 GPU_MAX_K = 2048
+DEFAULT_RECALL = 0.95
+TUNE_QUERIES = 1000
+TUNE_K = 10
 
 StoreLike = FeatureStore | str | os.PathLike
-
-
-def index_paths(store_path: str | os.PathLike, encoder: str, split: str, factory: str = "Flat") -> tuple[Path, Path]:
-    """The ``.faiss`` file and ``.json`` sidecar of an index, beside the store file.
-
-    Named ``<store>.<encoder, / -> |>.<split>.<factory slug>.faiss`` so every encoder, split
-    and factory of one store gets its own pair of files.
-    """
-    base = f"{Path(store_path).name}.{h5_name(encoder)}.{h5_name(split)}.{factory_slug(factory)}"
-    parent = Path(store_path).parent
-    return parent / f"{base}.faiss", parent / f"{base}.json"
-
-
-def factory_slug(factory: str) -> str:
-    """A file-name-safe form of a FAISS factory string (``IVF4,Flat`` -> ``IVF4_Flat``)."""
-    return re.sub(r"[^A-Za-z0-9.=_-]", "_", factory.strip())
 
 
 def ids_fingerprint(ids: Iterable[str]) -> str:
@@ -54,16 +53,26 @@ def ids_fingerprint(ids: Iterable[str]) -> str:
 class StoreIndex:
     """A FAISS index over one split's valid rows, with the sidecar metadata it was built from.
 
-    ``index`` is the CPU index (what is saved); searches run on a GPU copy when GPUs exist.
+    ``index`` is the CPU index (what is saved); searches run on a copy on all GPUs when
+    ``faiss.get_num_gpus() > 0`` and FAISS can move the index there (``notes`` says when it
+    cannot). The tuned search parameters of ``meta["search_params"]`` are applied.
     """
 
     def __init__(self, index: Any, meta: dict[str, Any], path: Path | None = None) -> None:
+        from featurestore.index_tuning import set_params
+
         self.index = index
         self.meta = meta
         self.path = path
-        self._search_index = _to_gpu(index) or index
-        ivf = _ivf(index)
-        self._default_nprobe = int(ivf.nprobe) if ivf is not None else None
+        self.notes: list[str] = []
+        params = dict(meta.get("search_params") or {})
+        if params:
+            set_params(index, params)
+        gpu, note = _to_gpu(index, meta.get("factory", "?"))
+        if note:
+            self.notes.append(note)
+        self._search_index = gpu or index
+        self.params = params
 
     def __repr__(self) -> str:
         return (f"StoreIndex({self.meta['factory']!r}, encoder={self.meta['encoder']!r}, "
@@ -74,13 +83,36 @@ class StoreIndex:
         """Number of indexed vectors (the split's valid rows when built)."""
         return int(self.index.ntotal)
 
+    @property
+    def on_gpu(self) -> bool:
+        return self._search_index is not self.index
+
+    def set_params(self, params: dict[str, int]) -> None:
+        """Set search parameters (``nprobe``, ``efSearch``, ``k_factor``) on the CPU and GPU copies."""
+        from featurestore.index_tuning import quantizer_ef_search, set_params
+
+        try:
+            set_params(self.index, params)
+        except KeyError as exc:
+            raise FeatureStoreError(f"{self.meta['factory']!r} has no search parameter {exc.args[0]}") from None
+        if self.on_gpu:
+            import faiss
+
+            space = faiss.GpuParameterSpace()
+            for name, value in params.items():
+                space.set_index_parameter(self._search_index, name, float(value))
+                if name == "nprobe" and "_HNSW" in self.meta.get("factory", ""):
+                    space.set_index_parameter(self._search_index, "quantizer_efSearch", quantizer_ef_search(value))
+        self.params = {**self.params, **params}
+
     def search(self, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` cosine neighbours of each query: ``(scores (Q, k') float32, positions (Q, k') int64)``.
 
         Queries are L2-normalized first. ``k`` is clamped to ``ntotal`` (``k' = min(k, ntotal)``).
         An approximate index (IVF with a small ``nprobe``, HNSW) may still find fewer than ``k'``
         neighbours: those slots are padded with position -1 and score -inf, after the real ones.
-        ``nprobe`` (IVF lists visited) applies to IVF indexes only; None keeps the index's default.
+        ``nprobe`` (IVF lists visited) applies to IVF indexes only, for this search; None keeps the
+        tuned value.
         """
         import faiss
 
@@ -96,28 +128,25 @@ class StoreIndex:
         k = min(int(k), self.ntotal)
         if k == 0 or len(q) == 0:
             return np.zeros((len(q), k), np.float32), np.zeros((len(q), k), np.int64)
-        self._set_nprobe(nprobe)
-        faiss.normalize_L2(q)
-        target = self._search_index if k <= GPU_MAX_K else self.index
-        scores, positions = target.search(q, k)
+        restore = None
+        if nprobe is not None:
+            if int(nprobe) < 1:
+                raise FeatureStoreError(f"nprobe must be at least 1, not {nprobe}")
+            if faiss.try_extract_index_ivf(self.index) is None:
+                raise FeatureStoreError(f"nprobe applies to IVF indexes only; {self.meta['factory']!r} has no IVF lists")
+            restore = {"nprobe": self.params.get("nprobe", int(faiss.extract_index_ivf(self.index).nprobe))}
+            self.set_params({"nprobe": int(nprobe)})
+        try:
+            faiss.normalize_L2(q)
+            target = self._search_index if k <= GPU_MAX_K else self.index
+            scores, positions = target.search(q, k)
+        finally:
+            if restore is not None:
+                self.set_params(restore)
         scores = np.asarray(scores, dtype=np.float32)
         positions = np.asarray(positions, dtype=np.int64)
         scores[positions < 0] = -np.inf
         return scores, positions
-
-    def _set_nprobe(self, nprobe: int | None) -> None:
-        import faiss
-
-        if self._default_nprobe is None:
-            if nprobe is not None:
-                raise FeatureStoreError(f"nprobe applies to IVF indexes only; {self.meta['factory']!r} has no IVF lists")
-            return
-        value = self._default_nprobe if nprobe is None else int(nprobe)
-        if value < 1:
-            raise FeatureStoreError(f"nprobe must be at least 1, not {nprobe}")
-        _ivf(self.index).nprobe = value
-        if self._search_index is not self.index:
-            faiss.GpuParameterSpace().set_index_parameter(self._search_index, "nprobe", value)
 
     def hits(self, store: StoreLike, split: str, queries: np.ndarray, k: int,
              nprobe: int | None = None) -> list[list[dict[str, Any]]]:
@@ -143,129 +172,243 @@ class StoreIndex:
         ]
 
 
-FLAT_MAX_ROWS = 100_000
-HNSW_MAX_ROWS = 500_000
-RECALL_QUERIES = 200
-
-
-def choose_factory(n: int, dim: int) -> str:
-    """The factory ``auto`` means: exact ``Flat`` up to 100k rows, ``HNSW32`` up to 500k, then
-    ``IVF<4 sqrt(n), power of 2>,PQ<dim/8>`` (64-byte codes for 512-d)."""
-    if n <= FLAT_MAX_ROWS:
-        return "Flat"
-    if n <= HNSW_MAX_ROWS:
-        return "HNSW32"
-    nlist = 1 << int(round(np.log2(4 * np.sqrt(n))))
-    m = next(m for m in (dim // 8, dim // 4, dim // 2, dim) if m > 0 and dim % m == 0)
-    return f"IVF{nlist},PQ{m}"
-
-
 def exact_topk(fs: FeatureStore, encoder: str, split: str, queries: np.ndarray, k: int,
-               chunk_rows: int = 65536) -> np.ndarray:
-    """Positions of the exact cosine top-k of normalized ``queries``, streaming the store."""
+               chunk_rows: int = 65536, n: int | None = None, quiet: bool = True) -> np.ndarray:
+    """Positions of the exact cosine top-k of normalized ``queries`` among the first ``n`` valid rows
+    (all by default), streaming the store chunk by chunk. Ties go to the lower position."""
+    import faiss
+    from tqdm.auto import tqdm
+
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    total = len(fs.ids(split)) if n is None else n
     best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
     best_pos = np.zeros((len(queries), 0), dtype=np.int64)
-    for positions, block in fs.iter_features(encoder, split, chunk_rows=chunk_rows):
-        block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
-        scores = np.concatenate([best_scores, queries @ block.T], axis=1)
-        pos = np.concatenate([best_pos, np.broadcast_to(positions, (len(queries), len(positions)))], axis=1)
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        best_scores, best_pos = np.take_along_axis(scores, top, 1), np.take_along_axis(pos, top, 1)
+    with tqdm(total=total, desc=f"exact search {split}", unit="row", disable=quiet) as bar:
+        for positions, block in _first_rows(fs.iter_features(encoder, split, chunk_rows=chunk_rows), total):
+            block = np.ascontiguousarray(block, dtype=np.float32)
+            faiss.normalize_L2(block)
+            kk = min(k, len(block))
+            scores, local = faiss.knn(queries, block, kk, metric=faiss.METRIC_INNER_PRODUCT)
+            scores = np.concatenate([best_scores, scores], axis=1)
+            pos = np.concatenate([best_pos, positions[local]], axis=1)
+            top = _top_by_score_then_position(scores, pos, k)
+            best_scores, best_pos = np.take_along_axis(scores, top, 1), np.take_along_axis(pos, top, 1)
+            bar.update(len(block))
     return best_pos
+
+
+def _top_by_score_then_position(scores: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
+    order = np.empty((len(scores), min(k, scores.shape[1])), dtype=np.int64)
+    for i, (s, p) in enumerate(zip(scores, positions)):
+        order[i] = np.lexsort((p, -s))[: order.shape[1]]
+    return order
 
 
 def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat", *,
                 chunk_rows: int = 65536, train_size: int | None = None, seed: int = 0,
-                quiet: bool = False) -> StoreIndex:
-    """Build, save (beside the store) and return a cosine index over a split's valid rows.
+                quiet: bool = False, max_memory: int | str | None = None, recall: float = DEFAULT_RECALL,
+                max_build: float | str | None = None, tune_queries: int = TUNE_QUERIES) -> StoreIndex:
+    """Build, tune, save (beside the store) and return a cosine index over a split's valid rows.
 
-    ``factory="auto"`` picks one by size (:func:`choose_factory`). Factories that need
-    training (IVF, PQ) are trained on a seeded random sample of the stored rows,
-    ``max(39 * nlist, 10000)`` by default, capped at the number of rows. Approximate indexes
-    record their recall@10 against exact search (on 200 stored rows as queries) in ``meta``.
+    ``factory="auto"`` chooses one from the row count and ``max_memory`` (bytes or ``"2G"``;
+    :func:`featurestore.index_plan.choose_factory`) and is saved under the name ``auto``.
+    Factories that need training (IVF, PQ) are trained on a seeded random sample of the stored
+    rows (``max(40 x lists, 10000)`` by default, capped at the number of rows); the rows are then
+    added chunk by chunk. An approximate index is tuned to the smallest search parameter reaching
+    ``recall`` (recall@10 against exact search on ``tune_queries`` held-out stored rows); when no
+    setting reaches it, the best one is kept and ``meta["note"]`` says so in one line.
+    ``max_build`` (seconds or ``"10m"``) bounds the whole build: past it the build stops with
+    FeatureStoreError and nothing is written (or, during tuning, the best setting so far is kept).
+    A build that is killed leaves no index file behind; its temporary files are removed by the
+    next build or load.
     """
     import faiss
     from tqdm.auto import tqdm
 
+    if not 0.0 < float(recall) <= 1.0:
+        raise FeatureStoreError(f"the recall target must be in (0, 1], not {recall}")
+    budget = None if max_memory is None else parse_memory(max_memory)
+    limit = None if max_build is None else parse_duration(max_build)
+    started = time.monotonic()
+    deadline = None if limit is None else started + limit
+    timings: dict[str, float] = {}
     with _opened(store) as fs:
+        remove_leftovers(fs.path)
         ids = fs.ids(split)
         n = len(ids)
+        dim = int(fs.encoder_info(encoder)["embed_dim"])
+        name = factory
         if factory == "auto":
-            factory = choose_factory(n, int(fs.encoder_info(encoder)["embed_dim"]))
-        expected = _expected_meta(fs, encoder, split, factory, ids)
+            factory = choose_factory(n, dim, budget)
+        expected = _expected_meta(fs, encoder, split, name, ids)
         chunks = fs.iter_features(encoder, split, chunk_rows=chunk_rows)
         first = next(chunks, None)
         if first is None or n == 0:
             raise FeatureStoreError(f"split {split!r} has no valid rows with {encoder!r} features to index")
         dim = int(first[1].shape[1])
         cpu_index = _make_index(factory, dim)
-        gpu_index = _to_gpu(cpu_index)
+        gpu_index, gpu_note = _to_gpu(cpu_index, factory)
         index = gpu_index or cpu_index
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(n)
+        trained_rows = 0
         if not cpu_index.is_trained:
-            sample = _training_sample(fs, encoder, split, n, _train_count(cpu_index, factory, n, train_size),
-                                      seed, chunk_rows, quiet)
+            trained_rows = _train_count(cpu_index, factory, n, train_size)
+            t0 = time.monotonic()
+            sample = _gather(fs, encoder, split, n, np.sort(order[:trained_rows]), chunk_rows,
+                             f"sample {split}", quiet)
+            timings["sample"] = time.monotonic() - t0
+            _check_deadline(deadline, limit, "sampling the training rows")
+            t0 = time.monotonic()
             try:
                 index.train(sample)
             except RuntimeError as exc:
                 raise FeatureStoreError(f"FAISS could not train {factory!r}: {_faiss_reason(exc)}") from None
+            del sample
+            timings["train"] = time.monotonic() - t0
+            _check_deadline(deadline, limit, "training")
+        approximate = factory.strip() != "Flat"
+        enough_left = n - trained_rows >= min(tune_queries, n)
+        held_out = order[trained_rows:] if enough_left else order
+        query_pos = np.sort(held_out[: min(tune_queries, n)]) if approximate else np.zeros(0, np.int64)
+        query_parts = []
         added = 0
+        t0 = time.monotonic()
         with tqdm(total=n, desc=f"index {split}", unit="row", disable=quiet) as bar:
-            for _, block in _first_rows(itertools.chain([first], chunks), n):
+            for positions, block in _first_rows(itertools.chain([first], chunks), n):
                 vectors = np.ascontiguousarray(block, dtype=np.float32)
                 faiss.normalize_L2(vectors)
                 index.add(vectors)
+                if len(query_pos):
+                    query_parts.append(vectors[np.isin(positions, query_pos, assume_unique=True)])
                 added += len(vectors)
                 bar.update(len(vectors))
+                _check_deadline(deadline, limit, f"adding rows ({added} of {n} added)")
         if added != n:
             raise FeatureStoreError(f"split {split!r} changed while it was being indexed; build the index again")
+        timings["add"] = time.monotonic() - t0
         if gpu_index is not None:
             cpu_index = faiss.index_gpu_to_cpu(gpu_index)
-        meta = {**expected, "ntotal": int(cpu_index.ntotal), "dim": dim, "metric": "inner_product",
-                "normalized": True, "faiss_version": faiss.__version__}
-        if factory != "Flat":
-            meta["recall_at_10"] = _build_recall(StoreIndex(cpu_index, meta), fs, encoder, split, n, seed, chunk_rows)
-        faiss_path, json_path = index_paths(fs.path, encoder, split, factory)
-    _save(cpu_index, meta, faiss_path, json_path)
-    return StoreIndex(cpu_index, meta, faiss_path)
+        meta = {**expected, "factory": factory, "ntotal": int(cpu_index.ntotal), "dim": dim,
+                "metric": "inner_product", "normalized": True, "faiss_version": faiss.__version__,
+                "train_rows": trained_rows, "seed": seed,
+                "request": {"max_memory": budget, "recall": float(recall), "max_build_s": limit,
+                            "train_size": train_size, "tune_queries": tune_queries},
+                "tuning_queries_held_out": bool(enough_left),
+                "estimated_bytes": estimate_memory(factory, n, dim)}
+        built = StoreIndex(cpu_index, meta)
+        if gpu_note:
+            built.notes.append(gpu_note)
+        if approximate:
+            queries = np.concatenate(query_parts)
+            t0 = time.monotonic()
+            _tune(built, fs, encoder, split, n, queries, query_pos, float(recall), chunk_rows, deadline, limit, quiet)
+            timings["tune"] = time.monotonic() - t0
+        else:
+            meta.update({"search_params": {}, "recall_at_10": 1.0, "target_met": True, "tuning": []})
+        timings["total"] = time.monotonic() - started
+        meta["build_seconds"] = {key: round(value, 3) for key, value in timings.items()}
+        faiss_path, json_path = index_paths(fs.path, encoder, split, name)
+        mode = store_mode(fs.path)
+        built.path = faiss_path
+        _save(cpu_index, meta, faiss_path, json_path, mode)
+        for legacy in legacy_index_paths(fs.path, encoder, split, name):
+            if legacy not in (faiss_path, json_path):
+                legacy.unlink(missing_ok=True)
+    return built
 
 
-def _build_recall(index: StoreIndex, fs: FeatureStore, encoder: str, split: str, n: int, seed: int,
-                  chunk_rows: int) -> float:
-    """recall@10 of a fresh approximate index against exact search, stored rows as queries."""
-    picked = np.sort(np.random.default_rng(seed + 1).choice(n, size=min(RECALL_QUERIES, n), replace=False))
-    X = fs.features(encoder, split) if n <= chunk_rows else None
-    if X is None:
-        rows = [block[np.isin(pos, picked)] for pos, block in fs.iter_features(encoder, split, chunk_rows=chunk_rows)]
-        queries = np.concatenate(rows)
-    else:
-        queries = X[picked]
-    queries = (queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-    k = min(10, n)
-    exact = exact_topk(fs, encoder, split, queries, k, chunk_rows)
-    _, approx = index.search(queries, k)
-    return recall_at_k(approx, exact, k)
+def _tune(built: StoreIndex, fs: FeatureStore, encoder: str, split: str, n: int, queries: np.ndarray,
+          query_pos: np.ndarray, target: float, chunk_rows: int, deadline: float | None, limit: float | None,
+          quiet: bool) -> None:
+    """Tune ``built``'s search parameters on held-out stored rows and record the result in its meta."""
+    from tqdm.auto import tqdm
+
+    from featurestore.index_tuning import knobs, leave_self_out, tune
+
+    meta = built.meta
+    k = min(TUNE_K, n - 1)
+    meta.update({"tune_k": k, "tuning_queries": int(len(queries)), "recall_target": target})
+    if k < 1:
+        meta.update({"search_params": {}, "recall_at_10": None, "target_met": False, "tuning": [],
+                     "note": "a single row: nothing to tune"})
+        return
+    truth = exact_topk(fs, encoder, split, queries, k + 1, chunk_rows, n=n, quiet=quiet)
+    truth = leave_self_out(truth, query_pos, k)
+    space = knobs(built.index)
+    with tqdm(desc=f"tune {built.meta['factory']}", unit="setting", disable=quiet) as bar:
+        params, tried, met = tune(space, built.set_params, lambda q, kk: built.search(q, kk)[1], queries, query_pos,
+                                  truth, target, deadline,
+                                  progress=lambda r: (bar.update(1), bar.set_postfix(recall=f"{r['recall']:.3f}")))
+    final = next(r for r in reversed(tried) if r["params"] == params)
+    meta.update({"search_params": params, "recall_at_10" if k == 10 else f"recall_at_{k}": final["recall"],
+                 "qps": final["qps"], "target_met": bool(met and final["recall"] >= target),
+                 "tuning": [{"params": r["params"], "recall": round(r["recall"], 4), "qps": round(r["qps"], 1)}
+                            for r in tried]})
+    if not meta["target_met"]:
+        late = deadline is not None and time.monotonic() > deadline
+        why = f"--max-build {limit:.0f}s ran out" if late else f"{meta['factory']} cannot reach it within its parameters"
+        meta["note"] = (f"recall@{k} target {target:g} not met: best {final['recall']:.3f} with "
+                        f"{_params_text(params)} ({why}); kept the best setting")
 
 
-def load_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat", *,
-               rebuild_stale: bool = True, quiet: bool = False) -> StoreIndex:
-    """Load a saved index if it still matches the store's rows; otherwise rebuild it.
+def _params_text(params: dict[str, int]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in params.items()) or "no parameters"
 
-    Stale means the split's valid ids, the encoder's weights or the factory differ from the
-    sidecar (a moved store keeps its index). With ``rebuild_stale=False`` a stale index raises
-    FeatureStoreError and a missing one NotFoundError instead of being (re)built.
+
+def _check_deadline(deadline: float | None, limit: float | None, stage: str) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise FeatureStoreError(
+            f"the build ran past --max-build {limit:.0f}s while {stage}; nothing was written "
+            "(raise --max-build, or lower --max-memory / --train-size for a faster index)"
+        )
+
+
+def index_names(store: StoreLike, encoder: str, split: str) -> list[str]:
+    """Names (``Flat``, ``auto``, factory strings) of the indexes saved for one encoder and split."""
+    with _opened(store) as fs:
+        path = fs.path
+    return sorted({meta["name"] for _, meta in sidecars(path)
+                   if meta.get("encoder") == encoder and meta.get("split") == split and "name" in meta})
+
+
+def resolve_name(store: StoreLike, encoder: str, split: str) -> str:
+    """The index ``fs search`` uses when none is named: ``auto`` if built, else the only one,
+    else ``Flat`` (built on first use); several without ``auto`` is a user error."""
+    names = index_names(store, encoder, split)
+    if "auto" in names:
+        return "auto"
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        return "Flat"
+    raise FeatureStoreError(f"several indexes of {encoder!r} / {split!r}: {', '.join(names)}; pick one with --factory")
+
+
+def load_index(store: StoreLike, encoder: str, split: str, factory: str | None = "Flat", *,
+               rebuild_stale: bool = True, quiet: bool = False, **build_options: Any) -> StoreIndex:
+    """Load a saved index if it still matches the store's rows; otherwise (re)build it.
+
+    ``factory`` names the index (``Flat``, a factory string, or ``auto``); None picks the one
+    built for this encoder and split (:func:`resolve_name`). Stale means the split's valid ids,
+    the encoder's weights or the factory differ from the sidecar (a moved store keeps its
+    index). A rebuild reuses the options the sidecar recorded (memory budget, recall target, ...),
+    overridden by ``build_options`` (passed to :func:`build_index`). With ``rebuild_stale=False``
+    a stale index raises FeatureStoreError and a missing one NotFoundError instead.
     """
     import faiss
 
     with _opened(store) as fs:
-        if factory == "auto":
-            factory = choose_factory(len(fs.ids(split)), int(fs.encoder_info(encoder)["embed_dim"]))
-        faiss_path, json_path = index_paths(fs.path, encoder, split, factory)
+        remove_leftovers(fs.path)
+        name = resolve_name(fs, encoder, split) if factory is None else factory
+        faiss_path, json_path = index_paths(fs.path, encoder, split, name)
+        meta = read_sidecar(json_path) if json_path.exists() else {}
+        options = {**_recorded_options(meta), **build_options}
         if not (faiss_path.exists() and json_path.exists()):
             if not rebuild_stale:
-                raise NotFoundError(f"no {factory!r} index of {encoder!r} / {split!r} beside {fs.path}; build it first")
-            return build_index(fs, encoder, split, factory, quiet=quiet)
-        expected = _expected_meta(fs, encoder, split, factory, fs.ids(split))
-        meta = _read_sidecar(json_path)
+                raise NotFoundError(f"no {name!r} index of {encoder!r} / {split!r} beside {fs.path}; build it first")
+            return build_index(fs, encoder, split, name, quiet=quiet, **options)
+        expected = _expected_meta(fs, encoder, split, name, fs.ids(split))
         reason = _stale_reason(meta, expected)
         index = None
         if reason is None:
@@ -282,7 +425,19 @@ def load_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat"
             raise FeatureStoreError(
                 f"index {faiss_path.name} is stale ({reason}); rebuild it with build_index or load_index(rebuild_stale=True)"
             )
-        return build_index(fs, encoder, split, factory, quiet=quiet)
+        return build_index(fs, encoder, split, name, quiet=quiet, **options)
+
+
+def _recorded_options(meta: dict[str, Any]) -> dict[str, Any]:
+    request = meta.get("request") if isinstance(meta.get("request"), dict) else {}
+    options: dict[str, Any] = {}
+    for key, option in (("max_memory", "max_memory"), ("recall", "recall"), ("max_build_s", "max_build"),
+                        ("train_size", "train_size"), ("tune_queries", "tune_queries")):
+        if request.get(key) is not None:
+            options[option] = request[key]
+    if isinstance(meta.get("seed"), int):
+        options["seed"] = meta["seed"]
+    return options
 
 
 def recall_at_k(approx_positions: np.ndarray, exact_positions: np.ndarray, k: int) -> float:
@@ -317,14 +472,14 @@ def _opened(store: StoreLike) -> Iterator[FeatureStore]:
         yield fs
 
 
-def _expected_meta(fs: FeatureStore, encoder: str, split: str, factory: str, ids: np.ndarray) -> dict[str, Any]:
+def _expected_meta(fs: FeatureStore, encoder: str, split: str, name: str, ids: np.ndarray) -> dict[str, Any]:
     info = fs.encoder_info(encoder)
     return {
         "format": SIDECAR_FORMAT,
         "store": str(fs.path.resolve()),
         "encoder": encoder,
         "split": split,
-        "factory": factory,
+        "name": name,
         "model": info.get("model"),
         "weights": info.get("weights"),
         "n_ids": len(ids),
@@ -332,19 +487,11 @@ def _expected_meta(fs: FeatureStore, encoder: str, split: str, factory: str, ids
     }
 
 
-def _read_sidecar(json_path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
 def _stale_reason(meta: dict[str, Any], expected: dict[str, Any]) -> str | None:
     """Why a sidecar no longer matches the store, or None when it does."""
     if not meta or meta.get("format") != SIDECAR_FORMAT or "ntotal" not in meta:
         return "its sidecar is unreadable or from another featurestore version"
-    for field, what in (("encoder", "another encoder"), ("split", "another split"), ("factory", "another factory"),
+    for field, what in (("encoder", "another encoder"), ("split", "another split"), ("name", "another factory"),
                         ("model", "another model"), ("weights", "other weights")):
         if meta.get(field) != expected[field]:
             return f"built with {what}: {meta.get(field)!r}, the store has {expected[field]!r}"
@@ -381,22 +528,20 @@ def _train_count(index: Any, factory: str, n: int, train_size: int | None) -> in
             f"{factory!r} has {nlist} IVF lists but split has only {n} valid rows; use at most {n} lists "
             f"(about {max(1, int(4 * np.sqrt(n)))} is typical)"
         )
-    count = max(39 * nlist, 10000) if train_size is None else int(train_size)
-    count = min(count, n)
+    count = train_rows(nlist, n, train_size)
     if count < max(nlist, 1):
         raise FeatureStoreError(f"train_size={train_size} is smaller than the {nlist} IVF lists of {factory!r}")
     return count
 
 
-def _training_sample(fs: FeatureStore, encoder: str, split: str, n: int, count: int, seed: int,
-                     chunk_rows: int, quiet: bool) -> np.ndarray:
-    """Normalized features of ``count`` seeded-random valid rows, streamed chunk by chunk."""
+def _gather(fs: FeatureStore, encoder: str, split: str, n: int, wanted: np.ndarray, chunk_rows: int,
+            desc: str, quiet: bool) -> np.ndarray:
+    """Normalized features of the sorted valid positions ``wanted``, streamed chunk by chunk."""
     import faiss
     from tqdm.auto import tqdm
 
-    wanted = np.sort(np.random.default_rng(seed).choice(n, size=count, replace=False))
     parts = []
-    with tqdm(total=n, desc=f"sample {split}", unit="row", disable=quiet) as bar:
+    with tqdm(total=n, desc=desc, unit="row", disable=quiet) as bar:
         for positions, block in _first_rows(fs.iter_features(encoder, split, chunk_rows=chunk_rows), n):
             keep = np.isin(positions, wanted, assume_unique=True)
             parts.append(block[keep])
@@ -416,43 +561,33 @@ def _first_rows(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> Iter
             return
 
 
-def _to_gpu(index: Any) -> Any | None:
-    """A copy of ``index`` on all GPUs, or None without GPUs or for index types FAISS cannot move."""
+def _to_gpu(index: Any, factory: str) -> tuple[Any | None, str | None]:
+    """``(copy of index on all GPUs, None)``; ``(None, None)`` without GPUs; ``(None, why)`` when
+    GPUs exist but FAISS cannot move this index type there (it then runs on the CPU)."""
     import faiss
 
     if faiss.get_num_gpus() <= 0:
-        return None
+        return None, None
     try:
-        return faiss.index_cpu_to_all_gpus(index)
-    except (RuntimeError, AttributeError):
-        return None
+        return faiss.index_cpu_to_all_gpus(index), None
+    except (RuntimeError, AttributeError) as exc:
+        return None, f"FAISS cannot run {factory!r} on the GPU ({_faiss_reason(exc)}); it runs on the CPU"
 
 
-def _save(index: Any, meta: dict[str, Any], faiss_path: Path, json_path: Path) -> None:
-    """Write the index then its sidecar, each atomically; the old sidecar goes first, so a crash
-    in between leaves an index without sidecar (rebuilt on load), never a mismatched pair."""
+def _save(index: Any, meta: dict[str, Any], faiss_path: Path, json_path: Path, mode: int | None = None) -> None:
+    """Write the index and its sidecar atomically, with the store file's permission bits."""
     import faiss
 
+    def write_index(tmp: Path) -> None:
+        faiss.write_index(index, str(tmp))
+        meta["bytes"] = tmp.stat().st_size
+
     try:
-        json_path.unlink(missing_ok=True)
-        _atomic_write(faiss_path, lambda tmp: faiss.write_index(index, str(tmp)))
-        _atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
+        save_pair(write_index, meta, faiss_path, json_path, mode)
     except OSError as exc:
-        raise FeatureStoreError(f"cannot write index {faiss_path}: {exc.strerror or exc}") from None
+        raise write_error(faiss_path, exc) from None
     except RuntimeError as exc:
-        raise FeatureStoreError(f"cannot write index {faiss_path}: {_faiss_reason(exc)}") from None
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        raise write_error(faiss_path, exc, _faiss_reason(exc)) from None
 
 
 def _faiss_reason(exc: BaseException) -> str:

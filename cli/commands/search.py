@@ -17,14 +17,17 @@ from cli.options import device_option, encoder_option, pretrained_override_optio
               help="Query image file (repeatable).")
 @click.option("--id", "row_ids", multiple=True, help="Query by a stored row's id (no model needed).")
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(min=1))
-@click.option("--factory", default="Flat", show_default=True, help="Which index to use (built if missing).")
-@click.option("--nprobe", type=click.IntRange(min=1), default=None, help="IVF lists to visit.")
+@click.option("--factory", default=None,
+              help="Which index to use: Flat, a factory string or auto (default: the split's auto index, else its "
+                   "only index, else Flat; built if missing). It searches with its tuned parameters.")
+@click.option("--nprobe", type=click.IntRange(min=1), default=None,
+              help="IVF lists to visit (default: the value tuned when the index was built).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pretrained_override_option
 @device_option
 @quiet_option
 def command(store: str, encoder: str, split: str | None, texts: tuple[str, ...], images: tuple[str, ...],
-            row_ids: tuple[str, ...], k: int, factory: str, nprobe: int | None, as_json: bool,
+            row_ids: tuple[str, ...], k: int, factory: str | None, nprobe: int | None, as_json: bool,
             pretrained: str | None, device: str | None, quiet: bool) -> None:
     """Find the K stored images closest (cosine) to each query."""
     import numpy as np
@@ -77,6 +80,8 @@ def command(store: str, encoder: str, split: str | None, texts: tuple[str, ...],
                 queries.append(model.encode_images(batch))
                 labels += [f"image {p}" for p in images]
         index = load_index(reader, encoder, split, factory, quiet=quiet)
+        for note in index.notes:
+            click.echo(f"warning: {note}", err=True)
         results = index.hits(reader, split, np.concatenate(queries), k, nprobe=nprobe)
     if as_json:
         click.echo(json.dumps([{"query": q, "hits": h} for q, h in zip(labels, results)], indent=1))
