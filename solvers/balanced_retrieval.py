@@ -4,6 +4,7 @@ rows, drawn without replacement with a seeded generator."""
 from __future__ import annotations
 
 import numpy as np
+from solvers.errors import InputError
 
 
 def balanced_rows(rows: np.ndarray, classes: np.ndarray, n_classes: int, cap: int,
@@ -14,11 +15,11 @@ def balanced_rows(rows: np.ndarray, classes: np.ndarray, n_classes: int, cap: in
     synonyms. A position paired with more than one class is left out.
     """
     if int(cap) < 1:
-        raise ValueError(f"cap must be at least 1, not {cap}")
+        raise InputError(f"cap must be at least 1, not {cap}")
     rows = np.asarray(rows, dtype=np.int64)
     classes = np.asarray(classes, dtype=np.int64)
     if rows.shape != classes.shape:
-        raise ValueError("rows and classes must have the same length")
+        raise InputError("rows and classes must have the same length")
     pairs = np.unique(np.stack([rows, classes]), axis=1) if rows.size else np.zeros((2, 0), np.int64)
     unique_rows, counts = np.unique(pairs[0], return_counts=True)
     single = np.isin(pairs[0], unique_rows[counts == 1])

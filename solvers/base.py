@@ -100,11 +100,11 @@ class Solver(ClassifierProtocol):
     def from_state(cls, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> "Solver":
         """Rebuild a fitted solver from ``get_state`` output without refitting."""
         if params.get("class") != cls.__name__:
-            raise ValueError(f"state is for {params.get('class')!r}, not {cls.__name__}")
+            raise InputError(f"state is for {params.get('class')!r}, not {cls.__name__}")
         missing = [name for name in ("classes_", *cls._state_arrays) if name not in arrays]
         missing += [name for name in cls._state_scalars if name not in params.get("fitted", {})]
         if missing:
-            raise ValueError(f"the saved {cls.__name__} lacks {', '.join(missing)} (saved by another version?); "
+            raise InputError(f"the saved {cls.__name__} lacks {', '.join(missing)} (saved by another version?); "
                              "fit and save it again")
         ctor = dict(params["params"])
         accepted = set(cls._get_param_names())

@@ -13,6 +13,7 @@ import numpy as np
 from solvers.checks import check_features
 from solvers.normalize import l2_normalize
 from solvers.tipx import TipX
+from solvers.errors import InputError
 
 DELTAS = tuple(i / 10 for i in range(11))
 
@@ -25,10 +26,10 @@ def caption_support_positions(pool_captions: np.ndarray, class_captions: np.ndar
     Q = l2_normalize(np.asarray(class_captions, dtype=np.float32))
     missing = np.setdiff1d(np.arange(n_classes), class_of_caption)
     if missing.size:
-        raise ValueError(f"{missing.size} class(es) have no class-conditioned caption: class "
+        raise InputError(f"{missing.size} class(es) have no class-conditioned caption: class "
                          f"{', '.join(map(str, missing[:10]))}")
     if shots > len(P):
-        raise ValueError(f"the pool has {len(P)} captioned rows, fewer than shots={shots}")
+        raise InputError(f"the pool has {len(P)} captioned rows, fewer than shots={shots}")
     centroids = np.zeros((n_classes, P.shape[1]), np.float32)
     np.add.at(centroids, class_of_caption, Q)
     centroids = l2_normalize(centroids)
@@ -77,7 +78,7 @@ class CapSAdapter(TipX):
         F = check_features(self.support_caption_features, name="support_caption_features",
                            n_features=self.keys_.shape[1], other="support_features")
         if F.shape[0] != len(order):
-            raise ValueError(f"support_caption_features has {F.shape[0]} rows but support_features has {len(order)}")
+            raise InputError(f"support_caption_features has {F.shape[0]} rows but support_features has {len(order)}")
         self.caption_keys_ = l2_normalize(F)[order]
 
     def _deltas(self) -> list[float]:

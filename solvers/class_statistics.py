@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from solvers.normalize import l2_normalize
+from solvers.errors import InputError
 
 
 @dataclass
@@ -53,7 +54,7 @@ class ClassStatistics:
         """Pairwise merge (Chan et al.): counts and sums add; scatter adds plus, per class seen
         on both sides, n_a n_b / (n_a + n_b) (mean_a - mean_b)(mean_a - mean_b)^T. Returns self."""
         if other.sums.shape != self.sums.shape:
-            raise ValueError(f"cannot merge statistics of shape {other.sums.shape} into {self.sums.shape}")
+            raise InputError(f"cannot merge statistics of shape {other.sums.shape} into {self.sums.shape}")
         scatter = self.scatter + other.scatter
         both = (self.counts > 0) & (other.counts > 0)
         if both.any():

@@ -12,12 +12,13 @@ from solvers.base import Solver
 from solvers.ensemble import Ensemble
 from solvers.ood_scores import neg_entropy_of_probabilities
 from solvers.softmax import softmax
+from solvers.errors import InputError
 
 
 def cooked_probabilities(member_logits: Sequence[np.ndarray]) -> np.ndarray:
     """Mean over members of softmax(z_m) (temperature 1; CLIP's logits already scaled by 100)."""
     if not member_logits:
-        raise ValueError("COOkeD needs at least one member")
+        raise InputError("COOkeD needs at least one member")
     return np.mean([softmax(z) for z in member_logits], axis=0)
 
 
@@ -32,6 +33,6 @@ def cooked_ensemble(classifier: Solver, zeroshot: Solver, probe: Solver) -> Ense
     ensemble = Ensemble(members=members, combine="proba", weights=[1.0, 1.0, 1.0], temperatures=[1.0, 1.0, 1.0])
     n_classes = {len(m.classes_) for m in members}
     if len(n_classes) != 1:
-        raise ValueError(f"COOkeD members disagree on the number of classes: {sorted(n_classes)}")
+        raise InputError(f"COOkeD members disagree on the number of classes: {sorted(n_classes)}")
     ensemble.n_features_in_ = int(getattr(zeroshot, "n_features_in_", 0))
     return ensemble.fit_logits([np.zeros((1, n_classes.pop()))] * 3)

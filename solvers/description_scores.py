@@ -7,6 +7,7 @@ import numpy as np
 
 from solvers.checks import check_features
 from solvers.normalize import l2_normalize
+from solvers.errors import InputError
 
 
 def check_prompts(prompt_weights: object, prompt_classes: object, n_classes: int | None,
@@ -18,19 +19,19 @@ def check_prompts(prompt_weights: object, prompt_classes: object, n_classes: int
     """
     P = check_features(prompt_weights, name=name)
     if prompt_classes is None:
-        raise ValueError(f"{name} needs the class of each prompt (prompt_classes)")
+        raise InputError(f"{name} needs the class of each prompt (prompt_classes)")
     owners = np.asarray(prompt_classes)
     if owners.ndim != 1 or owners.shape[0] != P.shape[0] or not np.issubdtype(owners.dtype, np.integer):
-        raise ValueError(f"the class of each prompt must be {P.shape[0]} integers, got shape {owners.shape}")
+        raise InputError(f"the class of each prompt must be {P.shape[0]} integers, got shape {owners.shape}")
     C = int(n_classes) if n_classes is not None else int(owners.max()) + 1
     if owners.min() < 0 or owners.max() >= C:
-        raise ValueError(f"prompt class indices must lie in [0, {C}), got {int(owners.min())}..{int(owners.max())}")
+        raise InputError(f"prompt class indices must lie in [0, {C}), got {int(owners.min())}..{int(owners.max())}")
     empty = np.flatnonzero(np.bincount(owners, minlength=C) == 0)
     if empty.size:
-        raise ValueError(f"class(es) {', '.join(map(str, empty[:10]))} have no descriptor prompt; "
+        raise InputError(f"class(es) {', '.join(map(str, empty[:10]))} have no descriptor prompt; "
                          "every class needs at least one")
     if descriptors is not None and len(descriptors) != P.shape[0]:
-        raise ValueError(f"{len(descriptors)} descriptor strings for {P.shape[0]} prompts")
+        raise InputError(f"{len(descriptors)} descriptor strings for {P.shape[0]} prompts")
     return l2_normalize(P.astype(np.float64)), owners.astype(np.int64), C
 
 
@@ -54,7 +55,7 @@ def mean_class_scores(S: np.ndarray, owners: np.ndarray, n_classes: int,
     M = class_membership(owners, n_classes, mask)
     counts = M.sum(axis=0)
     if np.any(counts == 0):
-        raise ValueError("a class has no kept descriptor prompt")
+        raise InputError("a class has no kept descriptor prompt")
     return (S @ M) / counts
 
 
@@ -62,7 +63,7 @@ def top_descriptors(S: np.ndarray, classes: np.ndarray, owners: np.ndarray, desc
                     top: int, mask: np.ndarray | None = None) -> list[list[tuple[str, float]]]:
     """For each row, the ``top`` descriptors of class ``classes[i]`` with the highest similarity."""
     if top < 1:
-        raise ValueError(f"top must be >= 1, got {top}")
+        raise InputError(f"top must be >= 1, got {top}")
     keep = np.ones(len(owners), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     out = []
     for row, c in zip(S, classes):

@@ -19,6 +19,7 @@ from solvers.description_scores import (
     top_descriptors,
 )
 from solvers.normalize import l2_normalize
+from solvers.errors import InputError
 
 
 class DescriptionSelection(Solver):
@@ -59,7 +60,7 @@ class DescriptionSelection(Solver):
         if self.text_weights is not None:
             T = check_features(self.text_weights, name="text_weights", n_features=P.shape[1], other="prompt_weights")
             if T.shape[0] != C:
-                raise ValueError(f"text_weights has {T.shape[0]} classes but the prompts describe {C}")
+                raise InputError(f"text_weights has {T.shape[0]} classes but the prompts describe {C}")
         else:
             M = class_membership(owners, C)
             T = (M / M.sum(axis=0)).T @ P
@@ -105,7 +106,7 @@ class DescriptionSelection(Solver):
                             for g in self.n_select_grid]
                 n = int(self.n_select_grid[int(np.argmax(accuracy))])
         if n < 1:
-            raise ValueError(f"n_select must be >= 1, got {n}")
+            raise InputError(f"n_select must be >= 1, got {n}")
         self.n_select_ = n
         self.selected_ = rank < n
         return self
@@ -132,7 +133,7 @@ class DescriptionSelection(Solver):
     def explain(self, X: np.ndarray, top: int = 3) -> list[list[tuple[str, float]]]:
         """For each row, the ``top`` selected descriptors of the predicted class and their cosine."""
         if self.descriptors is None:
-            raise ValueError("this DescriptionSelection has no descriptor strings to explain with")
+            raise InputError("this DescriptionSelection has no descriptor strings to explain with")
         S, owners = self._similarities(X)
         keep = np.asarray(self.selected_, bool)
         pred = np.argmax(mean_class_scores(S, owners, len(self.classes_), keep), axis=1)

@@ -17,6 +17,7 @@ from solvers.description_scores import (
     prompt_similarities,
     top_descriptors,
 )
+from solvers.errors import InputError
 
 
 class DescriptorClassifier(Solver):
@@ -62,7 +63,7 @@ class DescriptorClassifier(Solver):
     def explain(self, X: np.ndarray, top: int = 3) -> list[list[tuple[str, float]]]:
         """For each row, the ``top`` descriptors of the predicted class with their cosine similarity."""
         if self.descriptors is None:
-            raise ValueError("this DescriptorClassifier has no descriptor strings to explain with")
+            raise InputError("this DescriptorClassifier has no descriptor strings to explain with")
         S = self._similarities(X)
         owners = np.asarray(self.prompt_classes)
         pred = np.argmax(mean_class_scores(S, owners, len(self.classes_)), axis=1)

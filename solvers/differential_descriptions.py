@@ -20,6 +20,7 @@ from solvers.description_scores import (
     prompt_similarities,
 )
 from solvers.normalize import l2_normalize
+from solvers.errors import InputError
 
 
 class DifferentialDescriptions(Solver):
@@ -51,21 +52,21 @@ class DifferentialDescriptions(Solver):
 
     def _checked(self) -> dict[str, Any]:
         if self.text_weights is None:
-            raise ValueError("FuDD needs the class text weights for its zero-shot top-k "
+            raise InputError("FuDD needs the class text weights for its zero-shot top-k "
                              "(encode them with fs text --classes)")
         T = l2_normalize(check_text_weights(self.text_weights).astype(np.float64))
         C = T.shape[0]
         D, pair_classes, _ = _check_pairs(self.pair_weights, self.pair_classes, self.pair_others, C)
         if D.shape[1] != T.shape[1]:
-            raise ValueError(f"pair_weights have {D.shape[1]} features but text_weights has {T.shape[1]}")
+            raise InputError(f"pair_weights have {D.shape[1]} features but text_weights has {T.shape[1]}")
         if self.prompt_weights is None:
             P, owners = T, np.arange(C)
         else:
             P, owners, _ = check_prompts(self.prompt_weights, self.prompt_classes, C)
             if P.shape[1] != T.shape[1]:
-                raise ValueError(f"prompt_weights have {P.shape[1]} features but text_weights has {T.shape[1]}")
+                raise InputError(f"prompt_weights have {P.shape[1]} features but text_weights has {T.shape[1]}")
         if int(self.top_k) < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+            raise InputError(f"top_k must be >= 1, got {self.top_k}")
         others = np.asarray(self.pair_others, dtype=np.int64)
         has_pair = np.zeros((C, C), dtype=bool)
         has_pair[pair_classes, others] = True
@@ -121,9 +122,9 @@ def _check_pairs(weights: object, owners: object, others: object, n_classes: int
     others_arr = np.asarray(others)
     for name, arr in (("pair_classes", owners_arr), ("pair_others", others_arr)):
         if arr.ndim != 1 or arr.shape[0] != D.shape[0] or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{name} must be {D.shape[0]} integers, got shape {arr.shape}")
+            raise InputError(f"{name} must be {D.shape[0]} integers, got shape {arr.shape}")
         if arr.min() < 0 or arr.max() >= n_classes:
-            raise ValueError(f"{name} must lie in [0, {n_classes})")
+            raise InputError(f"{name} must lie in [0, {n_classes})")
     if np.any(owners_arr == others_arr):
-        raise ValueError("a differential prompt contrasts a class with itself")
+        raise InputError("a differential prompt contrasts a class with itself")
     return l2_normalize(D.astype(np.float64)), owners_arr.astype(np.int64), n_classes

@@ -18,13 +18,14 @@ from solvers.base import STATE_FORMAT_VERSION, Solver, _to_json
 from solvers.checks import check_labels
 from solvers.softmax import log_softmax, softmax
 from solvers.temperature_scaling import fit_temperature
+from solvers.errors import InputError
 
 
 def simplex_grid(n_members: int, step: float) -> np.ndarray:
     """All weight vectors whose entries are multiples of ``step`` and sum to one, (G, M)."""
     units = int(round(1.0 / step))
     if units < 1 or abs(units * step - 1.0) > 1e-9:
-        raise ValueError(f"grid_step must divide 1 (e.g. 0.1, 0.05), got {step}")
+        raise InputError(f"grid_step must divide 1 (e.g. 0.1, 0.05), got {step}")
     rows = [c for c in itertools.product(range(units + 1), repeat=n_members) if sum(c) == units]
     return np.asarray(rows, dtype=np.float64) / units
 
@@ -54,13 +55,13 @@ class Ensemble(Solver):
     # ------------------------------------------------------------------ the math on logit lists
     def _check_members(self, member_logits: Sequence[np.ndarray]) -> list[np.ndarray]:
         if self.combine not in ("proba", "logits"):
-            raise ValueError(f"combine must be 'proba' or 'logits', not {self.combine!r}")
+            raise InputError(f"combine must be 'proba' or 'logits', not {self.combine!r}")
         mats = [np.asarray(z, dtype=np.float64) for z in member_logits]
         if not mats:
-            raise ValueError("an ensemble needs at least one member")
+            raise InputError("an ensemble needs at least one member")
         shapes = {z.shape for z in mats}
         if len(shapes) != 1 or mats[0].ndim != 2:
-            raise ValueError(f"member logits must share one (n_samples, n_classes) shape, got {sorted(shapes)}")
+            raise InputError(f"member logits must share one (n_samples, n_classes) shape, got {sorted(shapes)}")
         return mats
 
     def _combine(self, mats: list[np.ndarray], weights: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
@@ -77,7 +78,7 @@ class Ensemble(Solver):
         y = None if y_val is None else check_labels(y_val, n, c, name="y_val")
         if isinstance(self.temperatures, str):
             if self.temperatures != "fit" or y is None:
-                raise ValueError("temperatures='fit' needs a validation split (X_val, y_val)")
+                raise InputError("temperatures='fit' needs a validation split (X_val, y_val)")
             temps = np.array([fit_temperature(z, y) for z in mats])
         elif self.temperatures is None:
             members = self.members or [None] * m
@@ -85,11 +86,11 @@ class Ensemble(Solver):
         else:
             temps = np.asarray(self.temperatures, dtype=np.float64)
         if temps.shape != (m,) or (temps <= 0).any():
-            raise ValueError(f"need {m} positive temperatures, got {temps.tolist()}")
+            raise InputError(f"need {m} positive temperatures, got {temps.tolist()}")
         if self.weights is not None:
             weights = np.asarray(self.weights, dtype=np.float64)
             if weights.shape != (m,) or (weights < 0).any() or weights.sum() <= 0:
-                raise ValueError(f"need {m} non-negative weights with a positive sum, got {weights.tolist()}")
+                raise InputError(f"need {m} non-negative weights with a positive sum, got {weights.tolist()}")
             weights = weights / weights.sum()
             self.validation_scores_ = None
         elif y is not None and m > 1:
@@ -120,20 +121,20 @@ class Ensemble(Solver):
         self._check_fitted()
         mats = self._check_members(member_logits)
         if len(mats) != len(self.weights_):
-            raise ValueError(f"the ensemble has {len(self.weights_)} members, got {len(mats)} logit matrices")
+            raise InputError(f"the ensemble has {len(self.weights_)} members, got {len(mats)} logit matrices")
         return self._combine(mats, np.asarray(self.weights_), np.asarray(self.temperatures_))
 
     # ------------------------------------------------------------------ the Solver interface
     def _member_logits(self, X: np.ndarray) -> list[np.ndarray]:
         if not self.members:
-            raise ValueError("Ensemble needs fitted members (members=[...])")
+            raise InputError("Ensemble needs fitted members (members=[...])")
         return [member.decision_function(X) for member in self.members]
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None,
             X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> "Ensemble":
         """Choose weights (and temperatures) on (X_val, y_val); X, y are ignored (members are fitted)."""
         if not self.members:
-            raise ValueError("Ensemble needs fitted members (members=[...])")
+            raise InputError("Ensemble needs fitted members (members=[...])")
         if X_val is not None:
             self.n_features_in_ = int(np.asarray(X_val).shape[1])
             return self.fit_logits(self._member_logits(X_val), y_val)
@@ -167,7 +168,7 @@ class Ensemble(Solver):
         from solvers.registry import solver_class
 
         if params.get("class") != cls.__name__:
-            raise ValueError(f"state is for {params.get('class')!r}, not {cls.__name__}")
+            raise InputError(f"state is for {params.get('class')!r}, not {cls.__name__}")
         members = []
         for i, member_params in enumerate(params["members"]):
             prefix = f"member{i}."

@@ -13,6 +13,7 @@ import inspect
 from typing import Any
 
 import numpy as np
+from solvers.errors import InputError
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -51,7 +52,7 @@ class ClassifierProtocol:
         for key, value in params.items():
             name, delimiter, inner = key.partition("__")
             if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid: {', '.join(valid)}")
+                raise InputError(f"invalid parameter {name!r} for {type(self).__name__}; valid: {', '.join(valid)}")
             if delimiter:
                 nested.setdefault(name, {})[inner] = value
             else:

@@ -15,6 +15,8 @@ import random
 
 import numpy as np
 
+from solvers.errors import InputError
+
 SAMPLERS = ("numpy", "coop")
 
 
@@ -27,23 +29,21 @@ def fewshot_split(labels: np.ndarray, shots: int, seed: int, *, allow_fewer: boo
     as Dassl does by default). ``sampler`` is ``"numpy"`` or ``"coop"`` (see the module docstring).
     """
     if sampler not in SAMPLERS:
-        from solvers.errors import InputError
-
         raise InputError(f"unknown few-shot sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
     labels = np.asarray(labels)
     if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
+        raise InputError(f"labels must be 1-D, got shape {labels.shape}")
     if int(shots) < 1:
-        raise ValueError(f"shots must be >= 1, got {shots}")
+        raise InputError(f"shots must be >= 1, got {shots}")
     labelled = np.flatnonzero(labels != -1)
     if labelled.size == 0:
-        raise ValueError("no labelled rows (all labels are -1)")
+        raise InputError("no labelled rows (all labels are -1)")
     if labels[labelled].min() < -1:
-        raise ValueError(f"labels must be >= 0 (or -1 for unlabelled), got {labels[labelled].min()}")
+        raise InputError(f"labels must be >= 0 (or -1 for unlabelled), got {labels[labelled].min()}")
     classes, counts = np.unique(labels[labelled], return_counts=True)
     smallest = int(np.argmin(counts))
     if counts[smallest] < shots and not allow_fewer:
-        raise ValueError(f"class {classes[smallest]} has only {counts[smallest]} row(s), fewer than "
+        raise InputError(f"class {classes[smallest]} has only {counts[smallest]} row(s), fewer than "
                          f"shots={shots}; pass allow_fewer=True to take all of its rows")
     if sampler == "coop":
         return _coop_rows(labels, labelled, int(shots), seed)

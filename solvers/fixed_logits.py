@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.base import Solver
+from solvers.errors import InputError
 
 
 class FixedLogits(Solver):
@@ -31,12 +32,12 @@ class FixedLogits(Solver):
             X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> "FixedLogits":
         """Validate the stored matrix; nothing is learned."""
         if self.kind not in ("logits", "probabilities"):
-            raise ValueError(f"kind must be 'logits' or 'probabilities', not {self.kind!r}")
+            raise InputError(f"kind must be 'logits' or 'probabilities', not {self.kind!r}")
         z = np.asarray(self.logits, dtype=np.float64) if self.logits is not None else None
         if z is None or z.ndim != 2 or not np.isfinite(z).all():
-            raise ValueError("FixedLogits needs a finite 2-D (n_rows, n_classes) logits matrix")
+            raise InputError("FixedLogits needs a finite 2-D (n_rows, n_classes) logits matrix")
         if self.kind == "probabilities" and (z.min() < 0 or np.abs(z.sum(axis=1) - 1).max() > 1e-3):
-            raise ValueError("probabilities must be non-negative and sum to one per row")
+            raise InputError("probabilities must be non-negative and sum to one per row")
         self._set_classes(z.shape[1], 0 if X is None else np.asarray(X).shape[1])
         return self
 
@@ -45,6 +46,6 @@ class FixedLogits(Solver):
         self._check_fitted()
         z = np.asarray(self.logits, dtype=np.float64)
         if len(X) != z.shape[0]:
-            raise ValueError(f"{self.source or 'fixed'} logits cover {z.shape[0]} rows, not {len(X)}: "
+            raise InputError(f"{self.source or 'fixed'} logits cover {z.shape[0]} rows, not {len(X)}: "
                              "they only predict the split they were imported for")
         return np.log(np.clip(z, 1e-12, 1.0)) if self.kind == "probabilities" else z

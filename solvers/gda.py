@@ -14,6 +14,7 @@ from solvers.fit_warnings import record_warning, start_warnings, warn_on_grid_ed
 from solvers.normalize import l2_normalize
 from solvers.validation import select_by_accuracy
 from solvers.zeroshot import zero_shot_logits
+from solvers.errors import InputError
 
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 COVARIANCES = ("ks", "ledoit_wolf", "oas", "empirical")
@@ -75,9 +76,9 @@ class GDA(Solver):
 
     def _check_params(self) -> np.ndarray | None:
         if self.covariance not in COVARIANCES:
-            raise ValueError(f"covariance must be one of {COVARIANCES}, got {self.covariance!r}")
+            raise InputError(f"covariance must be one of {COVARIANCES}, got {self.covariance!r}")
         if self.priors not in ("uniform", "empirical"):
-            raise ValueError(f"priors must be 'uniform' or 'empirical', got {self.priors!r}")
+            raise InputError(f"priors must be 'uniform' or 'empirical', got {self.priors!r}")
         return None if self.text_weights is None else check_text_weights(self.text_weights)
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
@@ -113,12 +114,12 @@ class GDA(Solver):
         solver = cls(**params)
         T = solver._check_params()
         if solver.covariance not in ("ks", "empirical"):
-            raise ValueError(f"covariance={solver.covariance!r} needs the feature rows; "
+            raise InputError(f"covariance={solver.covariance!r} needs the feature rows; "
                              "from_statistics supports 'ks' and 'empirical'")
         counts = np.asarray(counts, dtype=np.int64)
         stats = ClassStatistics(counts, np.asarray(sums, np.float64), np.asarray(scatter, np.float64))
         if T is not None and stats.sums.shape[1] != T.shape[1]:
-            raise ValueError(f"sums has {stats.sums.shape[1]} features but text_weights has {T.shape[1]}")
+            raise InputError(f"sums has {stats.sums.shape[1]} features but text_weights has {T.shape[1]}")
         check_class_counts(np.repeat(np.arange(counts.size), counts), counts.size)
         return solver._fit_statistics(stats, X_val, y_val, None)
 

@@ -9,6 +9,7 @@ from solvers.base import Solver
 from solvers.checks import check_features, check_labels, resolve_n_classes
 from solvers.fit_warnings import record_warning, start_warnings
 from solvers.normalize import l2_normalize
+from solvers.errors import InputError
 
 WEIGHTINGS = ("exp", "cosine", "uniform")
 #: Smallest vote share kept before the log (a class without votes gets log(1e-12) = -27.6).
@@ -50,9 +51,9 @@ class KNN(Solver):
         (``fit_warnings_``) when k exceeds the training rows, and that uniform votes are then
         the same for every query."""
         if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+            raise InputError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if int(self.k) < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
+            raise InputError(f"k must be >= 1, got {self.k}")
         T = None if self.text_weights is None else np.asarray(self.text_weights)
         X = check_features(X, n_features=None if T is None else T.shape[1])
         C = resolve_n_classes(T, self.n_classes, y)

@@ -12,12 +12,13 @@ import numpy as np
 from scipy.special import logsumexp
 
 from solvers.softmax import log_softmax, softmax
+from solvers.errors import InputError
 
 
 def _matrix(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     if z.ndim != 2 or z.shape[1] < 1:
-        raise ValueError(f"logits must be a 2-D (n_samples, n_classes) array, got shape {z.shape}")
+        raise InputError(f"logits must be a 2-D (n_samples, n_classes) array, got shape {z.shape}")
     return z
 
 

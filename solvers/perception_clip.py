@@ -14,6 +14,7 @@ from solvers.base import Solver
 from solvers.checks import check_features, check_validation_pair
 from solvers.normalize import l2_normalize
 from solvers.softmax import log_softmax
+from solvers.errors import InputError
 
 INFER_MODES = ("with_class", "without_class", "uniform")
 
@@ -49,23 +50,23 @@ class PerceptionCLIP(Solver):
 
     def _prompts(self) -> tuple[np.ndarray, np.ndarray | None]:
         if self.prompt_weights is None:
-            raise ValueError("prompt_weights (C, Z, D) are required")
+            raise InputError("prompt_weights (C, Z, D) are required")
         E = np.asarray(self.prompt_weights, dtype=np.float64)
         if E.ndim != 3 or 0 in E.shape or not np.isfinite(E).all():
-            raise ValueError(f"prompt_weights must be a finite (C, Z, D) array, got shape {E.shape}")
+            raise InputError(f"prompt_weights must be a finite (C, Z, D) array, got shape {E.shape}")
         if self.infer not in INFER_MODES:
-            raise ValueError(f"infer must be one of {', '.join(INFER_MODES)}, not {self.infer!r}")
+            raise InputError(f"infer must be one of {', '.join(INFER_MODES)}, not {self.infer!r}")
         Ez = None
         if self.infer == "without_class":
             if self.context_weights is None:
-                raise ValueError('infer="without_class" needs context_weights (Z, D)')
+                raise InputError('infer="without_class" needs context_weights (Z, D)')
             Ez = check_features(self.context_weights, name="context_weights", n_features=E.shape[2],
                                 other="prompt_weights")
             if Ez.shape[0] != E.shape[1]:
-                raise ValueError(f"context_weights has {Ez.shape[0]} contexts but prompt_weights has {E.shape[1]}")
+                raise InputError(f"context_weights has {Ez.shape[0]} contexts but prompt_weights has {E.shape[1]}")
             Ez = l2_normalize(Ez.astype(np.float64))
         if self.contexts is not None and len(self.contexts) != E.shape[1]:
-            raise ValueError(f"{len(self.contexts)} context names for {E.shape[1]} contexts")
+            raise InputError(f"{len(self.contexts)} context names for {E.shape[1]} contexts")
         return E / np.maximum(np.linalg.norm(E, axis=2, keepdims=True), 1e-12), Ez
 
     def _parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -104,7 +105,7 @@ class PerceptionCLIP(Solver):
                             for t in self.temperature_grid]
                 tau = float(self.temperature_grid[int(np.argmax(accuracy))])
         if float(tau) <= 0:
-            raise ValueError(f"context_temperature must be > 0, got {tau}")
+            raise InputError(f"context_temperature must be > 0, got {tau}")
         self.context_temperature_ = float(tau)
         self._set_classes(C, D)
         return self
@@ -126,7 +127,7 @@ class PerceptionCLIP(Solver):
     def explain(self, X: np.ndarray, top: int = 3) -> list[list[tuple[str, float]]]:
         """For each row, the ``top`` most probable contexts z with p(z|x)."""
         if top < 1:
-            raise ValueError(f"top must be >= 1, got {top}")
+            raise InputError(f"top must be >= 1, got {top}")
         probs = self.context_probabilities(X)
         names = list(self.contexts) if self.contexts is not None else [str(z) for z in range(probs.shape[1])]
         order = np.argsort(-probs, axis=1, kind="stable")[:, :top]

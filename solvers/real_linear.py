@@ -17,6 +17,7 @@ from solvers.checks import (
 from solvers.normalize import l2_normalize
 from solvers.validation import select_by_accuracy
 from solvers.zeroshot import zero_shot_logits
+from solvers.errors import InputError
 
 C_GRID = tuple(10.0 ** e for e in range(-2, 5))
 
@@ -67,14 +68,14 @@ class RealLinear(Solver):
             parts.append(l2_normalize(F).astype(np.float64))
             labels.append(check_labels(ys, F.shape[0], T.shape[0], name=f"{name}_labels"))
         if not parts:
-            raise ValueError("REAL-Linear has no training rows: no retrieved images and no prompt features")
+            raise InputError("REAL-Linear has no training rows: no retrieved images and no prompt features")
         return np.concatenate(parts), np.concatenate(labels)
 
     def _fit_C(self, X: np.ndarray, y: np.ndarray, T: np.ndarray, C: float) -> np.ndarray:
         from sklearn.linear_model import LogisticRegression
 
         if np.unique(y).size < 2:
-            raise ValueError("REAL-Linear needs training rows of at least 2 classes")
+            raise InputError("REAL-Linear needs training rows of at least 2 classes")
         model = LogisticRegression(C=C, fit_intercept=False, max_iter=self.max_iter, tol=1e-6, warm_start=True)
         present = np.unique(y)
         model.coef_ = (self.logit_scale * l2_normalize(T.astype(np.float64)))[present]
@@ -92,7 +93,7 @@ class RealLinear(Solver):
             y_val: np.ndarray | None = None) -> RealLinear:
         """Fit the cross-modal head; choose C on (X_val, y_val) only, if given."""
         if not 0.0 <= self.wise_alpha <= 1.0:
-            raise ValueError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
+            raise InputError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
         T = check_text_weights(self.text_weights)
         Xtr, ytr = self._training_rows(T)
         self._set_classes(T.shape[0], T.shape[1])

@@ -9,6 +9,7 @@ import numpy as np
 
 from solvers.metrics import stable_positions
 from solvers.normalize import l2_normalize
+from solvers.errors import InputError
 
 
 def _cosine(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -18,7 +19,7 @@ def _cosine(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 def _check_map(caption_image: np.ndarray, n_images: int, n_texts: int) -> np.ndarray:
     index = np.asarray(caption_image, dtype=np.int64)
     if index.shape != (n_texts,) or index.min() < 0 or index.max() >= n_images:
-        raise ValueError(f"caption_image must give, for each of the {n_texts} captions, an image in [0, {n_images})")
+        raise InputError(f"caption_image must give, for each of the {n_texts} captions, an image in [0, {n_images})")
     return index
 
 
@@ -59,7 +60,7 @@ def ref_clip_score(images: np.ndarray, captions: np.ndarray, references: np.ndar
     (n, R, D) reference captions of each row."""
     refs = np.asarray(references, dtype=np.float64)
     if refs.ndim != 3 or refs.shape[0] != len(captions):
-        raise ValueError(f"references must be (n, R, D) with n = {len(captions)}, got {refs.shape}")
+        raise InputError(f"references must be (n, R, D) with n = {len(captions)}, got {refs.shape}")
     c = l2_normalize(np.asarray(captions, np.float64))
     r = refs / np.linalg.norm(refs, axis=2, keepdims=True)
     ref = np.clip(np.einsum("nd,nrd->nr", c, r).max(axis=1), 0.0, None)

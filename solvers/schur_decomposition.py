@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.normalize import l2_normalize
+from solvers.errors import InputError
 
 
 def feature_map(X: np.ndarray, kernel: str = "cosine", sigma: float = 1.0, rff_dim: int = 2000,
@@ -24,7 +25,7 @@ def feature_map(X: np.ndarray, kernel: str = "cosine", sigma: float = 1.0, rff_d
     if kernel == "cosine":
         return X
     if kernel != "gaussian":
-        raise ValueError(f"kernel must be 'cosine' or 'gaussian', not {kernel!r}")
+        raise InputError(f"kernel must be 'cosine' or 'gaussian', not {kernel!r}")
     W = np.random.default_rng(seed).normal(scale=1.0 / sigma, size=(X.shape[1], rff_dim))
     XW = X @ W
     return np.hstack([np.cos(XW), np.sin(XW)]) / np.sqrt(rff_dim)
@@ -32,7 +33,7 @@ def feature_map(X: np.ndarray, kernel: str = "cosine", sigma: float = 1.0, rff_d
 
 def _pair(images: np.ndarray, texts: np.ndarray) -> None:
     if np.shape(images)[0] != np.shape(texts)[0] or np.ndim(images) != 2 or np.ndim(texts) != 2:
-        raise ValueError(f"need paired (n, D) images and texts, got {np.shape(images)} and {np.shape(texts)}")
+        raise InputError(f"need paired (n, D) images and texts, got {np.shape(images)} and {np.shape(texts)}")
 
 
 def schur_decomposition(images: np.ndarray, texts: np.ndarray, kernel: str = "cosine", sigma: float = 1.0,
@@ -84,7 +85,7 @@ def prompt_direction(prompt: np.ndarray, A: np.ndarray) -> np.ndarray:
     d = (feature_map(np.atleast_2d(prompt)) @ A)[0]
     norm = np.linalg.norm(d)
     if norm == 0:
-        raise ValueError("the prompt explains no image component (zero direction)")
+        raise InputError("the prompt explains no image component (zero direction)")
     return d / norm
 
 

@@ -9,6 +9,7 @@ from scipy.optimize import minimize_scalar
 
 from solvers.checks import check_labels
 from solvers.softmax import log_softmax
+from solvers.errors import InputError
 
 
 def nll_at_temperature(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
@@ -22,7 +23,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, log_bounds: tuple[float, 
     (natural log, i.e. T in [e^-4, e^4] by default)."""
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2:
-        raise ValueError(f"logits must be 2-D (n_samples, n_classes), got shape {logits.shape}")
+        raise InputError(f"logits must be 2-D (n_samples, n_classes), got shape {logits.shape}")
     y = check_labels(y, logits.shape[0], logits.shape[1])
     result = minimize_scalar(lambda log_t: nll_at_temperature(logits, y, float(np.exp(log_t))),
                              bounds=log_bounds, method="bounded", options={"xatol": 1e-6})
@@ -36,7 +37,7 @@ def calibrate(solver: Any, X_val: np.ndarray, y_val: np.ndarray) -> Any:
     from solvers.base import Solver
 
     if isinstance(solver, Solver) and type(solver).predict_proba is not Solver.predict_proba:
-        raise ValueError(f"{type(solver).__name__}'s probabilities are not a softmax of its logits; "
+        raise InputError(f"{type(solver).__name__}'s probabilities are not a softmax of its logits; "
                          "temperature scaling does not apply")
     solver.temperature = fit_temperature(solver.decision_function(X_val), y_val)
     return solver

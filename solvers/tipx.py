@@ -19,6 +19,7 @@ from solvers.kl_affinity import MinMaxScale, class_log_distribution, kl_matrix
 from solvers.normalize import l2_normalize
 from solvers.progress import progress
 from solvers.zeroshot import zero_shot_logits
+from solvers.errors import InputError
 
 
 def tipx_grid(scale: float, steps: int, start: float) -> list[float]:
@@ -73,7 +74,7 @@ class TipX(Solver):
         y = check_labels(self.support_labels, F.shape[0], T.shape[0], name="support_labels")
         missing = np.setdiff1d(np.arange(T.shape[0]), y)
         if missing.size:
-            raise ValueError(f"{missing.size} class(es) have no support row: class {', '.join(map(str, missing[:10]))}")
+            raise InputError(f"{missing.size} class(es) have no support row: class {', '.join(map(str, missing[:10]))}")
         return T, F, y
 
     def _deltas(self) -> list[float]:

@@ -10,6 +10,7 @@ from solvers.gda import ALPHAS, GDA
 from solvers.normalize import l2_normalize
 from solvers.softmax import softmax
 from solvers.zeroshot import zero_shot_logits
+from solvers.errors import InputError
 
 
 def confident_per_class(labels: np.ndarray, confidence: np.ndarray, n_classes: int, k: int,
@@ -55,9 +56,9 @@ class UnsupervisedGDA(GDA):
             y_val: np.ndarray | None = None) -> "UnsupervisedGDA":
         """Fit on unlabelled rows X; ``y`` is ignored (present for scikit-learn compatibility)."""
         if self.text_weights is None:
-            raise ValueError("UnsupervisedGDA needs text_weights to make pseudo-labels")
+            raise InputError("UnsupervisedGDA needs text_weights to make pseudo-labels")
         if int(self.n_iter) < 1 or int(self.k_per_class) < 1:
-            raise ValueError("n_iter and k_per_class must be >= 1")
+            raise InputError("n_iter and k_per_class must be >= 1")
         T = l2_normalize(check_text_weights(self.text_weights).astype(np.float64))
         X = check_features(X, n_features=T.shape[1])
         C = T.shape[0]
