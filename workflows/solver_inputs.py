@@ -70,6 +70,14 @@ def labelled(store: FeatureStore, encoder: str, split: str, average_views: bool 
     return X[keep], y[keep]
 
 
+def labelled_views(store: FeatureStore, encoder: str, split: str,
+                   classes: list[str] | None = None) -> np.ndarray:
+    """The stored augmented views (N, V, D) of the rows ``labelled`` returns, in the same order
+    (``fs extract --views V``); ``solvers.augmented_views`` turns them into a training set."""
+    views, y = store.views(encoder, split), split_labels(store, split, classes)
+    return views[y >= 0]
+
+
 def text_weights(store: FeatureStore, encoder: str, bank: str | None, split: str | None) -> tuple[np.ndarray | None, str | None]:
     """The (C, D) zero-shot weights of ``bank``, or of the class bank matching ``split``'s classes."""
     if bank is None and split is not None:

@@ -81,9 +81,10 @@ def _print_list() -> None:
 @click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), default=(1,), show_default=True,
               help="Few-shot sampling seed (repeat for several runs: mean and std are reported).")
 @click.option("--allow-fewer", is_flag=True, help="Take all rows of classes smaller than --shots.")
-@click.option("--average-views", is_flag=True,
-              help="Average each training feature with its augmented views (extract with --views N), "
-                   "as Tip-Adapter and GDA build their caches.")
+@click.option("--views-as", type=click.Choice(["samples", "mean"]), default=None,
+              help="Build the training set from the stored augmented views (fs extract --views N), without the "
+                   "centre crop: 'samples' = every view a row (official GDA), 'mean' = each image's views "
+                   "averaged, then normalized (official Tip-Adapter). Applied after --shots sampling.")
 @click.option("--param", "params", multiple=True, help="Solver hyper-parameter key=value (JSON value; see --list).")
 @click.option("--input", "inputs", multiple=True,
               help="Store contents a solver reads, key=value: pool split, support shots, banks (see --list).")
@@ -98,7 +99,7 @@ def _print_list() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(name: str | None, list_solvers: bool, store: str | None, encoder: str | None, train: str | None,
             val: str | None, test: str | None, bank: str | None, shots: int | None, val_shots: int | None,
-            seeds: tuple[int, ...], allow_fewer: bool, average_views: bool, params: tuple[str, ...],
+            seeds: tuple[int, ...], allow_fewer: bool, views_as: str | None, params: tuple[str, ...],
             inputs: tuple[str, ...], save: str | None,
             calibrate: bool, chunk_rows: int | None, cluster: str | None, scheduler: str | None,
             as_json: bool, quiet: bool) -> None:
@@ -124,15 +125,15 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
     _check_params(name, cls, kwargs)
     given_inputs = _parse_pairs(inputs, "--input")
     if chunk_rows or cluster or scheduler:
-        if average_views:
-            raise click.UsageError("--average-views is not available with out-of-core fitting (--chunk-rows/--cluster)")
+        if views_as:
+            raise click.UsageError("--views-as is not available with out-of-core fitting (--chunk-rows/--cluster)")
         from workflows.streaming import DEFAULT_CHUNK_ROWS
 
         _solve_streaming(name, store, encoder, train, val, test, bank, shots, kwargs, save,
                          chunk_rows or DEFAULT_CHUNK_ROWS, cluster, scheduler, as_json, quiet)
         return
     _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, bank, shots, val_shots, seeds,
-           allow_fewer, average_views, save, calibrate, as_json)
+           allow_fewer, views_as, save, calibrate, as_json)
 
 
 def _check_shots(y, shots: int, class_list: list[str] | None, split: str, flag: str) -> None:
@@ -149,7 +150,7 @@ def _check_shots(y, shots: int, class_list: list[str] | None, split: str, flag: 
 
 
 def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, bank, shots, val_shots, seeds,
-           allow_fewer, average_views, save, calibrate, as_json) -> None:
+           allow_fewer, views_as, save, calibrate, as_json) -> None:
     import warnings
 
     import numpy as np
@@ -163,6 +164,8 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
     needs = cls.fit_input
     if needs != "none" and train is None:
         raise click.UsageError(f"{name} needs --train")
+    if views_as and needs != "labels":
+        raise click.UsageError(f"--views-as builds a labelled training set; {name} does not fit on one")
     notes: list[str] = []
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
@@ -179,11 +182,15 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
             notes.append(f"no class text bank matches split {reference!r} (run fs text or give --text): "
                          f"{name} runs without zero-shot text weights")
         classes = reader.classes(reference) if reference else None
-        X_train, y_train = None, None
+        X_train, y_train, views_train = None, None, None
         if needs == "unlabelled":
             X_train = reader.features(encoder, train)
         elif needs == "labels":
-            X_train, y_train = labelled(reader, encoder, train, average_views=average_views, classes=classes)
+            X_train, y_train = labelled(reader, encoder, train, classes=classes)
+            if views_as:
+                from workflows.solver_inputs import labelled_views
+
+                views_train = labelled_views(reader, encoder, train, classes=classes)
         X_val, y_val = labelled(reader, encoder, val, classes=classes) if val else (None, None)
         X_test, y_test = labelled(reader, encoder, test, classes=classes) if test else (None, None)
     if shots and y_train is not None and not allow_fewer:
@@ -198,6 +205,10 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
         if shots and y_fit is not None:
             rows = fewshot_split(y_fit, shots, seed, allow_fewer=allow_fewer)
             X_fit, y_fit = X_fit[rows], y_fit[rows]
+        if views_train is not None:
+            from solvers.augmented_views import augmented_training_set
+
+            X_fit, y_fit = augmented_training_set(views_train if not shots else views_train[rows], y_fit, views_as)
         Xv, yv = X_val, y_val
         if val_shots and yv is not None:
             rows = fewshot_split(yv, val_shots, seed, allow_fewer=allow_fewer)
@@ -236,7 +247,7 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
                 save_to_store(writer, model_name, run["solver"], encoder)
                 saved.append(model_name)
     summary = {"solver": name, "encoder": encoder, "text_bank": bank, "inputs": used, "train": train, "val": val,
-               "test": test, "shots": shots, "notes": notes,
+               "test": test, "shots": shots, "views_as": views_as, "notes": notes,
                "runs": [{k: v for k, v in r.items() if k != "solver"} for r in runs], "saved": saved}
     for key in ("accuracy", "val_accuracy"):
         values = [r[key] for r in runs if key in r]
