@@ -27,6 +27,13 @@ def cooked_score(member_logits: Sequence[np.ndarray]) -> np.ndarray:
     return neg_entropy_of_probabilities(cooked_probabilities(member_logits))
 
 
+def cooked_scores(member_logits: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """COOkeD's OOD scores of each row: ``msp`` (max of the mean probabilities) and ``entropy``
+    (the negated entropy of the mean, COOkeD's score)."""
+    p = cooked_probabilities(member_logits)
+    return {"msp": p.max(axis=1), "entropy": neg_entropy_of_probabilities(p)}
+
+
 def cooked_ensemble(classifier: Solver, zeroshot: Solver, probe: Solver) -> Ensemble:
     """The COOkeD ensemble as a fitted Solver: equal weights, probability averaging, T = 1."""
     members = [classifier, zeroshot, probe]

@@ -63,6 +63,18 @@ def gen(logits: np.ndarray, gamma: float = 0.1, top_m: int = 100, temperature: f
     return -np.sum(top ** gamma * (1.0 - top) ** gamma, axis=1)
 
 
+def zero_shot_mcm(features: np.ndarray, text_weights: np.ndarray, tau: float = 1.0) -> np.ndarray:
+    """MCM of image features against class text embeddings: the cosine similarities of the
+    L2-normalized rows and text weights, then ``mcm`` (Ming et al., NeurIPS 2022)."""
+    from solvers.normalize import l2_normalize
+
+    X = l2_normalize(np.asarray(features, dtype=np.float64))
+    T = l2_normalize(np.asarray(text_weights, dtype=np.float64))
+    if X.ndim != 2 or T.ndim != 2 or X.shape[1] != T.shape[1]:
+        raise InputError(f"features {X.shape} and text weights {T.shape} must share their dimension")
+    return mcm(X @ T.T, tau)
+
+
 #: Score name -> function of logits, for tables such as `fs ood`.
 LOGIT_SCORES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "msp": msp,

@@ -26,6 +26,8 @@ def feature_map(X: np.ndarray, kernel: str = "cosine", sigma: float = 1.0, rff_d
         return X
     if kernel != "gaussian":
         raise InputError(f"kernel must be 'cosine' or 'gaussian', not {kernel!r}")
+    if not float(sigma) > 0 or int(rff_dim) < 1:
+        raise InputError(f"the Gaussian kernel needs sigma > 0 and rff_dim >= 1, got sigma={sigma}, rff_dim={rff_dim}")
     W = np.random.default_rng(seed).normal(scale=1.0 / sigma, size=(X.shape[1], rff_dim))
     XW = X @ W
     return np.hstack([np.cos(XW), np.sin(XW)]) / np.sqrt(rff_dim)
@@ -61,7 +63,33 @@ def matrix_entropy(matrix: np.ndarray) -> float:
 
 def schur_complement_entropy(images: np.ndarray, texts: np.ndarray, **kwargs: object) -> float:
     """SCE: matrix entropy of the Schur complement (image diversity not explained by the texts)."""
-    return matrix_entropy(schur_decomposition(images, texts, **kwargs)["complement"])
+    return schur_scores(images, texts, **kwargs)["sce"]
+
+
+def schur_scores(images: np.ndarray, texts: np.ndarray, **kwargs: object) -> dict[str, float]:
+    """What ``fs schur score`` reports: ``sce``, ``exp_sce`` and the matrix entropies of the image
+    covariance and of its text-explained part, from one decomposition (``kwargs`` as
+    ``schur_decomposition``)."""
+    parts = schur_decomposition(images, texts, **kwargs)
+    sce = matrix_entropy(parts["complement"])
+    return {"sce": sce, "exp_sce": float(np.exp(sce)), "image_entropy": matrix_entropy(parts["image_covariance"]),
+            "text_part_entropy": matrix_entropy(parts["text_part"])}
+
+
+def remove_prompt(fit_images: np.ndarray, fit_texts: np.ndarray, X: np.ndarray, prompt: np.ndarray,
+                  method: str = "schur", isolate: bool = False) -> np.ndarray:
+    """Rows of ``X`` (L2-normalized first) with a prompt's component removed, the text->image map A*
+    fitted on the paired (``fit_images``, ``fit_texts``): ``"schur"`` x - phi(t) A*, ``"project"``
+    x - (x . d) d with d the prompt's image direction (or (x . d) d with ``isolate``)."""
+    if method not in ("schur", "project"):
+        raise InputError(f"method must be 'schur' or 'project', not {method!r}")
+    if isolate and method != "project":
+        raise InputError("isolate needs method='project'")
+    A = text_to_image_map(fit_images, fit_texts)
+    X = l2_normalize(np.asarray(X, dtype=np.float64))
+    if method == "schur":
+        return remove_text_component(X, prompt, A)
+    return project_out(X, prompt_direction(prompt, A), isolate=isolate)
 
 
 def text_to_image_map(images: np.ndarray, texts: np.ndarray, eps: float = 1e-12) -> np.ndarray:

@@ -18,13 +18,13 @@ from solvers.checks import (
 from solvers.kl_affinity import MinMaxScale, class_log_distribution, kl_matrix
 from solvers.normalize import l2_normalize
 from solvers.progress import progress
+from solvers.tip_adapter import linear_grid
 from solvers.zeroshot import zero_shot_logits
 from solvers.errors import InputError
 
 
-def tipx_grid(scale: float, steps: int, start: float) -> list[float]:
-    """The official grid start + i * (scale - start) / steps, i = 0 .. steps-1."""
-    return [start + i * (scale - start) / steps for i in range(steps)]
+#: Most logits (gammas x validation rows x classes) held at once during the search: 2^22 float64 = 32 MiB.
+SEARCH_BLOCK_ELEMENTS = 1 << 22
 
 
 class TipX(Solver):
@@ -131,19 +131,23 @@ class TipX(Solver):
         """Grid search (alpha, beta, delta outer; gamma vectorized), first best wins."""
         a_scale, b_scale, g_scale = self.search_scale
         a_steps, b_steps, g_steps = self.search_steps
-        alphas = [self.alpha] if self.alpha is not None else tipx_grid(a_scale, a_steps, 0.1)
-        betas = [self.beta] if self.beta is not None else tipx_grid(b_scale, b_steps, 1.0)
-        gammas = np.array([self.gamma] if self.gamma is not None else tipx_grid(g_scale, g_steps, 0.1))
+        alphas = [self.alpha] if self.alpha is not None else linear_grid(a_scale, a_steps, 0.1)
+        betas = [self.beta] if self.beta is not None else linear_grid(b_scale, b_steps, 1.0)
+        gammas = np.array([self.gamma] if self.gamma is not None else linear_grid(g_scale, g_steps, 0.1))
         zs = zero_shot_logits(Xv, self.text_weights, self.logit_scale)
         best = (-1.0, self.alpha_, self.beta_, self.gamma_, self.delta_)
+        # gammas are scored in blocks of at most SEARCH_BLOCK_ELEMENTS logits (never gamma x n_val x C at once)
+        block = max(1, SEARCH_BLOCK_ELEMENTS // max(1, zs.size))
         for delta in self._deltas():
             affinity = self._affinity(Xv, delta)
             kl = self._kl_logits(Xv, self._scale_for(Xv, delta))
-            with_kl = zs[None] + gammas[:, None, None] * kl[None]
             for alpha in progress(alphas, f"{type(self).__name__} search"):
                 for beta in betas:
-                    cache = self._class_sums(np.exp(-beta * (1 - affinity)))
-                    hits = (np.argmax(with_kl + alpha * cache[None], axis=2) == yv).mean(axis=1)
+                    base = zs + alpha * self._class_sums(np.exp(-beta * (1 - affinity)))
+                    hits = np.empty(len(gammas))
+                    for lo in range(0, len(gammas), block):
+                        logits = base[None] + gammas[lo:lo + block, None, None] * kl[None]
+                        hits[lo:lo + block] = (np.argmax(logits, axis=2) == yv).mean(axis=1)
                     g = int(np.argmax(hits))
                     if hits[g] > best[0]:
                         best = (float(hits[g]), float(alpha), float(beta), float(gammas[g]), float(delta))

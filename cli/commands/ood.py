@@ -19,8 +19,11 @@ def _member_logits(store, encoder: str, member: str, split: str, bank: str | Non
     from workflows.solver_inputs import load_model
 
     if member.startswith("logits:"):
+        from solvers.fixed_logits import FixedLogits
+
         values, kind = store.logits(member[len("logits:"):], split)
-        return np.log(np.clip(values, 1e-12, 1.0)) if kind == "probabilities" else values
+        solver = FixedLogits(logits=values, kind=kind, source=member).fit()
+        return solver.decision_function(np.empty((len(values), 0)))
     solver, key, _ = load_model(store, member, encoder, bank, split)
     return solver.decision_function(store.features(key, split)) / float(getattr(solver, "temperature", 1.0))
 
@@ -59,10 +62,9 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
 
     from workflows.solver_inputs import resolve_encoder, text_weights
     from featurestore.store import FeatureStore
-    from solvers.cooked import cooked_probabilities
+    from solvers.cooked import cooked_scores
     from solvers.metrics import aupr_in, aupr_out, auroc, fpr_at_tpr
-    from solvers.normalize import l2_normalize
-    from solvers.ood_scores import LOGIT_SCORES, mcm, neg_entropy_of_probabilities
+    from solvers.ood_scores import LOGIT_SCORES, zero_shot_mcm
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     scores: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -85,14 +87,12 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
             logits_id.append(z_id)
             logits_ood.append(z_ood)
         if len(names) > 1:
-            p_id, p_ood = cooked_probabilities(logits_id), cooked_probabilities(logits_ood)
-            scores[("cooked", "msp")] = (p_id.max(axis=1), p_ood.max(axis=1))
-            scores[("cooked", "entropy")] = (neg_entropy_of_probabilities(p_id), neg_entropy_of_probabilities(p_ood))
+            cooked_id, cooked_ood = cooked_scores(logits_id), cooked_scores(logits_ood)
+            for score_name in ("msp", "entropy"):
+                scores[("cooked", score_name)] = (cooked_id[score_name], cooked_ood[score_name])
         if weights is not None:
-            T = l2_normalize(weights.astype(np.float64))
-            cos_id = l2_normalize(id_reader.features(encoder, id_split).astype(np.float64)) @ T.T
-            cos_ood = l2_normalize(ood_reader.features(encoder, ood_split).astype(np.float64)) @ T.T
-            scores[("zeroshot-cosine", "mcm")] = (mcm(cos_id), mcm(cos_ood))
+            scores[("zeroshot-cosine", "mcm")] = (zero_shot_mcm(id_reader.features(encoder, id_split), weights),
+                                                  zero_shot_mcm(ood_reader.features(encoder, ood_split), weights))
     rows = [{"model": model, "score": score, "auroc": auroc(s_id, s_ood), "fpr95": fpr_at_tpr(s_id, s_ood, 0.95),
              "aupr_in": aupr_in(s_id, s_ood), "aupr_out": aupr_out(s_id, s_ood), "n_id": len(s_id), "n_ood": len(s_ood)}
             for (model, score), (s_id, s_ood) in scores.items()]

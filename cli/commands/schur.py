@@ -45,27 +45,24 @@ def command() -> None:
 @click.option("--split", required=True, help="Split of images.")
 @click.option("--prompts-bank", required=True, help="Text bank paired with the images (one row per image, or a class bank).")
 @click.option("--kernel", type=click.Choice(["cosine", "gaussian"]), default="cosine", show_default=True)
-@click.option("--sigma", type=float, default=1.0, show_default=True, help="Gaussian kernel bandwidth.")
-@click.option("--rff-dim", type=int, default=2000, show_default=True, help="Random Fourier features (Gaussian).")
+@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Gaussian kernel bandwidth.")
+@click.option("--rff-dim", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Random Fourier features (Gaussian).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def score(store: str, encoder: str, split: str, prompts_bank: str, kernel: str, sigma: float, rff_dim: int,
           as_json: bool) -> None:
     """Print SCE (entropy of the non-text component), its exponential and the other parts' entropies."""
-    import math
-
     from featurestore.store import FeatureStore
-    from solvers.schur_decomposition import matrix_entropy, schur_decomposition
+    from solvers.schur_decomposition import schur_scores
 
     from workflows.solver_inputs import resolve_encoder
 
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
         X, texts = _paired_texts(reader, encoder, split, prompts_bank)
-    parts = schur_decomposition(X, texts, kernel=kernel, sigma=sigma, rff_dim=rff_dim)
-    sce = matrix_entropy(parts["complement"])
-    out = {"split": split, "rows": int(len(X)), "kernel": kernel, "sce": sce, "exp_sce": math.exp(sce),
-           "image_entropy": matrix_entropy(parts["image_covariance"]),
-           "text_part_entropy": matrix_entropy(parts["text_part"])}
+    out = {"split": split, "rows": int(len(X)), "kernel": kernel,
+           **schur_scores(X, texts, kernel=kernel, sigma=sigma, rff_dim=rff_dim)}
     if as_json:
         click.echo(json.dumps(out, indent=1))
         return
@@ -90,8 +87,7 @@ def remove(store: str, encoder: str, split: str, prompts_bank: str, prompt: str,
     import numpy as np
 
     from featurestore.store import FeatureStore
-    from solvers.normalize import l2_normalize
-    from solvers.schur_decomposition import project_out, prompt_direction, remove_text_component, text_to_image_map
+    from solvers.schur_decomposition import remove_prompt
 
     if isolate and method != "project":
         raise click.UsageError("--isolate needs --method project")
@@ -103,12 +99,7 @@ def remove(store: str, encoder: str, split: str, prompts_bank: str, prompt: str,
         t = _prompt_row(reader, encoder, prompt_bank or prompts_bank, prompt)
         X_all = reader.features(encoder, split, valid_only=False)
         info = reader.encoder_info(encoder)
-    A = text_to_image_map(X, texts)
-    X_all = l2_normalize(X_all.astype(np.float64))
-    if method == "schur":
-        corrected = remove_text_component(X_all, t, A)
-    else:
-        corrected = project_out(X_all, prompt_direction(t, A), isolate=isolate)
+    corrected = remove_prompt(X, texts, X_all, t, method=method, isolate=isolate)
     suffix = name or prompt.replace("/", "-").replace(" ", "_")
     key = f"{encoder}+schur-{'isolate' if isolate else 'remove'}-{suffix}"
     provenance = {k: info[k] for k in ("model", "weights", "preprocess", "precision") if k in info}
