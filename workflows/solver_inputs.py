@@ -79,9 +79,15 @@ def labelled_views(store: FeatureStore, encoder: str, split: str,
 
 
 def text_weights(store: FeatureStore, encoder: str, bank: str | None, split: str | None) -> tuple[np.ndarray | None, str | None]:
-    """The (C, D) zero-shot weights of ``bank``, or of the class bank matching ``split``'s classes."""
+    """The (C, D) zero-shot weights of ``bank``, or of the class bank whose classes are ``split``'s
+    (else the only class bank holding all of them: a test folder may lack a class)."""
     if bank is None and split is not None:
-        bank = find_class_bank(store, encoder, store.classes(split))
+        classes = store.classes(split)
+        bank = find_class_bank(store, encoder, classes)
+        if bank is None and classes:
+            wider = [b for b in store.text_banks(encoder) if store.text_bank_kind(encoder, b) == "classes"
+                     and set(classes) <= set(store.text_bank_field(encoder, b, "classes") or [])]
+            bank = wider[0] if len(wider) == 1 else None
     if bank is None:
         return None, None
     return store.text(encoder, bank), bank
