@@ -1,15 +1,52 @@
 """REAL-Prompt text banks (Parashar et al., "The Neglected Tails of Vision-Language Models",
 CVPR 2024): each class name is replaced in the prompts by its most frequent synonym in the
-pre-training captions; optionally the original-name prompts are ensembled in."""
+pre-training captions (the official RELAXED rule, ``real_name``); optionally the original-name
+prompts are ensembled in."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from featurestore.concept_frequency import words
+from featurestore.errors import SourceError
 from featurestore.textbanks import class_prompt_embeddings
 
 REAL_PROMPT_KIND = "real-prompt"
+NAME_STRATEGIES = ("relaxed", "strict")
+
+
+def real_name(class_name: str, synonyms: Sequence[str], counts: Sequence[int], strategy: str = "relaxed") -> str:
+    """The name REAL-Prompt uses for a class, as the official ``find_most_common_name``.
+
+    Walk the synonyms from most to least mentioned (list order on ties), keeping a running count
+    that starts at the class name's own count. An alternate mentioned more often than the running
+    count replaces the name, except with ``strategy="relaxed"`` (the official default) when its
+    words are a strict subset of the class name's words ("Honda" never replaces "Honda Accord";
+    the same words in another order, "2012 Honda Accord", may). Either way the running count
+    becomes the alternate's, so once a subset alternate is skipped, a less mentioned one cannot
+    replace the name: the class name is kept. ``strategy="strict"`` takes the most mentioned.
+    """
+    if strategy not in NAME_STRATEGIES:
+        raise SourceError(f"REAL name strategy must be one of {NAME_STRATEGIES}, got {strategy!r}")
+    own = set(words(class_name))
+    order = sorted(range(len(synonyms)), key=lambda j: -int(counts[j]))
+    own_counts = [int(counts[j]) for j in range(len(synonyms)) if words(synonyms[j]) == words(class_name)]
+    chosen, running = class_name, (own_counts[0] if own_counts else 0)
+    for j in order:
+        if running < int(counts[j]):
+            alternate = set(words(synonyms[j]))
+            if strategy == "strict" or alternate == own or not alternate <= own:
+                chosen = synonyms[j]
+            running = int(counts[j])
+    return chosen
+
+
+def real_names(classes: Sequence[str], synonyms: Sequence[Sequence[str]], counts: Sequence[Sequence[int]],
+               strategy: str = "relaxed") -> list[str]:
+    """``real_name`` of every class (``synonyms[c]`` and their caption ``counts[c]``)."""
+    return [real_name(c, s, n, strategy) for c, s, n in zip(classes, synonyms, counts)]
 
 
 def real_prompt_bank(encoder: Any, classes: list[str], names: list[str], templates: list[str],

@@ -81,7 +81,7 @@ def prompts(store: str, encoder: str, pool: str, synonyms: str, classes: str | N
     """Encode REAL-Prompt prompts (most frequent synonym per class) into a text bank."""
     from featurestore.encoders import load_encoder_from_info
     from workflows.solver_inputs import resolve_encoder
-    from featurestore.real_prompts import real_prompt_bank
+    from featurestore.real_prompts import real_names, real_prompt_bank
     from featurestore.store import FeatureStore
     from featurestore.templates import get_templates
 
@@ -92,7 +92,7 @@ def prompts(store: str, encoder: str, pool: str, synonyms: str, classes: str | N
         encoder = resolve_encoder(reader, encoder)
         info = reader.encoder_info(encoder)
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
-    chosen = result.most_frequent()
+    chosen = real_names(names, result.synonyms, result.synonym_counts)
     bank = real_prompt_bank(model, names, chosen, get_templates(templates), ensemble_original)
     bank_name = name or f"{classes}/real"
     with FeatureStore(store, mode="a") as writer:
