@@ -41,6 +41,7 @@ GPU_MAX_K = 2048
 DEFAULT_RECALL = 0.95
 TUNE_QUERIES = 1000
 TUNE_K = 10
+TRAIN_MIN_ROWS_PER_LIST = 40
 
 StoreLike = FeatureStore | str | os.PathLike
 
@@ -252,8 +253,14 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
         rng = np.random.default_rng(seed)
         order = rng.permutation(n)
         trained_rows = 0
+        approximate = factory.strip() != "Flat"
+        n_queries = min(tune_queries, n) if approximate else 0
         if not cpu_index.is_trained:
             trained_rows = _train_count(cpu_index, factory, n, train_size)
+            if train_size is None:  # leave the tuning queries out of the sample while enough rows remain
+                ivf = _ivf(cpu_index)
+                floor = min(trained_rows, max(TRAIN_MIN_ROWS_PER_LIST * (int(ivf.nlist) if ivf else 0), 1000))
+                trained_rows = max(min(trained_rows, n - n_queries), floor)
             t0 = time.monotonic()
             sample = _gather(fs, encoder, split, n, np.sort(order[:trained_rows]), chunk_rows,
                              f"sample {split}", quiet)
@@ -267,10 +274,9 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
             del sample
             timings["train"] = time.monotonic() - t0
             _check_deadline(deadline, limit, "training")
-        approximate = factory.strip() != "Flat"
-        enough_left = n - trained_rows >= min(tune_queries, n)
+        enough_left = n - trained_rows >= n_queries
         held_out = order[trained_rows:] if enough_left else order
-        query_pos = np.sort(held_out[: min(tune_queries, n)]) if approximate else np.zeros(0, np.int64)
+        query_pos = np.sort(held_out[:n_queries])
         query_parts = []
         added = 0
         t0 = time.monotonic()
@@ -596,3 +602,18 @@ def _faiss_reason(exc: BaseException) -> str:
     match = re.search(r"\.(?:cpp|h):\d+: (.*)", line)
     reason = match.group(1) if match else line
     return re.sub(r"^Error: '.*?' failed: ", "", reason)
+
+
+def describe_indexes(store_path: str | os.PathLike) -> list[dict[str, Any]]:
+    """One entry per index saved beside the store, from its sidecar: file, encoder, split, name,
+    factory, rows, bytes, tuned search parameters, recall@10 on held-out rows and its target."""
+    out = []
+    for json_path, meta in sidecars(store_path):
+        key = next((k for k in meta if k.startswith("recall_at_")), None)
+        out.append({"file": json_path.with_suffix(".faiss").name, "encoder": meta.get("encoder"),
+                    "split": meta.get("split"), "name": meta.get("name"), "factory": meta.get("factory"),
+                    "ntotal": meta.get("ntotal"), "bytes": meta.get("bytes"),
+                    "search_params": meta.get("search_params"), "recall_at_10": meta.get(key) if key else None,
+                    "recall_target": meta.get("recall_target"), "target_met": meta.get("target_met"),
+                    "readable": meta.get("format") == SIDECAR_FORMAT})
+    return out

@@ -14,6 +14,9 @@ def command(store: str, as_json: bool) -> None:
     from featurestore.store_summary import summarize
 
     summary = summarize(store)
+    from featurestore.index import describe_indexes
+
+    summary["index_details"] = describe_indexes(store)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -25,12 +28,46 @@ def command(store: str, as_json: bool) -> None:
         click.echo(f"  {s['name']}: {s['rows']} rows, {s['invalid']} unreadable{extra}")
     click.echo("encoders:")
     for e in summary["encoders"]:
-        click.echo(f"  {e['key']}: dim {e['embed_dim']}, {e['model']} weights {e['weights']}, {e['precision']}")
+        image_only = "" if "text" in e.get("modalities", ["text"]) else ", image-only"
+        click.echo(f"  {e['key']}: dim {e['embed_dim']}, {e['model']} weights {e['weights']}, {e['precision']}{image_only}")
+        if e.get("preprocess"):
+            click.echo(f"    preprocess: {_describe_preprocess(e['preprocess'])}")
         for split, done in e["features"].items():
             click.echo(f"    images/{split}: {done['done']}/{done['rows']} rows{' + views' if done['views'] else ''}")
         for bank in e["text_banks"]:
             click.echo(f"    texts/{bank}")
     if summary["models"]:
         click.echo("models: " + ", ".join(summary["models"]))
-    if summary["indexes"]:
-        click.echo("indexes: " + ", ".join(summary["indexes"]))
+    if summary["index_details"]:
+        click.echo("indexes:")
+        for entry in summary["index_details"]:
+            click.echo(f"  {entry['file']}: {_index_line(entry)}")
+
+
+def _index_line(entry: dict) -> str:
+    """``IVF1024,PQ64x4fs,RFlat, 100000 rows, 57.9 MiB, nprobe=9, k_factor=4, recall@10 0.957 (target 0.95)``."""
+    from featurestore.index_plan import format_bytes
+
+    if not entry["readable"]:
+        return "sidecar unreadable or from another featurestore version (rebuilt on next use)"
+    parts = [entry["factory"], f"{entry['ntotal']} rows"]
+    if entry["bytes"] is not None:
+        parts.append(format_bytes(entry["bytes"]))
+    parts += [f"{k}={v}" for k, v in (entry["search_params"] or {}).items()]
+    if entry["factory"] == "Flat":
+        parts.append("exact")
+    elif entry["recall_at_10"] is not None:
+        met = "" if entry["target_met"] else ", NOT met"
+        parts.append(f"recall@10 {entry['recall_at_10']:.3f} (target {entry['recall_target']}{met})")
+    return ", ".join(parts)
+
+
+def _describe_preprocess(recorded) -> str:
+    """The recorded preprocessing object in one line (stores from before it was one object: as is)."""
+    from featurestore.encoders.preprocessing import Preprocessing
+    from featurestore.errors import EncoderError
+
+    try:
+        return Preprocessing.from_dict(recorded).describe()
+    except EncoderError:
+        return json.dumps(recorded)

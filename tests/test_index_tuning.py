@@ -1,0 +1,314 @@
+"""Indexes chosen from a memory budget and tuned to a recall target (issue 18), checked against
+brute-force NumPy search, hand-computed sizes and the files a killed build leaves."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from featurestore.errors import FeatureStoreError
+from featurestore.index import build_index, index_names, load_index, recall_at_k
+from featurestore.index_files import index_paths, remove_leftovers
+from featurestore.index_plan import choose_factory, estimate_memory, ivf_lists, parse_duration, parse_memory
+from featurestore.index_tuning import ladder, leave_self_out
+from tests.cli_runner import run
+from tests.store_fixtures import make_feature_store
+
+ENC = "test/enc"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clustered(n: int, d: int = 32, clusters: int = 40, latent: int = 8, seed: int = 0) -> np.ndarray:
+    """Rows in many overlapping clusters of a low-dimensional subspace, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((d, latent)))[0].T
+    centers = rng.standard_normal((clusters, latent))
+    z = centers[rng.integers(clusters, size=n)] + 0.7 * rng.standard_normal((n, latent))
+    return (z @ basis + 0.05 * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def index_files(folder: Path) -> list[str]:
+    """Names of the index files, sidecars and temporary files in ``folder``."""
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".faiss", ".json", ".tmp")))
+
+
+def leave_one_out_recall(X: np.ndarray, positions: np.ndarray, rows: np.ndarray, k: int = 10) -> float:
+    """recall@k of ``positions`` (searched with k+1, rows' own position included) against NumPy."""
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    sims = Xn[rows] @ Xn.T
+    sims[np.arange(len(rows)), rows] = -np.inf
+    truth = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return recall_at_k(leave_self_out(positions, rows, k), truth, k)
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    X = clustered(4000)
+    return make_feature_store(tmp_path_factory.mktemp("pool") / "s.h5", {"pool": X}), X
+
+
+def test_memory_and_duration_parsing() -> None:
+    assert parse_memory("2G") == 2 * 2**30 and parse_memory("512M") == 512 * 2**20
+    assert parse_memory("1.5GB") == int(1.5 * 2**30) and parse_memory(1000) == 1000
+    assert parse_duration("10m") == 600 and parse_duration("90s") == 90 and parse_duration("1.5h") == 5400
+    for bad in ("two gigs", "0G", "-1M"):
+        with pytest.raises(FeatureStoreError):
+            parse_memory(bad)
+    with pytest.raises(FeatureStoreError):
+        parse_duration("soon")
+
+
+def test_choice_follows_the_budget_hand_computed() -> None:
+    # Flat at 50k x 512 is 50,000 * 2,048 B = 97.7 MiB: exact under a 2G budget
+    assert choose_factory(50_000, 512, "2G") == "Flat"
+    # ... but not under 64M. 4 sqrt(50k) = 894 -> 1024 lists (1024 x 512 float centroids = 2 MiB).
+    # Per row: 8 B id + 64 B of PQ128x4 codes + re-ranking copy: float32 2048 B (106 MB in all, no),
+    # float16 1024 B (54.8 MB + 2 MiB = 56.9 MB, x1.05 = 59.7 MB < 64 MiB = 67.1 MB: yes)
+    assert choose_factory(50_000, 512, "64M") == "IVF1024,PQ128x4fs,Refine(SQfp16)"
+    assert choose_factory(50_000, 512, "40M") == "IVF1024,PQ128x4fs,Refine(SQ8)"
+    # 100k rows is past the exact limit whatever the budget; float32 re-ranking fits 2G
+    assert choose_factory(100_000, 512, "2G") == "IVF1024,PQ128x4fs,RFlat"
+    # 1M rows: 4 sqrt(n) = 4000 -> 4096 lists, an HNSW coarse quantiser; in 1 GiB the float16
+    # copy (1M x 1096 B = 1.096e9 B, x1.05 > 2^30) does not fit, the 8-bit one does
+    assert choose_factory(1_000_000, 512, "1G") == "IVF4096_HNSW32,PQ128x4fs,Refine(SQ8)"
+    assert choose_factory(1_000_000, 512, "100M") == "IVF4096_HNSW32,PQ128x4fs"
+    with pytest.raises(FeatureStoreError, match="raise --max-memory"):
+        choose_factory(1_000_000, 512, "1M")
+    assert ivf_lists(100) == 2 and ivf_lists(1_000_000) == 4096  # 40 training rows per list at most
+    assert estimate_memory("IVF1024,PQ128x4fs,RFlat", 100_000, 512) == 1024 * 512 * 4 + 100_000 * (8 + 64 + 2048)
+
+
+def test_estimate_is_close_to_the_saved_size(pool) -> None:
+    path, X = pool
+    index = build_index(path, ENC, "pool", "IVF16,PQ8x4fs,Refine(SQ8)", recall=0.5, quiet=True)
+    estimate = estimate_memory("IVF16,PQ8x4fs,Refine(SQ8)", len(X), X.shape[1])
+    assert index.meta["bytes"] == index.path.stat().st_size
+    assert 0.8 < index.meta["bytes"] / estimate < 1.25
+
+
+def test_ladder_and_leave_self_out() -> None:
+    assert ladder(100) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 100]
+    assert ladder(64, start=10) == [12, 16, 24, 32, 48, 64]
+    got = leave_self_out(np.array([[5, 1, 2], [7, 9, 3]]), np.array([1, 4]), 2)
+    np.testing.assert_array_equal(got, [[5, 2], [7, 9]])
+
+
+def test_tuned_nprobe_meets_the_target_on_rows_it_was_not_tuned_on(pool) -> None:
+    path, X = pool
+    index = build_index(path, ENC, "pool", "IVF64,Flat", recall=0.9, tune_queries=300, quiet=True)
+    meta = index.meta
+    nprobe = meta["search_params"]["nprobe"]
+    assert meta["target_met"] and meta["recall_at_10"] >= 0.9 and meta["tuning_queries_held_out"]
+    assert 1 < nprobe < 64
+    # smallest: every smaller nprobe tried fell short, and nprobe - 1 was tried (bisection)
+    tried = {r["params"]["nprobe"]: r["recall"] for r in meta["tuning"]}
+    assert tried[nprobe - 1] < 0.9 and all(r < 0.9 for p, r in tried.items() if p < nprobe)
+    # independent check on 600 other rows against NumPy brute force, searched with the tuned nprobe
+    rows = np.random.default_rng(9).choice(len(X), 600, replace=False)
+    _, positions = load_index(path, ENC, "pool", "IVF64,Flat", rebuild_stale=False).search(X[rows], 11)
+    assert leave_one_out_recall(X, positions, rows) >= 0.9 - 0.03  # 6000 neighbours: sampling sd ~0.005
+    _, fewer = index.search(X[rows], 11, nprobe=max(1, nprobe // 3))
+    assert leave_one_out_recall(X, fewer, rows) < leave_one_out_recall(X, positions, rows)
+
+
+def test_refine_tunes_nprobe_then_k_factor(pool) -> None:
+    path, X = pool
+    index = build_index(path, ENC, "pool", "IVF32,PQ8x4fs,RFlat", recall=0.9, tune_queries=300, quiet=True)
+    params = index.meta["search_params"]
+    assert set(params) == {"nprobe", "k_factor"} and index.meta["target_met"]
+    tried = [r for r in index.meta["tuning"] if r["params"]["nprobe"] == params["nprobe"]]
+    assert all(r["recall"] < 0.9 for r in tried if r["params"]["k_factor"] < params["k_factor"])
+    rows = np.random.default_rng(3).choice(len(X), 500, replace=False)
+    assert leave_one_out_recall(X, index.search(X[rows], 11)[1], rows) >= 0.9 - 0.03
+
+
+def test_unreachable_target_is_one_note_and_the_best_index_is_kept(pool, capsys) -> None:
+    path, X = pool
+    code, out, err = run(["index", "--store", path, "--encoder", ENC, "--split", "pool", "--factory",
+                          "IVF16,PQ2x4fs", "--recall", "0.999", "-q"], capsys)
+    assert code == 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: recall@10 target 0.999 not met: best")
+    index = load_index(path, ENC, "pool", "IVF16,PQ2x4fs", rebuild_stale=False)
+    meta = index.meta
+    assert not meta["target_met"] and meta["search_params"] == max(meta["tuning"], key=lambda r: r["recall"])["params"]
+    assert "indexed 4000 rows" in out
+
+
+def test_hnsw_ef_search_is_tuned_and_applied_on_load(pool) -> None:
+    path, X = pool
+    built = build_index(path, ENC, "pool", "HNSW8", recall=0.97, tune_queries=200, quiet=True)
+    ef = built.meta["search_params"]["efSearch"]
+    loaded = load_index(path, ENC, "pool", "HNSW8", rebuild_stale=False)
+    assert loaded.index.hnsw.efSearch == ef >= 10
+
+
+def test_sidecar_round_trip_and_stale_auto_rebuild_keeps_its_options(tmp_path) -> None:
+    X = clustered(3000, seed=1)
+    path = make_feature_store(tmp_path / "s.h5", {"pool": X})
+    built = build_index(path, ENC, "pool", "auto", max_memory="200K", recall=0.9, tune_queries=200, quiet=True)
+    faiss_path, json_path = index_paths(path, ENC, "pool", "auto")
+    assert built.path == faiss_path and faiss_path.name == "s.h5.test%2Fenc.pool.auto.faiss"
+    assert built.meta["factory"].startswith("IVF") and built.meta["name"] == "auto"  # Flat (384 KB) > 200K
+    meta = json.loads(json_path.read_text())
+    assert meta == built.meta
+    loaded = load_index(path, ENC, "pool", None, rebuild_stale=False)  # the auto index is the default
+    assert loaded.meta == meta and loaded.params == meta["search_params"]
+    queries = X[:20]
+    for a, b in zip(built.search(queries, 10), loaded.search(queries, 10)):
+        np.testing.assert_array_equal(a, b)
+    assert index_names(path, ENC, "pool") == ["auto"]
+    make_feature_store(path, {"pool": clustered(100, seed=2)}, ids={"pool": [f"new-{i}" for i in range(100)]})
+    with pytest.raises(FeatureStoreError, match="stale.*3100 valid rows"):
+        load_index(path, ENC, "pool", "auto", rebuild_stale=False)
+    rebuilt = load_index(path, ENC, "pool", "auto", quiet=True)
+    assert rebuilt.ntotal == 3100
+    assert rebuilt.meta["request"]["max_memory"] == 200 * 1024 and rebuilt.meta["recall_target"] == 0.9
+
+
+def test_index_files_take_the_store_permissions(tmp_path) -> None:
+    path = make_feature_store(tmp_path / "s.h5", {"pool": clustered(300)})
+    os.chmod(path, 0o640)
+    build_index(path, ENC, "pool", quiet=True)
+    for file in index_paths(path, ENC, "pool"):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o640
+
+
+def test_max_build_stops_cleanly(tmp_path) -> None:
+    path = make_feature_store(tmp_path / "s.h5", {"pool": clustered(2000)})
+    with pytest.raises(FeatureStoreError, match="max-build.*nothing was written"):
+        build_index(path, ENC, "pool", "IVF16,Flat", max_build=1e-9, quiet=True)
+    assert not index_files(tmp_path)
+
+
+KILLED_BUILD = """
+import os, signal, sys
+import faiss
+from featurestore.index import build_index
+real = faiss.write_index
+def write_then_die(index, name):
+    real(index, name)
+    with open(name, "r+b") as f:
+        f.truncate(100)
+    os.kill(os.getpid(), signal.SIGKILL)
+faiss.write_index = write_then_die
+build_index(sys.argv[1], "test/enc", "pool", "IVF8,Flat", quiet=True)
+"""
+
+
+def test_a_killed_build_leaves_no_index_and_its_temp_files_are_cleaned(tmp_path) -> None:
+    path = make_feature_store(tmp_path / "s.h5", {"pool": clustered(1000)})
+    done = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(path)], cwd=ROOT, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == -signal.SIGKILL
+    left = index_files(tmp_path)
+    assert len(left) == 1 and left[0].startswith(".s.h5.test%2Fenc.pool.IVF8_Flat.faiss.") and left[0].endswith(".tmp")
+    # a temp file of a live process (a build in progress elsewhere) is not touched
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".s.h5.test%2Fenc.pool.Flat.faiss.{sleeper.pid}.abc123.tmp"
+        live.write_bytes(b"x")
+        index = load_index(path, ENC, "pool", "IVF8,Flat", quiet=True)  # missing: built, leftovers removed
+        assert index.ntotal == 1000
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == [live.name]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert remove_leftovers(path) == [live]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_cli_auto_report_search_and_info(tmp_path, capsys) -> None:
+    X = clustered(3000, seed=4)
+    path = make_feature_store(tmp_path / "s.h5", {"pool": X})
+    args = ["index", "--store", path, "--encoder", ENC, "--split", "pool", "--factory", "auto",
+            "--max-memory", "300K", "--recall", "0.9", "--max-build", "10m", "-q"]
+    code, out, err = run(args, capsys)
+    assert code == 0 and err == "" and "recall@10 0.9" in out
+    meta = json.loads(index_paths(path, ENC, "pool", "auto")[1].read_text())
+    mtime = index_paths(path, ENC, "pool", "auto")[0].stat().st_mtime_ns
+    code, out, err = run(args + ["--report"], capsys)
+    assert code == 0 and index_paths(path, ENC, "pool", "auto")[0].stat().st_mtime_ns == mtime  # not rebuilt
+    assert f"factory   {meta['factory']} (auto, budget 300.00 KiB)" in out
+    nprobe = meta["search_params"]["nprobe"]
+    assert any(line.split()[0].rstrip(",") == f"nprobe={nprobe}" for line in out.splitlines() if line.startswith("  "))
+    assert "memory " in out and "build " in out and "q/s" in out
+    # fs search (no --factory) serves the auto index with its tuned nprobe
+    code, out, err = run(["search", "--store", path, "--encoder", ENC, "--split", "pool", "--id", "pool-00007",
+                          "-k", "5", "--json"], capsys)
+    assert code == 0, err
+    hits = [h["id"] for h in json.loads(out)[0]["hits"]]
+    expected = load_index(path, ENC, "pool", "auto", rebuild_stale=False).search(X[7:8], 5)[1][0]
+    assert hits == [f"pool-{p:05d}" for p in expected]
+    code, out, err = run(["info", path], capsys)
+    assert code == 0 and f"nprobe={nprobe}" in out and "recall@10" in out and "auto" in out
+    code, out, err = run(["index", "--store", path, "--encoder", ENC, "--split", "pool", "--max-memory", "lots"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "lots" in err
+
+
+class FakeGpus:
+    """faiss seen through one fake GPU: the "GPU copy" is a CPU clone, so the GPU code path runs."""
+
+    def __init__(self, monkeypatch) -> None:
+        import faiss
+
+        self.moved = 0
+        monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+        monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", self.to_gpu)
+        monkeypatch.setattr(faiss, "index_gpu_to_cpu", faiss.clone_index)
+
+        class Space(faiss.ParameterSpace):
+            pass
+
+        monkeypatch.setattr(faiss, "GpuParameterSpace", Space, raising=False)
+
+    def to_gpu(self, index):
+        import faiss
+
+        self.moved += 1
+        return faiss.clone_index(index)
+
+
+def test_gpu_code_path_gives_the_cpu_results(pool, monkeypatch) -> None:
+    path, X = pool
+    cpu = build_index(path, ENC, "pool", "IVF32,Flat", recall=0.9, tune_queries=200, quiet=True)
+    queries = X[:50] + 0.01
+    want = cpu.search(queries, 10)
+    gpus = FakeGpus(monkeypatch)
+    gpu = build_index(path, ENC, "pool", "IVF32,Flat", recall=0.9, tune_queries=200, quiet=True)
+    assert gpus.moved >= 2 and gpu.on_gpu  # built on the GPU copy, searched on one
+    assert gpu.meta["search_params"] == cpu.meta["search_params"]
+    for a, b in zip(want, gpu.search(queries, 10)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_knn_gpu_code_path_gives_the_cpu_results(monkeypatch) -> None:
+    from solvers.knn import KNN
+
+    X = clustered(600, seed=5)
+    y = np.arange(600) % 4
+    want = KNN(k=7).fit(X, y).decision_function(X[:40])
+    gpus = FakeGpus(monkeypatch)
+    got = KNN(k=7).fit(X, y).decision_function(X[:40])
+    assert gpus.moved >= 1
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_real_gpu_gives_the_cpu_results(pool) -> None:
+    import faiss
+
+    if faiss.get_num_gpus() == 0:
+        pytest.skip("no GPU: faiss.get_num_gpus() == 0 (the GPU code path is checked with a fake GPU above)")
+    path, X = pool
+    gpu = build_index(path, ENC, "pool", "IVF32,Flat", recall=0.9, tune_queries=200, quiet=True)
+    assert gpu.on_gpu
+    cpu_positions = faiss.clone_index(gpu.index).search(np.ascontiguousarray(X[:50] / np.linalg.norm(
+        X[:50], axis=1, keepdims=True)), 10)[1]
+    assert recall_at_k(gpu.search(X[:50], 10)[1], cpu_positions, 10) >= 0.99
