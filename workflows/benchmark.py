@@ -130,6 +130,18 @@ def load_dataset(path: str, encoder: str, methods: list[str], *, train: str = "t
                          sampler, test, shifts, notes, extra)
 
 
+def _check_params(method: str, given: dict[str, Any]) -> None:
+    """Refuse a hyper-parameter the method does not have, or one that carries data."""
+    from solvers.registry import solver_class
+
+    cls = solver_class(method)
+    data = set(getattr(cls, "_data_params", ()))
+    offered = [p for p in cls._get_param_names() if p not in data]
+    for key in given:
+        if key not in offered:
+            raise BenchmarkError(f"{method} has no hyper-parameter {key!r} (it has: {', '.join(offered)})")
+
+
 # --------------------------------------------------------------------------- one cell
 def _fitted_scalars(solver: Any) -> dict[str, Any]:
     """Hyper-parameters the solver chose (fitted scalar attributes ending in ``_``)."""
@@ -302,6 +314,8 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
         raise BenchmarkError("give at least one store")
     if len(set(map(os.path.abspath, stores))) != len(stores):
         raise BenchmarkError("the same store is given twice")
+    for method, given in params.items():
+        _check_params(method, given)
     table = report.load_reference(reference) if reference else None
     datasets = [load_dataset(str(path), encoder, methods, train=train, val=val, test=test, bank=text,
                              sampler=sampler, average_views=average_views) for path in stores]
