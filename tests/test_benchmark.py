@@ -225,3 +225,32 @@ def test_user_errors_are_one_line(tmp_path, capsys, args, message):
     code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--out", tmp_path / "r", "-q", *args],
                         capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_imagenet_store_scores_its_shift_splits_on_their_class_subset(tmp_path, capsys, fs_args):
+    from tests import dataset_trees as trees
+    from workflows.benchmark import load_dataset
+
+    trees.imagenet_trees(tmp_path)
+    store = tmp_path / "imagenet.h5"
+    for name in ("imagenet", "imagenet_a", "imagenetv2"):
+        code, out, err = fs(["extract", "--dataset", name, "--root", tmp_path, "--store", store, "--workers", "0",
+                             "-q", *fs_args], capsys)
+        assert code == 0, err
+    with FeatureStore(store) as reader:
+        key = reader.encoders()[0]
+        assert reader.splits() == ["imagenet_a", "imagenetv2", "test", "train"]
+        assert reader.text_banks(key) == ["train/dataset"]  # the shift sets reuse ImageNet's bank
+        assert reader.class_names("imagenet_a/subset") == ["airliner", "beach wagon"]
+    code, out, err = fs(["benchmark", "--store", store, "--encoder", key, "--methods", "zeroshot,gda", "--shots", "1",
+                         "--seeds", "1", "--out", tmp_path / "r", "-q", "--no-plot"], capsys)
+    assert code == 0, err
+    rows = _rows(tmp_path / "r" / "results.csv")
+    assert sorted({r["dataset"] for r in rows}) == ["imagenet", "imagenet_a", "imagenetv2"]
+    assert {r["val"] for r in rows if r["method"] == "gda"} == {"train-holdout (4/class)"}
+    data = load_dataset(str(store), key, ["zeroshot"])
+    X, y, subset = data.shifts["imagenet_a"]
+    logits = 100 * X @ data.text_weights.T
+    expected = np.mean(subset[logits[:, subset].argmax(axis=1)] == y)
+    zeroshot_a = next(r for r in rows if r["dataset"] == "imagenet_a" and r["method"] == "zeroshot")
+    assert float(zeroshot_a["top1"]) == pytest.approx(expected)
