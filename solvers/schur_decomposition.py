@@ -6,8 +6,10 @@ With feature maps phi (the embedding itself for the cosine kernel, random Fourie
 the Gaussian kernel) of n paired images I and texts T:
 C_II = phi(I)^T phi(I) / n, C_TT = phi(T)^T phi(T) / n, C_TI = phi(T)^T phi(I) / n;
 text-explained part C_TI^T C_TT^+ C_TI; Schur complement S = C_II - C_TI^T C_TT^+ C_TI.
-SCE = matrix entropy of S (entropy of its normalized eigenvalues): the diversity of the images
-that their texts do not explain. A* = C_TT^+ C_TI maps a text to its image component.
+SCE (as the official code reports it) = exp(-sum l log(l / sum l)) over S's eigenvalues l
+clamped at 1e-10: the diversity of the images that their texts do not explain. Defaults are
+the paper's: Gaussian kernel, sigma = 3.5, m = 2500, on the features as given (raw CLIP
+outputs in the paper). A* = C_TT^+ C_TI (cosine kernel) maps a text to its image component.
 """
 from __future__ import annotations
 
@@ -17,18 +19,32 @@ from solvers.normalize import l2_normalize
 from solvers.errors import InputError
 
 
-def feature_map(X: np.ndarray, kernel: str = "cosine", sigma: float = 1.0, rff_dim: int = 2000,
-                seed: int = 0) -> np.ndarray:
-    """phi(X): normalized rows (cosine kernel) or random Fourier features
-    [cos(X W), sin(X W)] / sqrt(m), W ~ N(0, 1 / sigma^2), of normalized rows (Gaussian kernel)."""
-    X = l2_normalize(np.asarray(X, dtype=np.float64))
+#: The paper's defaults (the official README's example): a Gaussian kernel of bandwidth 3.5 on
+#: the raw (unnormalized) CLIP features, approximated by m = 2500 random Fourier frequencies.
+DEFAULT_KERNEL = "gaussian"
+DEFAULT_SIGMA = 3.5
+DEFAULT_RFF_DIM = 2500
+#: The official code clamps eigenvalues at this value before its entropy.
+EIGENVALUE_FLOOR = 1e-10
+
+
+def feature_map(X: np.ndarray, kernel: str = DEFAULT_KERNEL, sigma: float = DEFAULT_SIGMA,
+                rff_dim: int = DEFAULT_RFF_DIM, seed: int = 0, normalize: bool = False) -> np.ndarray:
+    """phi(X): the L2-normalized rows (cosine kernel), or random Fourier features
+    [cos(X W), sin(X W)] / sqrt(m), W ~ N(0, 1 / sigma^2) (D, m) drawn from ``seed`` (Gaussian
+    kernel exp(-||x - y||^2 / (2 sigma^2))), of the rows as given (``normalize=False``, as the
+    official code on raw encoder outputs) or L2-normalized first (``normalize=True``). The same
+    seed gives images and texts the same frequencies W, as the official code shares them."""
+    X = np.asarray(X, dtype=np.float64)
     if kernel == "cosine":
-        return X
+        return l2_normalize(X)
     if kernel != "gaussian":
         raise InputError(f"kernel must be 'cosine' or 'gaussian', not {kernel!r}")
     if not float(sigma) > 0 or int(rff_dim) < 1:
         raise InputError(f"the Gaussian kernel needs sigma > 0 and rff_dim >= 1, got sigma={sigma}, rff_dim={rff_dim}")
-    W = np.random.default_rng(seed).normal(scale=1.0 / sigma, size=(X.shape[1], rff_dim))
+    if normalize:
+        X = l2_normalize(X)
+    W = np.random.default_rng(seed).normal(scale=1.0 / sigma, size=(X.shape[1], int(rff_dim)))
     XW = X @ W
     return np.hstack([np.cos(XW), np.sin(XW)]) / np.sqrt(rff_dim)
 
@@ -38,22 +54,53 @@ def _pair(images: np.ndarray, texts: np.ndarray) -> None:
         raise InputError(f"need paired (n, D) images and texts, got {np.shape(images)} and {np.shape(texts)}")
 
 
-def schur_decomposition(images: np.ndarray, texts: np.ndarray, kernel: str = "cosine", sigma: float = 1.0,
-                        rff_dim: int = 2000, seed: int = 0, eps: float = 1e-12) -> dict[str, np.ndarray]:
-    """``image_covariance`` C_II, ``text_part`` C_TI^T (C_TT + eps I)^+ C_TI and ``complement`` S."""
+def schur_decomposition(images: np.ndarray, texts: np.ndarray, kernel: str = DEFAULT_KERNEL,
+                        sigma: float = DEFAULT_SIGMA, rff_dim: int = DEFAULT_RFF_DIM, seed: int = 0,
+                        eps: float = 1e-12, normalize: bool = False) -> dict[str, np.ndarray]:
+    """``image_covariance`` C_II, ``text_part`` C_TI^T (C_TT + eps I)^+ C_TI and ``complement`` S,
+    in feature space (F x F, F = 2m for the Gaussian kernel, D for the cosine kernel)."""
     _pair(images, texts)
-    phi_i = feature_map(images, kernel, sigma, rff_dim, seed)
-    phi_t = feature_map(texts, kernel, sigma, rff_dim, seed)
+    phi_i = feature_map(images, kernel, sigma, rff_dim, seed, normalize)
+    phi_t = feature_map(texts, kernel, sigma, rff_dim, seed, normalize)
     n = phi_i.shape[0]
     c_ii, c_tt, c_ti = phi_i.T @ phi_i / n, phi_t.T @ phi_t / n, phi_t.T @ phi_i / n
     text_part = c_ti.T @ np.linalg.pinv(c_tt + eps * np.eye(len(c_tt)), hermitian=True) @ c_ti
     return {"image_covariance": c_ii, "text_part": text_part, "complement": c_ii - text_part}
 
 
-def matrix_entropy(matrix: np.ndarray) -> float:
-    """-sum_k l_k log l_k over the eigenvalues of a symmetric PSD matrix, clipped at 0 and
-    normalized to sum to one (0 log 0 = 0)."""
-    values = np.clip(np.linalg.eigvalsh((matrix + matrix.T) / 2), 0.0, None)
+def schur_eigenvalues(images: np.ndarray, texts: np.ndarray, kernel: str = DEFAULT_KERNEL,
+                      sigma: float = DEFAULT_SIGMA, rff_dim: int = DEFAULT_RFF_DIM, seed: int = 0,
+                      normalize: bool = False) -> dict[str, np.ndarray]:
+    """Eigenvalues (all F of them, ascending) of ``schur_decomposition``'s three matrices.
+
+    With fewer pairs n than features F they come from n x n matrices instead of F x F: with
+    Phi the (n, F) feature rows, C_II = Phi_I^T Phi_I / n shares its nonzero eigenvalues with
+    K = Phi_I Phi_I^T / n; the text part is Phi_I^T P Phi_I / n with P the projector onto the
+    span of Phi_T's rows (the eps -> 0 limit of the formula), so it shares them with P K P, and
+    the complement with (I - P) K (I - P). The other F - n eigenvalues are 0.
+    """
+    _pair(images, texts)
+    phi_i = feature_map(images, kernel, sigma, rff_dim, seed, normalize)
+    phi_t = feature_map(texts, kernel, sigma, rff_dim, seed, normalize)
+    n, F = phi_i.shape
+    if F <= n:
+        parts = schur_decomposition(images, texts, kernel, sigma, rff_dim, seed, normalize=normalize)
+        return {k: np.linalg.eigvalsh((v + v.T) / 2) for k, v in parts.items()}
+    K = phi_i @ phi_i.T / n
+    w, V = np.linalg.eigh(phi_t @ phi_t.T)
+    keep = w > w.max() * n * np.finfo(np.float64).eps
+    P = V[:, keep] @ V[:, keep].T
+    Q = np.eye(n) - P
+    zeros = np.zeros(F - n)
+    out = {}
+    for key, M in (("image_covariance", K), ("text_part", P @ K @ P), ("complement", Q @ K @ Q)):
+        out[key] = np.sort(np.r_[np.linalg.eigvalsh((M + M.T) / 2), zeros])
+    return out
+
+
+def entropy_of_eigenvalues(values: np.ndarray) -> float:
+    """-sum_k p_k log p_k with p the eigenvalues clipped at 0 and normalized to sum one (0 log 0 = 0)."""
+    values = np.clip(np.asarray(values, dtype=np.float64), 0.0, None)
     if values.sum() <= 0:
         return 0.0
     p = values / values.sum()
@@ -61,19 +108,37 @@ def matrix_entropy(matrix: np.ndarray) -> float:
     return float(-np.sum(p * np.log(p)))
 
 
+def matrix_entropy(matrix: np.ndarray) -> float:
+    """``entropy_of_eigenvalues`` of a symmetric PSD matrix."""
+    return entropy_of_eigenvalues(np.linalg.eigvalsh((matrix + matrix.T) / 2))
+
+
+def official_sce(values: np.ndarray) -> float:
+    """SCE as the official code reports it (``schur_vendi_from_eigs``): the eigenvalues l clamped
+    at 1e-10, then exp(-sum_k l_k log(l_k / sum_k l_k)). Unlike exp(entropy), the weights l_k
+    are not normalized, so the value scales with the trace."""
+    lam = np.maximum(np.asarray(values, dtype=np.float64), EIGENVALUE_FLOOR)
+    return float(np.exp(-np.sum(lam * np.log(lam / lam.sum()))))
+
+
 def schur_complement_entropy(images: np.ndarray, texts: np.ndarray, **kwargs: object) -> float:
-    """SCE: matrix entropy of the Schur complement (image diversity not explained by the texts)."""
+    """SCE as the official code reports it, of the Schur complement (``schur_scores``'s ``sce``)."""
     return schur_scores(images, texts, **kwargs)["sce"]
 
 
 def schur_scores(images: np.ndarray, texts: np.ndarray, **kwargs: object) -> dict[str, float]:
-    """What ``fs schur score`` reports: ``sce``, ``exp_sce`` and the matrix entropies of the image
-    covariance and of its text-explained part, from one decomposition (``kwargs`` as
-    ``schur_decomposition``)."""
-    parts = schur_decomposition(images, texts, **kwargs)
-    sce = matrix_entropy(parts["complement"])
-    return {"sce": sce, "exp_sce": float(np.exp(sce)), "image_entropy": matrix_entropy(parts["image_covariance"]),
-            "text_part_entropy": matrix_entropy(parts["text_part"])}
+    """What ``fs schur score`` reports, from one eigendecomposition (``kwargs`` as
+    ``schur_eigenvalues``; the defaults are the paper's): ``sce`` (the official SCE of the
+    complement, the image diversity the texts do not explain) and ``text_part_sce`` (the same of
+    the text-explained part); ``complement_entropy`` and its exponential ``exp_complement_entropy``
+    (the entropy of the normalized eigenvalues, a trace-free variant), and the entropies of the
+    image covariance and of the text part."""
+    values = schur_eigenvalues(images, texts, **kwargs)
+    entropy = entropy_of_eigenvalues(values["complement"])
+    return {"sce": official_sce(values["complement"]), "text_part_sce": official_sce(values["text_part"]),
+            "complement_entropy": entropy, "exp_complement_entropy": float(np.exp(entropy)),
+            "image_entropy": entropy_of_eigenvalues(values["image_covariance"]),
+            "text_part_entropy": entropy_of_eigenvalues(values["text_part"])}
 
 
 def remove_prompt(fit_images: np.ndarray, fit_texts: np.ndarray, X: np.ndarray, prompt: np.ndarray,
@@ -96,7 +161,7 @@ def text_to_image_map(images: np.ndarray, texts: np.ndarray, eps: float = 1e-12)
     """A* = (C_TT + eps I)^+ C_TI (D_text, D_image), cosine kernel: the least-squares map from a
     normalized text embedding to the image component it explains."""
     _pair(images, texts)
-    phi_i, phi_t = feature_map(images), feature_map(texts)
+    phi_i, phi_t = feature_map(images, "cosine"), feature_map(texts, "cosine")
     n = phi_i.shape[0]
     c_tt, c_ti = phi_t.T @ phi_t / n, phi_t.T @ phi_i / n
     return np.linalg.pinv(c_tt + eps * np.eye(len(c_tt)), hermitian=True) @ c_ti
@@ -104,13 +169,13 @@ def text_to_image_map(images: np.ndarray, texts: np.ndarray, eps: float = 1e-12)
 
 def remove_text_component(X: np.ndarray, texts: np.ndarray, A: np.ndarray) -> np.ndarray:
     """x - phi(t) A* for each row (the paper's corrected embedding); ``texts`` is (n, D) or one (D,) prompt."""
-    t = feature_map(np.atleast_2d(texts))
+    t = feature_map(np.atleast_2d(texts), "cosine")
     return np.asarray(X, dtype=np.float64) - t @ A
 
 
 def prompt_direction(prompt: np.ndarray, A: np.ndarray) -> np.ndarray:
     """Unit image-space direction d = phi(t_p) A* / ||phi(t_p) A*|| of a prompt."""
-    d = (feature_map(np.atleast_2d(prompt)) @ A)[0]
+    d = (feature_map(np.atleast_2d(prompt), "cosine") @ A)[0]
     norm = np.linalg.norm(d)
     if norm == 0:
         raise InputError("the prompt explains no image component (zero direction)")

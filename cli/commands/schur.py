@@ -44,15 +44,18 @@ def command() -> None:
 @encoder_option
 @click.option("--split", required=True, help="Split of images.")
 @click.option("--prompts-bank", required=True, help="Text bank paired with the images (one row per image, or a class bank).")
-@click.option("--kernel", type=click.Choice(["cosine", "gaussian"]), default="cosine", show_default=True)
-@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="Gaussian kernel bandwidth.")
-@click.option("--rff-dim", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="Random Fourier features (Gaussian).")
+@click.option("--kernel", type=click.Choice(["gaussian", "cosine"]), default="gaussian", show_default=True,
+              help="gaussian: the paper's random-feature kernel on the stored features; cosine: their inner products.")
+@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=3.5, show_default=True,
+              help="Gaussian kernel bandwidth (the paper's 3.5 is for raw CLIP features; stored features are "
+                   "L2-normalized).")
+@click.option("--rff-dim", type=click.IntRange(min=1), default=2500, show_default=True,
+              help="Random Fourier frequencies m (2m features; Gaussian).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def score(store: str, encoder: str, split: str, prompts_bank: str, kernel: str, sigma: float, rff_dim: int,
           as_json: bool) -> None:
-    """Print SCE (entropy of the non-text component), its exponential and the other parts' entropies."""
+    """Print SCE as the official code reports it (of the non-text component and of the text part)
+    and the entropies of the normalized eigenvalues of each part."""
     from featurestore.store import FeatureStore
     from solvers.schur_decomposition import schur_scores
 
