@@ -72,10 +72,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return Image.fromarray((pixels >> 8).astype(np.uint8), "L").convert("RGB")
     if mode == "F":
         pixels = np.asarray(image, dtype=np.float32)
-        if not np.isfinite(pixels).all() or pixels.min(initial=0.0) < 0.0 or pixels.max(initial=0.0) > 1.0:
+        if not np.isfinite(pixels).all():
+            raise UnsupportedImageError("unsupported float image: pixels are not finite, not 0..1")
+        if pixels.min(initial=0.0) < 0.0 or pixels.max(initial=0.0) > 1.0:
             raise UnsupportedImageError(
-                f"unsupported float image: pixels span {float(np.nanmin(pixels)):.4g}..{float(np.nanmax(pixels)):.4g}, "
-                "not 0..1"
+                f"unsupported float image: pixels span {float(pixels.min()):.4g}..{float(pixels.max()):.4g}, not 0..1"
             )
         return Image.fromarray((pixels * (256 - 1e-3)).astype(np.uint8), "L").convert("RGB")
     if mode.startswith("I"):

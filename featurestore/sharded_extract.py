@@ -19,6 +19,7 @@ from typing import Any
 
 from featurestore.errors import FeatureStoreError, StoreLockedError
 from featurestore.extract import ExtractReport
+from featurestore.split_names import check_split_name
 from featurestore.store import FeatureStore, h5_name
 from featurestore.writer_lock import WriterLock
 
@@ -127,8 +128,9 @@ def extract_shard(shard_path: str, subset: RecordSubset, spec: EncoderSpec, spli
 
 
 def shard_dir(store_path: str | os.PathLike, split: str) -> Path:
-    """Folder of a split's shard stores, beside the main store."""
-    return Path(f"{os.fspath(store_path)}.shards") / h5_name(split)
+    """Folder of a split's shard stores, beside the main store (a checked split name never
+    leads outside ``<store>.shards/``)."""
+    return Path(f"{os.fspath(store_path)}.shards") / h5_name(check_split_name(split))
 
 
 def _plan(records: list[Any], shard_rows: int) -> list[tuple[int, int]]:

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError, StoreFormatError
+from featurestore.split_names import check_split_name
 from featurestore.superblock import clear_consistency_flags
 from featurestore.writer_lock import WriterLock
 
@@ -430,6 +431,7 @@ class FeatureStore:
         flushed. Duplicate ids within ``ids`` are refused.
         """
         self._require_writer()
+        check_split_name(split)
         ids = list(ids)
         if len(set(ids)) != len(ids):
             seen: set[str] = set()

@@ -28,6 +28,10 @@ def _not_regular(mode: int) -> str:
     return f"not a regular file ({kind})"
 
 
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
+
+
 def _missing_reason(path: str, exc: OSError) -> str:
     """A one-line reason for a path that cannot be opened, naming dangling and looping symlinks."""
     if exc.errno == errno.ELOOP:
@@ -41,14 +45,16 @@ def _missing_reason(path: str, exc: OSError) -> str:
     return f"cannot read file: {exc.strerror or exc}"
 
 
-def read_regular_file(path: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
-    """The whole content of the regular file at ``path`` (symlinks followed), at most ``limit`` bytes.
+def read_regular_file(path: str, limit: int | None = None) -> bytes:
+    """The whole content of the regular file at ``path`` (symlinks followed), at most ``limit``
+    bytes (default `MAX_IMAGE_BYTES`).
 
     Raises SourceError with a one-line reason for anything else: a missing file, a dangling or
     looping symlink, a FIFO, device, socket or directory, or a file larger than ``limit``. The
     file is opened non-blocking (opening a FIFO never waits for a writer) and checked on the
     open descriptor, so a path swapped between the check and the read cannot slip through.
     """
+    limit = MAX_IMAGE_BYTES if limit is None else limit
     try:
         before = os.stat(path)
     except OSError as exc:
@@ -65,10 +71,10 @@ def read_regular_file(path: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise SourceError(_not_regular(info.st_mode))
         if info.st_size > limit:
-            raise SourceError(f"file of {info.st_size} bytes is over the {limit // 2**20} MiB image size cap")
+            raise SourceError(f"file of {info.st_size} bytes is over the {_size(limit)} image size cap")
         data = f.read(limit + 1)
     if len(data) > limit:  # grew while read, or a file whose size stat does not tell (/proc)
-        raise SourceError(f"file is over the {limit // 2**20} MiB image size cap")
+        raise SourceError(f"file is over the {_size(limit)} image size cap")
     return data
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from featurestore.errors import SourceError
-from featurestore.sources.local_files import MAX_IMAGE_BYTES
+from featurestore.sources import local_files
 from featurestore.sources.record import NO_LABEL, Record, sorted_by_unique_id
 
 TAR_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -178,7 +178,7 @@ class WebDatasetSource:
                         if ext in ("txt", "cls"):
                             if info.size > MAX_TEXT_BYTES:
                                 sample.problem = (f"its .{ext} member is {info.size} bytes, over the "
-                                                  f"{MAX_TEXT_BYTES // 2**10} KiB cap")
+                                                  f"{MAX_TEXT_BYTES / 2**20:g} MiB cap")
                                 continue
                             handle = tar.extractfile(info)
                             sample.texts[ext] = (handle.read() if handle else b"").decode("utf-8", "replace").strip()
@@ -274,8 +274,9 @@ class WebDatasetSource:
         if location is None:
             raise SourceError(f"{member} is not an image member of {shard}")
         offset, size = location
-        if size > MAX_IMAGE_BYTES:
-            raise SourceError(f"member of {size} bytes is over the {MAX_IMAGE_BYTES // 2**20} MiB image size cap")
+        if size > local_files.MAX_IMAGE_BYTES:
+            raise SourceError(f"member of {size} bytes is over the {local_files.MAX_IMAGE_BYTES / 2**20:g} MiB "
+                              "image size cap")
         fd = self._descriptor(shard)
         chunks, done = [], 0
         while done < size:
