@@ -26,7 +26,7 @@ from featurestore.errors import FeatureStoreError, NotFoundError
 from featurestore.store import FeatureStore, h5_name
 
 COLUMNS = ("dataset", "encoder", "method", "shots", "seed", "top1", "top5", "balanced_accuracy", "ece", "nll",
-           "hyperparameters", "fit_seconds", "store", "test_split", "val", "sampler", "warnings")
+           "hyperparameters", "fit_seconds", "score_seconds", "store", "test_split", "val", "sampler", "warnings")
 ZERO_SHOT_METHODS = ("zeroshot",)
 DEFAULT_METHODS = ("zeroshot", "gda", "tip-adapter", "linear-probe", "knn")
 HOLDOUT_PER_CLASS = 4
@@ -200,9 +200,12 @@ def fit_cell(data: DatasetArrays, method: str, shots: int, seed: int, params: di
                                             sort_keys=True),
               "fit_seconds": round(seconds, 4), "store": data.store, "val": val_label, "sampler": data.sampler,
               "warnings": json.dumps(list(getattr(solver, "fit_warnings_", []) or []))}
-    out = [{**common, "test_split": data.test_split, **_metrics(solver, data.X_test, data.y_test, None)}]
-    for split, (Xs, ys, subset) in data.shifts.items():
-        out.append({**common, "dataset": split, "test_split": split, **_metrics(solver, Xs, ys, subset)})
+    out = []
+    for split, (Xs, ys, subset) in [(data.test_split, (data.X_test, data.y_test, None)), *data.shifts.items()]:
+        start = time.perf_counter()
+        scores = _metrics(solver, Xs, ys, subset)
+        out.append({**common, "dataset": data.name if split == data.test_split else split, "test_split": split,
+                    **scores, "score_seconds": round(time.perf_counter() - start, 4)})
     return out
 
 

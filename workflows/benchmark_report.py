@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-NUMERIC = ("shots", "seed", "top1", "top5", "balanced_accuracy", "ece", "nll", "fit_seconds")
+NUMERIC = ("shots", "seed", "top1", "top5", "balanced_accuracy", "ece", "nll", "fit_seconds", "score_seconds")
 
 
 def references() -> dict[str, Any]:
