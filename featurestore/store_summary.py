@@ -2,23 +2,39 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from featurestore.store import FeatureStore, h5_name
 
+ERROR_REASONS_LISTED = 20
+
+
+def error_reasons(store: FeatureStore, split: str, top: int = ERROR_REASONS_LISTED) -> list[dict[str, Any]]:
+    """The most frequent reasons of a split's unreadable rows: reason, row count and one example
+    id each, most frequent first (at most ``top``)."""
+    counts: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for row in store.errors(split):
+        counts[row["reason"]] += 1
+        examples.setdefault(row["reason"], row["id"])
+    return [{"reason": reason, "rows": n, "example": examples[reason]} for reason, n in counts.most_common(top)]
+
 
 def summarize(path: str | os.PathLike) -> dict[str, Any]:
-    """Splits (rows, unreadable, classes, captions), encoders (provenance, per-split completeness,
+    """Splits (rows, unreadable and why, classes, captions), encoders (provenance, per-split completeness,
     text banks), saved models and FAISS index files beside the store."""
     with FeatureStore(path) as store:
         splits = []
         for name in store.splits():
             valid = store.valid(name)
             classes = store.classes(name)
-            splits.append({"name": name, "rows": int(len(valid)), "invalid": int((~valid).sum()),
+            invalid = int((~valid).sum())
+            splits.append({"name": name, "rows": int(len(valid)), "invalid": invalid,
                            "classes": len(classes) if classes else 0,
-                           "captions": store.captions(name, valid_only=False) is not None})
+                           "captions": store.captions(name, valid_only=False) is not None,
+                           "error_reasons": error_reasons(store, name) if invalid else []})
         encoders = []
         for key in store.encoders():
             info = store.encoder_info(key)
@@ -30,6 +46,9 @@ def summarize(path: str | os.PathLike) -> dict[str, Any]:
                     features[split] = {"rows": int(len(done)), "done": int(done.sum()), "views": views}
             encoders.append({"key": key, "model": info.get("model"), "weights": info.get("weights"),
                              "embed_dim": info.get("embed_dim"), "precision": info.get("precision"),
+                             "family": info.get("family", "open_clip"),
+                             "modalities": info.get("modalities", ["image", "text"]),
+                             "preprocess": info.get("preprocess"),
                              "features": features, "text_banks": store.text_banks(key)})
         root = store.file.attrs
         store_path = Path(path)

@@ -5,15 +5,60 @@ import click
 
 from cli.options import device_option, precision_option, quiet_option
 
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos")
+RESIZE_MODES = ("shortest", "longest", "squash")
+
+
+def preprocessing_options(command):
+    """--image-mean --image-std --resize --crop --interpolation --resize-mode: override the
+    model's default preprocessing (recorded with the encoder)."""
+    options = (
+        click.option("--image-mean", default=None, help="Normalisation mean: R,G,B (or one value for all)."),
+        click.option("--image-std", default=None, help="Normalisation std: R,G,B (or one value for all)."),
+        click.option("--resize", type=click.IntRange(min=1), default=None,
+                     help="Resize to this many pixels (the side --resize-mode names) before the crop."),
+        click.option("--crop", type=click.IntRange(min=1), default=None,
+                     help="Centre crop size in pixels (alone: keeps the model's resize/crop fraction)."),
+        click.option("--interpolation", type=click.Choice(INTERPOLATIONS), default=None, help="Resize interpolation."),
+        click.option("--resize-mode", type=click.Choice(RESIZE_MODES), default=None,
+                     help="shortest side (then crop), longest side (then pad), or squash both sides."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _preprocess(image_mean, image_std, resize, crop, interpolation, resize_mode) -> dict:
+    from featurestore.encoders.preprocessing import parse_triple
+
+    return {"mean": parse_triple(image_mean, "image-mean"), "std": parse_triple(image_std, "image-std"),
+            "resize": resize, "crop": crop, "interpolation": interpolation, "resize_mode": resize_mode}
+
+
+def _check_not_locked(store: str) -> None:
+    """Refuse at once when another writer holds the store, before loading and hashing a model."""
+    from pathlib import Path
+
+    from featurestore.writer_lock import WriterLock
+
+    if Path(store).exists():
+        probe = WriterLock(store)
+        probe.acquire()
+        probe.release()
+
 
 @click.command("extract")
 @click.argument("source", required=False)
 @click.option("--store", required=True, type=click.Path(dir_okay=False), help="Store file to create or extend.")
-@click.option("--model", required=True, help="open_clip architecture, e.g. ViT-B-32.")
+@click.option("--model", required=True,
+              help="open_clip architecture (ViT-B-32), hf-hub:org/repo, local-dir:/path, or timm:ARCH for a timm "
+                   "image encoder (see fs models).")
 @click.option("--pretrained", default=None,
-              help="open_clip pretrained tag (e.g. openai) or a local checkpoint (.pt/.bin/.safetensors).")
+              help="open_clip pretrained tag (e.g. openai), a checkpoint file (.pt/.pth/.bin/.safetensors), or "
+                   "'random'. Required, except for hf-hub:/local-dir: models (they carry their weights).")
 @click.option("--model-config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="JSON architecture config for a model open_clip does not ship (named after the file).")
+@preprocessing_options
 @click.option("--split", default=None, help="Split name (default: the source's name).")
 @click.option("--kind", type=click.Choice(["folder", "manifest", "webdataset"]), default=None,
               help="Source kind (default: guessed from the path).")
@@ -37,7 +82,8 @@ from cli.options import device_option, precision_option, quiet_option
 @click.option("--download", is_flag=True, help="With --dataset: let torchvision download a dataset it can (CIFAR).")
 @quiet_option
 def command(source: str, store: str, model: str, pretrained: str | None, model_config: str | None,
-            split: str | None, kind: str | None, batch_size: int, workers: int | None, device: str | None,
+            image_mean: str | None, image_std: str | None, resize: int | None, crop: int | None,
+            interpolation: str | None, resize_mode: str | None, split: str | None, kind: str | None, batch_size: int, workers: int | None, device: str | None,
             precision: str | None, dtype: str | None, views: int, seed: int, cluster: str | None,
             scheduler: str | None, shard_rows: int, dataset: str | None, root: str | None, download: bool,
             quiet: bool) -> None:
@@ -52,21 +98,25 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
     from featurestore.sources import open_source
     from featurestore.split_names import check_split_name
 
+    preprocess = _preprocess(image_mean, image_std, resize, crop, interpolation, resize_mode)
     if dataset is not None or root is not None:
         _extract_dataset(source, dataset, root, download, store, model, pretrained, model_config, split, kind,
-                         cluster or scheduler, device, precision, batch_size=batch_size, workers=workers,
-                         views=views, seed=seed, dtype=dtype, quiet=quiet)
+                         cluster or scheduler, device, precision, preprocess, batch_size=batch_size,
+                         workers=workers, views=views, seed=seed, dtype=dtype, quiet=quiet)
         return
     if source is None:
         raise click.UsageError("give a SOURCE (folder, manifest, .tar shards) or --dataset NAME --root DIR")
     src = open_source(source, kind=kind)
     check_split_name(split or src.name)  # before the model loads: a bad name costs nothing
-    encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config)
+    _check_not_locked(store)  # likewise a second writer, before loading and hashing a checkpoint
+    encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config,
+                           preprocess=preprocess)
     if cluster or scheduler:
         from featurestore.cluster import dask_client
         from featurestore.sharded_extract import EncoderSpec, extract_distributed
 
-        spec = EncoderSpec(model, pretrained, model_config, precision, device)
+        spec = EncoderSpec(model, pretrained, model_config, precision, device,
+                           preprocess=tuple((k, v) for k, v in preprocess.items() if v is not None))
         with dask_client(cluster, scheduler) as client:
             report = extract_distributed(src, store, spec, client, encoder_key=encoder.key, split=split,
                                          shard_rows=shard_rows, batch_size=batch_size, views=views, seed=seed,
@@ -79,7 +129,7 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
 
 
 def _extract_dataset(source, dataset, root, download, store, model, pretrained, model_config, split, kind,
-                     distributed, device, precision, **options) -> None:
+                     distributed, device, precision, preprocess, **options) -> None:
     """``fs extract --dataset NAME --root DIR``: every split of a named dataset, then its templates."""
     from featurestore.datasets.extraction import extract_dataset
     from featurestore.encoders import load_encoder
@@ -91,6 +141,8 @@ def _extract_dataset(source, dataset, root, download, store, model, pretrained, 
     from featurestore.datasets import open_dataset
 
     loaded = open_dataset(dataset, root, download=download)  # a missing dataset fails before the model loads
-    encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config)
+    _check_not_locked(store)
+    encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config,
+                           preprocess=preprocess)
     for report in extract_dataset(loaded, root, store, encoder, **options):
         click.echo(report.summary())

@@ -9,15 +9,20 @@ from cli.options import encoder_option, store_option, stored_encoder_options
 @click.command("text")
 @store_option
 @encoder_option
-@click.option("--classes", default=None, help="Class list in the store (a labelled split's name).")
+@click.option("--classes", default=None,
+              help="Class list in the store (a labelled split's name), or a file with one class name per line.")
 @click.option("--templates", default="imagenet", show_default=True,
               help="Prompt templates: imagenet (CLIP's 80), simple, or a file with one template per line.")
 @click.option("--file", "text_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Encode the strings of a .txt/.json/.csv file instead (captions, descriptors, synonyms).")
-@click.option("--name", default=None, help="Bank name (default: <classes>/<templates> or the file's stem).")
+@click.option("--weights", "head", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Store a classifier head as the class bank instead of encoding prompts: a .npz with W (C, D) "
+                   "[and b (C,)], or a .npy with W. Works for any encoder, image-only ones included.")
+@click.option("--name", default=None, help="Bank name (default: <classes>/<templates>, the file's stem, or the "
+                                           "head file's stem).")
 @stored_encoder_options
 def command(store: str, encoder: str, classes: str | None, templates: str, text_file: str | None,
-            name: str | None, pretrained: str | None, device: str | None, precision: str | None,
+            head: str | None, name: str | None, pretrained: str | None, device: str | None, precision: str | None,
             quiet: bool) -> None:
     """Encode a text bank with the same encoder that made the store's image features."""
     from pathlib import Path
@@ -28,12 +33,21 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
     from featurestore.templates import get_templates
     from featurestore.textbanks import class_prompt_embeddings, read_text_file
 
+    if head is not None:
+        if classes is None or text_file is not None:
+            raise click.UsageError("--weights needs --classes (the head's class names) and no --file")
+        _store_head(store, encoder, head, classes, name)
+        return
     if (classes is None) == (text_file is None):
         raise click.UsageError("give exactly one of --classes or --file")
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
         info = reader.encoder_info(encoder)
-        class_names = reader.class_names(classes) if classes else None
+        class_names = _class_names(reader, classes) if classes else None
+    if "text" not in info.get("modalities", ["image", "text"]):
+        from featurestore.encoders import image_only_error
+
+        raise image_only_error(encoder)
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
     if class_names is not None:
         template_list = get_templates(templates)
@@ -52,3 +66,40 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
     with FeatureStore(store, mode="a") as writer:
         writer.put_text_bank(encoder, bank, weights, strings, kind="list", **extra)
     click.echo(f"text bank {bank!r}: {len(strings)} strings")
+
+
+def _class_names(reader, classes: str) -> list[str]:
+    """A class list stored in the store by that name, else a file of names (one per line)."""
+    from pathlib import Path
+
+    from featurestore.class_heads import read_class_file
+
+    if classes in reader.class_sets() or not Path(classes).is_file():
+        return reader.class_names(classes)
+    return read_class_file(classes)
+
+
+def _store_head(store: str, encoder: str | None, head: str, classes: str, name: str | None) -> None:
+    """`fs text --weights HEAD --classes NAMES`: W (C, D) [+ b] as a class bank, no model needed."""
+    from pathlib import Path
+
+    from featurestore.class_heads import read_head
+    from featurestore.store import FeatureStore
+    from workflows.solver_inputs import resolve_encoder
+
+    W, b = read_head(head)
+    with FeatureStore(store) as reader:
+        encoder = resolve_encoder(reader, encoder)
+        dim = int(reader.encoder_info(encoder)["embed_dim"])
+        class_names = _class_names(reader, classes)
+    if W.shape[1] != dim:
+        raise click.UsageError(f"the head's W is {W.shape}: its {W.shape[1]} columns do not match encoder "
+                               f"{encoder!r}'s dimension {dim}")
+    if len(class_names) != W.shape[0]:
+        raise click.UsageError(f"the head has {W.shape[0]} classes but {classes} names {len(class_names)}")
+    bank = name or Path(head).stem
+    extra = {"bias": b} if b is not None else {}
+    with FeatureStore(store, mode="a") as writer:
+        writer.put_text_bank(encoder, bank, W, class_names, kind="classes", classes=class_names, **extra)
+    click.echo(f"class bank {bank!r}: head W {W.shape[0]} x {W.shape[1]}{' + bias' if b is not None else ''} "
+               f"for encoder {encoder}")
