@@ -1,0 +1,280 @@
+"""`fs serve` end to end: a real `fs serve` process on a free 127.0.0.1 port, queried over HTTP.
+
+Oracles: hits against brute-force cosine search over the stored features (queries encoded by
+the tiny model loaded in the test process), rows and classes against the files written,
+thumbnails against the original images, errors against the requests' faults.
+"""
+from __future__ import annotations
+
+import io
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from featurestore.server.listener import exposure_warning, is_loopback
+from featurestore.store import FeatureStore
+from tests.cli_runner import run
+from tests.images import random_image_bytes
+from tests.serve_server import BIG_IMAGE, CLASSES, TAR_LABELS, UNREADABLE, make_served_store, running_server
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_checkpoint):
+    data = make_served_store(tmp_path_factory.mktemp("serve"), tiny_checkpoint)
+    with running_server(data["store"], data["encoder"]) as url:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            yield {**data, "client": client, "url": url}
+
+
+def stored(data, split):
+    """(normalized features, ids, labels) of a split's valid rows, read from the store."""
+    with FeatureStore(data["store"]) as reader:
+        X = reader.features(data["encoder"], split)
+        return X / np.linalg.norm(X, axis=1, keepdims=True), list(reader.ids(split)), reader.labels(split)
+
+
+def brute_force(X, ids, query, k, keep=None):
+    q = np.asarray(query, dtype=np.float64).ravel()
+    scores = X @ (q / np.linalg.norm(q))
+    order = [i for i in np.argsort(-scores, kind="stable") if keep is None or keep[i]][:k]
+    return [ids[i] for i in order], scores[order]
+
+
+def ok_json(response):
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_info_lists_splits_rows_classes_and_unreadable_rows(served):
+    info = ok_json(served["client"].get("/api/info"))
+    assert info["encoder"] == served["encoder"] and info["encoders"] == [served["encoder"]]
+    assert info["text_queries"] is True and info["skipped_splits"] == []
+    splits = {s["name"]: s for s in info["splits"]}
+    assert sorted(splits) == ["shards", "train"]
+    train = splits["train"]
+    n_good = sum(CLASSES.values()) + 1
+    assert (train["rows"], train["valid"], train["indexed"]) == (n_good + len(UNREADABLE), n_good, n_good)
+    expected_counts = {**CLASSES, "emu": CLASSES["emu"] + 1}
+    assert train["classes"] == [{"name": c, "rows": expected_counts[c]} for c in sorted(CLASSES)]
+    bad = train["unreadable"]
+    assert bad["count"] == 2 and not bad["truncated"]
+    assert sorted(r["id"] for r in bad["rows"]) == sorted(UNREADABLE)
+    for row in bad["rows"]:
+        assert row["reason"] and row["path"] == str(served["train_root"] / row["id"])
+    shards = splits["shards"]
+    assert shards["classes"] is None and shards["rows"] == len(TAR_LABELS) and shards["unreadable"]["count"] == 0
+
+
+def test_text_search_matches_brute_force(served, tiny_encoder):
+    X, ids, labels = stored(served, "train")
+    text = "a photo of a dog"
+    answer = ok_json(served["client"].get("/api/search", params={"text": text, "k": 5, "split": "train"}))
+    expected_ids, expected_scores = brute_force(X, ids, tiny_encoder.encode_texts([text]), 5)
+    assert [h["id"] for h in answer["hits"]] == expected_ids
+    np.testing.assert_allclose([h["score"] for h in answer["hits"]], expected_scores, atol=1e-5)
+    assert answer["query"] == {"text": text} and answer["warnings"] == [] and answer["took_ms"] > 0
+    for hit in answer["hits"]:
+        class_name = hit["id"].split("/")[0]
+        assert hit["class"] == class_name and hit["label"] == sorted(CLASSES).index(class_name)
+
+
+def test_id_search_with_class_filter_matches_brute_force(served):
+    X, ids, labels = stored(served, "train")
+    query_id = "cat/1.jpg"
+    dog = sorted(CLASSES).index("dog")
+    answer = ok_json(served["client"].get("/api/search", params={"id": query_id, "k": 3, "class": "dog"}))
+    expected_ids, expected_scores = brute_force(X, ids, X[ids.index(query_id)], 3, keep=labels == dog)
+    assert [h["id"] for h in answer["hits"]] == expected_ids
+    assert all(h["class"] == "dog" for h in answer["hits"])
+    np.testing.assert_allclose([h["score"] for h in answer["hits"]], expected_scores, atol=1e-5)
+    unfiltered = ok_json(served["client"].get("/api/search", params={"id": query_id, "k": 1}))
+    assert unfiltered["hits"][0]["id"] == query_id
+    assert unfiltered["hits"][0]["score"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_class_filter_larger_than_the_class_says_so(served):
+    answer = ok_json(served["client"].get("/api/search", params={"id": "cat/0.jpg", "k": 10, "class": "cat"}))
+    assert sorted(h["id"] for h in answer["hits"]) == [f"cat/{i}.jpg" for i in range(CLASSES["cat"])]
+    assert len(answer["warnings"]) == 1 and "has 4 rows" in answer["warnings"][0]
+
+
+def test_image_upload_matches_brute_force(served, tiny_encoder):
+    import torch
+
+    X, ids, _ = stored(served, "train")
+    data = random_image_bytes("png", (50, 60), seed=1234)
+    with Image.open(io.BytesIO(data)) as image:
+        query = tiny_encoder.encode_images(torch.stack([tiny_encoder.preprocess(image.convert("RGB"))]))
+    answer = ok_json(served["client"].post("/api/search", files={"image": ("q.png", data, "image/png")},
+                                           data={"k": "4", "split": "train"}))
+    expected_ids, expected_scores = brute_force(X, ids, query, 4)
+    assert [h["id"] for h in answer["hits"]] == expected_ids
+    np.testing.assert_allclose([h["score"] for h in answer["hits"]], expected_scores, atol=1e-4)
+    assert answer["query"] == {"image": "q.png"}
+
+
+def test_search_of_the_tar_split(served):
+    X, ids, _ = stored(served, "shards")
+    answer = ok_json(served["client"].get("/api/search", params={"id": ids[2], "k": 5, "split": "shards"}))
+    expected_ids, _ = brute_force(X, ids, X[2], 5)
+    assert [h["id"] for h in answer["hits"]] == expected_ids
+    assert [h["label"] for h in answer["hits"]] == [TAR_LABELS[ids.index(i)] for i in expected_ids]
+    assert all(h["class"] is None for h in answer["hits"])
+
+
+def decoded(data):
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.float64)
+
+
+def test_thumbnails_are_the_rows_images(served):
+    client = served["client"]
+    hit = ok_json(client.get("/api/search", params={"id": "dog/2.jpg", "k": 1}))["hits"][0]
+    response = client.get(hit["thumb"])
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    thumb = decoded(response.content)
+    original = decoded((served["train_root"] / "dog/2.jpg").read_bytes())
+    other = decoded((served["train_root"] / "dog/3.jpg").read_bytes())
+    assert thumb.shape == original.shape  # 48x40 is below the thumbnail size: not resized
+    assert np.abs(thumb - original).mean() < 0.4 * np.abs(other - original).mean()
+    with FeatureStore(served["store"]) as reader:
+        big_row = reader.row_index("train")[BIG_IMAGE]
+    big = decoded(client.get(f"/thumb/train/{big_row}").content)
+    assert big.shape == (144, 192, 3)  # 400x300 scaled to fit 192x192, aspect kept
+
+
+def test_thumbnails_of_tar_members(served):
+    with FeatureStore(served["store"]) as reader:
+        paths = list(reader.paths("shards", valid_only=False))
+    assert all("::" in p for p in paths)
+    for sample in served["samples"][:2]:
+        row = next(i for i, p in enumerate(paths) if p.endswith("::" + sample["member"]))
+        response = served["client"].get(f"/thumb/shards/{row}")
+        assert response.status_code == 200
+        thumb, original = decoded(response.content), decoded(sample["image"])
+        assert thumb.shape == original.shape and np.abs(thumb - original).mean() < 25
+
+
+def test_rows_of_a_class_and_unreadable_rows(served):
+    client = served["client"]
+    page = ok_json(client.get("/api/rows", params={"split": "train", "class": "emu"}))
+    assert page["total"] == CLASSES["emu"] + 1
+    assert [r["id"] for r in page["rows"]] == sorted(i for i in served["train_ids"] if i.startswith("emu/"))
+    page = ok_json(client.get("/api/rows", params={"split": "train", "class": "emu", "offset": 1, "limit": 2}))
+    assert [r["id"] for r in page["rows"]] == sorted(i for i in served["train_ids"] if i.startswith("emu/"))[1:3]
+    bad = ok_json(client.get("/api/unreadable", params={"split": "train"}))
+    assert bad["total"] == 2 and sorted(r["id"] for r in bad["rows"]) == sorted(UNREADABLE)
+
+
+def test_page_and_its_assets(served):
+    client = served["client"]
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for element_id in ('id="query"', 'id="drop"', 'id="results"', 'id="class-filter"', 'id="class-list"',
+                       'id="unreadable-table"'):
+        assert element_id in page.text
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and "/api/search" in script.text
+    assert client.get("/static/style.css").status_code == 200
+
+
+BAD_REQUESTS = [
+    ("get", "/api/search", {"text": "a cat", "split": "nope"}, 404, "no split 'nope'"),
+    ("get", "/api/search", {"text": "a cat", "split": "train", "class": "zebra"}, 404, "no class 'zebra'"),
+    ("get", "/api/search", {"text": "a cat", "split": "shards", "class": "cat"}, 400, "no class names"),
+    ("get", "/api/search", {"text": "a cat", "k": 0}, 400, "k must be at least 1"),
+    ("get", "/api/search", {"text": "a cat", "split": "train", "k": 13}, 400, "larger than split 'train'"),
+    ("get", "/api/search", {"text": "a cat", "k": "ten"}, 422, "query parameter k"),
+    ("get", "/api/search", {}, 400, "exactly one query"),
+    ("get", "/api/search", {"text": "a", "id": "cat/0.jpg"}, 400, "exactly one query"),
+    ("get", "/api/search", {"text": "   "}, 400, "text is empty"),
+    ("get", "/api/search", {"id": "cat/77.jpg"}, 404, "no row with id 'cat/77.jpg' in any served split"),
+    ("get", "/api/search", {"id": "cat/77.jpg", "split": "train"}, 404, "no row with id 'cat/77.jpg' in split"),
+    ("get", "/api/search", {"id": "cat/9.jpg"}, 422, "unreadable"),
+    ("post", "/api/search", {"files": {"image": ("notes.txt", b"hello, not an image", "text/plain")}}, 400,
+     "not a readable image"),
+    ("post", "/api/search", {"files": {"image": ("empty.jpg", b"", "image/jpeg")}}, 400, "empty"),
+    ("post", "/api/search", {"data": {"k": "3"}}, 422, "form field image"),
+    ("get", "/thumb/train/14", {}, 404, "out of range"),
+    ("get", "/thumb/train/-1", {}, 404, "out of range"),
+    ("get", "/thumb/train/abc", {}, 400, "row must be an integer"),
+    ("get", "/thumb/nope/0", {}, 404, "no split 'nope'"),
+    ("get", "/thumb/train/..%2F..%2F..%2Fetc%2Fpasswd", {}, 404, "no split 'train/../../../etc'"),
+    ("get", "/thumb/%2E%2E/%2E%2E/etc/passwd", {}, 404, "no split '../../etc'"),
+    ("get", "/thumb/..%2F..%2Fetc/0", {}, 404, "no split '../../etc'"),
+    ("get", "/api/rows", {"split": "train", "limit": 0}, 400, "limit must be"),
+    ("get", "/api/nothing-here", {}, 404, "Not Found"),
+]
+
+
+@pytest.mark.parametrize("method, path, params, status, message", BAD_REQUESTS,
+                         ids=[f"{m} {p} {q}"[:60] for m, p, q, *_ in BAD_REQUESTS])
+def test_bad_requests_get_a_4xx_json_error(served, method, path, params, status, message):
+    client = served["client"]
+    if method == "get":
+        response = client.get(path, params=params)
+    else:
+        response = client.post(path, **params)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+    assert client.get("/api/info").status_code == 200
+
+
+def test_unreadable_row_thumbnail_is_refused_with_its_reason(served):
+    with FeatureStore(served["store"]) as reader:
+        row = reader.row_index("train")["dog/fake.png"]
+    response = served["client"].get(f"/thumb/train/{row}")
+    assert response.status_code == 404 and "unreadable" in response.json()["error"]
+
+
+def test_a_dot_dot_path_never_reaches_the_file_system(served):
+    # A raw request line, so no client normalizes the dots away before the server sees them.
+    host, port = served["url"].removeprefix("http://").rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(b"GET /thumb/train/../../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    status_line, _, rest = reply.partition(b"\r\n")
+    assert status_line.split()[1][:1] == b"4" and b"root:" not in reply
+    assert served["client"].get("/api/info").status_code == 200
+
+
+def test_concurrent_requests_all_answered(served):
+    client = served["client"]
+    X, ids, _ = stored(served, "train")
+
+    def ask(i):
+        return client.get("/api/search", params={"id": ids[i % len(ids)], "k": 2}).json()["hits"][0]["id"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        first = list(pool.map(ask, range(24)))
+    assert first == [ids[i % len(ids)] for i in range(24)]
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("localhost", True), ("::1", True),
+                                            ("127.0.0.2", True), ("0.0.0.0", False), ("::", False),
+                                            ("192.168.1.20", False), ("example.org", False)])
+def test_loopback_hosts_and_the_exposure_warning(host, loopback):
+    assert is_loopback(host) is loopback
+    assert (exposure_warning(host) is None) is loopback
+
+
+def test_busy_port_is_a_one_line_error(served, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code, out, err = run(["serve", "--store", served["store"], "--encoder", served["encoder"],
+                              "--port", port, "-q"], capsys)
+    assert code == 2 and err.startswith(f"error: cannot listen on 127.0.0.1:{port}") and err.count("\n") == 1
+
+
+def test_unknown_split_is_a_one_line_error(served, capsys):
+    code, out, err = run(["serve", "--store", served["store"], "--encoder", served["encoder"], "--split", "nope",
+                          "--port", "0", "-q"], capsys)
+    assert code == 2 and "no split 'nope'" in err and err.count("\n") == 1
