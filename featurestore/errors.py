@@ -13,6 +13,18 @@ class StoreFormatError(FeatureStoreError):
     """The file is not a featurestore store, or has an unsupported format version."""
 
 
+class StoreBusyError(StoreFormatError):
+    """A writer kept the store in its non-SWMR phase (restructuring) past a reader's wait."""
+
+
+class StoreEmptyError(StoreFormatError):
+    """The store file exists but its first writer stopped before committing anything."""
+
+
+class StoreDamagedError(StoreFormatError):
+    """The store file is damaged: truncated, or a checksum or HDF5 structure fails on read."""
+
+
 class NotFoundError(FeatureStoreError, KeyError):
     """A split, encoder, text bank or model is not in the store."""
 

@@ -21,7 +21,6 @@ from featurestore.errors import FeatureStoreError, StoreLockedError
 from featurestore.extract import ExtractReport
 from featurestore.split_names import check_split_name
 from featurestore.store import FeatureStore, h5_name
-from featurestore.writer_lock import WriterLock
 
 DEFAULT_SHARD_ROWS = 5000
 LOCK_WAIT_SECONDS = 300
@@ -36,6 +35,7 @@ class EncoderSpec:
     model_config: str | None = None
     precision: str | None = None
     device: str | None = None
+    preprocess: tuple[tuple[str, Any], ...] = ()  # preprocessing overrides (fs extract --resize ...)
 
 
 class RecordSubset:
@@ -101,7 +101,7 @@ def _worker_encoder(spec: EncoderSpec) -> Any:
         if threads:
             torch.set_num_threads(threads)
         _ENCODERS[spec] = load_encoder(spec.model, spec.pretrained, device=device, precision=spec.precision,
-                                       model_config=spec.model_config)
+                                       model_config=spec.model_config, preprocess=dict(spec.preprocess))
     return _ENCODERS[spec]
 
 
@@ -188,15 +188,14 @@ def extract_distributed(source: Any, store_path: str | os.PathLike, spec: Encode
         raise FeatureStoreError(f"source {getattr(source, 'spec', source)} has no images")
     plan = _plan(records, shard_rows)
     folder = shard_dir(store_path, split)
-    lock = WriterLock(store_path)
-    lock.acquire()
+    # The main store stays open as the writer (holding its lock, in SWMR mode so readers can
+    # read) from the check to the links: no reader-side recovery is needed to resume a killed run.
+    main = FeatureStore(store_path, mode="a")
     try:
-        if Path(store_path).exists():
-            with FeatureStore(store_path) as main:
-                if split in main.splits() and not main.file[f"splits/{h5_name(split)}/ids"].is_virtual:
-                    raise FeatureStoreError(
-                        f"split {split!r} of {store_path} was extracted without --cluster; use another split name"
-                    )
+        if split in main.splits() and not main.file[f"splits/{h5_name(split)}/ids"].is_virtual:
+            raise FeatureStoreError(
+                f"split {split!r} of {store_path} was extracted without --cluster; use another split name"
+            )
         _check_plan(folder, records, plan)
         paths = [folder / f"{i:05d}.h5" for i in range(len(plan))]
         report = ShardedReport(split, encoder_key, len(plan), 0)
@@ -223,10 +222,9 @@ def extract_distributed(source: Any, store_path: str | os.PathLike, spec: Encode
                 bar.set_postfix(workers=len(per_worker))
         report.seconds = time.perf_counter() - start_time
         report.per_worker = dict(per_worker)
-    finally:
-        lock.release()
-    from featurestore.virtual_split import link_shards
+        from featurestore.virtual_split import link_shards
 
-    with FeatureStore(store_path, mode="a") as main:
         link_shards(main, split, paths)
+    finally:
+        main.close()
     return report

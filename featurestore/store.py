@@ -9,8 +9,11 @@ the uncommitted rows.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,15 +21,27 @@ from typing import Any
 import h5py
 import numpy as np
 
-from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError, StoreFormatError
+from featurestore.errors import (FeatureStoreError, NotFoundError, ProvenanceError, StoreDamagedError,
+                                 StoreFormatError)
 from featurestore.split_names import check_split_name
+from featurestore.store_files import CHUNK_CACHE_BYTES, looks_empty, open_reader
 from featurestore.superblock import clear_consistency_flags
+from featurestore.write_points import write_point
 from featurestore.writer_lock import WriterLock
 
-FORMAT_VERSION = 1
+# 2: append-only split columns (string columns uncompressed, so a committed chunk never moves),
+# fletcher32 checksums on feature arrays, objects replaced through /.staging. Version-1 stores
+# are read as they are; their compressed split columns are copied to the new layout (staged,
+# then switched) the first time rows are appended.
+FORMAT_VERSION = 2
 STR = h5py.string_dtype("utf-8")
 ROW_CHUNK = 4096
-CHUNK_CACHE_BYTES = 64 * 2**20
+STAGING = ".staging"
+SPLIT_COLUMNS = ("ids", "paths", "labels", "captions", "valid", "errors")
+# Reads that fail a fletcher32 checksum are retried this often (a SWMR writer may be
+# rewriting that chunk right now); a checksum that keeps failing is damage.
+CHECKSUM_READ_ATTEMPTS = 4
+_staging_serial = itertools.count()
 
 
 def h5_name(key: str) -> str:
@@ -55,7 +70,7 @@ class FeatureStore:
         if mode == "r":
             if not self.path.exists():
                 raise NotFoundError(f"no store at {self.path}")
-            self._file = self._open_reader()
+            self._file = open_reader(self.path)
         else:
             self._lock = WriterLock(self.path)
             self._lock.acquire()
@@ -65,33 +80,33 @@ class FeatureStore:
                 self._lock.release()
                 raise
         self._check_format()
+        if mode == "a":
+            self._discard_staged()
+            self._idle()
 
     # ------------------------------------------------------------------ opening and closing
-    def _open_reader(self) -> h5py.File:
-        try:
-            return h5py.File(self.path, "r", libver="latest", swmr=True, locking=False,
-                             rdcc_nbytes=CHUNK_CACHE_BYTES)
-        except OSError as exc:
-            if "already open for write" in str(exc):
-                raise StoreFormatError(
-                    f"{self.path} is being restructured by a writer right now; try again in a moment"
-                ) from None
-            raise StoreFormatError(f"{self.path} is not a readable HDF5 store ({exc})") from None
-
     def _open_writer(self) -> h5py.File:
-        if not self.path.exists():
-            f = h5py.File(self.path, "w", libver="latest", locking=False)
+        # The lock created the file if there was none. An empty file, or a bare superblock
+        # left by a writer killed before its first flush, is a store with nothing in it.
+        if looks_empty(self.path):
+            write_point("create the store file")
+            # fs_strategy="none": freed space is never reused, so raw data written before a
+            # flush can never land where the last flushed metadata still points.
+            f = h5py.File(self.path, "w", libver="latest", locking=False, fs_strategy="none")
             from featurestore import __version__
 
+            write_point("write the new store's attributes and groups")
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["created_by"] = f"featurestore {__version__}"
             for group in ("splits", "classes", "encoders", "models"):
                 f.create_group(group)
+            write_point("flush the new store")
             f.flush()
             f.close()
         else:
             # We hold the writer lock, so a "still open for write" mark is a dead writer's.
             try:
+                write_point("clear a dead writer's open-for-write mark")
                 clear_consistency_flags(self.path)
             except ValueError as exc:
                 raise StoreFormatError(f"{self.path} is not an HDF5 store ({exc})") from None
@@ -99,7 +114,8 @@ class FeatureStore:
             return h5py.File(self.path, "a", libver="latest", locking=False,
                              rdcc_nbytes=CHUNK_CACHE_BYTES)
         except OSError as exc:
-            raise StoreFormatError(f"{self.path} is not a writable HDF5 store ({exc})") from None
+            raise StoreFormatError(f"{self.path} is not a writable HDF5 store ({exc}); "
+                                   f"fs verify {self.path} checks it") from None
 
     def _check_format(self) -> None:
         version = self._file.attrs.get("format_version")
@@ -153,11 +169,86 @@ class FeatureStore:
         return obj
 
     def _reopen_writer(self) -> None:
-        """Leave SWMR mode so new objects can be created (SWMR forbids creating objects)."""
+        """Leave SWMR mode so new objects can be created (SWMR forbids creating objects).
+
+        Readers cannot open the file while it is out of SWMR mode (they wait, bounded), so
+        every public write method returns to SWMR mode when it is done (:meth:`_idle`).
+        """
         if self._file.swmr_mode:
+            write_point("close to leave SWMR mode")
             self._file.close()
             self._file = h5py.File(self.path, "a", libver="latest", locking=False,
                                    rdcc_nbytes=CHUNK_CACHE_BYTES)
+
+    def _idle(self) -> None:
+        """Flush and (re-)enter SWMR mode, in which readers can open and read the store."""
+        if self.mode == "a" and self._file.id.valid and not self._file.swmr_mode:
+            write_point("flush before SWMR mode")
+            self._file.flush()
+            self._file.swmr_mode = True
+
+    # ------------------------------------------------------------------ atomic replacement
+    def _staged_path(self) -> str:
+        """A fresh name under ``/.staging`` for an object being written (never listed)."""
+        return f"/{STAGING}/{os.getpid()}-{time.time_ns()}-{next(_staging_serial)}"
+
+    def _staging_group(self) -> h5py.Group:
+        if STAGING not in self._file:
+            write_point("create /.staging")
+            self._file.create_group(STAGING)
+        return self._file[STAGING]
+
+    def _switch_in(self, staged: str, target: str) -> None:
+        """Make the fully written object at ``staged`` the object at ``target``.
+
+        The new object is flushed before any link changes; the old one is moved aside and the
+        new one moved in (both in HDF5's cache), one flush commits the switch, and only then is
+        the old object unlinked. A kill at any point leaves ``target`` old or new, never mixed;
+        leftovers under ``/.staging`` are unlinked when the next writer opens the store.
+        """
+        write_point(f"flush staged {target}")
+        self._file.flush()
+        parent_path, _, name = target.rpartition("/")
+        if parent_path and parent_path not in self._file:
+            write_point(f"create {parent_path}")
+            self._file.require_group(parent_path)
+        old = None
+        if target in self._file:
+            old = self._staged_path()
+            write_point(f"move the old {target} aside")
+            self._file.move(target, old)
+        write_point(f"move the new {target} in")
+        self._file.move(staged, target)
+        write_point(f"flush the switch of {target}")
+        self._file.flush()
+        if old is not None:
+            write_point(f"unlink the old {target}")
+            del self._file[old]
+            write_point(f"flush the unlink of the old {target}")
+            self._file.flush()
+
+    def _discard_staged(self) -> None:
+        """Unlink what a killed writer left under ``/.staging`` (never linked elsewhere)."""
+        staging = self._file.get(STAGING)
+        if staging is None or not len(staging):
+            return
+        self._reopen_writer()
+        staging = self._file[STAGING]
+        for name in list(staging):
+            write_point("unlink a dead writer's staged object")
+            del staging[name]
+        write_point("flush the staging clean-up")
+        self._file.flush()
+
+    def _new_array(self, where: str, data: Any, dtype: Any = None) -> h5py.Dataset:
+        """Create a dataset; numeric arrays get fletcher32 checksums (checked on every read)."""
+        write_point(f"create {where}")
+        if dtype is STR:
+            return self._file.create_dataset(where, data=data, dtype=STR)
+        array = np.asarray(data)
+        if array.ndim >= 1 and array.size and array.dtype.kind in "biuf":
+            return self._file.create_dataset(where, data=array, chunks=True, fletcher32=True)
+        return self._file.create_dataset(where, data=array)
 
     def _require_writer(self) -> None:
         if self.mode != "a":
@@ -284,7 +375,8 @@ class FeatureStore:
         """Boolean mask over committed split rows: has ``encoder`` processed the row?"""
         _, done_path = self._image_paths(encoder, split)
         n = self.n_rows(split)
-        mask = self._get(done_path)[:n].astype(bool)
+        ds = self._get(done_path)
+        mask = np.zeros(0, dtype=bool) if ds is None else _checked_read(ds, slice(0, n)).astype(bool)
         return np.pad(mask, (0, n - len(mask)))
 
     def _complete_rows(self, encoder: str, split: str, valid_only: bool) -> np.ndarray:
@@ -303,7 +395,7 @@ class FeatureStore:
         data_path, _ = self._image_paths(encoder, split)
         rows = self._complete_rows(encoder, split, valid_only)
         ds = self._get(data_path)
-        whole = ds[: self.n_rows(split)]
+        whole = _checked_read(ds, slice(0, self.n_rows(split)))
         return np.ascontiguousarray(whole[rows], dtype=dtype)
 
     def iter_features(self, encoder: str, split: str, chunk_rows: int = 65536, valid_only: bool = True,
@@ -323,7 +415,7 @@ class FeatureStore:
             chunk_rows_sel = rows[(rows >= start) & (rows < stop)]
             if len(chunk_rows_sel) == 0:
                 continue
-            block = ds[start:stop][chunk_rows_sel - start]
+            block = _checked_read(ds, slice(start, stop))[chunk_rows_sel - start]
             yield np.arange(position, position + len(block)), np.asarray(block, dtype=dtype)
             position += len(block)
 
@@ -338,8 +430,23 @@ class FeatureStore:
                                 "run fs extract again to finish")
         group = self._split(split).name
         valid = self._get(f"{group}/valid")[start:stop].astype(bool)
-        X = np.asarray(self._get(data_path)[start:stop][valid], dtype=dtype)
+        X = np.asarray(_checked_read(self._get(data_path), slice(start, stop))[valid], dtype=dtype)
         return X, self._get(f"{group}/labels")[start:stop][valid]
+
+    def norms(self, encoder: str, split: str, valid_only: bool = True) -> np.ndarray:
+        """The (N,) L2 norms of the raw embeddings, row-aligned with :meth:`features`: stored
+        features are unit rows, ``features * norms[:, None]`` are the encoder's raw outputs."""
+        group = self._encoder_group(encoder)
+        name = h5_name(split)
+        rows = self._complete_rows(encoder, split, valid_only)
+        if f"norms/{name}" not in group:
+            raise NotFoundError(f"encoder {encoder!r} has no recorded feature norms for split {split!r} "
+                                "(a derived array, or extracted before norms were recorded)")
+        values = self._get(f"{group.name}/norms/{name}")[: self.n_rows(split)][rows]
+        if np.isnan(values).any():
+            raise NotFoundError(f"{int(np.isnan(values).sum())} rows of split {split!r} were extracted by "
+                                f"{encoder!r} before norms were recorded; their raw features are not recoverable")
+        return np.asarray(values, dtype=np.float32)
 
     def views(self, encoder: str, split: str, valid_only: bool = True) -> np.ndarray:
         """The (N, V, D) augmented views stored by ``fs extract --views V``."""
@@ -351,7 +458,7 @@ class FeatureStore:
         done = self._get(f"{group.name}/views_done/{name}")[:n].astype(bool)
         if len(done) < n or not done.all():
             raise NotFoundError(f"augmented views of split {split!r} are incomplete; run fs extract --views again")
-        data = self._get(f"{group.name}/views/{name}")[:n]
+        data = _checked_read(self._get(f"{group.name}/views/{name}"), slice(0, n))
         return np.asarray(data[self.valid(split)] if valid_only else data, dtype=np.float32)
 
     # ------------------------------------------------------------------ text banks
@@ -428,7 +535,9 @@ class FeatureStore:
         """Register rows of a split; ids already present keep their row. Returns each id's row.
 
         New rows are appended and committed (``n_rows`` bumped) only after their columns are
-        flushed. Duplicate ids within ``ids`` are refused.
+        flushed. Committed rows are never rewritten: the columns are append-only (uncompressed
+        chunks do not move when rows are added after them). Duplicate ids within ``ids`` are
+        refused.
         """
         self._require_writer()
         check_split_name(split)
@@ -446,7 +555,9 @@ class FeatureStore:
         rows = np.array([index.get(rid, -1) for rid in ids], dtype=np.int64)
         rows[new] = np.arange(n, n + len(new))
         if new:
+            group = self._append_only_columns(split)
             if captions is not None and not group.attrs.get("has_captions", False):
+                write_point(f"mark split {split} as captioned")
                 group.attrs["has_captions"] = True
             columns = {
                 "ids": [ids[i] for i in new],
@@ -458,14 +569,45 @@ class FeatureStore:
             }
             for name, values in columns.items():
                 ds = group[name]
+                write_point(f"resize split column {name}")
                 ds.resize((n + len(new),))
+                write_point(f"write new rows of split column {name}")
                 ds[n:] = values
+            write_point("flush new split rows")
             self._file.flush()
+            write_point("commit new split rows (n_rows)")
             group["n_rows"][()] = n + len(new)
+            write_point("flush the row commit")
             self._file.flush()
-        if source:
+        if source and group.attrs.get("source", "") != source:
+            write_point("write split source")
             group.attrs["source"] = source
+        self._idle()
         return rows
+
+    def _append_only_columns(self, split: str) -> h5py.Group:
+        """Copy a version-1 split's compressed string columns to the append-only layout.
+
+        A compressed chunk changes size when rows are added to it, so HDF5 moves it and frees
+        the old space; a kill before the next flush left committed ids unreadable. Each copy is
+        written under /.staging and switched in whole (same values, so readers see no change).
+        """
+        group = self._split(split)
+        n = int(group["n_rows"][()])
+        for column in SPLIT_COLUMNS:
+            ds = group[column]
+            if ds.compression is None:
+                continue
+            staged = self._staged_path()
+            self._staging_group()
+            write_point(f"create the append-only copy of split column {column}")
+            copy = self._file.create_dataset(staged, shape=(n,), maxshape=(None,), chunks=(ROW_CHUNK,),
+                                             dtype=ds.dtype)
+            for start in range(0, n, 65536):
+                write_point(f"copy split column {column}")
+                copy[start:min(n, start + 65536)] = ds[start:min(n, start + 65536)]
+            self._switch_in(staged, f"{group.name}/{column}")
+        return self._split(split)
 
     def _ensure_split(self, split: str, has_captions: bool) -> h5py.Group:
         name = h5_name(split)
@@ -476,16 +618,14 @@ class FeatureStore:
                 raise FeatureStoreError(
                     f"split {split!r} was extracted in shards (--cluster); extend it with --cluster too"
                 )
-            n = int(group["n_rows"][()])
-            for column in ("ids", "paths", "labels", "captions", "valid", "errors"):
-                if group[column].shape[0] != n:  # rows past the commit marker: a dead writer's
-                    group[column].resize((n,))
+            # Rows past the commit marker (a dead writer's) are overwritten by the next append.
             return group
+        write_point(f"create split {split}")
         group = splits.create_group(name)
         for column, dtype in (("ids", STR), ("paths", STR), ("captions", STR), ("errors", STR),
                               ("labels", np.int64), ("valid", bool)):
-            group.create_dataset(column, shape=(0,), maxshape=(None,), chunks=(ROW_CHUNK,), dtype=dtype,
-                                 compression="gzip" if dtype is STR else None)
+            # No compression: a chunk of fixed size keeps its place when rows are appended.
+            group.create_dataset(column, shape=(0,), maxshape=(None,), chunks=(ROW_CHUNK,), dtype=dtype)
         group.create_dataset("n_rows", data=0, dtype=np.int64)
         group.attrs["has_captions"] = has_captions
         group.attrs["classes"] = ""
@@ -499,16 +639,21 @@ class FeatureStore:
                     f"split {split!r} was extracted with other class names ({current!r}); use another split name"
                 )
             return
-        self.put_classes(split, classes)
+        self._put_classes(split, classes)
+        write_point(f"name the class list of split {split}")
         group.attrs["classes"] = split
 
     def put_classes(self, name: str, classes: Sequence[str]) -> None:
-        """Store (or replace) a class-name list under ``/classes/<name>``."""
+        """Store (or replace) a class-name list under ``/classes/<name>`` (atomically)."""
+        self._put_classes(name, classes)
+        self._idle()
+
+    def _put_classes(self, name: str, classes: Sequence[str]) -> None:
         self._require_writer()
-        parent = self._file["classes"]
-        if h5_name(name) in parent:
-            del parent[h5_name(name)]
-        parent.create_dataset(h5_name(name), data=list(classes), dtype=STR)
+        self._staging_group()
+        staged = self._staged_path()
+        self._new_array(staged, list(classes), dtype=STR)
+        self._switch_in(staged, f"/classes/{h5_name(name)}")
 
     def ensure_encoder(self, encoder: str, info: dict[str, Any]) -> None:
         """Create an encoder's group with its provenance, or check it matches what is stored."""
@@ -516,10 +661,16 @@ class FeatureStore:
         name = h5_name(encoder)
         group = self._file["encoders"].get(name)
         if group is None:
-            group = self._file["encoders"].create_group(name)
+            # Built under /.staging so the group never exists without its provenance.
+            self._staging_group()
+            staged = self._staged_path()
+            write_point(f"create encoder {encoder}")
+            group = self._file.create_group(staged)
             group.attrs["key"] = encoder
             for k, v in info.items():
                 group.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+            self._switch_in(staged, f"/encoders/{name}")
+            self._idle()
             return
         for field in ("model", "weights", "embed_dim", "precision"):
             stored = group.attrs.get(field)
@@ -529,10 +680,26 @@ class FeatureStore:
                     f"encoder key {encoder!r} in {self.path} was made with {field}={_plain(stored)!r}, "
                     f"not {info[field]!r}; {fix}"
                 )
+        # The whole architecture config and preprocessing object, not only the weights: the same
+        # checkpoint under another config or preprocessing gives other features.
+        for field, what in (("model_cfg", "model config"), ("preprocess", "preprocessing")):
+            stored = group.attrs.get(field)
+            if field in info and stored is not None and _json_value(stored) != _json_value(info[field]):
+                raise ProvenanceError(
+                    f"encoder key {encoder!r} in {self.path} was made with another {what} "
+                    f"({_json_diff(_json_value(stored), _json_value(info[field]))}); "
+                    "refusing to mix its features: extract into another store"
+                )
 
     def prepare_features(self, encoder: str, split: str, dim: int, dtype: str = "float32",
-                         views: int = 0) -> None:
-        """Create or grow an encoder's image array (and views) to the split's committed rows."""
+                         views: int = 0, seed: int | None = None, norms: bool = False) -> None:
+        """Create or grow an encoder's image array (and views) to the split's committed rows.
+
+        Feature arrays carry fletcher32 checksums, verified by HDF5 on every read. The views'
+        random ``seed`` is recorded; resuming or extending views with another seed is refused
+        (the views of one split would come from two augmentation streams). ``norms`` also
+        creates the (N,) float32 per-row norms of the raw embeddings (NaN = not recorded).
+        """
         self._require_writer()
         group = self._encoder_group(encoder)
         n = self.n_rows(split)
@@ -549,38 +716,72 @@ class FeatureStore:
                         f"{kind} of split {split!r} for encoder {encoder!r} have shape (N, "
                         f"{', '.join(map(str, ds.shape[1:]))}); refusing to append (N, {', '.join(map(str, tail))})"
                     )
-                ds.resize((n, *tail))
-                group[f"{done_kind}/{name}"].resize((n,))
+                stored_seed = ds.attrs.get("seed")
+                if kind == "views" and seed is not None and stored_seed is not None and int(stored_seed) != seed:
+                    raise ProvenanceError(
+                        f"the augmented views of split {split!r} for encoder {encoder!r} were made with "
+                        f"--seed {int(stored_seed)}; resume with --seed {int(stored_seed)} or use another split name"
+                    )
+                if ds.shape[0] != n:
+                    write_point(f"grow {kind} of {split}")
+                    ds.resize((n, *tail))
+                if group[f"{done_kind}/{name}"].shape[0] != n:
+                    write_point(f"grow {done_kind} of {split}")
+                    group[f"{done_kind}/{name}"].resize((n,))
                 continue
             chunk_rows = max(1, min(ROW_CHUNK, (1 << 20) // (int(np.prod(tail)) * np.dtype(dtype).itemsize)))
-            group.create_dataset(path, shape=(n, *tail), maxshape=(None, *tail), dtype=dtype,
-                                 chunks=(chunk_rows, *tail))
+            write_point(f"create {kind} of {split}")
+            ds = group.create_dataset(path, shape=(n, *tail), maxshape=(None, *tail), dtype=dtype,
+                                      chunks=(chunk_rows, *tail), fletcher32=True)
+            if kind == "views" and seed is not None:
+                ds.attrs["seed"] = seed
+            write_point(f"create {done_kind} of {split}")
             group.create_dataset(f"{done_kind}/{name}", shape=(n,), maxshape=(None,), dtype=bool,
                                  chunks=(ROW_CHUNK,), fillvalue=False)
+        if norms and f"norms/{name}" not in group:
+            write_point(f"create norms of {split}")
+            group.create_dataset(f"norms/{name}", shape=(n,), maxshape=(None,), dtype=np.float32,
+                                 chunks=(ROW_CHUNK,), fillvalue=np.nan, fletcher32=True)
+        elif f"norms/{name}" in group and group[f"norms/{name}"].shape[0] != n:
+            write_point(f"grow norms of {split}")
+            group[f"norms/{name}"].resize((n,))
+        write_point("flush prepared arrays")
         self._file.flush()
+        self._idle()
 
     def pending_rows(self, encoder: str, split: str, rows: np.ndarray, views: int = 0) -> np.ndarray:
         """The subset of ``rows`` (sorted) that ``encoder`` has not committed yet."""
         group = self._encoder_group(encoder)
         name = h5_name(split)
-        todo = ~group[f"done/{name}"][:][rows].astype(bool)
+        todo = ~self._done_mask(group, f"done/{name}", self.n_rows(split))[rows]
         if views:
-            todo |= ~group[f"views_done/{name}"][:][rows].astype(bool)
+            todo |= ~self._done_mask(group, f"views_done/{name}", self.n_rows(split))[rows]
         return np.sort(rows[todo])
 
+    @staticmethod
+    def _done_mask(group: h5py.Group, path: str, n: int) -> np.ndarray:
+        """A done mask padded to ``n`` rows (a missing mask: nothing done)."""
+        ds = group.get(path)
+        mask = np.zeros(n, dtype=bool) if ds is None else ds[:n].astype(bool)
+        return np.pad(mask, (0, n - len(mask)))
+
     def begin_appending(self) -> None:
-        """Switch to SWMR mode: from now on readers see each committed chunk as it lands."""
-        if not self._file.swmr_mode:
-            self._file.flush()
-            self._file.swmr_mode = True
+        """Switch to SWMR mode: from now on readers see each committed chunk as it lands.
+
+        (Writers are in SWMR mode whenever no write method is running; kept for callers.)
+        """
+        self._idle()
 
     def write_features(self, encoder: str, split: str, rows: np.ndarray, features: np.ndarray,
-                       ok: np.ndarray, reasons: Sequence[str], views: np.ndarray | None = None) -> None:
-        """Write one chunk of features for sorted ``rows`` and commit it.
+                       ok: np.ndarray, reasons: Sequence[str], views: np.ndarray | None = None,
+                       norms: np.ndarray | None = None) -> None:
+        """Write one chunk of features for sorted ``rows`` and commit it (``norms``: the rows'
+        raw embedding norms, written with the features, before the commit).
 
         Order: features (and views) -> flush -> validity and error reasons -> flush -> done
         mask -> flush. Every column written before the mask is idempotent, so a crash at any
-        point followed by a re-run yields each row exactly once.
+        point followed by a re-run yields each row exactly once. Validity and reasons are the
+        split's (the image decoded or not); derived arrays (:meth:`put_features`) never touch them.
         """
         if self.mode != "a":
             raise PermissionError(f"{self.path} is open read-only")
@@ -596,40 +797,63 @@ class FeatureStore:
             raise ProvenanceError(
                 f"features of dim {features.shape[1:]} do not fit encoder {encoder!r}'s array of dim {images.shape[1:]}"
             )
-        _write_rows(images, rows, features)
+        _write_rows(images, rows, features, f"features of {split}")
         if views is not None:
-            _write_rows(group[f"views/{name}"], rows, views)
+            _write_rows(group[f"views/{name}"], rows, views, f"views of {split}")
+        if norms is not None:
+            _write_rows(group[f"norms/{name}"], rows, np.asarray(norms, dtype=np.float32), f"norms of {split}")
+        write_point("flush features")
         self._file.flush()
         split_group = self._split(split)
         ok = np.asarray(ok, dtype=bool)
         if not ok.all():
             bad = np.flatnonzero(~ok)
-            _write_rows(split_group["valid"], rows[bad], np.zeros(len(bad), dtype=bool))
+            _write_rows(split_group["valid"], rows[bad], np.zeros(len(bad), dtype=bool), "validity")
             errors = split_group["errors"]
             for i in bad:
+                write_point("write an error reason")
                 errors[rows[i]] = reasons[i] or "unreadable image"
+            write_point("flush validity and error reasons")
             self._file.flush()
-        _write_rows(group[f"done/{name}"], rows, np.ones(len(rows), dtype=bool))
+        _write_rows(group[f"done/{name}"], rows, np.ones(len(rows), dtype=bool), "done mask")
         if views is not None:
-            _write_rows(group[f"views_done/{name}"], rows, np.ones(len(rows), dtype=bool))
+            _write_rows(group[f"views_done/{name}"], rows, np.ones(len(rows), dtype=bool), "views done mask")
+        write_point("flush the done mask (commit)")
         self._file.flush()
 
     def put_features(self, encoder: str, split: str, features: np.ndarray, info: dict[str, Any]) -> None:
         """Store a derived (N, D) feature array for all committed rows of ``split`` under a
-        new encoder key with its provenance (e.g. embeddings with a prompt direction removed)."""
+        new encoder key with its provenance (e.g. embeddings with a prompt direction removed).
+
+        The array and its done mask are written under /.staging and switched in whole, so a
+        reader sees the previous array or the new one. The split's validity and error reasons
+        are not touched (they describe the images, not this encoder).
+        """
         n = self.n_rows(split)
         if features.shape[0] != n:
             raise ValueError(f"features have {features.shape[0]} rows but split {split!r} has {n}")
         self.ensure_encoder(encoder, {**info, "embed_dim": int(features.shape[1])})
+        self._require_writer()
         group = self._encoder_group(encoder)
         name = h5_name(split)
-        for path in (f"images/{name}", f"done/{name}"):
-            if path in group:
-                del group[path]
-        self.prepare_features(encoder, split, features.shape[1], str(features.dtype))
-        rows = np.arange(n)
-        self.write_features(encoder, split, rows, features, self._column(split, "valid").astype(bool),
-                            [""] * n)
+        dim = int(features.shape[1])
+        self._staging_group()
+        staged_images, staged_done = self._staged_path(), self._staged_path()
+        chunk_rows = max(1, min(ROW_CHUNK, (1 << 20) // (dim * np.dtype(features.dtype).itemsize)))
+        write_point(f"create derived features of {split}")
+        images = self._file.create_dataset(staged_images, shape=(n, dim), maxshape=(None, dim),
+                                           dtype=features.dtype, chunks=(chunk_rows, dim), fletcher32=True)
+        for start in range(0, n, 65536):
+            write_point(f"write derived features of {split}")
+            images[start:start + 65536] = features[start:start + 65536]
+        write_point(f"create derived done mask of {split}")
+        self._file.create_dataset(staged_done, data=np.ones(n, dtype=bool), maxshape=(None,),
+                                  chunks=(ROW_CHUNK,), fillvalue=False)
+        # The array first, then its mask: between the two switches the old mask (complete, or
+        # absent for a new key) covers a complete array.
+        self._switch_in(staged_images, f"{group.name}/images/{name}")
+        self._switch_in(staged_done, f"{group.name}/done/{name}")
+        self._idle()
 
     def put_text_bank(self, encoder: str, bank: str, weights: np.ndarray, strings: Sequence[str],
                       kind: str = "list", **extra: np.ndarray | Sequence[str]) -> None:
@@ -640,20 +864,20 @@ class FeatureStore:
         dim = _plain(group.attrs.get("embed_dim", weights.shape[-1]))
         if weights.shape[-1] != dim:
             raise ProvenanceError(f"text embeddings of dim {weights.shape[-1]} do not match encoder {encoder!r} (dim {dim})")
-        texts = group.require_group("texts")
-        name = h5_name(bank)
-        if name in texts:
-            del texts[name]
-        bank_group = texts.create_group(name)
+        self._staging_group()
+        staged = self._staged_path()
+        write_point(f"create text bank {bank}")
+        bank_group = self._file.create_group(staged)
         bank_group.attrs["kind"] = kind
-        bank_group.create_dataset("weights", data=np.asarray(weights, dtype=np.float32))
-        bank_group.create_dataset("strings", data=list(strings), dtype=STR)
+        self._new_array(f"{staged}/weights", np.asarray(weights, dtype=np.float32))
+        self._new_array(f"{staged}/strings", list(strings), dtype=STR)
         for key, value in extra.items():
             if isinstance(value, np.ndarray) and value.dtype.kind != "U":
-                bank_group.create_dataset(key, data=value)
+                self._new_array(f"{staged}/{key}", value)
             else:
-                bank_group.create_dataset(key, data=[str(v) for v in value], dtype=STR)
-        self._file.flush()
+                self._new_array(f"{staged}/{key}", [str(v) for v in value], dtype=STR)
+        self._switch_in(staged, f"{group.name}/texts/{h5_name(bank)}")
+        self._idle()
 
     def put_logits(self, name: str, split: str, logits: np.ndarray, kind: str = "logits") -> None:
         """Store (or replace) an external classifier's (N, C) logits or probabilities under
@@ -665,34 +889,95 @@ class FeatureStore:
         logits = np.asarray(logits, dtype=np.float32)
         if logits.ndim != 2 or logits.shape[0] != n:
             raise ProvenanceError(f"logits of shape {logits.shape} do not fit split {split!r} ({n} rows)")
-        group = self._file.require_group("logits").require_group(h5_name(name))
-        if h5_name(split) in group:
-            del group[h5_name(split)]
-        ds = group.create_dataset(h5_name(split), data=logits)
+        self._staging_group()
+        staged = self._staged_path()
+        ds = self._new_array(staged, logits)
         ds.attrs["kind"] = kind
-        self._file.flush()
+        self._switch_in(staged, f"/logits/{h5_name(name)}/{h5_name(split)}")
+        self._idle()
 
     def save_model(self, name: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         """Store (or replace) a fitted solver's arrays and JSON metadata under ``/models``."""
         self._require_writer()
-        models = self._file["models"]
-        key = h5_name(name)
-        if key in models:
-            del models[key]
-        group = models.create_group(key)
+        self._staging_group()
+        staged = self._staged_path()
+        write_point(f"create model {name}")
+        group = self._file.create_group(staged)
         for array_name, value in arrays.items():
-            group.create_dataset(array_name, data=np.asarray(value))
+            self._new_array(f"{staged}/{array_name}", np.asarray(value))
         group.attrs["meta"] = json.dumps(meta)
-        self._file.flush()
+        self._switch_in(staged, f"/models/{h5_name(name)}")
+        self._idle()
 
 
-def _write_rows(ds: h5py.Dataset, rows: np.ndarray, values: np.ndarray) -> None:
+def _write_rows(ds: h5py.Dataset, rows: np.ndarray, values: np.ndarray, what: str = "rows") -> None:
     """Write ``values`` at sorted ``rows``, one slice per contiguous run (h5py fancy writes are slow)."""
     if len(rows) == 0:
         return
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
     for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+        write_point(f"write {what}")
         ds[rows[start]: rows[stop - 1] + 1] = values[start:stop]
+
+
+def _checked_read(ds: h5py.Dataset, selection: Any) -> np.ndarray:
+    """``ds[selection]``, retrying a failed checksum a few times (a SWMR writer may be rewriting
+    that chunk as we read it); a checksum that keeps failing raises StoreDamagedError."""
+    for attempt in range(CHECKSUM_READ_ATTEMPTS):
+        try:
+            return ds[selection]
+        except OSError as exc:
+            if attempt == CHECKSUM_READ_ATTEMPTS - 1:
+                raise StoreDamagedError(
+                    f"{ds.file.filename}: {ds.name} fails its checksum or cannot be read ({_first_line(exc)}); "
+                    f"the store is damaged (fs verify {ds.file.filename} lists what is readable)"
+                ) from None
+            time.sleep(0.05 * (attempt + 1))
+            if ds.file.swmr_mode and ds.file.mode == "r":
+                ds.refresh()
+    raise AssertionError("unreachable")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _damage_is_one_line(method: Any) -> Any:
+    """Turn HDF5's errors on a damaged file (OSError/RuntimeError from h5py) into one line."""
+    @functools.wraps(method)
+    def wrapper(self: "FeatureStore", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (PermissionError, FeatureStoreError):
+            raise
+        except (OSError, RuntimeError) as exc:
+            raise StoreDamagedError(
+                f"{self.path} is damaged or unreadable ({_first_line(exc)}); fs verify {self.path} checks it"
+            ) from None
+    return wrapper
+
+
+for _name, _method in list(vars(FeatureStore).items()):
+    if not _name.startswith("_") and callable(_method) and _name not in ("close",):
+        setattr(FeatureStore, _name, _damage_is_one_line(_method))
+
+
+def _json_value(value: Any) -> Any:
+    """A recorded attribute (JSON text) or a Python value, as plain JSON data for comparison."""
+    value = _plain(value)
+    if isinstance(value, str) and value[:1] in "{[":
+        return json.loads(value)
+    return json.loads(json.dumps(value))
+
+
+def _json_diff(stored: Any, new: Any) -> str:
+    """The first differing entry of two recorded dicts, for a one-line refusal."""
+    if isinstance(stored, dict) and isinstance(new, dict):
+        for key in sorted(set(stored) | set(new)):
+            if stored.get(key) != new.get(key):
+                return f"{key}: {json.dumps(stored.get(key))} stored, {json.dumps(new.get(key))} now"
+    return f"{json.dumps(stored)[:120]} stored, {json.dumps(new)[:120]} now"
 
 
 def _plain(value: Any) -> Any:

@@ -99,3 +99,21 @@ def clear_consistency_flags(path: str | os.PathLike) -> bool:
         f.flush()
         os.fsync(f.fileno())
     return True
+
+
+def superblock_eof(path: str | os.PathLike) -> int | None:
+    """The end-of-file address a v2/v3 superblock records (None for older superblocks).
+
+    HDF5 refuses a file shorter than this when opening it normally, but not in SWMR-read
+    mode, where reads past the end return zeros; readers check it themselves.
+    """
+    with open(path, "rb") as f:
+        base = _find_superblock(f)
+        f.seek(base)
+        head = f.read(12)
+        version, offsets = head[8], head[9]
+        if version < 2:
+            return None
+        addresses = f.read(4 * offsets)
+    eof = int.from_bytes(addresses[2 * offsets:3 * offsets], "little")
+    return base + eof

@@ -1,67 +1,155 @@
-"""The single-writer lock of a store: an OS file lock on ``<store>.lock`` beside it.
+"""The single-writer lock of a store: an OS file lock (``flock``) on the store file itself.
 
-The lock dies with its process (SIGKILL included), so a crashed writer never blocks the next
-one. The holder's pid is written into the lock file for the refusal message. A forked child
-(a DataLoader decoding worker) closes its inherited copy of the lock's descriptor: an flock
-belongs to the open file, so an orphaned child would otherwise keep a killed writer's lock.
+The lock belongs to the file (device + inode), not to the name it was opened by, so a symlink
+or a hard link to a store shares the store's lock and two writers can never run at once. It
+dies with its process (SIGKILL included), so a crashed writer never blocks the next one. The
+holder's pid is written into a note ``<resolved store path>.lock`` for the refusal message.
+
+A forked child (a DataLoader decoding worker) closes its inherited copy of the lock's
+descriptor: an flock belongs to the open file, so an orphaned child would otherwise keep a
+killed writer's lock.
+
+Readers never take the lock to read. A reader that finds the "open for write" mark of a writer
+that died briefly holds it (:func:`hold_if_free`) to tell a dead writer from a live one.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from featurestore.errors import StoreLockedError
 
-_HELD_FDS: set[int] = set()
+# Lock descriptors this process holds, by the locked file's (device, inode).
+_HELD: dict[tuple[int, int], int] = {}
+# How long a writer waits when the lock is held only briefly by a reader's dead-writer check.
+TRANSIENT_WAIT_SECONDS = 3.0
 
 
 def _close_inherited_locks() -> None:
     """In a forked child: drop the parent's lock descriptors without unlocking them."""
-    for fd in list(_HELD_FDS):
+    for fd in list(_HELD.values()):
         try:
             os.close(fd)
         except OSError:
             pass
-    _HELD_FDS.clear()
+    _HELD.clear()
 
 
 os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
+def _file_id(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def held_by_this_process(store_path: str | os.PathLike) -> bool:
+    """True when this process holds the writer lock of the file at ``store_path``."""
+    try:
+        st = os.stat(store_path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in _HELD
+
+
 class WriterLock:
-    """Non-blocking exclusive lock; ``acquire`` raises StoreLockedError when someone holds it."""
+    """Non-blocking exclusive lock; ``acquire`` raises StoreLockedError when someone holds it.
+
+    Acquiring creates an empty store file when none exists (the lock needs an inode).
+    """
 
     def __init__(self, store_path: str | os.PathLike) -> None:
-        self.path = Path(f"{os.fspath(store_path)}.lock")
+        self.store_path = Path(store_path)
+        self.path = Path(f"{os.path.realpath(store_path)}.lock")
         self._fd: int | None = None
 
-    def acquire(self) -> None:
-        import fcntl
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    def _holder(self) -> int | None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            text = self.path.read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def acquire(self) -> None:
+        fd = os.open(self.store_path, os.O_RDWR | os.O_CREAT, 0o644)
+        if _file_id(fd) in _HELD:
             os.close(fd)
-            raise StoreLockedError(
-                f"{self.path.with_suffix('')} is being written by pid {holder}; "
-                "only one writer at a time (readers are fine)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+            raise StoreLockedError(f"{self.store_path} is already open for writing in this process")
+        deadline = time.monotonic() + TRANSIENT_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = self._holder()
+                # A live writer's note names it; a dead pid in the note means a reader is
+                # checking for a dead writer right now (it holds the lock for milliseconds).
+                if (holder is not None and _pid_alive(holder) and holder != os.getpid()) \
+                        or time.monotonic() > deadline:
+                    os.close(fd)
+                    raise StoreLockedError(
+                        f"{self.store_path} is being written by pid {holder or 'of another process'}; "
+                        "only one writer at a time (readers are fine)"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            self.path.write_text(str(os.getpid()))
+        except OSError:
+            pass  # the note is informative only (e.g. a read-only folder beside a writable store)
         self._fd = fd
-        _HELD_FDS.add(fd)
+        _HELD[_file_id(fd)] = fd
 
     def release(self) -> None:
         if self._fd is not None:
-            import fcntl
-
-            _HELD_FDS.discard(self._fd)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
+            _HELD.pop(_file_id(fd), None)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+
+@contextlib.contextmanager
+def hold_if_free(store_path: str | os.PathLike) -> Iterator[bool]:
+    """Briefly hold the writer lock if no writer has it; yields whether it was free.
+
+    While it yields True no writer can start, so the store's state on disk is final. The
+    lock is held without touching the pid note (so a writer waiting on us knows it is brief).
+    A store whose lock this process itself holds is reported as held (False).
+    """
+    try:
+        fd = os.open(store_path, os.O_RDONLY)
+    except OSError:
+        yield False
+        return
+    try:
+        if _file_id(fd) in _HELD:
+            yield False
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

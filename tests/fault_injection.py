@@ -1,0 +1,204 @@
+"""Test helper: run `fs` commands (or any callable) in a forked child that SIGKILLs itself just
+before its K-th store write point (featurestore/write_points.py), and snapshot a store's
+contents in a child with a timeout (a blocked or hanging reader fails the check instead of
+hanging the suite).
+
+Forking keeps torch and the tiny model imported once in the test process, so one kill point
+costs a fraction of a second instead of a fresh interpreter.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featurestore import write_points
+
+KILLED = -signal.SIGKILL
+
+
+def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file: str | None = None,
+               timeout: float = 120.0, log: str | None = None) -> int:
+    """Run ``fn()`` in a forked child; return its exit code, or -signal when it was killed.
+
+    ``kill_at`` arms the injector in the child; ``count_file`` records its write points. A child
+    still running after ``timeout`` seconds is killed and reported as -SIGALRM.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            out = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            for key in (write_points.KILL_ENV, write_points.COUNT_ENV):
+                os.environ.pop(key, None)
+            if kill_at is not None:
+                os.environ[write_points.KILL_ENV] = str(kill_at)
+            if count_file is not None:
+                os.environ[write_points.COUNT_ENV] = count_file
+            write_points.reset()
+            code = int(fn())
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:  # noqa: BLE001 - reported through the exit code and the log
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return -signal.SIGALRM
+        time.sleep(0.01)
+
+
+def cli(args: list[str]) -> Callable[[], int]:
+    """A callable running `fs ARGS` in-process (for :func:`run_forked`)."""
+    def go() -> int:
+        from cli.main import main
+
+        main([str(a) for a in args])
+        return 0
+    return go
+
+
+def count_write_points(fn: Callable[[], int], log: str | None = None) -> int:
+    """How many write points ``fn`` passes (it must succeed)."""
+    with tempfile.NamedTemporaryFile(suffix=".points", delete=False) as f:
+        path = f.name
+    try:
+        code = run_forked(fn, count_file=path, log=log)
+        assert code == 0, f"the command failed while counting write points (exit {code}); see {log}"
+        return len(Path(path).read_text().splitlines())
+    finally:
+        os.unlink(path)
+
+
+def snapshot(path: str | os.PathLike) -> dict[str, Any]:
+    """Everything a reader sees in a store, as plain arrays: split ids, each encoder's features
+    of committed rows by id (and views), text banks, saved models, imported logits."""
+    from featurestore.errors import NotFoundError
+    from featurestore.store import FeatureStore
+
+    out: dict[str, Any] = {}
+    with FeatureStore(path) as store:
+        for split in store.splits():
+            ids = [str(i) for i in store.ids(split, valid_only=False)]
+            out[f"ids:{split}"] = ids
+            out[f"errors:{split}"] = store.errors(split)
+        for encoder in store.encoders():
+            for split in store.splits():
+                if not store.has_features(encoder, split):
+                    continue
+                done = store.done(encoder, split)
+                ids = np.asarray(store.ids(split, valid_only=False))
+                data_path, _ = store._image_paths(encoder, split)
+                feats = np.asarray(store.file[data_path][: len(done)])[done]
+                out[f"features:{encoder}:{split}"] = dict(zip(ids[done].tolist(), feats))
+                if f"views/{split.replace('/', '|')}" in store.file[f"encoders/{encoder.replace('/', '|')}"]:
+                    try:
+                        out[f"views:{encoder}:{split}"] = store.views(encoder, split, valid_only=False)
+                    except NotFoundError:
+                        pass
+            for bank in store.text_banks(encoder):
+                out[f"text:{encoder}:{bank}"] = store.text_bank(encoder, bank)
+        for model in store.models():
+            out[f"model:{model}"] = store.load_model(model)
+        for name in store.logits_names():
+            for split in store.splits():
+                try:
+                    out[f"logits:{name}:{split}"] = store.logits(name, split, valid_only=False)
+                except NotFoundError:
+                    pass
+    return out
+
+
+def snapshot_forked(path: str | os.PathLike, timeout: float = 30.0) -> tuple[str, Any]:
+    """``("ok", snapshot)``, ``("error", one-line message)`` for a FeatureStoreError, or
+    ``("failed", why)`` for anything else: a traceback, a crash, or a reader blocked past
+    ``timeout``."""
+    with tempfile.NamedTemporaryFile(suffix=".snap", delete=False) as f:
+        result = f.name
+
+    def go() -> int:
+        from featurestore.errors import FeatureStoreError
+
+        try:
+            value: tuple[str, Any] = ("ok", snapshot(path))
+        except FeatureStoreError as exc:
+            value = ("error", str(exc))
+        except BaseException as exc:  # noqa: BLE001
+            value = ("failed", f"{type(exc).__name__}: {exc}")
+        with open(result, "wb") as out:
+            pickle.dump(value, out)
+        return 0
+
+    try:
+        code = run_forked(go, timeout=timeout)
+        if code != 0:
+            return "failed", f"reader exit {code}" + (" (blocked past the timeout)" if code == -signal.SIGALRM else "")
+        with open(result, "rb") as f:
+            return pickle.load(f)
+    finally:
+        os.unlink(result)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Deep equality of snapshots (arrays compared exactly)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and a.dtype.kind == b.dtype.kind and bool(np.array_equal(a, b))
+    return a == b
+
+
+def rows_consistent(partial: dict[str, Any], final: dict[str, Any]) -> str | None:
+    """Check a snapshot taken after a kill against the finished store: every split's ids are
+    unique and a prefix-compatible subset of the final ones, and every committed feature row
+    equals the final one for its id. Returns what is wrong, or None."""
+    for key, value in partial.items():
+        if key.startswith("ids:"):
+            if len(set(value)) != len(value):
+                return f"{key}: an id appears twice"
+            if key not in final or not set(value) <= set(final[key]):
+                return f"{key}: ids that the finished store does not have"
+        elif key.startswith("features:"):
+            reference = final.get(key, {})
+            for rid, row in value.items():
+                if rid not in reference or not np.array_equal(row, reference[rid]):
+                    return f"{key}: committed row {rid!r} differs from the finished store"
+    return None
+
+
+def kill_points(total: int, budget: int) -> list[int]:
+    """Kill points 1..total on a stride that tries about ``budget`` of them (always the last);
+    FEATURESTORE_SWEEP_ALL=1 tries every one."""
+    if os.environ.get("FEATURESTORE_SWEEP_ALL") or total <= budget:
+        return list(range(1, total + 1))
+    stride = -(-total // budget)
+    points = list(range(1, total + 1, stride))
+    if points[-1] != total:
+        points.append(total)
+    return points
