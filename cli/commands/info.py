@@ -5,6 +5,8 @@ import json
 
 import click
 
+ERRORS_SHOWN = 5  # reasons for unreadable rows listed per split (--json lists more)
+
 
 @click.command("info")
 @click.argument("store", type=click.Path(dir_okay=False))
@@ -26,6 +28,10 @@ def command(store: str, as_json: bool) -> None:
         extra = f", {s['classes']} classes" if s["classes"] else ""
         extra += ", captions" if s["captions"] else ""
         click.echo(f"  {s['name']}: {s['rows']} rows, {s['invalid']} unreadable{extra}")
+        for error in s.get("error_reasons", [])[:ERRORS_SHOWN]:
+            click.echo(f"    {error['rows']} unreadable: {error['reason']} (e.g. {error['example']})")
+        if len(s.get("error_reasons", [])) > ERRORS_SHOWN:
+            click.echo("    ... more reasons in fs info --json")
     click.echo("encoders:")
     for e in summary["encoders"]:
         image_only = "" if "text" in e.get("modalities", ["text"]) else ", image-only"

@@ -17,7 +17,7 @@ from cli.options import encoder_option, store_option, stored_encoder_options
               help="Port to listen on (0: a free port, printed at start).")
 @click.option("--factory", default="Flat", show_default=True, help="Which index to use (built if missing or stale).")
 @stored_encoder_options
-def command(store: str, encoder: str, splits: tuple[str, ...], host: str, port: int, factory: str,
+def command(store: str, encoder: str | None, splits: tuple[str, ...], host: str, port: int, factory: str,
             pretrained: str | None, device: str | None, precision: str | None, quiet: bool) -> None:
     """Serve a search API and a web page over STORE's images (Ctrl-C stops).
 
@@ -34,6 +34,7 @@ def command(store: str, encoder: str, splits: tuple[str, ...], host: str, port: 
     from featurestore.server.listener import exposure_warning, open_listener, run, url_of
     from featurestore.server.searcher import StoreSearcher
     from featurestore.store import FeatureStore
+    from workflows.solver_inputs import resolve_encoder
 
     warning = exposure_warning(host)
     if warning:
@@ -41,6 +42,7 @@ def command(store: str, encoder: str, splits: tuple[str, ...], host: str, port: 
     sock = open_listener(host, port)
     try:
         with FeatureStore(store) as reader:
+            encoder = resolve_encoder(reader, encoder)
             info = reader.encoder_info(encoder)
         if not quiet:
             click.echo(f"loading {info.get('model')} ({info.get('weights')}) ...", err=True)

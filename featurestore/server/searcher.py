@@ -136,6 +136,11 @@ class StoreSearcher:
             raise
         self.default_split = next(iter(self.splits))
 
+    @property
+    def text_queries(self) -> bool:
+        """Whether text queries can be answered (an encoder with a text tower was loaded)."""
+        return self.model is not None and bool(getattr(self.model, "has_text", True))
+
     def close(self) -> None:
         self._store.close()
 
@@ -192,7 +197,7 @@ class StoreSearcher:
         return {
             "store": self.store_path, "encoder": self.encoder,
             "model": info.get("model"), "weights": info.get("weights"), "embed_dim": info.get("embed_dim"),
-            "text_queries": self.model is not None, "encoders": self.encoders,
+            "text_queries": self.text_queries, "image_queries": self.model is not None, "encoders": self.encoders,
             "default_split": self.default_split, "splits": splits, "skipped_splits": self.skipped,
         }
 
@@ -225,8 +230,8 @@ class StoreSearcher:
         """The ``k`` rows closest to a text (encoded by the store's encoder)."""
         if not text.strip():
             raise QueryError("text is empty")
-        if self.model is None:
-            raise QueryError("this server answers id queries only (it was started without the encoder)")
+        if not self.text_queries:
+            raise QueryError(f"encoder {self.encoder!r} has no text tower here: search by id or by image")
         start = time.perf_counter()
         s = self.split(split)
         with self._lock:
