@@ -46,6 +46,9 @@ def summarize(path: str | os.PathLike) -> dict[str, Any]:
                     features[split] = {"rows": int(len(done)), "done": int(done.sum()), "views": views}
             encoders.append({"key": key, "model": info.get("model"), "weights": info.get("weights"),
                              "embed_dim": info.get("embed_dim"), "precision": info.get("precision"),
+                             "family": info.get("family", "open_clip"),
+                             "modalities": info.get("modalities", ["image", "text"]),
+                             "preprocess": info.get("preprocess"),
                              "features": features, "text_banks": store.text_banks(key)})
         root = store.file.attrs
         store_path = Path(path)
