@@ -35,23 +35,47 @@ def test_clone_keeps_constructor_args(cls, data):
     assert is_classifier(model)
 
 
-def test_grid_search_over_gda_alpha(data):
+def test_grid_search_over_gda_alpha_finds_the_known_best(data):
+    """Text weights of the wrong classes: only a large alpha lets the GDA term overrule them, so
+    alpha = 100 wins every fold (checked against a brute-force cross-validation here)."""
+    from sklearn.model_selection import StratifiedKFold
+
     X, y, T = data
-    search = GridSearchCV(GDA(text_weights=T), {"alpha": [0.01, 1.0, 100.0]}, cv=3).fit(X, y)
-    assert search.best_params_["alpha"] in (0.01, 1.0, 100.0)
+    wrong = np.roll(T, 1, axis=0)
+    grid = [0.01, 1.0, 100.0]
+    search = GridSearchCV(GDA(text_weights=wrong), {"alpha": grid}, cv=3).fit(X, y)
+    folds = list(StratifiedKFold(3).split(X, y))
+    brute = [np.mean([GDA(text_weights=wrong, alpha=a).fit(X[tr], y[tr]).score(X[te], y[te]) for tr, te in folds])
+             for a in grid]
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], brute)
+    assert brute[2] > max(brute[:2])
+    assert search.best_params_["alpha"] == 100.0
     assert search.predict(X).shape == (48,)
 
 
-def test_grid_search_over_tip_adapter_beta(data):
-    X, y, T = data
-    search = GridSearchCV(TipAdapter(text_weights=T, alpha=1.0), {"beta": [0.5, 5.0]}, cv=3).fit(X, y)
-    assert search.best_params_["beta"] in (0.5, 5.0)
+def test_grid_search_over_tip_adapter_beta_finds_the_known_best():
+    """Without the zero-shot term (logit_scale=0) and with three times as many keys of class 0, a
+    broad kernel (beta = 0.5) lets the key count decide, while a sharp one (beta = 50) follows the
+    nearest keys of two well-separated clusters: beta = 50 must win."""
+    rng = np.random.default_rng(1)
+    centres = 2 * np.eye(2, 10)
+    y = np.r_[np.zeros(36, int), np.ones(12, int)]
+    X = centres[y] + 0.3 * rng.standard_normal((48, 10))
+    model = TipAdapter(text_weights=np.ones((2, 10)), logit_scale=0.0, alpha=1.0)
+    search = GridSearchCV(model, {"beta": [0.5, 50.0]}, cv=3).fit(X, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert scores[1] > scores[0] and scores[1] == 1.0
+    assert search.best_params_["beta"] == 50.0
 
 
 def test_cross_val_score_and_pipeline(data):
     X, y, T = data
+    from sklearn.model_selection import StratifiedKFold
+
     scores = cross_val_score(TipAdapter(text_weights=T, alpha=1.0, beta=1.0), X, y, cv=3)
-    assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
+    brute = [np.mean(TipAdapter(text_weights=T, alpha=1.0, beta=1.0).fit(X[tr], y[tr]).predict(X[te]) == y[te])
+             for tr, te in StratifiedKFold(3).split(X, y)]
+    np.testing.assert_allclose(scores, brute)
     pipe = make_pipeline(FunctionTransformer(lambda A: 2 * A), GDA()).fit(X, y)
     assert np.array_equal(pipe.predict(X), GDA().fit(X, y).predict(X))
 
