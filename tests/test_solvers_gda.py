@@ -73,9 +73,16 @@ def test_ledoit_wolf_matches_sklearn_estimator_on_centred_features():
     np.testing.assert_allclose(model.decision_function(X_test), expected + np.log(1 / 5), rtol=1e-6, atol=1e-6)
 
 
-def test_oas_option_fits_and_predicts():
-    X, y, X_test, y_test, _ = make_problem(seed=4)
-    assert GDA(covariance="oas").fit(X, y).score(X_test, y_test) > 0.5
+def test_oas_matches_sklearn_estimator_on_centred_features():
+    from sklearn.covariance import OAS
+
+    X, y, X_test, _, _ = make_problem(seed=4)
+    model = GDA(covariance="oas").fit(X, y)
+    Xn = unit(X)
+    mus = np.stack([Xn[y == k].mean(axis=0) for k in range(6)])
+    P = np.linalg.pinv(OAS(assume_centered=True).fit(Xn - mus[y]).covariance_)
+    expected = unit(X_test) @ (mus @ P).T - 0.5 * np.einsum("kd,de,ke->k", mus, P, mus) + np.log(1 / 6)
+    np.testing.assert_allclose(model.decision_function(X_test), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_bayes_rule_on_shared_covariance_gaussians():
