@@ -3,6 +3,19 @@ from __future__ import annotations
 
 import click
 
+class NonEmpty(click.ParamType):
+    """A name (split, bank, model): any text but the empty string."""
+
+    name = "name"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty: give a name", param, ctx)
+        return value
+
+
+NAME = NonEmpty()
+
 store_option = click.option("--store", "store", required=True, type=click.Path(dir_okay=False),
                             help="The store file (.h5).")
 encoder_option = click.option("--encoder", default=None,

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from cli.options import store_option
+from cli.options import NAME, store_option
 
 
 def _weights(text: str | None, n_members: int) -> list[float] | None:
@@ -37,7 +37,7 @@ def _weights(text: str | None, n_members: int) -> list[float] | None:
 @click.option("--fit-temperatures", is_flag=True, help="Fit each member's temperature on --val first.")
 @click.option("--grid-step", type=click.FloatRange(min=0, min_open=True, max=1), default=0.1, show_default=True,
               help="Step of the weight simplex grid searched on --val (must divide 1).")
-@click.option("--text", "bank", default=None, help="Text bank for zeroshot (default: matches --val).")
+@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zeroshot (default: matches --val).")
 @click.option("--save", required=True, help="Name of the saved ensemble (use it with fs predict / fs eval).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(store: str, models: str, encoder: str | None, val: str | None, combine: str, weights: str | None,

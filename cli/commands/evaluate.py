@@ -5,7 +5,7 @@ import json
 
 import click
 
-from cli.options import store_option
+from cli.options import NAME, store_option
 
 
 @click.command("eval")
@@ -13,7 +13,7 @@ from cli.options import store_option
 @click.option("--models", required=True, help="Comma-separated saved model names (zeroshot is built on the fly).")
 @click.option("--split", required=True, help="Labelled split to evaluate on.")
 @click.option("--encoder", default=None, help="Encoder key (default: each model's own).")
-@click.option("--text", "bank", default=None, help="Text bank for zeroshot (default: matches the split).")
+@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zeroshot (default: matches the split).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Also write a bar chart of the models' top-1 accuracies to this PNG file.")

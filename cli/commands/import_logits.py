@@ -18,7 +18,10 @@ def command(store: str, split: str, name: str, ids_path: str | None, probabiliti
     from featurestore.external_logits import align_logits, read_logits_file
     from featurestore.store import FeatureStore
 
-    file_ids, matrix = read_logits_file(file, ids_path)
+    try:
+        file_ids, matrix = read_logits_file(file, ids_path)
+    except UnicodeDecodeError:
+        raise click.UsageError(f"{ids_path or file} is not UTF-8 text (ids one per line, or a CSV)") from None
     with FeatureStore(store, mode="a") as writer:
         classes = writer.classes(split)
         aligned = align_logits(writer.ids(split, valid_only=False), file_ids, matrix,

@@ -24,7 +24,7 @@ from cli.options import encoder_option, quiet_option, store_option
               help="Time limit of the whole build (e.g. 10m); past it nothing is written.")
 @click.option("--train-size", type=click.IntRange(min=1), default=None,
               help="Rows sampled to train IVF/PQ indexes (default: max(40 x lists, 10000)).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the training and tuning samples.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the training and tuning samples.")
 @click.option("--report", is_flag=True,
               help="Print factory, memory, build time and recall@10 and queries/s of every setting tried; an "
                    "up-to-date index built with the same options is reported without rebuilding.")
@@ -34,7 +34,9 @@ def command(store: str, encoder: str, split: str, factory: str, max_memory: str,
     """Index the (normalized) image features of a split for cosine search; saved beside the store."""
     from featurestore.index import build_index
     from featurestore.index_plan import parse_duration, parse_memory
+    from workflows.solver_inputs import store_encoder
 
+    encoder = store_encoder(store, encoder)
     options = {"max_memory": parse_memory(max_memory), "recall": recall,
                "max_build": None if max_build is None else parse_duration(max_build),
                "train_size": train_size, "seed": seed}

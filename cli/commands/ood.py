@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.options import encoder_option, store_option
+from cli.options import NAME, encoder_option, store_option
 
 PLOT_SCORES = ["msp", "max-logit", "energy", "entropy", "gen"]
 
@@ -47,7 +47,7 @@ def _check_same_encoder(id_store, ood_store, encoder: str) -> None:
 @click.option("--id-split", required=True, help="In-distribution split (positives).")
 @click.option("--ood-split", required=True, help="Out-of-distribution split.")
 @click.option("--ood-store", type=click.Path(dir_okay=False), help="Store holding the OOD split (default: --store).")
-@click.option("--text", "bank", default=None, help="Class text bank for zeroshot and MCM (default: matches --id-split).")
+@click.option("--text", "bank", type=NAME, default=None, help="Class text bank for zeroshot and MCM (default: matches --id-split).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Also write ROC curves and ID/OOD score histograms to this PNG file.")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cli.options import store_option
+from cli.options import NAME, store_option
 
 
 @click.command("predict")
@@ -15,7 +15,7 @@ from cli.options import store_option
 @click.option("--model", "model_name", required=True, help="Saved model name (see `fs info`), or zeroshot.")
 @click.option("--split", required=True, help="Split to predict.")
 @click.option("--encoder", default=None, help="Encoder key (default: the one the model was fitted on).")
-@click.option("--text", "bank", default=None, help="Text bank for zeroshot (default: matches the split).")
+@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zeroshot (default: matches the split).")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="CSV file to write (default: print to stdout). Written only when every row is predicted.")
 @click.option("--explain", "explain_top", type=click.IntRange(min=1), default=None,

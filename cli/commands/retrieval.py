@@ -6,14 +6,14 @@ import json
 
 import click
 
-from cli.options import encoder_option, store_option
+from cli.options import NAME, encoder_option, store_option
 
 
 @click.command("retrieval")
 @store_option
 @encoder_option
 @click.option("--split", required=True, help="Split of images.")
-@click.option("--captions-bank", required=True,
+@click.option("--captions-bank", type=NAME, required=True,
               help="List bank of captions: one per row in row order, or grouped by row id ({id: [captions]}).")
 @click.option("-k", "ks", multiple=True, type=int, default=(1, 5, 10), show_default=True, help="Recall cut-offs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from cli.options import encoder_option, store_option
+from cli.options import NAME, encoder_option, store_option
 
 
 def _paired_texts(store, encoder: str, split: str, bank: str):
@@ -43,7 +43,7 @@ def command() -> None:
 @store_option
 @encoder_option
 @click.option("--split", required=True, help="Split of images.")
-@click.option("--prompts-bank", required=True, help="Text bank paired with the images (one row per image, or a class bank).")
+@click.option("--prompts-bank", type=NAME, required=True, help="Text bank paired with the images (one row per image, or a class bank).")
 @click.option("--kernel", type=click.Choice(["gaussian", "cosine"]), default="gaussian", show_default=True,
               help="gaussian: the paper's random-feature kernel on the stored features; cosine: their inner products.")
 @click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=3.5, show_default=True,
@@ -77,9 +77,9 @@ def score(store: str, encoder: str, split: str, prompts_bank: str, kernel: str, 
 @store_option
 @encoder_option
 @click.option("--split", required=True, help="Split whose embeddings are corrected (all rows are written).")
-@click.option("--prompts-bank", required=True, help="Text bank paired with the images, to fit the text->image map.")
+@click.option("--prompts-bank", type=NAME, required=True, help="Text bank paired with the images, to fit the text->image map.")
 @click.option("--prompt", required=True, help="Class name or string (of --prompt-bank) whose component to remove.")
-@click.option("--prompt-bank", default=None, help="Bank holding --prompt (default: --prompts-bank).")
+@click.option("--prompt-bank", type=NAME, default=None, help="Bank holding --prompt (default: --prompts-bank).")
 @click.option("--method", type=click.Choice(["schur", "project"]), default="schur", show_default=True,
               help="schur: x - phi(t) A*; project: remove the prompt's image direction.")
 @click.option("--isolate", is_flag=True, help="Keep only the prompt's direction instead (method project).")

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import click
+
+from cli.options import NAME
 
 
 def _parse_pairs(pairs: tuple[str, ...], option: str) -> dict:
@@ -75,7 +78,7 @@ def _print_list() -> None:
 @click.option("--train", help="Labelled split to fit on (unlabelled rows for unsupervised-gda).")
 @click.option("--val", help="Validation split for hyper-parameter search (never the test split).")
 @click.option("--test", help="Split to report accuracy on.")
-@click.option("--text", "bank", help="Text bank of zero-shot weights (default: the class bank matching --train).")
+@click.option("--text", "bank", type=NAME, help="Text bank of zero-shot weights (default: the class bank matching --train).")
 @click.option("--shots", type=click.IntRange(min=1), help="Sample this many training rows per class.")
 @click.option("--val-shots", type=click.IntRange(min=1), help="Sample this many validation rows per class.")
 @click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), default=(1,), show_default=True,
@@ -124,6 +127,8 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
     kwargs = _parse_pairs(params, "--param")
     _check_params(name, cls, kwargs)
     given_inputs = _parse_pairs(inputs, "--input")
+    if scheduler is not None and not re.fullmatch(r"([a-z]+://)?[^\s:/]+:\d+", scheduler):
+        raise click.UsageError(f"--scheduler takes a Dask scheduler address such as tcp://host:8786, got {scheduler!r}")
     if chunk_rows or cluster or scheduler:
         if views_as:
             raise click.UsageError("--views-as is not available with out-of-core fitting (--chunk-rows/--cluster)")
