@@ -63,7 +63,7 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
     from workflows.solver_inputs import resolve_encoder, text_weights
     from featurestore.store import FeatureStore
     from solvers.cooked import cooked_scores
-    from solvers.metrics import aupr_in, aupr_out, auroc, fpr_at_tpr
+    from solvers.metrics import ood_metrics
     from solvers.ood_scores import LOGIT_SCORES, zero_shot_mcm
 
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -93,8 +93,7 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
         if weights is not None:
             scores[("zeroshot-cosine", "mcm")] = (zero_shot_mcm(id_reader.features(encoder, id_split), weights),
                                                   zero_shot_mcm(ood_reader.features(encoder, ood_split), weights))
-    rows = [{"model": model, "score": score, "auroc": auroc(s_id, s_ood), "fpr95": fpr_at_tpr(s_id, s_ood, 0.95),
-             "aupr_in": aupr_in(s_id, s_ood), "aupr_out": aupr_out(s_id, s_ood), "n_id": len(s_id), "n_ood": len(s_ood)}
+    rows = [{"model": model, "score": score, **ood_metrics(s_id, s_ood), "n_id": len(s_id), "n_ood": len(s_ood)}
             for (model, score), (s_id, s_ood) in scores.items()]
     if plot:
         from featurestore.plots import ood_summary, save_png
@@ -106,7 +105,10 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
         click.echo(json.dumps(rows, indent=1))
         return
     width = max(len(r["model"]) for r in rows) + 2
-    click.echo(f"{'model':<{width}}{'score':<11}{'AUROC':>8}{'FPR@95':>8}{'AUPR-In':>9}{'AUPR-Out':>9}")
+    click.echo(f"{'model':<{width}}{'score':<11}{'AUROC':>8}{'FPR95-ID':>9}{'FPR95-OOD':>10}{'AUPR-In':>9}"
+               f"{'AUPR-Out':>9}")
     for r in rows:
-        click.echo(f"{r['model']:<{width}}{r['score']:<11}{100 * r['auroc']:>8.2f}{100 * r['fpr95']:>8.2f}"
-                   f"{100 * r['aupr_in']:>9.2f}{100 * r['aupr_out']:>9.2f}")
+        click.echo(f"{r['model']:<{width}}{r['score']:<11}{100 * r['auroc']:>8.2f}{100 * r['fpr95']:>9.2f}"
+                   f"{100 * r['fpr95_ood']:>10.2f}{100 * r['aupr_in']:>9.2f}{100 * r['aupr_out']:>9.2f}")
+    click.echo("FPR95-ID: OOD accepted at 95% ID kept (ID positive, Hendrycks & Gimpel); FPR95-OOD: ID rejected "
+               "at 95% OOD caught (OOD positive, OpenOOD v1.5)")
