@@ -86,6 +86,12 @@ def test_topk_breaks_ties_as_predict_does():
     assert topk_accuracy(y, scores, 1) == pytest.approx(np.mean(scores.argmax(1) == y)) == 0.5
     assert topk_accuracy(y, scores, 2) == 1.0
     assert topk_accuracy(np.array([2]), scores[2:3], 2) == 0.0
+    # cases where NumPy's argpartition picked the later of tied classes: predict says class 2
+    tied = np.array([[0.0, 0.0, 1.0, 1.0]])
+    assert tied.argmax(1)[0] == 2 and topk_accuracy(np.array([3]), tied, 1) == 0.0
+    assert topk_accuracy(np.array([2]), tied, 1) == 1.0
+    wide = np.array([[1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 1.0]])  # order 8, 0, 1, 9, ...
+    assert topk_accuracy(np.array([9]), wide, 3) == 0.0 and topk_accuracy(np.array([9]), wide, 4) == 1.0
 
 
 def test_fpr_at_tpr_both_conventions_against_sklearn_roc(ood):
