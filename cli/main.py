@@ -31,6 +31,7 @@ COMMANDS = {
     "datasets": "datasets",
     "benchmark": "benchmark",
     "serve": "serve",
+    "verify": "verify",
 }
 
 
@@ -59,6 +60,7 @@ SUMMARIES = {
     "index": "Build a FAISS index over a stored feature array.",
     "search": "Search a FAISS index with a text or an image.",
     "info": "Show what a store holds.",
+    "verify": "Read a whole store (checksums included) and report every damaged part.",
     "solve": "Fit a closed-form solver on stored features.",
     "predict": "Predict a split with a saved model.",
     "ensemble": "Combine saved models into one saved ensemble solver.",

@@ -625,7 +625,9 @@ class FeatureStore:
         for column, dtype in (("ids", STR), ("paths", STR), ("captions", STR), ("errors", STR),
                               ("labels", np.int64), ("valid", bool)):
             # No compression: a chunk of fixed size keeps its place when rows are appended.
-            group.create_dataset(column, shape=(0,), maxshape=(None,), chunks=(ROW_CHUNK,), dtype=dtype)
+            # Numeric columns carry checksums (HDF5 keeps strings in heaps it cannot checksum).
+            group.create_dataset(column, shape=(0,), maxshape=(None,), chunks=(ROW_CHUNK,), dtype=dtype,
+                                 fletcher32=dtype is not STR)
         group.create_dataset("n_rows", data=0, dtype=np.int64)
         group.attrs["has_captions"] = has_captions
         group.attrs["classes"] = ""
