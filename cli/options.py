@@ -36,3 +36,16 @@ def stored_encoder_options(command):
     for option in (quiet_option, precision_option, device_option, pretrained_override_option):
         command = option(command)
     return command
+
+
+def refuse_if_locked(store: str) -> None:
+    """Refuse at once when another writer holds the store: before a command loads and hashes a
+    checkpoint it would only write with afterwards (StoreLockedError, one line)."""
+    from pathlib import Path
+
+    from featurestore.writer_lock import WriterLock
+
+    if Path(store).exists():
+        probe = WriterLock(store)
+        probe.acquire()
+        probe.release()

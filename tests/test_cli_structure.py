@@ -293,3 +293,36 @@ def test_a_split_with_a_class_the_model_lacks_is_refused(store, tmp_path, capsys
     assert code == 0, err
     code, _, err = run(["eval", "--store", store, "--models", "g2", "--split", "zoo"], capsys)
     assert code == 2 and "'yak'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["text", "--store", "STORE", "--classes", "train"],
+    ["text", "--store", "STORE", "--file", "WORDS"],
+])
+def test_a_second_writer_is_refused_before_the_checkpoint_loads(store, tmp_path, monkeypatch, capsys, args):
+    import featurestore.encoders
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the checkpoint was loaded although the store is locked")
+
+    monkeypatch.setattr(featurestore.encoders, "load_encoder_from_info", must_not_load)
+    (tmp_path / "words.txt").write_text("a cat\na dog\n")
+    args = [str(tmp_path / "words.txt") if a == "WORDS" else a for a in args]
+    with FeatureStore(store, mode="a"):
+        code, _, err = run(_args(args, store), capsys)
+    assert code == 2 and "writ" in err and err.count("\n") == 1
+
+
+def test_eval_builds_zeroshot_on_the_saved_models_encoder(store, tmp_path, capsys):
+    import shutil
+
+    store = shutil.copy(store, tmp_path / "copy.h5")
+    rng = np.random.default_rng(7)
+    y = np.repeat([0, 1, 2], 3)
+    code, _, err = run(["solve", "gda", "--store", store, "--train", "train", "--save", "g3"], capsys)
+    assert code == 0, err
+    make_feature_store(store, {"val": _clusters(rng, y, dim=4)}, labels={"val": y}, classes={"val": CLASSES},
+                       encoder="second/enc")
+    code, out, err = run(["eval", "--store", store, "--models", "zeroshot,g3", "--split", "val", "--json"], capsys)
+    assert code == 0, err
+    assert {r["encoder"] for r in json.loads(out)} == {KEY}

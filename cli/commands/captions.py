@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import encoder_option, store_option, stored_encoder_options
+from cli.options import encoder_option, refuse_if_locked, store_option, stored_encoder_options
 
 
 @click.command("captions")
@@ -28,6 +28,7 @@ def command(store: str, encoder: str, split: str, name: str | None, pretrained: 
         ids = reader.ids(split)
     if captions is None:
         raise SourceError(f"split {split!r} has no captions to encode")
+    refuse_if_locked(store)
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
     weights = model.encode_texts([str(c) for c in captions], quiet=quiet)
     bank = name or f"{split}/captions"

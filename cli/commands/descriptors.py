@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import encoder_option, store_option, stored_encoder_options
+from cli.options import encoder_option, refuse_if_locked, store_option, stored_encoder_options
 
 KINDS = ("descriptors", "differential", "contexts")
 
@@ -53,6 +53,7 @@ def command(file: str, store: str, encoder: str, classes: str, kind: str, templa
         else:
             prompts = dp.differential_prompts(dp.read_differential_descriptors(file, class_names), class_names,
                                               template or dp.DEFAULT_TEMPLATE)
+    refuse_if_locked(store)
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
     weights = model.encode_texts(prompts.strings, quiet=quiet)
     extras = dict(prompts.extras)

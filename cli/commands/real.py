@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.options import encoder_option, quiet_option, store_option, stored_encoder_options
+from cli.options import encoder_option, quiet_option, refuse_if_locked, store_option, stored_encoder_options
 
 pool_option = click.option("--pool", required=True, help="Split whose captions stand for the pre-training data.")
 synonyms_option = click.option("--synonyms", required=True, type=click.Path(dir_okay=False),
@@ -91,6 +91,7 @@ def prompts(store: str, encoder: str, pool: str, synonyms: str, classes: str | N
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
         info = reader.encoder_info(encoder)
+    refuse_if_locked(store)
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
     chosen = real_names(names, result.synonyms, result.synonym_counts)
     bank = real_prompt_bank(model, names, chosen, get_templates(templates), ensemble_original)

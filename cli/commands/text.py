@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import encoder_option, store_option, stored_encoder_options
+from cli.options import encoder_option, refuse_if_locked, store_option, stored_encoder_options
 
 
 @click.command("text")
@@ -48,6 +48,7 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
         from featurestore.encoders import image_only_error
 
         raise image_only_error(encoder)
+    refuse_if_locked(store)
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
     if class_names is not None:
         template_list = get_templates(templates)
