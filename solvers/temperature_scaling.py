@@ -8,8 +8,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from solvers.checks import check_labels
-from solvers.softmax import log_softmax
 from solvers.errors import InputError
+from solvers.softmax import log_softmax
 
 
 def nll_at_temperature(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
@@ -40,4 +40,20 @@ def calibrate(solver: Any, X_val: np.ndarray, y_val: np.ndarray) -> Any:
         raise InputError(f"{type(solver).__name__}'s probabilities are not a softmax of its logits; "
                          "temperature scaling does not apply")
     solver.temperature = fit_temperature(solver.decision_function(X_val), y_val)
+    message = bound_message(solver.temperature)
+    if message is not None:
+        from solvers.fit_warnings import record_warning
+
+        record_warning(solver, message)
     return solver
+
+
+def bound_message(temperature: float, log_bounds: tuple[float, float] = (-4.0, 4.0), atol: float = 1e-3) -> str | None:
+    """A warning when a fitted T ends on a bound of its search (the optimum may lie beyond it:
+    validation predictions all right with growing margins, or mostly wrong), else None."""
+    log_t = float(np.log(temperature))
+    for bound, side in ((log_bounds[0], "lower"), (log_bounds[1], "upper")):
+        if abs(log_t - bound) <= atol:
+            return (f"temperature T = {temperature:.4g} is the {side} bound e^{bound:g} of its search; the NLL "
+                    f"optimum may lie beyond it ({'every validation prediction is right, so sharper is always better' if side == 'lower' else 'the validation predictions are mostly wrong'})")
+    return None

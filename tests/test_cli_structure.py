@@ -326,3 +326,17 @@ def test_eval_builds_zeroshot_on_the_saved_models_encoder(store, tmp_path, capsy
     code, out, err = run(["eval", "--store", store, "--models", "zeroshot,g3", "--split", "val", "--json"], capsys)
     assert code == 0, err
     assert {r["encoder"] for r in json.loads(out)} == {KEY}
+
+
+def test_temperature_on_its_search_bound_warns():
+    from solvers.temperature_scaling import calibrate
+    from solvers.zeroshot import ZeroShot
+
+    T = np.eye(3, 4)
+    y = np.tile([0, 1, 2], 5)
+    wrong = calibrate(ZeroShot(text_weights=T).fit(), np.eye(3, 4)[(y + 1) % 3], y)
+    assert wrong.temperature == pytest.approx(np.exp(4.0), rel=1e-3)
+    assert any("upper bound" in w for w in wrong.fit_warnings_)
+    X = np.eye(3, 4)[y] + 0.9 * np.random.default_rng(0).standard_normal((15, 4))
+    interior = calibrate(ZeroShot(text_weights=T, logit_scale=1.0).fit(), X, y)
+    assert np.exp(-4) < interior.temperature < np.exp(4) and not getattr(interior, "fit_warnings_", [])
