@@ -57,16 +57,20 @@ def make_served_store(root: Path, checkpoint: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running_server(store: Path, encoder: str, *extra: str, timeout: float = 180.0) -> Iterator[str]:
+def running_server(store: Path, encoder: str, *extra: str, timeout: float = 180.0,
+                   one_thread: bool = True) -> Iterator[str]:
     """`fs serve` in a subprocess on 127.0.0.1 and a free port; yields its base URL, then stops it.
 
     Waits (at most ``timeout`` seconds) for the line naming the URL; the server's stderr goes to
-    a file whose tail is shown when it does not start.
+    a file whose tail is shown when it does not start. ``one_thread`` caps the server's math
+    libraries at one thread (tests share the machine); benchmarks pass False.
     """
     with tempfile.TemporaryFile("w+") as log:
         command = [sys.executable, "-m", "cli.main", "serve", "--store", str(store), "--encoder", encoder,
                    "--host", "127.0.0.1", "--port", "0", "--quiet", *extra]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if one_thread:
+            env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         try:
             yield _wait_for_url(proc, log, timeout)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from featurestore.server.listener import exposure_warning, is_loopback
+from featurestore.server.listener import exposure_warning, is_loopback, open_listener, url_of
 from featurestore.store import FeatureStore
 from tests.cli_runner import run
 from tests.images import random_image_bytes
@@ -262,6 +262,14 @@ def test_concurrent_requests_all_answered(served):
 def test_loopback_hosts_and_the_exposure_warning(host, loopback):
     assert is_loopback(host) is loopback
     assert (exposure_warning(host) is None) is loopback
+
+
+def test_listener_is_a_tcp_socket_so_connections_get_nodelay():
+    # asyncio sets TCP_NODELAY only on connections of sockets whose proto is IPPROTO_TCP; with
+    # proto 0 every keep-alive response waited ~40 ms for a delayed ACK (Nagle).
+    with open_listener("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert url_of(sock) == f"http://127.0.0.1:{sock.getsockname()[1]}/"
 
 
 def test_busy_port_is_a_one_line_error(served, capsys):

@@ -36,8 +36,10 @@ def open_listener(host: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise FeatureStoreError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, kind, proto, _, address = infos[0]
+    # proto IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY only on such sockets' connections;
+    # without it, a keep-alive client waits ~40 ms (Nagle + delayed ACK) for each response body.
+    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
