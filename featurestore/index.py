@@ -174,9 +174,11 @@ class StoreIndex:
 
 
 def exact_topk(fs: FeatureStore, encoder: str, split: str, queries: np.ndarray, k: int,
-               chunk_rows: int = 65536, n: int | None = None, quiet: bool = True) -> np.ndarray:
+               chunk_rows: int = 65536, n: int | None = None, exclude: np.ndarray | None = None,
+               quiet: bool = True) -> np.ndarray:
     """Positions of the exact cosine top-k of normalized ``queries`` among the first ``n`` valid rows
-    (all by default), streaming the store chunk by chunk. Ties go to the lower position."""
+    (all by default) but the positions in ``exclude``, streaming the store chunk by chunk. Ties go
+    to the lower position."""
     import faiss
     from tqdm.auto import tqdm
 
@@ -186,6 +188,12 @@ def exact_topk(fs: FeatureStore, encoder: str, split: str, queries: np.ndarray, 
     best_pos = np.zeros((len(queries), 0), dtype=np.int64)
     with tqdm(total=total, desc=f"exact search {split}", unit="row", disable=quiet) as bar:
         for positions, block in _first_rows(fs.iter_features(encoder, split, chunk_rows=chunk_rows), total):
+            bar.update(len(block))
+            if exclude is not None and len(exclude):
+                keep = ~np.isin(positions, exclude)
+                positions, block = positions[keep], block[keep]
+            if not len(block):
+                continue
             block = np.ascontiguousarray(block, dtype=np.float32)
             faiss.normalize_L2(block)
             kk = min(k, len(block))
@@ -194,7 +202,6 @@ def exact_topk(fs: FeatureStore, encoder: str, split: str, queries: np.ndarray, 
             pos = np.concatenate([best_pos, positions[local]], axis=1)
             top = _top_by_score_then_position(scores, pos, k)
             best_scores, best_pos = np.take_along_axis(scores, top, 1), np.take_along_axis(pos, top, 1)
-            bar.update(len(block))
     return best_pos
 
 
@@ -247,14 +254,16 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
         if first is None or n == 0:
             raise FeatureStoreError(f"split {split!r} has no valid rows with {encoder!r} features to index")
         dim = int(first[1].shape[1])
+        approximate = factory.strip() != "Flat"
         cpu_index = _make_index(factory, dim)
+        if approximate:  # ids = store positions, so the tuning queries can be added last
+            cpu_index = faiss.IndexIDMap(cpu_index)
         gpu_index, gpu_note = _to_gpu(cpu_index, factory)
         index = gpu_index or cpu_index
         rng = np.random.default_rng(seed)
         order = rng.permutation(n)
         trained_rows = 0
-        approximate = factory.strip() != "Flat"
-        n_queries = min(tune_queries, n) if approximate else 0
+        n_queries = min(tune_queries, n // 5) if approximate else 0
         if not cpu_index.is_trained:
             trained_rows = _train_count(cpu_index, factory, n, train_size)
             if train_size is None:  # leave the tuning queries out of the sample while enough rows remain
@@ -284,9 +293,12 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
             for positions, block in _first_rows(itertools.chain([first], chunks), n):
                 vectors = np.ascontiguousarray(block, dtype=np.float32)
                 faiss.normalize_L2(vectors)
-                index.add(vectors)
-                if len(query_pos):
-                    query_parts.append(vectors[np.isin(positions, query_pos, assume_unique=True)])
+                if approximate:  # the tuning queries stay out of the index until it is tuned
+                    is_query = np.isin(positions, query_pos, assume_unique=True)
+                    query_parts.append(vectors[is_query])
+                    index.add_with_ids(vectors[~is_query], positions[~is_query].astype(np.int64))
+                else:
+                    index.add(vectors)
                 added += len(vectors)
                 bar.update(len(vectors))
                 _check_deadline(deadline, limit, f"adding rows ({added} of {n} added)")
@@ -295,23 +307,25 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
         timings["add"] = time.monotonic() - t0
         if gpu_index is not None:
             cpu_index = faiss.index_gpu_to_cpu(gpu_index)
-        meta = {**expected, "factory": factory, "ntotal": int(cpu_index.ntotal), "dim": dim,
+        meta = {**expected, "factory": factory, "ntotal": n, "dim": dim,
                 "metric": "inner_product", "normalized": True, "faiss_version": faiss.__version__,
                 "train_rows": trained_rows, "seed": seed,
                 "request": {"max_memory": budget, "recall": float(recall), "max_build_s": limit,
                             "train_size": train_size, "tune_queries": tune_queries},
-                "tuning_queries_held_out": bool(enough_left),
+                "tuning_queries_in_training_sample": not enough_left,
                 "estimated_bytes": estimate_memory(factory, n, dim)}
-        built = StoreIndex(cpu_index, meta)
-        if gpu_note:
-            built.notes.append(gpu_note)
         if approximate:
             queries = np.concatenate(query_parts)
             t0 = time.monotonic()
-            _tune(built, fs, encoder, split, n, queries, query_pos, float(recall), chunk_rows, deadline, limit, quiet)
+            _tune(StoreIndex(cpu_index, meta), fs, encoder, split, n, queries, query_pos, float(recall), chunk_rows,
+                  deadline, limit, quiet)
+            cpu_index.add_with_ids(queries, query_pos.astype(np.int64))
             timings["tune"] = time.monotonic() - t0
         else:
             meta.update({"search_params": {}, "recall_at_10": 1.0, "target_met": True, "tuning": []})
+        built = StoreIndex(cpu_index, meta)
+        if gpu_note and gpu_note not in built.notes:
+            built.notes.append(gpu_note)
         timings["total"] = time.monotonic() - started
         meta["build_seconds"] = {key: round(value, 3) for key, value in timings.items()}
         faiss_path, json_path = index_paths(fs.path, encoder, split, name)
@@ -324,26 +338,25 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
     return built
 
 
-def _tune(built: StoreIndex, fs: FeatureStore, encoder: str, split: str, n: int, queries: np.ndarray,
+def _tune(view: StoreIndex, fs: FeatureStore, encoder: str, split: str, n: int, queries: np.ndarray,
           query_pos: np.ndarray, target: float, chunk_rows: int, deadline: float | None, limit: float | None,
           quiet: bool) -> None:
-    """Tune ``built``'s search parameters on held-out stored rows and record the result in its meta."""
+    """Tune the search parameters of ``view`` (an index of every row but the query rows) on the
+    query rows against exact search over the same rows; record the outcome in its meta."""
     from tqdm.auto import tqdm
 
-    from featurestore.index_tuning import knobs, leave_self_out, tune
+    from featurestore.index_tuning import knobs, tune
 
-    meta = built.meta
-    k = min(TUNE_K, n - 1)
+    meta = view.meta
+    k = min(TUNE_K, n - len(query_pos))
     meta.update({"tune_k": k, "tuning_queries": int(len(queries)), "recall_target": target})
-    if k < 1:
-        meta.update({"search_params": {}, "recall_at_10": None, "target_met": False, "tuning": [],
-                     "note": "a single row: nothing to tune"})
+    if k < 1 or not len(queries):
+        meta.update({"search_params": {}, "target_met": False, "tuning": [],
+                     "note": f"only {n} rows: too few to hold queries out and tune; searched with FAISS defaults"})
         return
-    truth = exact_topk(fs, encoder, split, queries, k + 1, chunk_rows, n=n, quiet=quiet)
-    truth = leave_self_out(truth, query_pos, k)
-    space = knobs(built.index)
-    with tqdm(desc=f"tune {built.meta['factory']}", unit="setting", disable=quiet) as bar:
-        params, tried, met = tune(space, built.set_params, lambda q, kk: built.search(q, kk)[1], queries, query_pos,
+    truth = exact_topk(fs, encoder, split, queries, k, chunk_rows, n=n, exclude=query_pos, quiet=quiet)
+    with tqdm(desc=f"tune {meta['factory']}", unit="setting", disable=quiet) as bar:
+        params, tried, met = tune(knobs(view.index), view.set_params, lambda q, kk: view.search(q, kk)[1], queries,
                                   truth, target, deadline,
                                   progress=lambda r: (bar.update(1), bar.set_postfix(recall=f"{r['recall']:.3f}")))
     final = next(r for r in reversed(tried) if r["params"] == params)

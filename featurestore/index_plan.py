@@ -99,13 +99,14 @@ REFINES = (("RFlat", 4.0), ("Refine(SQfp16)", 2.0), ("Refine(SQ8)", 1.0))
 def estimate_memory(factory: str, n: int, dim: int) -> int:
     """Approximate bytes of an index (as saved and as loaded) built from ``factory``.
 
-    Counts the stored vectors or codes, the 8-byte ids of IVF lists, the IVF centroids and
-    HNSW links (``2 M`` 4-byte neighbours per vector on level 0). Factories outside the families
-    ``auto`` chooses are estimated as float vectors.
+    Counts the stored vectors or codes, the 8-byte ids of IVF lists, the IVF centroids, HNSW
+    links (``2 M`` 4-byte neighbours per vector on level 0) and, for every approximate index, the
+    8-byte store position of each row (the id map it is saved with). Factories outside the
+    families ``auto`` chooses are estimated as float vectors.
     """
     parts = [p.strip() for p in factory.split(",")]
     total = 0.0
-    per_row = 0.0
+    per_row = 0.0 if factory.strip() == "Flat" else ID_BYTES
     ivf = re.fullmatch(r"IVF(\d+)(?:_HNSW(\d+))?", parts[0])
     if ivf:
         nlist = int(ivf.group(1))

@@ -25,6 +25,8 @@ def knobs(index: Any) -> dict[str, int]:
 
     found: dict[str, int] = {}
     node = faiss.downcast_index(index)
+    if isinstance(node, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        node = faiss.downcast_index(node.index)
     if isinstance(node, (faiss.IndexRefine, faiss.IndexRefineFlat)):
         found["k_factor"] = K_FACTORS[-1]
         node = faiss.downcast_index(node.base_index)
@@ -44,6 +46,8 @@ def set_params(index: Any, params: dict[str, int]) -> None:
 
     node = faiss.downcast_index(index)
     params = dict(params)
+    if isinstance(node, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        node = faiss.downcast_index(node.index)
     if isinstance(node, (faiss.IndexRefine, faiss.IndexRefineFlat)):
         if "k_factor" in params:
             node.k_factor = float(params.pop("k_factor"))
@@ -77,26 +81,16 @@ def ladder(top: int, start: int = 1) -> list[int]:
     return sorted(v for v in values if start <= v <= top)
 
 
-def leave_self_out(positions: np.ndarray, query_positions: np.ndarray, k: int) -> np.ndarray:
-    """Each row of ``positions`` without its query's own position, cut to ``k`` (the query is a stored row)."""
-    out = np.full((len(positions), k), -1, dtype=np.int64)
-    for i, (row, own) in enumerate(zip(positions, query_positions)):
-        kept = row[row != own][:k]
-        out[i, : len(kept)] = kept
-    return out
-
-
 def tune(space: dict[str, int], apply: Callable[[dict[str, int]], None],
-         search: Callable[[np.ndarray, int], np.ndarray], queries: np.ndarray, query_positions: np.ndarray,
+         search: Callable[[np.ndarray, int], np.ndarray], queries: np.ndarray,
          truth: np.ndarray, target: float, deadline: float | None = None,
          progress: Callable[[dict[str, Any]], None] | None = None
          ) -> tuple[dict[str, int], list[dict[str, Any]], bool]:
     """Smallest search parameters meeting ``target`` recall@k: ``(params, settings tried, met)``.
 
     ``space`` is :func:`knobs` of the index, ``apply(params)`` sets parameters on it and
-    ``search(queries, k)`` returns neighbour positions. ``truth`` holds each query's exact
-    top-``k`` without itself (``k = truth.shape[1]``); each setting is scored with the query's
-    own row left out. Every setting tried is returned as ``{params, recall, qps}``. When no
+    ``search(queries, k)`` returns neighbour positions; ``truth`` holds each query's exact top-``k``
+    (``k = truth.shape[1]``). Every setting tried is returned as ``{params, recall, qps}``. When no
     setting meets the target (or ``deadline``, a ``time.monotonic()`` value, passes first), the
     best setting tried is applied and returned with ``met=False``.
     """
@@ -108,9 +102,9 @@ def tune(space: dict[str, int], apply: Callable[[dict[str, int]], None],
     def run(params: dict[str, int]) -> float:
         apply(params)
         t0 = time.perf_counter()
-        positions = search(queries, k + 1)
+        positions = search(queries, k)
         seconds = max(time.perf_counter() - t0, 1e-9)
-        result = {"params": dict(params), "recall": recall_at_k(leave_self_out(positions, query_positions, k), truth, k),
+        result = {"params": dict(params), "recall": recall_at_k(positions, truth, k),
                   "qps": len(queries) / seconds}
         tried.append(result)
         if progress is not None:

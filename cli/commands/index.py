@@ -84,8 +84,7 @@ def summary(meta: dict[str, Any]) -> str:
     if meta["factory"] == "Flat":
         parts.append("exact")
     elif key and meta.get(key) is not None:
-        held = "held-out " if meta.get("tuning_queries_held_out") else ""
-        parts.append(f"recall@{key.rsplit('_', 1)[1]} {meta[key]:.3f} on {meta.get('tuning_queries')} {held}rows")
+        parts.append(f"recall@{key.rsplit('_', 1)[1]} {meta[key]:.3f} on {meta.get('tuning_queries')} held-out rows")
     if meta.get("bytes") is not None:
         parts.append(format_bytes(meta["bytes"]))
     return ", ".join(parts)
@@ -110,10 +109,11 @@ def report_lines(meta: dict[str, Any], path: Any) -> list[str]:
         return lines
     params = ", ".join(f"{k}={v}" for k, v in (meta.get("search_params") or {}).items()) or "no parameters"
     verdict = "met" if meta.get("target_met") else "NOT met"
-    held = "held-out " if meta.get("tuning_queries_held_out") else ""
+    also = ", also in the training sample" if meta.get("tuning_queries_in_training_sample") else ""
     recall = meta.get(key)
     lines.append(f"search    {params}: {key.replace('_at_', '@')} {recall:.3f} (target {meta.get('recall_target')}, "
-                 f"{verdict}) on {meta.get('tuning_queries')} {held}stored rows as queries, {meta.get('qps', 0):.0f} q/s")
+                 f"{verdict}) on {meta.get('tuning_queries')} stored rows held out of the index while tuning{also}; "
+                 f"{meta.get('qps', 0):.0f} q/s")
     lines.append(f"settings tried (recall@{meta.get('tune_k')} vs exact search, queries/s):")
     for row in meta.get("tuning") or []:
         setting = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
