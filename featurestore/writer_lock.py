@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from featurestore.errors import StoreLockedError
+from featurestore.errors import FeatureStoreError, StoreLockedError
 
 # Lock descriptors this process holds, by the locked file's (device, inode).
 _HELD: dict[tuple[int, int], int] = {}
@@ -85,7 +85,10 @@ class WriterLock:
         return int(text) if text.isdigit() else None
 
     def acquire(self) -> None:
-        fd = os.open(self.store_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.store_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a symlink loop, a missing folder, no permission: one line, not a traceback
+            raise FeatureStoreError(f"cannot open store {self.store_path} for writing: {exc.strerror or exc}") from None
         if _file_id(fd) in _HELD:
             os.close(fd)
             raise StoreLockedError(f"{self.store_path} is already open for writing in this process")

@@ -88,6 +88,8 @@ def test_refusals_are_one_line_exit_2_and_leave_no_store(tmp_path: Path, fs_args
 
     assert not store.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a|b", "imgs", "loop", "m.csv", "x::y"]
+    _refused([tmp_path / "imgs", "--store", tmp_path / "loop"], fs_args, capsys,
+             "for writing: Too many levels of symbolic links")
 
 
 @pytest.mark.parametrize("cls", ["-7"])
