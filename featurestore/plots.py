@@ -160,27 +160,18 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, normaliz
     return fig
 
 
-def roc_points(scores_id: np.ndarray, scores_ood: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(FPR, TPR) at every distinct threshold, in-distribution as positives (higher = more ID),
-    from (0, 0) to (1, 1); tied scores share one point."""
-    scores = np.concatenate([np.asarray(scores_id, float), np.asarray(scores_ood, float)])
-    positive = np.concatenate([np.ones(len(scores_id)), np.zeros(len(scores_ood))])
-    order = np.argsort(-scores, kind="mergesort")
-    scores, positive = scores[order], positive[order]
-    last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
-    tp = np.cumsum(positive)[last]
-    fp = (last + 1) - tp
-    return np.r_[0.0, fp / max(len(scores_ood), 1)], np.r_[0.0, tp / max(len(scores_id), 1)]
-
-
 def roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str = "ROC (ID = positive)",
                ax=None) -> Figure:
     """ROC curves of OOD scores, one per ``name -> (scores_id, scores_ood)``, AUROC in the legend."""
     fig = Figure(figsize=(5.0, 4.6), layout="constrained") if ax is None else ax.figure
     ax = fig.add_subplot() if ax is None else ax
+    from sklearn.metrics import roc_auc_score, roc_curve
+
     for color, (name, (s_id, s_ood)) in zip(_colors(len(curves)), curves.items()):
-        fpr, tpr = roc_points(s_id, s_ood)
-        ax.plot(fpr, tpr, color=color, linewidth=1.6, label=f"{name} (AUROC {100 * np.trapezoid(tpr, fpr):.1f})")
+        labels = np.r_[np.ones(len(s_id)), np.zeros(len(s_ood))]
+        scores = np.r_[np.asarray(s_id, float), np.asarray(s_ood, float)]
+        fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+        ax.plot(fpr, tpr, color=color, linewidth=1.6, label=f"{name} (AUROC {100 * roc_auc_score(labels, scores):.1f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.axhline(0.95, color="lightgrey", linewidth=0.8, linestyle="--")
     ax.set_xlim(0, 1)

@@ -122,14 +122,6 @@ class DescriptionSelection(Solver):
         S, owners = self._similarities(X)
         return self.logit_scale * mean_class_scores(S, owners, len(self.classes_), np.asarray(self.selected_, bool))
 
-    def selected_descriptors(self) -> dict[int, list[str]]:
-        """Class index -> the descriptor strings kept for it."""
-        self._check_fitted()
-        owners = np.asarray(self.prompt_classes)
-        names = list(self.descriptors) if self.descriptors is not None else [str(k) for k in range(len(owners))]
-        keep = np.asarray(self.selected_, bool)
-        return {c: [names[k] for k in np.flatnonzero((owners == c) & keep)] for c in range(len(self.classes_))}
-
     def explain(self, X: np.ndarray, top: int = 3) -> list[list[tuple[str, float]]]:
         """For each row, the ``top`` selected descriptors of the predicted class and their cosine."""
         if self.descriptors is None:

@@ -30,7 +30,6 @@ NAMES = tuple(_LOCATIONS)
 # Solvers that are built by composition (not by `fs solve`) but load back from saved state.
 _COMPOSED = {
     "Ensemble": "solvers.ensemble",
-    "FixedLogits": "solvers.fixed_logits",
 }
 
 

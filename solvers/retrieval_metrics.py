@@ -1,6 +1,6 @@
 """Image-text retrieval and alignment metrics on embeddings: recall@K both ways with several
-captions per image (as CLIP_benchmark's zero-shot retrieval), CLIPScore and RefCLIPScore
-(Hessel et al., EMNLP 2021) and the modality gap (Liang et al., NeurIPS 2022)."""
+captions per image (as CLIP_benchmark's zero-shot retrieval), CLIPScore (Hessel et al., EMNLP
+2021) and the modality gap (Liang et al., NeurIPS 2022)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -53,20 +53,6 @@ def clip_score(images: np.ndarray, captions: np.ndarray, w: float = 2.5) -> np.n
     """CLIPScore of paired rows: w * max(cos(image, caption), 0), w = 2.5."""
     a, b = l2_normalize(np.asarray(images, np.float64)), l2_normalize(np.asarray(captions, np.float64))
     return w * np.clip(np.sum(a * b, axis=1), 0.0, None)
-
-
-def ref_clip_score(images: np.ndarray, captions: np.ndarray, references: np.ndarray, w: float = 2.5) -> np.ndarray:
-    """RefCLIPScore: harmonic mean of CLIPScore(c, v) and max(max_r cos(c, r), 0) over the
-    (n, R, D) reference captions of each row."""
-    refs = np.asarray(references, dtype=np.float64)
-    if refs.ndim != 3 or refs.shape[0] != len(captions):
-        raise InputError(f"references must be (n, R, D) with n = {len(captions)}, got {refs.shape}")
-    c = l2_normalize(np.asarray(captions, np.float64))
-    r = refs / np.linalg.norm(refs, axis=2, keepdims=True)
-    ref = np.clip(np.einsum("nd,nrd->nr", c, r).max(axis=1), 0.0, None)
-    s = clip_score(images, captions, w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(s + ref > 0, 2 * s * ref / (s + ref), 0.0)
 
 
 def modality_gap(images: np.ndarray, texts: np.ndarray) -> float:

@@ -51,15 +51,16 @@ def test_helper_renders_a_non_blank_png_of_the_figure_size(name, tmp_path):
     assert n_colours > 16 and ink > 0.02
 
 
-def test_roc_points_match_sklearn():
+def test_roc_curves_draw_sklearns_curve_and_auroc():
     s_id = np.r_[RNG.normal(1, 1, 40), [0.5, 0.5]]
     s_ood = np.r_[RNG.normal(0, 1, 30), [0.5]]
-    fpr, tpr = plots.roc_points(s_id, s_ood)
+    fig = plots.roc_curves({"m": (s_id, s_ood)})
+    line = fig.axes[0].get_lines()[0]
     labels = np.r_[np.ones(len(s_id)), np.zeros(len(s_ood))]
     ref_fpr, ref_tpr, _ = roc_curve(labels, np.r_[s_id, s_ood], drop_intermediate=False)
-    np.testing.assert_allclose(fpr, ref_fpr)
-    np.testing.assert_allclose(tpr, ref_tpr)
-    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc_score(labels, np.r_[s_id, s_ood]))
+    np.testing.assert_allclose(line.get_xdata(), ref_fpr)
+    np.testing.assert_allclose(line.get_ydata(), ref_tpr)
+    assert f"AUROC {100 * roc_auc_score(labels, np.r_[s_id, s_ood]):.1f}" in line.get_label()
 
 
 def test_plots_import_neither_solvers_nor_pyplot():
