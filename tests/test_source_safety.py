@@ -79,6 +79,19 @@ def test_symlink_to_another_class_folder_is_not_followed_under_the_wrong_class(p
     assert "not followed twice" in read_reason(source, source.records()[1])
 
 
+def test_symlinks_into_the_tree_leave_files_at_their_own_place(pets: Path) -> None:
+    write_random_image(pets / "cat" / "z" / "c.png", seed=3)
+    write_random_image(pets / "dog" / "deep" / "d.png", seed=4)
+    (pets / "cat" / "a_link").symlink_to(pets / "cat" / "z")  # walked before z itself, by name order
+    (pets / "cat" / "puppies").symlink_to(pets / "dog" / "deep")  # a sub-folder of another class
+    source = open_source(pets)
+    assert [(r.id, r.label) for r in source.records()] == [
+        ("cat/a.jpg", 0), ("cat/a_link", 0), ("cat/puppies", 0), ("cat/z/c.png", 0), ("dog/b.jpg", 1),
+        ("dog/deep/d.png", 1)]
+    assert "listed at its own place" in read_reason(source, source.records()[1])
+    assert "listed at its own place" in read_reason(source, source.records()[2])
+
+
 def test_symlinked_folders_are_followed_once_each(pets: Path, tmp_path: Path) -> None:
     extra = tmp_path / "elsewhere"
     write_random_image(extra / "c.png", seed=3)

@@ -48,11 +48,13 @@ def _inside(path: str, folder: str) -> bool:
 def _images_under(directory: str, listed: frozenset[str], problems: dict[str, str]) -> list[str]:
     """Absolute paths of the image files under `directory`, recursively, skipping hidden entries.
 
-    Directory symlinks are followed, each real directory once: a link whose target is one of
-    the folders on its own path (a loop), a folder already walked here, or one of `listed`
-    (the root and the class folders, walked on their own) is not followed. It is returned as a
-    path with its reason in `problems`, as is a subfolder that cannot be listed, so each shows
-    up as one error row instead of rows repeated through the loop under the wrong class.
+    `listed` holds the real paths of the folders walked as a whole (the root and each class
+    folder). A directory symlink is followed only to a folder outside all of them, each such
+    real folder once: a link back to a folder on its own path (a loop), into a listed folder
+    (whose files are listed at their own place, under their own class) or to a folder walked
+    already is not followed. It is returned as a path with its reason in `problems`, as is a
+    subfolder that cannot be listed, so each is one error row, never rows repeated through a
+    loop or listed under the wrong class.
     """
     found: list[str] = []
     seen = {os.path.realpath(directory)}
@@ -75,10 +77,13 @@ def _images_under(directory: str, listed: frozenset[str], problems: dict[str, st
                     found.append(entry.path)
                 continue
             real = os.path.realpath(entry.path)
+            link = entry.is_symlink()
             if _inside(real_current, real):
                 problems[entry.path] = f"directory symlink loop: it leads back to {real}, not followed"
-            elif real in seen or real in listed:
-                problems[entry.path] = f"symlink to a folder listed already ({real}), not followed twice"
+            elif link and any(_inside(real, folder) for folder in listed):
+                problems[entry.path] = f"symlink to {real}, listed at its own place: not followed twice"
+            elif real in seen:
+                problems[entry.path] = f"symlink to a folder listed already ({real}): not followed twice"
             else:
                 seen.add(real)
                 subfolders.append(entry.path)
@@ -98,10 +103,12 @@ class ImageFolderSource(LocalFileSource):
     - images at the top level *and* class subfolders: refused, since the top-level files
       would silently get no label.
     Hidden files and folders (leading ".") are ignored. Symlinks are followed, each real folder
-    once: a directory symlink that loops back (to a folder on its own path), or leads to a
-    folder listed already, is not followed and becomes an error row saying so, as does a
-    subfolder that cannot be listed; a dangling or looping file symlink with an image name is
-    an error row too (its reason says which).
+    once: a directory symlink inside a class folder that loops back (to a folder on its own
+    path), leads into the tree (whose files are listed at their own place) or to a folder
+    walked already is not followed and becomes an error row saying so, as does a subfolder
+    that cannot be listed; a dangling or looping file symlink with an image name is an error
+    row too (its reason says which). Top-level symlinks name classes (an alias of another
+    class folder is allowed); one leading back to the root is an error row.
     """
 
     def __init__(self, root: str | os.PathLike, *, classes: list[str] | None = None) -> None:
