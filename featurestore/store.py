@@ -636,9 +636,14 @@ class FeatureStore:
     def _set_classes(self, group: h5py.Group, split: str, classes: list[str]) -> None:
         current = group.attrs.get("classes", "")
         if current:
-            if self.class_names(current) != classes:
+            stored = self.class_names(current)
+            if stored != classes:
+                new = [c for c in classes if c not in stored]
+                gone = [c for c in stored if c not in classes]
+                what = (f"new class(es) {', '.join(map(repr, new[:5]))}" if new else
+                        f"class(es) {', '.join(map(repr, gone[:5]))} missing" if gone else "the classes in another order")
                 raise ProvenanceError(
-                    f"split {split!r} was extracted with other class names ({current!r}); use another split name"
+                    f"split {split!r} has {what} beside its stored class list; extract them into another split"
                 )
             return
         self._put_classes(split, classes)

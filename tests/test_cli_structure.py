@@ -340,3 +340,28 @@ def test_temperature_on_its_search_bound_warns():
     X = np.eye(3, 4)[y] + 0.9 * np.random.default_rng(0).standard_normal((15, 4))
     interior = calibrate(ZeroShot(text_weights=T, logit_scale=1.0).fit(), X, y)
     assert np.exp(-4) < interior.temperature < np.exp(4) and not getattr(interior, "fit_warnings_", [])
+
+
+def test_a_new_class_folder_is_named(tmp_path):
+    from featurestore.errors import ProvenanceError
+
+    rng = np.random.default_rng(8)
+    y = np.repeat([0, 1, 2], 2)
+    path = make_feature_store(tmp_path / "n.h5", {"train": _clusters(rng, y)}, labels={"train": y},
+                              classes={"train": CLASSES})
+    with pytest.raises(ProvenanceError, match="new class\\(es\\) 'yak'"):
+        make_feature_store(path, {"train": _clusters(rng, np.array([0, 1]))}, labels={"train": [0, 3]},
+                           ids={"train": ["more-0", "more-1"]}, classes={"train": CLASSES + ["yak"]})
+
+
+def test_bank_discovery_reads_no_bank_contents(store, monkeypatch):
+    from featurestore.textbanks import find_class_bank
+    from workflows.solver_inputs import text_weights
+
+    with FeatureStore(store) as reader:
+        calls = []
+        original = reader.text_bank
+        monkeypatch.setattr(reader, "text_bank", lambda *a: calls.append(a) or original(*a))
+        assert find_class_bank(reader, KEY, CLASSES) == "train/simple"
+        assert text_weights(reader, KEY, None, "test")[1] == "train/simple"  # a subset of the bank's classes
+        assert calls == [(KEY, "train/simple")]  # only the chosen bank's weights are read
