@@ -39,6 +39,13 @@ class ExtractReport:
                 f"({self.images_per_second:.1f} img/s), {self.skipped} already there, {self.failed} unreadable")
 
 
+def unit_rows(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw embeddings (..., D) -> (L2-normalized rows, their norms); a zero row stays zero.
+    The store keeps both, so ``features * norms`` gives the encoder's raw outputs back."""
+    norms = np.linalg.norm(raw, axis=-1)
+    return raw / np.maximum(norms, 1e-12)[..., None], norms.astype(np.float32)
+
+
 def default_workers() -> int:
     """Decoding workers: leave one core to the encoder."""
     return max(1, min(8, (os.cpu_count() or 2) - 1))
@@ -76,7 +83,8 @@ def extract(source: Any, store_path: str | os.PathLike, encoder: Any, *, split: 
             source=str(getattr(source, "spec", "")),
         )
         store.ensure_encoder(encoder.key, encoder.info)
-        store.prepare_features(encoder.key, split, encoder.embed_dim, dtype, views)
+        store.prepare_features(encoder.key, split, encoder.embed_dim, dtype, views, seed=seed if views else None,
+                               norms=True)
         pending = store.pending_rows(encoder.key, split, np.sort(rows), views)
         report = ExtractReport(split, encoder.key, len(records), len(records) - len(pending), 0, 0, 0.0)
         if len(pending) == 0:
@@ -94,11 +102,13 @@ def extract(source: Any, store_path: str | os.PathLike, encoder: Any, *, split: 
             for batch in loader:
                 batch_rows = pending[batch.indices.numpy()]
                 b, v1 = batch.images.shape[:2]
-                flat = encoder.encode_images(batch.images.reshape(b * v1, *batch.images.shape[2:]))
-                flat = flat.reshape(b, v1, -1)
+                raw = encoder.encode_images(batch.images.reshape(b * v1, *batch.images.shape[2:]), normalize=False)
+                flat, norms = unit_rows(raw.reshape(b, v1, -1))
                 ok = batch.ok.numpy()
                 flat[~ok] = 0.0
+                norms[~ok] = 0.0
                 store.write_features(encoder.key, split, batch_rows, flat[:, 0].astype(dtype), ok, batch.errors,
+                                     norms=norms[:, 0],
                                      views=flat[:, 1:].astype(dtype) if views else None)
                 report.extracted += int(ok.sum())
                 report.failed += int((~ok).sum())
