@@ -567,14 +567,20 @@ class FeatureStore:
                 "valid": np.ones(len(new), dtype=bool),
                 "errors": [""] * len(new),
             }
+            # Every column stays open until the flush: closing a dataset writes its cached
+            # chunks at once, and a chunk of string references on disk before the heap holding
+            # the strings is a "bad heap index" for whoever reads or overwrites those rows.
+            handles = []
             for name, values in columns.items():
                 ds = group[name]
+                handles.append(ds)
                 write_point(f"resize split column {name}")
                 ds.resize((n + len(new),))
                 write_point(f"write new rows of split column {name}")
                 ds[n:] = values
             write_point("flush new split rows")
             self._file.flush()
+            del handles
             write_point("commit new split rows (n_rows)")
             group["n_rows"][()] = n + len(new)
             write_point("flush the row commit")
@@ -618,7 +624,15 @@ class FeatureStore:
                 raise FeatureStoreError(
                     f"split {split!r} was extracted in shards (--cluster); extend it with --cluster too"
                 )
-            # Rows past the commit marker (a dead writer's) are overwritten by the next append.
+            n = int(group["n_rows"][()])
+            for column in SPLIT_COLUMNS:
+                # Rows past the commit marker are a dead writer's: cut them off (HDF5 refills
+                # the cut part of the last chunk), because writing over them would free their
+                # string heap objects, which the dead writer never flushed ("bad heap index").
+                # The committed part of that chunk is rewritten with the same bytes in place.
+                if group[column].shape[0] > n:
+                    write_point(f"cut a dead writer's rows off split column {column}")
+                    group[column].resize((n,))
             return group
         write_point(f"create split {split}")
         group = splits.create_group(name)

@@ -112,8 +112,9 @@ def snapshot(path: str | os.PathLike) -> dict[str, Any]:
                 done = store.done(encoder, split)
                 ids = np.asarray(store.ids(split, valid_only=False))
                 data_path, _ = store._image_paths(encoder, split)
-                feats = np.asarray(store.file[data_path][: len(done)])[done]
-                out[f"features:{encoder}:{split}"] = dict(zip(ids[done].tolist(), feats))
+                stored = np.asarray(store.file[data_path][: len(done)])
+                done = done[: len(stored)]  # rows past a not yet grown array are not done
+                out[f"features:{encoder}:{split}"] = dict(zip(ids[: len(done)][done].tolist(), stored[done]))
                 if f"views/{split.replace('/', '|')}" in store.file[f"encoders/{encoder.replace('/', '|')}"]:
                     try:
                         out[f"views:{encoder}:{split}"] = store.views(encoder, split, valid_only=False)

@@ -190,3 +190,63 @@ def test_replaced_objects_leave_nothing_behind(tmp_path):
         assert meta == {"v": 2.0} and arrays["w"].tolist() == [2.0] * 3
         assert reader.text("test/enc", "bank").tolist() == [[2.0] * 4] * 2
         assert len(reader.file[".staging"]) == 0
+
+
+def test_every_kill_point_of_a_model_save_leaves_old_or_new(tmp_path):
+    """Issue 17 item 2: deleting the old model before writing the new one let new arrays reuse
+    the old space while the flushed metadata still pointed there (5 of 8 kill points gave a
+    silently wrong model before the fix)."""
+    from tests.fault_injection import KILLED, run_forked
+
+    rng = np.random.default_rng(0)
+    old = {f"a{i}": rng.normal(size=(50, 64)) for i in range(3)}
+    new = {f"a{i}": rng.normal(size=(60, 64)) for i in range(3)}
+    base = tmp_path / "base.h5"
+    with FeatureStore(base, mode="a") as store:
+        store.save_model("m", old, {"v": "old"})
+    k, killed = 0, 0
+    while True:
+        k += 1
+        path = tmp_path / f"k{k}.h5"
+        path.write_bytes(base.read_bytes())
+
+        def save():
+            with FeatureStore(path, mode="a") as store:
+                store.save_model("m", new, {"v": "new"})
+            return 0
+
+        code = run_forked(save, kill_at=k)
+        with FeatureStore(path) as reader:
+            arrays, meta = reader.load_model("m")
+        expected = old if meta["v"] == "old" else new
+        assert arrays.keys() == expected.keys() and all(np.array_equal(arrays[n], expected[n]) for n in expected), k
+        if code == 0:
+            break
+        assert code == KILLED
+        killed += 1
+    assert killed >= 5 and meta["v"] == "new"
+
+
+def test_verify_reports_damage_and_repairs_a_killed_writers_mark(tmp_path):
+    from featurestore.verify import verify_store
+
+    path = make_feature_store(tmp_path / "s.h5", {"train": np.arange(4096 * 4, dtype=np.float32).reshape(-1, 4)})
+    report = verify_store(path)
+    assert report.ok and report.datasets > 5, report.problems
+    _kill_in_non_swmr_phase(path)
+    report = verify_store(path)
+    assert report.ok and any("killed writer" in note for note in report.notes)
+    assert verify_store(path, repair=True).ok and consistency_flags(path) == 0
+    with h5py.File(path, "r", locking=False) as f:
+        offset = f["encoders/test|enc/images/train"].id.get_chunk_info(0).byte_offset
+    with open(path, "r+b") as f:
+        f.seek(offset + 100)
+        byte = f.read(1)[0]
+        f.seek(offset + 100)
+        f.write(bytes([byte ^ 0x10]))
+    report = verify_store(path)
+    assert not report.ok and "images/train" in report.problems[0]
+    from featurestore.errors import StoreDamagedError
+
+    with FeatureStore(path) as reader, pytest.raises(StoreDamagedError, match="checksum"):
+        reader.features("test/enc", "train")

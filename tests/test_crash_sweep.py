@@ -37,6 +37,7 @@ def world(tmp_path_factory, tiny_checkpoint):
     root = tmp_path_factory.mktemp("crash")
     write_class_tree(root / "a", {"cat": 2, "dog": 2}, seed=0)
     write_class_tree(root / "b", {"cat": 3, "dog": 3}, seed=0)  # a's images and two more
+    (root / "b" / "dog" / "broken.jpg").write_bytes(b"not an image")  # an error row (its reason is data)
     model = ["--model", TINY_MODEL, "--model-config", str(TINY_CONFIG), "--pretrained", str(tiny_checkpoint),
              "--workers", "0", "--batch-size", "2", "-q"]
     base = root / "base.h5"
