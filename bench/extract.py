@@ -46,7 +46,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="fs-bench-"))
     write_jpegs(tmp / "imgs", args.images, 224)
-    encoder = load_encoder("ViT-B-32", None, device="cpu")
+    encoder = load_encoder("ViT-B-32", "random", device="cpu")
     print(f"torch threads: {torch.get_num_threads()}, images: {args.images}, batch: {args.batch_size}, "
           f"workers: {args.workers}")
 
@@ -102,7 +102,7 @@ def _tiny_encoder(tmp: Path):
            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}}
     path = tmp / "bench-tiny.json"
     path.write_text(json.dumps(cfg))
-    return load_encoder("bench-tiny", None, model_config=path, device="cpu")
+    return load_encoder("bench-tiny", "random", model_config=path, device="cpu")
 
 
 if __name__ == "__main__":
