@@ -1,0 +1,120 @@
+"""The few-shot sweep of `fs benchmark` on synthetic stores with the real sizes of the papers'
+11 datasets (train / val / test rows and classes from CoOp's table, 1024-d features as CLIP RN50),
+timed: total wall time and seconds per cell for each method (fit, score).
+
+ImageNet's 1.28M-row training pool (5.2 GB of float32 at 1024-d) does not fit a laptop beside the
+rest: by default its pool is a sample of --imagenet-pool rows per class (16 -> 16,000 rows; the
+few-shot rows the sweep draws are at most 16 per class, so the fits and scores are the same size
+as with the full pool; only reading and sampling the pool is cheaper). --imagenet-pool 0 writes
+the full 1,281,167-row pool. ImageNet has no val split: validation rows are held out of the pool
+(4 per class), as fs benchmark does for it.
+
+Run: python bench/benchmark.py [--methods zeroshot,gda] [--datasets all|small] [--jobs 2]
+Stores are written once under --workdir and reused. Prints figures; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Run as a script, this file's folder comes first on sys.path; put the repository root there.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+ENCODER = "RN50/synthetic"
+
+
+def write_store(path: Path, name: str, classes: int, sizes: dict[str, int], dim: int, seed: int) -> None:
+    """A store of Gaussian class clusters on the sphere (each class mean a random direction,
+    text weights a noisy copy of it), rows of each split spread evenly over the classes."""
+    from featurestore.store import FeatureStore
+
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((classes, dim)).astype(np.float32)
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    names = [f"{name}-class{i}" for i in range(classes)]
+    tmp = path.with_suffix(".partial.h5")
+    if tmp.exists():
+        tmp.unlink()
+    with FeatureStore(tmp, mode="a") as store:
+        store.ensure_encoder(ENCODER, {"model": "RN50", "weights": "synthetic", "embed_dim": dim})
+        for split, n in sizes.items():
+            y = np.arange(n) % classes
+            ids = [f"{split}/{i:07d}" for i in range(n)]
+            store.add_rows(split, ids, ids, y.tolist(), classes=names, source=f"dataset:{name}:synthetic")
+            store.prepare_features(ENCODER, split, dim, "float32")
+            store.begin_appending()
+            for start in range(0, n, 65536):
+                rows = np.arange(start, min(n, start + 65536))
+                X = 0.25 * means[y[rows]] + rng.standard_normal((rows.size, dim), dtype=np.float32) / np.sqrt(dim)
+                X /= np.linalg.norm(X, axis=1, keepdims=True)
+                store.write_features(ENCODER, split, rows, X, np.ones(rows.size, bool), [""] * rows.size)
+        text = means + rng.standard_normal(means.shape).astype(np.float32) / np.sqrt(dim)
+        text /= np.linalg.norm(text, axis=1, keepdims=True)
+        store.put_text_bank(ENCODER, "train/dataset", text, names, kind="classes", classes=names,
+                            templates=["{}"], per_template=text[:, None])
+    os.replace(tmp, path)
+    Path(f"{tmp}.lock").unlink(missing_ok=True)  # the writer lock file of the partial name
+
+
+def main() -> None:
+    from featurestore.datasets import DATASETS, FEWSHOT_ELEVEN
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="all", help="all (the 11), small (all but ImageNet) or a comma list")
+    parser.add_argument("--methods", default="zeroshot,gda,tip-adapter,linear-probe")
+    parser.add_argument("--shots", default="1,2,4,8,16")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--dim", type=int, default=1024)
+    parser.add_argument("--imagenet-pool", type=int, default=16, help="pool rows per class (0: the full 1.28M)")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "fs-bench-benchmark"))
+    args = parser.parse_args()
+
+    names = {"all": list(FEWSHOT_ELEVEN), "small": list(FEWSHOT_ELEVEN[1:])}.get(args.datasets)
+    names = names or [n.strip() for n in args.datasets.split(",")]
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stores = []
+    start = time.perf_counter()
+    for i, name in enumerate(names):
+        info = DATASETS[name]
+        sizes = dict(info.sizes)
+        if name == "imagenet" and args.imagenet_pool:
+            sizes["train"] = args.imagenet_pool * info.n_classes
+        path = workdir / f"{name}-{args.dim}d-{sizes['train']}.h5"
+        if not path.exists():
+            write_store(path, name, info.n_classes, sizes, args.dim, seed=i)
+        stores.append(str(path))
+    print(f"stores ready in {time.perf_counter() - start:.1f} s under {workdir} "
+          f"(ImageNet pool: {'full' if not args.imagenet_pool else f'{args.imagenet_pool}/class sample'})")
+
+    from workflows.benchmark import run
+
+    methods = args.methods.split(",")
+    start = time.perf_counter()
+    frame = run(stores, ENCODER, methods=methods, shots=[int(s) for s in args.shots.split(",")],
+                seeds=[int(s) for s in args.seeds.split(",")], jobs=args.jobs, quiet=True)
+    total = time.perf_counter() - start
+    cells = frame.groupby("method").agg(cells=("top1", "size"), fit=("fit_seconds", "mean"),
+                                        score=("score_seconds", "mean"), fit_total=("fit_seconds", "sum"),
+                                        score_total=("score_seconds", "sum"))
+    print(f"\nsweep: {len(names)} datasets x {methods} x shots {args.shots} x seeds {args.seeds}, "
+          f"--jobs {args.jobs}, {os.cpu_count()} cores: {len(frame)} cells in {total:.1f} s "
+          "(loading the stores included)")
+    print(f"{'method':<14}{'cells':>6}{'fit s/cell':>12}{'score s/cell':>14}{'total s':>10}")
+    for method, row in cells.iterrows():
+        print(f"{method:<14}{int(row['cells']):>6}{row['fit']:>12.3f}{row['score']:>14.3f}"
+              f"{row['fit_total'] + row['score_total']:>10.1f}")
+    per_dataset = frame.groupby(["dataset", "method"])[["fit_seconds", "score_seconds"]].sum().sum(axis=1)
+    print("\nseconds per dataset and method (fit + score, all cells):")
+    print(per_dataset.unstack("method").round(2).to_string())
+
+
+if __name__ == "__main__":
+    main()
