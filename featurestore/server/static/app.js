@@ -181,7 +181,11 @@ async function start() {
   for (const id of ["#split", "#classes-split", "#unreadable-split"]) fillSelect($(id), splits, info.default_split);
   const unreadable = info.splits.reduce((n, s) => n + s.unreadable.count, 0);
   $("#nav-unreadable").textContent = `Unreadable rows (${unreadable})`;
-  if (!info.text_queries) $("#mode").value = "id";
+  if (!info.text_queries) {  // an image-only encoder: search by row id or by image
+    $("#mode option[value=text]").disabled = true;
+    $("#mode").value = "id";
+    $("#query").placeholder = "a stored row id (click a thumbnail to search by it)";
+  }
   fillClassFilter();
 
   $("#split").addEventListener("change", fillClassFilter);
