@@ -227,3 +227,23 @@ def test_timm_encoder_is_image_only_with_timm_preprocessing(tmp_path):
         load_encoder("timm:no_such_net", "random", device="cpu")
     with pytest.raises(EncoderError, match="a checkpoint file .* or 'random'"):
         load_encoder("timm:test_efficientnet", None, device="cpu")
+
+
+def test_rebuilt_from_a_store_record_with_its_preprocessing_and_weights(tmp_path, tiny_checkpoint):
+    """load_encoder_from_info (fs text/search) rebuilds the recorded architecture and
+    preprocessing object, and checks the weights' tensor fingerprint."""
+    import torch
+
+    from featurestore.encoders import load_encoder_from_info
+
+    made = load_encoder(TINY_MODEL, str(tiny_checkpoint), model_config=TINY_CONFIG, device="cpu",
+                        preprocess={"resize": 40, "crop": 32, "interpolation": "bilinear", "mean": (0.5, 0.5, 0.5)})
+    info = json.loads(json.dumps(made.info))  # as stored
+    again = load_encoder_from_info(info, device="cpu")
+    assert again.key == made.key and again.info["preprocess"] == made.info["preprocess"]
+    image = random_image((50, 45), seed=9)
+    torch.testing.assert_close(again.preprocess(image), made.preprocess(image))
+    other = {k: v + 1 for k, v in torch.load(tiny_checkpoint).items()}
+    torch.save(other, tmp_path / "other.pt")
+    with pytest.raises(EncoderError, match="but the store's features were made with"):
+        load_encoder_from_info(info, pretrained=str(tmp_path / "other.pt"), device="cpu")
