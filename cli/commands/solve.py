@@ -9,6 +9,11 @@ import click
 from cli.options import NAME
 
 
+#: Solvers whose logits add a zero-shot term from the class text weights and drop it silently
+#: without them (others either need the weights, and say so, or use them only to count classes).
+TEXT_TERM_SOLVERS = ("gda", "tip-adapter")
+
+
 def _parse_pairs(pairs: tuple[str, ...], option: str) -> dict:
     """``key=value`` strings as a dict, values parsed as JSON where they are JSON."""
     params = {}
@@ -183,7 +188,7 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
         kwargs.update(arrays)
         if "text_weights" in arrays:  # REAL: its own bank replaces the class bank
             bank = used.get("real_bank", bank)
-        elif takes_text and T is None:
+        elif name in TEXT_TERM_SOLVERS and T is None:
             notes.append(f"no class text bank matches split {reference!r} (run fs text or give --text): "
                          f"{name} runs without zero-shot text weights")
         classes = reader.classes(reference) if reference else None
