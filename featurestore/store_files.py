@@ -122,7 +122,7 @@ def _check_not_truncated(path: Path) -> None:
     if eof is not None and size < eof:
         raise StoreFormatError(
             f"{path} is truncated ({size} of {eof} bytes): the store is damaged; restore it from a copy "
-            f"(fs verify {path} lists what is readable)"
+            "or extract again into a new store"
         )
 
 
