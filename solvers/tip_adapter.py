@@ -61,8 +61,9 @@ class TipAdapter(Solver):
     search_steps[0]) and alpha over linear_grid(search_scale[1], search_steps[1]) (official
     defaults: scales (7, 3), steps (200, 20); ``search_scale`` may name an official per-dataset
     preset, e.g. "oxford_flowers" = (50, 50), see ``SEARCH_SCALE_PRESETS``); otherwise the
-    paper's initial alpha = beta = 1. A searched value on the first or last point of its grid
-    warns and is listed in ``fit_warnings_`` (the best value may lie beyond the grid).
+    paper's initial alpha = beta = 1. Without ``text_weights`` alpha only scales the logits and
+    is not searched. A searched value on the first or last point of its grid warns and is
+    listed in ``fit_warnings_`` (the best value may lie beyond the grid).
     """
 
     _state_arrays = ("keys_", "labels_")
@@ -117,7 +118,9 @@ class TipAdapter(Solver):
         starts = self._class_starts()
         scale = resolve_search_scale(self.search_scale)
         betas = [self.beta] if self.beta is not None else linear_grid(scale[0], self.search_steps[0])
-        alphas = [self.alpha] if self.alpha is not None else linear_grid(scale[1], self.search_steps[1])
+        # without the zero-shot term alpha only scales the logits: nothing to search
+        fixed_alpha = self.alpha is not None or self.text_weights is None
+        alphas = [self.alpha_] if fixed_alpha else linear_grid(scale[1], self.search_steps[1])
         best = (-1.0, self.alpha_, self.beta_)
         for beta in progress(betas, "Tip-Adapter search"):
             cache = np.add.reduceat(np.exp(-beta * (1 - affinity)), starts, axis=1)

@@ -131,3 +131,21 @@ def test_a_search_ending_on_the_grid_edge_warns():
         interior = TipAdapter(text_weights=T, beta=1.0, logit_scale=3.0).fit(X, y, X_val, y_val)
         assert grid[0] < interior.alpha_ < grid[-1] and interior.fit_warnings_ == []
         assert TipAdapter(text_weights=T, alpha=1.0, beta=1.0).fit(X, y, X_val, y_val).fit_warnings_ == []
+
+
+def test_without_text_weights_only_beta_is_searched():
+    """alpha only scales the logits when there is no zero-shot term: every alpha ties, and the
+    first (the grid's lower edge) used to be chosen with nothing to warn about."""
+    import warnings
+
+    from solvers.fit_warnings import SolverWarning
+
+    X, y, X_val, y_val, _ = _wrong_text_problem(1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SolverWarning)
+        model = TipAdapter(search_steps=(10, 20)).fit(X, y, X_val, y_val)
+    assert model.alpha_ == 1.0 and not any("alpha" in w for w in model.fit_warnings_)
+    assert all("alpha" not in str(w.message) for w in caught)
+    F, xv = X / np.linalg.norm(X, axis=1, keepdims=True), X_val / np.linalg.norm(X_val, axis=1, keepdims=True)
+    accs = [np.mean((np.exp(-b * (1 - xv @ F.T)) @ np.eye(5)[y]).argmax(1) == y_val) for b in linear_grid(7, 10)]
+    assert model.beta_ == linear_grid(7, 10)[int(np.argmax(accs))] and model.val_accuracy_ == max(accs)
