@@ -193,3 +193,19 @@ def test_alpha_on_the_grid_edge_warns_and_is_recorded():
     with warnings.catch_warnings():
         warnings.simplefilter("error", SolverWarning)
         assert GDA(text_weights=centres, alpha=1.0).fit(X, y_noise, X_val, y_val).fit_warnings_ == []
+
+
+def test_fs_solve_reports_the_fallback_in_its_json(tmp_path, capsys):
+    import json
+
+    from tests.cli_runner import run
+    from tests.store_fixtures import make_feature_store
+
+    X, y, X_test, y_test, _ = make_problem(seed=6, shots=3)
+    path = make_feature_store(tmp_path / "s.h5", {"train": X, "test": X_test}, labels={"train": y, "test": y_test})
+    code, out, err = run(["solve", "gda", "--store", path, "--train", "train", "--test", "test", "--shots", "1",
+                          "--json", "-q"], capsys)
+    assert code == 0, err
+    warnings = json.loads(out)["runs"][0]["warnings"]
+    assert len(warnings) == 1 and "falls back to the identity (nearest class mean)" in warnings[0]
+    assert "falls back to the identity" in err
