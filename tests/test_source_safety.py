@@ -116,6 +116,24 @@ def test_top_level_symlink_to_the_root_is_not_a_class(pets: Path) -> None:
     assert "loop" in read_reason(source, source.records()[2])
 
 
+def test_a_subfolder_that_cannot_be_listed_is_an_error_row(pets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(chmod cannot lock root out, so listing fails the way scandir fails on a 0o000 folder.)"""
+    from featurestore.sources import folder as folder_module
+
+    write_random_image(pets / "dog" / "locked" / "c.jpg", seed=3)
+    real_scandir = folder_module._scandir_sorted
+
+    def scandir(directory: str) -> list:
+        if os.path.basename(directory) == "locked":
+            raise PermissionError(13, "Permission denied", directory)
+        return real_scandir(directory)
+
+    monkeypatch.setattr(folder_module, "_scandir_sorted", scandir)
+    source = open_source(pets)
+    assert [(r.id, r.label) for r in source.records()] == [("cat/a.jpg", 0), ("dog/b.jpg", 1), ("dog/locked", 1)]
+    assert read_reason(source, source.records()[2]) == "cannot list folder: Permission denied"
+
+
 def test_dangling_and_looping_file_symlinks_are_error_rows(tmp_path: Path) -> None:
     write_random_image(tmp_path / "good.jpg")
     (tmp_path / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
@@ -179,7 +197,22 @@ def test_files_over_the_size_cap_are_error_rows(tmp_path: Path, monkeypatch: pyt
             assert shard.read_bytes(record) == sample["image"]
         else:
             assert read_reason(shard, record) == (f"member of {len(sample['image'])} bytes is over the "
-                                                  f"{min(sizes) / 2**20:g} MiB image size cap")
+                                                  f"{min(sizes)} bytes image size cap")
+
+
+def test_oversized_caption_or_label_member_makes_its_sample_an_error_row(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from featurestore.sources import webdataset
+
+    monkeypatch.setattr(webdataset, "MAX_TEXT_BYTES", 16)
+    shard = _tar(tmp_path / "s.tar", [("a.jpg", random_image_bytes(seed=1)), ("a.txt", b"short"),
+                                      ("b.jpg", random_image_bytes(seed=2)), ("b.txt", b"x" * 17),
+                                      ("c.jpg", random_image_bytes(seed=3)), ("c.cls", b"0" * 17)])
+    source = open_source(shard)
+    a, b, c = source.records()
+    assert a.caption == "short" and source.read_bytes(a) == random_image_bytes(seed=1)
+    assert read_reason(source, b) == "its .txt member is 17 bytes, over the 16 bytes cap"
+    assert read_reason(source, c).startswith("its .cls member is 17 bytes") and c.label == -1
 
 
 # ---------- labels

@@ -28,7 +28,8 @@ def _not_regular(mode: int) -> str:
     return f"not a regular file ({kind})"
 
 
-def _size(limit: int) -> str:
+def describe_size(limit: int) -> str:
+    """A byte count for a message: "256 MiB", or "300 bytes" below a MiB."""
     return f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
 
 
@@ -71,10 +72,10 @@ def read_regular_file(path: str, limit: int | None = None) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise SourceError(_not_regular(info.st_mode))
         if info.st_size > limit:
-            raise SourceError(f"file of {info.st_size} bytes is over the {_size(limit)} image size cap")
+            raise SourceError(f"file of {info.st_size} bytes is over the {describe_size(limit)} image size cap")
         data = f.read(limit + 1)
     if len(data) > limit:  # grew while read, or a file whose size stat does not tell (/proc)
-        raise SourceError(f"file is over the {_size(limit)} image size cap")
+        raise SourceError(f"file is over the {describe_size(limit)} image size cap")
     return data
 
 

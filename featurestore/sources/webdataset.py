@@ -178,7 +178,7 @@ class WebDatasetSource:
                         if ext in ("txt", "cls"):
                             if info.size > MAX_TEXT_BYTES:
                                 sample.problem = (f"its .{ext} member is {info.size} bytes, over the "
-                                                  f"{MAX_TEXT_BYTES / 2**20:g} MiB cap")
+                                                  f"{local_files.describe_size(MAX_TEXT_BYTES)} cap")
                                 continue
                             handle = tar.extractfile(info)
                             sample.texts[ext] = (handle.read() if handle else b"").decode("utf-8", "replace").strip()
@@ -275,7 +275,7 @@ class WebDatasetSource:
             raise SourceError(f"{member} is not an image member of {shard}")
         offset, size = location
         if size > local_files.MAX_IMAGE_BYTES:
-            raise SourceError(f"member of {size} bytes is over the {local_files.MAX_IMAGE_BYTES / 2**20:g} MiB "
+            raise SourceError(f"member of {size} bytes is over the {local_files.describe_size(local_files.MAX_IMAGE_BYTES)} "
                               "image size cap")
         fd = self._descriptor(shard)
         chunks, done = [], 0
