@@ -80,7 +80,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
             )
         return Image.fromarray((pixels * (256 - 1e-3)).astype(np.uint8), "L").convert("RGB")
     if mode.startswith("I"):
-        raise UnsupportedImageError(f"unsupported image mode {mode} (32-bit integer pixels have no defined 8-bit scale)")
+        raise UnsupportedImageError(
+            f"unsupported image mode {mode} (32-bit integer pixels have no defined 8-bit scale)"
+        )
     return image.convert("RGB")
 
 

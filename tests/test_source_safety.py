@@ -142,7 +142,8 @@ def test_dangling_and_looping_file_symlinks_are_error_rows(tmp_path: Path) -> No
     source = open_source(tmp_path)
     records = {r.id: r for r in source.records()}
     assert sorted(records) == ["gone.jpg", "good.jpg", "ping.jpg", "pong.jpg"]
-    assert read_reason(source, records["gone.jpg"]) == f"dangling symlink (its target {tmp_path / 'missing.jpg'} does not exist)"
+    target = tmp_path / "missing.jpg"
+    assert read_reason(source, records["gone.jpg"]) == f"dangling symlink (its target {target} does not exist)"
     assert read_reason(source, records["ping.jpg"]) == "symlink loop (too many levels of symbolic links)"
 
 
@@ -185,7 +186,8 @@ def test_files_over_the_size_cap_are_error_rows(tmp_path: Path, monkeypatch: pyt
     source = open_source(tmp_path)
     small_record, big_record = sorted(source.records(), key=lambda r: r.id != "small.png")
     assert source.read_bytes(small_record) == small.read_bytes()
-    assert read_reason(source, big_record) == f"file of {big.stat().st_size} bytes is over the {cap} bytes image size cap"
+    size = big.stat().st_size
+    assert read_reason(source, big_record) == f"file of {size} bytes is over the {cap} bytes image size cap"
 
     samples = write_webdataset_tar(tmp_path / "shards" / "s.tar", 2)
     shard = open_source(tmp_path / "shards" / "s.tar")
@@ -273,7 +275,8 @@ def _member_offsets(shard: Path) -> dict[str, tuple[int, int, int]]:
     ],
     ids=["cls-header", "inside-header", "inside-image", "end-blocks"],
 )
-def test_truncated_tar_shard_is_recorded_and_a_cut_cls_never_becomes_no_label(tmp_path: Path, cut_at, last: int) -> None:
+def test_truncated_tar_shard_is_recorded_and_a_cut_cls_never_becomes_no_label(tmp_path: Path, cut_at,
+                                                                             last: int) -> None:
     intact = tmp_path / "intact" / "00000.tar"
     samples = write_webdataset_tar(intact, 4, labels=[3, 1, 2, 0])
     cut = cut_at(_member_offsets(intact))

@@ -275,8 +275,8 @@ class WebDatasetSource:
             raise SourceError(f"{member} is not an image member of {shard}")
         offset, size = location
         if size > local_files.MAX_IMAGE_BYTES:
-            raise SourceError(f"member of {size} bytes is over the {local_files.describe_size(local_files.MAX_IMAGE_BYTES)} "
-                              "image size cap")
+            cap = local_files.describe_size(local_files.MAX_IMAGE_BYTES)
+            raise SourceError(f"member of {size} bytes is over the {cap} image size cap")
         fd = self._descriptor(shard)
         chunks, done = [], 0
         while done < size:
