@@ -123,3 +123,25 @@ def test_every_option_value_is_a_result_or_one_line(stores, files, capsys, tmp_p
         assert code in (0, 2), f"fs {' '.join(args)} -> exit {code}: {err[-2000:]}"
         if code == 2:
             assert err.startswith("error: ") and err.count("\n") == 1, f"fs {' '.join(args)}: {err[-2000:]}"
+
+
+def _solver_params():
+    from solvers.registry import describe
+
+    return [(name, key) for name, entry in describe().items() for key in entry["params"]]
+
+
+@pytest.mark.parametrize("solver, key", _solver_params())
+def test_every_param_of_the_wrong_type_is_one_line(stores, capsys, solver, key):
+    """--param values of the wrong type (an object, an infinite number, text where numbers go)
+    are refused naming the parameter, before any fitting."""
+    import inspect
+
+    from solvers.registry import solver_class
+
+    annotation = str(inspect.signature(solver_class(solver).__init__).parameters[key].annotation)
+    wrong = ["{}", "1e400"] + ([] if "str" in annotation else ["nonsense"])
+    for value in wrong:
+        args = ["solve", solver, "--store", stores[("solve",)], "--train", "train", "--param", f"{key}={value}"]
+        code, _, err = run(args, capsys)
+        assert code == 2 and f"--param {key}=" in err and err.count("\n") == 1, (args, err)

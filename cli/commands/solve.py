@@ -46,13 +46,51 @@ def _check_params(name: str, cls, params: dict) -> None:
             raise click.UsageError(f"{key} is read from the store (--text, --input), not given as --param")
         if key not in offered:
             raise click.UsageError(f"{name} has no parameter {key!r} (it has: {', '.join(offered)}; see fs solve --list)")
-        annotation = str(signature[key].annotation)
-        default = signature[key].default
-        takes_text = "str" in annotation or isinstance(default, str)
-        if isinstance(value, str) and not takes_text:
-            raise click.UsageError(f"--param {key}={value!r}: {key} takes {annotation.replace(' | None', '')}, not text")
-        if isinstance(value, (dict, bool)) and not isinstance(default, bool) and "bool" not in annotation:
-            raise click.UsageError(f"--param {key}={json.dumps(value)}: {key} takes {annotation}")
+        annotation = signature[key].annotation
+        if annotation is not inspect.Parameter.empty and not _matches(value, str(annotation)):
+            shown = value if isinstance(value, str) else json.dumps(value)
+            raise click.UsageError(f"--param {key}={shown}: {key} takes {annotation}")
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """``text`` split on ``sep`` outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += char == "["
+        depth -= char == "]"
+        if char == sep and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    return parts + [text[start:].strip()]
+
+
+def _matches(value, annotation: str) -> bool:
+    """Whether a JSON value fits a constructor annotation such as ``float | None``,
+    ``tuple[float, ...]`` or ``str | tuple[float, float]`` (unknown annotations accept anything)."""
+    import math
+
+    for option in _split_top(annotation, "|"):
+        if option == "None" and value is None:
+            return True
+        if option == "bool" and isinstance(value, bool):
+            return True
+        if option == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option == "float" and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            return True
+        if option == "str" and isinstance(value, str):
+            return True
+        if option.startswith(("tuple[", "list[")) and isinstance(value, list):
+            inner = _split_top(option[option.index("[") + 1:-1], ",")
+            if inner[-1] == "...":
+                if value and all(_matches(v, inner[0]) for v in value):
+                    return True
+            elif len(inner) == len(value) and all(_matches(v, t) for v, t in zip(value, inner)):
+                return True
+        if option not in ("None", "bool", "int", "float", "str") and not option.startswith(("tuple[", "list[")):
+            return True
+    return False
 
 
 def _fitted_scalars(solver) -> dict:
