@@ -5,6 +5,13 @@ A caption-based support set: pool rows whose caption embeddings are most similar
 class-conditioned captions (user-supplied strings per class, encoded into a grouped text bank).
 The cache holds both the support images' features and their captions' text features; the
 multimodal affinity mixes them: (1 - delta) x F_img^T + delta x F_cap^T.
+
+Official bugs not reproduced: the official ``compute_image_text_distributions`` overwrites the
+class projection x T^T with a softmax over the feature dimensions of x / tau, so its KL term
+compares feature vectors; here p = softmax(x_n T_n^T / tau) over the classes, as TIP-X. Its KL
+loop (batches of 10) leaves the last n mod 10 rows at KL = 0, and its min-max scaling is per
+batch of 8192 rows; here every row is computed and the ranges are frozen at fit time. The
+official support set is generated images; here it is retrieved pool rows.
 """
 from __future__ import annotations
 

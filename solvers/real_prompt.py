@@ -1,7 +1,9 @@
 """REAL-Prompt (Parashar et al., "The Neglected Tails of Vision-Language Models", CVPR 2024;
 official code github.com/shubhamprshr27/NeglectedTailsVLM): zero-shot classification with each
-class name replaced by its most frequent synonym in the pre-training captions. The prompts are
-encoded by ``fs real prompts`` into a REAL-Prompt text bank, whose weights this solver takes."""
+class name replaced by its most frequent synonym in the pre-training captions, chosen by the
+official RELAXED rule (``featurestore.real_prompts.real_name``: an alternate whose words are a
+strict subset of the class name's never replaces it). The prompts are encoded by
+``fs real prompts`` into a REAL-Prompt text bank, whose weights this solver takes."""
 from __future__ import annotations
 
 from solvers.zeroshot import ZeroShot

@@ -3,6 +3,11 @@ Vision-Language Models", ICCV 2023; official code github.com/vishaal27/SuS-X, ``
 
 The support set is retrieved from an image pool by the class texts (SuS-LC: the k pool rows
 nearest to each class's text embedding, labelled with that class); no target label is used.
+
+Official bugs not reproduced: the official KL loop runs over n // 100 batches of 100 rows, so
+the last n mod 100 rows keep KL = 0; here every row's KL is computed. The official test-time
+min-max scaling reuses the last validation affinities' range; here the ranges are frozen at fit
+time (the batch-independent form of the same thing).
 """
 from __future__ import annotations
 
