@@ -27,11 +27,12 @@ KILLED = -signal.SIGKILL
 
 
 def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file: str | None = None,
-               timeout: float = 120.0, log: str | None = None) -> int:
+               timeout: float = 120.0, log: str | None = None, setup: Callable[[], None] | None = None) -> int:
     """Run ``fn()`` in a forked child; return its exit code, or -signal when it was killed.
 
-    ``kill_at`` arms the injector in the child; ``count_file`` records its write points. A child
-    still running after ``timeout`` seconds is killed and reported as -SIGALRM.
+    ``kill_at`` arms the injector in the child; ``count_file`` records its write points;
+    ``setup`` runs in the child first (e.g. :func:`file_write_points`). A child still running
+    after ``timeout`` seconds is killed and reported as -SIGALRM.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -49,6 +50,8 @@ def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file:
             if count_file is not None:
                 os.environ[write_points.COUNT_ENV] = count_file
             write_points.reset()
+            if setup is not None:
+                setup()
             code = int(fn())
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -71,6 +74,27 @@ def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file:
         time.sleep(0.01)
 
 
+def file_write_points() -> None:
+    """Make file writes outside HDF5 write points too (FAISS index files and their sidecars):
+    ``faiss.write_index``, ``Path.write_text``, ``os.chmod``, ``os.replace``, ``Path.unlink``.
+    Only for a forked child: it patches those functions for the rest of the process."""
+    import pathlib
+
+    import faiss
+
+    def wrap(owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        def hooked(*args: Any, **kwargs: Any) -> Any:
+            write_points.write_point(f"{name} {args[0] if args else ''}")
+            return original(*args, **kwargs)
+        setattr(owner, name, hooked)
+
+    for owner, name in ((faiss, "write_index"), (pathlib.Path, "write_text"), (os, "chmod"), (os, "replace"),
+                        (pathlib.Path, "unlink")):
+        wrap(owner, name)
+
+
 def cli(args: list[str]) -> Callable[[], int]:
     """A callable running `fs ARGS` in-process (for :func:`run_forked`)."""
     def go() -> int:
@@ -81,12 +105,13 @@ def cli(args: list[str]) -> Callable[[], int]:
     return go
 
 
-def count_write_points(fn: Callable[[], int], log: str | None = None) -> int:
+def count_write_points(fn: Callable[[], int], log: str | None = None,
+                       setup: Callable[[], None] | None = None) -> int:
     """How many write points ``fn`` passes (it must succeed)."""
     with tempfile.NamedTemporaryFile(suffix=".points", delete=False) as f:
         path = f.name
     try:
-        code = run_forked(fn, count_file=path, log=log)
+        code = run_forked(fn, count_file=path, log=log, setup=setup)
         assert code == 0, f"the command failed while counting write points (exit {code}); see {log}"
         return len(Path(path).read_text().splitlines())
     finally:

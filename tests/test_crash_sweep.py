@@ -183,3 +183,63 @@ def test_cluster_extraction_resumes_from_every_kill_point(world, tmp_path):
     _sweep("extract-cluster", world, tmp_path, prepare,
            lambda s, r, m, k: ["extract", r / "b", "--store", s, "--split", "train", "--cluster", "local:2",
                             "--shard-rows", "2", *m], "rows", budget=6)
+
+
+def test_index_build_killed_anywhere_leaves_searchable_store_and_resumes(world, tmp_path):
+    """fs index at every file write point (FAISS file, sidecar, chmod, rename, unlink): after a
+    kill, fs search answers exactly (rebuilding what is missing); the rerun leaves no
+    temporary file and the same answers."""
+    from tests.fault_injection import file_write_points
+
+    root, _, base, key = world
+    log = str(tmp_path / "child.log")
+    build = lambda s: ["index", "--store", s, "--encoder", key, "--split", "train", "--factory", "Flat", "-q"]  # noqa: E731
+
+    def search_output(store: Path) -> tuple[int, str]:
+        out = tmp_path / "search.json"
+
+        def go() -> int:
+            import contextlib
+            import io
+
+            from cli.main import main
+
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                main(["search", "--store", str(store), "--encoder", key, "--split", "train", "--id", "cat/0.jpg",
+                      "-k", "4", "--factory", "Flat", "--json", "-q"])
+            out.write_text(buffer.getvalue())
+            return 0
+        code = run_forked(go, log=log, timeout=60)
+        return code, out.read_text() if code == 0 else ""
+
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
+    shutil.copy(base, reference_dir / "s.h5")
+    total = count_write_points(cli(build(reference_dir / "s.h5")), log=log, setup=file_write_points)
+    code, expected = search_output(reference_dir / "s.h5")
+    assert code == 0 and expected
+    points = kill_points(total, SWEEP_BUDGET)
+    failures = []
+    for k in points:
+        folder = tmp_path / f"k{k}"
+        folder.mkdir()
+        store = folder / "s.h5"
+        shutil.copy(base, store)
+        code = run_forked(cli(build(store)), kill_at=k, log=log, setup=file_write_points)
+        if code != KILLED:
+            failures.append(f"K={k}: not killed (exit {code})")
+            continue
+        code, seen = search_output(store)
+        if code != 0 or seen != expected:
+            failures.append(f"K={k}: fs search after the kill: exit {code}")
+        if run_forked(cli(build(store)), log=log) != 0:
+            failures.append(f"K={k}: the rerun failed")
+            continue
+        leftovers = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+        code, seen = search_output(store)
+        if leftovers or code != 0 or seen != expected:
+            failures.append(f"K={k}: after the rerun: leftovers {leftovers}, search exit {code}")
+    held = len(points) - len({f.split(':')[0] for f in failures})
+    print(f"crash sweep index: tried {len(points)} of {total} kill points, held {held}")
+    assert not failures, "\n".join(failures)
