@@ -26,7 +26,7 @@ from tests.fault_injection import (KILLED, cli, count_write_points, kill_points,
 from tests.images import write_class_tree
 
 pytestmark = pytest.mark.slow
-SWEEP_BUDGET = 10
+SWEEP_BUDGET = 6
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_cluster_extraction_resumes_from_every_kill_point(world, tmp_path):
 
     _sweep("extract-cluster", world, tmp_path, prepare,
            lambda s, r, m, k: ["extract", r / "b", "--store", s, "--split", "train", "--cluster", "local:2",
-                            "--shard-rows", "2", *m], "rows", budget=6)
+                            "--shard-rows", "2", *m], "rows", budget=4)
 
 
 def test_index_build_killed_anywhere_leaves_searchable_store_and_resumes(world, tmp_path):
