@@ -168,8 +168,20 @@ def test_perceptionclip_equals_the_marginal_by_hand(mode):
     solver = PerceptionCLIP(prompt_weights=E3, context_weights=Ez, contexts=["a", "b"], infer=mode,
                             context_temperature=2.0, logit_scale=10.0).fit()
     np.testing.assert_allclose(solver.predict_proba(X), hand_marginal(X, E3, 10.0, 2.0, mode, Ez), atol=1e-10)
-    expl = solver.explain(X, top=1)
-    assert all(len(row) == 1 and row[0][0] in ("a", "b") for row in expl)
+    expl = solver.explain(X, top=2)
+    for x, row in zip(X, expl):  # p(z | x) by hand, as in hand_marginal; most probable first
+        x = x / np.linalg.norm(x)
+        f = np.array([[10.0 * x @ (E3[c, z] / np.linalg.norm(E3[c, z])) for z in range(2)] for c in range(3)])
+        if mode == "with_class":
+            w = np.exp(f / 2.0).sum(axis=0)
+        elif mode == "without_class":
+            w = np.exp(10.0 * (Ez / np.linalg.norm(Ez, axis=1, keepdims=True)) @ x / 2.0)
+        else:
+            w = np.ones(2)
+        pz = w / w.sum()
+        order = np.argsort(-pz, kind="stable")
+        assert [name for name, _ in row] == [["a", "b"][z] for z in order]
+        np.testing.assert_allclose([p for _, p in row], pz[order], atol=1e-10)
 
 
 def test_perceptionclip_calibrated_temperature_survives_saving(tmp_path):
