@@ -19,14 +19,6 @@ COARSE_GRID = tuple(10.0 ** e for e in range(-6, 7))
 FINE_STEPS = tuple(e / 8 for e in range(-7, 8) if e != 0)
 
 
-def logistic_objective(coef: np.ndarray, intercept: np.ndarray, X: np.ndarray, y: np.ndarray, C: float) -> float:
-    """scikit-learn's multinomial objective C * sum_i CE(x_i W^T + b, y_i) + 1/2 ||W||^2 (bias
-    not penalized), for (C, D) weights; used to compare fits and in the tests."""
-    logits = X @ np.asarray(coef, np.float64).T + np.asarray(intercept, np.float64)
-    ce = -log_softmax(logits)[np.arange(y.size), y].sum()
-    return float(C * ce + 0.5 * np.sum(np.asarray(coef, np.float64) ** 2))
-
-
 class LinearProbe(Solver):
     """Multinomial logistic regression (L-BFGS, scikit-learn) on L2-normalized features
     (Radford et al., ICML 2021).
