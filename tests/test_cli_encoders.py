@@ -177,3 +177,18 @@ def test_pretrained_required_and_fs_models(tmp_path, images, capsys):
     import open_clip
 
     assert entries["ViT-B-32"] == open_clip.list_pretrained_tags_by_model("ViT-B-32")
+
+
+def test_model_config_with_preprocess_cfg_extracts(tmp_path, images, tiny_checkpoint, capsys):
+    """open_clip's preprocess_cfg key in a --model-config file (a TypeError traceback before):
+    it sets the preprocessing, recorded with the encoder and shown by fs info."""
+    config = json.loads(TINY_CONFIG.read_text())
+    config["preprocess_cfg"] = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize_mode": "squash"}
+    path = tmp_path / "tiny-pp.json"
+    path.write_text(json.dumps(config))
+    store = tmp_path / "s.h5"
+    code, _, err = run(["extract", images, "--store", store, "--model", "tiny-pp", "--model-config", path,
+                        "--pretrained", tiny_checkpoint, "--quiet"], capsys)
+    assert code == 0, err
+    code, out, _ = run(["info", store], capsys)
+    assert "preprocess: resize 32 (squash) -> crop 32x32, bicubic, mean 0.5,0.5,0.5, std 0.5,0.5,0.5" in out
