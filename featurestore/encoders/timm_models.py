@@ -68,8 +68,13 @@ def load_timm(model: str, pretrained: str | None, *, device: str, precision: str
 
         wanted = Preprocessing.from_timm(resolve_data_config({}, model=net))
         wanted = wanted.override(**{k: v for k, v in (preprocess or {}).items() if v is not None})
-    with torch.inference_mode():
-        probe = net(torch.zeros(1, 3, *wanted.size, device=device, dtype=dtype))
+    try:
+        with torch.inference_mode():
+            probe = net(torch.zeros(1, 3, *wanted.size, device=device, dtype=dtype))
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EncoderError(f"timm model {arch} cannot take {wanted.size[0]}x{wanted.size[1]} inputs "
+                           f"(--crop): {first[:200]}") from None
     if probe.ndim != 2:
         raise EncoderError(f"timm model {arch} gives features of shape {tuple(probe.shape)} after removing "
                            "its classifier, not (N, D)")
