@@ -234,9 +234,10 @@ class StoreSearcher:
             raise QueryError(f"encoder {self.encoder!r} has no text tower here: search by id or by image")
         start = time.perf_counter()
         s = self.split(split)
+        allowed = self._allowed(s, k, class_name)
         with self._lock:
             query = self.model.encode_texts([text])
-        return self._answer(s, query, k, class_name, start, {"text": text})
+        return self._answer(s, query, k, class_name, allowed, start, {"text": text})
 
     def search_id(self, row_id: str, k: int, split: str | None = None,
                   class_name: str | None = None) -> dict[str, Any]:
@@ -250,9 +251,10 @@ class StoreSearcher:
         if not s.valid[row]:
             raise QueryError(f"row {row_id!r} of split {s.name!r} is unreadable ({s.reasons[row]}); it has no features",
                              422)
+        allowed = self._allowed(s, k, class_name)
         with self._lock:
             query, _ = self._store.read_rows(self.encoder, s.name, row, row + 1)
-        return self._answer(s, query, k, class_name, start, {"id": row_id, "row": row})
+        return self._answer(s, query, k, class_name, allowed, start, {"id": row_id, "row": row})
 
     def search_image(self, data: bytes, k: int, split: str | None = None, class_name: str | None = None,
                      filename: str | None = None) -> dict[str, Any]:
@@ -261,34 +263,41 @@ class StoreSearcher:
         if self.model is None:
             raise QueryError("this server answers id queries only (it was started without the encoder)")
         s = self.split(split)
+        allowed = self._allowed(s, k, class_name)
         image = decode_upload(data)
         with self._lock:
             import torch
 
             query = self.model.encode_images(torch.stack([self.model.preprocess(image)]))
-        return self._answer(s, query, k, class_name, start, {"image": filename or "upload"})
+        return self._answer(s, query, k, class_name, allowed, start, {"image": filename or "upload"})
 
-    def _answer(self, s: ServedSplit, query: np.ndarray, k: int, class_name: str | None, start: float,
-                described: dict[str, Any]) -> dict[str, Any]:
-        warnings: list[str] = []
+    @staticmethod
+    def _allowed(s: ServedSplit, k: int, class_name: str | None) -> np.ndarray | None:
+        """Checks ``k`` and the class before any encoding; returns the index positions of the
+        class's rows (None without a class filter)."""
         label = s.label_of(class_name) if class_name else None
         if k < 1:
             raise QueryError(f"k must be at least 1, not {k}")
         if k > s.index.ntotal:
             raise QueryError(f"k={k} is larger than split {s.name!r} ({s.index.ntotal} indexed rows)")
-        if class_name:
-            positions = np.flatnonzero(s.labels[s.valid_rows] == label)
-            if len(positions) < k:
-                warnings.append(f"class {class_name!r} has {len(positions)} rows in split {s.name!r}: "
-                                f"{len(positions)} hits, not {k}")
+        return None if label is None else np.flatnonzero(s.labels[s.valid_rows] == label)
+
+    def _answer(self, s: ServedSplit, query: np.ndarray, k: int, class_name: str | None,
+                allowed: np.ndarray | None, start: float, described: dict[str, Any]) -> dict[str, Any]:
+        warnings: list[str] = []
+        wanted = k
+        if allowed is not None:
+            wanted = min(k, len(allowed))
+            if wanted < k:
+                warnings.append(f"class {class_name!r} has {len(allowed)} rows in split {s.name!r}: "
+                                f"{len(allowed)} hits, not {k}")
             with self._lock:
-                scores, found = _filtered_search(s.index, query, min(k, len(positions)), positions)
+                scores, found = _filtered_search(s.index, query, wanted, allowed)
         else:
             with self._lock:
                 scores, found = s.index.search(query, k)
             scores, found = scores[0], found[0]
         keep = found >= 0
-        wanted = min(k, len(positions)) if class_name else k
         if int(keep.sum()) < wanted:
             warnings.append(f"the {s.index.meta['factory']} index found {int(keep.sum())} of {wanted} neighbours "
                             "(an approximate index visits only part of the rows)")
