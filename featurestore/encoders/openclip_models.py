@@ -150,7 +150,9 @@ def load_open_clip(model: str, pretrained: str | None, *, device: str, precision
     try:
         with library_logging_silenced():
             if schema or create_pretrained:
-                with hub_download(what, _OFFLINE_HINT):
+                hint = _OFFLINE_HINT if not schema else ("copy the repository to this machine and use "
+                                                         "--model local-dir:/path/to/it")
+                with hub_download(what, hint):
                     net, _, _ = open_clip.create_model_and_transforms(
                         model, pretrained=create_pretrained, device=device, precision=precision, **kwargs)
                     tokenizer = open_clip.get_tokenizer(model)
