@@ -67,6 +67,15 @@ class ClassStatistics:
         self.scatter = scatter
         return self
 
+    def grow(self, n_classes: int) -> "ClassStatistics":
+        """These statistics over ``n_classes`` >= the current number of classes (new classes have
+        zero samples): what class-incremental fitting (``GDA.partial_fit``) merges new sessions into."""
+        extra = int(n_classes) - self.counts.shape[0]
+        if extra < 0:
+            raise InputError(f"cannot shrink statistics of {self.counts.shape[0]} classes to {n_classes}")
+        return ClassStatistics(np.concatenate([self.counts, np.zeros(extra, np.int64)]),
+                               np.vstack([self.sums, np.zeros((extra, self.sums.shape[1]))]), self.scatter.copy())
+
     def update(self, X: np.ndarray, y: np.ndarray) -> "ClassStatistics":
         """Merge one chunk of rows into these statistics; returns self."""
         return self.merge(ClassStatistics.of_chunk(X, y, self.counts.shape[0]))

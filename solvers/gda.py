@@ -85,6 +85,8 @@ class GDA(Solver):
             y_val: np.ndarray | None = None) -> "GDA":
         """Fit class means and the shared precision on (X, y); pick alpha on (X_val, y_val)."""
         T = self._check_params()
+        for name in ("stat_counts_", "stat_sums_", "stat_scatter_"):
+            self.__dict__.pop(name, None)  # a full fit starts the incremental statistics afresh
         X = check_features(X, n_features=None if T is None else T.shape[1])
         C = resolve_n_classes(T, self.n_classes, y)
         y = check_labels(y, X.shape[0], C)
@@ -100,6 +102,55 @@ class GDA(Solver):
             Xn = l2_normalize(X) if self.normalize else X
             centred = (Xn - stats.means.astype(Xn.dtype)[y]).astype(np.float64)
         return self._fit_statistics(stats, X_val, y_val, centred)
+
+    def partial_fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
+                    y_val: np.ndarray | None = None) -> "GDA":
+        """Add rows, and classes, by merging their sufficient statistics (class-incremental GDA).
+
+        Labels may name classes not seen before (new classes extend the class range to max(y) + 1;
+        every class below it must have rows by the end of this call). No row is kept: counts,
+        sums and the within-class scatter merge exactly (Chan et al.), so after any sequence of
+        calls the model equals ``fit`` on the union of the rows (alpha aside, which is chosen on
+        this call's validation pair, else fixed). With ``text_weights`` of C_T rows the zero-shot
+        term uses the rows of the classes seen so far. Covariance "ks" or "empirical" only.
+        """
+        T = self._check_params()
+        if self.covariance not in ("ks", "empirical"):
+            raise InputError(f"covariance={self.covariance!r} needs all feature rows at once; "
+                             "partial_fit supports 'ks' and 'empirical'")
+        X = check_features(X, n_features=None if T is None else T.shape[1])
+        y = check_labels(y, X.shape[0], None if T is None else T.shape[0])
+        previous = getattr(self, "stat_counts_", None)
+        if previous is None:
+            stats = ClassStatistics.empty(0, X.shape[1])
+        else:
+            if self.stat_sums_.shape[1] != X.shape[1]:
+                raise InputError(f"X has {X.shape[1]} features but the model was fitted on {self.stat_sums_.shape[1]}")
+            stats = ClassStatistics(np.asarray(previous, np.int64).copy(), np.asarray(self.stat_sums_, np.float64),
+                                    np.asarray(self.stat_scatter_, np.float64))
+        C = max(stats.counts.size, int(y.max()) + 1)
+        if self.n_classes is not None and C > int(self.n_classes):
+            raise InputError(f"y has label {C - 1} but n_classes is {self.n_classes}")
+        stats = stats.grow(C)
+        for start in range(0, X.shape[0], FIT_BLOCK_ROWS):
+            block = X[start:start + FIT_BLOCK_ROWS]
+            stats.update(l2_normalize(block) if self.normalize else block, y[start:start + FIT_BLOCK_ROWS])
+        check_class_counts(np.repeat(np.arange(C), stats.counts), C)
+        self.stat_counts_, self.stat_sums_, self.stat_scatter_ = stats.counts, stats.sums, stats.scatter
+        return self._fit_statistics(stats, X_val, y_val, None)
+
+    def get_state(self):
+        """Base state plus, after ``partial_fit``, the sufficient statistics (``stat_*_``), so a
+        loaded model can take further sessions."""
+        arrays, params = super().get_state()
+        if getattr(self, "stat_counts_", None) is not None:
+            for name in ("stat_counts_", "stat_sums_", "stat_scatter_"):
+                arrays[name] = np.asarray(getattr(self, name))
+        return arrays, params
+
+    def _seen_text(self) -> np.ndarray:
+        """The text weights of the classes the model has (all rows, unless partial_fit has seen fewer)."""
+        return np.asarray(self.text_weights)[: self.coef_.shape[0]]
 
     @classmethod
     def from_statistics(cls, counts: np.ndarray, sums: np.ndarray, scatter: np.ndarray, *,
@@ -186,7 +237,7 @@ class GDA(Solver):
         """(zero-shot logits, GDA logits) of X, for the validation search."""
         Xn = self._prepare(X)
         gda = Xn @ self.coef_.T.astype(Xn.dtype) + self.intercept_.astype(Xn.dtype)
-        return zero_shot_logits(Xn, self.text_weights, self.logit_scale), gda
+        return zero_shot_logits(Xn, self._seen_text(), self.logit_scale), gda
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Logits (n, C): zero-shot + alpha * GDA with text weights, GDA alone without."""
@@ -195,7 +246,7 @@ class GDA(Solver):
         if self.text_weights is None:
             M, b = self.coef_, self.intercept_
         else:
-            T = l2_normalize(np.asarray(self.text_weights, dtype=np.float64))
+            T = l2_normalize(np.asarray(self._seen_text(), dtype=np.float64))
             M = self.logit_scale * T + self.alpha_ * self.coef_
             b = self.alpha_ * self.intercept_
         logits = Xn @ M.T.astype(Xn.dtype)

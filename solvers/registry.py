@@ -25,6 +25,8 @@ _LOCATIONS = {
     "fudd": ("solvers.differential_descriptions", "DifferentialDescriptions"),
     "description-selection": ("solvers.description_selection", "DescriptionSelection"),
     "perceptionclip": ("solvers.perception_clip", "PerceptionCLIP"),
+    "amu": ("solvers.amu", "AMU"),
+    "label-free": ("solvers.label_free", "LabelFree"),
 }
 NAMES = tuple(_LOCATIONS)
 # Solvers that are built by composition (not by `fs solve`) but load back from saved state.

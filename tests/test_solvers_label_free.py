@@ -1,0 +1,96 @@
+"""Label-free adaptation: pseudo-label selection against a brute-force loop, the first round's
+head equal to GDA fitted by hand on the zero-shot pseudo-labels, a gain over zero-shot where the
+auxiliary encoder separates the classes, none on noise, transductive and inductive use, save/load."""
+import numpy as np
+import pytest
+
+from solvers.gda import GDA
+from solvers.label_free import LabelFree, pseudo_label_rows
+from solvers.persistence import load_npz, save_npz
+
+
+def unit(A):
+    return A / np.linalg.norm(A, axis=1, keepdims=True)
+
+
+def task(seed=0, C=4, D=8, A=6, n=600, signal=3.0, text=0.3):
+    rng = np.random.default_rng(seed)
+    T = rng.standard_normal((C, D))
+    centres = signal * rng.standard_normal((C, A))
+
+    def draw(m):
+        y = rng.integers(0, C, m)
+        return np.hstack([text * T[y] + rng.standard_normal((m, D)), centres[y] + rng.standard_normal((m, A))]), y
+
+    return (T, *draw(n), *draw(n))
+
+
+def zero_shot_accuracy(T, X, y):
+    return np.mean((unit(X[:, :T.shape[1]]) @ unit(T).T).argmax(1) == y)
+
+
+def test_pseudo_label_rows_brute_force():
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(4), 50)
+    probs[:, 3] *= 0.01  # class 3 is nobody's argmax
+    probs /= probs.sum(1, keepdims=True)
+    rows, labels, filled = pseudo_label_rows(probs, 5)
+    expected = set()
+    for c in range(3):
+        mine = [i for i in range(50) if probs[i].argmax() == c]
+        mine.sort(key=lambda i: -probs[i].max())
+        expected |= {(i, c) for i in mine[:5]}
+    expected |= {(int(i), 3) for i in np.argsort(-probs[:, 3])[:5]}
+    assert set(zip(rows.tolist(), labels.tolist())) == expected and filled == [3]
+
+
+def test_one_round_is_gda_on_zero_shot_pseudo_labels():
+    T, X, y, *_ = task()
+    D = T.shape[1]
+    model = LabelFree(text_weights=T, rounds=1, k_per_class=10).fit(X)
+    zs = 100 * unit(X[:, :D]) @ unit(T).T
+    p = np.exp(zs - zs.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    rows, labels, _ = pseudo_label_rows(p, 10)
+    gda = GDA(n_classes=len(T)).fit(unit(X[rows, D:]), labels)
+    np.testing.assert_allclose(model.decision_function(X), gda.decision_function(unit(X[:, D:])), atol=1e-9)
+    assert model.head_features_ == "aux"
+
+
+def test_gain_over_zero_shot_transductive_and_inductive():
+    T, X, y, Xt, yt = task(2)
+    zs = zero_shot_accuracy(T, X, y)
+    model = LabelFree(text_weights=T, rounds=3, k_per_class=30).fit(X)
+    transductive = model.score(X, y)
+    inductive = model.score(Xt, yt)
+    assert transductive > zs + 0.15 and inductive > zero_shot_accuracy(T, Xt, yt) + 0.15
+    assert len(model.pseudo_changed_) == 2
+
+
+def test_no_gain_on_noise():
+    """Features unrelated to the labels: neither zero-shot nor the head is better than chance."""
+    rng = np.random.default_rng(3)
+    T = rng.standard_normal((4, 8))
+    X, y = rng.standard_normal((2000, 14)), rng.integers(0, 4, 2000)
+    model = LabelFree(text_weights=T, k_per_class=30).fit(X)
+    gain = model.score(X, y) - zero_shot_accuracy(T, X, y)
+    assert abs(gain) < 4 * np.sqrt(2 * 0.25 * 0.75 / 2000) + 0.02
+    assert abs(model.score(X, y) - 0.25) < 0.06
+
+
+def test_clip_head_and_linear_probe(tmp_path):
+    T, X, y, Xt, yt = task(4)
+    D = T.shape[1]
+    clip_only = LabelFree(text_weights=T, rounds=2, head="linear_probe").fit(X[:, :D])
+    assert clip_only.head_features_ == "clip" and clip_only.decision_function(Xt[:, :D]).shape == (len(yt), 4)
+    save_npz(clip_only, tmp_path / "lf")
+    loaded = load_npz(tmp_path / "lf")
+    np.testing.assert_array_equal(loaded.decision_function(Xt[:, :D]), clip_only.decision_function(Xt[:, :D]))
+    assert loaded.pseudo_changed_ == clip_only.pseudo_changed_
+
+
+def test_needs_text_weights():
+    from solvers.errors import InputError
+
+    with pytest.raises(InputError, match="text_weights"):
+        LabelFree().fit(np.ones((3, 2)))
