@@ -53,7 +53,8 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
     if class_names is not None:
         template_list = get_templates(templates)
         weights, per_template = class_prompt_embeddings(model, class_names, template_list, quiet=quiet)
-        bank = name or f"{classes}/{Path(templates).stem}"
+        label = classes if not Path(classes).is_file() else Path(classes).stem  # a names file: its stem
+        bank = name or f"{label}/{Path(templates).stem}"
         strings = [t.format(c) for c in class_names for t in template_list]
         with FeatureStore(store, mode="a") as writer:
             writer.put_text_bank(encoder, bank, weights, strings, kind="classes", classes=class_names,
