@@ -9,8 +9,9 @@ resized crop, scale 0.5-1, and horizontal flip). Two official recipes use them d
 - ``"mean"`` (Tip-Adapter, Zhang et al., ECCV 2022, github.com/gaopengcuhk/Tip-Adapter): each
   image's key is the mean of its V view features, then L2-normalized; the centre-crop feature
   is not used. The official code averages the raw (unnormalized) encoder outputs; a store keeps
-  L2-normalized views, so the mean here is over normalized views (the same direction when the
-  views' norms are equal, a slightly different one otherwise).
+  L2-normalized views, so without their raw norms the mean is over normalized views (the same
+  direction when the views' norms are equal, a slightly different one otherwise); given the
+  norms it is the official mean exactly.
 """
 from __future__ import annotations
 
@@ -39,20 +40,28 @@ def views_as_samples(views: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
     return views.reshape(n * v, d), np.repeat(y, v)
 
 
-def mean_of_views(views: np.ndarray) -> np.ndarray:
-    """Each row's views averaged, then L2-normalized (N, D)."""
-    views = _check_views(views)
-    return l2_normalize(views.astype(np.float64).mean(axis=1)).astype(np.float32)
+def mean_of_views(views: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+    """Each row's views averaged, then L2-normalized (N, D). With ``norms`` (N, V), the raw
+    norms of unit-row views, the raw features views * norms are averaged: exactly the official
+    Tip-Adapter key."""
+    views = _check_views(views).astype(np.float64)
+    if norms is not None:
+        norms = np.asarray(norms, dtype=np.float64)
+        if norms.shape != views.shape[:2] or not np.all(np.isfinite(norms)):
+            raise InputError(f"norms must be a finite {views.shape[:2]} array, got shape {norms.shape}")
+        views = views * norms[:, :, None]
+    return l2_normalize(views.mean(axis=1)).astype(np.float32)
 
 
-def augmented_training_set(views: np.ndarray, y: np.ndarray, views_as: str) -> tuple[np.ndarray, np.ndarray]:
+def augmented_training_set(views: np.ndarray, y: np.ndarray, views_as: str,
+                           norms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(features, labels) of a few-shot training set from its rows' views, by ``views_as``
-    ("samples" or "mean", see the module docstring)."""
+    ("samples" or "mean", see the module docstring); ``norms`` (N, V) as ``mean_of_views``."""
     if views_as == "samples":
         return views_as_samples(views, y)
     if views_as == "mean":
         y = np.asarray(y)
-        return mean_of_views(_check_views(views, y.shape[0])), y
+        return mean_of_views(_check_views(views, y.shape[0]), norms), y
     raise InputError(f"views_as must be one of {VIEWS_AS}, got {views_as!r}")
 
 

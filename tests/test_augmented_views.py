@@ -42,3 +42,16 @@ def test_gda_on_view_samples_counts_every_view_in_its_shrinkage():
     expected = D * np.linalg.pinv((len(X) - 1) * S + np.trace(S) * np.eye(D))
     np.testing.assert_allclose(model.precision_, expected, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(shrinkage_precision(scatter, C * shots * V), expected, rtol=1e-8, atol=1e-10)
+
+
+def test_mean_with_raw_norms_is_the_mean_of_the_raw_views():
+    rng = np.random.default_rng(1)
+    raw = rng.normal(size=(3, 4, 5)) * rng.uniform(0.5, 20, size=(3, 4, 1))
+    norms = np.linalg.norm(raw, axis=2)
+    unit = raw / norms[:, :, None]
+    mean = raw.mean(axis=1)
+    np.testing.assert_allclose(mean_of_views(unit, norms), mean / np.linalg.norm(mean, axis=1, keepdims=True),
+                               atol=1e-6)
+    assert np.abs(mean_of_views(unit) - mean_of_views(unit, norms)).max() > 1e-3  # the norms matter
+    with pytest.raises(ValueError, match="norms must be a finite"):
+        mean_of_views(unit, norms[:, :2])
