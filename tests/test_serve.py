@@ -80,6 +80,12 @@ def test_text_search_matches_brute_force(served, tiny_encoder):
     for hit in answer["hits"]:
         class_name = hit["id"].split("/")[0]
         assert hit["class"] == class_name and hit["label"] == sorted(CLASSES).index(class_name)
+    # the same text again (its embedding now cached), filtered to one class
+    again = ok_json(served["client"].get("/api/search", params={"text": text, "k": 2, "class": "cat",
+                                                                  "split": "train"}))
+    cat = sorted(CLASSES).index("cat")
+    expected_ids, _ = brute_force(X, ids, tiny_encoder.encode_texts([text]), 2, keep=labels == cat)
+    assert [h["id"] for h in again["hits"]] == expected_ids
 
 
 def test_id_search_with_class_filter_matches_brute_force(served):

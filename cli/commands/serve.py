@@ -19,7 +19,7 @@ from cli.options import encoder_option, store_option, stored_encoder_options
 @stored_encoder_options
 def command(store: str, encoder: str | None, splits: tuple[str, ...], host: str, port: int, factory: str,
             pretrained: str | None, device: str | None, precision: str | None, quiet: bool) -> None:
-    """Serve a search API and a web page over STORE's images (Ctrl-C stops).
+    """Serve a search API and a web page over a store's images (Ctrl-C stops).
 
     GET /api/search?text=...|id=...&k=10&split=X&class=NAME, POST /api/search with an image,
     GET /api/info, GET /thumb/SPLIT/ROW and the page at /.

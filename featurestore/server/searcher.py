@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from featurestore.index import StoreIndex, ids_fingerprint, load_index
 from featurestore.store import FeatureStore
 
 MAX_UPLOAD_BYTES = 20 * 2**20
+TEXT_CACHE = 256
 
 
 class QueryError(FeatureStoreError):
@@ -113,6 +115,8 @@ class StoreSearcher:
         self.model = encoder_model
         self.skipped: list[dict[str, str]] = []
         self._lock = threading.Lock()
+        # the page repeats a text query when only k, the class or the split changes
+        self._encode_text = lru_cache(maxsize=TEXT_CACHE)(self._encode_text_uncached)
         self._store = FeatureStore(store)
         try:
             self.encoder_info = self._store.encoder_info(encoder)
@@ -235,9 +239,14 @@ class StoreSearcher:
         start = time.perf_counter()
         s = self.split(split)
         allowed = self._allowed(s, k, class_name)
+        query = self._encode_text(text)
+        return self._answer(s, query, k, class_name, allowed, start, {"text": text})
+
+    def _encode_text_uncached(self, text: str) -> np.ndarray:
         with self._lock:
             query = self.model.encode_texts([text])
-        return self._answer(s, query, k, class_name, allowed, start, {"text": text})
+        query.setflags(write=False)
+        return query
 
     def search_id(self, row_id: str, k: int, split: str | None = None,
                   class_name: str | None = None) -> dict[str, Any]:
