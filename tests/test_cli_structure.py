@@ -365,3 +365,18 @@ def test_bank_discovery_reads_no_bank_contents(store, monkeypatch):
         assert find_class_bank(reader, KEY, CLASSES) == "train/simple"
         assert text_weights(reader, KEY, None, "test")[1] == "train/simple"  # a subset of the bank's classes
         assert calls == [(KEY, "train/simple")]  # only the chosen bank's weights are read
+
+
+@pytest.mark.parametrize("args", [
+    ["ood", "--store", "STORE", "--model", "zeroshot", "--id-split", "val", "--ood-split", "train"],
+    ["schur", "score", "--store", "STORE", "--split", "train", "--prompts-bank", "train/simple"],
+    ["index", "--store", "STORE", "--split", "train", "-q"],
+    ["search", "--store", "STORE", "--split", "train", "--id", "train-00000", "-k", "2"],
+    ["predict", "--store", "STORE", "--model", "zeroshot", "--split", "val"],
+])
+def test_encoder_may_be_left_out_everywhere(store, tmp_path, capsys, args):
+    import shutil
+
+    copy = shutil.copy(store, tmp_path / "copy.h5")  # fs index writes beside the store
+    code, out, err = run(_args(args, copy), capsys)
+    assert code == 0, err
