@@ -380,3 +380,22 @@ def test_encoder_may_be_left_out_everywhere(store, tmp_path, capsys, args):
     copy = shutil.copy(store, tmp_path / "copy.h5")  # fs index writes beside the store
     code, out, err = run(_args(args, copy), capsys)
     assert code == 0, err
+
+
+def test_an_empty_class_folder_the_model_lacks_is_no_obstacle(store, tmp_path, capsys):
+    import shutil
+
+    copy = shutil.copy(store, tmp_path / "copy.h5")
+    rng = np.random.default_rng(9)
+    y = np.array([0, 0, 1, 1])  # "dog", "emu"; the "yak" folder was empty
+    make_feature_store(copy, {"shelter": _clusters(rng, y + 1)}, labels={"shelter": y},
+                       classes={"shelter": ["dog", "emu", "yak"]})
+    code, _, err = run(["solve", "gda", "--store", copy, "--train", "train", "--save", "g4"], capsys)
+    assert code == 0, err
+    code, out, err = run(["eval", "--store", copy, "--models", "g4", "--split", "shelter", "--json"], capsys)
+    assert code == 0, err
+    from solvers.persistence import load_from_store
+
+    with FeatureStore(copy) as reader:
+        expected = load_from_store(reader, "g4").score(reader.features(KEY, "shelter"), y + 1)
+    assert json.loads(out)[0]["top1"] == pytest.approx(expected) and expected > 0.5

@@ -25,18 +25,22 @@ def resolve_encoder(store: FeatureStore, encoder: str | None) -> str:
     return encoders[0]
 
 
-def class_mapping(split_classes: list[str] | None, reference: list[str] | None, split: str) -> np.ndarray | None:
-    """For each class index of ``split``, its index in ``reference`` (None when no mapping is
-    needed). A split class missing from the reference is refused: no label can be given to it."""
+def class_mapping(split_classes: list[str] | None, reference: list[str] | None, split: str,
+                  used: np.ndarray | None = None) -> np.ndarray | None:
+    """For each class index of ``split``, its index in ``reference`` (-1 for a class no row has;
+    None when no mapping is needed). A class of ``split`` that rows carry (``used``: the label
+    values present, default all) but the reference lacks is refused: no label can be given to it
+    (an empty class folder is not)."""
     if reference is None or split_classes is None or list(split_classes) == list(reference):
         return None
     position = {name: i for i, name in enumerate(reference)}
-    unknown = [name for name in split_classes if name not in position]
+    carried = set(range(len(split_classes))) if used is None else {int(c) for c in used}
+    unknown = [name for c, name in enumerate(split_classes) if name not in position and c in carried]
     if unknown:
         raise NotFoundError(f"split {split!r} has class(es) {', '.join(repr(n) for n in unknown[:5])} that the "
                             f"model's classes ({', '.join(reference[:8])}{' ...' if len(reference) > 8 else ''}) "
                             "do not include")
-    return np.array([position[name] for name in split_classes], dtype=np.int64)
+    return np.array([position.get(name, -1) for name in split_classes], dtype=np.int64)
 
 
 def split_labels(store: FeatureStore, split: str, classes: list[str] | None = None,
@@ -48,7 +52,7 @@ def split_labels(store: FeatureStore, split: str, classes: list[str] | None = No
     if own is not None and y.size and y.max() >= len(own):
         raise NotFoundError(f"split {split!r} has label {int(y.max())} but only {len(own)} classes; "
                             "its labels do not index its class list")
-    mapping = class_mapping(own, classes, split)
+    mapping = class_mapping(own, classes, split, used=np.unique(y[y >= 0]))
     if mapping is None:
         return y
     return np.where(y >= 0, mapping[np.clip(y, 0, None)], -1)
