@@ -1,4 +1,14 @@
 """The layer above the store and the solvers: reads a feature store (plus the names given on the
 command line or in a notebook) and hands the solvers the arrays they take. ``featurestore`` never
 imports ``solvers`` and ``solvers`` never imports ``featurestore``; only this package (and ``cli``,
-which composes it) knows both."""
+which composes it) knows both.
+
+- ``solver_inputs``: labelled splits (labels mapped through class names), class text weights,
+  the store's only encoder, saved models by name.
+- ``solver_arrays``: per solver, the store contents it reads (``fs solve --input key=value``:
+  a pool split, support shots, caption/descriptor/context banks) turned into constructor arrays.
+- ``pool``, ``prompt_banks``: reading retrieval pools and descriptor banks.
+- ``streaming``: out-of-core GDA from streamed statistics (in process or on Dask) and chunked
+  predictions.
+- ``blas_threads``: BLAS thread limits for parallel work (``FS_BLAS_THREADS``).
+"""
