@@ -12,6 +12,10 @@ from cli.options import NAME
 #: Solvers whose logits add a zero-shot term from the class text weights and drop it silently
 #: without them (others either need the weights, and say so, or use them only to count classes).
 TEXT_TERM_SOLVERS = ("gda", "tip-adapter")
+#: Solvers that read a second image encoder's features after the CLIP ones (--aux-encoder).
+AUX_SOLVERS = ("amu", "label-free")
+#: Solvers whose report includes the gain over zero-shot CLIP on the same rows.
+GAIN_SOLVERS = ("amu", "label-free")
 
 
 def _parse_pairs(pairs: tuple[str, ...], option: str) -> dict:
@@ -134,6 +138,15 @@ def _print_list() -> None:
 @click.option("--param", "params", multiple=True, help="Solver hyper-parameter key=value (JSON value; see --list).")
 @click.option("--input", "inputs", multiple=True,
               help="Store contents a solver reads, key=value: pool split, support shots, banks (see --list).")
+@click.option("--aux-encoder", default=None,
+              help="amu, label-free: an auxiliary image encoder of the store (e.g. DINO) over the same splits; "
+                   "its features follow the CLIP encoder's.")
+@click.option("--unlabelled", default=None,
+              help="label-free: the unlabelled split to pseudo-label and fit on (transductive when it is also --test).")
+@click.option("--rounds", type=click.IntRange(min=1), default=None, help="label-free: pseudo-label rounds.")
+@click.option("--incremental", type=click.Path(dir_okay=False), default=None,
+              help="gda: the few-shot class-incremental protocol over the sessions of this JSON file "
+                   "(base + N-way K-shot sessions; prints the per-session accuracy table).")
 @click.option("--save", help="Save the fitted model in the store under this name (name-seedS for several seeds).")
 @click.option("--calibrate", is_flag=True,
               help="Fit a softmax temperature on --val (temperature scaling); saved with the model.")
@@ -146,8 +159,8 @@ def _print_list() -> None:
 def command(name: str | None, list_solvers: bool, store: str | None, encoder: str | None, train: str | None,
             val: str | None, test: str | None, bank: str | None, shots: int | None, val_shots: int | None,
             seeds: tuple[int, ...], allow_fewer: bool, views_as: str | None, params: tuple[str, ...],
-            inputs: tuple[str, ...], save: str | None,
-            calibrate: bool, chunk_rows: int | None, cluster: str | None, scheduler: str | None,
+            inputs: tuple[str, ...], aux_encoder: str | None, unlabelled: str | None, rounds: int | None,
+            incremental: str | None, save: str | None, calibrate: bool, chunk_rows: int | None, cluster: str | None, scheduler: str | None,
             as_json: bool, quiet: bool) -> None:
     """Fit solver NAME (see --list) on stored features; alpha/beta/C are searched on --val.
 
@@ -170,6 +183,30 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
     kwargs = _parse_pairs(params, "--param")
     _check_params(name, cls, kwargs)
     given_inputs = _parse_pairs(inputs, "--input")
+    if unlabelled is not None:
+        if cls.fit_input != "unlabelled":
+            raise click.UsageError(f"--unlabelled is for solvers that fit on unlabelled rows (label-free), not {name}")
+        if train is not None and train != unlabelled:
+            raise click.UsageError("give --unlabelled or --train, not two different splits")
+        train = unlabelled
+    if rounds is not None:
+        if "rounds" not in cls._get_param_names():
+            raise click.UsageError(f"--rounds is for label-free, not {name}")
+        kwargs["rounds"] = rounds
+    if aux_encoder is not None and name not in AUX_SOLVERS:
+        raise click.UsageError(f"--aux-encoder is for {', '.join(AUX_SOLVERS)}, not {name}")
+    if name == "amu" and aux_encoder is None:
+        raise click.UsageError("amu adds a logit bias from an auxiliary encoder's features: give --aux-encoder KEY")
+    if aux_encoder is not None and (views_as or chunk_rows or cluster or scheduler):
+        raise click.UsageError("--aux-encoder is not available with --views-as or out-of-core fitting")
+    if incremental is not None:
+        if name != "gda":
+            raise click.UsageError(f"--incremental runs class-incremental gda, not {name}")
+        if chunk_rows or cluster or scheduler or views_as or calibrate or save:
+            raise click.UsageError("--incremental runs the protocol only (no --chunk-rows, --views-as, --calibrate, --save)")
+        _solve_incremental(cls, kwargs, store, encoder, train, val, test, bank, shots,
+                           seeds[0], incremental, as_json)
+        return
     if scheduler is not None and not re.fullmatch(r"([a-z]+://)?[^\s:/]+:\d+", scheduler):
         raise click.UsageError(f"--scheduler takes a Dask scheduler address such as tcp://host:8786, got {scheduler!r}")
     if chunk_rows or cluster or scheduler:
@@ -181,7 +218,7 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
                          chunk_rows or DEFAULT_CHUNK_ROWS, cluster, scheduler, as_json, quiet)
         return
     _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, bank, shots, val_shots, seeds,
-           allow_fewer, views_as, save, calibrate, as_json)
+           allow_fewer, views_as, save, calibrate, as_json, aux_encoder)
 
 
 def _check_shots(y, shots: int, class_list: list[str] | None, split: str, flag: str) -> None:
@@ -198,7 +235,7 @@ def _check_shots(y, shots: int, class_list: list[str] | None, split: str, flag: 
 
 
 def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, bank, shots, val_shots, seeds,
-           allow_fewer, views_as, save, calibrate, as_json) -> None:
+           allow_fewer, views_as, save, calibrate, as_json, aux_encoder=None) -> None:
     import warnings
 
     import numpy as np
@@ -206,8 +243,9 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
     from featurestore.store import FeatureStore
     from solvers.fewshot import fewshot_split
     from solvers.fit_warnings import SolverWarning
+    from workflows.aux_features import check_aux_encoder, paired_features, paired_labelled
     from workflows.solver_arrays import solver_arrays
-    from workflows.solver_inputs import labelled, resolve_encoder, text_weights
+    from workflows.solver_inputs import resolve_encoder, text_weights
 
     needs = cls.fit_input
     if needs != "none" and train is None:
@@ -217,6 +255,12 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
     notes: list[str] = []
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
+        if aux_encoder is not None:
+            check_aux_encoder(reader, encoder, aux_encoder)
+
+        def labelled(store, key, split, classes=None):
+            return paired_labelled(store, key, aux_encoder, split, classes)
+
         reference = train or val or test
         T, bank = text_weights(reader, encoder, bank, reference)
         takes_text = "text_weights" in cls._get_param_names()
@@ -232,7 +276,7 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
         classes = reader.classes(reference) if reference else None
         X_train, y_train, views_train = None, None, None
         if needs == "unlabelled":
-            X_train = reader.features(encoder, train)
+            X_train = paired_features(reader, encoder, aux_encoder, train)
         elif needs == "labels":
             X_train, y_train = labelled(reader, encoder, train, classes=classes)
             if views_as:
@@ -281,6 +325,8 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
             run["accuracy"] = float(solver.score(X_test, y_test))
         if Xv is not None:
             run["val_accuracy"] = float(solver.score(Xv, yv))
+        if name in GAIN_SOLVERS and (X_test is not None or Xv is not None):
+            run.update(_gain_over_zero_shot(solver, *((X_test, y_test) if X_test is not None else (Xv, yv))))
         run["chosen"] = {**_fitted_scalars(solver), **({"temperature": solver.temperature} if calibrate else {})}
         run["warnings"] = list(getattr(solver, "fit_warnings_", []) or [])
         run["solver"] = solver
@@ -294,7 +340,12 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
                 model_name = save if len(runs) == 1 else f"{save}-seed{run['seed']}"
                 save_to_store(writer, model_name, run["solver"], encoder)
                 saved.append(model_name)
-    summary = {"solver": name, "encoder": encoder, "text_bank": bank, "inputs": used, "train": train, "val": val,
+    if name == "label-free":
+        summary_mode = "transductive" if test == train else "inductive" if test else None
+        notes.append(f"label-free fitted on unlabelled split {train!r} without its labels"
+                     + (f"; {summary_mode} evaluation on {test!r}" if summary_mode else ""))
+    summary = {"solver": name, "encoder": encoder, "aux_encoder": aux_encoder, "text_bank": bank, "inputs": used,
+               "mode": summary_mode if name == "label-free" else None, "train": train, "val": val,
                "test": test, "shots": shots, "views_as": views_as, "notes": notes,
                "runs": [{k: v for k, v in r.items() if k != "solver"} for r in runs], "saved": saved}
     for key in ("accuracy", "val_accuracy"):
@@ -322,6 +373,10 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
             result = "no accuracy (give --test or --val)"
         label = name if run["seed"] is None else f"{name} seed {run['seed']}"
         click.echo(f"{label}: {result}" + (f"  [{chosen}]" if chosen else ""))
+        if "gain" in run:
+            verdict = "significant" if run["gain_significant"] else "not significant: no gain claimed"
+            click.echo(f"{label}: zero-shot {100 * run['zero_shot_accuracy']:.2f}%, gain {100 * run['gain']:+.2f} points "
+                       f"(paired s.e. {100 * run['gain_se']:.2f}; {verdict})")
     key = "accuracy" if test else "val_accuracy"
     if len(runs) > 1 and summary[f"mean_{key}"] is not None:
         kind = "test" if test else "validation"
@@ -329,6 +384,75 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
                    f"{100 * summary[f'std_{key}']:.2f} over {len(runs)} seeds")
     for model_name in saved:
         click.echo(f"saved model {model_name!r}")
+
+
+def _gain_over_zero_shot(solver, X, y) -> dict:
+    """Accuracy of zero-shot CLIP on the same rows, the gain, its paired standard error and whether
+    it exceeds two standard errors."""
+    import numpy as np
+
+    from solvers.zeroshot import zero_shot_logits
+
+    D = solver.text_weights.shape[1]
+    right = solver.predict(X) == y
+    zero = zero_shot_logits(np.asarray(X[:, :D], np.float64), solver.text_weights).argmax(axis=1) == y
+    diff = right.astype(float) - zero.astype(float)
+    se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("inf")
+    gain = float(diff.mean())
+    return {"zero_shot_accuracy": float(zero.mean()), "gain": gain, "gain_se": se,
+            "gain_significant": bool(abs(gain) > 2 * se and gain > 0)}
+
+
+def _solve_incremental(cls, params: dict, store: str, encoder: str | None, train: str | None, val: str | None,
+                       test: str | None, bank: str | None, shots: int | None, seed: int,
+                       sessions_file: str, as_json: bool) -> None:
+    """GDA.partial_fit over the sessions of ``sessions_file``: the FSCIL accuracy table."""
+    from featurestore.store import FeatureStore
+    from solvers.class_incremental import fscil_table
+    from workflows.incremental import read_sessions
+    from workflows.solver_inputs import labelled, resolve_encoder, text_weights
+
+    if train is None or test is None:
+        raise click.UsageError("--incremental needs --train and --test")
+    if val is not None:
+        raise click.UsageError("--incremental fixes alpha (--param alpha=..., default 1.0): no --val search")
+    with FeatureStore(store) as reader:
+        encoder = resolve_encoder(reader, encoder)
+        classes = reader.classes(train)
+        spec = read_sessions(sessions_file, classes)
+        T, bank = text_weights(reader, encoder, bank, train)
+        X_train, y_train = labelled(reader, encoder, train, classes=classes)
+        X_test, y_test = labelled(reader, encoder, test, classes=classes)
+    notes = []
+    if T is None:
+        notes.append(f"no class text bank matches split {train!r} (run fs text or give --text): "
+                     "gda runs without zero-shot text weights")
+    if params.get("alpha") is None and T is not None:
+        params["alpha"] = 1.0
+        notes.append("alpha fixed at 1.0 (no validation split in the incremental protocol; --param alpha=... to change)")
+    k = shots or spec["shots"]
+
+    def make(order):
+        return cls(**{**params, **({"text_weights": T[order]} if T is not None else {})})
+
+    table = fscil_table(make, X_train, y_train, X_test, y_test, spec["sessions"], shots=k, seed=seed,
+                        base_shots=spec["base_shots"])
+    summary = {"solver": "gda", "mode": "class-incremental", "encoder": encoder, "text_bank": bank,
+               "train": train, "test": test, "sessions_file": sessions_file, "shots": k,
+               "base_shots": spec["base_shots"], "seed": seed, "notes": notes, **table}
+    for note in notes:
+        click.echo(f"warning: {note}", err=True)
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    click.echo(f"class-incremental gda on encoder {encoder!r} ({'text bank ' + repr(bank) if bank else 'no text bank'}), "
+               f"{len(table['sessions']) - 1} sessions of {k} shots, seed {seed}")
+    click.echo(f"{'session':>10} {'classes':>8} {'new rows':>9} {'accuracy':>9}")
+    for row in table["sessions"]:
+        label = "base" if row["session"] == 0 else str(row["session"])
+        click.echo(f"{label:>10} {row['classes']:>8} {row['new_rows']:>9} {100 * row['accuracy']:>8.2f}%")
+    click.echo(f"{'average':>10} {'':>8} {'':>9} {100 * table['average']:>8.2f}%")
+    click.echo(f"{'drop':>10} {'':>8} {'':>9} {100 * table['drop']:>8.2f}  (base minus last session, points)")
 
 
 def _solve_streaming(name: str, store: str, encoder: str | None, train: str | None, val: str | None,

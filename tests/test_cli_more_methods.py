@@ -1,0 +1,120 @@
+"""fs solve amu / label-free / gda --incremental on a store with a CLIP-like encoder (with a class
+text bank) and an auxiliary image-only encoder over the same splits."""
+import json
+
+import numpy as np
+import pytest
+
+from featurestore.store import FeatureStore
+from tests.cli_runner import run
+from tests.store_fixtures import make_feature_store
+
+CLASSES = [f"c{i}" for i in range(6)]
+SIZES = {"train": 30, "val": 15, "test": 40, "pool": 60}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    T = rng.standard_normal((6, 8))
+    centres = 3 * rng.standard_normal((6, 5))
+    labels = {split: np.arange(n) % 6 for split, n in SIZES.items()}
+    clip = {s: 0.35 * T[y] + rng.standard_normal((len(y), 8)) for s, y in labels.items()}
+    aux = {s: centres[y] + rng.standard_normal((len(y), 5)) for s, y in labels.items()}
+    path = tmp_path_factory.mktemp("more") / "s.h5"
+    classes = {s: CLASSES for s in labels}
+    make_feature_store(path, clip, labels=labels, classes=classes)
+    make_feature_store(path, aux, encoder="test/aux", labels=labels, classes=classes, model="aux-model")
+    with FeatureStore(path, mode="a") as writer:
+        w = T.astype(np.float32)
+        writer.put_text_bank("test/enc", "train/simple", w, [f"a {c}" for c in CLASSES], kind="classes",
+                             classes=CLASSES, templates=["a {}"], per_template=w[:, None, :])
+    return path, labels, clip, aux, T
+
+
+def test_amu_cli_matches_the_solver_and_saves(store, capsys):
+    path, labels, clip, aux, T = store
+    code, out, err = run(["solve", "amu", "--store", path, "--encoder", "test/enc", "--aux-encoder", "test/aux",
+                          "--train", "train", "--val", "val", "--test", "test", "--save", "amu1", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    from solvers.amu import AMU
+
+    X = {s: np.hstack([clip[s], aux[s]]).astype(np.float32) for s in labels}
+    model = AMU(text_weights=T.astype(np.float32)).fit(X["train"], labels["train"], X["val"], labels["val"])
+    run_ = summary["runs"][0]
+    assert run_["accuracy"] == pytest.approx(model.score(X["test"], labels["test"]))
+    assert run_["gain"] == pytest.approx(run_["accuracy"] - run_["zero_shot_accuracy"])
+    assert summary["aux_encoder"] == "test/aux" and summary["saved"] == ["amu1"]
+    from solvers.persistence import load_from_store
+
+    with FeatureStore(path) as reader:
+        loaded = load_from_store(reader, "amu1")
+    np.testing.assert_allclose(loaded.decision_function(X["test"]), model.decision_function(X["test"]), rtol=1e-6)
+
+
+def test_amu_needs_an_aux_encoder_and_a_real_one(store, capsys):
+    path = store[0]
+    code, _, err = run(["solve", "amu", "--store", path, "--encoder", "test/enc", "--train", "train"], capsys)
+    assert code == 2 and "--aux-encoder" in err
+    code, _, err = run(["solve", "amu", "--store", path, "--encoder", "test/enc", "--aux-encoder", "nope",
+                        "--train", "train"], capsys)
+    assert code == 2 and "no encoder 'nope'" in err and err.count("\n") == 1
+    code, _, err = run(["solve", "gda", "--store", path, "--encoder", "test/enc", "--aux-encoder", "test/aux",
+                        "--train", "train"], capsys)
+    assert code == 2 and "--aux-encoder is for" in err
+
+
+def test_label_free_transductive_and_inductive(store, capsys):
+    path, labels, clip, aux, T = store
+    args = ["solve", "label-free", "--store", path, "--encoder", "test/enc", "--aux-encoder", "test/aux",
+            "--unlabelled", "pool", "--rounds", "2", "--param", "k_per_class=5"]
+    code, out, err = run(args + ["--test", "pool", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["mode"] == "transductive" and summary["train"] == "pool"
+    from solvers.label_free import LabelFree
+
+    X = np.hstack([clip["pool"], aux["pool"]]).astype(np.float32)
+    model = LabelFree(text_weights=T.astype(np.float32), rounds=2, k_per_class=5).fit(X)
+    assert summary["runs"][0]["accuracy"] == pytest.approx(model.score(X, labels["pool"]))
+    code, out, err = run(args + ["--test", "test"], capsys)
+    assert code == 0, err
+    assert "inductive evaluation on 'test'" in err and "gain" in out and "zero-shot" in out
+
+
+def test_unlabelled_and_rounds_are_refused_elsewhere(store, capsys):
+    path = store[0]
+    code, _, err = run(["solve", "gda", "--store", path, "--unlabelled", "pool"], capsys)
+    assert code == 2 and "--unlabelled" in err
+    code, _, err = run(["solve", "gda", "--store", path, "--train", "train", "--rounds", "2"], capsys)
+    assert code == 2 and "--rounds" in err
+
+
+def test_incremental_table(store, tmp_path, capsys):
+    path, labels, clip, _, T = store
+    sessions = tmp_path / "sessions.json"
+    sessions.write_text(json.dumps({"base": ["c0", "c1", "c2"], "sessions": [["c3", "c4"], [5]], "shots": 2}))
+    args = ["solve", "gda", "--store", path, "--encoder", "test/enc", "--train", "train", "--test", "test",
+            "--incremental", sessions]
+    code, out, err = run(args + ["--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert [r["classes"] for r in summary["sessions"]] == [3, 5, 6]
+    assert [r["new_rows"] for r in summary["sessions"]] == [15, 4, 2]
+    assert summary["drop"] == pytest.approx(summary["sessions"][0]["accuracy"] - summary["sessions"][-1]["accuracy"])
+    assert "alpha fixed at 1.0" in err
+    code, out, _ = run(args, capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["base", "1", "2", "average", "drop"]
+    sessions.write_text(json.dumps({"base": ["c0", "zebra"], "sessions": []}))
+    code, _, err = run(args, capsys)
+    assert code == 2 and "'zebra'" in err
+
+
+def test_solve_list_has_the_new_solvers(capsys):
+    code, out, _ = run(["solve", "--list"], capsys)
+    assert code == 0
+    assert "amu  (AMU): AMU-Tuning" in out and "label-free  (LabelFree): Label-free" in out
+    assert "--param rounds=3" in out and "--param uncertainty=\"moment\"" in out
