@@ -7,11 +7,13 @@ weights, a fingerprint of the split's valid ids), so a store that grew or change
 and the index rebuilt instead of silently answering with stale positions.
 
 An approximate index is tuned after its build: its search parameter (``nprobe``, ``efSearch``,
-``k_factor``) is set to the smallest value whose recall@10 against exact search, on stored rows
-held out of the training sample and used as queries (each query's own row left out), meets the
-recall target. The parameters, the recall and every setting tried (with its queries/s) are kept
-in the sidecar and applied whenever the index is loaded. ``factory="auto"`` chooses the index
-from the row count and a memory budget (:mod:`featurestore.index_plan`).
+``k_factor``) is set to the smallest value whose recall@10 against exact search meets the recall
+target, with stored rows as queries that were held out of the index (and, when the split has
+rows enough, of the training sample) while it was tuned, then added. Approximate indexes map
+FAISS ids to store positions (``IndexIDMap``) so those rows can be added last. The parameters,
+the recall and every setting tried (with its queries/s) are kept in the sidecar and applied
+whenever the index is loaded. ``factory="auto"`` chooses the index from the row count and a
+memory budget (:mod:`featurestore.index_plan`).
 """
 from __future__ import annotations
 
@@ -223,8 +225,10 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
     Factories that need training (IVF, PQ) are trained on a seeded random sample of the stored
     rows (``max(40 x lists, 10000)`` by default, capped at the number of rows); the rows are then
     added chunk by chunk. An approximate index is tuned to the smallest search parameter reaching
-    ``recall`` (recall@10 against exact search on ``tune_queries`` held-out stored rows); when no
-    setting reaches it, the best one is kept and ``meta["note"]`` says so in one line.
+    ``recall``: recall@10 against exact search, with ``tune_queries`` stored rows (a fifth of the
+    rows at most, outside the training sample when enough remain) as queries, held out of the
+    index while it is tuned and added afterwards. When no setting reaches the target, the best one
+    is kept and ``meta["note"]`` says so in one line.
     ``max_build`` (seconds or ``"10m"``) bounds the whole build: past it the build stops with
     FeatureStoreError and nothing is written (or, during tuning, the best setting so far is kept).
     A build that is killed leaves no index file behind; its temporary files are removed by the
