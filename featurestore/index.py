@@ -251,7 +251,7 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
         dim = int(fs.encoder_info(encoder)["embed_dim"])
         name = factory
         if factory == "auto":
-            factory = choose_factory(n, dim, budget)
+            factory = choose_factory(n, dim, budget, gpu=faiss.get_num_gpus() > 0)
         expected = _expected_meta(fs, encoder, split, name, ids)
         chunks = fs.iter_features(encoder, split, chunk_rows=chunk_rows)
         first = next(chunks, None)

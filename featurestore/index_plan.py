@@ -15,11 +15,15 @@ autofaiss would pick a float HNSW graph whenever it fits the memory budget; on C
 IVF fast-scan + re-ranking indexes above reach the same recall at several times the queries per
 second and build in a fraction of the time (``bench/scale.py`` prints both), so ``auto`` keeps
 HNSW as the coarse quantiser and leaves flat HNSW indexes to an explicit ``--factory HNSW32``.
+
+Where FAISS sees a GPU, ``auto`` keeps to index types FAISS runs on GPUs (fast-scan codes,
+HNSW quantisers and re-ranking stages stay on the CPU): ``IVF<n>,SQ8``, else ``IVF<n>,PQ<m>``.
 """
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 from featurestore.errors import FeatureStoreError
 
@@ -135,10 +139,13 @@ def estimate_memory(factory: str, n: int, dim: int) -> int:
     return int(total + per_row * n)
 
 
-def choose_factory(n: int, dim: int, max_memory: int | str | None = None) -> str:
+def choose_factory(n: int, dim: int, max_memory: int | str | None = None, gpu: bool = False) -> str:
     """The factory ``auto`` builds for ``n`` rows of dimension ``dim`` within ``max_memory`` bytes
     (default :data:`DEFAULT_MAX_MEMORY`), its estimate (:func:`estimate_memory`) plus 5% within
-    the budget; see the module docstring for the rules.
+    the budget; see the module docstring for the rules. With ``gpu`` (FAISS sees a GPU) the
+    choice keeps to what FAISS runs on GPUs: a flat coarse quantiser (GPUs assign by brute force)
+    and 8-bit codes without a re-ranking stage, ``IVF<n>,SQ8`` when it fits, else
+    ``IVF<n>,PQ<d/8>`` (or fewer bytes).
 
     Raises FeatureStoreError when not even the smallest PQ index fits the budget.
     """
@@ -150,6 +157,8 @@ def choose_factory(n: int, dim: int, max_memory: int | str | None = None) -> str
     if n <= FLAT_MAX_ROWS and fits("Flat"):
         return "Flat"
     nlist = ivf_lists(n)
+    if gpu:
+        return _gpu_factory(n, dim, nlist, budget, fits)
     coarse = f"IVF{nlist}_HNSW32" if nlist >= HNSW_COARSE_MIN_LISTS else f"IVF{nlist}"
     m = pq_subquantizers(dim)
     codes = f"{coarse},PQ{m}x4fs"
@@ -168,6 +177,18 @@ def choose_factory(n: int, dim: int, max_memory: int | str | None = None) -> str
         f"no index of {n} rows x {dim}-d fits in {format_bytes(budget)}: the smallest ({coarse},PQ2x4fs) "
         f"needs about {format_bytes(smallest)}; raise --max-memory"
     )
+
+
+def _gpu_factory(n: int, dim: int, nlist: int, budget: int, fits: Callable[[str], bool]) -> str:
+    if fits(f"IVF{nlist},SQ8"):
+        return f"IVF{nlist},SQ8"
+    for m in sorted((m for m in GPU_PQ_BYTES if m <= dim and dim % m == 0 and m <= max(1, dim // 8)), reverse=True):
+        if fits(f"IVF{nlist},PQ{m}"):
+            return f"IVF{nlist},PQ{m}"
+    raise FeatureStoreError(f"no GPU index of {n} rows x {dim}-d fits in {format_bytes(budget)}; raise --max-memory")
+
+
+GPU_PQ_BYTES = (1, 2, 3, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 96)  # code sizes FAISS GPU IVF-PQ supports
 
 
 def train_rows(nlist: int, n: int, train_size: int | None = None) -> int:

@@ -82,6 +82,11 @@ def test_choice_follows_the_budget_hand_computed() -> None:
     assert choose_factory(1_000_000, 512, "100M") == "IVF4096_HNSW32,PQ128x4fs"
     with pytest.raises(FeatureStoreError, match="raise --max-memory"):
         choose_factory(1_000_000, 512, "1M")
+    # with a GPU: what FAISS runs there (flat coarse quantiser, 8-bit codes, no re-ranking);
+    # IVF4096,SQ8 at 1M is 4096 x 2 KiB + 1M x (512 + 16) B = 536 MB
+    assert choose_factory(1_000_000, 512, "1G", gpu=True) == "IVF4096,SQ8"
+    assert choose_factory(1_000_000, 512, "100M", gpu=True) == "IVF4096,PQ64"
+    assert choose_factory(1_000_000, 512, "60M", gpu=True) == "IVF4096,PQ32"  # 1M x 48 B + 8 MiB, x1.05 = 56.5 MiB
     assert ivf_lists(100) == 2 and ivf_lists(1_000_000) == 4096  # 40 training rows per list at most
     assert estimate_memory("IVF1024,PQ128x4fs,RFlat", 100_000, 512) == 1024 * 512 * 4 + 100_000 * (8 + 8 + 64 + 2048)
 
@@ -303,11 +308,12 @@ def test_knn_gpu_code_path_gives_the_cpu_results(monkeypatch) -> None:
 
     X = clustered(600, seed=5)
     y = np.arange(600) % 4
-    want = KNN(k=7).fit(X, y).decision_function(X[:40])
+    want = KNN(k=7).fit(X, y).kneighbors(X[:40])
     gpus = FakeGpus(monkeypatch)
-    got = KNN(k=7).fit(X, y).decision_function(X[:40])
+    got = KNN(k=7).fit(X, y).kneighbors(X[:40])
     assert gpus.moved >= 1
-    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
 
 
 def test_real_gpu_gives_the_cpu_results(pool) -> None:
