@@ -295,3 +295,33 @@ def test_unknown_split_is_a_one_line_error(served, capsys):
     code, out, err = run(["serve", "--store", served["store"], "--encoder", served["encoder"], "--split", "nope",
                           "--port", "0", "-q"], capsys)
     assert code == 2 and "no split 'nope'" in err and err.count("\n") == 1
+
+
+def test_a_split_with_unfinished_features_is_skipped_and_said(tmp_path):
+    """In-process: the searcher serves the finished split, reports the unfinished one, and
+    refuses it when it is asked for by name."""
+    from featurestore.errors import NotFoundError
+    from featurestore.server.searcher import QueryError, StoreSearcher
+    from tests.store_fixtures import make_feature_store
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 8)).astype(np.float32)
+    store = make_feature_store(tmp_path / "s.h5", {"done": X}, encoder="test/enc")
+    with FeatureStore(store, mode="a") as writer:
+        rows = writer.add_rows("half", [f"h{i}" for i in range(4)], [f"h{i}.jpg" for i in range(4)], [-1] * 4)
+        writer.prepare_features("test/enc", "half", 8)
+        writer.write_features("test/enc", "half", rows[:2], X[:2], np.ones(2, bool), ["", ""])
+    searcher = StoreSearcher(str(store), "test/enc", quiet=True)
+    try:
+        assert list(searcher.splits) == ["done"]
+        assert [s["split"] for s in searcher.skipped] == ["half"] and "2 of 4 rows" in searcher.skipped[0]["reason"]
+        assert searcher.info()["skipped_splits"] == searcher.skipped
+        answer = searcher.search_id("done-00003", k=2)
+        Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+        assert [h["row"] for h in answer["hits"]] == list(np.argsort(-(Xn @ Xn[3]))[:2])
+        with pytest.raises(QueryError, match="no text tower"):
+            searcher.search_text("a cat", k=2)
+    finally:
+        searcher.close()
+    with pytest.raises(NotFoundError, match="2 of 4 rows"):
+        StoreSearcher(str(store), "test/enc", ["half"], quiet=True)
