@@ -115,7 +115,7 @@ def report_lines(meta: dict[str, Any], path: Any) -> list[str]:
                  f"{verdict}) on {meta.get('tuning_queries')} stored rows held out of the index while tuning{also}; "
                  f"{meta.get('qps', 0):.0f} q/s")
     lines.append(f"settings tried (recall@{meta.get('tune_k')} vs exact search, queries/s):")
-    for row in meta.get("tuning") or []:
+    for row in sorted(meta.get("tuning") or [], key=lambda r: tuple(r["params"].values())):
         setting = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
         lines.append(f"  {setting:<28} {row['recall']:.3f}  {row['qps']:>10.0f} q/s")
     return lines
