@@ -254,3 +254,22 @@ def test_imagenet_store_scores_its_shift_splits_on_their_class_subset(tmp_path, 
     expected = np.mean(subset[logits[:, subset].argmax(axis=1)] == y)
     zeroshot_a = next(r for r in rows if r["dataset"] == "imagenet_a" and r["method"] == "zeroshot")
     assert float(zeroshot_a["top1"]) == pytest.approx(expected)
+
+
+def test_no_rows_left_for_validation_is_one_line(tmp_path, capsys):
+    store = _store(tmp_path / "tiny.h5", val=False, n_train=2)
+    code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--methods", "gda", "--shots", "2",
+                         "--seeds", "1", "--out", tmp_path / "r", "-q"], capsys)
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: tiny: no training rows are left")
+
+
+def test_rerun_from_another_directory_finds_its_cells(tmp_path, monkeypatch):
+    from workflows.benchmark import run
+
+    _store(tmp_path / "toy.h5")
+    monkeypatch.chdir(tmp_path)
+    run(["toy.h5"], ENCODER, methods=["gda"], shots=[1], seeds=[1], out="r", quiet=True, plot=False)
+    monkeypatch.chdir(tmp_path.parent)
+    frame = run([str(tmp_path / "toy.h5")], ENCODER, methods=["gda"], shots=[1], seeds=[1], out=tmp_path / "r",
+                quiet=True, plot=False)
+    assert len(frame) == 1 and len(_rows(tmp_path / "r" / "results.csv")) == 1

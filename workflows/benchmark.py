@@ -126,8 +126,8 @@ def load_dataset(path: str, encoder: str, methods: list[str], *, train: str = "t
             extra[method], _ = solver_arrays(method, store, encoder, {}, T)
     if sampler == "auto":
         sampler = "coop" if named else "numpy"
-    return DatasetArrays(dataset, str(path), encoder, X_train, y_train, X_val, y_val, X_test, y_test, T, bank,
-                         sampler, test, shifts, notes, extra)
+    return DatasetArrays(dataset, os.path.abspath(path), encoder, X_train, y_train, X_val, y_val, X_test, y_test,
+                         T, bank, sampler, test, shifts, notes, extra)
 
 
 def _check_params(method: str, given: dict[str, Any]) -> None:
@@ -216,6 +216,9 @@ def _holdout(data: DatasetArrays, taken: np.ndarray, seed: int) -> tuple[np.ndar
     free = np.ones(data.y_train.size, dtype=bool)
     free[taken] = False
     pool = np.where(free, data.y_train, -1)
+    if not (pool >= 0).any():
+        raise BenchmarkError(f"{data.name}: no training rows are left for validation after the few-shot draw; "
+                             "give the store a val split")
     rows = fewshot_split(pool, HOLDOUT_PER_CLASS, seed + 1_000_003, allow_fewer=True)
     return data.X_train[rows], data.y_train[rows], f"train-holdout ({HOLDOUT_PER_CLASS}/class)"
 
