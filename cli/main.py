@@ -32,6 +32,8 @@ COMMANDS = {
     "benchmark": "benchmark",
     "serve": "serve",
     "verify": "verify",
+    "curate": "curate",
+    "anomaly": "anomaly",
 }
 
 
@@ -76,6 +78,8 @@ SUMMARIES = {
     "datasets": "Known datasets (CoOp's 11, ImageNet shifts, CIFAR, wds): layout, found or missing, sizes.",
     "benchmark": "The few-shot papers' table: datasets x methods x shots x seeds from cached features.",
     "serve": "Search and browse a store from a web page (model and index loaded once).",
+    "curate": "MetaCLIP curation of a captioned pool: entry matching, balancing with t, a manifest of kept rows.",
+    "anomaly": "Zero-/few-shot image anomaly detection (prompt ensembles, normal memory) with AUROC/AUPR.",
 }
 
 

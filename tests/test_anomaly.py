@@ -1,0 +1,109 @@
+"""Anomaly detection: scores against hand computation (prototype softmax, nearest-normal
+distance by a loop), AUROC / AUPR against brute-force pair counting and precision at each
+positive, the prompt state lists, and fs anomaly end to end on the tiny model."""
+import json
+
+import numpy as np
+import pytest
+
+from featurestore.anomaly_prompts import compose_prompts, read_states
+from featurestore.errors import SourceError
+from solvers.anomaly import PromptAnomalyDetector, anomaly_metrics
+from solvers.errors import InputError
+from tests.cli_runner import run
+
+
+def unit(A):
+    return A / np.linalg.norm(A, axis=-1, keepdims=True)
+
+
+def test_scores_by_hand():
+    normal = np.array([[1.0, 0.1, 0.0], [1.0, -0.1, 0.0]])
+    anomalous = np.array([[0.0, 0.0, 2.0]])
+    X = np.array([[1.0, 0.0, 0.2], [0.1, 0.0, 1.0], [3.0, 0.0, 3.0]])
+    memory = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    det = PromptAnomalyDetector(normal, anomalous, logit_scale=10.0, memory_weight=0.25).fit(memory)
+    t_n = unit(unit(normal).mean(0))  # = (1, 0, 0)
+    np.testing.assert_allclose(t_n, [1, 0, 0], atol=1e-12)
+    for i, x in enumerate(unit(X)):
+        a, b = 10 * x @ t_n, 10 * x[2]
+        zs = np.exp(b) / (np.exp(a) + np.exp(b))
+        mem = (1 - max(x @ unit(m) for m in memory)) / 2
+        assert det.zero_shot_scores(X)[i] == pytest.approx(zs)
+        assert det.memory_scores(X)[i] == pytest.approx(mem)
+        assert det.score_samples(X)[i] == pytest.approx(0.75 * zs + 0.25 * mem)
+    assert np.array_equal(PromptAnomalyDetector(normal, anomalous).fit().score_samples(X),
+                          PromptAnomalyDetector(normal, anomalous).fit().zero_shot_scores(X))
+
+
+def test_metrics_brute_force():
+    rng = np.random.default_rng(0)
+    y = rng.random(60) < 0.4
+    s = rng.random(60) + 0.3 * y
+    pos, neg = s[y], s[~y]
+    auroc = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+    order = np.argsort(-s)
+    hits = np.cumsum(y[order])
+    aupr = np.mean([hits[k] / (k + 1) for k in range(len(s)) if y[order][k]])
+    out = anomaly_metrics(y, s)
+    assert out["auroc"] == pytest.approx(auroc) and out["aupr"] == pytest.approx(aupr)
+    with pytest.raises(InputError, match="both normal and anomalous"):
+        anomaly_metrics(np.zeros(4, bool), s[:4])
+
+
+def test_state_lists(tmp_path):
+    states = read_states()
+    prompts = compose_prompts(states, "bottle")
+    assert len(prompts["normal"]) == len(states["normal"]) * len(states["templates"])
+    assert "a photo of a flawless bottle." in prompts["normal"]
+    assert "a photo of a damaged bottle." in prompts["anomalous"]
+    bad = tmp_path / "s.json"
+    bad.write_text(json.dumps({"normal": ["{}"], "anomalous": ["broken"], "templates": ["a {}."]}))
+    with pytest.raises(SourceError, match="'broken'"):
+        read_states(bad)
+
+
+@pytest.fixture(scope="module")
+def mvtec_like(tmp_path_factory, tiny_checkpoint):
+    from cli.main import main
+    from tests.conftest import TINY_CONFIG, TINY_MODEL
+    from tests.images import write_class_tree
+
+    root = tmp_path_factory.mktemp("anomaly")
+    store = root / "s.h5"
+    for split, classes, seed in (("train", {"good": 5}, 0), ("test", {"good": 4, "broken": 4}, 1)):
+        write_class_tree(root / split, classes, seed=seed)
+        main(["extract", str(root / split), "--store", str(store), "--model", TINY_MODEL, "--model-config",
+              str(TINY_CONFIG), "--pretrained", str(tiny_checkpoint), "--workers", "0", "-q"])
+    return store
+
+
+@pytest.mark.slow
+def test_fs_anomaly_end_to_end(mvtec_like, tiny_encoder, capsys):
+    from featurestore.store import FeatureStore
+
+    store = mvtec_like
+    args = ["anomaly", "--store", store, "--split", "test", "--object", "bottle", "--normal-split", "train",
+            "--shots", "3", "-q"]
+    code, out, err = run(args + ["--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    prompts = compose_prompts(read_states(), "bottle")
+    with FeatureStore(store) as reader:
+        key = reader.encoders()[0]
+        X, y, classes = reader.features(key, "test"), reader.labels("test"), reader.classes("test")
+        memory = reader.features(key, "train")
+    memory = memory[np.sort(np.random.default_rng(0).choice(5, 3, replace=False))]
+    det = PromptAnomalyDetector(tiny_encoder.encode_texts(prompts["normal"]),
+                                tiny_encoder.encode_texts(prompts["anomalous"])).fit(memory)
+    truth = y != classes.index("good")
+    expected = anomaly_metrics(truth, det.score_samples(X))
+    assert summary["results"]["combined"]["auroc"] == pytest.approx(expected["auroc"], abs=1e-6)
+    assert summary["shots"] == 3 and summary["results"]["zero_shot"]["n_anomalous"] == 4
+    code, out, _ = run(args, capsys)
+    assert code == 0 and "image AUROC" in out and "3-shot normal memory" in out
+    code, _, err = run(["anomaly", "--store", store, "--split", "test", "--object", "bottle",
+                        "--normal-class", "ok", "-q"], capsys)
+    assert code == 2 and "no class 'ok'" in err
+    code, _, err = run(["anomaly", "--store", store, "--split", "test", "--object", "bottle", "--shots", "2"], capsys)
+    assert code == 2 and "--normal-split" in err

@@ -1,0 +1,112 @@
+"""MetaCLIP curation: matching against a brute-force word-sequence loop, the official balancing
+rule (kept-probability against a seeded count within binomial error, counts <= t keep all),
+metadata files, and fs curate writing a manifest that fs extract's manifest reader accepts."""
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from featurestore.curation import curate, entry_probabilities, keep_probability, read_metadata
+from featurestore.errors import SourceError
+from featurestore.store import FeatureStore
+from tests.cli_runner import run
+
+
+def mentions(caption, entry):
+    """Brute force: the entry's words occur consecutively among the caption's words."""
+    c, e = re.findall(r"\w+", caption.lower()), re.findall(r"\w+", entry.lower())
+    return any(c[i:i + len(e)] == e for i in range(len(c) - len(e) + 1))
+
+
+def synthetic_pool(n=3000, seed=0):
+    """Captions mentioning a head entry often, mid entries sometimes, tail entries rarely."""
+    rng = np.random.default_rng(seed)
+    entries = ["dog", "red car", "cat", "sea lion", "zebra", "tiny owl"]
+    weights = np.array([0.6, 0.25, 0.1, 0.03, 0.015, 0.005])
+    captions = []
+    for _ in range(n):
+        picked = rng.choice(len(entries), size=rng.integers(0, 3), replace=False, p=weights)
+        filler = rng.choice(["a photo of", "the", "my", "look at this"])
+        captions.append(" ".join([filler] + [entries[k] for k in picked] + ["outside"]))
+    return captions, entries
+
+
+def test_counts_match_brute_force():
+    captions, entries = synthetic_pool(400)
+    captions += ["Sea-Lion!", "sealion", "red  car", "category"]
+    entries += ["cat"]  # a duplicate entry counts the same captions
+    result = curate(captions, entries, t=1e9)
+    expected = [sum(mentions(c, e) for c in captions) for e in entries]
+    assert result.counts_before.tolist() == expected
+    assert result.matched.tolist() == [any(mentions(c, e) for e in entries) for c in captions]
+    assert result.kept.tolist() == result.matched.tolist()  # t above every count keeps all matches
+
+
+def test_kept_probability_by_seeded_count():
+    captions, entries = synthetic_pool()
+    t = 60
+    result = curate(captions, entries, t=t, seed=0)
+    counts = result.counts_before
+    p = np.minimum(1, t / counts)
+    expected = np.array([1 - np.prod([1 - p[k] for k, e in enumerate(entries) if mentions(c, e)])
+                         if any(mentions(c, e) for e in entries) else 0.0 for c in captions])
+    from featurestore.concept_frequency import CaptionIndex
+
+    caps, ids = CaptionIndex.build(captions).match(entries)
+    np.testing.assert_allclose(keep_probability(caps, ids, entry_probabilities(counts, t), len(captions)), expected)
+    # Repeated seeded draws: the kept frequency of each caption group is within binomial error.
+    runs = 200
+    kept = np.mean([curate(captions, entries, t=t, seed=s).kept for s in range(runs)], axis=0)
+    for value in np.unique(np.round(expected, 12)):
+        group = np.isclose(expected, value)
+        se = np.sqrt(max(value * (1 - value), 1e-12) / (runs * group.sum()))
+        assert abs(kept[group].mean() - value) <= 4 * se + 1e-12
+    # Entries at or below t keep every caption; caption rows matching only them are always kept.
+    tail = [k for k in range(len(entries)) if counts[k] <= t]
+    assert tail and all(result.counts_after[k] == counts[k] for k in tail)
+
+
+def test_threshold_and_metadata_files(tmp_path):
+    with pytest.raises(SourceError, match="t must be > 0"):
+        entry_probabilities(np.array([3]), 0)
+    txt = tmp_path / "m.txt"
+    txt.write_text("dog\n\nred car\n")
+    assert read_metadata(txt) == ["dog", "red car"]
+    js = tmp_path / "m.json"
+    js.write_text(json.dumps(["dog", "sea lion"]))
+    assert read_metadata(js) == ["dog", "sea lion"]
+    txt.write_text("dog\n!!\n")
+    with pytest.raises(SourceError, match="entry 2"):
+        read_metadata(txt)
+
+
+def test_fs_curate_writes_a_manifest(tmp_path, capsys):
+    captions, entries = synthetic_pool(500)
+    path = tmp_path / "s.h5"
+    with FeatureStore(path, mode="a") as w:
+        w.add_rows("laion", [f"r{i}" for i in range(len(captions))], [f"img/{i}.jpg" for i in range(len(captions))],
+                   [-1] * len(captions), captions=captions)
+    meta = tmp_path / "entries.txt"
+    meta.write_text("\n".join(entries + ["unicorn"]))
+    out = tmp_path / "curated.csv"
+    args = ["curate", "--store", path, "--pool", "laion", "--metadata", meta, "--t", "20", "--out", out]
+    code, text, err = run(args + ["--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(text)
+    expected = curate(captions, entries + ["unicorn"], t=20, seed=0)
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == [f"r{i}" for i in np.flatnonzero(expected.kept)]
+    assert all(r["caption"] == captions[int(r["id"][1:])] for r in rows)
+    assert summary["kept"] == len(rows) and summary["head"][0]["entry"] == "dog"
+    assert summary["head"][0]["after"] < summary["head"][0]["before"]
+    from featurestore.sources.manifest import ManifestSource  # the manifest reads back as a source
+
+    records = ManifestSource(out)._records
+    assert {(r.id, r.caption) for r in records} == {(r["id"], r["caption"]) for r in rows}
+    code, text, _ = run(args, capsys)
+    assert code == 0 and "head entries" in text and "1 entries match no caption" in text
+    code, _, err = run(["curate", "--store", path, "--pool", "nope", "--metadata", meta, "--out", out], capsys)
+    assert code == 2 and "no split 'nope'" in err
