@@ -53,6 +53,8 @@ def test_notebook_runs(path, workdir, jupyter_path, tiny_checkpoint, monkeypatch
     monkeypatch.setenv("FS_MODEL_CONFIG", str(TINY_CONFIG))
     monkeypatch.setenv("FS_PRETRAINED", str(tiny_checkpoint))
     monkeypatch.setenv("FS_DEVICE", "cpu")
+    monkeypatch.setenv("FS_AUX_MODEL", "timm:test_efficientnet")  # 06's auxiliary encoder: tiny, random
+    monkeypatch.setenv("FS_AUX_PRETRAINED", "random")
     monkeypatch.setenv("FS_WORKDIR", str(workdir))
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=180, kernel_name=KERNEL, resources={"metadata": {"path": str(path.parent)}})
