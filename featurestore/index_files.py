@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from urllib.parse import quote
 from featurestore.errors import FeatureStoreError
 
 _TMP = re.compile(r"^\.(?P<final>.+\.(?:faiss|json))\.(?P<pid>\d+)\.[^.]+\.tmp$")
+_LEGACY_TMP = re.compile(r"^\.(?P<final>.+\.(?:faiss|json))\.[^.]+\.tmp$")  # featurestore 0.1: no pid
+LEGACY_TMP_AGE_S = 3600
 
 
 def name_part(text: str) -> str:
@@ -104,12 +107,16 @@ def atomic_write(path: Path, write: Callable[[Path], None], mode: int | None = N
 
 def remove_leftovers(store_path: str | os.PathLike) -> list[Path]:
     """Remove the temporary index files beside the store whose writing process is gone (killed
-    mid-write); returns them. Files of a live process (a build in progress) are left alone."""
+    mid-write); returns them. Files of a live process (a build in progress) are left alone; those
+    of featurestore 0.1, which named no process, are removed once an hour old."""
     store_path = Path(store_path)
     removed = []
     for tmp in store_path.parent.glob(f".{glob_escape(store_path.name)}.*.tmp"):
         match = _TMP.match(tmp.name)
-        if match is None or _alive(int(match.group("pid"))):
+        if match is not None:
+            if _alive(int(match.group("pid"))):
+                continue
+        elif _LEGACY_TMP.match(tmp.name) is None or not _older_than(tmp, LEGACY_TMP_AGE_S):
             continue
         try:
             tmp.unlink()
@@ -117,6 +124,13 @@ def remove_leftovers(store_path: str | os.PathLike) -> list[Path]:
             continue
         removed.append(tmp)
     return removed
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:

@@ -237,6 +237,12 @@ def test_a_killed_build_leaves_no_index_and_its_temp_files_are_cleaned(tmp_path)
         sleeper.wait()
     assert remove_leftovers(path) == [live]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    # featurestore 0.1 named no process: its leftovers go once an hour old
+    old, fresh = tmp_path / ".s.h5.test|enc.pool.Flat.faiss.k3j_x9.tmp", tmp_path / ".s.h5.test|enc.pool.Flat.json.q1w2.tmp"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(old, (old.stat().st_atime, old.stat().st_mtime - 7200))
+    assert remove_leftovers(path) == [old] and fresh.exists()
 
 
 def test_cli_auto_report_search_and_info(tmp_path, capsys) -> None:
