@@ -118,3 +118,23 @@ def test_solve_list_has_the_new_solvers(capsys):
     assert code == 0
     assert "amu  (AMU): AMU-Tuning" in out and "label-free  (LabelFree): Label-free" in out
     assert "--param rounds=3" in out and "--param uncertainty=\"moment\"" in out
+
+
+def test_label_free_claims_no_gain_on_noise(tmp_path, capsys):
+    """Features unrelated to the labels: the report says the gain is not significant."""
+    rng = np.random.default_rng(7)
+    labels = {"pool": np.arange(300) % 3}
+    path = make_feature_store(tmp_path / "noise.h5", {"pool": rng.standard_normal((300, 8))}, labels=labels,
+                              classes={"pool": CLASSES[:3]})
+    with FeatureStore(path, mode="a") as writer:
+        w = rng.standard_normal((3, 8)).astype(np.float32)
+        writer.put_text_bank("test/enc", "pool/simple", w, CLASSES[:3], kind="classes", classes=CLASSES[:3],
+                             templates=["a {}"], per_template=w[:, None, :])
+    code, out, err = run(["solve", "label-free", "--store", path, "--unlabelled", "pool", "--test", "pool",
+                          "--param", "k_per_class=20", "--json"], capsys)
+    assert code == 0, err
+    run_ = json.loads(out)["runs"][0]
+    assert not run_["gain_significant"] and abs(run_["gain"]) < 3 * run_["gain_se"] + 0.02
+    code, out, _ = run(["solve", "label-free", "--store", path, "--unlabelled", "pool", "--test", "pool",
+                        "--param", "k_per_class=20"], capsys)
+    assert "no gain claimed" in out

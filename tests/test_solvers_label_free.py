@@ -94,3 +94,21 @@ def test_needs_text_weights():
 
     with pytest.raises(InputError, match="text_weights"):
         LabelFree().fit(np.ones((3, 2)))
+
+
+def test_gain_and_its_paired_standard_error():
+    from scipy.stats import sem
+
+    from solvers.zero_shot_gain import gain_over_zero_shot
+
+    rng = np.random.default_rng(5)
+    T = rng.standard_normal((3, 4))
+    X, y = rng.standard_normal((200, 4)), rng.integers(0, 3, 200)
+    predicted = rng.integers(0, 3, 200)
+    zero = (unit(X) @ unit(T).T).argmax(1) == y
+    out = gain_over_zero_shot(predicted, X, y, T)
+    d = (predicted == y).astype(float) - zero
+    assert out["zero_shot_accuracy"] == pytest.approx(zero.mean())
+    assert out["gain"] == pytest.approx(d.mean()) and out["gain_se"] == pytest.approx(sem(d))
+    assert out["gain_significant"] == (d.mean() > 2 * sem(d))
+    assert gain_over_zero_shot(y, X, y, T)["gain_significant"]  # perfect predictions beat zero-shot

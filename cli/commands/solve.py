@@ -326,7 +326,11 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
         if Xv is not None:
             run["val_accuracy"] = float(solver.score(Xv, yv))
         if name in GAIN_SOLVERS and (X_test is not None or Xv is not None):
-            run.update(_gain_over_zero_shot(solver, *((X_test, y_test) if X_test is not None else (Xv, yv))))
+            from solvers.zero_shot_gain import gain_over_zero_shot
+
+            Xg, yg = (X_test, y_test) if X_test is not None else (Xv, yv)
+            D = solver.text_weights.shape[1]
+            run.update(gain_over_zero_shot(solver.predict(Xg), Xg[:, :D], yg, solver.text_weights, solver.logit_scale))
         run["chosen"] = {**_fitted_scalars(solver), **({"temperature": solver.temperature} if calibrate else {})}
         run["warnings"] = list(getattr(solver, "fit_warnings_", []) or [])
         run["solver"] = solver
@@ -384,23 +388,6 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
                    f"{100 * summary[f'std_{key}']:.2f} over {len(runs)} seeds")
     for model_name in saved:
         click.echo(f"saved model {model_name!r}")
-
-
-def _gain_over_zero_shot(solver, X, y) -> dict:
-    """Accuracy of zero-shot CLIP on the same rows, the gain, its paired standard error and whether
-    it exceeds two standard errors."""
-    import numpy as np
-
-    from solvers.zeroshot import zero_shot_logits
-
-    D = solver.text_weights.shape[1]
-    right = solver.predict(X) == y
-    zero = zero_shot_logits(np.asarray(X[:, :D], np.float64), solver.text_weights).argmax(axis=1) == y
-    diff = right.astype(float) - zero.astype(float)
-    se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("inf")
-    gain = float(diff.mean())
-    return {"zero_shot_accuracy": float(zero.mean()), "gain": gain, "gain_se": se,
-            "gain_significant": bool(abs(gain) > 2 * se and gain > 0)}
 
 
 def _solve_incremental(cls, params: dict, store: str, encoder: str | None, train: str | None, val: str | None,
