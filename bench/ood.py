@@ -55,9 +55,9 @@ def main() -> None:
     zeroshot = ZeroShot(text_weights=text, logit_scale=10.0).fit()
     probe = LinearProbe().fit(X_tr, y_tr, X_val=X_val, y_val=y_val)
     logits = {
-        "classifier": [classifier.decision_function(V) for V in (V_val, V_te, V_ood)],
-        "zero-shot": [zeroshot.decision_function(X) for X in (X_val, X_te, X_ood)],
-        "linear probe": [probe.decision_function(X) for X in (X_val, X_te, X_ood)],
+        "classifier": [classifier.class_logits(V) for V in (V_val, V_te, V_ood)],
+        "zero-shot": [zeroshot.class_logits(X) for X in (X_val, X_te, X_ood)],
+        "linear probe": [probe.class_logits(X) for X in (X_val, X_te, X_ood)],
     }
     rows = []
     for name, (_, z_te, z_ood) in logits.items():

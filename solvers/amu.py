@@ -156,7 +156,7 @@ class AMU(Solver):
         aux = standardize_rows(A.astype(np.float64) @ self.aux_coef_.T + self.aux_intercept_)
         return zs, uncertainty_factor(zs, self.uncertainty, self.power)[:, None] * aux
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits (n, C): zero-shot + alpha * kappa * standardized auxiliary logits."""
         zs, bias = self.logit_parts(X)
         return zs + self.alpha_ * bias

@@ -1,7 +1,7 @@
 """The solver base class: scikit-learn estimator conventions plus a flat, file-friendly state.
 
-Every solver produces logits with ``decision_function``; probabilities, predictions and accuracy
-follow from them here. ``get_state``/``from_state`` turn a fitted solver into plain arrays plus
+Every solver produces (n, C) logits with ``class_logits``; scikit-learn's ``decision_function``,
+probabilities, predictions (labels from ``classes_``) and accuracy follow from them here. ``get_state``/``from_state`` turn a fitted solver into plain arrays plus
 JSON-able params so it can be saved in a store or an .npz file without pickling.
 """
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from solvers.checks import check_target, encode_labels, resolve_classes
 from solvers.errors import InputError
-from solvers.estimator_protocol import ClassifierProtocol, NotFittedError
+from solvers.estimator_protocol import ClassifierProtocol, not_fitted_error
 
 from solvers.softmax import softmax
 
@@ -33,15 +34,25 @@ def _to_json(value: Any) -> Any:
 
 
 class Solver(ClassifierProtocol):
-    """Base of all solvers: subclasses implement ``fit`` and ``decision_function`` (logits, (n, C)).
+    """Base of all solvers: subclasses implement ``fit`` and ``class_logits`` ((n, C), one column per
+    entry of ``classes_``).
 
-    One contract for every solver: ``predict_proba`` is softmax(decision_function / temperature)
-    and ``predict`` its argmax (a solver whose natural output is a probability, such as kNN's
-    vote shares, returns its clipped log as logits), so any solver's logits may be softmaxed.
+    One contract for every solver: ``predict_proba`` is softmax(logits / temperature) and
+    ``predict`` the label of ``classes_`` with the largest logit (a solver whose natural output
+    is a probability, such as kNN's vote shares, returns its clipped log as logits), so any
+    solver's logits may be softmaxed. ``decision_function`` is scikit-learn's: the logits, except
+    for two classes, where it is the margin logits[:, 1] - logits[:, 0] (positive means
+    ``classes_[1]``), as scikit-learn's binary classifiers return.
 
-    ``predict_proba`` is softmax(logits / temperature). ``ClassifierProtocol`` makes it a
-    scikit-learn classifier (clone, grid search, stratified CV, accuracy score) without
-    importing scikit-learn.
+    Labels: ``classes_`` holds the class labels (any sortable hashable values: strings,
+    non-contiguous integers); ``fit`` maps labels onto them (``_fit_labels``). A solver with
+    ``text_weights`` has one class per text-bank row, in the bank's order: its ``classes``
+    constructor parameter names them (default range(C)) and labels must be among them. Without a
+    text bank, ``classes_`` are the sorted distinct training labels (or ``classes`` /
+    range(``n_classes``) when given, for a class with no rows in this fit).
+
+    ``ClassifierProtocol`` makes it a scikit-learn classifier (clone, grid search, stratified CV,
+    accuracy score, scikit-learn's estimator checks) without importing scikit-learn.
     Subclasses list the fitted attributes to persist in ``_state_arrays`` (arrays) and
     ``_state_scalars`` (JSON-able values); ``classes_`` and ``n_features_in_`` are always kept.
     """
@@ -54,27 +65,61 @@ class Solver(ClassifierProtocol):
     #: Constructor parameters that carry data (embeddings, labels, prompt strings) rather than
     #: hyper-parameters: callers pass arrays (``workflows.solver_arrays`` reads them from a
     #: store); ``fs solve --list`` does not offer them as ``--param`` options.
-    _data_params: tuple[str, ...] = ("text_weights",)
+    _data_params: tuple[str, ...] = ("text_weights", "classes")
+
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
+        """Logits (n_samples, n_classes), column k for ``classes_[k]``."""
+        if type(self).decision_function is not Solver.decision_function:
+            # a subclass written before ``class_logits`` existed overrides decision_function with its
+            # (n, C) logits: they are its logits (its decision_function is then not binary-shaped)
+            return type(self).decision_function(self, X)
+        raise NotImplementedError(f"{type(self).__name__} does not implement class_logits")
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Logits (n_samples, n_classes)."""
-        raise NotImplementedError
+        """scikit-learn's decision function: the logits (n, C), or for two classes the margin
+        logits[:, 1] - logits[:, 0] (n,), positive for ``classes_[1]``."""
+        self._check_fitted()
+        self._check_n_features(X)
+        z = self.class_logits(X)
+        return z[:, 1] - z[:, 0] if z.ndim == 2 and z.shape[1] == 2 else z
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+            raise not_fitted_error(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    def _check_n_features(self, X: object) -> None:
+        """scikit-learn's message for features of the wrong width (a cheap shape check; each
+        solver validates the values itself)."""
+        expected = getattr(self, "n_features_in_", 0)
+        shape = getattr(X, "shape", None)
+        if expected and shape is not None and len(shape) == 2 and shape[1] != expected:
+            raise InputError(f"X has {shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{expected} features as input")
 
     def _set_classes(self, n_classes: int, n_features: int) -> None:
-        self.classes_ = np.arange(n_classes)
+        """``classes_`` = the ``classes`` parameter (one label per class, in order) or range(C)."""
+        self.classes_ = resolve_classes(getattr(self, "classes", None), None, n_classes)
         self.n_features_in_ = int(n_features)
+
+    def _fit_labels(self, y: object, n_samples: int, text_rows: int | None = None) -> np.ndarray:
+        """Check the training labels, set ``classes_`` (see the class doc) and return the labels
+        as indices into it (int64)."""
+        y = check_target(y, n_samples, owner=type(self).__name__)
+        self.classes_ = resolve_classes(getattr(self, "classes", None), getattr(self, "n_classes", None),
+                                        text_rows, y)
+        return encode_labels(y, self.classes_)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities softmax(logits / temperature), (n_samples, n_classes)."""
-        return softmax(self.decision_function(X), getattr(self, "temperature", 1.0))
+        self._check_fitted()
+        self._check_n_features(X)
+        return softmax(self.class_logits(X), getattr(self, "temperature", 1.0))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class index with the largest logit for each row."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        """The label of ``classes_`` with the largest logit for each row (ties: the first)."""
+        self._check_fitted()
+        self._check_n_features(X)
+        return np.asarray(self.classes_)[np.argmax(self.class_logits(X), axis=1)]
 
     def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Fitted state as (arrays, params): arrays hold array-valued constructor params

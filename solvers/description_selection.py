@@ -117,7 +117,7 @@ class DescriptionSelection(Solver):
         P, owners, _ = check_prompts(self.prompt_weights, self.prompt_classes, len(self.classes_))
         return prompt_similarities(X, P), owners
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """logit_scale * the mean cosine over each class's selected prompts, (n, C)."""
         S, owners = self._similarities(X)
         return self.logit_scale * mean_class_scores(S, owners, len(self.classes_), np.asarray(self.selected_, bool))

@@ -55,7 +55,7 @@ class DescriptorClassifier(Solver):
         P, _, _ = check_prompts(self.prompt_weights, self.prompt_classes, len(self.classes_))
         return prompt_similarities(X, P)
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """logit_scale * the mean cosine over each class's descriptor prompts, (n, C)."""
         S = self._similarities(X)
         return self.logit_scale * mean_class_scores(S, np.asarray(self.prompt_classes), len(self.classes_))

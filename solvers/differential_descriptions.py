@@ -90,7 +90,7 @@ class DifferentialDescriptions(Solver):
         k = min(int(self.top_k), Z.shape[1])
         return np.argsort(-Z, axis=1, kind="stable")[:, :k]
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Re-ranked logits (n, C): description scores on the ambiguous set, zero-shot order below it."""
         self._check_fitted()
         X = check_features(X, n_features=self.n_features_in_)

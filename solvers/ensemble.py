@@ -4,7 +4,7 @@ probability average; COOkeD, Liberatori et al., 2025, for heterogeneous CLIP ens
 
 Members may need different inputs (imported logits are per row, not a function of X), so the
 math works on a list of member logit matrices (``fit_logits``, ``combine``); ``fit`` and
-``decision_function`` on X just ask each member for its logits first.
+``class_logits`` on X just ask each member for its logits first.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from solvers.base import STATE_FORMAT_VERSION, Solver, _to_json
-from solvers.checks import check_labels
+from solvers.checks import check_features, check_labels, check_target, encode_labels
 from solvers.softmax import log_softmax, softmax
 from solvers.temperature_scaling import fit_temperature
 from solvers.errors import InputError
@@ -128,21 +128,36 @@ class Ensemble(Solver):
     def _member_logits(self, X: np.ndarray) -> list[np.ndarray]:
         if not self.members:
             raise InputError("Ensemble needs fitted members (members=[...])")
-        return [member.decision_function(X) for member in self.members]
+        return [member.class_logits(X) for member in self.members]
+
+    def _member_classes(self) -> np.ndarray:
+        """The members' common ``classes_`` (refused when they differ: their columns would not align)."""
+        if not self.members:
+            raise InputError("Ensemble needs fitted members (members=[...])")
+        classes = [np.asarray(member.classes_) for member in self.members]
+        if any(c.shape != classes[0].shape or not np.array_equal(c, classes[0]) for c in classes[1:]):
+            raise InputError("the members have different classes_; an ensemble needs one class list")
+        return classes[0]
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None,
             X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> "Ensemble":
-        """Choose weights (and temperatures) on (X_val, y_val); X, y are ignored (members are fitted)."""
-        if not self.members:
-            raise InputError("Ensemble needs fitted members (members=[...])")
+        """Choose weights (and temperatures) on (X_val, y_val), whose labels are among the members'
+        ``classes_``; X, y are ignored (members are fitted). ``classes_`` are the members'."""
+        classes = self._member_classes()
         if X_val is not None:
-            self.n_features_in_ = int(np.asarray(X_val).shape[1])
-            return self.fit_logits(self._member_logits(X_val), y_val)
-        self.n_features_in_ = int(getattr(self.members[0], "n_features_in_", 0))
-        n_classes = len(self.members[0].classes_)
-        return self.fit_logits([np.zeros((1, n_classes))] * len(self.members))
+            if y_val is not None:
+                n = len(X_val) if not hasattr(X_val, "shape") else X_val.shape[0]
+                y_val = encode_labels(check_target(y_val, n, name="y_val"), classes, name="y_val")
+            mats = self._member_logits(X_val)
+            self.fit_logits(mats, y_val)
+            self.n_features_in_ = int(check_features(X_val, name="X_val").shape[1])
+        else:
+            self.fit_logits([np.zeros((1, classes.size))] * len(self.members))
+            self.n_features_in_ = int(getattr(self.members[0], "n_features_in_", 0))
+        self.classes_ = classes
+        return self
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Ensemble logits: log of the mixed probabilities, or the weighted scaled logits."""
         return self.combine_logits(self._member_logits(X))
 

@@ -9,3 +9,8 @@ traceback.
 
 class InputError(ValueError):
     """Bad input to a solver: wrong shapes, non-finite values, unknown labels, bad parameters."""
+
+
+class InputTypeError(InputError, TypeError):
+    """Input of a type that cannot be converted (e.g. a dict among the features): an InputError
+    that is also the TypeError scikit-learn's conventions expect for it."""

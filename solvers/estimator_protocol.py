@@ -10,6 +10,7 @@ tools rely on — ``get_params``/``set_params`` from the constructor signature, 
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,40 @@ from solvers.errors import InputError
 
 class NotFittedError(ValueError, AttributeError):
     """A solver was used before ``fit`` (same bases as scikit-learn's NotFittedError)."""
+
+
+class DataConversionWarning(UserWarning):
+    """Input was converted to the expected shape (a column-vector ``y``), as scikit-learn's."""
+
+
+_TWINS: dict[type, type] = {}
+
+
+def sklearn_twin(ours: type, module: str, name: str) -> type:
+    """``ours``, or, once scikit-learn's ``module`` is imported (by the caller, never here), a
+    subclass of both ``ours`` and its scikit-learn counterpart ``module.name``.
+
+    A solver raises scikit-learn's own ``NotFittedError`` and warns its ``DataConversionWarning``
+    wherever code could catch them (``sklearn.exceptions`` imported), while ``import solvers.gda``
+    never pays for importing scikit-learn. ``except NotFittedError`` with this module's class
+    catches both.
+    """
+    theirs = getattr(sys.modules.get(module), name, None)
+    if theirs is None or issubclass(ours, theirs):
+        return ours
+    if ours not in _TWINS:
+        _TWINS[ours] = type(ours.__name__, (ours, theirs), {"__module__": ours.__module__, "__doc__": ours.__doc__})
+    return _TWINS[ours]
+
+
+def not_fitted_error(message: str) -> NotFittedError:
+    """A NotFittedError (scikit-learn's too, when scikit-learn is loaded)."""
+    return sklearn_twin(NotFittedError, "sklearn.exceptions", "NotFittedError")(message)
+
+
+def data_conversion_warning() -> type:
+    """The DataConversionWarning class to warn with (scikit-learn's too, when loaded)."""
+    return sklearn_twin(DataConversionWarning, "sklearn.exceptions", "DataConversionWarning")
 
 
 class ClassifierProtocol:
@@ -64,7 +99,9 @@ class ClassifierProtocol:
     def __sklearn_tags__(self) -> Any:
         from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
 
-        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+        # a solver that fits without labels (zero-shot, unsupervised) does not require y
+        required = getattr(self, "fit_input", "labels") == "labels"
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=required),
                     classifier_tags=ClassifierTags(), input_tags=InputTags())
 
     def score(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:

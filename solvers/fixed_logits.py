@@ -12,9 +12,9 @@ from solvers.errors import InputError
 class FixedLogits(Solver):
     """Returns stored (N, C) ``logits`` for the N rows they were computed on.
 
-    ``kind="probabilities"`` marks softmax outputs: ``decision_function`` returns their log
+    ``kind="probabilities"`` marks softmax outputs: ``class_logits`` returns their log
     (clipped at 1e-12), so softmax gives the probabilities back. ``source`` names where they
-    came from (the imported classifier's name). ``decision_function(X)`` only checks that X has
+    came from (the imported classifier's name). ``class_logits(X)`` only checks that X has
     the same N rows (the features of the same split, in store order).
     """
 
@@ -41,7 +41,7 @@ class FixedLogits(Solver):
         self._set_classes(z.shape[1], 0 if X is None else np.asarray(X).shape[1])
         return self
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """The stored logits (or log-probabilities); X must have as many rows."""
         self._check_fitted()
         z = np.asarray(self.logits, dtype=np.float64)

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from solvers.base import Solver
-from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
-                            check_validation_pair, resolve_n_classes)
+from solvers.checks import (check_class_counts, check_features, check_labels, check_target,
+                            check_text_weights, check_validation_pair, encode_labels, resolve_classes)
 from solvers.class_statistics import ClassStatistics
 from solvers.fit_warnings import record_warning, start_warnings, warn_on_grid_edge
 from solvers.normalize import l2_normalize
@@ -45,7 +45,8 @@ class GDA(Solver):
     within-class covariance; "empirical" = pinv of the MLE S = scatter / N).
     W = mu P, b_k = log pi_k - 1/2 mu_k P mu_k^T (``priors`` "uniform" or "empirical").
     With ``text_weights``: logits = logit_scale * x T^T + alpha * (x W^T + b); otherwise
-    logits = x W^T + b. ``alpha=None`` picks alpha from ``alphas`` by validation accuracy when
+    logits = x W^T + b. Labels may be any class labels (``classes_``; with ``text_weights`` one
+    per bank row, named by ``classes``, default range(C)). ``alpha=None`` picks alpha from ``alphas`` by validation accuracy when
     X_val/y_val are given, else uses ``default_alpha`` (1.0). Rows are L2-normalized as in the
     official code (``normalize=False`` keeps raw features, e.g. for non-CLIP Gaussian data).
 
@@ -59,12 +60,13 @@ class GDA(Solver):
     _state_scalars = ("alpha_", "val_scores_")
 
     def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
-                 alpha: float | None = None, alphas: tuple[float, ...] = ALPHAS,
+                 classes: list | np.ndarray | None = None, alpha: float | None = None, alphas: tuple[float, ...] = ALPHAS,
                  default_alpha: float = 1.0, covariance: str = "ks", priors: str = "uniform",
                  normalize: bool = True, logit_scale: float = 100.0,
                  temperature: float = 1.0) -> None:
         self.text_weights = text_weights
         self.n_classes = n_classes
+        self.classes = classes
         self.alpha = alpha
         self.alphas = alphas
         self.default_alpha = default_alpha
@@ -85,12 +87,12 @@ class GDA(Solver):
             y_val: np.ndarray | None = None) -> "GDA":
         """Fit class means and the shared precision on (X, y); pick alpha on (X_val, y_val)."""
         T = self._check_params()
-        for name in ("stat_counts_", "stat_sums_", "stat_scatter_"):
+        for name in ("stat_counts_", "stat_sums_", "stat_scatter_", "partial_classes_"):
             self.__dict__.pop(name, None)  # a full fit starts the incremental statistics afresh
         X = check_features(X, n_features=None if T is None else T.shape[1])
-        C = resolve_n_classes(T, self.n_classes, y)
-        y = check_labels(y, X.shape[0], C)
-        check_class_counts(y, C)
+        y = self._fit_labels(y, X.shape[0], None if T is None else T.shape[0])
+        C = self.classes_.size
+        check_class_counts(y, C, classes=self.classes_)
         # Statistics are merged over row blocks: the same numbers as one pass, with temporaries
         # of one block instead of several copies of X.
         stats = ClassStatistics.empty(C, X.shape[1])
@@ -101,14 +103,17 @@ class GDA(Solver):
         if self.covariance in ("ledoit_wolf", "oas"):
             Xn = l2_normalize(X) if self.normalize else X
             centred = (Xn - stats.means.astype(Xn.dtype)[y]).astype(np.float64)
-        return self._fit_statistics(stats, X_val, y_val, centred)
+        return self._fit_statistics(stats, X_val, y_val, centred, classes=self.classes_)
 
     def partial_fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
-                    y_val: np.ndarray | None = None) -> "GDA":
+                    y_val: np.ndarray | None = None, *, classes: list | np.ndarray | None = None) -> "GDA":
         """Add rows, and classes, by merging their sufficient statistics (class-incremental GDA).
 
-        Labels may name classes not seen before (new classes extend the class range to max(y) + 1;
-        every class below it must have rows by the end of this call). No row is kept: counts,
+        Labels are indices 0, 1, ... unless a class list is known: ``classes`` (here, on the first
+        call, as scikit-learn's ``partial_fit``; or the constructor's), in the order classes arrive;
+        labels are mapped onto it. Labels may name classes not seen before (new classes extend
+        the class range to the largest index + 1, ``classes_`` the list's first classes; every
+        class below it must have rows by the end of this call). No row is kept: counts,
         sums and the within-class scatter merge exactly (Chan et al.), so after any sequence of
         calls the model equals ``fit`` on the union of the rows (alpha aside, which is chosen on
         this call's validation pair, else fixed). With ``text_weights`` of C_T rows the zero-shot
@@ -118,14 +123,25 @@ class GDA(Solver):
         if self.covariance not in ("ks", "empirical"):
             raise InputError(f"covariance={self.covariance!r} needs all feature rows at once; "
                              "partial_fit supports 'ks' and 'empirical'")
-        X = check_features(X, n_features=None if T is None else T.shape[1])
-        y = check_labels(y, X.shape[0], None if T is None else T.shape[0])
         previous = getattr(self, "stat_counts_", None)
+        if previous is not None:
+            self._check_n_features(X)
+        X = check_features(X, n_features=None if T is None else T.shape[1])
+        known = getattr(self, "partial_classes_", None) if previous is not None else None
+        if classes is not None:
+            if known is not None and not np.array_equal(np.asarray(classes), np.asarray(known)):
+                raise InputError("classes differ from the list given on the first partial_fit call")
+            known = resolve_classes(classes, None, None if T is None else T.shape[0])
+        elif known is None and self.classes is not None:
+            known = resolve_classes(self.classes, None, None if T is None else T.shape[0])
+        if known is None:
+            y = check_labels(y, X.shape[0], None if T is None else T.shape[0])
+        else:
+            y = encode_labels(check_target(y, X.shape[0], owner=type(self).__name__), known)
+            self.partial_classes_ = np.asarray(known)
         if previous is None:
             stats = ClassStatistics.empty(0, X.shape[1])
         else:
-            if self.stat_sums_.shape[1] != X.shape[1]:
-                raise InputError(f"X has {X.shape[1]} features but the model was fitted on {self.stat_sums_.shape[1]}")
             stats = ClassStatistics(np.asarray(previous, np.int64).copy(), np.asarray(self.stat_sums_, np.float64),
                                     np.asarray(self.stat_scatter_, np.float64))
         C = max(stats.counts.size, int(y.max()) + 1)
@@ -137,14 +153,16 @@ class GDA(Solver):
             stats.update(l2_normalize(block) if self.normalize else block, y[start:start + FIT_BLOCK_ROWS])
         check_class_counts(np.repeat(np.arange(C), stats.counts), C)
         self.stat_counts_, self.stat_sums_, self.stat_scatter_ = stats.counts, stats.sums, stats.scatter
-        return self._fit_statistics(stats, X_val, y_val, None)
+        self.classes_ = np.arange(C) if known is None else np.asarray(known)[:C]
+        return self._fit_statistics(stats, X_val, y_val, None, classes=self.classes_)
 
     def get_state(self):
         """Base state plus, after ``partial_fit``, the sufficient statistics (``stat_*_``), so a
         loaded model can take further sessions."""
         arrays, params = super().get_state()
         if getattr(self, "stat_counts_", None) is not None:
-            for name in ("stat_counts_", "stat_sums_", "stat_scatter_"):
+            for name in ("stat_counts_", "stat_sums_", "stat_scatter_") + (
+                    ("partial_classes_",) if getattr(self, "partial_classes_", None) is not None else ()):
                 arrays[name] = np.asarray(getattr(self, name))
         return arrays, params
 
@@ -197,7 +215,10 @@ class GDA(Solver):
         return _pinv_symmetric(cov)
 
     def _fit_statistics(self, stats: ClassStatistics, X_val: np.ndarray | None,
-                        y_val: np.ndarray | None, centred: np.ndarray | None) -> "GDA":
+                        y_val: np.ndarray | None, centred: np.ndarray | None,
+                        classes: np.ndarray | None = None) -> "GDA":
+        """The model from class statistics; ``classes`` are the labels of their rows (default:
+        the ``classes`` parameter, else range(C))."""
         C, D = stats.sums.shape
         means = stats.means
         start_warnings(self)
@@ -210,14 +231,17 @@ class GDA(Solver):
         self.means_, self.precision_, self.priors_ = means, P, priors
         self.coef_ = W
         self.intercept_ = np.log(priors) - 0.5 * np.einsum("cd,cd->c", W, means)
-        self._set_classes(C, D)
+        if classes is None:
+            self._set_classes(C, D)
+        else:
+            self.classes_, self.n_features_in_ = np.asarray(classes), int(D)
         self.val_scores_ = None
         if self.text_weights is None:
             self.alpha_ = None
         elif self.alpha is not None:
             self.alpha_ = float(self.alpha)
         else:
-            val = check_validation_pair(X_val, y_val, D, C)
+            val = check_validation_pair(X_val, y_val, D, self.classes_)
             if val is None:
                 self.alpha_ = float(self.default_alpha)
             else:
@@ -229,8 +253,7 @@ class GDA(Solver):
         return self
 
     def _prepare(self, X: np.ndarray) -> np.ndarray:
-        X = check_features(X, n_features=self.n_features_in_,
-                           other="the fitted model" if self.text_weights is None else "text_weights")
+        X = check_features(X, n_features=self.n_features_in_, estimator=self)
         return l2_normalize(X) if self.normalize else X
 
     def _logit_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,7 +262,7 @@ class GDA(Solver):
         gda = Xn @ self.coef_.T.astype(Xn.dtype) + self.intercept_.astype(Xn.dtype)
         return zero_shot_logits(Xn, self._seen_text(), self.logit_scale), gda
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits (n, C): zero-shot + alpha * GDA with text weights, GDA alone without."""
         self._check_fitted()
         Xn = self._prepare(X)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.base import Solver
-from solvers.checks import check_features, check_labels, resolve_n_classes
+from solvers.checks import check_features
 from solvers.fit_warnings import record_warning, start_warnings
 from solvers.normalize import l2_normalize
 from solvers.errors import InputError
@@ -21,7 +21,7 @@ class KNN(Solver):
     s_j vote for their class with weight exp(s_j / tau) (``weighting="exp"``, tau = 0.07 as in
     Wu et al.), s_j (``"cosine"``, negative votes count as 0) or 1 (``"uniform"``).
 
-    The solvers' one contract holds: ``decision_function`` returns logits and ``predict_proba``
+    The solvers' one contract holds: ``class_logits`` returns (n, C) logits and ``predict_proba``
     is softmax(logits / temperature). The logits are log vote shares, log(max(p_c, 1e-12)) with
     p_c = v_c / sum_c' v_c' (uniform when no vote is positive), so softmax of them at
     temperature 1 is kNN's own vote-share probability (classes without a vote get ~1e-12).
@@ -36,12 +36,14 @@ class KNN(Solver):
 
     def __init__(self, k: int = 16, weighting: str = "exp", tau: float = 0.07,
                  n_classes: int | None = None, text_weights: np.ndarray | None = None,
-                 index_factory: str = "Flat", temperature: float = 1.0) -> None:
+                 classes: list | np.ndarray | None = None, index_factory: str = "Flat",
+                 temperature: float = 1.0) -> None:
         self.k = k
         self.weighting = weighting
         self.tau = tau
         self.n_classes = n_classes
         self.text_weights = text_weights
+        self.classes = classes
         self.index_factory = index_factory
         self.temperature = temperature
 
@@ -56,10 +58,9 @@ class KNN(Solver):
             raise InputError(f"k must be >= 1, got {self.k}")
         T = None if self.text_weights is None else np.asarray(self.text_weights)
         X = check_features(X, n_features=None if T is None else T.shape[1])
-        C = resolve_n_classes(T, self.n_classes, y)
-        self.train_labels_ = check_labels(y, X.shape[0], C)
+        self.train_labels_ = self._fit_labels(y, X.shape[0], None if T is None else T.shape[0])
         self.train_features_ = l2_normalize(X).astype(np.float32)
-        self._set_classes(C, X.shape[1])
+        self.n_features_in_ = int(X.shape[1])
         self._restore()
         start_warnings(self)
         n = X.shape[0]
@@ -85,7 +86,7 @@ class KNN(Solver):
     def kneighbors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, row indices) of the k nearest training rows, best first."""
         self._check_fitted()
-        Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, other="the index"))
+        Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, estimator=self))
         k = min(int(self.k), self.train_features_.shape[0])
         sims, idx = self.index_.search(np.ascontiguousarray(Xn, dtype=np.float32), k)
         return sims, idx
@@ -115,6 +116,6 @@ class KNN(Solver):
         np.divide(votes, total, out=out, where=total > 0)
         return out
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits (n, C): log vote shares clipped at log(1e-12), so softmax(logits) = vote shares."""
         return np.log(np.maximum(self.vote_shares(X), SHARE_FLOOR))

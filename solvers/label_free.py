@@ -128,7 +128,7 @@ class LabelFree(Solver):
         self._set_classes(C, X.shape[1])
         return self
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits (n, C) of the last round's head."""
         self._check_fitted()
         X = check_features(X, n_features=self.n_features_in_, other="the fitted model")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.base import Solver
-from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
-                            check_validation_pair, resolve_n_classes)
+from solvers.checks import check_class_counts, check_features, check_text_weights, check_validation_pair
 from solvers.errors import InputError
 from solvers.fit_warnings import record_warning, start_warnings, warn_on_grid_edge
 from solvers.normalize import l2_normalize
@@ -34,20 +33,22 @@ class LinearProbe(Solver):
     CLIP_benchmark does, keeping the regularisation per row (C scaled by n_train / n_total).
     ``init="text"`` starts L-BFGS from logit_scale * normalized ``text_weights`` (zero bias)
     instead of zeros. A fit that does not converge, or a C on the edge of the searched values,
-    warns and is listed in ``fit_warnings_``.
+    warns and is listed in ``fit_warnings_``. ``n_iter_`` is the L-BFGS iterations of the model's
+    final fit.
     """
 
     _state_arrays = ("coef_", "intercept_")
     _state_scalars = ("C_", "val_scores_")
 
     def __init__(self, C: float | None = None, n_classes: int | None = None,
-                 text_weights: np.ndarray | None = None, init: str = "zeros",
+                 text_weights: np.ndarray | None = None, classes: list | np.ndarray | None = None, init: str = "zeros",
                  default_C: float = 1.0, max_iter: int = 1000, tol: float = 1e-6,
                  final_tol: float = 1e-9, final_max_iter: int = 10000, n_finalists: int = 3,
                  refit_on_val: bool = False, logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.C = C
         self.n_classes = n_classes
         self.text_weights = text_weights
+        self.classes = classes
         self.init = init
         self.default_C = default_C
         self.max_iter = max_iter
@@ -83,7 +84,9 @@ class LinearProbe(Solver):
                    start: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
         """A cold fit at C to ``final_tol``; warns when it does not converge."""
         model = self._model(C, start, final=True)
-        if not self._fit_model(model, X, y):
+        converged = self._fit_model(model, X, y)
+        self.n_iter_ = int(np.max(model.n_iter_))  # L-BFGS iterations of this fit
+        if not converged:
             record_warning(self, f"L-BFGS did not converge at C = {C:.6g} in {self.final_max_iter} iterations "
                                  f"(tol {self.final_tol:g}); raise final_max_iter")
         return self._full(model, n_classes)
@@ -112,15 +115,15 @@ class LinearProbe(Solver):
         """Fit on (X, y); with C=None, choose C by accuracy on (X_val, y_val) only."""
         T = None if self.text_weights is None else check_text_weights(self.text_weights)
         X = check_features(X, n_features=None if T is None else T.shape[1])
-        n_classes = resolve_n_classes(T, self.n_classes, y)
-        y = check_labels(y, X.shape[0], n_classes)
-        check_class_counts(y, n_classes)
+        y = self._fit_labels(y, X.shape[0], None if T is None else T.shape[0])
+        n_classes = self.classes_.size
+        check_class_counts(y, n_classes, classes=self.classes_)
         if n_classes < 2:
-            raise InputError("a linear probe needs at least 2 classes")
+            raise InputError(f"a linear probe needs at least 2 classes; y has 1 class ({self.classes_[0]!r})")
         start_warnings(self)
         Xn = l2_normalize(X)
         start = self._text_start(n_classes)
-        val = None if self.C is not None else check_validation_pair(X_val, y_val, X.shape[1], n_classes)
+        val = None if self.C is not None else check_validation_pair(X_val, y_val, X.shape[1], self.classes_)
         if self.refit_on_val and self.C is None and val is None:
             raise InputError("refit_on_val=True needs a validation split (X_val, y_val)")
         self.val_scores_ = None
@@ -136,7 +139,7 @@ class LinearProbe(Solver):
                 self.C_ = self.C_ * n_train / y_all.size
                 W, b = self._final_fit(self.C_, X_all, y_all, n_classes, start)
         self.coef_, self.intercept_ = W, b
-        self._set_classes(n_classes, X.shape[1])
+        self.n_features_in_ = int(X.shape[1])
         return self
 
     def _search(self, Xn: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, n_classes: int,
@@ -178,10 +181,14 @@ class LinearProbe(Solver):
         # the finalists: best candidates by (accuracy, -NLL), smaller C first on exact ties
         finalists = sorted(ordered, key=lambda c: scores[c], reverse=True)
         finalists = sorted(finalists[:max(1, int(self.n_finalists))])
-        cold = {c: self._final_fit(c, Xn, y, n_classes, start) for c in finalists}
+        cold, iterations = {}, {}
+        for c in finalists:
+            cold[c] = self._final_fit(c, Xn, y, n_classes, start)
+            iterations[c] = self.n_iter_
         for c, fit in cold.items():
             scores[c] = score(fit)
         self.C_ = max(finalists, key=lambda c: scores[c])
+        self.n_iter_ = iterations[self.C_]
         self.val_scores_ = {repr(c): scores[c][0] for c in ordered}
         warn_on_grid_edge(self, "C", ordered, self.C_, "the search covers 1e-6 .. 1e6 and 7/8 of a decade beyond")
         return cold[self.C_]
@@ -194,10 +201,10 @@ class LinearProbe(Solver):
             return W[1:] - W[:1], b[1:] - b[:1]
         return W, b
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits x_n W^T + b, (n, C)."""
         self._check_fitted()
-        Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, other="the fitted model"))
+        Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, estimator=self))
         logits = Xn @ self.coef_.T.astype(Xn.dtype)
         logits += self.intercept_.astype(Xn.dtype)
         return logits

@@ -110,7 +110,7 @@ class PerceptionCLIP(Solver):
         self._set_classes(C, D)
         return self
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """log p(y|x), (n, C); softmax of it is p(y|x) itself."""
         self._check_fitted()
         X = check_features(X, n_features=self.n_features_in_, other="prompt_weights")

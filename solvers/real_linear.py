@@ -114,7 +114,7 @@ class RealLinear(Solver):
     def _mix(self, zero_shot: np.ndarray, linear: np.ndarray) -> np.ndarray:
         return (1 - self.wise_alpha) * zero_shot + self.wise_alpha * linear
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """(1 - a) logit_scale x_n T_n^T + a x_n W^T, (n, C)."""
         self._check_fitted()
         Xn = l2_normalize(check_features(X, n_features=self.n_features_in_))

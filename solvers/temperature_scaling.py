@@ -31,15 +31,22 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, log_bounds: tuple[float, 
 
 
 def calibrate(solver: Any, X_val: np.ndarray, y_val: np.ndarray) -> Any:
-    """Fit T on the validation split and set ``solver.temperature`` (used by ``predict_proba``);
-    returns the solver. Predictions (argmax) do not change. Solvers whose probabilities are not
+    """Fit T on the validation split (labels from the solver's ``classes_``) and set
+    ``solver.temperature`` (used by ``predict_proba``); returns the solver. Predictions (argmax) do not change. Solvers whose probabilities are not
     softmax(logits / T) are refused: a temperature would not reach them."""
     from solvers.base import Solver
 
     if isinstance(solver, Solver) and type(solver).predict_proba is not Solver.predict_proba:
         raise InputError(f"{type(solver).__name__}'s probabilities are not a softmax of its logits; "
                          "temperature scaling does not apply")
-    solver.temperature = fit_temperature(solver.decision_function(X_val), y_val)
+    if isinstance(solver, Solver):  # labels -> indices into classes_; the (n, C) logits
+        from solvers.checks import check_target, encode_labels
+
+        logits = solver.class_logits(X_val)
+        y_val = encode_labels(check_target(y_val, logits.shape[0], name="y_val"), solver.classes_, name="y_val")
+    else:
+        logits = solver.decision_function(X_val)
+    solver.temperature = fit_temperature(logits, y_val)
     message = bound_message(solver.temperature)
     if message is not None:
         from solvers.fit_warnings import record_warning

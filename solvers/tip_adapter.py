@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.base import Solver
-from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
-                            check_validation_pair, resolve_n_classes)
+from solvers.checks import check_class_counts, check_features, check_text_weights, check_validation_pair
 from solvers.errors import InputError
 from solvers.fit_warnings import start_warnings, warn_on_grid_edge
 from solvers.normalize import l2_normalize
@@ -71,13 +70,14 @@ class TipAdapter(Solver):
     _state_scalars = ("alpha_", "beta_", "val_accuracy_")
 
     def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
-                 alpha: float | None = None, beta: float | None = None,
+                 classes: list | np.ndarray | None = None, alpha: float | None = None, beta: float | None = None,
                  default_alpha: float = 1.0, default_beta: float = 1.0,
                  search_scale: str | tuple[float, float] = (7.0, 3.0),
                  search_steps: tuple[int, int] = (200, 20), logit_scale: float = 100.0,
                  temperature: float = 1.0) -> None:
         self.text_weights = text_weights
         self.n_classes = n_classes
+        self.classes = classes
         self.alpha = alpha
         self.beta = beta
         self.default_alpha = default_alpha
@@ -92,20 +92,19 @@ class TipAdapter(Solver):
         """Build the cache from (X, y); search alpha/beta on (X_val, y_val) only, if given."""
         T = None if self.text_weights is None else check_text_weights(self.text_weights)
         X = check_features(X, n_features=None if T is None else T.shape[1])
-        C = resolve_n_classes(T, self.n_classes, y)
-        y = check_labels(y, X.shape[0], C)
-        check_class_counts(y, C)
+        y = self._fit_labels(y, X.shape[0], None if T is None else T.shape[0])
+        check_class_counts(y, self.classes_.size, classes=self.classes_)
         order = np.argsort(y, kind="stable")
         self.keys_ = l2_normalize(X)[order]
         self.labels_ = y[order]
-        self._set_classes(C, X.shape[1])
+        self.n_features_in_ = int(X.shape[1])
         self.alpha_ = float(self.default_alpha if self.alpha is None else self.alpha)
         self.beta_ = float(self.default_beta if self.beta is None else self.beta)
         self.val_accuracy_ = None
         start_warnings(self)
         val = None
         if self.alpha is None or self.beta is None:
-            val = check_validation_pair(X_val, y_val, X.shape[1], C)
+            val = check_validation_pair(X_val, y_val, X.shape[1], self.classes_)
         if val is not None:
             self._search(*val)
         return self
@@ -141,14 +140,14 @@ class TipAdapter(Solver):
         """First key row of each class (keys are sorted by label; every class has a key)."""
         return np.searchsorted(self.labels_, np.arange(self.classes_.size))
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Tip-Adapter logits (n, C), in row batches so the (n, N) affinity never lives whole.
 
         A L (one-hot values) is computed as per-class sums of A's columns (``np.add.reduceat`` over
         the label-sorted keys), which is exact and avoids the (N, C) one-hot matmul.
         """
         self._check_fitted()
-        Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, other="the cache keys"))
+        Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, estimator=self))
         keys_t = self.keys_.T.astype(Xn.dtype)
         starts = self._class_starts()
         out = np.empty((Xn.shape[0], self.classes_.size), dtype=Xn.dtype)

@@ -159,7 +159,7 @@ class TipX(Solver):
         self.val_accuracy_, self.alpha_, self.beta_, self.gamma_, self.delta_ = best
 
     # -------------------------------------------------------------- inference
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
         """TIP-X logits (n, C), in row batches."""
         self._check_fitted()
         Xn = l2_normalize(check_features(X, n_features=self.n_features_in_))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.checks import check_features, check_text_weights
+from solvers.checks import check_features, check_target, check_text_weights, encode_labels, resolve_classes
 from solvers.gda import ALPHAS, GDA
 from solvers.normalize import l2_normalize
 from solvers.softmax import softmax
@@ -33,19 +33,21 @@ class UnsupervisedGDA(GDA):
     (``alpha`` defaults to ``default_alpha``, or is searched on X_val/y_val when given). Each of
     the remaining ``n_iter - 1`` rounds re-labels with the current zero-shot + GDA ensemble.
     A class that receives no pseudo-labelled row is represented by its normalized text
-    embedding as a single pseudo-sample, so every class has a mean.
+    embedding as a single pseudo-sample, so every class has a mean. ``classes`` names the text
+    bank's rows (default range(C)); validation labels are among them.
     """
 
     fit_input = "unlabelled"
 
     _state_scalars = GDA._state_scalars + ("n_pseudo_",)
 
-    def __init__(self, text_weights: np.ndarray | None = None, k_per_class: int = 16,
+    def __init__(self, text_weights: np.ndarray | None = None, classes: list | np.ndarray | None = None,
+                 k_per_class: int = 16,
                  min_confidence: float | None = None, n_iter: int = 1, alpha: float | None = None,
                  alphas: tuple[float, ...] = ALPHAS, default_alpha: float = 1.0,
                  covariance: str = "ks", priors: str = "uniform", normalize: bool = True,
                  logit_scale: float = 100.0, temperature: float = 1.0) -> None:
-        super().__init__(text_weights=text_weights, alpha=alpha, alphas=alphas,
+        super().__init__(text_weights=text_weights, classes=classes, alpha=alpha, alphas=alphas,
                          default_alpha=default_alpha, covariance=covariance, priors=priors,
                          normalize=normalize, logit_scale=logit_scale, temperature=temperature)
         self.k_per_class = k_per_class
@@ -54,7 +56,8 @@ class UnsupervisedGDA(GDA):
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, X_val: np.ndarray | None = None,
             y_val: np.ndarray | None = None) -> "UnsupervisedGDA":
-        """Fit on unlabelled rows X; ``y`` is ignored (present for scikit-learn compatibility)."""
+        """Fit on unlabelled rows X; ``y`` is not used (scikit-learn's signature): when given, its
+        labels must be among ``classes_`` (the text bank's)."""
         if self.text_weights is None:
             raise InputError("UnsupervisedGDA needs text_weights to make pseudo-labels")
         if int(self.n_iter) < 1 or int(self.k_per_class) < 1:
@@ -62,6 +65,7 @@ class UnsupervisedGDA(GDA):
         T = l2_normalize(check_text_weights(self.text_weights).astype(np.float64))
         X = check_features(X, n_features=T.shape[1])
         C = T.shape[0]
+        names = resolve_classes(self.classes, None, C)
         logits = zero_shot_logits(X, T, self.logit_scale)
         for _ in range(int(self.n_iter)):
             probs = softmax(logits, self.temperature)
@@ -71,7 +75,9 @@ class UnsupervisedGDA(GDA):
             missing = np.setdiff1d(np.arange(C), labels[keep])
             X_fit = np.vstack([X[keep], T[missing].astype(X.dtype)])
             y_fit = np.concatenate([labels[keep], missing])
-            GDA.fit(self, X_fit, y_fit, X_val, y_val)
+            GDA.fit(self, X_fit, names[y_fit], X_val, y_val)
             self.n_pseudo_ = int(keep.size)
-            logits = self.decision_function(X)
+            logits = self.class_logits(X)
+        if y is not None:
+            encode_labels(check_target(y, X.shape[0], owner=type(self).__name__), self.classes_)
         return self

@@ -17,7 +17,7 @@ def test_dimension_mismatch_is_named(T):
     with pytest.raises(ValueError, match="X has 512 features but text_weights has 768"):
         GDA(text_weights=T).fit(X, np.arange(6) % 3)
     model = ZeroShot(text_weights=T).fit()
-    with pytest.raises(ValueError, match="X has 512 features but text_weights has 768"):
+    with pytest.raises(ValueError, match="X has 512 features, but ZeroShot is expecting 768 features as input"):
         model.predict(X)
 
 
@@ -41,12 +41,15 @@ def test_bad_features(X, message):
 
 def test_bad_labels(T):
     X = np.random.default_rng(2).standard_normal((6, 768))
-    with pytest.raises(ValueError, match="label 5 but there are only 3 classes"):
+    # with a text bank of 3 rows the classes are range(3) (or the ``classes`` given): labels must be among them
+    with pytest.raises(ValueError, match=r"label\(s\) 5 not among the 3 classes \(0, 1, 2\)"):
         GDA(text_weights=T).fit(X, np.array([0, 1, 2, 0, 1, 5]))
-    with pytest.raises(ValueError, match="negative label"):
+    with pytest.raises(ValueError, match=r"label\(s\) -1 not among the 3 classes"):
         GDA(text_weights=T).fit(X, np.array([0, 1, 2, 0, 1, -1]))
-    with pytest.raises(ValueError, match="non-integer"):
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
         GDA(text_weights=T).fit(X, np.array([0, 1, 2, 0, 1, 1.5]))
+    with pytest.raises(ValueError, match=r"label\(s\) 'd' not among the 3 classes \('a', 'b', 'c'\)"):
+        GDA(text_weights=T, classes=["a", "b", "c"]).fit(X, np.array(list("abcabd")))
     with pytest.raises(ValueError, match="has 5 labels but X has 6 rows"):
         GDA(text_weights=T).fit(X, np.arange(5) % 3)
 

@@ -39,7 +39,7 @@ def menon_solver():
 
 def test_descriptor_scores_are_mean_cosines():
     X = np.array([[2.0, 0, 0, 0], [0, 1.2, 1.6, 0]])  # second row has norm 2: cosines 0.6 and 0.8
-    logits = menon_solver().decision_function(X)
+    logits = menon_solver().class_logits(X)
     expected = 100 * np.array([[(1 + 1 / R2) / 2, 0.0],
                                [(0 + 0.6 / R2) / 2, (0.6 + 0.8) / 2]])
     np.testing.assert_allclose(logits, expected, atol=1e-9)
@@ -60,7 +60,7 @@ def test_explanations_name_the_best_descriptors(tmp_path):
 def test_descriptor_solver_rejects_bad_inputs():
     with pytest.raises(ValueError, match="class.*no descriptor prompt"):
         DescriptorClassifier(prompt_weights=E[:2], prompt_classes=np.array([0, 0]), n_classes=2).fit()
-    with pytest.raises(ValueError, match="3 features but prompt_weights has 4"):
+    with pytest.raises(ValueError, match="X has 3 features, but DescriptorClassifier is expecting 4 features"):
         menon_solver().decision_function(np.ones((1, 3)))
     with pytest.raises(ValueError, match="2 descriptor strings for 4 prompts"):
         DescriptorClassifier(prompt_weights=E, prompt_classes=np.array([0, 0, 1, 1]), descriptors=["a", "b"]).fit()

@@ -43,8 +43,10 @@ def test_binary_problem_gives_two_logit_columns_with_sklearn_margin():
     X, y, _ = problem(seed=2, C=2)
     model = LinearProbe(C=1.0, tol=1e-10, max_iter=10000).fit(X, y)
     lr = LogisticRegression(C=1.0, tol=1e-10, max_iter=10000).fit(unit(X), y)
-    logits = model.decision_function(X)
+    logits = model.class_logits(X)
     np.testing.assert_allclose(logits[:, 1] - logits[:, 0], lr.decision_function(unit(X)), atol=1e-4)
+    # scikit-learn's binary decision function is that margin, one value per row
+    np.testing.assert_allclose(model.decision_function(X), lr.decision_function(unit(X)), atol=1e-4)
 
 
 def test_C_search_picks_a_grid_value_with_best_validation_accuracy():

@@ -16,9 +16,9 @@ def test_hand_made_cache():
     cache0 = math.exp(-2 * 0.2)
     cache1 = math.exp(-2 * 0.4) + math.exp(-2 * 0.04)
     expected = np.array([[80 + 0.5 * cache0, 60 + 0.5 * cache1]])
-    np.testing.assert_allclose(model.decision_function(x), expected, rtol=1e-12)
+    np.testing.assert_allclose(model.class_logits(x), expected, rtol=1e-12)
     no_text = TipAdapter(alpha=0.5, beta=2.0).fit(keys, labels)
-    np.testing.assert_allclose(no_text.decision_function(x), [[0.5 * cache0, 0.5 * cache1]], rtol=1e-12)
+    np.testing.assert_allclose(no_text.class_logits(x), [[0.5 * cache0, 0.5 * cache1]], rtol=1e-12)
 
 
 def test_defaults_without_validation_are_the_papers_init():

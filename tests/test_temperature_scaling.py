@@ -51,4 +51,4 @@ def test_calibrate_reaches_knn_through_its_log_vote_share_logits():
     X, y = rng.normal(size=(20, 4)), np.arange(20) % 2
     model = calibrate(KNN(k=3).fit(X, y), X, y)
     assert model.temperature != 1.0
-    np.testing.assert_allclose(model.predict_proba(X), softmax(model.decision_function(X) / model.temperature))
+    np.testing.assert_allclose(model.predict_proba(X), softmax(model.class_logits(X) / model.temperature))

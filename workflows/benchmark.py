@@ -154,7 +154,7 @@ def _metrics(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | Non
     from solvers.metrics import balanced_accuracy, ece, nll, topk_accuracy
     from solvers.softmax import softmax
 
-    logits = solver.decision_function(X)
+    logits = solver.class_logits(X)
     if subset is not None:  # predictions among the classes the split covers (ImageNet-A/-R)
         position = np.full(logits.shape[1], -1)
         position[subset] = np.arange(subset.size)

@@ -103,7 +103,7 @@ def fit_gda_streaming(store: Any, encoder: str, split: str, *, chunk_rows: int =
 
 
 def decision_in_chunks(solver: Any, store: Any, encoder: str, split: str, *,
-                       chunk_rows: int = DEFAULT_CHUNK_ROWS, method: str = "decision_function",
+                       chunk_rows: int = DEFAULT_CHUNK_ROWS, method: str = "class_logits",
                        transform: Callable[[np.ndarray], np.ndarray] | None = None,
                        quiet: bool = True) -> np.ndarray:
     """``solver.<method>`` over a split's valid rows, computed chunk by chunk (row-aligned

@@ -23,9 +23,9 @@ def _member_logits(store, encoder: str, member: str, split: str, bank: str | Non
 
         values, kind = store.logits(member[len("logits:"):], split)
         solver = FixedLogits(logits=values, kind=kind, source=member).fit()
-        return solver.decision_function(np.empty((len(values), 0)))
+        return solver.class_logits(np.empty((len(values), 0)))
     solver, key, _ = load_model(store, member, encoder, bank, split)
-    return solver.decision_function(store.features(key, split)) / float(getattr(solver, "temperature", 1.0))
+    return solver.class_logits(store.features(key, split)) / float(getattr(solver, "temperature", 1.0))
 
 
 def _check_same_encoder(id_store, ood_store, encoder: str) -> None:
