@@ -4,7 +4,8 @@ balancing) against a plain Python loop over captions x entries, measured in one 
 The synthetic pool: captions of 6-20 words drawn from a Zipf-distributed vocabulary of 1M words
 (a long tail, as in web alt-text); the metadata: distinct single words (70%, uniform over the
 vocabulary) and two-word phrases (30%, a Zipf head word then a uniform word), so a few head entries
-match many captions and most tail entries few or none (the MetaCLIP situation: WordNet synsets + Wikipedia uni/bi-grams + titles).
+match many captions and most tail entries few or none (the MetaCLIP situation: WordNet synsets,
+Wikipedia uni/bi-grams and titles).
 
 The loop is what a direct implementation does per caption: split the caption into words, build
 the set of its word n-grams, and test each entry's word tuple against it (the same matching rule
@@ -78,7 +79,8 @@ def main() -> None:
         args.captions, args.entries = 1_000_000, 500_000
     start = time.perf_counter()
     captions, entries = synthetic(args.captions, args.entries)
-    print(f"pool: {len(captions)} captions, {len(entries)} unique entries (made in {time.perf_counter() - start:.1f} s)")
+    made = time.perf_counter() - start
+    print(f"pool: {len(captions)} captions, {len(entries)} unique entries (made in {made:.1f} s)")
 
     start = time.perf_counter()
     index = CaptionIndex.build(captions)

@@ -21,7 +21,8 @@ def check_aux_encoder(store: FeatureStore, encoder: str, aux_encoder: str) -> st
         raise NotFoundError(f"--aux-encoder {aux_encoder!r} is the main encoder; name another encoder of the store")
     if aux_encoder not in store.encoders():
         others = [e for e in store.encoders() if e != encoder]
-        raise NotFoundError(f"no encoder {aux_encoder!r} in {store.path} (other encoders: {', '.join(others) or 'none'})")
+        raise NotFoundError(f"no encoder {aux_encoder!r} in {store.path} "
+                            f"(other encoders: {', '.join(others) or 'none'})")
     return aux_encoder
 
 

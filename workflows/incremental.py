@@ -44,7 +44,7 @@ def read_sessions(path: str | Path, class_names: list[str] | None) -> dict[str, 
         spec = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise SourceError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("base"), list) or not isinstance(spec.get("sessions"), list):
+    if not (isinstance(spec, dict) and isinstance(spec.get("base"), list) and isinstance(spec.get("sessions"), list)):
         raise SourceError(f"{path}: expected an object with lists \"base\" and \"sessions\"")
     groups = [spec["base"]] + spec["sessions"]
     if any(not isinstance(g, list) or not g for g in groups):
@@ -53,7 +53,8 @@ def read_sessions(path: str | Path, class_names: list[str] | None) -> dict[str, 
     out = {"sessions": sessions}
     unknown = set(spec) - {"base", "sessions", "shots", "base_shots"}
     if unknown:
-        raise SourceError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (it takes base, sessions, shots, base_shots)")
+        raise SourceError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} "
+                          "(it takes base, sessions, shots, base_shots)")
     for key, default in (("shots", DEFAULT_SHOTS), ("base_shots", None)):
         value = spec.get(key, default)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

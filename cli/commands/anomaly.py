@@ -65,4 +65,5 @@ def command(store: str, encoder: str | None, split: str, object_name: str, norma
     for name, label in (("zero_shot", "zero-shot prompts"), ("memory", f"{used['shots']}-shot normal memory"),
                         ("combined", f"combined (memory weight {memory_weight:g})")):
         if name in results:
-            click.echo(f"  {label:<32} image AUROC {100 * results[name]['auroc']:6.2f}  AUPR {100 * results[name]['aupr']:6.2f}")
+            auroc, aupr = 100 * results[name]["auroc"], 100 * results[name]["aupr"]
+            click.echo(f"  {label:<32} image AUROC {auroc:6.2f}  AUPR {aupr:6.2f}")

@@ -160,8 +160,8 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
             val: str | None, test: str | None, bank: str | None, shots: int | None, val_shots: int | None,
             seeds: tuple[int, ...], allow_fewer: bool, views_as: str | None, params: tuple[str, ...],
             inputs: tuple[str, ...], aux_encoder: str | None, unlabelled: str | None, rounds: int | None,
-            incremental: str | None, save: str | None, calibrate: bool, chunk_rows: int | None, cluster: str | None, scheduler: str | None,
-            as_json: bool, quiet: bool) -> None:
+            incremental: str | None, save: str | None, calibrate: bool, chunk_rows: int | None,
+            cluster: str | None, scheduler: str | None, as_json: bool, quiet: bool) -> None:
     """Fit solver NAME (see --list) on stored features; alpha/beta/C are searched on --val.
 
     Without --test, the accuracy reported is the validation accuracy (key val_accuracy)."""
@@ -379,8 +379,8 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
         click.echo(f"{label}: {result}" + (f"  [{chosen}]" if chosen else ""))
         if "gain" in run:
             verdict = "significant" if run["gain_significant"] else "not significant: no gain claimed"
-            click.echo(f"{label}: zero-shot {100 * run['zero_shot_accuracy']:.2f}%, gain {100 * run['gain']:+.2f} points "
-                       f"(paired s.e. {100 * run['gain_se']:.2f}; {verdict})")
+            click.echo(f"{label}: zero-shot {100 * run['zero_shot_accuracy']:.2f}%, "
+                       f"gain {100 * run['gain']:+.2f} points (paired s.e. {100 * run['gain_se']:.2f}; {verdict})")
     key = "accuracy" if test else "val_accuracy"
     if len(runs) > 1 and summary[f"mean_{key}"] is not None:
         kind = "test" if test else "validation"
@@ -416,7 +416,8 @@ def _solve_incremental(cls, params: dict, store: str, encoder: str | None, train
                      "gda runs without zero-shot text weights")
     if params.get("alpha") is None and T is not None:
         params["alpha"] = 1.0
-        notes.append("alpha fixed at 1.0 (no validation split in the incremental protocol; --param alpha=... to change)")
+        notes.append("alpha fixed at 1.0 (no validation split in the incremental protocol; "
+                     "--param alpha=... to change)")
     k = shots or spec["shots"]
 
     def make(order):
@@ -432,7 +433,8 @@ def _solve_incremental(cls, params: dict, store: str, encoder: str | None, train
     if as_json:
         click.echo(json.dumps(summary, indent=1))
         return
-    click.echo(f"class-incremental gda on encoder {encoder!r} ({'text bank ' + repr(bank) if bank else 'no text bank'}), "
+    source = f"text bank {bank!r}" if bank else "no text bank"
+    click.echo(f"class-incremental gda on encoder {encoder!r} ({source}), "
                f"{len(table['sessions']) - 1} sessions of {k} shots, seed {seed}")
     click.echo(f"{'session':>10} {'classes':>8} {'new rows':>9} {'accuracy':>9}")
     for row in table["sessions"]:
