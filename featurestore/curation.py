@@ -122,12 +122,18 @@ class Curation:
 def curate(captions: Sequence[str] | CaptionIndex, entries: Sequence[str], t: float, seed: int = 0,
            quiet: bool = True) -> Curation:
     """Match ``captions`` against ``entries`` and balance with threshold ``t`` (see the module doc)."""
+    from tqdm.auto import tqdm
+
+    probabilities = entry_probabilities(np.ones(1), t)  # checks t before the long steps
     index = captions if isinstance(captions, CaptionIndex) else CaptionIndex.build(captions, quiet=quiet)
-    caps, ids = index.match(list(entries))
     K, N = len(entries), index.n_captions
-    before = np.bincount(ids, minlength=K).astype(np.int64)
-    probabilities = entry_probabilities(before, t)
-    kept = balanced_sample(caps, ids, probabilities, N, seed)
-    after = np.bincount(ids[kept[caps]], minlength=K).astype(np.int64)
-    matched = np.bincount(caps, minlength=N) > 0
+    with tqdm(total=2, desc=f"match {K} entries, balance", unit="step", disable=quiet) as bar:
+        caps, ids = index.match(list(entries))
+        bar.update(1)
+        before = np.bincount(ids, minlength=K).astype(np.int64)
+        probabilities = entry_probabilities(before, t)
+        kept = balanced_sample(caps, ids, probabilities, N, seed)
+        after = np.bincount(ids[kept[caps]], minlength=K).astype(np.int64)
+        matched = np.bincount(caps, minlength=N) > 0
+        bar.update(1)
     return Curation(list(entries), kept, before, after, matched, float(t))

@@ -138,3 +138,32 @@ def test_label_free_claims_no_gain_on_noise(tmp_path, capsys):
     code, out, _ = run(["solve", "label-free", "--store", path, "--unlabelled", "pool", "--test", "pool",
                         "--param", "k_per_class=20"], capsys)
     assert "no gain claimed" in out
+
+
+def test_incremental_60_plus_8_sessions_of_5_way_5_shot(tmp_path, capsys):
+    """The CIFAR-100 FSCIL layout on a synthetic 100-class store: the table equals the protocol run
+    on the same arrays (solvers.class_incremental, itself checked against union fits)."""
+    from solvers.class_incremental import fscil_table
+    from solvers.gda import GDA
+
+    rng = np.random.default_rng(11)
+    names = [f"k{i:03d}" for i in range(100)]
+    centres = 1.5 * rng.standard_normal((100, 16))
+    labels = {"train": np.repeat(np.arange(100), 12), "test": np.repeat(np.arange(100), 6)}
+    feats = {s: centres[y] + rng.standard_normal((len(y), 16)) for s, y in labels.items()}
+    path = make_feature_store(tmp_path / "fscil.h5", feats, labels=labels, classes={s: names for s in labels})
+    order = rng.permutation(100)
+    sessions = tmp_path / "sessions.json"
+    sessions.write_text(json.dumps({"base": [names[i] for i in order[:60]],
+                                    "sessions": [[names[i] for i in order[60 + 5 * s: 65 + 5 * s]] for s in range(8)]}))
+    code, out, err = run(["solve", "gda", "--store", path, "--train", "train", "--test", "test",
+                          "--incremental", sessions, "--seed", "3", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    with FeatureStore(path) as reader:
+        X, Xt = reader.features("test/enc", "train"), reader.features("test/enc", "test")
+    expected = fscil_table(lambda o: GDA(), X, labels["train"], Xt, labels["test"],
+                           [order[:60]] + [order[60 + 5 * s: 65 + 5 * s] for s in range(8)], shots=5, seed=3)
+    assert [r["accuracy"] for r in summary["sessions"]] == pytest.approx([r["accuracy"] for r in expected["sessions"]])
+    assert len(summary["sessions"]) == 9 and summary["shots"] == 5 and summary["text_bank"] is None
+    assert "without zero-shot text weights" in err
