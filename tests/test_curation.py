@@ -107,6 +107,6 @@ def test_fs_curate_writes_a_manifest(tmp_path, capsys):
     records = ManifestSource(out)._records
     assert {(r.id, r.caption) for r in records} == {(r["id"], r["caption"]) for r in rows}
     code, text, _ = run(args, capsys)
-    assert code == 0 and "head entries" in text and "1 entries match no caption" in text
+    assert code == 0 and "head entries" in text and "1 entry matches no caption" in text
     code, _, err = run(["curate", "--store", path, "--pool", "nope", "--metadata", meta, "--out", out], capsys)
     assert code == 2 and "no split 'nope'" in err

@@ -66,8 +66,9 @@ def command(store: str, pool: str, metadata: str, t: float, seed: int, out: str,
     click.echo("distribution by an entry's match count (entries; matches before -> after):")
     for row in summary["distribution"]:
         if row["entries"]:
-            click.echo(f"  {row['counts']:>13}: {row['entries']:>7} entries; "
+            noun = "entry" if row["entries"] == 1 else "entries"
+            click.echo(f"  {row['counts']:>13}: {row['entries']:>7} {noun:<7}; "
                        f"{row['matches_before']:>9} -> {row['matches_after']:>9}")
     unmatched = len(entries) - summary["entries_matched"]
     if unmatched:
-        click.echo(f"  {unmatched} entries match no caption")
+        click.echo(f"  {unmatched} {'entry matches' if unmatched == 1 else 'entries match'} no caption")
