@@ -89,6 +89,8 @@ def test_unlabelled_and_rounds_are_refused_elsewhere(store, capsys):
     assert code == 2 and "--unlabelled" in err
     code, _, err = run(["solve", "gda", "--store", path, "--train", "train", "--rounds", "2"], capsys)
     assert code == 2 and "--rounds" in err
+    code, _, err = run(["solve", "label-free", "--store", path, "--unlabelled", "pool", "--shots", "2"], capsys)
+    assert code == 2 and "--shots" in err and "unlabelled" in err
 
 
 def test_incremental_table(store, tmp_path, capsys):

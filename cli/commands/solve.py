@@ -189,6 +189,8 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
         if train is not None and train != unlabelled:
             raise click.UsageError("give --unlabelled or --train, not two different splits")
         train = unlabelled
+    if shots and cls.fit_input == "unlabelled":
+        raise click.UsageError(f"{name} fits on unlabelled rows: --shots (rows per class) does not apply")
     if rounds is not None:
         if "rounds" not in cls._get_param_names():
             raise click.UsageError(f"--rounds is for label-free, not {name}")
