@@ -11,4 +11,7 @@ which composes it) knows both.
 - ``streaming``: out-of-core GDA from streamed statistics (in process or on Dask) and chunked
   predictions.
 - ``blas_threads``: BLAS thread limits for parallel work (``FS_BLAS_THREADS``).
+- ``aux_features``: a split's features from two encoders side by side (AMU, label-free).
+- ``incremental``: the sessions file of ``fs solve gda --incremental``.
+- ``anomaly``: the split to score, its normal / anomalous ground truth and a normal memory.
 """
