@@ -98,9 +98,10 @@ def _matches(value, annotation: str) -> bool:
 
 
 def _fitted_scalars(solver) -> dict:
-    """Hyper-parameters the solver chose (fitted scalar attributes)."""
+    """Hyper-parameters the solver chose (fitted scalar attributes; scores such as
+    ``val_accuracy_`` are reported under their own keys, not as choices)."""
     return {k: v for k, v in vars(solver).items()
-            if k.endswith("_") and not k.startswith("_") and k != "n_features_in_"
+            if k.endswith("_") and not k.startswith("_") and k != "n_features_in_" and "accuracy" not in k
             and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
