@@ -33,6 +33,30 @@ def _to_json(value: Any) -> Any:
     return value
 
 
+def _is_text_like(value: object) -> bool:
+    """Arrays a store cannot hold as numbers (strings, objects): they are saved as JSON lists."""
+    return isinstance(value, np.ndarray) and value.dtype.kind not in "biuf"
+
+
+def classes_to_state(classes: np.ndarray, arrays: dict[str, np.ndarray], fitted: dict[str, Any]) -> None:
+    """Put ``classes_`` in ``arrays`` when numeric, else in ``fitted`` as a JSON list (an HDF5
+    store holds no NumPy unicode arrays and the format stays pickle-free)."""
+    classes = np.asarray(classes)
+    if _is_text_like(classes):
+        fitted["classes_"] = _to_json(classes.tolist())
+    else:
+        arrays["classes_"] = classes
+
+
+def classes_from_state(arrays: dict[str, np.ndarray], fitted: dict[str, Any]) -> np.ndarray | None:
+    """The ``classes_`` saved by ``classes_to_state`` (None when neither place has them)."""
+    if "classes_" in arrays:
+        return np.asarray(arrays["classes_"])
+    if "classes_" in fitted:
+        return np.asarray(fitted["classes_"])
+    return None
+
+
 class Solver(ClassifierProtocol):
     """Base of all solvers: subclasses implement ``fit`` and ``class_logits`` ((n, C), one column per
     entry of ``classes_``).
@@ -129,14 +153,15 @@ class Solver(ClassifierProtocol):
         arrays: dict[str, np.ndarray] = {}
         ctor: dict[str, Any] = {}
         for name, value in self.get_params(deep=False).items():
-            if isinstance(value, np.ndarray):
+            if isinstance(value, np.ndarray) and not _is_text_like(value):
                 arrays[f"param.{name}"] = value
             else:
-                ctor[name] = _to_json(value)
-        for name in ("classes_",) + tuple(self._state_arrays):
+                ctor[name] = _to_json(value.tolist() if isinstance(value, np.ndarray) else value)
+        for name in self._state_arrays:
             arrays[name] = np.asarray(getattr(self, name))
         fitted = {name: _to_json(getattr(self, name))
                   for name in ("n_features_in_",) + tuple(self._state_scalars)}
+        classes_to_state(self.classes_, arrays, fitted)
         params = {"class": type(self).__name__, "params": ctor, "fitted": fitted,
                   "state_format_version": STATE_FORMAT_VERSION}
         return arrays, params
@@ -146,7 +171,9 @@ class Solver(ClassifierProtocol):
         """Rebuild a fitted solver from ``get_state`` output without refitting."""
         if params.get("class") != cls.__name__:
             raise InputError(f"state is for {params.get('class')!r}, not {cls.__name__}")
-        missing = [name for name in ("classes_", *cls._state_arrays) if name not in arrays]
+        missing = [name for name in cls._state_arrays if name not in arrays]
+        if classes_from_state(arrays, params.get("fitted", {})) is None:
+            missing.insert(0, "classes_")
         missing += [name for name in cls._state_scalars if name not in params.get("fitted", {})]
         if missing:
             raise InputError(f"the saved {cls.__name__} lacks {', '.join(missing)} (saved by another version?); "
@@ -167,6 +194,7 @@ class Solver(ClassifierProtocol):
                 setattr(solver, key, np.asarray(value))
         for key, value in params["fitted"].items():
             setattr(solver, key, value)
+        solver.classes_ = classes_from_state(arrays, params["fitted"])
         solver._restore()
         return solver
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from solvers.base import STATE_FORMAT_VERSION, Solver, _to_json
+from solvers.base import STATE_FORMAT_VERSION, Solver, _to_json, classes_from_state, classes_to_state
 from solvers.checks import check_features, check_labels, check_target, encode_labels
 from solvers.softmax import log_softmax, softmax
 from solvers.temperature_scaling import fit_temperature
@@ -145,12 +145,11 @@ class Ensemble(Solver):
         ``classes_``; X, y are ignored (members are fitted). ``classes_`` are the members'."""
         classes = self._member_classes()
         if X_val is not None:
+            X_val = check_features(X_val, name="X_val")
             if y_val is not None:
-                n = len(X_val) if not hasattr(X_val, "shape") else X_val.shape[0]
-                y_val = encode_labels(check_target(y_val, n, name="y_val"), classes, name="y_val")
-            mats = self._member_logits(X_val)
-            self.fit_logits(mats, y_val)
-            self.n_features_in_ = int(check_features(X_val, name="X_val").shape[1])
+                y_val = encode_labels(check_target(y_val, X_val.shape[0], name="y_val"), classes, name="y_val")
+            self.fit_logits(self._member_logits(X_val), y_val)
+            self.n_features_in_ = int(X_val.shape[1])
         else:
             self.fit_logits([np.zeros((1, classes.size))] * len(self.members))
             self.n_features_in_ = int(getattr(self.members[0], "n_features_in_", 0))
@@ -164,8 +163,9 @@ class Ensemble(Solver):
     def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays and params with each member's state nested under ``member<i>.``."""
         self._check_fitted()
-        arrays = {"classes_": np.asarray(self.classes_), "weights_": np.asarray(self.weights_),
-                  "temperatures_": np.asarray(self.temperatures_)}
+        arrays = {"weights_": np.asarray(self.weights_), "temperatures_": np.asarray(self.temperatures_)}
+        fitted = {"n_features_in_": int(self.n_features_in_)}
+        classes_to_state(self.classes_, arrays, fitted)
         members = []
         for i, member in enumerate(self.members or []):
             member_arrays, member_params = member.get_state()
@@ -173,7 +173,7 @@ class Ensemble(Solver):
             members.append(member_params)
         ctor = {k: _to_json(v) for k, v in self.get_params(deep=False).items() if k != "members"}
         params = {"class": type(self).__name__, "params": ctor, "members": members,
-                  "fitted": {"n_features_in_": int(self.n_features_in_)},
+                  "fitted": fitted,
                   "state_format_version": STATE_FORMAT_VERSION}
         return arrays, params
 
@@ -190,7 +190,8 @@ class Ensemble(Solver):
             member_arrays = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
             members.append(solver_class(member_params["class"]).from_state(member_arrays, member_params))
         ensemble = cls(members=members, **params["params"])
-        for name in ("classes_", "weights_", "temperatures_"):
+        for name in ("weights_", "temperatures_"):
             setattr(ensemble, name, np.asarray(arrays[name]))
+        ensemble.classes_ = classes_from_state(arrays, params["fitted"])
         ensemble.n_features_in_ = params["fitted"]["n_features_in_"]
         return ensemble

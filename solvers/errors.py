@@ -14,3 +14,9 @@ class InputError(ValueError):
 class InputTypeError(InputError, TypeError):
     """Input of a type that cannot be converted (e.g. a dict among the features): an InputError
     that is also the TypeError scikit-learn's conventions expect for it."""
+
+
+class UnavailableMethodError(InputError, AttributeError):
+    """A method the solver's parameters rule out (e.g. ``GDA.partial_fit`` with a Ledoit-Wolf
+    covariance): absent to ``hasattr`` (as scikit-learn's ``available_if`` makes it), and a user
+    error, naming why, to a caller that calls it anyway."""

@@ -14,7 +14,7 @@ from solvers.fit_warnings import record_warning, start_warnings, warn_on_grid_ed
 from solvers.normalize import l2_normalize
 from solvers.validation import select_by_accuracy
 from solvers.zeroshot import zero_shot_logits
-from solvers.errors import InputError
+from solvers.errors import InputError, UnavailableMethodError
 
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 COVARIANCES = ("ks", "ledoit_wolf", "oas", "empirical")
@@ -105,8 +105,19 @@ class GDA(Solver):
             centred = (Xn - stats.means.astype(Xn.dtype)[y]).astype(np.float64)
         return self._fit_statistics(stats, X_val, y_val, centred, classes=self.classes_)
 
-    def partial_fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
-                    y_val: np.ndarray | None = None, *, classes: list | np.ndarray | None = None) -> "GDA":
+    @property
+    def partial_fit(self):
+        """``partial_fit`` exists for covariance "ks" and "empirical" only (Ledoit-Wolf and OAS
+        need every row at once): elsewhere it is absent to ``hasattr``, as scikit-learn's
+        ``available_if`` makes it, and calling it is an ``UnavailableMethodError`` (an
+        InputError) naming why."""
+        if self.covariance not in ("ks", "empirical"):
+            raise UnavailableMethodError(f"GDA(covariance={self.covariance!r}) has no partial_fit: the estimator needs all "
+                                 "feature rows at once; partial_fit supports 'ks' and 'empirical'")
+        return self._partial_fit
+
+    def _partial_fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
+                     y_val: np.ndarray | None = None, *, classes: list | np.ndarray | None = None) -> "GDA":
         """Add rows, and classes, by merging their sufficient statistics (class-incremental GDA).
 
         Labels are indices 0, 1, ... unless a class list is known: ``classes`` (here, on the first
@@ -161,9 +172,15 @@ class GDA(Solver):
         loaded model can take further sessions."""
         arrays, params = super().get_state()
         if getattr(self, "stat_counts_", None) is not None:
-            for name in ("stat_counts_", "stat_sums_", "stat_scatter_") + (
-                    ("partial_classes_",) if getattr(self, "partial_classes_", None) is not None else ()):
+            for name in ("stat_counts_", "stat_sums_", "stat_scatter_"):
                 arrays[name] = np.asarray(getattr(self, name))
+            known = getattr(self, "partial_classes_", None)
+            if known is not None:  # the class list of partial_fit, as JSON when not numeric
+                known = np.asarray(known)
+                if known.dtype.kind in "biuf":
+                    arrays["partial_classes_"] = known
+                else:
+                    params["fitted"]["partial_classes_"] = known.tolist()
         return arrays, params
 
     def _seen_text(self) -> np.ndarray:
