@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from cli.main import main
-from tests.images import write_class_tree, write_corrupt_jpeg, write_random_image, write_text_as_image, \
-    write_webdataset_tar
+from tests.images import (
+    write_class_tree,
+    write_corrupt_jpeg,
+    write_random_image,
+    write_text_as_image,
+    write_webdataset_tar,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = {"cat": 4, "dog": 4, "emu": 3}

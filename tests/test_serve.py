@@ -25,9 +25,8 @@ from tests.serve_server import BIG_IMAGE, CLASSES, TAR_LABELS, UNREADABLE, make_
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_checkpoint):
     data = make_served_store(tmp_path_factory.mktemp("serve"), tiny_checkpoint)
-    with running_server(data["store"], data["encoder"]) as url:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            yield {**data, "client": client, "url": url}
+    with running_server(data["store"], data["encoder"]) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield {**data, "client": client, "url": url}
 
 
 def stored(data, split):
@@ -248,14 +247,14 @@ def test_a_dot_dot_path_never_reaches_the_file_system(served):
         reply = b""
         while chunk := conn.recv(65536):
             reply += chunk
-    status_line, _, rest = reply.partition(b"\r\n")
+    status_line = reply.partition(b"\r\n")[0]
     assert status_line.split()[1][:1] == b"4" and b"root:" not in reply
     assert served["client"].get("/api/info").status_code == 200
 
 
 def test_concurrent_requests_all_answered(served):
     client = served["client"]
-    X, ids, _ = stored(served, "train")
+    _, ids, _ = stored(served, "train")
 
     def ask(i):
         return client.get("/api/search", params={"id": ids[i % len(ids)], "k": 2}).json()["hits"][0]["id"]
@@ -286,14 +285,14 @@ def test_busy_port_is_a_one_line_error(served, capsys):
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        code, out, err = run(["serve", "--store", served["store"], "--encoder", served["encoder"],
-                              "--port", port, "-q"], capsys)
+        code, _, err = run(["serve", "--store", served["store"], "--encoder", served["encoder"],
+                            "--port", port, "-q"], capsys)
     assert code == 2 and err.startswith(f"error: cannot listen on 127.0.0.1:{port}") and err.count("\n") == 1
 
 
 def test_unknown_split_is_a_one_line_error(served, capsys):
-    code, out, err = run(["serve", "--store", served["store"], "--encoder", served["encoder"], "--split", "nope",
-                          "--port", "0", "-q"], capsys)
+    code, _, err = run(["serve", "--store", served["store"], "--encoder", served["encoder"], "--split", "nope",
+                        "--port", "0", "-q"], capsys)
     assert code == 2 and "no split 'nope'" in err and err.count("\n") == 1
 
 

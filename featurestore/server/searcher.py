@@ -190,11 +190,11 @@ class StoreSearcher:
             counts = np.bincount(s.labels[s.valid_rows][s.labels[s.valid_rows] >= 0],
                                  minlength=len(s.classes or []))
             splits.append({
-                "name": s.name, "rows": s.n_rows, "valid": int(len(s.valid_rows)), "indexed": s.index.ntotal,
+                "name": s.name, "rows": s.n_rows, "valid": len(s.valid_rows), "indexed": s.index.ntotal,
                 "factory": s.index.meta["factory"], "unlabelled": int(np.sum(s.labels[s.valid_rows] < 0)),
                 "classes": None if s.classes is None else
                 [{"name": c, "rows": int(counts[i])} for i, c in enumerate(s.classes)],
-                "unreadable": {"count": int(len(bad)), "truncated": bool(len(bad) > max_unreadable),
+                "unreadable": {"count": len(bad), "truncated": bool(len(bad) > max_unreadable),
                                "rows": [self._unreadable(s, int(r)) for r in bad[:max_unreadable]]},
             })
         info = self.encoder_info
@@ -217,7 +217,7 @@ class StoreSearcher:
         rows = s.valid_rows
         if class_name:
             rows = rows[s.labels[rows] == s.label_of(class_name)]
-        return {"split": s.name, "class": class_name or None, "total": int(len(rows)), "offset": offset,
+        return {"split": s.name, "class": class_name or None, "total": len(rows), "offset": offset,
                 "rows": [s.describe(int(r)) for r in rows[offset:offset + limit]]}
 
     def unreadable(self, split: str | None, offset: int = 0, limit: int = 100) -> dict[str, Any]:
@@ -225,7 +225,7 @@ class StoreSearcher:
         s = self.split(split)
         offset, limit = _page(offset, limit)
         bad = np.flatnonzero(~s.valid)
-        return {"split": s.name, "total": int(len(bad)), "offset": offset,
+        return {"split": s.name, "total": len(bad), "offset": offset,
                 "rows": [self._unreadable(s, int(r)) for r in bad[offset:offset + limit]]}
 
     # ------------------------------------------------------------------ searches
