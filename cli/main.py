@@ -34,6 +34,7 @@ COMMANDS = {
     "verify": "verify",
     "curate": "curate",
     "anomaly": "anomaly",
+    "results": "results",
 }
 
 
@@ -80,6 +81,7 @@ SUMMARIES = {
     "serve": "Search and browse a store from a web page (model and index loaded once).",
     "curate": "MetaCLIP curation of a captioned pool: entry matching, balancing with t, a manifest of kept rows.",
     "anomaly": "Zero-/few-shot image anomaly detection (prompt ensembles, normal memory) with AUROC/AUPR.",
+    "results": "Collect result files (fs eval/solve --output, CLIP_benchmark's) into one CSV.",
 }
 
 

@@ -1,59 +1,122 @@
-"""`fs eval`: compare saved models on a labelled split (top-1, top-5, balanced acc., ECE, NLL)."""
+"""`fs eval`: compare saved models on a labelled split (top-1, top-5, balanced acc., ECE, NLL).
+
+A name that is no saved model but the prefix of ``NAME-seedS`` models (what ``fs solve --seed 1
+--seed 2 ... --save NAME`` saves) evaluates the group: mean +- std over its seeds."""
 from __future__ import annotations
 
 import json
+import re
 
 import click
 
 from cli.options import NAME, store_option
 
 
+def _members(saved: list[str], name: str) -> list[str]:
+    """``name`` itself when saved (or zeroshot), else its ``name-seedS`` models in seed order."""
+    if name in saved or name == "zeroshot":
+        return [name]
+    pattern = re.compile(rf"{re.escape(name)}-seed(\d+)")
+    seeded = sorted((int(m.group(1)), m.group(0)) for m in map(pattern.fullmatch, saved) if m)
+    return [model for _, model in seeded] or [name]  # unknown: load_model names what the store has
+
+
 @click.command("eval")
 @store_option
-@click.option("--models", required=True, help="Comma-separated saved model names (zeroshot is built on the fly).")
+@click.option("--models", required=True,
+              help="Comma-separated saved model names (zeroshot is built on the fly; NAME evaluates the "
+                   "NAME-seedS models of a multi-seed fs solve as one row: mean +- std).")
 @click.option("--split", required=True, help="Labelled split to evaluate on.")
 @click.option("--encoder", default=None, help="Encoder key (default: each model's own).")
 @click.option("--text", "bank", type=NAME, default=None, help="Text bank for zeroshot (default: matches the split).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="Also write a bar chart of the models' top-1 accuracies to this PNG file.")
+              help="Also write a bar chart of the models' top-1 accuracies (error bars: std over seeds) to this PNG.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Also write each model's result in CLIP_benchmark's shape (dataset, model, pretrained, task, "
+                   "metrics); several models need a {method} placeholder, e.g. 'res_{dataset}_{method}.json'.")
 def command(store: str, models: str, split: str, encoder: str | None, bank: str | None, as_json: bool,
-            plot: str | None) -> None:
-    """Print a table of metrics, one row per model."""
+            plot: str | None, output: str | None) -> None:
+    """Print a table of metrics, one row per model (or seed group)."""
     from featurestore.store import FeatureStore
-    from solvers.metrics import balanced_accuracy, ece, nll, topk_accuracy
+    from workflows.result_files import classification_metrics, mean_and_std, record
     from workflows.solver_inputs import labelled, load_model
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
         raise click.UsageError("--models is empty: give comma-separated saved model names (or zeroshot)")
-    rows = []
+    if output and len(names) > 1:
+        from workflows.result_files import has_placeholder
+
+        if not has_placeholder(output):
+            raise click.UsageError("--output with several models needs a {method} placeholder in the file name")
+    rows, results = [], []
     with FeatureStore(store) as reader:
-        loaded = {n: load_model(reader, n, encoder, bank, split)[:2] for n in names if n != "zeroshot"}
+        saved = reader.models()
+        groups = {n: _members(saved, n) for n in names}
+        loaded = {m: load_model(reader, m, encoder, bank, split)[:2]
+                  for members in groups.values() for m in members if m != "zeroshot"}
         saved_encoders = {key for _, key in loaded.values()}
         # zeroshot uses --encoder, else the saved models' encoder, else the store's only one
         zeroshot_key = encoder or (next(iter(saved_encoders)) if len(saved_encoders) == 1 else None)
-        for name in names:
-            solver, key = loaded[name] if name in loaded else load_model(reader, name, zeroshot_key, bank, split)[:2]
-            X, y = labelled(reader, key, split, classes=getattr(solver, "class_names_", None))
-            probs = solver.predict_proba(X)
-            k5 = min(5, probs.shape[1])
-            rows.append({"model": name, "encoder": key, "n": int(len(y)),
-                         "top1": topk_accuracy(y, probs, 1), f"top{k5}": topk_accuracy(y, probs, k5),
-                         "balanced": balanced_accuracy(y, probs.argmax(axis=1)),
-                         "ece": ece(y, probs), "nll": nll(y, probs)})
-            n_classes = probs.shape[1]
+        for name, members in groups.items():
+            runs = []
+            for member in members:
+                solver, key = loaded[member] if member in loaded else load_model(reader, member, zeroshot_key,
+                                                                                 bank, split)[:2]
+                X, y = labelled(reader, key, split, classes=getattr(solver, "class_names_", None))
+                probs = solver.predict_proba(X)
+                runs.append(classification_metrics(y, probs))
+                n_classes = probs.shape[1]
+            metrics, std = mean_and_std(runs)
+            group = len(members) > 1 or members[0] != name
+            row = {"model": name, "encoder": key, "n": int(len(y)), "top1": metrics["acc1"],
+                   "top5": metrics["acc5"], "balanced": metrics["mean_per_class_recall"],
+                   "ece": metrics["ece"], "nll": metrics["nll"]}
+            if group:
+                row.update(members=members, std={"top1": std["acc1"], "top5": std["acc5"],
+                                                 "balanced": std["mean_per_class_recall"], "ece": std["ece"],
+                                                 "nll": std["nll"]})
+            rows.append(row)
+            seeds = [int(m.rpartition("-seed")[2]) for m in members] if group else None
+            results.append(record(dataset=split, encoder=key, method=name, metrics=metrics, rows=len(y),
+                                  store=str(store), split=split, encoder_info=reader.encoder_info(key),
+                                  metrics_std=std if group else None, seeds=seeds,
+                                  **({"members": members} if group else {})))
+    if output:
+        from workflows.result_files import output_path, write_result
+
+        for result in results:
+            write_result(output_path(output, result), result)
     if plot:
         from featurestore.plots import bar_chart, save_png
 
+        errors = [100 * (r["std"]["top1"] if "std" in r else 0.0) for r in rows]
         save_png(bar_chart([r["model"] for r in rows], [100 * r["top1"] for r in rows], reference=100 / n_classes,
-                           ylabel="top-1 accuracy (%)", title=f"top-1 accuracy on split {split!r}"), plot)
+                           errors=errors if any(errors) or any("std" in r for r in rows) else None,
+                           ylabel="top-1 accuracy (%)",
+                           title=f"top-1 accuracy on split {split!r}" + (" (mean +- std over seeds)"
+                                                                         if any("std" in r for r in rows) else "")),
+                 plot)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
-    metrics = [k for k in rows[0] if k not in ("model", "encoder", "n")]
+    metrics = [m for m in ("top1", "top5", "balanced", "ece", "nll") if any(r[m] is not None for r in rows)]
     width = max(len(r["model"]) for r in rows) + 2
-    click.echo(f"{'model':<{width}}" + "".join(f"{m:>10}" for m in metrics) + f"{'rows':>8}")
+    cell = 16 if any("std" in r for r in rows) else 10
+    click.echo(f"{'model':<{width}}" + "".join(f"{m:>{cell}}" for m in metrics) + f"{'rows':>8}")
     for r in rows:
-        cells = "".join(f"{100 * r[m]:>9.2f}%" if m not in ("ece", "nll") else f"{r[m]:>10.4f}" for m in metrics)
-        click.echo(f"{r['model']:<{width}}" + cells + f"{r['n']:>8}")
+        click.echo(f"{r['model']:<{width}}" + "".join(f"{_cell(r, m):>{cell}}" for m in metrics) + f"{r['n']:>8}")
+    for r in rows:
+        if "members" in r:
+            click.echo(f"{r['model']}: mean +- std over {len(r['members'])} seeds ({', '.join(r['members'])})")
+
+
+def _cell(row: dict, metric: str) -> str:
+    value = row[metric]
+    if value is None:
+        return "-"
+    std = row.get("std", {}).get(metric)
+    if metric in ("ece", "nll"):
+        return f"{value:.4f}" + (f"+-{std:.4f}" if std is not None else "")
+    return f"{100 * value:.2f}" + (f"+-{100 * std:.2f}" if std is not None else "") + "%"
