@@ -28,7 +28,9 @@ def command(store: str, encoder: str | None, splits: tuple[str, ...], host: str,
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        raise click.ClickException(f"fs serve needs {exc.name}: pip install -e \".[serve]\"") from None
+        missing = click.ClickException(f"fs serve needs {exc.name}: pip install -e \".[serve]\"")
+        missing.exit_code = 2
+        raise missing from None
     from featurestore.encoders import load_encoder_from_info
     from featurestore.server.app import create_app
     from featurestore.server.listener import exposure_warning, open_listener, run, url_of

@@ -156,13 +156,16 @@ def _print_list() -> None:
 @click.option("--cluster", default=None, help="With --chunk-rows: reduce statistics on a Dask LocalCluster (local:N).")
 @click.option("--scheduler", default=None, help="With --chunk-rows: reduce statistics on a Dask cluster (tcp://host:port).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Also write the result in CLIP_benchmark's shape (dataset, model, pretrained, task, metrics "
+                   "acc1/acc5/mean_per_class_recall: mean over seeds, std in metrics_std) to this JSON file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(name: str | None, list_solvers: bool, store: str | None, encoder: str | None, train: str | None,
             val: str | None, test: str | None, bank: str | None, shots: int | None, val_shots: int | None,
             seeds: tuple[int, ...], allow_fewer: bool, views_as: str | None, params: tuple[str, ...],
             inputs: tuple[str, ...], aux_encoder: str | None, unlabelled: str | None, rounds: int | None,
             incremental: str | None, save: str | None, calibrate: bool, chunk_rows: int | None,
-            cluster: str | None, scheduler: str | None, as_json: bool, quiet: bool) -> None:
+            cluster: str | None, scheduler: str | None, as_json: bool, output: str | None, quiet: bool) -> None:
     """Fit solver NAME (see --list) on stored features; alpha/beta/C are searched on --val.
 
     Without --test, the accuracy reported is the validation accuracy (key val_accuracy)."""
@@ -205,23 +208,25 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
     if incremental is not None:
         if name != "gda":
             raise click.UsageError(f"--incremental runs class-incremental gda, not {name}")
-        if chunk_rows or cluster or scheduler or views_as or calibrate or save:
-            raise click.UsageError("--incremental runs the protocol only (no --chunk-rows, --views-as, --calibrate, --save)")
+        if chunk_rows or cluster or scheduler or views_as or calibrate or save or output:
+            raise click.UsageError("--incremental runs the protocol only "
+                                   "(no --chunk-rows, --views-as, --calibrate, --save, --output)")
         _solve_incremental(cls, kwargs, store, encoder, train, val, test, bank, shots,
                            seeds[0], incremental, as_json)
         return
     if scheduler is not None and not re.fullmatch(r"([a-z]+://)?[^\s:/]+:\d+", scheduler):
         raise click.UsageError(f"--scheduler takes a Dask scheduler address such as tcp://host:8786, got {scheduler!r}")
     if chunk_rows or cluster or scheduler:
-        if views_as:
-            raise click.UsageError("--views-as is not available with out-of-core fitting (--chunk-rows/--cluster)")
+        if views_as or output:
+            raise click.UsageError("--views-as and --output are not available with out-of-core fitting "
+                                   "(--chunk-rows/--cluster)")
         from workflows.streaming import DEFAULT_CHUNK_ROWS
 
         _solve_streaming(name, store, encoder, train, val, test, bank, shots, kwargs, save,
                          chunk_rows or DEFAULT_CHUNK_ROWS, cluster, scheduler, as_json, quiet)
         return
     _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, bank, shots, val_shots, seeds,
-           allow_fewer, views_as, save, calibrate, as_json, aux_encoder)
+           allow_fewer, views_as, save, calibrate, as_json, aux_encoder, output)
 
 
 def _check_shots(y, shots: int, class_list: list[str] | None, split: str, flag: str) -> None:
@@ -238,7 +243,7 @@ def _check_shots(y, shots: int, class_list: list[str] | None, split: str, flag: 
 
 
 def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, bank, shots, val_shots, seeds,
-           allow_fewer, views_as, save, calibrate, as_json, aux_encoder=None) -> None:
+           allow_fewer, views_as, save, calibrate, as_json, aux_encoder=None, output=None) -> None:
     import warnings
 
     import numpy as np
@@ -337,6 +342,13 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
         run["chosen"] = {**_fitted_scalars(solver), **({"temperature": solver.temperature} if calibrate else {})}
         run["warnings"] = list(getattr(solver, "fit_warnings_", []) or [])
         run["solver"] = solver
+        if output:
+            from workflows.result_files import classification_metrics
+
+            Xo, yo = (X_test, y_test) if X_test is not None else (Xv, yv)
+            if Xo is None:
+                raise click.UsageError("--output reports metrics on --test (or --val): give one")
+            run["metrics"] = classification_metrics(yo, solver.predict_proba(Xo))
         runs.append(run)
     saved = []
     if save:
@@ -355,6 +367,8 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
                "mode": summary_mode if name == "label-free" else None, "train": train, "val": val,
                "test": test, "shots": shots, "views_as": views_as, "notes": notes,
                "runs": [{k: v for k, v in r.items() if k != "solver"} for r in runs], "saved": saved}
+    if output:
+        _write_output(output, name, store, encoder, test or val, runs, seeded, saved, notes)
     for key in ("accuracy", "val_accuracy"):
         values = [r[key] for r in runs if key in r]
         summary[f"mean_{key}"] = float(np.mean(values)) if values else None
@@ -391,6 +405,23 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
                    f"{100 * summary[f'std_{key}']:.2f} over {len(runs)} seeds")
     for model_name in saved:
         click.echo(f"saved model {model_name!r}")
+
+
+def _write_output(output: str, name: str, store: str, encoder: str, split: str, runs: list[dict], seeded: bool,
+                  saved: list[str], notes: list[str]) -> None:
+    """The result file: metrics on ``split`` (mean over seeds, std beside), CLIP_benchmark's keys first."""
+    from featurestore.store import FeatureStore
+    from workflows.result_files import mean_and_std, output_path, record, write_result
+
+    metrics, std = mean_and_std([r.pop("metrics") for r in runs])
+    with FeatureStore(store) as reader:
+        info, rows = reader.encoder_info(encoder), len(reader.ids(split))
+    result = record(dataset=split, encoder=encoder, method=name, metrics=metrics, rows=rows, store=str(store),
+                    split=split, encoder_info=info, metrics_std=std if len(runs) > 1 else None,
+                    seeds=[r["seed"] for r in runs] if seeded else None,
+                    chosen=[r["chosen"] for r in runs], saved=saved,
+                    warnings=notes + [m for r in runs for m in r["warnings"]])
+    write_result(output_path(output, result), result)
 
 
 def _solve_incremental(cls, params: dict, store: str, encoder: str | None, train: str | None, val: str | None,
