@@ -76,6 +76,8 @@ class StoreIndex:
             self.notes.append(note)
         self._search_index = gpu or index
         self.params = params
+        if gpu is not None and params:
+            self.set_params(params)
 
     def __repr__(self) -> str:
         return (f"StoreIndex({self.meta['factory']!r}, encoder={self.meta['encoder']!r}, "
@@ -102,10 +104,18 @@ class StoreIndex:
             import faiss
 
             space = faiss.GpuParameterSpace()
-            for name, value in params.items():
-                space.set_index_parameter(self._search_index, name, float(value))
-                if name == "nprobe" and "_HNSW" in self.meta.get("factory", ""):
-                    space.set_index_parameter(self._search_index, "quantizer_efSearch", quantizer_ef_search(value))
+            target = faiss.downcast_index(self._search_index)
+            if isinstance(target, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+                target = faiss.downcast_index(target.index)
+            try:
+                for name, value in params.items():
+                    space.set_index_parameter(target, name, float(value))
+                    if name == "nprobe" and "_HNSW" in self.meta.get("factory", ""):
+                        space.set_index_parameter(target, "quantizer_efSearch", quantizer_ef_search(value))
+            except RuntimeError as exc:  # the CPU index has the parameters: search there, and say so
+                self._search_index = self.index
+                self.notes.append(f"FAISS cannot set {_params_text(params)} on the GPU copy of "
+                                  f"{self.meta.get('factory')!r} ({_faiss_reason(exc)}); it runs on the CPU")
         self.params = {**self.params, **params}
 
     def search(self, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
