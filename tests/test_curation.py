@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from featurestore.curation import curate, entry_probabilities, keep_probability, read_metadata
+from featurestore.curation import balanced_sample, curate, entry_probabilities, keep_probability, read_metadata
 from featurestore.errors import SourceError
 from featurestore.store import FeatureStore
 from tests.cli_runner import run
@@ -58,7 +58,9 @@ def test_kept_probability_by_seeded_count():
     np.testing.assert_allclose(keep_probability(caps, ids, entry_probabilities(counts, t), len(captions)), expected)
     # Repeated seeded draws: the kept frequency of each caption group is within binomial error.
     runs = 200
-    kept = np.mean([curate(captions, entries, t=t, seed=s).kept for s in range(runs)], axis=0)
+    probabilities = entry_probabilities(counts, t)
+    assert np.array_equal(balanced_sample(caps, ids, probabilities, len(captions), 0), result.kept)
+    kept = np.mean([balanced_sample(caps, ids, probabilities, len(captions), s) for s in range(runs)], axis=0)
     for value in np.unique(np.round(expected, 12)):
         group = np.isclose(expected, value)
         se = np.sqrt(max(value * (1 - value), 1e-12) / (runs * group.sum()))
