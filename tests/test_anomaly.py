@@ -107,3 +107,35 @@ def test_fs_anomaly_end_to_end(mvtec_like, tiny_encoder, capsys):
     assert code == 2 and "no class 'ok'" in err
     code, _, err = run(["anomaly", "--store", store, "--split", "test", "--object", "bottle", "--shots", "2"], capsys)
     assert code == 2 and "--normal-split" in err
+
+
+def test_anomaly_inputs_ground_truth_and_memory(tmp_path):
+    """workflows.anomaly on a store without a model: ground truth by class, memory rows by class
+    (or every row of an unlabelled split), a seeded --shots sample, one-line refusals."""
+    from featurestore.errors import NotFoundError
+    from featurestore.store import FeatureStore
+    from tests.store_fixtures import make_feature_store
+    from workflows.anomaly import anomaly_inputs
+
+    rng = np.random.default_rng(0)
+    feats = {"test": rng.standard_normal((6, 4)), "train": rng.standard_normal((5, 4)),
+             "folder": rng.standard_normal((3, 4))}
+    path = make_feature_store(tmp_path / "a.h5", feats,
+                              labels={"test": [0, 1, 1, 0, 1, 0], "train": [1, 0, 1, 1, 0]},
+                              classes={"test": ["broken", "good"], "train": ["broken", "good"]})
+    with FeatureStore(path) as store:
+        X, truth, memory, used = anomaly_inputs(store, "test/enc", "test", "good", "train")
+        assert truth.tolist() == [True, False, False, True, False, True]
+        np.testing.assert_allclose(memory, feats["train"][[0, 2, 3]].astype(np.float32))
+        _, _, sample, used = anomaly_inputs(store, "test/enc", "test", "good", "train", shots=2, seed=4)
+        rows = np.sort(np.random.default_rng(4).choice(3, 2, replace=False))
+        np.testing.assert_allclose(sample, feats["train"][[0, 2, 3]][rows].astype(np.float32))
+        assert used["shots"] == 2
+        _, _, everything, _ = anomaly_inputs(store, "test/enc", "test", "good", "folder")
+        assert len(everything) == 3  # an unlabelled folder of normal images is all memory
+        for args, message in (((store, "test/enc", "test", "ok"), "no class 'ok'"),
+                              ((store, "test/enc", "folder", "good"), "unlabelled"),
+                              ((store, "test/enc", "test", "good", "test"), "memory would contain"),
+                              ((store, "test/enc", "test", "good", "train", 9), "only 3 normal rows")):
+            with pytest.raises(NotFoundError, match=message):
+                anomaly_inputs(*args)
