@@ -239,6 +239,20 @@ def test_unreadable_row_thumbnail_is_refused_with_its_reason(served):
     assert response.status_code == 404 and "unreadable" in response.json()["error"]
 
 
+def test_a_file_gone_since_extraction_is_a_404_with_the_reason(served, tmp_path):
+    gone = served["train_root"] / "emu/2.jpg"
+    moved = tmp_path / "2.jpg"
+    with FeatureStore(served["store"]) as reader:
+        row = reader.row_index("train")["emu/2.jpg"]
+    gone.rename(moved)
+    try:
+        response = served["client"].get(f"/thumb/train/{row}")
+    finally:
+        moved.rename(gone)
+    assert response.status_code == 404
+    assert response.json()["error"] == f"cannot read {gone}: No such file or directory"
+
+
 def test_a_dot_dot_path_never_reaches_the_file_system(served):
     # A raw request line, so no client normalizes the dots away before the server sees them.
     host, port = served["url"].removeprefix("http://").rstrip("/").split(":")
