@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +69,11 @@ def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def align_logits(split_ids: list[str] | np.ndarray, file_ids: list[str], matrix: np.ndarray,
-                 n_classes: int | None, split: str = "split") -> np.ndarray:
-    """Reorder ``matrix`` to the split's row order. Every split id must appear exactly once,
-    no unknown id is accepted, and C must equal the split's class count (when known)."""
+                 n_classes: int | None, split: str = "split", unreadable: Collection[str] = ()) -> np.ndarray:
+    """Reorder ``matrix`` to the split's row order. Every split id must appear exactly once, but
+    the ``unreadable`` ones (rows whose image did not decode: no classifier has their logits),
+    which may be left out and are then NaN (never read: readers skip invalid rows); no unknown
+    id is accepted, and C must equal the split's class count (when known)."""
     if len(set(file_ids)) != len(file_ids):
         seen: set[str] = set()
         dup = next(i for i in file_ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
@@ -81,9 +84,13 @@ def align_logits(split_ids: list[str] | np.ndarray, file_ids: list[str], matrix:
     unknown = [i for i in file_ids if i not in known]
     if unknown:
         raise ProvenanceError(f"{len(unknown)} id(s) of the logits file are not in split {split!r}, e.g. {unknown[0]!r}")
-    missing = [i for i in split_ids if i not in position]
+    skipped = set(unreadable)
+    missing = [i for i in split_ids if i not in position and i not in skipped]
     if missing:
         raise ProvenanceError(f"{len(missing)} row(s) of split {split!r} have no logits, e.g. {missing[0]!r}")
     if n_classes is not None and matrix.shape[1] != n_classes:
         raise ProvenanceError(f"the logits have {matrix.shape[1]} classes but split {split!r} has {n_classes}")
-    return matrix[[position[i] for i in split_ids]]
+    aligned = np.full((len(split_ids), matrix.shape[1]), np.nan, dtype=matrix.dtype)
+    present = [r for r, i in enumerate(split_ids) if i in position]
+    aligned[present] = matrix[[position[split_ids[r]] for r in present]]
+    return aligned

@@ -11,8 +11,16 @@ ERRORS_SHOWN = 5  # reasons for unreadable rows listed per split (--json lists m
 @click.command("info")
 @click.argument("store", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def command(store: str, as_json: bool) -> None:
+@click.option("--errors", "list_errors", is_flag=True,
+              help="List every unreadable row instead: split, id, path and the reason it was not decoded.")
+@click.option("--split", default=None, help="With --errors: only this split.")
+def command(store: str, as_json: bool, list_errors: bool, split: str | None) -> None:
     """Show what STORE holds."""
+    if split is not None and not list_errors:
+        raise click.UsageError("--split goes with --errors")
+    if list_errors:
+        _print_errors(store, split, as_json)
+        return
     from featurestore.store_summary import summarize
 
     summary = summarize(store)
@@ -31,7 +39,7 @@ def command(store: str, as_json: bool) -> None:
         for error in s.get("error_reasons", [])[:ERRORS_SHOWN]:
             click.echo(f"    {error['rows']} unreadable: {error['reason']} (e.g. {error['example']})")
         if len(s.get("error_reasons", [])) > ERRORS_SHOWN:
-            click.echo("    ... more reasons in fs info --json")
+            click.echo("    ... more reasons in fs info --json (every row: fs info --errors)")
     click.echo("encoders:")
     for e in summary["encoders"]:
         image_only = "" if "text" in e.get("modalities", ["text"]) else ", image-only"
@@ -48,6 +56,22 @@ def command(store: str, as_json: bool) -> None:
         click.echo("indexes:")
         for entry in summary["index_details"]:
             click.echo(f"  {entry['file']}: {_index_line(entry)}")
+
+
+def _print_errors(store: str, split: str | None, as_json: bool) -> None:
+    """Every unreadable row of every split (or of ``split``), in row order."""
+    from featurestore.store import FeatureStore
+
+    with FeatureStore(store) as reader:
+        splits = [split] if split is not None else reader.splits()
+        rows = [{"split": name, **row} for name in splits for row in reader.errors(name)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        click.echo(f"{row['split']}\t{row['id']}\t{row['path']}\t{row['reason']}")
+    click.echo(f"{len(rows)} unreadable row{'s' if len(rows) != 1 else ''} in "
+               f"{'split ' + repr(split) if split is not None else str(len(splits)) + ' splits'}", err=True)
 
 
 def _index_line(entry: dict) -> str:

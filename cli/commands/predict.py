@@ -2,12 +2,30 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 
 import click
 
-from cli.options import NAME, store_option
+from cli.options import NAME, quiet_option, store_option
+
+COLUMNS = ["id", "path", "label", "prediction", "class", "confidence"]
+
+
+class _JsonRows:
+    """Writes rows as one JSON array (an object per row), streamed: the same columns as the CSV."""
+
+    def __init__(self, handle, columns: list[str]) -> None:
+        self.handle, self.columns, self.first = handle, columns, True
+        handle.write("[")
+
+    def writerow(self, values: list) -> None:
+        self.handle.write(("\n " if self.first else ",\n ") + json.dumps(dict(zip(self.columns, values))))
+        self.first = False
+
+    def close(self) -> None:
+        self.handle.write("\n]\n" if not self.first else "]\n")
 
 
 @click.command("predict")
@@ -17,16 +35,21 @@ from cli.options import NAME, store_option
 @click.option("--encoder", default=None, help="Encoder key (default: the one the model was fitted on).")
 @click.option("--text", "bank", type=NAME, default=None, help="Text bank for zeroshot (default: matches the split).")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="CSV file to write (default: print to stdout). Written only when every row is predicted.")
+              help="CSV (or with --json, JSON) file to write (default: print to stdout). Written only when every "
+                   "row is predicted.")
 @click.option("--explain", "explain_top", type=click.IntRange(min=1), default=None,
               help="Add an explanation column: the N descriptors (or contexts) behind each prediction.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Rows as a JSON array of objects (same keys as the CSV columns); with --out, the summary as JSON.")
+@quiet_option
 def command(store: str, model_name: str, split: str, encoder: str | None, bank: str | None,
-            out: str | None, explain_top: int | None) -> None:
+            out: str | None, explain_top: int | None, as_json: bool, quiet: bool) -> None:
     """Write id, path, label, prediction, class name and confidence for every valid row.
 
     ``label`` and ``prediction`` index the model's classes (the split's labels are mapped onto
     them by class name); ``class`` is the predicted class's name."""
     import numpy as np
+    from tqdm.auto import tqdm
 
     from featurestore.store import FeatureStore
     from workflows.solver_inputs import class_names, load_model, split_labels
@@ -42,11 +65,16 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
         labels = split_labels(reader, split, getattr(solver, "class_names_", None))
         temporary = f"{out}.partial-{os.getpid()}" if out else None
         handle = open(temporary, "w", newline="") if out else sys.stdout
+        columns = COLUMNS + (["explanation"] if explain_top is not None else [])
         try:
-            writer = csv.writer(handle)
-            writer.writerow(["id", "path", "label", "prediction", "class", "confidence"]
-                            + (["explanation"] if explain_top is not None else []))
+            if as_json:
+                writer = _JsonRows(handle, columns)
+            else:
+                writer = csv.writer(handle)
+                writer.writerow(columns)
             # Rows stream chunk by chunk: a split larger than RAM predicts in bounded memory.
+            bar = tqdm(total=len(ids), desc=f"predict {split}", unit="row", disable=True if quiet else None,
+                       leave=False, file=sys.stderr)
             for positions, X in reader.iter_features(encoder, split, chunk_rows=DEFAULT_CHUNK_ROWS):
                 probs = solver.predict_proba(X)
                 pred = probs.argmax(axis=1)
@@ -56,12 +84,17 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
                                     for row in solver.explain(X, top=explain_top)]
                 for j, i in enumerate(positions):
                     name = names[pred[j]] if names is not None and pred[j] < len(names) else ""
-                    writer.writerow([ids[i], paths[i], int(labels[i]), int(pred[j]), name, f"{probs[j, pred[j]]:.6f}"]
+                    confidence = float(probs[j, pred[j]]) if as_json else f"{probs[j, pred[j]]:.6f}"
+                    writer.writerow([str(ids[i]), str(paths[i]), int(labels[i]), int(pred[j]), name, confidence]
                                     + ([explanations[j]] if explanations is not None else []))
                 known = labels[positions] >= 0
                 correct += int(np.sum(pred[known] == labels[positions][known]))
                 labelled += int(known.sum())
                 rows += len(positions)
+                bar.update(len(positions))
+            bar.close()
+            if as_json:
+                writer.close()
         except BaseException:
             if out:
                 handle.close()
@@ -70,7 +103,10 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
         if out:
             handle.close()
             os.replace(temporary, out)
-    if out:
+    if out and as_json:
+        click.echo(json.dumps({"rows": rows, "out": out, "labelled": labelled,
+                               "accuracy": correct / labelled if labelled else None}))
+    elif out:
         msg = f"{rows} predictions -> {out}"
         if labelled:
             msg += f" (accuracy {100 * correct / labelled:.2f}% on {labelled} labelled rows)"

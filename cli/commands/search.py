@@ -83,10 +83,15 @@ def command(store: str, encoder: str, split: str | None, texts: tuple[str, ...],
         for note in index.notes:
             click.echo(f"warning: {note}", err=True)
         results = index.hits(reader, split, np.concatenate(queries), k, nprobe=nprobe)
+        classes = reader.classes(split) or []
+    for hits in results:  # the class name beside each label (None: unlabelled, or a split without names)
+        for hit in hits:
+            hit["class"] = classes[hit["label"]] if 0 <= hit["label"] < len(classes) else None
     if as_json:
         click.echo(json.dumps([{"query": q, "hits": h} for q, h in zip(labels, results)], indent=1))
         return
     for query, hits in zip(labels, results):
         click.echo(query)
         for rank, hit in enumerate(hits, 1):
-            click.echo(f"  {rank:3d}  {hit['score']:.4f}  {hit['id']}  {hit['path']}")
+            shown = f"  [{hit['class']}]" if hit["class"] is not None else ""
+            click.echo(f"  {rank:3d}  {hit['score']:.4f}  {hit['id']}  {hit['path']}{shown}")
