@@ -37,6 +37,7 @@ FORMAT_VERSION = 2
 STR = h5py.string_dtype("utf-8")
 ROW_CHUNK = 4096
 STAGING = ".staging"
+LOST = ".lost"  # staged objects of a writer killed mid-flush that HDF5 cannot free
 SPLIT_COLUMNS = ("ids", "paths", "labels", "captions", "valid", "errors")
 # Reads that fail a fletcher32 checksum are retried this often (a SWMR writer may be
 # rewriting that chunk right now); a checksum that keeps failing is damage.
@@ -236,7 +237,15 @@ class FeatureStore:
         staging = self._file[STAGING]
         for name in list(staging):
             write_point("unlink a dead writer's staged object")
-            del staging[name]
+            try:
+                del staging[name]
+            except (KeyError, OSError, RuntimeError):
+                # Killed mid-flush, the object's blocks may lie past the end of the file HDF5
+                # recorded, and freeing them fails: keep it out of the way instead (unused space).
+                if name in staging:
+                    write_point("set aside a dead writer's unfreeable staged object")
+                    self._file.require_group(LOST)
+                    self._file.move(f"/{STAGING}/{name}", f"/{LOST}/{name}")
         write_point("flush the staging clean-up")
         self._file.flush()
 
@@ -335,10 +344,35 @@ class FeatureStore:
 
     def errors(self, split: str) -> list[dict[str, str]]:
         """Rows that failed to decode: id, path and reason, in row order."""
-        reasons = self._column(split, "errors")
+        try:
+            reasons = self._column(split, "errors")
+        except (OSError, RuntimeError):
+            reasons = self._reasons_one_by_one(split)
         bad = np.flatnonzero(reasons != "")
         ids, paths = self._column(split, "ids"), self._column(split, "paths")
         return [{"id": ids[i], "path": paths[i], "reason": reasons[i]} for i in bad]
+
+    def _reasons_one_by_one(self, split: str) -> np.ndarray:
+        """The error reasons, reading the rows of a failing chunk one at a time: a writer killed
+        in the middle of a flush can leave a reason of a row it had not committed pointing at
+        a string that never reached the disk (its rerun writes the reason again)."""
+        ds = self._get(f"{self._split(split).name}/errors")
+        n = self.n_rows(split)
+        out = np.empty(n, dtype=object)
+        step = ds.chunks[0] if ds.chunks else n
+        for start in range(0, n, max(1, step)):
+            stop = min(n, start + step)
+            try:
+                out[start:stop] = ds.asstr()[start:stop]
+                continue
+            except (OSError, RuntimeError):
+                pass
+            for row in range(start, stop):
+                try:
+                    out[row] = ds.asstr()[row]
+                except (OSError, RuntimeError):
+                    out[row] = "unreadable image (reason lost: its writer was killed; run fs extract again)"
+        return out
 
     def row_index(self, split: str) -> dict[str, int]:
         """Map of id -> row position over all committed rows."""
@@ -574,6 +608,7 @@ class FeatureStore:
             for name, values in columns.items():
                 ds = group[name]
                 handles.append(ds)
+                _zero_string_tail(ds, n)
                 write_point(f"resize split column {name}")
                 ds.resize((n + len(new),))
                 write_point(f"write new rows of split column {name}")
@@ -833,7 +868,7 @@ class FeatureStore:
             errors = split_group["errors"]
             for i in bad:
                 write_point("write an error reason")
-                errors[rows[i]] = reasons[i] or "unreadable image"
+                _write_string(errors, int(rows[i]), reasons[i] or "unreadable image")
             write_point("flush validity and error reasons")
             self._file.flush()
         _write_rows(group[f"done/{name}"], rows, np.ones(len(rows), dtype=bool), "done mask")
@@ -939,6 +974,49 @@ def _write_rows(ds: h5py.Dataset, rows: np.ndarray, values: np.ndarray, what: st
     for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
         write_point(f"write {what}")
         ds[rows[start]: rows[stop - 1] + 1] = values[start:stop]
+
+
+def _zero_string_tail(ds: h5py.Dataset, n: int) -> None:
+    """Reset the string references past row ``n`` in the chunk holding row ``n``.
+
+    A writer killed in the middle of a flush can leave that chunk on disk with references to
+    strings in a heap block that never reached the disk; HDF5 frees the old string of every
+    element it overwrites, so the next append would fail on them ("bad heap index", "len not
+    positive after adjustment for EOA"). Zero bytes are HDF5's empty reference. The committed
+    rows of the chunk are written back unchanged, in place (the chunk is uncompressed).
+    """
+    if ds.dtype.kind != "O" or ds.chunks is None or ds.compression is not None:
+        return
+    rows = ds.chunks[0]
+    start = (n // rows) * rows
+    if n == start and ds.shape[0] <= n:
+        return  # the chunk of row n holds no committed row; fresh chunks are written whole
+    try:
+        info = ds.id.get_chunk_info_by_coord((start,))
+    except (OSError, ValueError, RuntimeError):
+        return
+    if info.byte_offset is None or info.size == 0:
+        return
+    mask, raw = ds.id.read_direct_chunk((start,))
+    keep = (n - start) * (len(raw) // rows)
+    if any(raw[keep:]):
+        write_point(f"reset a dead writer's string references in {ds.name}")
+        ds.id.write_direct_chunk((start,), raw[:keep] + bytes(len(raw) - keep), mask)
+
+
+def _write_string(ds: h5py.Dataset, row: int, value: str) -> None:
+    """``ds[row] = value``; a reference a killed writer left dangling there is reset first."""
+    try:
+        ds[row] = value
+    except (OSError, RuntimeError):
+        rows = ds.chunks[0]
+        start = (row // rows) * rows
+        mask, raw = ds.id.read_direct_chunk((start,))
+        size = len(raw) // rows
+        at = (row - start) * size
+        write_point(f"reset a dangling string reference in {ds.name}")
+        ds.id.write_direct_chunk((start,), raw[:at] + bytes(size) + raw[at + size:], mask)
+        ds[row] = value
 
 
 def _checked_read(ds: h5py.Dataset, selection: Any) -> np.ndarray:

@@ -77,7 +77,13 @@ def consistency_flags(path: str | os.PathLike) -> int:
 
 
 def clear_consistency_flags(path: str | os.PathLike) -> bool:
-    """Reset the flags to 0 and rewrite the checksum; returns True if anything changed."""
+    """Reset the flags to 0 and rewrite the checksum; returns True if anything changed.
+
+    Like ``h5clear -s --increment``, the recorded end-of-file address also grows to the file's
+    real size: a writer killed in the middle of a flush can leave chunks written (and indexed)
+    past the end it last recorded, which HDF5 refuses to touch ("len not positive after
+    adjustment for EOA"). A file shorter than its recorded end stays so (it is truncated).
+    """
     with open(path, "r+b") as f:
         base = _find_superblock(f)
         f.seek(base)
@@ -91,11 +97,15 @@ def clear_consistency_flags(path: str | os.PathLike) -> bool:
         if int.from_bytes(block[body_len:], "little") != lookup3(bytes(block[:body_len])):
             raise ValueError("HDF5 superblock checksum mismatch; not touching the file")
         block[11] = 0
+        eof_at = 12 + 2 * offsets
+        recorded_eof = int.from_bytes(block[eof_at:eof_at + offsets], "little")
+        real_eof = os.fstat(f.fileno()).st_size - base
+        if real_eof > recorded_eof:
+            block[eof_at:eof_at + offsets] = real_eof.to_bytes(offsets, "little")
         checksum = lookup3(bytes(block[:body_len]))
-        f.seek(base + 11)
-        f.write(b"\x00")
-        f.seek(base + body_len)
-        f.write(checksum.to_bytes(4, "little"))
+        block[body_len:] = checksum.to_bytes(4, "little")
+        f.seek(base)
+        f.write(bytes(block))
         f.flush()
         os.fsync(f.fileno())
     return True
