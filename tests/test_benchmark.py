@@ -173,7 +173,7 @@ def test_subset_scoring_restricts_logits_to_covered_classes():
     class Fixed:
         temperature = 1.0
 
-        def decision_function(self, X):
+        def class_logits(self, X):
             return X
 
     logits = np.array([[5.0, 1.0, 2.0], [0.0, 3.0, 1.0], [9.0, 0.0, 4.0]])

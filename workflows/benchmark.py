@@ -76,7 +76,7 @@ def load_dataset(path: str, encoder: str, methods: list[str], *, train: str = "t
     from featurestore.datasets.extraction import DATASET_BANK, subset_name
     from solvers.registry import solver_class
     from workflows.solver_arrays import solver_arrays
-    from workflows.solver_inputs import labelled, text_weights
+    from workflows.solver_inputs import labelled, model_classes, text_weights
 
     notes: list[str] = []
     with FeatureStore(path) as store:
@@ -87,11 +87,11 @@ def load_dataset(path: str, encoder: str, methods: list[str], *, train: str = "t
                 raise NotFoundError(f"store {path} has no split {needed!r} (it has: {', '.join(splits)})")
         named = split_dataset(store, train)
         dataset = name or named or Path(path).stem
-        classes = store.classes(train)
         if bank is None:
             own = f"{train}/{DATASET_BANK}"
             bank = own if own in store.text_banks(encoder) else None
         T, bank = text_weights(store, encoder, bank, train)
+        classes = model_classes(store, encoder, bank, train)  # the bank's order: weight row k is class k
         X_train, y_train = labelled(store, encoder, train, average_views=average_views, classes=classes)
         X_test, y_test = labelled(store, encoder, test, classes=classes)
         X_val = y_val = None

@@ -97,6 +97,29 @@ def text_weights(store: FeatureStore, encoder: str, bank: str | None, split: str
     return store.text(encoder, bank), bank
 
 
+def model_classes(store: FeatureStore, encoder: str, bank: str | None, split: str | None) -> list[str] | None:
+    """The class list of a model fitted with ``bank``'s text weights: the bank's own classes, in
+    the order of its rows (weight row k is class k), else ``split``'s class list. Labels of every
+    split are mapped onto it by name (``labelled(..., classes=...)``), so a bank whose classes
+    are in another order than a split's (``--text``, or a wider bank) still pairs row k of the
+    weights with class k of the labels; a solver's ``classes_`` are indices into it."""
+    if bank is not None:
+        names = store.text_bank_field(encoder, bank, "classes")
+        if names is not None and len(names):
+            return [str(n) for n in names]
+    return store.classes(split) if split else None
+
+
+def solver_class_params(cls: type, classes: list[str] | None, uses_text: bool) -> dict[str, Any]:
+    """Constructor arguments that make a solver's ``classes_`` the indices 0..C-1 of ``classes``
+    (the labels ``labelled`` returns). A solver with text weights has them already (one class per
+    bank row); one without is given ``classes=range(C)``, so a class with no training rows is a
+    named error (or, for kNN, a class without votes), never a silently missing column."""
+    if uses_text or classes is None or "classes" not in cls._get_param_names():
+        return {}
+    return {"classes": np.arange(len(classes))}
+
+
 def class_names(store: FeatureStore, split: str, bank: str | None, encoder: str | None,
                 solver: Any = None) -> list[str] | None:
     """Class names for display: the model's own (recorded when it was saved), else the split's,

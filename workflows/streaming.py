@@ -88,17 +88,31 @@ def _merged(a: ClassStatistics, b: ClassStatistics) -> ClassStatistics:
 
 def fit_gda_streaming(store: Any, encoder: str, split: str, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                       client: Any = None, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
-                      quiet: bool = True, **params: Any) -> Any:
-    """GDA fitted from streamed statistics; equals ``GDA(**params).fit`` on the same rows."""
-    from solvers.gda import GDA
+                      quiet: bool = True, classes: list[str] | None = None, **params: Any) -> Any:
+    """GDA fitted from streamed statistics; equals ``GDA(**params).fit`` on the same rows.
 
+    ``classes`` is the model's class list (``solver_inputs.model_classes``: a text bank's, in the
+    order of its rows) when it differs from the split's: the per-class statistics, gathered in
+    the split's label order, are moved to it by class name (the pooled scatter does not depend
+    on the order)."""
+    from solvers.gda import GDA
+    from workflows.solver_inputs import class_mapping
+
+    own = store.classes(split)
+    mapping = None if classes is None else class_mapping(own, classes, split, used=np.unique(store.labels(split)))
     text_weights = params.get("text_weights")
     n_classes = params.get("n_classes") or (len(text_weights) if text_weights is not None else None)
-    if n_classes is None:
+    if n_classes is None or mapping is not None:
         labels = store.labels(split)
-        n_classes = int(labels.max()) + 1
+        n_classes = max(int(labels.max()) + 1, len(own or ())) if mapping is not None else int(labels.max()) + 1
     stats = streamed_statistics(store, encoder, split, n_classes, chunk_rows=chunk_rows,
                                 normalize=params.get("normalize", True), client=client, quiet=quiet)
+    if mapping is not None:
+        counts, sums = np.zeros(len(classes), np.int64), np.zeros((len(classes), stats.sums.shape[1]))
+        kept = mapping[:stats.counts.size] >= 0
+        counts[mapping[:stats.counts.size][kept]] = stats.counts[kept]
+        sums[mapping[:stats.counts.size][kept]] = stats.sums[kept]
+        stats = ClassStatistics(counts, sums, stats.scatter)
     return GDA.from_statistics(stats.counts, stats.sums, stats.scatter, X_val=X_val, y_val=y_val, **params)
 
 

@@ -253,7 +253,7 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
     from solvers.fit_warnings import SolverWarning
     from workflows.aux_features import check_aux_encoder, paired_features, paired_labelled
     from workflows.solver_arrays import solver_arrays
-    from workflows.solver_inputs import resolve_encoder, text_weights
+    from workflows.solver_inputs import model_classes, resolve_encoder, solver_class_params, text_weights
 
     needs = cls.fit_input
     if needs != "none" and train is None:
@@ -281,7 +281,10 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
         elif name in TEXT_TERM_SOLVERS and T is None:
             notes.append(f"no class text bank matches split {reference!r} (run fs text or give --text): "
                          f"{name} runs without zero-shot text weights")
-        classes = reader.classes(reference) if reference else None
+        # labels are mapped by name onto the class list of the text weights the solver holds
+        uses_text = "text_weights" in kwargs
+        classes = model_classes(reader, encoder, bank if uses_text else None, reference)
+        kwargs.update(solver_class_params(cls, classes, uses_text))
         X_train, y_train, views_train = None, None, None
         if needs == "unlabelled":
             X_train = paired_features(reader, encoder, aux_encoder, train)
@@ -431,7 +434,7 @@ def _solve_incremental(cls, params: dict, store: str, encoder: str | None, train
     from featurestore.store import FeatureStore
     from solvers.class_incremental import fscil_table
     from workflows.incremental import read_sessions
-    from workflows.solver_inputs import labelled, resolve_encoder, text_weights
+    from workflows.solver_inputs import labelled, model_classes, resolve_encoder, text_weights
 
     if train is None or test is None:
         raise click.UsageError("--incremental needs --train and --test")
@@ -439,9 +442,9 @@ def _solve_incremental(cls, params: dict, store: str, encoder: str | None, train
         raise click.UsageError("--incremental fixes alpha (--param alpha=..., default 1.0): no --val search")
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
-        classes = reader.classes(train)
-        spec = read_sessions(sessions_file, classes)
         T, bank = text_weights(reader, encoder, bank, train)
+        classes = model_classes(reader, encoder, bank, train)  # the bank's order: weight row k is class k
+        spec = read_sessions(sessions_file, classes)
         X_train, y_train = labelled(reader, encoder, train, classes=classes)
         X_test, y_test = labelled(reader, encoder, test, classes=classes)
     notes = []
@@ -487,7 +490,7 @@ def _solve_streaming(name: str, store: str, encoder: str | None, train: str | No
     import numpy as np
 
     from featurestore.store import FeatureStore
-    from workflows.solver_inputs import labelled, resolve_encoder, split_labels, text_weights
+    from workflows.solver_inputs import labelled, model_classes, resolve_encoder, split_labels, text_weights
     from workflows.streaming import decision_in_chunks, fit_gda_streaming
 
     if name != "gda":
@@ -503,8 +506,8 @@ def _solve_streaming(name: str, store: str, encoder: str | None, train: str | No
     notes = []
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
-        classes = reader.classes(train)
         T, bank = text_weights(reader, encoder, bank, train)
+        classes = model_classes(reader, encoder, bank, train)  # the bank's order: weight row k is class k
         if T is not None:
             params.setdefault("text_weights", T)
         else:
@@ -513,7 +516,8 @@ def _solve_streaming(name: str, store: str, encoder: str | None, train: str | No
         X_val, y_val = labelled(reader, encoder, val, classes=classes) if val else (None, None)
         with context as client:
             solver = fit_gda_streaming(reader, encoder, train, chunk_rows=chunk_rows, client=client,
-                                       X_val=X_val, y_val=y_val, quiet=as_json or quiet, **params)
+                                       X_val=X_val, y_val=y_val, quiet=as_json or quiet,
+                                       classes=classes if classes != reader.classes(train) else None, **params)
         accuracy = None
         if test:
             pred = decision_in_chunks(solver, reader, encoder, test, chunk_rows=chunk_rows, method="predict")
