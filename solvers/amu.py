@@ -28,8 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.base import Solver
-from solvers.checks import (check_class_counts, check_features, check_labels, check_text_weights,
-                            check_validation_pair)
+from solvers.checks import check_class_counts, check_features, check_text_weights, check_validation_pair
 from solvers.errors import InputError
 from solvers.fit_warnings import record_warning, start_warnings, warn_on_grid_edge
 from solvers.normalize import l2_normalize
@@ -81,11 +80,13 @@ class AMU(Solver):
     _state_arrays = ("aux_coef_", "aux_intercept_")
     _state_scalars = ("alpha_", "alpha_source_", "val_scores_", "n_clip_features_")
 
-    def __init__(self, text_weights: np.ndarray | None = None, head: str = "class_mean",
+    def __init__(self, text_weights: np.ndarray | None = None, classes: list | np.ndarray | None = None,
+                 head: str = "class_mean",
                  uncertainty: str = "moment", power: float = 0.4, alpha: float | None = None,
                  alphas: tuple[float, ...] = ALPHAS, default_alpha: float = 0.5,
                  logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.text_weights = text_weights
+        self.classes = classes
         self.head = head
         self.uncertainty = uncertainty
         self.power = power
@@ -113,8 +114,8 @@ class AMU(Solver):
         T = check_text_weights(self.text_weights)
         C, D = T.shape
         X = check_features(X)
-        y = check_labels(y, X.shape[0], C)
-        check_class_counts(y, C)
+        y = self._fit_labels(y, X.shape[0], C)  # labels among ``classes`` (default range(C), the bank's)
+        check_class_counts(y, C, classes=self.classes_)
         _, A = self._split(X, D)
         A = A.astype(np.float64)
         start_warnings(self)
@@ -135,7 +136,7 @@ class AMU(Solver):
         if self.alpha is not None:
             self.alpha_, self.alpha_source_ = float(self.alpha), "given"
         else:
-            val = check_validation_pair(X_val, y_val, X.shape[1], C)
+            val = check_validation_pair(X_val, y_val, X.shape[1], self.classes_)
             if val is None:
                 self.alpha_, self.alpha_source_ = float(self.default_alpha), "default"
                 record_warning(self, f"no validation split: alpha = default_alpha {self.default_alpha:g} "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.base import Solver
-from solvers.checks import check_features, check_labels, check_validation_pair
+from solvers.checks import check_features, check_validation_pair
 from solvers.description_scores import (
     check_prompts,
     class_membership,
@@ -33,13 +33,13 @@ class DescriptionSelection(Solver):
     """
 
     fit_input = "labels"
-    _data_params = ("prompt_weights", "prompt_classes", "descriptors", "n_classes", "text_weights")
+    _data_params = ("prompt_weights", "prompt_classes", "descriptors", "n_classes", "text_weights", "classes")
     _state_arrays = ("selected_", "prompt_scores_")
     _state_scalars = ("n_select_",)
 
     def __init__(self, prompt_weights: np.ndarray | None = None, prompt_classes: np.ndarray | None = None,
                  descriptors: list[str] | None = None, n_classes: int | None = None,
-                 text_weights: np.ndarray | None = None, n_neighbors: int = 5, n_select: int | None = None,
+                 text_weights: np.ndarray | None = None, classes: list | np.ndarray | None = None, n_neighbors: int = 5, n_select: int | None = None,
                  n_select_grid: tuple[int, ...] = (1, 2, 4, 8, 16), default_n_select: int = 4,
                  logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.prompt_weights = prompt_weights
@@ -47,6 +47,7 @@ class DescriptionSelection(Solver):
         self.descriptors = descriptors
         self.n_classes = n_classes
         self.text_weights = text_weights
+        self.classes = classes
         self.n_neighbors = n_neighbors
         self.n_select = n_select
         self.n_select_grid = n_select_grid
@@ -75,7 +76,7 @@ class DescriptionSelection(Solver):
         """Score every prompt on (X, y), then choose how many to keep per class (searched on validation)."""
         P, owners, C = check_prompts(self.prompt_weights, self.prompt_classes, self.n_classes, self.descriptors)
         X = check_features(X, n_features=P.shape[1], other="prompt_weights")
-        y = check_labels(y, X.shape[0], C)
+        y = self._fit_labels(y, X.shape[0], C)  # labels among ``classes`` (default range(C), the bank's)
         S = prompt_similarities(X, P)
         Y = np.zeros((len(y), C))
         Y[np.arange(len(y)), y] = 1.0
@@ -98,7 +99,7 @@ class DescriptionSelection(Solver):
         if self.n_select is not None:
             n = int(self.n_select)
         else:
-            val = check_validation_pair(X_val, y_val, P.shape[1], C)
+            val = check_validation_pair(X_val, y_val, P.shape[1], self.classes_)
             n = int(self.default_n_select)
             if val is not None:
                 S_val = prompt_similarities(val[0], P)

@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
+from solvers.amu import AMU
 from solvers.ensemble import Ensemble
 from solvers.gda import GDA
 from solvers.knn import KNN
@@ -125,7 +126,8 @@ def blobs():
 
 
 @pytest.mark.parametrize("make", [lambda T: GDA(), lambda T: GDA(text_weights=T), lambda T: TipAdapter(text_weights=T),
-                                  lambda T: LinearProbe(C=1.0), lambda T: KNN(k=5)])
+                                  lambda T: LinearProbe(C=1.0), lambda T: KNN(k=5),
+                                  lambda T: AMU(text_weights=T[:, :4], alpha=1.0)])
 def test_string_labels_give_the_same_model_as_indices(make, blobs):
     """Labels 'b', 'c', 'a' for indices 0, 1, 2, named by ``classes`` in the bank's order: the same
     logits as the index fit, and predictions are the names."""
