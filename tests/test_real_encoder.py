@@ -12,9 +12,10 @@ Checked against computations made here, independently of featurestore:
   head's classes are not CIFAR's; the cache logits re-derived with NumPy) and cosine kNN
   (scikit-learn's NearestNeighbors + exp(s / 0.07) votes) at 16 shots agree within 0.5 points.
 
-The subset is 16 train / 4 val / 20 test images per class (400 images): the full 10 / 30 val /
-test per class took too long on a shared 2-core machine (see the report in bench/encoders_cifar.py
-for the whole set). CI places the data at ../shared/data relative to the repository root.
+The subset is 16 train / 4 val / 20 test images per class (400 images; about 15 s of CPU for
+the extraction, measured with bench/encoders_cifar.py, which runs the whole set): 10 / 30 val /
+test per class took over three minutes on the shared 2-core machine this was written on. CI
+places the data at ../shared/data relative to the repository root.
 """
 from __future__ import annotations
 
