@@ -169,3 +169,26 @@ def test_incremental_60_plus_8_sessions_of_5_way_5_shot(tmp_path, capsys):
     assert [r["accuracy"] for r in summary["sessions"]] == pytest.approx([r["accuracy"] for r in expected["sessions"]])
     assert len(summary["sessions"]) == 9 and summary["shots"] == 5 and summary["text_bank"] is None
     assert "without zero-shot text weights" in err
+
+
+def test_incremental_maps_a_wider_bank_onto_the_split_classes(store, tmp_path, capsys):
+    """A text bank listing more classes, in another order, gives each class its own prompt row."""
+    path, labels, clip, _, T = store
+    import shutil
+
+    copy = tmp_path / "wide.h5"
+    shutil.copy(path, copy)
+    wide = ["zz"] + CLASSES[::-1]
+    W = np.vstack([np.ones((1, 8)), T[::-1]]).astype(np.float32)
+    with FeatureStore(copy, mode="a") as writer:
+        writer.put_text_bank("test/enc", "wide", W, wide, kind="classes", classes=wide, templates=["a {}"],
+                             per_template=W[:, None, :])
+    sessions = tmp_path / "sessions.json"
+    sessions.write_text(json.dumps({"base": ["c0", "c1", "c2"], "sessions": [["c3", "c4", "c5"]], "shots": 2}))
+    common = ["solve", "gda", "--store", copy, "--encoder", "test/enc", "--train", "train", "--test", "test",
+              "--incremental", sessions, "--json"]
+    code, out_wide, err = run(common + ["--text", "wide"], capsys)
+    assert code == 0, err
+    code, out_own, err = run(common + ["--text", "train/simple"], capsys)
+    assert code == 0, err
+    assert json.loads(out_wide)["sessions"] == json.loads(out_own)["sessions"]
