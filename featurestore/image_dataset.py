@@ -191,15 +191,73 @@ def collate(items: Sequence[ImageItem]) -> ImageBatch:
     )
 
 
-def make_loader(dataset: ImageRecordDataset, batch_size: int, workers: int, pin_memory: bool = False) -> DataLoader:
-    """An in-order DataLoader of `ImageBatch`es; workers=0 decodes in the calling process."""
+def make_loader(dataset: Dataset, batch_size: int, workers: int, pin_memory: bool = False) -> DataLoader:
+    """An in-order DataLoader of `ImageBatch`es (`EncodedBatch`es for an `EncodedImageDataset`);
+    workers=0 decodes in the calling process. ``pin_memory`` puts batches in page-locked memory,
+    so the copies to a GPU can be asynchronous."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
-        collate_fn=collate,
+        collate_fn=collate_encoded if isinstance(dataset, EncodedImageDataset) else collate,
         pin_memory=pin_memory,
         persistent_workers=False,
         prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
+    )
+
+
+class EncodedItem(NamedTuple):
+    """One item for tensor decoding: JPEG bytes (uint8 1-D), a PIL-preprocessed (3, H, W) float
+    tensor (not a plain JPEG), or None (unreadable: ok False and the reason)."""
+
+    index: int
+    payload: torch.Tensor | None
+    ok: bool
+    error: str
+
+
+class EncodedBatch(NamedTuple):
+    """A collated batch of `EncodedItem`s: indices (B,), payloads, ok (B,), one reason per row."""
+
+    indices: torch.Tensor
+    payloads: list[torch.Tensor | None]
+    ok: torch.Tensor
+    errors: list[str]
+
+
+class EncodedImageDataset(Dataset):
+    """Item i = (i, the encoded bytes of records[i] when tensor decoding reproduces PIL on them,
+    else its PIL-preprocessed tensor, ok, error): the workers read files and the decoding
+    happens in the main process, on the encoder's device (`featurestore.tensor_decoding`)."""
+
+    def __init__(self, source: Source, records: Sequence[Record],
+                 preprocess: Callable[[Image.Image], torch.Tensor]) -> None:
+        self.source = source
+        self.records = list(records)
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> EncodedItem:
+        from featurestore.tensor_decoding import jpeg_for_tensor_path
+
+        try:
+            data = self.source.read_bytes(self.records[index])
+            if jpeg_for_tensor_path(data):
+                return EncodedItem(index, torch.frombuffer(bytearray(data), dtype=torch.uint8), True, "")
+            image = decode_image(data)
+        except Exception as exc:  # any read/decode failure is a bad row, not a crash
+            return EncodedItem(index, None, False, failure_reason(exc))
+        return EncodedItem(index, self.preprocess(image), True, "")
+
+
+def collate_encoded(items: Sequence[EncodedItem]) -> EncodedBatch:
+    """Gather a list of `EncodedItem`s into one `EncodedBatch` (payloads stay a list: sizes differ)."""
+    return EncodedBatch(
+        indices=torch.tensor([item.index for item in items], dtype=torch.long),
+        payloads=[item.payload for item in items],
+        ok=torch.tensor([item.ok for item in items], dtype=torch.bool),
+        errors=[item.error for item in items],
     )
