@@ -98,7 +98,7 @@ class AMU(Solver):
 
     def _split(self, X: np.ndarray, D: int) -> tuple[np.ndarray, np.ndarray]:
         if X.shape[1] <= D:
-            raise InputError(f"X has {X.shape[1]} features but AMU takes the {D} CLIP features followed by an "
+            raise InputError(f"X has {X.shape[1]} feature(s) but AMU takes the {D} CLIP features followed by an "
                              "auxiliary encoder's features (give --aux-encoder)")
         return X[:, :D], l2_normalize(X[:, D:])
 

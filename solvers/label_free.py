@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.base import Solver
-from solvers.checks import check_features, check_text_weights
+from solvers.checks import check_features, check_target, check_text_weights, encode_labels
 from solvers.errors import InputError
 from solvers.fit_warnings import record_warning, start_warnings
 from solvers.normalize import l2_normalize
@@ -62,10 +62,12 @@ class LabelFree(Solver):
     _state_arrays = ("coef_", "intercept_")
     _state_scalars = ("n_clip_features_", "head_features_", "n_pseudo_", "pseudo_changed_", "filled_classes_")
 
-    def __init__(self, text_weights: np.ndarray | None = None, k_per_class: int = 16, rounds: int = 3,
+    def __init__(self, text_weights: np.ndarray | None = None, classes: list | np.ndarray | None = None,
+                 k_per_class: int = 16, rounds: int = 3,
                  head: str = "gda", default_C: float = 1.0, logit_scale: float = 100.0,
                  temperature: float = 1.0) -> None:
         self.text_weights = text_weights
+        self.classes = classes
         self.k_per_class = k_per_class
         self.rounds = rounds
         self.head = head
@@ -92,7 +94,9 @@ class LabelFree(Solver):
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, X_val: np.ndarray | None = None,
             y_val: np.ndarray | None = None) -> "LabelFree":
-        """Fit on unlabelled rows X (``y`` and the validation pair are not used: no labels)."""
+        """Fit on unlabelled rows X (``y`` and the validation pair are not used: no labels; a
+        ``y`` given is only checked to hold labels among ``classes_``, the bank's rows named by
+        ``classes``, default range(C))."""
         if self.text_weights is None:
             raise InputError("label-free adaptation makes its pseudo-labels with zero-shot CLIP: it needs text_weights")
         if self.head not in HEADS:
@@ -126,6 +130,8 @@ class LabelFree(Solver):
             record_warning(self, f"{len(filled)} class(es) were no row's pseudo-label in some round; their "
                                  f"{self.k_per_class} most probable rows were taken (classes {self.filled_classes_[:10]})")
         self._set_classes(C, X.shape[1])
+        if y is not None:
+            encode_labels(check_target(y, X.shape[0], owner=type(self).__name__), self.classes_)
         return self
 
     def class_logits(self, X: np.ndarray) -> np.ndarray:

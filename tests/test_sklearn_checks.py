@@ -26,16 +26,18 @@ from solvers.amu import AMU
 from solvers.ensemble import Ensemble
 from solvers.gda import GDA
 from solvers.knn import KNN
+from solvers.label_free import LabelFree
 from solvers.linear_probe import LinearProbe
 from solvers.tip_adapter import TipAdapter
 from solvers.unsupervised_gda import UnsupervisedGDA
 from solvers.zeroshot import ZeroShot
 
 
-def _bank_for(X, y) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(text bank, class labels) for the check's data: the mean row of each distinct label, labels
-    sorted. Data the bank cannot be made from (the checks' malformed inputs) gets a bank of ones
-    of X's width, so that the solver itself reports what is wrong with X or y."""
+def _bank_for(X, y, aux_columns: int = 0) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(text bank, class labels) for the check's data: the mean row of each distinct label over
+    all columns but the last ``aux_columns`` (AMU's auxiliary features), labels sorted. Data the
+    bank cannot be made from (the checks' malformed inputs) gets a bank of ones of X's width, so
+    that the solver itself reports what is wrong with X or y."""
     try:
         labels = np.unique(np.asarray(y).ravel())
     except TypeError:
@@ -47,10 +49,11 @@ def _bank_for(X, y) -> tuple[np.ndarray | None, np.ndarray | None]:
         ys = np.asarray(y).ravel()
         if A.ndim != 2 or ys.shape[0] != A.shape[0] or A.shape[1] == 0:
             raise ValueError
-        return np.stack([A[ys == c].mean(axis=0) for c in labels]), labels
+        width = max(A.shape[1] - aux_columns, 1)
+        return np.stack([A[ys == c, :width].mean(axis=0) for c in labels]), labels
     except (TypeError, ValueError):
         shape = getattr(X, "shape", None) or np.shape(X)
-        width = shape[-1] if len(shape) else 1
+        width = max((shape[-1] if len(shape) else 1) - aux_columns, 1)
         return np.ones((labels.size, width)), labels
 
 
@@ -58,11 +61,12 @@ class BankFromData(ClassifierMixin, BaseEstimator):
     """Fits a clone of ``solver`` with ``text_weights`` and ``classes`` made from the training data
     (an ``Ensemble``'s members are fitted so, then the ensemble on the same rows as validation)."""
 
-    def __init__(self, solver=None):
+    def __init__(self, solver=None, aux_columns=0):
         self.solver = solver
+        self.aux_columns = aux_columns
 
     def fit(self, X, y=None):
-        bank, labels = _bank_for(X, y)
+        bank, labels = _bank_for(X, y, self.aux_columns)
         solver = clone(self.solver)
         if isinstance(solver, Ensemble):
             solver.members = [clone(m).set_params(text_weights=bank, classes=labels).fit(X, y) for m in solver.members]
@@ -105,6 +109,7 @@ SOLVERS = [
     GDA(), GDA(covariance="ledoit_wolf", priors="empirical"), LinearProbe(), TipAdapter(), KNN(k=5),
     BankFromData(GDA()), BankFromData(TipAdapter()), BankFromData(LinearProbe(init="text")),
     BankFromData(KNN(k=5)), BankFromData(ZeroShot()), BankFromData(UnsupervisedGDA(k_per_class=8)),
+    BankFromData(LabelFree(k_per_class=8, rounds=2)), BankFromData(AMU(head="gda"), aux_columns=1),
     BankFromData(Ensemble(members=[GDA(), TipAdapter()])),
 ]
 
