@@ -37,7 +37,7 @@ FORMAT_VERSION = 2
 STR = h5py.string_dtype("utf-8")
 ROW_CHUNK = 4096
 STAGING = ".staging"
-LOST = ".lost"  # staged objects of a writer killed mid-flush that HDF5 cannot free
+LOST = ".lost"  # staged objects of killed writers, set aside unopened (never listed)
 SPLIT_COLUMNS = ("ids", "paths", "labels", "captions", "valid", "errors")
 # Reads that fail a fletcher32 checksum are retried this often (a SWMR writer may be
 # rewriting that chunk right now); a checksum that keeps failing is damage.
@@ -229,24 +229,26 @@ class FeatureStore:
             self._file.flush()
 
     def _discard_staged(self) -> None:
-        """Unlink what a killed writer left under ``/.staging`` (never linked elsewhere)."""
-        staging = self._file.get(STAGING)
-        if staging is None or not len(staging):
+        """Put what a killed writer left under ``/.staging`` out of the way.
+
+        The whole group is moved under ``/.lost`` in one link move, without opening what it
+        holds: a writer killed in the middle of a flush can leave a staged object whose blocks
+        HDF5 cannot read or free, and unlinking it would fail. (The space stays unused; new
+        stores never reuse freed space anyway.)
+        """
+        if STAGING not in self._file:
+            return
+        try:
+            empty = len(self._file[STAGING]) == 0
+        except (OSError, RuntimeError, KeyError):
+            empty = False
+        if empty:
             return
         self._reopen_writer()
-        staging = self._file[STAGING]
-        for name in list(staging):
-            write_point("unlink a dead writer's staged object")
-            try:
-                del staging[name]
-            except (KeyError, OSError, RuntimeError):
-                # Killed mid-flush, the object's blocks may lie past the end of the file HDF5
-                # recorded, and freeing them fails: keep it out of the way instead (unused space).
-                if name in staging:
-                    write_point("set aside a dead writer's unfreeable staged object")
-                    self._file.require_group(LOST)
-                    self._file.move(f"/{STAGING}/{name}", f"/{LOST}/{name}")
-        write_point("flush the staging clean-up")
+        write_point("set a dead writer's staged objects aside")
+        self._file.require_group(LOST)
+        self._file.move(f"/{STAGING}", f"/{LOST}/{time.time_ns()}")
+        write_point("flush the set-aside")
         self._file.flush()
 
     def _new_array(self, where: str, data: Any, dtype: Any = None) -> h5py.Dataset:
@@ -291,6 +293,13 @@ class FeatureStore:
         group = self._file["splits"].get(h5_name(split))
         if group is None:
             raise NotFoundError(f"no split {split!r} in {self.path} (it has: {', '.join(self.splits()) or 'none'})")
+        checked = self.__dict__.setdefault("_shards_checked", set())
+        if split not in checked and "ids" in group and group["ids"].is_virtual:
+            # a --cluster split read without its shard files would read as all rows unreadable
+            from featurestore.shard_consolidation import check_shard_files
+
+            check_shard_files(self._file, split)
+            checked.add(split)
         return group
 
     def n_rows(self, split: str) -> int:

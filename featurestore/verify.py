@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 
 from featurestore.errors import FeatureStoreError, StoreFormatError
-from featurestore.store import SPLIT_COLUMNS, STAGING, FeatureStore
+from featurestore.store import LOST, SPLIT_COLUMNS, STAGING, FeatureStore
 from featurestore.store_files import looks_empty
 from featurestore.superblock import clear_consistency_flags, consistency_flags, superblock_eof
 from featurestore.writer_lock import hold_if_free
@@ -85,16 +85,24 @@ def verify_store(path: str | os.PathLike, repair: bool = False) -> VerifyReport:
         staged = store.file.get(STAGING)
         if staged is not None and len(staged):
             report.notes.append(f"{len(staged)} object(s) under /{STAGING} left by a killed writer (the next "
-                                "writer removes them)")
+                                f"writer sets them aside under /{LOST})")
+        if LOST in store.file:
+            report.notes.append(f"/{LOST} holds unfinished objects of {len(store.file[LOST])} killed write(s), "
+                                "never read (h5repack drops them with the unused space)")
     return report
 
 
 def _read_everything(f: h5py.File, report: VerifyReport) -> None:
     names: list[str] = []
-    try:
-        f.visit(names.append)
-    except (OSError, RuntimeError, KeyError) as exc:
-        report.problems.append(f"the object tree cannot be walked ({_first_line(exc)})")
+    for top in f:
+        if top == LOST:  # a killed writer's unfinished objects, set aside unread
+            continue
+        names.append(top)
+        if isinstance(f.get(top), h5py.Group):
+            try:
+                f[top].visit(lambda name, top=top: names.append(f"{top}/{name}"))
+            except (OSError, RuntimeError, KeyError) as exc:
+                report.problems.append(f"/{top}: its object tree cannot be walked ({_first_line(exc)})")
     for name in names:
         try:
             obj = f[name]

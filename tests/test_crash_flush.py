@@ -1,0 +1,165 @@
+"""Kills in the middle of HDF5 flushes: an LD_PRELOAD shim (tests/killwrite.c) SIGKILLs the
+writer just before its K-th write()/pwrite() to the store file, so a kill can land between
+two metadata blocks of one flush, which the API-level write points never reach. After each
+kill a reader opens at once and sees committed data only (a saved object old or new, rows
+once), and rerunning the write finishes it exactly as an uninterrupted run.
+
+Skipped where no C compiler is available. Prints "flush sweep <scenario>: tried T of N, held H".
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from featurestore.store import FeatureStore
+from tests.fault_injection import kill_points
+from tests.store_fixtures import make_feature_store
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+BUDGET = 8
+
+READER = """
+import json, sys
+import numpy as np
+from featurestore.store import FeatureStore
+from featurestore.errors import FeatureStoreError
+try:
+    with FeatureStore(sys.argv[1]) as s:
+        out = {}
+        if "m" in s.models():
+            arrays, meta = s.load_model("m")
+            out["model"] = [meta["v"], arrays["a"].tolist()]
+        if "bank" in s.text_banks("test/enc"):
+            bank = s.text_bank("test/enc", "bank")
+            out["bank"] = [bank["weights"].tolist(), bank["strings"]]
+        ids = [str(i) for i in s.ids("train", valid_only=False)]
+        done = s.done("test/enc", "train")
+        stored = s.file["encoders/test|enc/images/train"]
+        rows = np.flatnonzero(done[: stored.shape[0]])
+        out["ids"] = ids
+        out["rows"] = {ids[i]: stored[i].tolist() for i in rows}
+        out["errors"] = s.errors("train")
+        print(json.dumps(out))
+except FeatureStoreError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(2)
+"""
+
+SCENARIOS = {
+    "model-save": """
+import sys, numpy as np
+from featurestore.store import FeatureStore
+with FeatureStore(sys.argv[1], mode="a") as s:
+    s.save_model("m", {"a": np.full((60, 8), 2.0), "b": np.full(7, 2.0)}, {"v": "new"})
+""",
+    "text-bank": """
+import sys, numpy as np
+from featurestore.store import FeatureStore
+with FeatureStore(sys.argv[1], mode="a") as s:
+    s.put_text_bank("test/enc", "bank", np.full((4, 8), 2.0), ["d", "e", "f", "g"])
+""",
+    "append-rows": """
+import sys, numpy as np
+from tests.store_fixtures import make_feature_store
+make_feature_store(sys.argv[1], {"train": np.load(sys.argv[2])})
+""",
+    "write-features": """
+import sys, numpy as np
+from featurestore.store import FeatureStore
+X = np.load(sys.argv[2])
+with FeatureStore(sys.argv[1], mode="a") as s:
+    rows = s.pending_rows("test/enc", "train", np.arange(len(X)))
+    for start in range(0, len(rows), 50):
+        r = rows[start:start + 50]
+        ok = r % 7 != 0
+        s.write_features("test/enc", "train", r, X[r] * ok[:, None], ok, [f"bad {i}" for i in r])
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory):
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler for the write-level injector")
+    out = tmp_path_factory.mktemp("shim") / "killwrite.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(out), str(ROOT / "tests" / "killwrite.c"), "-ldl"],
+                   check=True)
+    return out
+
+
+def _base(path: Path, scenario: str, X: np.ndarray) -> None:
+    if scenario == "write-features":
+        with FeatureStore(path, mode="a") as s:
+            s.add_rows("train", [f"r{i}" for i in range(len(X))], [f"p{i}" for i in range(len(X))], [0] * len(X))
+            s.ensure_encoder("test/enc", {"model": "m", "weights": "w", "embed_dim": X.shape[1]})
+            s.prepare_features("test/enc", "train", X.shape[1])
+        return
+    make_feature_store(path, {"train": X[:100]})
+    with FeatureStore(path, mode="a") as s:
+        s.save_model("m", {"a": np.full((40, 8), 1.0), "b": np.full(5, 1.0)}, {"v": "old"})
+        s.put_text_bank("test/enc", "bank", np.full((3, 8), 1.0), ["a", "b", "c"])
+
+
+def _run(code: str, store: Path, data: Path, shim: Path | None, **env: str):
+    environ = dict(os.environ, PYTHONPATH=str(ROOT), **env)
+    environ.pop("KILLWRITE_AT", None) if "KILLWRITE_AT" not in env else None
+    if shim is not None:
+        environ["LD_PRELOAD"] = str(shim)
+    return subprocess.run([sys.executable, "-c", code, str(store), str(data)], env=environ, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, shim, tmp_path):
+    X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    data = tmp_path / "X.npy"
+    np.save(data, X)
+    base = tmp_path / "base.h5"
+    _base(base, scenario, X)
+    action = SCENARIOS[scenario]
+    old = json.loads(_run(READER, base, data, None).stdout)
+    counted = tmp_path / "count.h5"
+    shutil.copy(base, counted)
+    count_file = tmp_path / "count"
+    done = _run(action, counted, data, shim, KILLWRITE_COUNT=str(count_file))
+    assert done.returncode == 0, done.stderr
+    total = int(count_file.read_text())
+    new = json.loads(_run(READER, counted, data, None).stdout)
+    failures = []
+    points = kill_points(total, BUDGET)
+    for k in points:
+        store = tmp_path / f"k{k}.h5"
+        shutil.copy(base, store)
+        killed = _run(action, store, data, shim, KILLWRITE_AT=str(k))
+        if killed.returncode != -9:
+            failures.append(f"K={k}: not killed (exit {killed.returncode}) {killed.stderr[-200:]}")
+            continue
+        after = _run(READER, store, data, None)
+        if after.returncode != 0:
+            failures.append(f"K={k}: reader after the kill: {after.stderr.strip()[-300:]}")
+        else:
+            seen = json.loads(after.stdout)
+            for key in ("model", "bank"):
+                if key in new and seen.get(key) not in (old.get(key), new[key]):
+                    failures.append(f"K={k}: {key} is neither old nor new")
+            if len(set(seen["ids"])) != len(seen["ids"]) or not set(seen["ids"]) <= set(new["ids"]):
+                failures.append(f"K={k}: ids repeated or unknown")
+            if any(new["rows"].get(i) != row for i, row in seen["rows"].items()):
+                failures.append(f"K={k}: a committed row differs from an uninterrupted run")
+        rerun = _run(action, store, data, None)
+        final = _run(READER, store, data, None)
+        if rerun.returncode != 0 or final.returncode != 0 or json.loads(final.stdout) != new:
+            failures.append(f"K={k}: the rerun did not finish as an uninterrupted run: {rerun.stderr.strip()[-300:]}")
+        store.unlink()
+    held = len(points) - len({f.split(':')[0] for f in failures})
+    print(f"flush sweep {scenario}: tried {len(points)} of {total} write() kill points, held {held}")
+    assert not failures, "\n".join(failures)
