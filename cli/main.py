@@ -35,6 +35,8 @@ COMMANDS = {
     "curate": "curate",
     "anomaly": "anomaly",
     "results": "results",
+    "export": "export",
+    "consolidate": "consolidate",
 }
 
 
@@ -82,6 +84,8 @@ SUMMARIES = {
     "curate": "MetaCLIP curation of a captioned pool: entry matching, balancing with t, a manifest of kept rows.",
     "anomaly": "Zero-/few-shot image anomaly detection (prompt ensembles, normal memory) with AUROC/AUPR.",
     "results": "Collect result files (fs eval/solve --output, CLIP_benchmark's) into one CSV.",
+    "export": "Write a split's embeddings in clip-retrieval's layout (img_emb/*.npy, metadata/*.parquet).",
+    "consolidate": "Copy a --cluster split's shard files into the store file (no .shards/ folder needed).",
 }
 
 

@@ -25,6 +25,11 @@ class StoreDamagedError(StoreFormatError):
     """The store file is damaged: truncated, or a checksum or HDF5 structure fails on read."""
 
 
+class MissingShardsError(StoreDamagedError):
+    """A split built by ``fs extract --cluster`` links shard files that are not there (a store
+    copied without its ``.shards/`` folder)."""
+
+
 class NotFoundError(FeatureStoreError, KeyError):
     """A split, encoder, text bank or model is not in the store."""
 

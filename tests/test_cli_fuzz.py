@@ -55,6 +55,8 @@ def _base_args(path: tuple[str, ...], store, files) -> list[str]:
         ("index",): ["--store", s, "--split", "train", "-q"],
         ("search",): ["--store", s, "--split", "train", "--id", "train-00000", "-k", "2"],
         ("import-logits",): ["--store", s, "--split", "val", "--name", "r", "--ids", files["ids"], files["npy"]],
+        ("export",): ["--store", s, "--split", "train", "--out", "exported", "-q"],
+        ("results",): [files["result"]],
         ("text",): ["--store", s, "--classes", "train"],
         ("captions",): ["--store", s, "--split", "train"],
         ("descriptors",): [files["descriptors"], "--store", s, "--classes", "train"],
@@ -82,10 +84,13 @@ def files(tmp_path_factory):
     (root / "ids.txt").write_text("\n".join(f"val-{i:05d}" for i in range(6)) + "\n")
     (root / "descriptors.json").write_text(json.dumps({c: ["has fur"] for c in CLASSES}))
     (root / "synonyms.json").write_text(json.dumps({c: [c] for c in CLASSES}))
+    (root / "result.json").write_text(json.dumps({"dataset": "d", "model": "m", "pretrained": "p",
+                                                  "task": "zeroshot_classification", "metrics": {"acc1": 0.5}}))
     (root / "images" / "cat").mkdir(parents=True)
     (root / "images" / "cat" / "a.png").write_bytes(b"not decoded: the store is locked")
     return {"images": str(root / "images"), "npy": str(root / "logits.npy"), "ids": str(root / "ids.txt"),
-            "descriptors": str(root / "descriptors.json"), "synonyms": str(root / "synonyms.json")}
+            "descriptors": str(root / "descriptors.json"), "synonyms": str(root / "synonyms.json"),
+            "result": str(root / "result.json")}
 
 
 @pytest.fixture(scope="module")

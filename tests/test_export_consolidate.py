@@ -1,0 +1,120 @@
+"""fs export (clip-retrieval's img_emb/ + metadata/ layout) and fs consolidate (a --cluster split's
+shard files copied into the store), with a store copied without its .shards/ folder refused by
+name. Shards are linked as fs extract --cluster links them (featurestore.virtual_split)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from featurestore.sharded_extract import shard_dir
+from featurestore.store import FeatureStore
+from featurestore.virtual_split import link_shards
+from tests.cli_runner import run
+from tests.store_fixtures import default_ids, make_feature_store
+
+CLASSES = ["cat", "dog", "emu"]
+
+
+def _sharded_store(root, rng):
+    """A main store whose split 'pool' links 3 shard stores of 4, 3 and 5 rows (row 1 of the
+    second unreadable), as fs extract --cluster leaves it; returns (path, features, labels, ids)."""
+    root.mkdir()
+    store = root / "main.h5"
+    make_feature_store(store, {"other": rng.standard_normal((2, 6))})
+    folder = shard_dir(store, "pool")
+    folder.mkdir(parents=True)
+    feats, labels, ids, paths = [], [], [], []
+    for i, n in enumerate((4, 3, 5)):
+        x = rng.standard_normal((n, 6)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        y = rng.integers(0, 3, n)
+        shard_ids = [f"s{i}-{j}" for j in range(n)]
+        make_feature_store(folder / f"{i:05d}.h5", {"pool": x}, labels={"pool": y}, ids={"pool": shard_ids},
+                           classes={"pool": CLASSES}, invalid={"pool": [1]} if i == 1 else None)
+        paths.append(folder / f"{i:05d}.h5")
+        feats.append(x)
+        labels.append(y)
+        ids += shard_ids
+    with FeatureStore(store, mode="a") as writer:
+        link_shards(writer, "pool", paths)
+    return store, np.concatenate(feats), np.concatenate(labels), ids
+
+
+def test_export_writes_clip_retrievals_layout(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 3)
+    captions_store = make_feature_store(tmp_path / "s.h5", {"train": rng.standard_normal((9, 5))},
+                                        labels={"train": labels}, classes={"train": CLASSES},
+                                        invalid={"train": [4]})
+    code, out, err = run(["export", "--store", captions_store, "--split", "train", "--out", tmp_path / "emb",
+                          "--rows-per-file", "3", "--json", "-q"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["rows"] == 8 and summary["partitions"] == 3
+    with FeatureStore(captions_store) as reader:
+        X, ids, paths = reader.features("test/enc", "train"), reader.ids("train"), reader.paths("train")
+        y = reader.labels("train")
+    # clip-retrieval's names: one digit for fewer than 10 partitions, float16 unit rows
+    assert sorted(p.name for p in (tmp_path / "emb" / "img_emb").iterdir()) == [f"img_emb_{i}.npy" for i in range(3)]
+    emb = np.concatenate([np.load(tmp_path / "emb" / "img_emb" / f"img_emb_{i}.npy") for i in range(3)])
+    assert emb.dtype == np.float16
+    np.testing.assert_allclose(emb, X, atol=1e-3)
+    meta = [pq.read_table(tmp_path / "emb" / "metadata" / f"metadata_{i}.parquet").to_pydict() for i in range(3)]
+    assert list(meta[0]) == ["image_path", "id", "label", "class"]
+    assert sum((m["image_path"] for m in meta), []) == list(paths)
+    assert sum((m["id"] for m in meta), []) == list(ids) and default_ids("train", 9)[4] not in ids
+    assert sum((m["class"] for m in meta), []) == [CLASSES[v] for v in y]
+    # an existing, non-empty folder is refused in one line
+    code, _, err = run(["export", "--store", captions_store, "--split", "train", "--out", tmp_path / "emb"], capsys)
+    assert code == 2 and "not an empty folder" in err and err.count("\n") == 1
+
+
+def test_export_partition_numbers_are_zero_padded():
+    from featurestore.export import partition_names
+
+    assert partition_names(1) == ["0"] and partition_names(10)[:2] == ["00", "01"]
+    assert partition_names(9)[-1] == "8" and partition_names(100)[-1] == "099"  # int(log10(count)) + 1 digits
+
+
+def test_store_copied_without_shards_names_what_is_missing(tmp_path, capsys):
+    store, _, _, _ = _sharded_store(tmp_path / "a", np.random.default_rng(1))
+    (tmp_path / "b").mkdir()
+    shutil.copy(store, tmp_path / "b" / "main.h5")
+    code, out, err = run(["info", tmp_path / "b" / "main.h5"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "split 'pool' was extracted with --cluster" in err and "main.h5.shards/pool/00000.h5" in err
+    assert "3 shard file(s)" in err
+    # the other split still reads
+    with FeatureStore(tmp_path / "b" / "main.h5") as reader:
+        assert len(reader.ids("other")) == 2
+
+
+def test_consolidate_copies_the_shards_into_the_store(tmp_path, capsys):
+    store, X, y, ids = _sharded_store(tmp_path / "a", np.random.default_rng(2))
+    code, out, err = run(["consolidate", "--store", store, "-q"], capsys)
+    assert code == 0, err
+    assert "split 'pool': " in out and "12 rows" in out
+    copied = tmp_path / "b" / "main.h5"
+    copied.parent.mkdir()
+    shutil.copy(store, copied)  # without the .shards/ folder
+    keep = np.ones(12, bool)
+    keep[5] = False  # the second shard's row 1
+    with FeatureStore(copied) as reader:
+        np.testing.assert_array_equal(reader.features("test/enc", "pool"), X[keep])
+        np.testing.assert_array_equal(reader.labels("pool"), y[keep])
+        assert list(reader.ids("pool")) == [i for i, k in zip(ids, keep) if k]
+        assert reader.classes("pool") == CLASSES
+        assert [e["id"] for e in reader.errors("pool")] == ["s1-1"]
+    with h5py.File(copied, "r") as f:
+        assert not any(f[f"splits/pool/{c}"].is_virtual for c in ("ids", "paths", "labels", "valid", "errors"))
+        assert not f["encoders/test|enc/images/pool"].is_virtual
+        assert f["encoders/test|enc/images/pool"].fletcher32
+    code, out, err = run(["verify", copied], capsys)
+    assert code == 0, err + out
+    code, out, _ = run(["consolidate", "--store", store], capsys)
+    assert code == 0 and "nothing to consolidate" in out
