@@ -65,7 +65,7 @@ class TensorPreprocess:
     as torchvision computes it for PIL images too), then the centre crop; ``squash``: both sides
     to ``resize``, then the centre crop; ``longest``: the longest side to the target (open_clip's
     and timm's ``ResizeKeepRatio``: each side ``round(side / ratio)``), then centre crop or pad
-    with ``fill_color``. Images of one shape are resized as one batch.
+    (with ``fill_color`` as open_clip does, with the mean colour as timm does). Images of one shape are resized as one batch.
     """
 
     def __init__(self, preprocessing: Preprocessing) -> None:
@@ -90,6 +90,14 @@ class TensorPreprocess:
         new_short, new_long = p.resize, int(p.resize * long / short)
         return [new_short, new_long] if height <= width else [new_long, new_short]
 
+    def _fill(self) -> int | list[int]:
+        """The padding colour: open_clip pads with ``fill_color``; timm's border mode (a resize
+        larger than the crop) pads with the mean colour, ``round(255 * mean)`` per channel."""
+        p = self.preprocessing
+        if p.resize == max(p.size):
+            return p.fill_color
+        return [round(255 * v) for v in p.mean]
+
     def _crop_or_pad(self, images: torch.Tensor) -> torch.Tensor:
         from torchvision.transforms.v2 import functional as F
 
@@ -98,7 +106,7 @@ class TensorPreprocess:
         if crop_h > height or crop_w > width:
             pad_w, pad_h = max(crop_w - width, 0), max(crop_h - height, 0)
             images = F.pad(images, [pad_w // 2, pad_h // 2, (pad_w + 1) // 2, (pad_h + 1) // 2],
-                           fill=self.preprocessing.fill_color)
+                           fill=self._fill())
         return F.center_crop(images, [crop_h, crop_w])
 
     def __call__(self, images: Sequence[torch.Tensor]) -> torch.Tensor:

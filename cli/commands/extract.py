@@ -7,6 +7,7 @@ from cli.options import device_option, precision_option, quiet_option
 
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos")
 RESIZE_MODES = ("shortest", "longest", "squash")
+DECODE_CHOICES = ("auto", "gpu", "cpu")
 
 
 def preprocessing_options(command):
@@ -62,8 +63,14 @@ def _check_not_locked(store: str) -> None:
 @click.option("--split", default=None, help="Split name (default: the source's name).")
 @click.option("--kind", type=click.Choice(["folder", "manifest", "webdataset"]), default=None,
               help="Source kind (default: guessed from the path).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--workers", default=None, type=click.IntRange(min=0), help="Decoding workers (default: cores - 1).")
+@click.option("--batch-size", default=None, type=click.IntRange(min=1),
+              help="Images per batch (default: 64 on CPU; on CUDA the largest that fits the free GPU memory).")
+@click.option("--workers", default=None, type=click.IntRange(min=0),
+              help="Reading/decoding workers (default: cores - 1 with --decode cpu, cores / 4 with --decode gpu).")
+@click.option("--decode", type=click.Choice(DECODE_CHOICES), default="auto", show_default=True,
+              help="Where JPEGs are decoded and preprocessed: gpu (nvjpeg + torchvision on the device; other "
+                   "images still go through PIL), cpu (PIL in the workers), auto (gpu when the device is CUDA and "
+                   "the images are JPEGs).")
 @device_option
 @precision_option
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default=None,
@@ -83,7 +90,7 @@ def _check_not_locked(store: str) -> None:
 @quiet_option
 def command(source: str, store: str, model: str, pretrained: str | None, model_config: str | None,
             image_mean: str | None, image_std: str | None, resize: int | None, crop: int | None,
-            interpolation: str | None, resize_mode: str | None, split: str | None, kind: str | None, batch_size: int, workers: int | None, device: str | None,
+            interpolation: str | None, resize_mode: str | None, split: str | None, kind: str | None, batch_size: int | None, workers: int | None, decode: str, device: str | None,
             precision: str | None, dtype: str | None, views: int, seed: int, cluster: str | None,
             scheduler: str | None, shard_rows: int, dataset: str | None, root: str | None, download: bool,
             quiet: bool) -> None:
@@ -102,7 +109,7 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
     if dataset is not None or root is not None:
         _extract_dataset(source, dataset, root, download, store, model, pretrained, model_config, split, kind,
                          cluster or scheduler, device, precision, preprocess, batch_size=batch_size,
-                         workers=workers, views=views, seed=seed, dtype=dtype, quiet=quiet)
+                         workers=workers, views=views, seed=seed, dtype=dtype, decode=decode, quiet=quiet)
         return
     if source is None:
         raise click.UsageError("give a SOURCE (folder, manifest, .tar shards) or --dataset NAME --root DIR")
@@ -112,6 +119,8 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
     encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config,
                            preprocess=preprocess)
     if cluster or scheduler:
+        if decode != "auto":
+            raise click.UsageError("--decode applies to extraction in this process, not with --cluster/--scheduler")
         from featurestore.cluster import dask_client
         from featurestore.sharded_extract import EncoderSpec, extract_distributed
 
@@ -124,8 +133,15 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
         click.echo(report.summary())
         return
     report = extract(src, store, encoder, split=split, batch_size=batch_size, workers=workers,
-                     views=views, seed=seed, dtype=dtype, quiet=quiet)
+                     views=views, seed=seed, dtype=dtype, decode=_decode_mode(decode, encoder), quiet=quiet)
     click.echo(report.summary())
+
+
+def _decode_mode(decode: str, encoder) -> str:
+    """--decode gpu|cpu|auto -> extract()'s tensor|pil|auto; gpu needs the encoder on CUDA."""
+    if decode == "gpu" and encoder.device.type != "cuda":
+        raise click.UsageError(f"--decode gpu needs a CUDA device; the encoder runs on {encoder.device.type}")
+    return {"gpu": "tensor", "cpu": "pil", "auto": "auto"}[decode]
 
 
 def _extract_dataset(source, dataset, root, download, store, model, pretrained, model_config, split, kind,
@@ -144,5 +160,6 @@ def _extract_dataset(source, dataset, root, download, store, model, pretrained, 
     _check_not_locked(store)
     encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config,
                            preprocess=preprocess)
+    options["decode"] = _decode_mode(options["decode"], encoder)
     for report in extract_dataset(loaded, root, store, encoder, **options):
         click.echo(report.summary())
