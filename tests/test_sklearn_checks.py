@@ -114,7 +114,7 @@ SOLVERS = [
 ]
 
 
-@parametrize_with_checks(SOLVERS, expected_failed_checks=expected_failures)
+@parametrize_with_checks(SOLVERS, expected_failed_checks=expected_failures, xfail_strict=True)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
