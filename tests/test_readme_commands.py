@@ -1,0 +1,102 @@
+"""The README's ```bash blocks, run as written, in order, in a temp folder, on the tiny model.
+
+The only substitutions: the pretrained model flags (``--model ViT-B-32 --pretrained openai`` and
+``--model RN50 --pretrained openai``) become the tiny model's config and checkpoint, and the
+encoder key ``ViT-B-32/openai`` becomes the tiny model's key. The folders the README names
+(``./photos``, ``./pets/{train,val,test}``) are filled with small random-image class trees. A
+command that needs what no test machine has (the internet, a dataset root, a web server that
+keeps running, other weights) is listed in SKIPPED with the reason; every other README command
+must run and exit 0, and a README command that is neither run nor listed fails the test.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from featurestore.store import FeatureStore
+from tests.cli_runner import run
+from tests.images import write_class_tree
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+# command prefix (as written in the README, continuation lines joined) -> why it does not run here
+SKIPPED = {
+    "fs extract ./imgs --store s.h5 --model timm:": "needs a timm checkpoint file (lite0.pth, dinov2_s.safetensors)",
+    "fs extract ./imgs --store s.h5 --model hf-hub:": "needs the Hugging Face hub (internet)",
+    "fs extract ./imgs --store s.h5 --model local-dir:": "needs an open_clip model folder (./my-clip)",
+    "fs extract ./imgs --store s.h5 --model ViT-B-32 --pretrained ckpt.pt": "needs a ViT-B-32 checkpoint file",
+    "fs text --store s.h5 --encoder K --weights head.npz": "needs a classifier head file and the store above",
+    "fs datasets --root ~/data": "needs the datasets under ~/data",
+    "fs extract --dataset ": "needs the datasets under ~/data",
+    "fs benchmark --store pets.h5 --store imagenet.h5": "needs the ImageNet store",
+    "fs serve ": "starts a web server that runs until Ctrl-C (tests/test_serve.py covers it)",
+    "fs real ": "needs a captioned pool split 'laion' (tests/test_cli_real.py covers the commands)",
+    "fs solve real-": "needs a captioned pool split 'laion' (tests/test_cli_real.py)",
+    "fs solve tip-x ": "needs a captioned pool split 'laion' (tests/test_cli_real.py)",
+    "fs solve caps-adapter ": "needs a captioned pool split 'laion' (tests/test_cli_real.py)",
+    "fs captions ": "needs a captioned pool split 'laion' (tests/test_cli_real.py)",
+    "fs text --store pets.h5 --encoder E --file class_captions.json": "needs class captions (tests/test_cli_real.py)",
+    "fs solve amu ": "needs a second, image-only encoder DINO (tests/test_cli_more_methods.py)",
+    "fs solve label-free ": "needs a second, image-only encoder DINO (tests/test_cli_more_methods.py)",
+    "fs solve gda --store pets.h5 --encoder E --train train --test test --incremental": "needs sessions.json",
+    "fs anomaly ": "needs an MVTec store (tests/test_anomaly.py)",
+    "fs curate ": "needs a captioned pool and an entry list (tests/test_curation.py)",
+}
+
+
+def readme_commands() -> list[str]:
+    """Every `fs` command of the README's bash blocks, continuation lines joined, comments cut."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            if line.startswith("fs "):
+                commands.append(" ".join(line.split()))
+    return commands
+
+
+def _skip_reason(command: str) -> str | None:
+    return next((why for prefix, why in SKIPPED.items() if command.startswith(prefix)), None)
+
+
+def test_readme_lists_commands_this_test_knows():
+    commands = readme_commands()
+    assert len(commands) > 20
+    unused = [p for p in SKIPPED if not any(c.startswith(p) for c in commands)]
+    assert not unused, f"SKIPPED entries no README command matches any more: {unused}"
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys, tiny_checkpoint):
+    from tests.conftest import TINY_CONFIG, TINY_MODEL
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "featurestore").symlink_to(README.parent / "featurestore")  # paths relative to a clone
+    write_class_tree(tmp_path / "photos", {"cat": 3, "dog": 3, "emu": 3}, seed=1)
+    for split, n, seed in (("train", 16, 0), ("val", 4, 100), ("test", 4, 200)):
+        write_class_tree(tmp_path / "pets" / split, {"cat": n, "dog": n, "emu": n}, seed=seed)
+    tiny = f"--model {TINY_MODEL} --model-config {TINY_CONFIG} --pretrained {tiny_checkpoint}"
+    key = None
+    ran = []
+    for command in readme_commands():
+        if _skip_reason(command):
+            continue
+        args = re.sub(r"--model (ViT-B-32|RN50) --pretrained openai", tiny, command)
+        if key is not None:
+            args = args.replace("ViT-B-32/openai", key)
+        words = shlex.split(args)[1:]
+        target = None
+        if ">" in words:  # a shell redirect of stdout
+            words, target = words[:words.index(">")], words[words.index(">") + 1]
+        code, out, err = run(words, capsys)
+        assert code == 0, f"README command failed: {command}\n-> {args}\n{err[-3000:]}"
+        if target is not None:
+            Path(target).write_text(out)
+        ran.append(command)
+        if key is None and Path("photos.h5").exists():
+            with FeatureStore("photos.h5") as reader:
+                key = reader.encoders()[0]
+    assert any(c.startswith("fs eval ") for c in ran) and any(c.startswith("fs predict ") for c in ran)
