@@ -108,6 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     ``featurestore.errors.FeatureStoreError`` and missing or unreadable files the user named)
     become one line on stderr and exit code 2; anything else is a bug and keeps its traceback.
     ``FS_DEBUG=1`` prints the traceback of user errors too."""
+    from cli.own_packages import foreign_packages
+
+    shadowed = foreign_packages()
+    if shadowed:
+        _user_error("; ".join(f"the module {name!r} is imported from {where}, not featurestore's" for name, where in shadowed)
+                    + " (another package or a local file takes the name: uninstall or rename it; see README, Install)")
     from featurestore.errors import FeatureStoreError
     from solvers.errors import InputError
     from workflows.blas_threads import limit_from_environment
