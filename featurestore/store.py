@@ -36,8 +36,7 @@ from featurestore.writer_lock import WriterLock
 FORMAT_VERSION = 2
 STR = h5py.string_dtype("utf-8")
 ROW_CHUNK = 4096
-STAGING = ".staging"
-LOST = ".lost"  # staged objects of killed writers, set aside unopened (never listed)
+STAGING = ".staging"  # the staging group (".staging-<ns>" if a crash left the first unreadable)
 SPLIT_COLUMNS = ("ids", "paths", "labels", "captions", "valid", "errors")
 # Reads that fail a fletcher32 checksum are retried this often (a SWMR writer may be
 # rewriting that chunk right now); a checksum that keeps failing is damage.
@@ -82,7 +81,6 @@ class FeatureStore:
                 raise
         self._check_format()
         if mode == "a":
-            self._discard_staged()
             self._idle()
 
     # ------------------------------------------------------------------ opening and closing
@@ -190,14 +188,31 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ atomic replacement
     def _staged_path(self) -> str:
-        """A fresh name under ``/.staging`` for an object being written (never listed)."""
-        return f"/{STAGING}/{os.getpid()}-{time.time_ns()}-{next(_staging_serial)}"
+        """A fresh name in the staging group for an object being written."""
+        return f"{self._staging_group().name}/{os.getpid()}-{time.time_ns()}-{next(_staging_serial)}"
 
     def _staging_group(self) -> h5py.Group:
-        if STAGING not in self._file:
-            write_point("create /.staging")
-            self._file.create_group(STAGING)
-        return self._file[STAGING]
+        """The group where objects are written before they are switched in (never listed).
+
+        Objects a killed writer left there are never opened again (killed inside a flush, one
+        may not even read back; their space stays unused). If a kill inside a flush left the
+        group itself unreadable, a new ``/.staging-<ns>`` takes its place.
+        """
+        name = getattr(self, "_staging_name", None)
+        if name is not None and name in self._file:
+            return self._file[name]
+        for candidate in sorted((n for n in self._file if n.startswith(STAGING)), reverse=True):
+            try:
+                len(self._file[candidate])
+            except (OSError, RuntimeError, KeyError):
+                continue
+            self._staging_name = candidate
+            return self._file[candidate]
+        name = STAGING if STAGING not in self._file else f"{STAGING}-{time.time_ns()}"
+        write_point("create the staging group")
+        self._file.create_group(name)
+        self._staging_name = name
+        return self._file[name]
 
     def _switch_in(self, staged: str, target: str) -> None:
         """Make the fully written object at ``staged`` the object at ``target``.
@@ -205,7 +220,7 @@ class FeatureStore:
         The new object is flushed before any link changes; the old one is moved aside and the
         new one moved in (both in HDF5's cache), one flush commits the switch, and only then is
         the old object unlinked. A kill at any point leaves ``target`` old or new, never mixed;
-        leftovers under ``/.staging`` are unlinked when the next writer opens the store.
+        a killed writer's staging group is left as it is (never listed, never opened).
         """
         write_point(f"flush staged {target}")
         self._file.flush()
@@ -227,29 +242,6 @@ class FeatureStore:
             del self._file[old]
             write_point(f"flush the unlink of the old {target}")
             self._file.flush()
-
-    def _discard_staged(self) -> None:
-        """Put what a killed writer left under ``/.staging`` out of the way.
-
-        The whole group is moved under ``/.lost`` in one link move, without opening what it
-        holds: a writer killed in the middle of a flush can leave a staged object whose blocks
-        HDF5 cannot read or free, and unlinking it would fail. (The space stays unused; new
-        stores never reuse freed space anyway.)
-        """
-        if STAGING not in self._file:
-            return
-        try:
-            empty = len(self._file[STAGING]) == 0
-        except (OSError, RuntimeError, KeyError):
-            empty = False
-        if empty:
-            return
-        self._reopen_writer()
-        write_point("set a dead writer's staged objects aside")
-        self._file.require_group(LOST)
-        self._file.move(f"/{STAGING}", f"/{LOST}/{time.time_ns()}")
-        write_point("flush the set-aside")
-        self._file.flush()
 
     def _new_array(self, where: str, data: Any, dtype: Any = None) -> h5py.Dataset:
         """Create a dataset; numeric arrays get fletcher32 checksums (checked on every read)."""

@@ -34,9 +34,14 @@ from featurestore.errors import FeatureStoreError
 try:
     with FeatureStore(sys.argv[1]) as s:
         out = {}
+        if "train" not in s.splits() or "test/enc" not in s.encoders() or not s.has_features("test/enc", "train"):
+            print(json.dumps({"splits": s.splits(), "encoders": s.encoders()}))
+            sys.exit(0)
         if "m" in s.models():
             arrays, meta = s.load_model("m")
             out["model"] = [meta["v"], arrays["a"].tolist()]
+        if "test/enc+x" in s.encoders():
+            out["derived"] = s.features("test/enc+x", "train").tolist()
         if "bank" in s.text_banks("test/enc"):
             bank = s.text_bank("test/enc", "bank")
             out["bank"] = [bank["weights"].tolist(), bank["strings"]]
@@ -65,6 +70,17 @@ import sys, numpy as np
 from featurestore.store import FeatureStore
 with FeatureStore(sys.argv[1], mode="a") as s:
     s.put_text_bank("test/enc", "bank", np.full((4, 8), 2.0), ["d", "e", "f", "g"])
+""",
+    "derived-features": """
+import sys, numpy as np
+from featurestore.store import FeatureStore
+with FeatureStore(sys.argv[1], mode="a") as s:
+    s.put_features("test/enc+x", "train", np.full((100, 8), 2.0, dtype=np.float32), {"model": "m", "weights": "w"})
+""",
+    "new-store": """
+import sys, numpy as np
+from tests.store_fixtures import make_feature_store
+make_feature_store(sys.argv[1], {"train": np.load(sys.argv[2])[:50]})
 """,
     "append-rows": """
 import sys, numpy as np
@@ -97,6 +113,8 @@ def shim(tmp_path_factory):
 
 
 def _base(path: Path, scenario: str, X: np.ndarray) -> None:
+    if scenario == "new-store":
+        return
     if scenario == "write-features":
         with FeatureStore(path, mode="a") as s:
             s.add_rows("train", [f"r{i}" for i in range(len(X))], [f"p{i}" for i in range(len(X))], [0] * len(X))
@@ -107,6 +125,7 @@ def _base(path: Path, scenario: str, X: np.ndarray) -> None:
     with FeatureStore(path, mode="a") as s:
         s.save_model("m", {"a": np.full((40, 8), 1.0), "b": np.full(5, 1.0)}, {"v": "old"})
         s.put_text_bank("test/enc", "bank", np.full((3, 8), 1.0), ["a", "b", "c"])
+        s.put_features("test/enc+x", "train", np.full((100, 8), 1.0, dtype=np.float32), {"model": "m", "weights": "w"})
 
 
 def _run(code: str, store: Path, data: Path, shim: Path | None, **env: str):
@@ -118,7 +137,14 @@ def _run(code: str, store: Path, data: Path, shim: Path | None, **env: str):
                           text=True, timeout=120)
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
+NEW_STORE_LIMIT = (
+    "known limit: a kill inside a flush while a new store's splits, encoders and arrays are being created (HDF5 "
+    "writes those outside SWMR mode and does not journal metadata) can leave the new structure unreadable; "
+    "API-level kills of a new store all hold (test_crash_sweep.py extract-new)")
+
+
+@pytest.mark.parametrize("scenario", [pytest.param(name, marks=pytest.mark.xfail(reason=NEW_STORE_LIMIT, strict=True))
+                                      if name == "new-store" else name for name in SCENARIOS])
 def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, shim, tmp_path):
     X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
     data = tmp_path / "X.npy"
@@ -126,9 +152,10 @@ def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, shim,
     base = tmp_path / "base.h5"
     _base(base, scenario, X)
     action = SCENARIOS[scenario]
-    old = json.loads(_run(READER, base, data, None).stdout)
+    old = json.loads(_run(READER, base, data, None).stdout) if base.exists() else {}
     counted = tmp_path / "count.h5"
-    shutil.copy(base, counted)
+    if base.exists():
+        shutil.copy(base, counted)
     count_file = tmp_path / "count"
     done = _run(action, counted, data, shim, KILLWRITE_COUNT=str(count_file))
     assert done.returncode == 0, done.stderr
@@ -138,17 +165,22 @@ def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, shim,
     points = kill_points(total, BUDGET)
     for k in points:
         store = tmp_path / f"k{k}.h5"
-        shutil.copy(base, store)
+        if base.exists():
+            shutil.copy(base, store)
         killed = _run(action, store, data, shim, KILLWRITE_AT=str(k))
         if killed.returncode != -9:
             failures.append(f"K={k}: not killed (exit {killed.returncode}) {killed.stderr[-200:]}")
             continue
         after = _run(READER, store, data, None)
-        if after.returncode != 0:
+        if not base.exists() and after.returncode == 2 and "empty store" in after.stderr:
+            pass  # killed before the new store's first commit: said in one line
+        elif after.returncode != 0:
             failures.append(f"K={k}: reader after the kill: {after.stderr.strip()[-300:]}")
         else:
             seen = json.loads(after.stdout)
-            for key in ("model", "bank"):
+            seen.setdefault("ids", [])
+            seen.setdefault("rows", {})
+            for key in ("model", "bank", "derived"):
                 if key in new and seen.get(key) not in (old.get(key), new[key]):
                     failures.append(f"K={k}: {key} is neither old nor new")
             if len(set(seen["ids"])) != len(seen["ids"]) or not set(seen["ids"]) <= set(new["ids"]):
@@ -160,6 +192,7 @@ def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, shim,
         if rerun.returncode != 0 or final.returncode != 0 or json.loads(final.stdout) != new:
             failures.append(f"K={k}: the rerun did not finish as an uninterrupted run: {rerun.stderr.strip()[-300:]}")
         store.unlink()
+        Path(f"{store}.lock").unlink(missing_ok=True)
     held = len(points) - len({f.split(':')[0] for f in failures})
     print(f"flush sweep {scenario}: tried {len(points)} of {total} write() kill points, held {held}")
     assert not failures, "\n".join(failures)
