@@ -375,13 +375,16 @@ def _tune(view: StoreIndex, fs: FeatureStore, encoder: str, split: str, n: int, 
                                   progress=lambda r: (bar.update(1), bar.set_postfix(recall=f"{r['recall']:.3f}")))
     final = next(r for r in reversed(tried) if r["params"] == params)
     meta.update({"search_params": params, "recall_at_10" if k == 10 else f"recall_at_{k}": final["recall"],
-                 "qps": final["qps"], "target_met": bool(met and final["recall"] >= target),
-                 "tuning": [{"params": r["params"], "recall": round(r["recall"], 4), "qps": round(r["qps"], 1)}
+                 "recall_lower_95": final["recall_lower"], "qps": final["qps"],
+                 "target_met": bool(met and final["recall_lower"] >= target),
+                 "tuning": [{"params": r["params"], "recall": round(r["recall"], 4),
+                             "recall_lower": round(r["recall_lower"], 4), "qps": round(r["qps"], 1)}
                             for r in tried]})
     if not meta["target_met"]:
         late = deadline is not None and time.monotonic() > deadline
         why = f"--max-build {limit:.0f}s ran out" if late else f"{meta['factory']} cannot reach it within its parameters"
-        meta["note"] = (f"recall@{k} target {target:g} not met: best {final['recall']:.3f} with "
+        meta["note"] = (f"recall@{k} target {target:g} not met: best {final['recall']:.3f} (95% lower bound "
+                        f"{final['recall_lower']:.3f}) with "
                         f"{_params_text(params)} ({why}); kept the best setting")
 
 

@@ -99,6 +99,19 @@ def test_estimate_is_close_to_the_saved_size(pool) -> None:
     assert 0.8 < index.meta["bytes"] / estimate < 1.25
 
 
+def test_query_recalls_and_lower_bound_hand_computed() -> None:
+    from featurestore.index_tuning import Z_95, query_recalls, tune
+
+    exact = np.array([[0, 1], [2, 3], [4, 5], [6, 7]])
+    approx = np.array([[1, 0], [2, 9], [8, 9], [7, -1]])
+    np.testing.assert_allclose(query_recalls(approx, exact, 2), [1.0, 0.5, 0.0, 0.5])
+    # one setting, no knobs: mean 0.5, sd 0.4082, lower bound 0.5 - 1.645 x 0.4082 / 2 = 0.1642
+    params, tried, met = tune({}, lambda p: None, lambda q, k: approx, np.zeros((4, 2)), exact, target=0.3)
+    assert not met and tried[0]["recall"] == 0.5
+    assert tried[0]["recall_lower"] == pytest.approx(0.5 - Z_95 * np.std([1, 0.5, 0, 0.5], ddof=1) / 2)
+    assert tune({}, lambda p: None, lambda q, k: approx, np.zeros((4, 2)), exact, target=0.15)[2]
+
+
 def test_ladder() -> None:
     assert ladder(100) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 100]
     assert ladder(64, start=10) == [12, 16, 24, 32, 48, 64]
@@ -113,8 +126,10 @@ def test_tuned_nprobe_meets_the_target_on_rows_it_was_not_tuned_on(pool) -> None
     assert meta["tuning_queries"] == 300 and index.ntotal == len(X)
     assert 1 < nprobe < 64
     # smallest: every smaller nprobe tried fell short, and nprobe - 1 was tried (bisection)
-    tried = {r["params"]["nprobe"]: r["recall"] for r in meta["tuning"]}
-    assert tried[nprobe - 1] < 0.9 and all(r < 0.9 for p, r in tried.items() if p < nprobe)
+    # the target is met by the 95% lower confidence bound over the 300 queries: recomputed here
+    tried = {r["params"]["nprobe"]: r["recall_lower"] for r in meta["tuning"]}
+    assert meta["recall_lower_95"] >= 0.9 and tried[nprobe - 1] < 0.9
+    assert all(r < 0.9 for p, r in tried.items() if p < nprobe)
     # independent check: 600 unseen queries from the same clusters against NumPy brute force
     queries = clustered(600, draw=1)
     _, positions = load_index(path, ENC, "pool", "IVF64,Flat", rebuild_stale=False).search(queries, 10)
@@ -129,7 +144,7 @@ def test_refine_tunes_nprobe_then_k_factor(pool) -> None:
     params = index.meta["search_params"]
     assert set(params) == {"nprobe", "k_factor"} and index.meta["target_met"]
     tried = [r for r in index.meta["tuning"] if r["params"]["nprobe"] == params["nprobe"]]
-    assert all(r["recall"] < 0.9 for r in tried if r["params"]["k_factor"] < params["k_factor"])
+    assert all(r["recall_lower"] < 0.9 for r in tried if r["params"]["k_factor"] < params["k_factor"])
     queries = clustered(500, draw=2)
     assert unseen_recall(X, queries, index.search(queries, 10)[1]) >= 0.9 - 0.03
 
@@ -143,7 +158,8 @@ def test_unreachable_target_is_one_note_and_the_best_index_is_kept(pool, capsys)
     assert len(lines) == 1 and lines[0].startswith("warning: recall@10 target 0.999 not met: best")
     index = load_index(path, ENC, "pool", "IVF16,PQ2x4fs", rebuild_stale=False)
     meta = index.meta
-    assert not meta["target_met"] and meta["search_params"] == max(meta["tuning"], key=lambda r: r["recall"])["params"]
+    best = max(meta["tuning"], key=lambda r: (r["recall_lower"], r["qps"]))
+    assert not meta["target_met"] and meta["search_params"] == best["params"]
     assert "indexed 4000 rows" in out
 
 

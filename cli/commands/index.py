@@ -111,11 +111,14 @@ def report_lines(meta: dict[str, Any], path: Any) -> list[str]:
     verdict = "met" if meta.get("target_met") else "NOT met"
     also = ", also in the training sample" if meta.get("tuning_queries_in_training_sample") else ""
     recall = meta.get(key)
-    lines.append(f"search    {params}: {key.replace('_at_', '@')} {recall:.3f} (target {meta.get('recall_target')}, "
+    lower = meta.get("recall_lower_95")
+    bound = f", 95% lower bound {lower:.3f}" if lower is not None else ""
+    lines.append(f"search    {params}: {key.replace('_at_', '@')} {recall:.3f}{bound} (target {meta.get('recall_target')}, "
                  f"{verdict}) on {meta.get('tuning_queries')} stored rows held out of the index while tuning{also}; "
                  f"{meta.get('qps', 0):.0f} q/s")
-    lines.append(f"settings tried (recall@{meta.get('tune_k')} vs exact search, queries/s):")
+    lines.append(f"settings tried (recall@{meta.get('tune_k')} vs exact search, its 95% lower bound, queries/s):")
     for row in sorted(meta.get("tuning") or [], key=lambda r: tuple(r["params"].values())):
         setting = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
-        lines.append(f"  {setting:<28} {row['recall']:.3f}  {row['qps']:>10.0f} q/s")
+        lines.append(f"  {setting:<28} {row['recall']:.3f}  {row.get('recall_lower', float('nan')):.3f}  "
+                     f"{row['qps']:>10.0f} q/s")
     return lines
