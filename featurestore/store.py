@@ -1051,6 +1051,12 @@ def _damage_is_one_line(method: Any) -> Any:
             return method(self, *args, **kwargs)
         except (PermissionError, FeatureStoreError):
             raise
+        except KeyError as exc:
+            if "Unable to" not in str(exc):  # h5py's words for an HDF5 failure, not a missing key
+                raise
+            raise StoreDamagedError(
+                f"{self.path} is damaged or unreadable ({_first_line(exc).strip(chr(39))}); fs verify {self.path} checks it"
+            ) from None
         except (OSError, RuntimeError) as exc:
             raise StoreDamagedError(
                 f"{self.path} is damaged or unreadable ({_first_line(exc)}); fs verify {self.path} checks it"
