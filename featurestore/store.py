@@ -87,7 +87,8 @@ class FeatureStore:
     def _open_writer(self) -> h5py.File:
         # The lock created the file if there was none. An empty file, or a bare superblock
         # left by a writer killed before its first flush, is a store with nothing in it.
-        if looks_empty(self.path):
+        created = looks_empty(self.path)
+        if created:
             write_point("create the store file")
             # fs_strategy="none": freed space is never reused, so raw data written before a
             # flush can never land where the last flushed metadata still points.
@@ -110,11 +111,20 @@ class FeatureStore:
             except ValueError as exc:
                 raise StoreFormatError(f"{self.path} is not an HDF5 store ({exc})") from None
         try:
-            return h5py.File(self.path, "a", libver="latest", locking=False,
-                             rdcc_nbytes=CHUNK_CACHE_BYTES)
+            f = h5py.File(self.path, "a", libver="latest", locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
         except OSError as exc:
             raise StoreFormatError(f"{self.path} is not a writable HDF5 store ({exc}); "
                                    f"fs verify {self.path} checks it") from None
+        if "format_version" not in f.attrs and len(f) == 0 and not created:
+            # A root with nothing in it: the first writer was killed before its first commit.
+            f.close()
+            return self._recreate_empty()
+        return f
+
+    def _recreate_empty(self) -> h5py.File:
+        write_point("truncate an empty store file")
+        os.truncate(self.path, 0)
+        return self._open_writer()
 
     def _check_format(self) -> None:
         version = self._file.attrs.get("format_version")
