@@ -83,6 +83,18 @@ class KNN(Solver):
         index.add(self.train_features_)
         self.index_ = index
 
+    def __getstate__(self) -> dict:
+        """Pickle without the FAISS index (a GPU index cannot be pickled, and the rows are in
+        ``train_features_`` already): it is rebuilt on unpickling, as after ``from_state``."""
+        state = self.__dict__.copy()
+        state.pop("index_", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "train_features_" in state:
+            self._restore()
+
     def kneighbors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, row indices) of the k nearest training rows, best first."""
         self._check_fitted()
