@@ -250,3 +250,44 @@ def test_verify_reports_damage_and_repairs_a_killed_writers_mark(tmp_path):
 
     with FeatureStore(path) as reader, pytest.raises(StoreDamagedError, match="checksum"):
         reader.features("test/enc", "train")
+
+
+@pytest.mark.slow
+def test_readers_polling_during_writes_see_committed_rows_only(tmp_path):
+    """A reader polls while a writer appends checksummed feature chunks (rewriting partial
+    chunks) and replaces a saved model now and then (leaving SWMR mode): every poll returns
+    the committed rows with their exact values, no checksum race surfaces as an error."""
+    from featurestore.store import _checked_read
+
+    path = tmp_path / "s.h5"
+    n, d = 3000, 32
+    X = (np.arange(n)[:, None] + np.zeros((1, d))).astype(np.float32)
+    with FeatureStore(path, mode="a") as store:
+        store.add_rows("train", [f"r{i}" for i in range(n)], [f"p{i}" for i in range(n)], [0] * n)
+        store.ensure_encoder("e/w", {"model": "m", "weights": "w", "embed_dim": d})
+        store.prepare_features("e/w", "train", d)
+    code = f"""
+import numpy as np
+from featurestore.store import FeatureStore
+n, d = {n}, {d}
+X = (np.arange(n)[:, None] + np.zeros((1, d))).astype(np.float32)
+with FeatureStore({str(path)!r}, mode="a") as s:
+    for start in range(0, n, 16):
+        r = np.arange(start, min(n, start + 16))
+        s.write_features("e/w", "train", r, X[r], np.ones(len(r), bool), [""] * len(r))
+        if start % 400 == 0:
+            s.save_model("m", {{"w": np.full(100, start, dtype=float)}}, {{"at": start}})
+"""
+    writer = subprocess.Popen([sys.executable, "-c", code])
+    polls = 0
+    with FeatureStore(path) as reader:
+        while writer.poll() is None or polls == 0:
+            done = reader.done("e/w", "train")
+            features = _checked_read(reader._get(reader._image_paths("e/w", "train")[0]), slice(0, n))
+            rows = np.flatnonzero(done)
+            np.testing.assert_array_equal(features[rows, 0], rows.astype(np.float32))
+            polls += 1
+    assert writer.wait() == 0 and polls > 1
+    with FeatureStore(path) as reader:
+        np.testing.assert_array_equal(reader.features("e/w", "train"), X)
+        assert reader.load_model("m")[1] == {"at": 2800}
