@@ -76,7 +76,7 @@ def load_dataset(path: str, encoder: str, methods: list[str], *, train: str = "t
     from featurestore.datasets.extraction import DATASET_BANK, subset_name
     from solvers.registry import solver_class
     from workflows.solver_arrays import solver_arrays
-    from workflows.solver_inputs import labelled, model_classes, text_weights
+    from workflows.solver_inputs import labelled, model_classes, solver_class_params, text_weights
 
     notes: list[str] = []
     with FeatureStore(path) as store:
@@ -122,8 +122,11 @@ def load_dataset(path: str, encoder: str, methods: list[str], *, train: str = "t
             if method in ZERO_SHOT_METHODS and T is None:
                 raise NotFoundError(f"{method} needs class text weights: store {path} has no class bank for "
                                     f"{encoder} (run fs text or fs extract --dataset)")
-            solver_class(method)
+            cls = solver_class(method)
             extra[method], _ = solver_arrays(method, store, encoder, {}, T)
+            # logits columns = the class list's indices, also for a solver without a bank
+            uses_text = "text_weights" in extra[method] or (T is not None and "text_weights" in cls._get_param_names())
+            extra[method].update(solver_class_params(cls, classes, uses_text))
     if sampler == "auto":
         sampler = "coop" if named else "numpy"
     return DatasetArrays(dataset, os.path.abspath(path), encoder, X_train, y_train, X_val, y_val, X_test, y_test,
