@@ -72,7 +72,8 @@ class Ensemble(Solver):
 
     def fit_logits(self, member_logits: Sequence[np.ndarray], y_val: np.ndarray | None = None) -> "Ensemble":
         """Set ``weights_`` and ``temperatures_`` from members' validation logits (only these
-        and ``y_val`` are read; the test split is never seen)."""
+        and ``y_val`` are read; the test split is never seen). ``y_val`` holds column indices of
+        the logits; ``fit`` maps labels onto them through the members' ``classes_``."""
         mats = self._check_members(member_logits)
         m, (n, c) = len(mats), mats[0].shape
         y = None if y_val is None else check_labels(y_val, n, c, name="y_val")
