@@ -120,6 +120,11 @@ class WriterLock:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             _HELD.pop(_file_id(fd), None)
+            try:  # an empty note: whoever holds the lock next without a note is a brief reader
+                if self.path.read_text().strip() == str(os.getpid()):
+                    self.path.write_text("")
+            except OSError:
+                pass
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
