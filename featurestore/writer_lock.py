@@ -105,7 +105,7 @@ class WriterLock:
                         or time.monotonic() > deadline:
                     os.close(fd)
                     raise StoreLockedError(
-                        f"{self.store_path} is being written by pid {holder or 'of another process'}; "
+                        f"{self.store_path} is being written by {f'pid {holder}' if holder else 'another process'}; "
                         "only one writer at a time (readers are fine)"
                     ) from None
                 time.sleep(0.05)
