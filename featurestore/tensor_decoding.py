@@ -65,7 +65,8 @@ class TensorPreprocess:
     as torchvision computes it for PIL images too), then the centre crop; ``squash``: both sides
     to ``resize``, then the centre crop; ``longest``: the longest side to the target (open_clip's
     and timm's ``ResizeKeepRatio``: each side ``round(side / ratio)``), then centre crop or pad
-    (with ``fill_color`` as open_clip does, with the mean colour as timm does). Images of one shape are resized as one batch.
+    (with ``fill_color`` as open_clip does, with the mean colour as timm does). Images of one
+    shape are resized as one batch.
     """
 
     def __init__(self, preprocessing: Preprocessing) -> None:

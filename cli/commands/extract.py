@@ -90,7 +90,8 @@ def _check_not_locked(store: str) -> None:
 @quiet_option
 def command(source: str, store: str, model: str, pretrained: str | None, model_config: str | None,
             image_mean: str | None, image_std: str | None, resize: int | None, crop: int | None,
-            interpolation: str | None, resize_mode: str | None, split: str | None, kind: str | None, batch_size: int | None, workers: int | None, decode: str, device: str | None,
+            interpolation: str | None, resize_mode: str | None, split: str | None, kind: str | None,
+            batch_size: int | None, workers: int | None, decode: str, device: str | None,
             precision: str | None, dtype: str | None, views: int, seed: int, cluster: str | None,
             scheduler: str | None, shard_rows: int, dataset: str | None, root: str | None, download: bool,
             quiet: bool) -> None:
