@@ -25,10 +25,20 @@ def error_reasons(store: FeatureStore, split: str, top: int = ERROR_REASONS_LIST
 def summarize(path: str | os.PathLike) -> dict[str, Any]:
     """Splits (rows, unreadable and why, classes, captions), encoders (provenance, per-split completeness,
     text banks), saved models and FAISS index files beside the store."""
+    from featurestore.errors import MissingShardsError
+    from featurestore.shard_consolidation import missing_shard_files
+
     with FeatureStore(path) as store:
         splits = []
+        unreadable_splits = set()
         for name in store.splits():
-            valid = store.valid(name)
+            try:
+                valid = store.valid(name)
+            except MissingShardsError:  # a --cluster split whose .shards/ folder was not copied
+                unreadable_splits.add(name)
+                splits.append({"name": name, "rows": None, "invalid": None, "classes": 0, "captions": False,
+                               "error_reasons": [], "missing_shards": missing_shard_files(store.file, name)})
+                continue
             classes = store.classes(name)
             invalid = int((~valid).sum())
             splits.append({"name": name, "rows": int(len(valid)), "invalid": invalid,
@@ -40,7 +50,7 @@ def summarize(path: str | os.PathLike) -> dict[str, Any]:
             info = store.encoder_info(key)
             features = {}
             for split in store.splits():
-                if store.has_features(key, split):
+                if split not in unreadable_splits and store.has_features(key, split):
                     done = store.done(key, split)
                     views = f"views/{h5_name(split)}" in store.file["encoders"][h5_name(key)]
                     features[split] = {"rows": int(len(done)), "done": int(done.sum()), "views": views}

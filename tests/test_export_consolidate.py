@@ -85,10 +85,16 @@ def test_store_copied_without_shards_names_what_is_missing(tmp_path, capsys):
     store, _, _, _ = _sharded_store(tmp_path / "a", np.random.default_rng(1))
     (tmp_path / "b").mkdir()
     shutil.copy(store, tmp_path / "b" / "main.h5")
-    code, out, err = run(["info", tmp_path / "b" / "main.h5"], capsys)
+    code, out, err = run(["eval", "--store", tmp_path / "b" / "main.h5", "--models", "zeroshot", "--split", "pool"],
+                         capsys)
     assert code == 2 and err.count("\n") == 1
     assert "split 'pool' was extracted with --cluster" in err and "main.h5.shards/pool/00000.h5" in err
     assert "3 shard file(s)" in err
+    # fs info still shows the store, and says what is missing
+    code, out, err = run(["info", tmp_path / "b" / "main.h5"], capsys)
+    assert code == 0, err
+    assert "pool: unreadable: 3 shard file(s) of fs extract --cluster are missing (main.h5.shards/pool/00000.h5" in out
+    assert "other: 2 rows" in out
     # the other split still reads
     with FeatureStore(tmp_path / "b" / "main.h5") as reader:
         assert len(reader.ids("other")) == 2

@@ -33,6 +33,11 @@ def command(store: str, as_json: bool, list_errors: bool, split: str | None) -> 
     click.echo(f"{summary['path']}  (format {summary['format_version']}, {summary['created_by']})")
     click.echo("splits:")
     for s in summary["splits"]:
+        if s.get("missing_shards"):
+            shown = ", ".join(s["missing_shards"][:3]) + (" ..." if len(s["missing_shards"]) > 3 else "")
+            click.echo(f"  {s['name']}: unreadable: {len(s['missing_shards'])} shard file(s) of fs extract --cluster "
+                       f"are missing ({shown}); copy the .shards/ folder with the store, or fs consolidate first")
+            continue
         extra = f", {s['classes']} classes" if s["classes"] else ""
         extra += ", captions" if s["captions"] else ""
         click.echo(f"  {s['name']}: {s['rows']} rows, {s['invalid']} unreadable{extra}")
