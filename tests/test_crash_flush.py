@@ -41,7 +41,10 @@ try:
             arrays, meta = s.load_model("m")
             out["model"] = [meta["v"], arrays["a"].tolist()]
         if "test/enc+x" in s.encoders():
-            out["derived"] = s.features("test/enc+x", "train").tolist()
+            try:
+                out["derived"] = s.features("test/enc+x", "train").tolist()
+            except FeatureStoreError as exc:  # e.g. rows appended after it was derived
+                out["derived"] = str(exc)
         if "bank" in s.text_banks("test/enc"):
             bank = s.text_bank("test/enc", "bank")
             out["bank"] = [bank["weights"].tolist(), bank["strings"]]
