@@ -124,3 +124,30 @@ def test_consolidate_copies_the_shards_into_the_store(tmp_path, capsys):
     assert code == 0, err + out
     code, out, _ = run(["consolidate", "--store", store], capsys)
     assert code == 0 and "nothing to consolidate" in out
+
+
+@pytest.mark.slow
+def test_consolidate_killed_at_its_write_points_reads_the_same_and_resumes(tmp_path):
+    """SIGKILL before the K-th store write of fs consolidate (tests/fault_injection.py): a reader
+    sees the same split as before, and a rerun consolidates it (about 8 kill points; all with
+    FEATURESTORE_SWEEP_ALL=1)."""
+    from tests.fault_injection import (KILLED, cli, count_write_points, kill_points, run_forked, same,
+                                       snapshot_forked)
+
+    rng_seed = 4
+    reference_store, _, _, _ = _sharded_store(tmp_path / "reference", np.random.default_rng(rng_seed))
+    status, before = snapshot_forked(reference_store)
+    assert status == "ok", before
+    log = str(tmp_path / "child.log")
+    total = count_write_points(cli(["consolidate", "--store", reference_store, "-q"]), log=log)
+    assert total > 10
+    for k in kill_points(total, 8):
+        store, _, _, _ = _sharded_store(tmp_path / f"k{k}", np.random.default_rng(rng_seed))
+        code = run_forked(cli(["consolidate", "--store", store, "-q"]), kill_at=k, log=log)
+        assert code in (KILLED, 0), f"kill point {k}: exit {code}"
+        status, seen = snapshot_forked(store)
+        assert status == "ok" and same(seen, before), f"kill point {k}: {status} {seen if status != 'ok' else ''}"
+        assert run_forked(cli(["consolidate", "--store", store, "-q"]), log=log) == 0, f"kill point {k}: rerun failed"
+        shutil.rmtree(store.parent / "main.h5.shards")  # the consolidated store needs no shard files
+        status, seen = snapshot_forked(store)
+        assert status == "ok" and same(seen, before), f"kill point {k} then rerun: {status}"
