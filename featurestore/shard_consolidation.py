@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from featurestore.errors import MissingShardsError, NotFoundError
-from featurestore.store import ROW_CHUNK, SPLIT_COLUMNS, STR, FeatureStore, h5_name
+from featurestore.store import ROW_CHUNK, SPLIT_COLUMNS, FeatureStore, h5_name
 from featurestore.write_points import write_point
 
 COPY_ROWS = 65536

@@ -21,7 +21,8 @@ CLASSES = ["ant", "bee", "cat", "dog", "emu", "fox", "gnu"]
 def store(tmp_path_factory):
     rng = np.random.default_rng(3)
     path = tmp_path_factory.mktemp("results") / "five.h5"
-    labels = {"train": np.repeat(np.arange(7), 6), "val": np.repeat(np.arange(7), 3), "test": np.repeat(np.arange(7), 4)}
+    labels = {"train": np.repeat(np.arange(7), 6), "val": np.repeat(np.arange(7), 3),
+              "test": np.repeat(np.arange(7), 4)}
     make_feature_store(path, {s: np.eye(7, 12)[y] * 1.5 + rng.standard_normal((len(y), 12)) for s, y in labels.items()},
                        labels=labels, classes={s: CLASSES for s in labels}, model="ViT-B-32", weights="sha256-abc")
     with FeatureStore(path, mode="a") as writer:
