@@ -49,7 +49,17 @@ def _direct_fits(path, seeds):
     return yt, probs
 
 
-def test_eval_of_a_seed_group_is_mean_and_std_with_error_bars(store, tmp_path, capsys):
+def test_eval_of_a_seed_group_is_mean_and_std_with_error_bars(store, tmp_path, capsys, monkeypatch):
+    import featurestore.plots
+
+    drawn = {}
+    real_bar_chart = featurestore.plots.bar_chart
+
+    def spy(names, values, **kwargs):
+        drawn.update(names=list(names), values=list(values), errors=kwargs.get("errors"))
+        return real_bar_chart(names, values, **kwargs)
+
+    monkeypatch.setattr(featurestore.plots, "bar_chart", spy)
     code, out, err = run(["solve", "gda", "--store", store, "--train", "train", "--val", "val", "--test", "test",
                           "--shots", "2", "--seed", "1", "--seed", "2", "--seed", "3", "--save", "g",
                           "--output", tmp_path / "solve.json", "-q"], capsys)
@@ -69,6 +79,9 @@ def test_eval_of_a_seed_group_is_mean_and_std_with_error_bars(store, tmp_path, c
     assert rows["g"]["top5"] == pytest.approx(np.mean(top5))
     assert "std" not in rows["zeroshot"]
     assert (tmp_path / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert drawn["names"] == ["g", "zeroshot"]
+    np.testing.assert_allclose(drawn["values"][0], 100 * np.mean(top1))
+    np.testing.assert_allclose(drawn["errors"], [100 * np.std(top1), 0.0])
 
     # the result files: CLIP_benchmark's keys and metrics, the same numbers as the table
     result = json.loads((tmp_path / "eval_g.json").read_text())
