@@ -151,3 +151,24 @@ def test_consolidate_killed_at_its_write_points_reads_the_same_and_resumes(tmp_p
         shutil.rmtree(store.parent / "main.h5.shards")  # the consolidated store needs no shard files
         status, seen = snapshot_forked(store)
         assert status == "ok" and same(seen, before), f"kill point {k} then rerun: {status}"
+
+
+def test_export_of_a_captioned_split_has_clip_retrievals_caption_column(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    store = tmp_path / "c.h5"
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    with FeatureStore(store, mode="a") as writer:
+        rows = writer.add_rows("pool", ["a", "b", "c"], ["p/a.jpg", "p/b.jpg", "p/c.jpg"], [-1, -1, -1],
+                               captions=["a red car", "two dogs", "a bowl"], source="test")
+        writer.ensure_encoder("test/enc", {"model": "m", "weights": "w", "embed_dim": 4})
+        writer.prepare_features("test/enc", "pool", 4)
+        writer.begin_appending()
+        writer.write_features("test/enc", "pool", rows, x, np.ones(3, bool), ["", "", ""])
+    code, _, err = run(["export", "--store", store, "--split", "pool", "--out", tmp_path / "e", "--dtype", "float32",
+                        "-q"], capsys)
+    assert code == 0, err
+    meta = pq.read_table(tmp_path / "e" / "metadata" / "metadata_0.parquet").to_pydict()
+    assert list(meta) == ["image_path", "caption", "id", "label", "class"]
+    assert meta["caption"] == ["a red car", "two dogs", "a bowl"] and meta["class"] == [None, None, None]
+    np.testing.assert_array_equal(np.load(tmp_path / "e" / "img_emb" / "img_emb_0.npy"), x)
