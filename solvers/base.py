@@ -1,7 +1,8 @@
 """The solver base class: scikit-learn estimator conventions plus a flat, file-friendly state.
 
 Every solver produces (n, C) logits with ``class_logits``; scikit-learn's ``decision_function``,
-probabilities, predictions (labels from ``classes_``) and accuracy follow from them here. ``get_state``/``from_state`` turn a fitted solver into plain arrays plus
+probabilities, predictions (labels from ``classes_``) and accuracy follow from them here.
+``get_state``/``from_state`` turn a fitted solver into plain arrays plus
 JSON-able params so it can be saved in a store or an .npz file without pickling.
 """
 from __future__ import annotations

@@ -39,7 +39,8 @@ class DescriptionSelection(Solver):
 
     def __init__(self, prompt_weights: np.ndarray | None = None, prompt_classes: np.ndarray | None = None,
                  descriptors: list[str] | None = None, n_classes: int | None = None,
-                 text_weights: np.ndarray | None = None, classes: list | np.ndarray | None = None, n_neighbors: int = 5, n_select: int | None = None,
+                 text_weights: np.ndarray | None = None, classes: list | np.ndarray | None = None,
+                 n_neighbors: int = 5, n_select: int | None = None,
                  n_select_grid: tuple[int, ...] = (1, 2, 4, 8, 16), default_n_select: int = 4,
                  logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.prompt_weights = prompt_weights

@@ -46,9 +46,10 @@ class GDA(Solver):
     W = mu P, b_k = log pi_k - 1/2 mu_k P mu_k^T (``priors`` "uniform" or "empirical").
     With ``text_weights``: logits = logit_scale * x T^T + alpha * (x W^T + b); otherwise
     logits = x W^T + b. Labels may be any class labels (``classes_``; with ``text_weights`` one
-    per bank row, named by ``classes``, default range(C)). ``alpha=None`` picks alpha from ``alphas`` by validation accuracy when
-    X_val/y_val are given, else uses ``default_alpha`` (1.0). Rows are L2-normalized as in the
-    official code (``normalize=False`` keeps raw features, e.g. for non-CLIP Gaussian data).
+    per bank row, named by ``classes``, default range(C)). ``alpha=None`` picks alpha from
+    ``alphas`` by validation accuracy when X_val/y_val are given, else uses ``default_alpha``
+    (1.0). Rows are L2-normalized as in the official code (``normalize=False`` keeps raw
+    features, e.g. for non-CLIP Gaussian data).
 
     Zero within-class scatter (one shot per class) makes every estimator's precision zero and
     the GDA logits equal; the precision then falls back to the identity (nearest class mean),
@@ -60,7 +61,8 @@ class GDA(Solver):
     _state_scalars = ("alpha_", "val_scores_")
 
     def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
-                 classes: list | np.ndarray | None = None, alpha: float | None = None, alphas: tuple[float, ...] = ALPHAS,
+                 classes: list | np.ndarray | None = None, alpha: float | None = None,
+                 alphas: tuple[float, ...] = ALPHAS,
                  default_alpha: float = 1.0, covariance: str = "ks", priors: str = "uniform",
                  normalize: bool = True, logit_scale: float = 100.0,
                  temperature: float = 1.0) -> None:
@@ -112,8 +114,8 @@ class GDA(Solver):
         ``available_if`` makes it, and calling it is an ``UnavailableMethodError`` (an
         InputError) naming why."""
         if self.covariance not in ("ks", "empirical"):
-            raise UnavailableMethodError(f"GDA(covariance={self.covariance!r}) has no partial_fit: the estimator needs all "
-                                 "feature rows at once; partial_fit supports 'ks' and 'empirical'")
+            raise UnavailableMethodError(f"GDA(covariance={self.covariance!r}) has no partial_fit: the estimator "
+                                         "needs all feature rows at once; partial_fit supports 'ks' and 'empirical'")
         return self._partial_fit
 
     def _partial_fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,

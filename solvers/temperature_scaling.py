@@ -32,7 +32,8 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, log_bounds: tuple[float, 
 
 def calibrate(solver: Any, X_val: np.ndarray, y_val: np.ndarray) -> Any:
     """Fit T on the validation split (labels from the solver's ``classes_``) and set
-    ``solver.temperature`` (used by ``predict_proba``); returns the solver. Predictions (argmax) do not change. Solvers whose probabilities are not
+    ``solver.temperature`` (used by ``predict_proba``); returns the solver. Predictions (argmax) do
+    not change. Solvers whose probabilities are not
     softmax(logits / T) are refused: a temperature would not reach them."""
     from solvers.base import Solver
 
