@@ -3,22 +3,27 @@
 The only substitutions: the pretrained model flags (``--model ViT-B-32 --pretrained openai`` and
 ``--model RN50 --pretrained openai``) become the tiny model's config and checkpoint, and the
 encoder key ``ViT-B-32/openai`` becomes the tiny model's key. The folders the README names
-(``./photos``, ``./pets/{train,val,test}``) are filled with small random-image class trees. A
+(``./photos``, ``./pets/{train,val,test}``) are filled with small random-image class trees, and
+the user-supplied files (``laion.csv`` with its images, ``syn.json``, ``class_captions.json``)
+are written. A
 command that needs what no test machine has (the internet, a dataset root, a web server that
 keeps running, other weights) is listed in SKIPPED with the reason; every other README command
 must run and exit 0, and a README command that is neither run nor listed fails the test.
 """
 from __future__ import annotations
 
+import csv
+import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
 
 from featurestore.store import FeatureStore
 from tests.cli_runner import run
-from tests.images import write_class_tree
+from tests.images import write_class_tree, write_random_image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -33,12 +38,6 @@ SKIPPED = {
     "fs extract --dataset ": "needs the datasets under ~/data",
     "fs benchmark --store pets.h5 --store imagenet.h5": "needs the ImageNet store",
     "fs serve ": "starts a web server that runs until Ctrl-C (tests/test_serve.py covers it)",
-    "fs real ": "needs a captioned pool split 'laion' (tests/test_cli_real.py covers the commands)",
-    "fs solve real-": "needs a captioned pool split 'laion' (tests/test_cli_real.py)",
-    "fs solve tip-x ": "needs a captioned pool split 'laion' (tests/test_cli_real.py)",
-    "fs solve caps-adapter ": "needs a captioned pool split 'laion' (tests/test_cli_real.py)",
-    "fs captions ": "needs a captioned pool split 'laion' (tests/test_cli_real.py)",
-    "fs text --store pets.h5 --encoder E --file class_captions.json": "needs class captions (tests/test_cli_real.py)",
     "fs solve amu ": "needs a second, image-only encoder DINO (tests/test_cli_more_methods.py)",
     "fs solve label-free ": "needs a second, image-only encoder DINO (tests/test_cli_more_methods.py)",
     "fs solve gda --store pets.h5 --encoder E --train train --test test --incremental": "needs sessions.json",
@@ -78,6 +77,17 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys, tin
     write_class_tree(tmp_path / "photos", {"cat": 3, "dog": 3, "emu": 3}, seed=1)
     for split, n, seed in (("train", 16, 0), ("val", 4, 100), ("test", 4, 200)):
         write_class_tree(tmp_path / "pets" / split, {"cat": n, "dog": n, "emu": n}, seed=seed)
+    # the captioned pool and the user-supplied JSON files of the REAL / TIP-X / CapS-Adapter block
+    with open(tmp_path / "laion.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "caption"])
+        for i in range(60):
+            name = ("cat", "dog", "emu")[i % 3]
+            write_random_image(tmp_path / "laion" / f"{i}.jpg", seed=5000 + i)
+            writer.writerow([f"laion/{i}.jpg", f"a photo of a {('kitty', name, 'puppy')[i % 3]} number {i}"])
+    shutil.copy(README.parent / "featurestore" / "data" / "synonyms-example.json", tmp_path / "syn.json")
+    (tmp_path / "class_captions.json").write_text(json.dumps({"cat": ["a photo of a kitty"], "dog": ["a puppy"],
+                                                              "emu": ["a dromaius bird"]}))
     tiny = f"--model {TINY_MODEL} --model-config {TINY_CONFIG} --pretrained {tiny_checkpoint}"
     key = None
     ran = []
