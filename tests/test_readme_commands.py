@@ -4,8 +4,8 @@ The only substitutions: the pretrained model flags (``--model ViT-B-32 --pretrai
 ``--model RN50 --pretrained openai``) become the tiny model's config and checkpoint, and the
 encoder key ``ViT-B-32/openai`` becomes the tiny model's key. The folders the README names
 (``./photos``, ``./pets/{train,val,test}``) are filled with small random-image class trees, and
-the user-supplied files (``laion.csv`` with its images, ``syn.json``, ``class_captions.json``)
-are written. A
+the user-supplied files (``laion.csv`` with its images, ``syn.json``, ``class_captions.json``,
+``sessions.json``, ``entries.txt``) are written. A
 command that needs what no test machine has (the internet, a dataset root, a web server that
 keeps running, other weights) is listed in SKIPPED with the reason; every other README command
 must run and exit 0, and a README command that is neither run nor listed fails the test.
@@ -40,9 +40,7 @@ SKIPPED = {
     "fs serve ": "starts a web server that runs until Ctrl-C (tests/test_serve.py covers it)",
     "fs solve amu ": "needs a second, image-only encoder DINO (tests/test_cli_more_methods.py)",
     "fs solve label-free ": "needs a second, image-only encoder DINO (tests/test_cli_more_methods.py)",
-    "fs solve gda --store pets.h5 --encoder E --train train --test test --incremental": "needs sessions.json",
     "fs anomaly ": "needs an MVTec store (tests/test_anomaly.py)",
-    "fs curate ": "needs a captioned pool and an entry list (tests/test_curation.py)",
 }
 
 
@@ -88,6 +86,8 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys, tin
     shutil.copy(README.parent / "featurestore" / "data" / "synonyms-example.json", tmp_path / "syn.json")
     (tmp_path / "class_captions.json").write_text(json.dumps({"cat": ["a photo of a kitty"], "dog": ["a puppy"],
                                                               "emu": ["a dromaius bird"]}))
+    (tmp_path / "sessions.json").write_text(json.dumps({"base": ["cat", "dog"], "sessions": [["emu"]], "shots": 5}))
+    (tmp_path / "entries.txt").write_text("kitty\npuppy\ncat\ndromaius\n")  # fs curate's metadata entries
     tiny = f"--model {TINY_MODEL} --model-config {TINY_CONFIG} --pretrained {tiny_checkpoint}"
     key = None
     ran = []
