@@ -12,7 +12,7 @@ import numpy as np
 
 from featurestore.errors import NotFoundError
 from featurestore.store import FeatureStore
-from workflows.solver_inputs import labelled, split_labels
+from workflows import solver_inputs
 
 
 def check_aux_encoder(store: FeatureStore, encoder: str, aux_encoder: str) -> str:
@@ -45,9 +45,9 @@ def paired_labelled(store: FeatureStore, encoder: str, aux_encoder: str | None, 
                     classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``solver_inputs.labelled`` with the auxiliary encoder's columns appended."""
     if aux_encoder is None:
-        return labelled(store, encoder, split, classes=classes)
+        return solver_inputs.labelled(store, encoder, split, classes=classes)
     X = paired_features(store, encoder, aux_encoder, split)
-    y = split_labels(store, split, classes)
+    y = solver_inputs.split_labels(store, split, classes)
     keep = y >= 0
     if not keep.any():
         raise NotFoundError(f"split {split!r} has no labelled rows")
