@@ -132,7 +132,8 @@ def index_figures(store, factory: str, max_memory: str, recall: str) -> dict:
     _, approx = index.search(queries, K)
     qps = len(queries) / (time.perf_counter() - t0)
     meta = index.meta
-    return {"factory": meta["factory"], "build_seconds": build, "build_cpu_seconds": cpu, "stages": meta["build_seconds"],
+    return {"factory": meta["factory"], "build_seconds": build, "build_cpu_seconds": cpu,
+            "stages": meta["build_seconds"],
             "bytes": meta["bytes"], "params": meta["search_params"], "tuning_recall": meta.get("recall_at_10"),
             "target_met": meta["target_met"], "recall": recall_at_k(approx, exact, K), "qps": qps,
             "flat_qps": flat_qps, "settings_tried": len(meta["tuning"])}
@@ -214,7 +215,8 @@ def index_report(sizes: list[int], stores: dict[int, Path], max_memory: str, rec
             stages = "/".join(f"{st.get(s, 0):.0f}" for s in ("sample", "train", "add", "tune"))
             tuned = ",".join(f"{k}={v}" for k, v in r["params"].items()) or "-"
             flag = "" if r["target_met"] else " (target not met)"
-            print(f"{rows:>10,} {r['factory']:<38} {r['build_seconds']:>8.1f} {stages:>24} {r['build_cpu_seconds']:>7.0f} "
+            print(f"{rows:>10,} {r['factory']:<38} {r['build_seconds']:>8.1f} {stages:>24} "
+                  f"{r['build_cpu_seconds']:>7.0f} "
                   f"{r['bytes'] / 2**20:>7.0f} MiB {tuned:>20} {r['recall']:>9.3f} {r['qps']:>8.0f} "
                   f"{r['flat_qps']:>9.0f} {r['qps'] / r['flat_qps']:>6.1f}x{flag}", flush=True)
         if rows >= 1_000_000:

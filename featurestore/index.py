@@ -146,7 +146,8 @@ class StoreIndex:
             if int(nprobe) < 1:
                 raise FeatureStoreError(f"nprobe must be at least 1, not {nprobe}")
             if faiss.try_extract_index_ivf(self.index) is None:
-                raise FeatureStoreError(f"nprobe applies to IVF indexes only; {self.meta['factory']!r} has no IVF lists")
+                raise FeatureStoreError(
+                    f"nprobe applies to IVF indexes only; {self.meta['factory']!r} has no IVF lists")
             restore = {"nprobe": self.params.get("nprobe", int(faiss.extract_index_ivf(self.index).nprobe))}
             self.set_params({"nprobe": int(nprobe)})
         try:
@@ -382,7 +383,8 @@ def _tune(view: StoreIndex, fs: FeatureStore, encoder: str, split: str, n: int, 
                             for r in tried]})
     if not meta["target_met"]:
         late = deadline is not None and time.monotonic() > deadline
-        why = f"--max-build {limit:.0f}s ran out" if late else f"{meta['factory']} cannot reach it within its parameters"
+        why = (f"--max-build {limit:.0f}s ran out" if late
+               else f"{meta['factory']} cannot reach it within its parameters")
         meta["note"] = (f"recall@{k} target {target:g} not met: best {final['recall']:.3f} (95% lower bound "
                         f"{final['recall_lower']:.3f}) with "
                         f"{_params_text(params)} ({why}); kept the best setting")
@@ -459,7 +461,8 @@ def load_index(store: StoreLike, encoder: str, split: str, factory: str | None =
             return StoreIndex(index, meta, faiss_path)
         if not rebuild_stale:
             raise FeatureStoreError(
-                f"index {faiss_path.name} is stale ({reason}); rebuild it with build_index or load_index(rebuild_stale=True)"
+                f"index {faiss_path.name} is stale ({reason}); "
+                "rebuild it with build_index or load_index(rebuild_stale=True)"
             )
         return build_index(fs, encoder, split, name, quiet=quiet, **options)
 

@@ -128,7 +128,8 @@ def test_ivf_with_all_lists_is_exact_and_hnsw_recall(tmp_path: Path) -> None:
     hnsw = build_index(path, ENC, "train", "HNSW32", quiet=True)
     assert recall_at_k(hnsw.search(queries, 10)[1], want, 10) > 0.9
     assert set(hnsw.meta["search_params"]) == {"efSearch"}
-    assert load_index(path, ENC, "train", "IVF4,Flat", rebuild_stale=False).search(queries, 10, nprobe=4)[1].tolist() == want.tolist()
+    reloaded = load_index(path, ENC, "train", "IVF4,Flat", rebuild_stale=False)
+    assert reloaded.search(queries, 10, nprobe=4)[1].tolist() == want.tolist()
 
 
 def test_user_errors(tmp_path: Path) -> None:

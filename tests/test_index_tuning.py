@@ -254,7 +254,8 @@ def test_a_killed_build_leaves_no_index_and_its_temp_files_are_cleaned(tmp_path)
     assert remove_leftovers(path) == [live]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     # featurestore 0.1 named no process: its leftovers go once an hour old
-    old, fresh = tmp_path / ".s.h5.test|enc.pool.Flat.faiss.k3j_x9.tmp", tmp_path / ".s.h5.test|enc.pool.Flat.json.q1w2.tmp"
+    old = tmp_path / ".s.h5.test|enc.pool.Flat.faiss.k3j_x9.tmp"
+    fresh = tmp_path / ".s.h5.test|enc.pool.Flat.json.q1w2.tmp"
     old.write_bytes(b"x")
     fresh.write_bytes(b"x")
     os.utime(old, (old.stat().st_atime, old.stat().st_mtime - 7200))
@@ -285,7 +286,8 @@ def test_cli_auto_report_search_and_info(tmp_path, capsys) -> None:
     assert hits == [f"pool-{p:05d}" for p in expected]
     code, out, err = run(["info", path], capsys)
     assert code == 0 and f"nprobe={nprobe}" in out and "recall@10" in out and "auto" in out
-    code, out, err = run(["index", "--store", path, "--encoder", ENC, "--split", "pool", "--max-memory", "lots"], capsys)
+    code, out, err = run(["index", "--store", path, "--encoder", ENC, "--split", "pool", "--max-memory", "lots"],
+                         capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "lots" in err
 
 

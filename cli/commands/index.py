@@ -24,7 +24,8 @@ from cli.options import encoder_option, quiet_option, store_option
               help="Time limit of the whole build (e.g. 10m); past it nothing is written.")
 @click.option("--train-size", type=click.IntRange(min=1), default=None,
               help="Rows sampled to train IVF/PQ indexes (default: max(40 x lists, 10000)).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the training and tuning samples.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the training and tuning samples.")
 @click.option("--report", is_flag=True,
               help="Print factory, memory, build time and recall@10 and queries/s of every setting tried; an "
                    "up-to-date index built with the same options is reported without rebuilding.")
@@ -100,8 +101,10 @@ def report_lines(meta: dict[str, Any], path: Any) -> list[str]:
     seconds = meta.get("build_seconds") or {}
     lines = [f"index     {path}",
              f"factory   {meta['factory']}{chosen}",
-             f"rows      {meta['ntotal']} x {meta['dim']}" + (f", trained on {meta['train_rows']}" if meta.get("train_rows") else ""),
-             f"memory    {format_bytes(meta.get('bytes', 0))} (estimated {format_bytes(meta.get('estimated_bytes', 0))})",
+             f"rows      {meta['ntotal']} x {meta['dim']}"
+             + (f", trained on {meta['train_rows']}" if meta.get("train_rows") else ""),
+             f"memory    {format_bytes(meta.get('bytes', 0))} "
+             f"(estimated {format_bytes(meta.get('estimated_bytes', 0))})",
              "build     " + ", ".join(f"{stage} {value:.1f} s" for stage, value in seconds.items())]
     key = _recall_key(meta)
     if meta["factory"] == "Flat" or not key:
@@ -113,7 +116,8 @@ def report_lines(meta: dict[str, Any], path: Any) -> list[str]:
     recall = meta.get(key)
     lower = meta.get("recall_lower_95")
     bound = f", 95% lower bound {lower:.3f}" if lower is not None else ""
-    lines.append(f"search    {params}: {key.replace('_at_', '@')} {recall:.3f}{bound} (target {meta.get('recall_target')}, "
+    lines.append(f"search    {params}: {key.replace('_at_', '@')} {recall:.3f}{bound} "
+                 f"(target {meta.get('recall_target')}, "
                  f"{verdict}) on {meta.get('tuning_queries')} stored rows held out of the index while tuning{also}; "
                  f"{meta.get('qps', 0):.0f} q/s")
     lines.append(f"settings tried (recall@{meta.get('tune_k')} vs exact search, its 95% lower bound, queries/s):")
