@@ -169,8 +169,9 @@ def faiss_figures(X: np.ndarray, Q: np.ndarray, gpu: bool) -> None:
                 index.train(train)
             index.add(Xf)
             build = time.perf_counter() - t0
-            if factory != "Flat":
-                faiss.ParameterSpace().set_index_parameter(index, "nprobe", NPROBE)
+            if factory != "Flat":  # GPU indexes (and their replicas) take GpuParameterSpace
+                space = faiss.GpuParameterSpace() if place == "gpu" else faiss.ParameterSpace()
+                space.set_index_parameter(index, "nprobe", NPROBE)
             index.search(Qf[:10], K)  # warm-up
             t0 = time.perf_counter()
             _, found = index.search(Qf, K)
