@@ -27,11 +27,38 @@ def _pinv_symmetric(A: np.ndarray) -> np.ndarray:
     return (V[:, keep] / w[keep]) @ V[:, keep].T
 
 
+# Below this reciprocal condition number (LAPACK's 1-norm estimate from the Cholesky factor)
+# a Cholesky inverse is no longer accurate to ~1e-8, and the pseudo-inverse may drop directions.
+CHOLESKY_MIN_RCOND = 1e-8
+
+
+def _inv_symmetric(A: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric PSD matrix: a Cholesky solve (scipy ``cho_factor``/``cho_solve``,
+    about 5x faster than an eigendecomposition at D = 1024) when A is positive definite and
+    well conditioned, where it equals the pseudo-inverse up to rounding; otherwise the exact
+    eigendecomposition pseudo-inverse of ``_pinv_symmetric`` (singular or near-singular A)."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+    from scipy.linalg.lapack import dpocon
+
+    A = np.asarray(A, dtype=np.float64)
+    try:
+        factor = cho_factor(A, lower=False, check_finite=False)
+    except LinAlgError:
+        return _pinv_symmetric(A)
+    rcond, info = dpocon(factor[0], float(np.abs(A).sum(axis=0).max()), uplo="U")
+    if info != 0 or not rcond >= CHOLESKY_MIN_RCOND:
+        return _pinv_symmetric(A)
+    return cho_solve(factor, np.eye(A.shape[0]), check_finite=False)
+
+
 def shrinkage_precision(scatter: np.ndarray, n_samples: int) -> np.ndarray:
-    """The official GDA ("KS") precision P = D * pinv((N-1) S + trace(S) I), S = scatter / (N-1)."""
+    """The official GDA ("KS") precision P = D * pinv((N-1) S + trace(S) I), S = scatter / (N-1).
+
+    With trace(S) > 0 the matrix is positive definite with condition number at most N, so the
+    pseudo-inverse is its inverse, computed by a Cholesky solve (``_inv_symmetric``)."""
     d = scatter.shape[0]
     trace_s = np.trace(scatter) / max(n_samples - 1, 1)
-    return d * _pinv_symmetric(scatter + trace_s * np.eye(d))
+    return d * _inv_symmetric(scatter + trace_s * np.eye(d))
 
 
 FIT_BLOCK_ROWS = 16384
@@ -226,12 +253,12 @@ class GDA(Solver):
         if self.covariance == "ks":
             return shrinkage_precision(stats.scatter, n)
         if self.covariance == "empirical":
-            return _pinv_symmetric(stats.scatter / n)
+            return _inv_symmetric(stats.scatter / n)
         from sklearn.covariance import ledoit_wolf, oas
 
         estimator = ledoit_wolf if self.covariance == "ledoit_wolf" else oas
         cov, _ = estimator(centred, assume_centered=True)
-        return _pinv_symmetric(cov)
+        return _inv_symmetric(cov)
 
     def _fit_statistics(self, stats: ClassStatistics, X_val: np.ndarray | None,
                         y_val: np.ndarray | None, centred: np.ndarray | None,
