@@ -126,6 +126,13 @@ def _check_not_truncated(path: Path) -> None:
         )
 
 
+def _closed_cleanly(path: Path) -> bool:
+    try:
+        return consistency_flags(path) == 0
+    except (ValueError, OSError):
+        return True
+
+
 def open_reader(path: Path, wait_seconds: float = READER_WAIT_SECONDS) -> h5py.File:
     """Open ``path`` for SWMR reading (see the module doc). Raises StoreFormatError subclasses."""
     if looks_empty(path):
@@ -137,7 +144,9 @@ def open_reader(path: Path, wait_seconds: float = READER_WAIT_SECONDS) -> h5py.F
     recovered = False
     while True:
         with hold_if_free(path) as no_writer:
-            if no_writer:
+            if no_writer and _closed_cleanly(path):
+                # (A dead writer's file may be shorter than the end it recorded: the recovery
+                # below extends it, as the next writer would.)
                 _check_not_truncated(path)
             try:
                 fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ,

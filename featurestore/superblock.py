@@ -82,7 +82,9 @@ def clear_consistency_flags(path: str | os.PathLike) -> bool:
     Like ``h5clear -s --increment``, the recorded end-of-file address also grows to the file's
     real size: a writer killed in the middle of a flush can leave chunks written (and indexed)
     past the end it last recorded, which HDF5 refuses to touch ("len not positive after
-    adjustment for EOA"). A file shorter than its recorded end stays so (it is truncated).
+    adjustment for EOA"). A file shorter than its recorded end is extended with zeros to it: a
+    writer killed in the middle of a flush can have recorded the end before writing the last
+    blocks (only the flags say a writer was active; a file closed cleanly is never touched).
     """
     with open(path, "r+b") as f:
         base = _find_superblock(f)
@@ -102,6 +104,8 @@ def clear_consistency_flags(path: str | os.PathLike) -> bool:
         real_eof = os.fstat(f.fileno()).st_size - base
         if real_eof > recorded_eof:
             block[eof_at:eof_at + offsets] = real_eof.to_bytes(offsets, "little")
+        elif real_eof < recorded_eof:
+            os.ftruncate(f.fileno(), base + recorded_eof)
         checksum = lookup3(bytes(block[:body_len]))
         block[body_len:] = checksum.to_bytes(4, "little")
         f.seek(base)
