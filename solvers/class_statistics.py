@@ -17,6 +17,27 @@ from solvers.normalize import l2_normalize
 from solvers.errors import InputError
 
 
+# Few rows per class (few-shot fits): the class sums by rank of occurrence, one vectorized add
+# per rank, instead of np.add.at (about 2x faster at 16 rows x 1000 classes x 1024-d).
+RANKED_SUMS_MAX_COUNT = 64
+
+
+def _class_sums(X: np.ndarray, y: np.ndarray, counts: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class sums of the rows of X, in X's dtype: each class's rows added one at a time in
+    row order, as ``np.add.at`` does (the same floating-point result, to the bit)."""
+    sums = np.zeros((n_classes, X.shape[1]), dtype=X.dtype)
+    if y.size == 0 or counts.size != n_classes or counts.max() > RANKED_SUMS_MAX_COUNT:
+        np.add.at(sums, y, X)
+        return sums
+    order = np.argsort(y, kind="stable")
+    rank = np.empty(y.size, dtype=np.int64)  # the row's position among the rows of its class
+    rank[order] = np.arange(y.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    for r in range(int(counts.max())):
+        rows = np.flatnonzero(rank == r)  # at most one row per class
+        sums[y[rows]] += X[rows]
+    return sums
+
+
 @dataclass
 class ClassStatistics:
     """Per-class counts (C,), per-class feature sums (C, D) and within-class scatter (D, D)."""
@@ -44,8 +65,7 @@ class ClassStatistics:
         returned in float64.
         """
         counts = np.bincount(y, minlength=n_classes)
-        sums = np.zeros((n_classes, X.shape[1]), dtype=X.dtype)
-        np.add.at(sums, y, X)
+        sums = _class_sums(X, y, counts, n_classes)
         chunk_means = sums / np.maximum(counts, 1)[:, None].astype(X.dtype)
         centred = X - chunk_means[y]
         return cls(counts.astype(np.int64), sums.astype(np.float64), (centred.T @ centred).astype(np.float64))
