@@ -155,7 +155,7 @@ def _fitted_scalars(solver: Any) -> dict[str, Any]:
 
 
 def _metrics(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | None) -> dict[str, float]:
-    from solvers.metrics import balanced_accuracy, ece, nll, topk_accuracy
+    from solvers.metrics import balanced_accuracy, ece, nll, stable_positions
     from solvers.softmax import softmax
 
     logits = solver.class_logits(X)
@@ -165,11 +165,13 @@ def _metrics(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | Non
         logits, y = logits[:, subset], position[y]
     temperature = float(getattr(solver, "temperature", 1.0) or 1.0)
     # Row blocks: softmax is row-wise, so each block's probabilities are the whole matrix's
-    # to the bit, without the full-size float64 temporaries (5 s -> 1 s at 50,000 x 1,000).
+    # to the bit, without the full-size float64 temporaries (4.4 s -> 1.7 s at 50,000 x 1,000).
     probs = np.empty(logits.shape, dtype=np.float64)
     for lo in range(0, logits.shape[0], SOFTMAX_BLOCK_ROWS):
         probs[lo:lo + SOFTMAX_BLOCK_ROWS] = softmax(logits[lo:lo + SOFTMAX_BLOCK_ROWS] / temperature)
-    return {"top1": topk_accuracy(y, logits, 1), "top5": topk_accuracy(y, logits, 5),
+    # top-1 and top-5 as solvers.metrics.topk_accuracy computes them, from one ranking pass
+    positions = stable_positions(logits, np.asarray(y, dtype=np.int64))
+    return {"top1": float(np.mean(positions < 1)), "top5": float(np.mean(positions < 5)),
             "balanced_accuracy": balanced_accuracy(y, logits.argmax(axis=1)), "ece": ece(y, probs),
             "nll": nll(y, probs)}
 
