@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from featurestore.errors import FeatureStoreError
+from featurestore.writer_lock import pid_alive
 
 _TMP = re.compile(r"^\.(?P<final>.+\.(?:faiss|json))\.(?P<pid>\d+)\.[^.]+\.tmp$")
 _LEGACY_TMP = re.compile(r"^\.(?P<final>.+\.(?:faiss|json))\.[^.]+\.tmp$")  # featurestore 0.1: no pid
@@ -134,15 +135,7 @@ def _older_than(path: Path, seconds: float) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or pid_alive(pid)
 
 
 def write_error(path: Path, exc: BaseException, reason: str | None = None) -> FeatureStoreError:

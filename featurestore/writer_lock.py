@@ -47,7 +47,8 @@ def _file_id(fd: int) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while a process ``pid`` exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -101,7 +102,7 @@ class WriterLock:
                 holder = self._holder()
                 # A live writer's note names it; a dead pid in the note means a reader is
                 # checking for a dead writer right now (it holds the lock for milliseconds).
-                if (holder is not None and _pid_alive(holder) and holder != os.getpid()) \
+                if (holder is not None and pid_alive(holder) and holder != os.getpid()) \
                         or time.monotonic() > deadline:
                     os.close(fd)
                     raise StoreLockedError(
