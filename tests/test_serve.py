@@ -338,3 +338,52 @@ def test_a_split_with_unfinished_features_is_skipped_and_said(tmp_path):
         searcher.close()
     with pytest.raises(NotFoundError, match="2 of 4 rows"):
         StoreSearcher(str(store), "test/enc", ["half"], quiet=True)
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_flat_matrix_vector_search_gives_faiss_hits_ties_included(filtered):
+    """The server's BLAS path for Flat indexes against FAISS's own search of the same index,
+    on rows with exact duplicates (equal scores) inside and across the top-k boundary."""
+    import faiss
+
+    from featurestore.index import StoreIndex
+    from featurestore.server.searcher import _filtered_search, flat_search, flat_vectors
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3000, 16)).astype(np.float32)
+    X[[3, 10, 20, 40, 700, 1500, 2999]] = X[7]
+    X[[100, 200, 300]] = X[50]
+    faiss.normalize_L2(X)
+    flat = faiss.index_factory(16, "Flat", faiss.METRIC_INNER_PRODUCT)
+    flat.add(X)
+    index = StoreIndex(flat, {"factory": "Flat", "encoder": "e", "split": "s"})
+    rows = flat_vectors(index)
+    assert rows is not None and np.array_equal(rows, X)
+    allowed = np.flatnonzero(rng.random(len(X)) < 0.5)
+    allowed = np.union1d(allowed, [7, 10, 40, 1500, 50, 200])
+    queries = [X[7], X[50], rng.standard_normal(16).astype(np.float32), X[11] * 3]
+    for query in queries:
+        for k in (1, 2, 3, 5, 8, 9, 40, len(allowed) if filtered else len(X)):
+            if filtered:
+                expected_scores, expected = _filtered_search(index, query, k, allowed)
+                scores, found = flat_search(rows, query, k, allowed)
+            else:
+                expected_scores, expected = (a[0] for a in index.search(query, k))
+                scores, found = flat_search(rows, query, k)
+            assert found.tolist() == expected.tolist(), (k, filtered)
+            np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+
+
+def test_only_cpu_inner_product_flat_indexes_take_the_blas_path():
+    import faiss
+
+    from featurestore.index import StoreIndex
+    from featurestore.server.searcher import flat_vectors
+
+    X = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    l2 = faiss.IndexFlatL2(8)
+    l2.add(X)
+    hnsw = faiss.index_factory(8, "HNSW8", faiss.METRIC_INNER_PRODUCT)
+    hnsw.add(X)
+    for index in (l2, hnsw):
+        assert flat_vectors(StoreIndex(index, {"factory": "x", "encoder": "e", "split": "s"})) is None

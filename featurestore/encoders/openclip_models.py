@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from featurestore.encoders import short_context
 from featurestore.encoders.checkpoints import load_state, looks_like_checkpoint, read_state_dict, tensors_sha256
 from featurestore.encoders.encoder import (Encoder, freeze, json_clean, library_logging_silenced,
                                            resolve_precision, torch_dtype, versions)
@@ -200,7 +201,7 @@ def load_open_clip(model: str, pretrained: str | None, *, device: str, precision
         key = encoder_key(model, pretrained, weights_sha256)
     return Encoder(key=key, info=info, model=net, preprocess=wanted.transform(), tokenizer=tokenizer,
                    device=torch.device(device), dtype=torch_dtype(precision),
-                   image_forward=net.encode_image, text_forward=net.encode_text)
+                   image_forward=net.encode_image, text_forward=short_context.text_forward(net))
 
 
 def _open_clip_preprocess_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:

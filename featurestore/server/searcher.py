@@ -50,10 +50,12 @@ class ServedSplit:
     index: StoreIndex
     valid_rows: np.ndarray = field(init=False)
     row_of_id: dict[str, int] = field(init=False)
+    flat: np.ndarray | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.valid_rows = np.flatnonzero(self.valid)
         self.row_of_id = {str(rid): i for i, rid in enumerate(self.ids)}
+        self.flat = flat_vectors(self.index)
 
     @property
     def n_rows(self) -> int:
@@ -300,8 +302,13 @@ class StoreSearcher:
             if wanted < k:
                 warnings.append(f"class {class_name!r} has {len(allowed)} rows in split {s.name!r}: "
                                 f"{len(allowed)} hits, not {k}")
-            with self._lock:
-                scores, found = _filtered_search(s.index, query, wanted, allowed)
+            if s.flat is not None:
+                scores, found = flat_search(s.flat, query, wanted, allowed)
+            else:
+                with self._lock:
+                    scores, found = _filtered_search(s.index, query, wanted, allowed)
+        elif s.flat is not None:
+            scores, found = flat_search(s.flat, query, k)
         else:
             with self._lock:
                 scores, found = s.index.search(query, k)
@@ -330,6 +337,50 @@ def decode_upload(data: bytes) -> Any:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise QueryError(f"the upload is not a readable image: {reason[:200]}") from None
+
+
+def flat_vectors(index: StoreIndex) -> np.ndarray | None:
+    """The (ntotal, d) float32 rows of an exact inner-product Flat index searched on the CPU, as a
+    read-only view of FAISS's own memory (no copy); None for any other index."""
+    import faiss
+
+    cpu = faiss.downcast_index(index.index)
+    if index.on_gpu or type(cpu) not in (faiss.IndexFlat, faiss.IndexFlatIP) \
+            or cpu.metric_type != faiss.METRIC_INNER_PRODUCT or cpu.ntotal == 0:
+        return None
+    rows = faiss.rev_swig_ptr(cpu.get_xb(), cpu.ntotal * cpu.d).reshape(cpu.ntotal, cpu.d)
+    rows.setflags(write=False)
+    return rows
+
+
+def flat_search(rows: np.ndarray, query: np.ndarray, k: int,
+                positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of one query over a Flat index's ``rows`` (among ``positions`` only when
+    given): one BLAS matrix-vector product and a partial sort, where FAISS answers a single query
+    on one thread. The hits are FAISS's: the ``k`` best by score, the lowest positions kept among
+    equal scores, and those listed from the highest position down, as FAISS's heap returns them."""
+    import faiss
+
+    q = np.array(query, dtype=np.float32, copy=True, order="C").reshape(1, -1)
+    faiss.normalize_L2(q)
+    scores = rows @ q[0]
+    candidates = np.arange(len(rows)) if positions is None else np.asarray(positions, dtype=np.int64)
+    if positions is not None:
+        scores = scores[candidates]
+    k = min(int(k), len(candidates))
+    if k == 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    if k < len(scores):
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        above = np.flatnonzero(scores > kth)
+        tied = np.flatnonzero(scores == kth)
+        tied = tied[np.argsort(candidates[tied], kind="stable")]  # the lowest positions stay
+        keep = np.concatenate([above, tied[:k - len(above)]])
+    else:
+        keep = np.arange(len(scores))
+    order = np.lexsort((-candidates[keep], -scores[keep]))
+    keep = keep[order]
+    return scores[keep].astype(np.float32), candidates[keep]
 
 
 def _filtered_search(index: StoreIndex, query: np.ndarray, k: int,
