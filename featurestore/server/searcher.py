@@ -263,8 +263,11 @@ class StoreSearcher:
             raise QueryError(f"row {row_id!r} of split {s.name!r} is unreadable ({s.reasons[row]}); it has no features",
                              422)
         allowed = self._allowed(s, k, class_name)
-        with self._lock:
-            query, _ = self._store.read_rows(self.encoder, s.name, row, row + 1)
+        if s.flat is not None:  # the row's normalized features, already in memory
+            query = s.flat[np.searchsorted(s.valid_rows, row)]
+        else:
+            with self._lock:
+                query, _ = self._store.read_rows(self.encoder, s.name, row, row + 1)
         return self._answer(s, query, k, class_name, allowed, start, {"id": row_id, "row": row})
 
     def search_image(self, data: bytes, k: int, split: str | None = None, class_name: str | None = None,
