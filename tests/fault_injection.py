@@ -8,6 +8,7 @@ costs a fraction of a second instead of a fresh interpreter.
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import pickle
 import signal
@@ -43,6 +44,11 @@ def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file:
             out = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(out, 1)
             os.dup2(out, 2)
+            faulthandler.dump_traceback_later(max(1.0, timeout - 5), exit=False)  # stacks of a hang, in the log
+            if "torch" in sys.modules:
+                # GNU OpenMP's thread team does not survive fork: once the parent ran a parallel
+                # torch op, the child's next one waits forever for threads it does not have.
+                sys.modules["torch"].set_num_threads(1)
             for key in (write_points.KILL_ENV, write_points.COUNT_ENV):
                 os.environ.pop(key, None)
             if kill_at is not None:
