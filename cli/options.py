@@ -16,6 +16,30 @@ class NonEmpty(click.ParamType):
 
 NAME = NonEmpty()
 
+
+class NumberList(click.ParamType):
+    """Comma-separated numbers, each parsed by click's own ``item`` type (click.INT, click.FLOAT);
+    a bad value is one usage line naming the option. ``skip_empty`` drops empty items ("1,2,")."""
+
+    def __init__(self, item: click.ParamType, plural: str, skip_empty: bool = False) -> None:
+        self.item = item
+        self.skip_empty = skip_empty
+        self.name = f"comma-separated {plural}"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        option = param.opts[0] if param is not None else "value"
+        items = [v.strip() for v in str(value).split(",")]
+        try:
+            values = [self.item.convert(v, param, ctx) for v in items if v or not self.skip_empty]
+        except click.BadParameter:
+            self.fail(f"{option} takes {self.name}, got {value!r}", param, ctx)
+        if not values:
+            self.fail(f"{option} is empty", param, ctx)
+        return values
+
+
 store_option = click.option("--store", "store", required=True, type=click.Path(dir_okay=False),
                             help="The store file (.h5).")
 encoder_option = click.option("--encoder", default=None,

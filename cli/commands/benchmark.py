@@ -6,17 +6,7 @@ import json
 
 import click
 
-from cli.options import quiet_option
-
-
-def _int_list(text: str, option: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise click.UsageError(f"{option} takes comma-separated integers, got {text!r}") from None
-    if not values:
-        raise click.UsageError(f"{option} is empty")
-    return values
+from cli.options import NumberList, quiet_option
 
 
 def _method_params(pairs: tuple[str, ...]) -> dict[str, dict]:
@@ -41,8 +31,10 @@ def _method_params(pairs: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--encoder", required=True, help="Encoder key, e.g. RN50/openai.")
 @click.option("--methods", default="zeroshot,gda,tip-adapter,linear-probe,knn", show_default=True,
               help="Comma-separated solver names (fs solve --list).")
-@click.option("--shots", default="1,2,4,8,16", show_default=True, help="Comma-separated shots per class.")
-@click.option("--seeds", default="1,2,3", show_default=True, help="Comma-separated few-shot seeds.")
+@click.option("--shots", type=NumberList(click.INT, "integers", skip_empty=True), default="1,2,4,8,16", show_default=True,
+              help="Comma-separated shots per class.")
+@click.option("--seeds", type=NumberList(click.INT, "integers", skip_empty=True), default="1,2,3", show_default=True,
+              help="Comma-separated few-shot seeds.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Results folder (rerun to resume).")
 @click.option("--param", "params", multiple=True, help="A method's hyper-parameter: method.key=value (JSON value).")
 @click.option("--train", default="train", show_default=True)
@@ -58,7 +50,7 @@ def _method_params(pairs: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--average-views", is_flag=True, help="Few-shot features averaged over stored augmented views.")
 @click.option("--no-plot", is_flag=True, help="Do not write accuracy_vs_shots.png.")
 @quiet_option
-def command(stores: tuple[str, ...], encoder: str, methods: str, shots: str, seeds: str, out: str,
+def command(stores: tuple[str, ...], encoder: str, methods: str, shots: list[int], seeds: list[int], out: str,
             params: tuple[str, ...], train: str, val: str, test: str, text: str | None, sampler: str, jobs: int,
             reference: str | None, average_views: bool, no_plot: bool, quiet: bool) -> None:
     """Run the few-shot sweep over STOREs; finished cells are kept, a rerun does only the rest."""
@@ -69,7 +61,7 @@ def command(stores: tuple[str, ...], encoder: str, methods: str, shots: str, see
     if val == test:
         raise click.UsageError("--val and --test are the same split: hyper-parameters are never chosen on test")
     frame = run(list(stores), encoder, methods=[m.strip() for m in methods.split(",") if m.strip()],
-                shots=_int_list(shots, "--shots"), seeds=_int_list(seeds, "--seeds"), out=out,
+                shots=shots, seeds=seeds, out=out,
                 params=_method_params(params), train=train, val=val, test=test, text=text, sampler=sampler,
                 jobs=jobs, reference=reference, average_views=average_views, plot=not no_plot, quiet=quiet,
                 echo=lambda message: click.echo(message, err=True))

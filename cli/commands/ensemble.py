@@ -5,23 +5,20 @@ import json
 
 import click
 
-from cli.options import NAME, store_option
+from cli.options import NAME, NumberList, store_option
 
 
-def _weights(text: str | None, n_members: int) -> list[float] | None:
-    """--weights as floats: one finite, non-negative weight per member, not all zero."""
+def _weights(values: list[float] | None, n_members: int) -> list[float] | None:
+    """--weights (parsed by NumberList): one finite, non-negative weight per member, not all zero."""
     import math
 
-    if text is None:
+    if values is None:
         return None
-    try:
-        values = [float(w) for w in text.split(",")]
-    except ValueError:
-        raise click.UsageError(f"--weights takes comma-separated numbers, got {text!r}") from None
     if len(values) != n_members:
         raise click.UsageError(f"--weights has {len(values)} value(s) for {n_members} member(s)")
     if not all(math.isfinite(w) and w >= 0 for w in values) or sum(values) == 0:
-        raise click.UsageError(f"--weights must be finite, non-negative and not all zero, got {text!r}")
+        shown = ",".join(map(str, values))
+        raise click.UsageError(f"--weights must be finite, non-negative and not all zero, got {shown!r}")
     return values
 
 
@@ -32,7 +29,7 @@ def _weights(text: str | None, n_members: int) -> list[float] | None:
 @click.option("--val", default=None, help="Validation split: weights (and --fit-temperatures) are chosen on it.")
 @click.option("--combine", type=click.Choice(["proba", "logits"]), default="proba", show_default=True,
               help="Average member probabilities softmax(z/T), or scaled logits z/T.")
-@click.option("--weights", default=None, help="Fixed comma-separated member weights (default: searched on --val, "
+@click.option("--weights", type=NumberList(click.FLOAT, "numbers"), default=None, help="Fixed comma-separated member weights (default: searched on --val, "
                                               "uniform without it).")
 @click.option("--fit-temperatures", is_flag=True, help="Fit each member's temperature on --val first.")
 @click.option("--grid-step", type=click.FloatRange(min=0, min_open=True, max=1), default=0.1, show_default=True,
@@ -40,7 +37,7 @@ def _weights(text: str | None, n_members: int) -> list[float] | None:
 @click.option("--text", "bank", type=NAME, default=None, help="Text bank for zeroshot (default: matches --val).")
 @click.option("--save", required=True, help="Name of the saved ensemble (use it with fs predict / fs eval).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def command(store: str, models: str, encoder: str | None, val: str | None, combine: str, weights: str | None,
+def command(store: str, models: str, encoder: str | None, val: str | None, combine: str, weights: list[float] | None,
             fit_temperatures: bool, grid_step: float, bank: str | None, save: str, as_json: bool) -> None:
     """Weighted ensemble of fitted solvers, itself a solver: saved, predicted and evaluated like one.
 
