@@ -292,9 +292,9 @@ def _run_cell_in_worker(store: str, method: str, shots: int, seed: int, params: 
 
 
 def _limit_worker_blas(threads: int) -> None:
-    from threadpoolctl import threadpool_limits
+    from workflows.blas_threads import limit_process_blas
 
-    threadpool_limits(limits=threads, user_api="blas")
+    limit_process_blas(threads)
     from solvers.progress import quiet as quiet_progress
 
     quiet_progress(True).__enter__()  # no nested grid-search bars from worker processes

@@ -5,6 +5,12 @@ otherwise start one BLAS thread per core each and oversubscribe the machine (a 3
 ``fs solve gda`` took 34.7 s instead of 2.4 s on a loaded 2-core machine). The knob is the
 environment variable ``FS_BLAS_THREADS``: ``fs`` applies it to itself when set, and Dask tasks
 run with it (1 when unset). ``threadpoolctl`` does the limiting.
+
+``threadpoolctl`` limits the BLAS libraries loaded when it is called; SciPy ships its own
+OpenBLAS, loaded on the first ``import scipy.linalg``, which would then start with one thread
+per core (in ``fs benchmark --jobs 2`` workers it did: two workers ran four BLAS threads on two
+cores and GDA cells took 2.5x longer). So every limit here loads SciPy's BLAS first, and
+``limit_process_blas`` also sets the libraries' environment variables for any loaded later.
 """
 from __future__ import annotations
 
@@ -12,6 +18,13 @@ import os
 from contextlib import AbstractContextManager
 
 ENVIRONMENT_VARIABLE = "FS_BLAS_THREADS"
+LIBRARY_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def _load_blas_libraries() -> None:
+    """Load NumPy's and SciPy's BLAS so that threadpoolctl sees (and limits) both."""
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
 
 
 def configured_limit(default: int | None = None) -> int | None:
@@ -35,7 +48,20 @@ def limited_blas(limit: int | None = None) -> AbstractContextManager:
     for work that runs beside other workers on the same cores."""
     from threadpoolctl import threadpool_limits
 
+    _load_blas_libraries()
     return threadpool_limits(limits=limit or configured_limit(1), user_api="blas")
+
+
+def limit_process_blas(threads: int) -> None:
+    """Limit this whole process (e.g. a worker beside others) to ``threads`` BLAS threads: the
+    libraries loaded now through threadpoolctl, those loaded later through their environment
+    variables."""
+    from threadpoolctl import threadpool_limits
+
+    for name in LIBRARY_VARIABLES:
+        os.environ[name] = str(threads)
+    _load_blas_libraries()
+    threadpool_limits(limits=threads, user_api="blas")
 
 
 def limit_from_environment() -> None:
@@ -43,6 +69,4 @@ def limit_from_environment() -> None:
     point calls this); without it BLAS keeps its own default."""
     limit = configured_limit()
     if limit is not None:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=limit, user_api="blas")
+        limit_process_blas(limit)
