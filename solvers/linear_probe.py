@@ -149,8 +149,10 @@ class LinearProbe(Solver):
         fits: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         unconverged: list[float] = []
 
+        Xv64 = Xv.astype(np.float64)  # once: each score's matmul would cast float32 rows again
+
         def score(fit: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
-            logits = Xv @ fit[0].T + fit[1]
+            logits = Xv64 @ fit[0].T + fit[1]
             accuracy = float(np.mean(np.argmax(logits, axis=1) == yv))
             nll = float(-np.mean(log_softmax(logits)[np.arange(yv.size), yv]))
             return accuracy, -nll

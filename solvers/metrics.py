@@ -58,8 +58,11 @@ def balanced_accuracy(y: np.ndarray, y_pred: np.ndarray) -> float:
 def reliability_bins(y: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict[str, np.ndarray]:
     """Equal-width confidence bins (lo, hi] over [0, 1]: per-bin mean confidence, accuracy, count."""
     probs = np.asarray(probs)
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == np.asarray(y)).astype(float)
+    return _bins(probs.max(axis=1), probs.argmax(axis=1) == np.asarray(y), n_bins)
+
+
+def _bins(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> dict[str, np.ndarray]:
+    correct = np.asarray(correct).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
     count = np.bincount(which, minlength=n_bins)
@@ -69,18 +72,63 @@ def reliability_bins(y: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict
     return {"edges": edges, "confidence": confidence, "accuracy": accuracy, "count": count}
 
 
-def ece(y: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
-    """Expected calibration error (Guo et al., ICML 2017): sum_b (n_b / N) |acc_b - conf_b|."""
-    bins = reliability_bins(y, probs, n_bins)
+def _ece_of_bins(bins: dict[str, np.ndarray]) -> float:
     filled = bins["count"] > 0
     gap = np.abs(bins["accuracy"][filled] - bins["confidence"][filled])
     return float(np.sum(gap * bins["count"][filled]) / bins["count"].sum())
+
+
+def ece(y: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error (Guo et al., ICML 2017): sum_b (n_b / N) |acc_b - conf_b|."""
+    return _ece_of_bins(reliability_bins(y, probs, n_bins))
 
 
 def nll(y: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> float:
     """Mean negative log-likelihood of the true class, probabilities clipped at ``eps``."""
     probs = np.asarray(probs, dtype=np.float64)
     return float(-np.mean(np.log(np.clip(probs[np.arange(probs.shape[0]), np.asarray(y)], eps, 1.0))))
+
+
+LOGIT_BLOCK_VALUES = 1 << 18  # rows per block of logit_metrics: about 2 MB of float64, cache-sized
+
+
+def logit_metrics(y: np.ndarray, logits: np.ndarray, temperature: float = 1.0, n_bins: int = 15,
+                  eps: float = 1e-12) -> dict[str, float]:
+    """top1, top5, balanced accuracy, ECE and NLL of ``logits`` (n, C) against labels ``y`` in
+    0 .. C-1, with probabilities softmax(logits / temperature), in one pass of row blocks.
+
+    The same numbers as ``topk_accuracy``, ``balanced_accuracy`` of argmax predictions, and
+    ``ece`` / ``nll`` of ``solvers.softmax.softmax(logits, temperature)``, float for float (the
+    largest probability of a row is 1 / sum_j exp(z_j - max z), that of the true class
+    exp(z_y - max z) / that sum), without the (n, C) float64 probability matrix: for 50,000 x
+    1,000 ImageNet logits that matrix is 400 MB written and read again. A row is "correct" in
+    the ECE bins when its top-1 prediction (argmax of the logits, lower class on ties) is right.
+    """
+    logits = np.asarray(logits)
+    y = np.asarray(y, dtype=np.int64)
+    n, n_classes = logits.shape
+    positions = stable_positions(logits, y)
+    correct = positions < 1
+    conf = np.empty(n)
+    p_true = np.empty(n)
+    step = max(1, LOGIT_BLOCK_VALUES // max(n_classes, 1))
+    buffer = np.empty((min(step, n), n_classes), dtype=np.float64)
+    temperature = float(temperature)
+    for lo in range(0, n, step):
+        z = buffer[:min(step, n - lo)]
+        np.copyto(z, logits[lo:lo + step])
+        if temperature != 1.0:
+            z /= temperature
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        total = z.sum(axis=1)
+        conf[lo:lo + step] = 1.0 / total
+        p_true[lo:lo + step] = z[np.arange(z.shape[0]), y[lo:lo + step]] / total
+    present = np.bincount(y, minlength=n_classes)
+    recall = np.bincount(y[correct], minlength=n_classes)[present > 0] / present[present > 0]
+    return {"top1": float(np.mean(correct)), "top5": float(np.mean(positions < 5)),
+            "balanced_accuracy": float(np.mean(recall)), "ece": _ece_of_bins(_bins(conf, correct, n_bins)),
+            "nll": float(-np.mean(np.log(np.clip(p_true, eps, 1.0))))}
 
 
 def _labels_scores(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

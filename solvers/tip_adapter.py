@@ -121,9 +121,22 @@ class TipAdapter(Solver):
         fixed_alpha = self.alpha is not None or self.text_weights is None
         alphas = [self.alpha_] if fixed_alpha else linear_grid(scale[1], self.search_steps[1])
         best = (-1.0, self.alpha_, self.beta_)
+        # exp(-beta (1 - A)) = exp(beta (A - 1)) to the bit; A - 1 once, then each beta's
+        # affinity in one reused buffer (two passes over n_val x N instead of three, no new
+        # arrays), and each alpha's logits likewise (zs + a * cache, the same floats).
+        shifted = np.subtract(affinity, 1, out=affinity)
+        exp_buffer = np.empty_like(shifted)
+        logits = None
         for beta in progress(betas, "Tip-Adapter search"):
-            cache = np.add.reduceat(np.exp(-beta * (1 - affinity)), starts, axis=1)
-            alpha, scores = select_by_accuracy(alphas, lambda a: zs + a * cache, y_val)
+            np.exp(np.multiply(shifted, beta, out=exp_buffer), out=exp_buffer)
+            cache = np.add.reduceat(exp_buffer, starts, axis=1)
+            if logits is None:
+                logits = np.empty(np.broadcast_shapes(np.shape(zs), cache.shape), dtype=np.result_type(zs, cache))
+
+            def alpha_logits(a: float, cache: np.ndarray = cache, out: np.ndarray = logits) -> np.ndarray:
+                return np.add(np.multiply(cache, a, out=out), zs, out=out)
+
+            alpha, scores = select_by_accuracy(alphas, alpha_logits, y_val)
             if max(scores) > best[0]:
                 best = (max(scores), alpha, beta)
         self.val_accuracy_, self.alpha_, self.beta_ = best[0], float(best[1]), float(best[2])

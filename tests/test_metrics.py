@@ -115,3 +115,37 @@ def test_fpr_at_tpr_both_conventions_against_sklearn_roc(ood):
     assert "OpenOOD" in OOD_METRICS["fpr95_ood"][0]
     with pytest.raises(ValueError, match="positive must be one of"):
         fpr_at_tpr(s_id, s_ood, positive="both")
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+@pytest.mark.parametrize("n_classes", [3, 1000])
+def test_logit_metrics_equal_the_probability_metrics_and_sklearn(n_classes, temperature):
+    from solvers.metrics import LOGIT_BLOCK_VALUES, logit_metrics
+    from solvers.softmax import softmax
+
+    rng = np.random.default_rng(n_classes)
+    n = 3 * LOGIT_BLOCK_VALUES // n_classes + 7  # several row blocks and a ragged last one
+    logits = (rng.standard_normal((n, n_classes)) * 2).astype(np.float32)
+    logits[:5, :2] = 9.0  # exact ties: the lower class wins, as argmax
+    y = rng.integers(0, n_classes, n)
+    y[:5] = 1
+    y[-3:] = n_classes - 1
+    probs = softmax(logits, temperature)
+    got = logit_metrics(y, logits, temperature)
+    assert got["top1"] == topk_accuracy(y, logits, 1) == np.mean(probs.argmax(axis=1) == y)
+    assert got["top5"] == topk_accuracy(y, logits, 5)
+    assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, logits.argmax(axis=1)), abs=1e-15)
+    assert got["ece"] == ece(y, probs)  # float for float: the same confidences and bins
+    assert got["nll"] == nll(y, probs)
+    if probs[np.arange(n), y].min() > 1e-12:  # no clipping, where scikit-learn clips at machine epsilon
+        assert got["nll"] == pytest.approx(log_loss(y, probs, labels=np.arange(n_classes)), rel=1e-9)
+    else:
+        assert temperature < 1  # at T = 1 the comparison with scikit-learn must run
+
+
+def test_logit_metrics_balanced_accuracy_skips_absent_classes():
+    from solvers.metrics import logit_metrics
+
+    logits = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 2.0], [0.0, 3.0, 1.0]])
+    y = np.array([0, 0, 2])  # class 1 is absent: recall of class 0 is 1/2, of class 2 is 0
+    assert logit_metrics(y, logits)["balanced_accuracy"] == pytest.approx(0.25)

@@ -30,7 +30,6 @@ COLUMNS = ("dataset", "encoder", "method", "shots", "seed", "top1", "top5", "bal
 ZERO_SHOT_METHODS = ("zeroshot",)
 DEFAULT_METHODS = ("zeroshot", "gda", "tip-adapter", "linear-probe", "knn")
 HOLDOUT_PER_CLASS = 4
-SOFTMAX_BLOCK_VALUES = 1 << 18  # softmax in row blocks of about 2 MB of float64 (cache-sized)
 
 
 class BenchmarkError(FeatureStoreError):
@@ -57,7 +56,6 @@ class DatasetArrays:
     shifts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
-    scratch: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # buffers reused across cells
 
 
 def split_dataset(store: FeatureStore, split: str) -> str | None:
@@ -155,36 +153,15 @@ def _fitted_scalars(solver: Any) -> dict[str, Any]:
             and isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
 
 
-def _metrics(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | None,
-             scratch: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-    from solvers.metrics import balanced_accuracy, ece, nll, stable_positions
-    from solvers.softmax import softmax
+def _metrics(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | None) -> dict[str, float]:
+    from solvers.metrics import logit_metrics
 
     logits = solver.class_logits(X)
     if subset is not None:  # predictions among the classes the split covers (ImageNet-A/-R)
         position = np.full(logits.shape[1], -1)
         position[subset] = np.arange(subset.size)
         logits, y = logits[:, subset], position[y]
-    temperature = float(getattr(solver, "temperature", 1.0) or 1.0)
-    # Row blocks: softmax is row-wise, so each block's probabilities are the whole matrix's
-    # to the bit, without the full-size float64 temporaries; written into a buffer that the
-    # cells of one dataset share (``scratch``), which spares its page faults (CPU at
-    # 50,000 x 1,000: 4.4 s in one piece -> 0.45 s).
-    size = logits.shape[0] * logits.shape[1]
-    buffer = None if scratch is None else scratch.get("probs")
-    if buffer is None or buffer.size < size:
-        buffer = np.empty(size, dtype=np.float64)
-        if scratch is not None:
-            scratch["probs"] = buffer
-    probs = buffer[:size].reshape(logits.shape)
-    step = max(1, SOFTMAX_BLOCK_VALUES // max(logits.shape[1], 1))
-    for lo in range(0, logits.shape[0], step):
-        probs[lo:lo + step] = softmax(logits[lo:lo + step] / temperature)
-    # top-1 and top-5 as solvers.metrics.topk_accuracy computes them, from one ranking pass
-    positions = stable_positions(logits, np.asarray(y, dtype=np.int64))
-    return {"top1": float(np.mean(positions < 1)), "top5": float(np.mean(positions < 5)),
-            "balanced_accuracy": balanced_accuracy(y, logits.argmax(axis=1)), "ece": ece(y, probs),
-            "nll": nll(y, probs)}
+    return logit_metrics(y, logits, float(getattr(solver, "temperature", 1.0) or 1.0))
 
 
 def fit_cell(data: DatasetArrays, method: str, shots: int, seed: int, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -224,7 +201,7 @@ def fit_cell(data: DatasetArrays, method: str, shots: int, seed: int, params: di
     out = []
     for split, (Xs, ys, subset) in [(data.test_split, (data.X_test, data.y_test, None)), *data.shifts.items()]:
         start = time.perf_counter()
-        scores = _metrics(solver, Xs, ys, subset, data.scratch)
+        scores = _metrics(solver, Xs, ys, subset)
         out.append({**common, "dataset": data.name if split == data.test_split else split, "test_split": split,
                     **scores, "score_seconds": round(time.perf_counter() - start, 4)})
     return out
