@@ -12,10 +12,12 @@ from solvers.normalize import l2_normalize
 from solvers.progress import progress
 from solvers.softmax import log_softmax
 
-COARSE_GRID = tuple(10.0 ** e for e in range(-6, 7))
-#: Fine steps around the best coarse C, in decades: 8 values per decade (as dense as
-#: CLIP_benchmark's weight-decay sweep) within 7/8 of a decade on either side.
-FINE_STEPS = tuple(e / 8 for e in range(-7, 8) if e != 0)
+#: The CLIP paper's search (Radford et al. 2021, appendix A.3): C (their 1 / lambda) starts at
+#: 1e-6, 1e-4, ..., 1e6, then the interval around the best value is halved until the
+#: resolution is 8 steps per decade: the two neighbours at 1, 1/2, 1/4 and 1/8 of a decade.
+COARSE_GRID = tuple(10.0 ** e for e in range(-6, 7, 2))
+HALVING_STEPS = (1.0, 0.5, 0.25, 0.125)
+C_RANGE = (1e-6, 1e6)
 
 
 class LinearProbe(Solver):
@@ -23,9 +25,10 @@ class LinearProbe(Solver):
     (Radford et al., ICML 2021).
 
     Objective (scikit-learn's): C * sum_i CE(W x_i + b, y_i) + 1/2 ||W||^2. ``C=None`` searches C
-    on the validation split: the coarse grid 1e-6 .. 1e6 (one value per decade), then
-    best * 10^{k/8}, k = -7 .. 7 (8 values per decade), warm-starting along each grid (``tol``,
-    ``max_iter``). Warm starts stop at slightly different objectives than a cold fit, which can
+    on the validation split as the CLIP paper does (appendix A.3): 1e-6, 1e-4, ..., 1e6, then a
+    binary search that halves the interval around the best value until the resolution is 8
+    values per decade (the neighbours at 1, 1/2, 1/4, 1/8 of a decade: 15 fits in all, within
+    1e-6 .. 1e6), each fit warm-started from the nearest one (``tol``, ``max_iter``). Warm starts stop at slightly different objectives than a cold fit, which can
     flip near-tied picks, so the ``n_finalists`` best candidates (validation accuracy, then
     NLL) are refitted cold to convergence (``final_tol``, ``final_max_iter``) and re-scored; the
     winner's cold fit is the model. Without a validation split ``default_C`` (1.0) is used.
@@ -168,13 +171,17 @@ class LinearProbe(Solver):
                 scores[c] = score(fits[c])
 
         sweep(list(COARSE_GRID), start)
+        eighths = {c: round(8 * np.log10(c)) for c in COARSE_GRID}  # C = 10^(k/8) on the final lattice
         best = max(COARSE_GRID, key=lambda c: scores[c])
-        fine = [best * 10.0 ** s for s in FINE_STEPS]
-        low = [c for c in fine if c < best][::-1]
-        high = [c for c in fine if c > best]
-        for part in (low, high):
-            if part:
-                sweep(part, self._binary_safe(fits[best], n_classes))
+        for step in HALVING_STEPS:  # the binary search around the peak
+            centre, k = best, eighths[best]
+            for j in (k - round(8 * step), k + round(8 * step)):
+                c = 10.0 ** (j / 8)
+                if 8 * np.log10(C_RANGE[0]) <= j <= 8 * np.log10(C_RANGE[1]):
+                    eighths[c] = j
+                    sweep([c], self._binary_safe(fits[centre], n_classes))
+            near = [c for c in scores if abs(eighths[c] - k) <= round(8 * step)]
+            best = max(sorted(near), key=lambda c: scores[c])
         if unconverged:
             record_warning(self, f"{len(unconverged)} of {len(scores)} warm-started search fits stopped at "
                                  f"max_iter = {self.max_iter} (C = {', '.join(f'{c:.3g}' for c in unconverged[:5])}"
@@ -192,7 +199,7 @@ class LinearProbe(Solver):
         self.C_ = max(finalists, key=lambda c: scores[c])
         self.n_iter_ = iterations[self.C_]
         self.val_scores_ = {repr(c): scores[c][0] for c in ordered}
-        warn_on_grid_edge(self, "C", ordered, self.C_, "the search covers 1e-6 .. 1e6 and 7/8 of a decade beyond")
+        warn_on_grid_edge(self, "C", ordered, self.C_, "the search covers 1e-6 .. 1e6")
         return cold[self.C_]
 
     @staticmethod

@@ -72,7 +72,7 @@ def few_shot_problem(seed=3, n_classes=10, D=64, shots=2):
 
 
 def test_the_chosen_C_is_fitted_to_convergence():
-    """At 2 shots the search ends at a large C where warm-started L-BFGS stopped 8% above the
+    """At 2 shots the search ends at a large C, where warm-started L-BFGS stops well above the
     optimum; the model must reach the objective of an independent tight Newton-CG fit."""
     from scipy.special import logsumexp
 
@@ -80,24 +80,46 @@ def test_the_chosen_C_is_fitted_to_convergence():
         Z = X @ W.T + b
         return C * np.sum(logsumexp(Z, axis=1) - Z[np.arange(y.size), y]) + 0.5 * np.sum(W ** 2)
 
-    X, y, X_val, y_val = few_shot_problem()
-    model = LinearProbe().fit(X, y, X_val, y_val)
-    assert model.C_ > 1e4
+    X, y, X_val, y_val = few_shot_problem(seed=11)
+    model = LinearProbe(max_iter=20).fit(X, y, X_val, y_val)  # warm search fits cut short
+    assert model.C_ > 1e4 and "warm-started search fits stopped at max_iter = 20" in model.fit_warnings_[0]
     oracle = LogisticRegression(C=model.C_, solver="newton-cg", tol=1e-12, max_iter=100000).fit(unit(X), y)
     ours = logistic_objective(model.coef_, model.intercept_, unit(X), y, model.C_)
     best = logistic_objective(oracle.coef_, oracle.intercept_, unit(X), y, model.C_)
     assert abs(ours - best) / best < 1e-6
 
 
-def test_search_has_eight_values_per_decade_around_the_best_coarse_C():
-    X, y, X_val, y_val = few_shot_problem(seed=1)
+def _clip_binary_search(score):
+    """The CLIP paper's search (appendix A.3) re-derived on exponents of 10: the 7 coarse values
+    every 2 decades, then the neighbours at 1, 1/2, 1/4, 1/8 decade of the best, within 1e-6..1e6."""
+    tried = {e: score(10.0 ** e) for e in range(-6, 7, 2)}
+    best = max(sorted(tried), key=lambda e: tried[e])
+    for step in (1, 0.5, 0.25, 0.125):
+        centre = best
+        for e in (centre - step, centre + step):
+            if -6 <= e <= 6 and e not in tried:
+                tried[e] = score(10.0 ** e)
+        best = max(sorted(e for e in tried if abs(e - centre) <= step), key=lambda e: tried[e])
+    return tried, best
+
+
+@pytest.mark.parametrize("seed", [1, 2, 5])
+def test_search_is_the_clip_papers_binary_search_to_eight_values_per_decade(seed):
+    X, y, X_val, y_val = few_shot_problem(seed=seed)
     model = LinearProbe().fit(X, y, X_val, y_val)
-    tried = np.array(sorted(float(c) for c in model.val_scores_))
-    coarse = [10.0 ** e for e in range(-6, 7)]
-    fine = tried[~np.isin(tried, coarse)]
-    centre = 10.0 ** np.round(np.log10(fine).mean())  # the best coarse C, in the middle
-    assert fine.size == 14 and centre in coarse
-    np.testing.assert_allclose(np.diff(np.log10(np.sort(np.r_[fine, centre]))), 1 / 8, rtol=1e-9)
+    tried = sorted(float(c) for c in model.val_scores_)
+    exponents = np.log10(tried)
+    np.testing.assert_allclose(exponents * 8, np.round(exponents * 8), atol=1e-9)  # on the 1/8-decade lattice
+    assert len(tried) <= 7 + 8 and all(10.0 ** e in tried for e in range(-6, 7, 2))
+
+    def oracle_score(c):  # validation (accuracy, -NLL) of a tight scikit-learn fit at C
+        fit = LogisticRegression(C=c, max_iter=10000, tol=1e-10).fit(unit(X), y)
+        p = fit.predict_proba(unit(X_val))
+        return np.mean(p.argmax(axis=1) == y_val), np.mean(np.log(p[np.arange(y_val.size), y_val]))
+
+    expected, _ = _clip_binary_search(oracle_score)
+    assert np.allclose(sorted(10.0 ** e for e in expected), tried, rtol=1e-12)
+    assert model.C_ in tried
 
 
 def test_refit_on_val_fits_train_and_validation_rows_at_the_same_per_row_regularisation():
