@@ -351,3 +351,35 @@ def test_real_gpu_gives_the_cpu_results(pool) -> None:
     cpu_positions = faiss.clone_index(gpu.index).search(np.ascontiguousarray(X[:50] / np.linalg.norm(
         X[:50], axis=1, keepdims=True)), 10)[1]
     assert recall_at_k(gpu.search(X[:50], 10)[1], cpu_positions, 10) >= 0.99
+
+
+@pytest.mark.parametrize("factory", ["IVF16,PQ2", "PQ2", "OPQ2_16,IVF16,PQ2,RFlat"])
+def test_pq_indexes_skip_polysemous_training_and_search_the_same(factory) -> None:
+    """FAISS's default polysemous training only permutes the PQ codes (for polysemous search, never
+    used): the index fs builds must give the same neighbours and distances without it."""
+    import faiss
+
+    from featurestore.index import _make_index
+
+    def pq_part(index):
+        ivf = faiss.try_extract_index_ivf(index)
+        return faiss.downcast_index(ivf) if ivf is not None else faiss.downcast_index(index)
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 16)).astype(np.float32)  # 2 sub-quantizers: the default training stays short
+    faiss.normalize_L2(X)
+    ours, default = _make_index(factory, 16), faiss.index_factory(16, factory, faiss.METRIC_INNER_PRODUCT)
+    assert pq_part(ours).do_polysemous_training is False and pq_part(default).do_polysemous_training is True
+    annealing = faiss.PolysemousTraining()  # FAISS's training with a shorter annealing (the test's time)
+    annealing.n_iter, annealing.n_redo = 20000, 1
+    pq_part(default).polysemous_training = annealing
+    for index in (ours, default):
+        np.random.seed(0)
+        index.train(X)
+        index.add(X)
+        if faiss.try_extract_index_ivf(index) is not None:
+            faiss.extract_index_ivf(index).nprobe = 4
+    D1, I1 = ours.search(X[:200], 10)
+    D2, I2 = default.search(X[:200], 10)
+    np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-6)
+    assert (I1 == I2).mean() > 0.99  # equal up to exact distance ties
