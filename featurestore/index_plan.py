@@ -105,12 +105,19 @@ def estimate_memory(factory: str, n: int, dim: int) -> int:
 
     Counts the stored vectors or codes, the 8-byte ids of IVF lists, the IVF centroids, HNSW
     links (``2 M`` 4-byte neighbours per vector on level 0) and, for every approximate index, the
-    8-byte store position of each row (the id map it is saved with). Factories outside the
-    families ``auto`` chooses are estimated as float vectors.
+    8-byte store position of each row (the id map it is saved with); a leading transform
+    (``OPQ<m>[_<d>]``, ``PCA<d>``, ``RR<d>``, ``L2norm``) adds its matrix and sets the dimension
+    the codes after it have. Other parts are estimated as float vectors.
     """
     parts = [p.strip() for p in factory.split(",")]
     total = 0.0
     per_row = 0.0 if factory.strip() == "Flat" else ID_BYTES
+    while parts and (transform := re.fullmatch(r"(OPQ|PCAR?|PCAW?R?|RR)(\d+)(?:_(\d+))?|L2norm", parts[0])):
+        if transform.group(0) != "L2norm":  # a d_in x d_out float32 matrix; rows then have d_out dimensions
+            out = int(transform.group(3) or (dim if transform.group(1) == "OPQ" else transform.group(2)))
+            total += dim * out * 4
+            dim = out
+        parts = parts[1:]
     ivf = re.fullmatch(r"IVF(\d+)(?:_HNSW(\d+))?", parts[0])
     if ivf:
         nlist = int(ivf.group(1))

@@ -383,3 +383,15 @@ def test_pq_indexes_skip_polysemous_training_and_search_the_same(factory) -> Non
     D2, I2 = default.search(X[:200], 10)
     np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-6)
     assert (I1 == I2).mean() > 0.99  # equal up to exact distance ties
+
+
+def test_estimate_counts_a_leading_rotation_and_its_output_dimension(pool) -> None:
+    # OPQ128_256 on 512-d rows: a 512 x 256 float matrix, then 256-d IVF centroids and codes
+    assert estimate_memory("OPQ128_256,IVF1024,PQ128x4fs", 100_000, 512) == (
+        512 * 256 * 4 + 1024 * 256 * 4 + 100_000 * (8 + 8 + 64))
+    assert estimate_memory("OPQ64,IVF1024,PQ64", 100_000, 512) == 512 * 512 * 4 + 1024 * 512 * 4 + 100_000 * (8 + 8 + 64)
+    assert estimate_memory("PCA64,Flat", 1000, 512) == 512 * 64 * 4 + 1000 * (8 + 64 * 4)
+    path, X = pool
+    index = build_index(path, ENC, "pool", "OPQ8_32,IVF16,PQ8x4fs,Refine(SQ8)", recall=0.5, quiet=True)
+    estimate = estimate_memory("OPQ8_32,IVF16,PQ8x4fs,Refine(SQ8)", len(X), X.shape[1])
+    assert 0.8 < index.meta["bytes"] / estimate < 1.25
