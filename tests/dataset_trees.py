@@ -117,3 +117,42 @@ def cifar_batches(root: Path, n_train: int = 6, n_test: int = 4) -> None:
     names = list(CLASSES) + ["cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": names}, f)
+
+
+def _class_images(split: str, n: int, size: int, mode: str = "RGB") -> tuple[list[np.ndarray], list[int]]:
+    """``n`` real cifar10-small images per class of ``CLASSES``, resized, with their labels."""
+    from PIL import Image
+
+    images, labels = [], []
+    for label, cls in enumerate(CLASSES):
+        for image in cifar_images(split, cls, n):
+            images.append(np.asarray(Image.open(image).convert(mode).resize((size, size))))
+            labels.append(label)
+    return images, labels
+
+
+def stl10_binary(root: Path, n_train: int = 2, n_test: int = 3) -> None:
+    """``stl10_binary/`` in STL-10's format (torchvision reads it): ``<split>_X.bin`` uint8 images
+    3 x 96 x 96 stored column-major, ``<split>_y.bin`` labels counted from 1, class_names.txt."""
+    folder = root / "stl10_binary"
+    folder.mkdir(parents=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        images, labels = _class_images(split, n, 96)
+        stacked = np.stack(images).transpose(0, 3, 2, 1)  # (N, 3, W, H): torchvision transposes back
+        stacked.astype(np.uint8).tofile(folder / f"{split}_X.bin")
+        (np.asarray(labels) + 1).astype(np.uint8).tofile(folder / f"{split}_y.bin")
+    names = list(CLASSES) + ["deer", "dog", "horse", "monkey", "ship", "truck", "cat"]
+    (folder / "class_names.txt").write_text("\n".join(names) + "\n")
+
+
+def mnist_raw(root: Path, n_train: int = 2, n_test: int = 3) -> None:
+    """``MNIST/raw/`` idx files (big-endian magic, counts, then uint8 pixels / labels), from real
+    images turned into 28 x 28 grey levels."""
+    folder = root / "MNIST" / "raw"
+    folder.mkdir(parents=True)
+    for prefix, split, n in (("train", "train", n_train), ("t10k", "test", n_test)):
+        images, labels = _class_images(split, n, 28, mode="L")
+        header = np.array([2051, len(images), 28, 28], dtype=">i4").tobytes()
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(header + np.stack(images).astype(np.uint8).tobytes())
+        header = np.array([2049, len(labels)], dtype=">i4").tobytes()
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(header + np.asarray(labels, np.uint8).tobytes())

@@ -103,6 +103,47 @@ def test_cifar_through_torchvision(tmp_path, monkeypatch):
     assert np.array_equal(decoded, reference.data[5]) and test[5].label == reference.targets[5]
 
 
+def test_stl10_through_torchvision(tmp_path, monkeypatch):
+    import torchvision.datasets.stl10 as stl10
+    from PIL import Image
+
+    trees.stl10_binary(tmp_path, n_train=2, n_test=3)
+    monkeypatch.setattr(stl10, "check_integrity", lambda *args, **kwargs: True)  # md5 of the real files
+    data = open_dataset("stl10", tmp_path)
+    assert data.classes[:3] == list(trees.CLASSES) and len(data.classes) == 10
+    assert data.templates == ["a photo of a {}.", "a photo of the {}."]
+    train, test = data.splits["train"].records(), data.splits["test"].records()
+    assert len(train) == 6 and len(test) == 9
+    assert [r.label for r in test] == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # labels on disk count from 1
+    reference = stl10.STL10(str(tmp_path), split="test")
+    decoded = np.asarray(Image.open(BytesIO(data.splits["test"].read_bytes(test[4]))))
+    assert decoded.shape == (96, 96, 3) and np.array_equal(decoded, np.asarray(reference[4][0]))
+    # the image the tree was written from, pixel for pixel: the column-major layout is undone
+    source = trees.cifar_images("test", trees.CLASSES[1], 3)[1]
+    assert np.array_equal(decoded, np.asarray(Image.open(source).convert("RGB").resize((96, 96))))
+
+
+def test_mnist_through_torchvision_with_clips_digit_names(tmp_path):
+    from PIL import Image
+
+    trees.mnist_raw(tmp_path, n_train=2, n_test=3)
+    data = open_dataset("mnist", tmp_path)
+    assert data.classes == [str(d) for d in range(10)]  # CLIP's prompts name the digits, not "0 - zero"
+    assert data.templates == ['a photo of the number: "{}".']
+    test = data.splits["test"].records()
+    assert len(data.splits["train"].records()) == 6 and [r.label for r in test] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    decoded = np.asarray(Image.open(BytesIO(data.splits["test"].read_bytes(test[7]))))
+    source = trees.cifar_images("test", trees.CLASSES[2], 3)[1]
+    assert np.array_equal(decoded, np.asarray(Image.open(source).convert("L").resize((28, 28))))
+
+
+def test_stl10_and_mnist_missing_are_one_line(tmp_path):
+    with pytest.raises(SourceError, match=r"STL-10: .*stl10_binary is missing.*--download"):
+        open_dataset("stl10", tmp_path)
+    with pytest.raises(SourceError, match=r"MNIST: .*MNIST is missing.*--download"):
+        open_dataset("mnist", tmp_path)
+
+
 def test_cifar_missing_is_one_line_without_download(tmp_path):
     with pytest.raises(SourceError, match=r"CIFAR-10: .*cifar-10-batches-py is missing.*--download"):
         open_dataset("cifar10", tmp_path)

@@ -2,7 +2,7 @@
 (layout family) reads it, its prompt templates and its published split sizes.
 
 The 11 few-shot datasets and the four ImageNet shift sets follow CoOp's DATASETS.md layout
-(github.com/KaiyangZhou/CoOp); CIFAR-10/100 torchvision's on-disk format; any folder in
+(github.com/KaiyangZhou/CoOp); CIFAR-10/100, STL-10 and MNIST torchvision's on-disk formats; any folder in
 CLIP_benchmark's webdataset export layout is read with ``wds:<folder>``. Sizes are the rows the
 CoOp paper's dataset table lists (train / val / test); ImageNet's test is its official val set.
 """
@@ -95,6 +95,10 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
                 {"train": 50_000, "test": 10_000}, "cifar10", {"dataset": "CIFAR10"}),
     DatasetInfo("cifar100", "CIFAR-100", "torchvision_sets", "cifar-100-python", 100,
                 {"train": 50_000, "test": 10_000}, "cifar100", {"dataset": "CIFAR100"}),
+    DatasetInfo("stl10", "STL-10", "torchvision_sets", "stl10_binary", 10,
+                {"train": 5_000, "test": 8_000}, "stl10", {"dataset": "STL10", "split_argument": True}),
+    DatasetInfo("mnist", "MNIST", "torchvision_sets", "MNIST", 10, {"train": 60_000, "test": 10_000}, "mnist",
+                {"dataset": "MNIST", "classes": [str(digit) for digit in range(10)]}),
 )}
 
 # The 11 datasets of the few-shot papers' Table 1, in their column order.

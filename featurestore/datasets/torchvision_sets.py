@@ -1,16 +1,22 @@
-"""Datasets in torchvision's on-disk formats (CIFAR-10: ``<root>/cifar-10-batches-py/``, CIFAR-100:
-``<root>/cifar-100-python/``), read through torchvision's own dataset classes.
+"""Datasets in torchvision's on-disk formats, read through torchvision's own dataset classes:
+CIFAR-10 (``<root>/cifar-10-batches-py/``), CIFAR-100 (``<root>/cifar-100-python/``), STL-10
+(``<root>/stl10_binary/``, its labelled train and test splits) and MNIST (``<root>/MNIST/raw/``).
 
 Nothing is downloaded unless asked (``download=True``, ``fs extract --download``). Images live
-inside pickled arrays, not files: each record's bytes are the image encoded as PNG (lossless),
-made when the extraction reads it; rows are ``train/00042`` / ``test/00042`` in the arrays' order.
-CIFAR has no val split: ``fs benchmark`` says so and takes validation rows from the training pool.
+inside arrays, not files: each record's bytes are the image torchvision returns for it, encoded as
+PNG (lossless) when the extraction reads it; rows are ``train/00042`` / ``test/00042`` in the
+arrays' order. None of these has a val split: ``fs benchmark`` says so and takes validation rows
+from the training pool. A dataset's ``options`` name its torchvision class, whether it takes
+``split=`` (STL-10) or ``train=``, and class names where the prompts use others than
+torchvision's (MNIST: "0" .. "9", as CLIP's prompts).
 """
 from __future__ import annotations
 
 import io
 import os
 from typing import Any
+
+import numpy as np
 
 from featurestore.datasets.catalogue import DatasetInfo
 from featurestore.datasets.loaded import LoadedDataset, dataset_templates
@@ -26,8 +32,9 @@ def _open(info: DatasetInfo, root: str, train: bool, download: bool) -> Any:
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, info.options["dataset"])
+    which = {"split": "train" if train else "test"} if info.options.get("split_argument") else {"train": train}
     try:
-        return cls(root=root, train=train, download=download)
+        return cls(root=root, download=download, **which)
     except RuntimeError as exc:  # torchvision's "Dataset not found or corrupted"
         hint = "" if download else "; pass --download to fetch it"
         raise SourceError(f"{info.title}: {os.path.join(root, info.folder)} is missing or incomplete "
@@ -42,7 +49,7 @@ class TorchvisionArraySource:
     def __init__(self, info: DatasetInfo, root: str, split: str, dataset: Any) -> None:
         self.info, self.root, self.name = info, os.path.abspath(root), split
         self.spec = f"dataset:{info.name}:{os.path.join(self.root, info.folder)}"
-        self.classes: list[str] | None = list(dataset.classes)
+        self.classes: list[str] | None = list(info.options.get("classes") or dataset.classes)
         self._dataset = dataset
         self._n = len(dataset)
 
@@ -52,7 +59,9 @@ class TorchvisionArraySource:
                 for i in range(self._n)]
 
     def _targets(self) -> list[int]:
-        return self._data().targets
+        data = self._data()
+        labels = getattr(data, "targets", None)  # CIFAR, MNIST (a tensor there); STL-10 has labels
+        return np.asarray(data.labels if labels is None else labels).tolist()
 
     def _data(self) -> Any:
         if self._dataset is None:
@@ -63,8 +72,12 @@ class TorchvisionArraySource:
         from PIL import Image
 
         index = int(record.id.rsplit("/", 1)[1])
+        image, _ = self._data()[index]  # the PIL image torchvision makes of the array (no transform)
+        if not isinstance(image, Image.Image):
+            raise SourceError(f"{self.info.title}: torchvision returned {type(image).__name__} for {record.id}, "
+                              "not an image")
         buffer = io.BytesIO()
-        Image.fromarray(self._data().data[index]).save(buffer, format="PNG")
+        image.save(buffer, format="PNG")
         return buffer.getvalue()
 
     def __getstate__(self) -> dict[str, Any]:
