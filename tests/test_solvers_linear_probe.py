@@ -148,3 +148,24 @@ def test_non_convergence_and_a_C_on_the_grid_edge_warn():
     with pytest.warns(SolverWarning, match="C = .* is the lower edge"):
         edge = LinearProbe().fit(X, y, X_same, np.arange(30) % 10)
     assert edge.C_ == min(float(c) for c in edge.val_scores_)
+
+
+def test_float32_features_are_fitted_in_float64_to_the_final_tolerance():
+    """scikit-learn fits float32 rows in float32, where final_tol = 1e-9 cannot be met (the
+    objective is only float32-accurate and L-BFGS's line searches stall); the probe fits the
+    normalized rows in float64 and reaches the optimum of an independent float64 Newton-CG fit."""
+    from scipy.special import logsumexp
+
+    X, y, _ = problem(seed=7, C=5)
+    X32 = X.astype(np.float32)
+    model = LinearProbe(C=100.0).fit(X32, y)
+    rows = unit(X32).astype(np.float64)  # the rows the probe fits: normalized in float32
+    oracle = LogisticRegression(C=100.0, solver="newton-cg", tol=1e-14, max_iter=100000).fit(rows, y)
+
+    def objective(W, b):
+        Z = rows @ W.T + b
+        return 100.0 * np.sum(logsumexp(Z, axis=1) - Z[np.arange(y.size), y]) + 0.5 * np.sum(W ** 2)
+
+    best = objective(oracle.coef_, oracle.intercept_)
+    assert model.coef_.dtype == np.float64
+    assert abs(objective(model.coef_, model.intercept_) - best) / best < 1e-10
