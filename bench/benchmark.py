@@ -13,10 +13,11 @@ the full 1,281,167-row pool. ImageNet has no val split: validation rows are held
 Run: python bench/benchmark.py [--methods zeroshot,gda] [--datasets all|small] [--jobs 2]
 Stores are written once under --workdir and reused. Prints figures; asserts nothing.
 
-Measured (2 shared cores, load ~4, 1 BLAS thread; --methods zeroshot,gda, 176 cells): 84 s of
-CPU, 262 s wall with --jobs 1 and 117 s with --jobs 2; the code before GDA's Cholesky precision
-and the blocked softmax took 135 s of CPU in the same period (321 s wall with --jobs 1). Per
-ImageNet GDA cell most of the time is the 50,000 x 1,024 by 1,024 x 1,000 test matmul.
+Measured on the quiet 2-core machine (figures in bench/RESULTS.md): --methods zeroshot,gda
+--jobs 2, 176 cells: 35-37 s wall (66-70 CPU-s; 72 s before the worker BLAS fix and the faster
+GDA precision and metrics). All four methods, 506 cells, --jobs 2: 37 min wall, the linear probe
+63% of the cell time (ImageNet's probe cells alone 2,334 s: each L-BFGS step is two 16,000 x
+1,024 x 1,000 float64 products), Tip-Adapter 29% (its 200 x 20 search over every val row).
 """
 from __future__ import annotations
 
