@@ -16,8 +16,8 @@ Stores are written once under --workdir and reused. Prints figures; asserts noth
 Measured on the quiet 2-core machine (figures in bench/RESULTS.md): --methods zeroshot,gda
 --jobs 2, 176 cells: 35-37 s wall (66-70 CPU-s; 72 s before the worker BLAS fix and the faster
 GDA precision and metrics). All four methods, 506 cells, --jobs 2: 37 min wall, the linear probe
-63% of the cell time (ImageNet's probe cells alone 2,334 s: each L-BFGS step is two 16,000 x
-1,024 x 1,000 float64 products), Tip-Adapter 29% (its 200 x 20 search over every val row).
+68% of the cell time (ImageNet's probe cells alone 2,334 s: each L-BFGS step is two 16,000 x
+1,024 x 1,000 float64 products), Tip-Adapter 31% (its 200 x 20 search over every val row).
 """
 from __future__ import annotations
 
