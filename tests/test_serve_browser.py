@@ -131,3 +131,29 @@ def test_class_page_and_unreadable_rows(served, browser):
                                      "trs => trs.map(tr => [...tr.cells].map(td => td.textContent))")
     assert sorted(r[1] for r in rows) == sorted(UNREADABLE)
     assert all(r[3] for r in rows)
+
+
+def test_a_stale_unreadable_answer_does_not_replace_the_chosen_split(served, browser):
+    """The unreadable page first asks for the default split; choosing another split while that
+    answer is still out must keep the chosen split's rows when the stale answer arrives last."""
+    page = browser.new_page()
+    held = []
+
+    def hold_other_splits(route):
+        if "split=train" in route.request.url:
+            route.continue_()
+        else:
+            held.append(route)  # answered only after the train rows are shown
+
+    page.route("**/api/unreadable?*", hold_other_splits)
+    page.goto(served["url"] + "#unreadable")
+    page.wait_for_function("document.querySelectorAll('#unreadable-split option').length === 2")
+    page.select_option("#unreadable-split", "train")
+    page.wait_for_selector("#unreadable-table tbody tr")
+    assert held, "the default split's request was not made first"
+    for route in held:
+        route.continue_()
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    ids = page.eval_on_selector_all("#unreadable-table tbody tr", "trs => trs.map(tr => tr.cells[1].textContent)")
+    assert sorted(ids) == sorted(UNREADABLE)

@@ -121,25 +121,31 @@ function showClassList(split) {
 }
 
 async function loadClassRows(more = false) {
-  const { split, name } = classPage;
-  const params = new URLSearchParams({ split, class: name, offset: classPage.offset, limit: PAGE });
+  const asked = classPage;  // a route change while this request is out makes its answer stale
+  const { split, name } = asked;
+  const params = new URLSearchParams({ split, class: name, offset: asked.offset, limit: PAGE });
   try {
     const page = await api(`/api/rows?${params}`);
+    if (classPage !== asked) return;
     const cards = page.rows.map(card);
     if (more) $("#class-rows").append(...cards); else $("#class-rows").replaceChildren(...cards);
     classPage.offset += page.rows.length;
     $("#class-title").textContent = `${name}: ${page.total} rows of ${split}`;
     $("#class-more").hidden = classPage.offset >= page.total;
   } catch (err) {
-    $("#class-title").textContent = err.message;
+    if (classPage === asked) $("#class-title").textContent = err.message;
   }
 }
 
 let unreadablePage = { split: null, offset: 0 };
 
 async function loadUnreadable(more = false) {
-  const params = new URLSearchParams({ split: unreadablePage.split, offset: unreadablePage.offset, limit: 200 });
+  // Choosing a split while the default split's rows are still on their way starts a second
+  // request; whichever answers last must not overwrite the newer page (it did: an empty table).
+  const asked = unreadablePage;
+  const params = new URLSearchParams({ split: asked.split, offset: asked.offset, limit: 200 });
   const page = await api(`/api/unreadable?${params}`);
+  if (unreadablePage !== asked) return;
   const rows = page.rows.map((r) => element("tr", {},
     element("td", {}, String(r.row)), element("td", {}, r.id),
     element("td", { class: "path" }, r.path), element("td", { class: "reason" }, r.reason)));
@@ -169,7 +175,8 @@ function route() {
   } else if (known === "unreadable") {
     unreadablePage = { split, offset: 0 };
     $("#unreadable-split").value = split;
-    loadUnreadable().catch((err) => { $("#unreadable-summary").textContent = err.message; });
+    const asked = unreadablePage;
+    loadUnreadable().catch((err) => { if (unreadablePage === asked) $("#unreadable-summary").textContent = err.message; });
   }
 }
 
