@@ -556,10 +556,9 @@ def _make_index(factory: str, dim: int) -> Any:
         raise FeatureStoreError(
             f"FAISS cannot build a cosine (inner-product) index from factory string {factory!r}: {_faiss_reason(exc)}"
         ) from None
-    for part in (faiss.try_extract_index_ivf(index), _base_of(index)):
-        part = faiss.downcast_index(part) if part is not None else None
-        if hasattr(part, "do_polysemous_training"):
-            part.do_polysemous_training = False
+    codes = _base_of(index)  # IndexPQ / IndexIVFPQ under any refine, transform or id-map wrapper
+    if hasattr(codes, "do_polysemous_training"):
+        codes.do_polysemous_training = False
     return index
 
 

@@ -112,7 +112,7 @@ def estimate_memory(factory: str, n: int, dim: int) -> int:
     parts = [p.strip() for p in factory.split(",")]
     total = 0.0
     per_row = 0.0 if factory.strip() == "Flat" else ID_BYTES
-    while parts and (transform := re.fullmatch(r"(OPQ|PCAR?|PCAW?R?|RR)(\d+)(?:_(\d+))?|L2norm", parts[0])):
+    while parts and (transform := re.fullmatch(r"(OPQ|PCAW?R?|RR)(\d+)(?:_(\d+))?|L2norm", parts[0])):
         if transform.group(0) != "L2norm":  # a d_in x d_out float32 matrix; rows then have d_out dimensions
             out = int(transform.group(3) or (dim if transform.group(1) == "OPQ" else transform.group(2)))
             total += dim * out * 4
