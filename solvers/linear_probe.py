@@ -138,11 +138,11 @@ class LinearProbe(Solver):
             self.C_ = float(self.default_C if self.C is None else self.C)
             W, b = self._final_fit(self.C_, Xn, y, n_classes, start)
         else:
-            Xv, yv = l2_normalize(val[0]), val[1]
+            Xv, yv = l2_normalize(val[0]).astype(np.float64, copy=False), val[1]
             W, b = self._search(Xn, y, Xv, yv, n_classes, start)
             if self.refit_on_val:
                 n_train = y.size
-                X_all, y_all = np.concatenate([Xn, Xv.astype(Xn.dtype)]), np.concatenate([y, yv])
+                X_all, y_all = np.concatenate([Xn, Xv]), np.concatenate([y, yv])
                 self.C_ = self.C_ * n_train / y_all.size
                 W, b = self._final_fit(self.C_, X_all, y_all, n_classes, start)
         self.coef_, self.intercept_ = W, b
@@ -156,10 +156,8 @@ class LinearProbe(Solver):
         fits: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         unconverged: list[float] = []
 
-        Xv64 = Xv.astype(np.float64)  # once: each score's matmul would cast float32 rows again
-
         def score(fit: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
-            logits = Xv64 @ fit[0].T + fit[1]
+            logits = Xv @ fit[0].T + fit[1]
             accuracy = float(np.mean(np.argmax(logits, axis=1) == yv))
             nll = float(-np.mean(log_softmax(logits)[np.arange(yv.size), yv]))
             return accuracy, -nll
@@ -175,17 +173,15 @@ class LinearProbe(Solver):
                 scores[c] = score(fits[c])
 
         sweep(list(COARSE_GRID), start)
-        eighths = {c: round(8 * np.log10(c)) for c in COARSE_GRID}  # C = 10^(k/8) on the final lattice
-        best = max(COARSE_GRID, key=lambda c: scores[c])
-        for step in HALVING_STEPS:  # the binary search around the peak
-            centre, k = best, eighths[best]
-            for j in (k - round(8 * step), k + round(8 * step)):
-                c = 10.0 ** (j / 8)
-                if 8 * np.log10(C_RANGE[0]) <= j <= 8 * np.log10(C_RANGE[1]):
-                    eighths[c] = j
-                    sweep([c], self._binary_safe(fits[centre], n_classes))
-            near = [c for c in scores if abs(eighths[c] - k) <= round(8 * step)]
-            best = max(sorted(near), key=lambda c: scores[c])
+        # the binary search around the peak, on exponents j of C = 10^(j / 8) (the final lattice)
+        lowest, highest = (round(8 * np.log10(c)) for c in C_RANGE)
+        j = round(8 * np.log10(max(COARSE_GRID, key=lambda c: scores[c])))
+        for step in (round(8 * s) for s in HALVING_STEPS):
+            centre = j
+            around = [i for i in (centre - step, centre, centre + step) if lowest <= i <= highest]
+            for i in (i for i in around if i != centre):
+                sweep([10.0 ** (i / 8)], self._binary_safe(fits[10.0 ** (centre / 8)], n_classes))
+            j = max(around, key=lambda i: (scores[10.0 ** (i / 8)], -i))  # the smaller C on exact ties
         if unconverged:
             record_warning(self, f"{len(unconverged)} of {len(scores)} warm-started search fits stopped at "
                                  f"max_iter = {self.max_iter} (C = {', '.join(f'{c:.3g}' for c in unconverged[:5])}"
