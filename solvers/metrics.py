@@ -86,7 +86,11 @@ def ece(y: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
 def nll(y: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> float:
     """Mean negative log-likelihood of the true class, probabilities clipped at ``eps``."""
     probs = np.asarray(probs, dtype=np.float64)
-    return float(-np.mean(np.log(np.clip(probs[np.arange(probs.shape[0]), np.asarray(y)], eps, 1.0))))
+    return _mean_nll(probs[np.arange(probs.shape[0]), np.asarray(y)], eps)
+
+
+def _mean_nll(p_true: np.ndarray, eps: float) -> float:
+    return float(-np.mean(np.log(np.clip(p_true, eps, 1.0))))
 
 
 LOGIT_BLOCK_VALUES = 1 << 18  # rows per block of logit_metrics: about 2 MB of float64, cache-sized
@@ -124,11 +128,9 @@ def logit_metrics(y: np.ndarray, logits: np.ndarray, temperature: float = 1.0, n
         total = z.sum(axis=1)
         conf[lo:lo + step] = 1.0 / total
         p_true[lo:lo + step] = z[np.arange(z.shape[0]), y[lo:lo + step]] / total
-    present = np.bincount(y, minlength=n_classes)
-    recall = np.bincount(y[correct], minlength=n_classes)[present > 0] / present[present > 0]
     return {"top1": float(np.mean(correct)), "top5": float(np.mean(positions < 5)),
-            "balanced_accuracy": float(np.mean(recall)), "ece": _ece_of_bins(_bins(conf, correct, n_bins)),
-            "nll": float(-np.mean(np.log(np.clip(p_true, eps, 1.0))))}
+            "balanced_accuracy": balanced_accuracy(y, logits.argmax(axis=1)),
+            "ece": _ece_of_bins(_bins(conf, correct, n_bins)), "nll": _mean_nll(p_true, eps)}
 
 
 def _labels_scores(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

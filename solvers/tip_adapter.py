@@ -126,12 +126,10 @@ class TipAdapter(Solver):
         # arrays), and each alpha's logits likewise (zs + a * cache, the same floats).
         shifted = np.subtract(affinity, 1, out=affinity)
         exp_buffer = np.empty_like(shifted)
-        logits = None
+        logits = np.empty((shifted.shape[0], starts.size), dtype=np.result_type(zs, shifted))
         for beta in progress(betas, "Tip-Adapter search"):
             np.exp(np.multiply(shifted, beta, out=exp_buffer), out=exp_buffer)
             cache = np.add.reduceat(exp_buffer, starts, axis=1)
-            if logits is None:
-                logits = np.empty(np.broadcast_shapes(np.shape(zs), cache.shape), dtype=np.result_type(zs, cache))
 
             def alpha_logits(a: float, cache: np.ndarray = cache, out: np.ndarray = logits) -> np.ndarray:
                 return np.add(np.multiply(cache, a, out=out), zs, out=out)
