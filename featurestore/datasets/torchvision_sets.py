@@ -55,7 +55,8 @@ class TorchvisionArraySource:
 
     def records(self) -> list[Record]:
         where = os.path.join(self.root, self.info.folder)
-        return [Record(id=f"{self.name}/{i:05d}", path=f"{where}::{self.name}/{i}", label=int(self._targets()[i]))
+        labels = self._targets()
+        return [Record(id=f"{self.name}/{i:05d}", path=f"{where}::{self.name}/{i}", label=int(labels[i]))
                 for i in range(self._n)]
 
     def _targets(self) -> list[int]:
