@@ -8,6 +8,7 @@ from solvers.base import Solver
 from solvers.checks import check_class_counts, check_features, check_text_weights, check_validation_pair
 from solvers.errors import InputError
 from solvers.fit_warnings import record_warning, start_warnings, warn_on_grid_edge
+from solvers.logistic_lbfgs import LogisticFit, fit_logistic
 from solvers.normalize import l2_normalize
 from solvers.progress import progress
 from solvers.softmax import log_softmax
@@ -21,8 +22,8 @@ C_RANGE = (1e-6, 1e6)
 
 
 class LinearProbe(Solver):
-    """Multinomial logistic regression (L-BFGS, scikit-learn) on L2-normalized features
-    (Radford et al., ICML 2021).
+    """Multinomial logistic regression (SciPy's L-BFGS on scikit-learn's objective and stopping
+    rule, ``solvers.logistic_lbfgs``) on L2-normalized features (Radford et al., ICML 2021).
 
     Objective (scikit-learn's): C * sum_i CE(W x_i + b, y_i) + 1/2 ||W||^2. ``C=None`` searches C
     on the validation split as the CLIP paper does (appendix A.3): 1e-6, 1e-4, ..., 1e6, then a
@@ -33,9 +34,9 @@ class LinearProbe(Solver):
     picks, so the ``n_finalists`` best candidates (validation accuracy, then NLL) are fitted on
     to convergence (``final_tol``, ``final_max_iter``) from their search fit and re-scored; the
     winner's converged fit is the model (the objective is strictly convex: a cold fit reaches
-    the same optimum, measured equal to 1e-14 relative and 1.6-2.8x slower). Rows are fitted in
-    float64 whatever their dtype: scikit-learn fits float32 rows in float32, where ``final_tol``
-    cannot be met. Without a validation split ``default_C`` (1.0) is used.
+    the same optimum, measured equal to 1e-14 relative and 1.6-2.8x slower). The search fits
+    take float32 products while they can meet ``tol`` (float64 goes on where they cannot); the
+    final fits are float64 whatever the rows' dtype (float32 cannot meet ``final_tol``). Without a validation split ``default_C`` (1.0) is used.
     ``refit_on_val=True`` refits the chosen C on train + validation rows afterwards, as
     CLIP_benchmark does, keeping the regularisation per row (C scaled by n_train / n_total).
     ``init="text"`` starts L-BFGS from logit_scale * normalized ``text_weights`` (zero bias)
@@ -67,40 +68,28 @@ class LinearProbe(Solver):
         self.logit_scale = logit_scale
         self.temperature = temperature
 
-    def _model(self, C: float, start: tuple[np.ndarray, np.ndarray] | None, final: bool = False):
-        from sklearn.linear_model import LogisticRegression
-
-        model = LogisticRegression(C=C, solver="lbfgs", max_iter=self.final_max_iter if final else self.max_iter,
-                                   tol=self.final_tol if final else self.tol, warm_start=True)
-        if start is not None:
-            model.coef_, model.intercept_ = start[0].copy(), start[1].copy()
-        return model
-
-    def _fit_model(self, model, X: np.ndarray, y: np.ndarray) -> bool:
-        """Fit ``model`` in place; True when L-BFGS converged (no ConvergenceWarning)."""
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            model.fit(X, y)
-        return not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    def _fit(self, C: float, X: np.ndarray, y: np.ndarray, n_classes: int,
+             start: tuple[np.ndarray, np.ndarray] | None, final: bool = False) -> LogisticFit:
+        """One L-BFGS fit at C from ``start`` (None: zeros): a search fit (``tol``, ``max_iter``,
+        float32 products while they can meet ``tol``) or a final one (``final_tol``,
+        ``final_max_iter``, float64)."""
+        return fit_logistic(X, y, n_classes, C, start, tol=self.final_tol if final else self.tol,
+                            max_iter=self.final_max_iter if final else self.max_iter, float32_products=not final)
 
     def _final_fit(self, C: float, X: np.ndarray, y: np.ndarray, n_classes: int,
                    start: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
         """A fit at C to ``final_tol`` from ``start`` (None: zeros); warns when it does not converge."""
-        model = self._model(C, start, final=True)
-        converged = self._fit_model(model, X, y)
-        self.n_iter_ = int(np.max(model.n_iter_))  # L-BFGS iterations of this fit
-        if not converged:
+        fit = self._fit(C, X, y, n_classes, start, final=True)
+        self.n_iter_ = fit.n_iter  # L-BFGS iterations of this fit
+        if not fit.converged:
             record_warning(self, f"L-BFGS did not converge at C = {C:.6g} in {self.final_max_iter} iterations "
-                                 f"(tol {self.final_tol:g}); raise final_max_iter")
-        return self._full(model, n_classes)
+                                 f"(tol {self.final_tol:g}; {fit.message}); raise final_max_iter")
+        return self._full(fit, n_classes)
 
-    def _full(self, model, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _full(fit: LogisticFit, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
         """(C, D) weights and (C,) bias; a binary model's single row becomes [-w/2, w/2]."""
-        W, b = np.asarray(model.coef_, np.float64), np.asarray(model.intercept_, np.float64)
+        W, b = fit.coef, fit.intercept
         if W.shape[0] == 1 and n_classes == 2:
             W, b = np.vstack([-W / 2, W / 2]), np.concatenate([-b / 2, b / 2])
         return W, b
@@ -163,13 +152,14 @@ class LinearProbe(Solver):
             return accuracy, -nll
 
         def sweep(grid: list[float], init: tuple[np.ndarray, np.ndarray] | None) -> None:
-            model = self._model(grid[0], init)
             for c in progress(grid, "linear probe C search"):
                 if c in scores:
                     continue
-                if not self._fit_model(model.set_params(C=c), Xn, y):
+                fit = self._fit(c, Xn, y, n_classes, init)
+                if not fit.converged:
                     unconverged.append(c)
-                fits[c] = self._full(model, n_classes)
+                init = fit.coef, fit.intercept  # the next C starts here
+                fits[c] = self._full(fit, n_classes)
                 scores[c] = score(fits[c])
 
         sweep(list(COARSE_GRID), start)

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from solvers.tip_adapter import TipAdapter, linear_grid
 
@@ -32,29 +33,37 @@ def test_official_grid():
     assert len(linear_grid(3, 20)) == 20
 
 
-def test_search_equals_brute_force_on_validation():
+@pytest.mark.parametrize("shots, dtype", [(4, np.float64), (4, np.float32), ((2, 5, 3, 4), np.float64)])
+def test_search_equals_brute_force_on_validation(shots, dtype):
+    """Equal shots take the shot-major class sums, unequal ones the per-class reduceat; float32
+    features score alphas in float32. The brute force: every (beta, alpha) in float64."""
     rng = np.random.default_rng(0)
     C, D = 4, 8
     centres = rng.standard_normal((C, D))
     T = centres + 1.2 * rng.standard_normal((C, D))
-    y = np.repeat(np.arange(C), 4)
+    y = np.repeat(np.arange(C), shots)
     X = centres[y] + rng.standard_normal((y.size, D))
     y_val = rng.integers(0, C, 80)
     X_val = centres[y_val] + rng.standard_normal((80, D))
-    model = TipAdapter(text_weights=T, search_steps=(15, 6)).fit(X, y, X_val, y_val)
-    F = X / np.linalg.norm(X, axis=1, keepdims=True)
-    xv = X_val / np.linalg.norm(X_val, axis=1, keepdims=True)
-    Tn = T / np.linalg.norm(T, axis=1, keepdims=True)
-    best = (-1, None, None)
+    X, X_val, T = X.astype(dtype), X_val.astype(dtype), T.astype(dtype)
+    # a logit scale of 3 lets the cache and the text disagree, so the search has a choice to make
+    model = TipAdapter(text_weights=T, search_steps=(15, 6), logit_scale=3.0).fit(X, y, X_val, y_val)
+    F, xv, Tn = (unit(A.astype(np.float64)) for A in (X, X_val, T))
+    best, accuracies = (-1, None, None), []
     for beta in [0.1 + i * 6.9 / 15 for i in range(15)]:
         for alpha in [0.1 + i * 2.9 / 6 for i in range(6)]:
-            logits = 100 * xv @ Tn.T + alpha * np.exp(-beta * (1 - xv @ F.T)) @ np.eye(C)[y]
+            logits = 3 * xv @ Tn.T + alpha * np.exp(-beta * (1 - xv @ F.T)) @ np.eye(C)[y]
             acc = np.mean(logits.argmax(1) == y_val)
+            accuracies.append(acc)
             if acc > best[0]:
                 best = (acc, alpha, beta)
+    assert len(set(accuracies)) > 3  # the grid's choice matters
     assert model.val_accuracy_ == best[0]
     assert np.isclose(model.alpha_, best[1]) and np.isclose(model.beta_, best[2])
 
+
+def unit(A):
+    return A / np.linalg.norm(A, axis=1, keepdims=True)
 
 
 def test_search_reports_progress_and_quiet_silences_it(monkeypatch):
