@@ -14,10 +14,10 @@ Run: python bench/benchmark.py [--methods zeroshot,gda] [--datasets all|small] [
 Stores are written once under --workdir and reused. Prints figures; asserts nothing.
 
 Measured on the quiet 2-core machine (figures in bench/RESULTS.md): --methods zeroshot,gda
---jobs 2, 176 cells: 35-37 s wall (66-70 CPU-s; 72 s before the worker BLAS fix and the faster
-GDA precision and metrics). All four methods, 506 cells, --jobs 2: 37 min wall, the linear probe
-68% of the cell time (ImageNet's probe cells alone 2,334 s: each L-BFGS step is two 16,000 x
-1,024 x 1,000 float64 products), Tip-Adapter 31% (its 200 x 20 search over every val row).
+--jobs 2, 176 cells: 35-37 s wall (66-70 CPU-s). All four methods, 506 cells, --jobs 2: 22 min
+30 s wall (37 min before the probe's float32 search fits and Tip-Adapter's product over the beta
+grid); the linear probe is 76% of the cell time (ImageNet's probe cells alone 1,507 s: each
+L-BFGS evaluation is two 16,000 x 1,024 x 1,000 products), Tip-Adapter 22%.
 """
 from __future__ import annotations
 
