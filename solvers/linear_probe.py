@@ -36,7 +36,8 @@ class LinearProbe(Solver):
     winner's converged fit is the model (the objective is strictly convex: a cold fit reaches
     the same optimum, measured equal to 1e-14 relative and 1.6-2.8x slower). The search fits
     take float32 products while they can meet ``tol`` (float64 goes on where they cannot); the
-    final fits are float64 whatever the rows' dtype (float32 cannot meet ``final_tol``). Without a validation split ``default_C`` (1.0) is used.
+    final fits are float64 whatever the rows' dtype (float32 cannot meet ``final_tol``).
+    Without a validation split ``default_C`` (1.0) is used.
     ``refit_on_val=True`` refits the chosen C on train + validation rows afterwards, as
     CLIP_benchmark does, keeping the regularisation per row (C scaled by n_train / n_total).
     ``init="text"`` starts L-BFGS from logit_scale * normalized ``text_weights`` (zero bias)
