@@ -129,12 +129,13 @@ class TipAdapter(Solver):
         dtype = np.result_type(Xv, zs)
         alpha_axis = np.asarray(alphas, dtype)[:, None, None]
         keys, class_sums = self._class_sum_layout()
+        keys_t = keys.T.astype(Xv.dtype)  # once, not per block
         step = betas[1] - betas[0] if len(betas) > 1 else 0.0
         correct = np.zeros((len(betas), len(alphas)), dtype=np.int64)
         block_rows = max(1, (1 << 19) // max(keys.shape[0], len(alphas) * self.classes_.size))
         for lo in progress(range(0, Xv.shape[0], block_rows), "Tip-Adapter search"):
             block = slice(lo, lo + block_rows)
-            shifted = (Xv[block] @ keys.T.astype(Xv.dtype)).astype(np.float64)
+            shifted = (Xv[block] @ keys_t).astype(np.float64)
             shifted -= 1  # A - 1 <= 0
             affinity = np.exp(betas[0] * shifted)
             ratio = np.exp(step * shifted)
