@@ -2,22 +2,22 @@
 11 datasets (train / val / test rows and classes from CoOp's table, 1024-d features as CLIP RN50),
 timed: total wall time and seconds per cell for each method (fit, score).
 
-ImageNet's 1.28M-row training pool (5.2 GB of float32 at 1024-d) does not fit a laptop beside the
-rest: by default its pool is a sample of --imagenet-pool rows per class (32 -> 32,000 rows: the
-few-shot rows the sweep draws are at most 16 per class and the held-out validation rows 4, so
-the fits and scores are the same size as with the full pool; only reading and sampling the pool
-is cheaper). --imagenet-pool 0 writes
-the full 1,281,167-row pool. ImageNet has no val split: validation rows are held out of the pool
-(4 per class), as fs benchmark does for it.
+ImageNet's store holds its full 1,281,167-row training pool (5.2 GB of float32 at 1024-d; the
+sweep reads it once: 10.6 GB peak resident for ImageNet alone; forked workers share it).
+--imagenet-pool N writes a sample of N rows per class instead, for a machine with less memory:
+the few-shot rows are at most 16 per class and the held-out validation rows 4, so the fits and
+scores are the same size; only reading and sampling the pool is cheaper. ImageNet has no val
+split: validation rows are held out of the pool (4 per class), as fs benchmark does for it.
 
 Run: python bench/benchmark.py [--methods zeroshot,gda] [--datasets all|small] [--jobs 2]
 Stores are written once under --workdir and reused. Prints figures; asserts nothing.
 
-Measured on the quiet 2-core machine (figures in bench/RESULTS.md): --methods zeroshot,gda
---jobs 2, 176 cells: 35-37 s wall (66-70 CPU-s). All four methods, 506 cells, --jobs 2: 22 min
-30 s wall (37 min before the probe's float32 search fits and Tip-Adapter's product over the beta
-grid); the linear probe is 76% of the cell time (ImageNet's probe cells alone 1,507 s: each
-L-BFGS evaluation is two 16,000 x 1,024 x 1,000 products), Tip-Adapter 22%.
+Measured on the quiet 2-core machine (figures in bench/RESULTS.md), --jobs 2, full ImageNet pool:
+--methods zeroshot,gda, 176 cells: 51.7 s wall, reading the 5.2 GB pool included (35-37 s with
+a 32-per-class pool). All four methods, 506 cells: 23 min 46 s wall (22 min 30 s with the
+sampled pool; 37 min before the probe's float32 search fits and Tip-Adapter's product over the
+beta grid); the linear probe is 76% of the cell time (ImageNet's probe cells alone 1,648 s: each
+L-BFGS evaluation is two 16,000 x 1,024 x 1,000 products), Tip-Adapter 21%.
 """
 from __future__ import annotations
 
@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--shots", default="1,2,4,8,16")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--imagenet-pool", type=int, default=32, help="pool rows per class (0: the full 1.28M)")
+    parser.add_argument("--imagenet-pool", type=int, default=0,
+                        help="ImageNet pool rows per class (default 0: the full 1.28M rows)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "fs-bench-benchmark"))
     args = parser.parse_args()
