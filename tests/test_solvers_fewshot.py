@@ -28,3 +28,19 @@ def test_allow_fewer_takes_the_whole_class():
     idx = fewshot_split(labels(), 6, seed=0, allow_fewer=True)
     assert np.array_equal(np.bincount(labels()[idx]), [6, 5, 6])
     assert set(np.flatnonzero(labels() == 1)) <= set(idx)
+
+
+@pytest.mark.parametrize("shots", [1, 3, 16])
+def test_numpy_sampler_is_its_documented_algorithm(shots):
+    """Re-derived: one NumPy generator seeded with the seed, classes in sorted label order, each
+    class's rows in row order drawn with ``choice(..., replace=False)`` (all of them when too few)."""
+    rng = np.random.default_rng(7)
+    y = rng.choice([3, 11, 5, 40, 2], size=400)  # shuffled, non-contiguous class ids
+    y[rng.random(y.size) < 0.2] = -1
+    y[np.flatnonzero(y == 40)[5:]] = -1  # class 40 keeps 5 rows
+    oracle, draw = [], np.random.default_rng(12)
+    for cls in sorted(set(y.tolist()) - {-1}):
+        rows = np.flatnonzero(y == cls)
+        oracle.append(rows if rows.size <= shots else draw.choice(rows, size=shots, replace=False))
+    expected = np.sort(np.concatenate(oracle))
+    assert np.array_equal(fewshot_split(y, shots, 12, allow_fewer=True), expected)
