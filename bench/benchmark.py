@@ -16,7 +16,7 @@ Measured on the quiet 2-core machine (figures in bench/RESULTS.md), --jobs 2, fu
 --methods zeroshot,gda, 176 cells: 51.7 s wall, reading the 5.2 GB pool included (35-37 s with
 a 32-per-class pool). All four methods, 506 cells: 23 min 46 s wall (22 min 30 s with the
 sampled pool; 37 min before the probe's float32 search fits and Tip-Adapter's product over the
-beta grid); the linear probe is 76% of the cell time (ImageNet's probe cells alone 1,648 s: each
+beta grid); the linear probe is 77% of the cell time (ImageNet's probe cells alone 1,648 s: each
 L-BFGS evaluation is two 16,000 x 1,024 x 1,000 products), Tip-Adapter 21%.
 """
 from __future__ import annotations
