@@ -143,7 +143,7 @@ class LinearProbe(Solver):
                 start: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
         """Warm-started sweep over C, the finalists fitted to final_tol; sets C_ and val_scores_."""
         scores: dict[float, tuple[float, float]] = {}
-        fits: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        fits: dict[float, LogisticFit] = {}  # as fitted: a binary model keeps its single row
         unconverged: list[float] = []
 
         def score(fit: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
@@ -160,8 +160,8 @@ class LinearProbe(Solver):
                 if not fit.converged:
                     unconverged.append(c)
                 init = fit.coef, fit.intercept  # the next C starts here
-                fits[c] = self._full(fit, n_classes)
-                scores[c] = score(fits[c])
+                fits[c] = fit
+                scores[c] = score(self._full(fit, n_classes))
 
         sweep(list(COARSE_GRID), start)
         # the binary search around the peak, on exponents j of C = 10^(j / 8) (the final lattice)
@@ -171,7 +171,8 @@ class LinearProbe(Solver):
             centre = j
             around = [i for i in (centre - step, centre, centre + step) if lowest <= i <= highest]
             for i in (i for i in around if i != centre):
-                sweep([10.0 ** (i / 8)], self._binary_safe(fits[10.0 ** (centre / 8)], n_classes))
+                near = fits[10.0 ** (centre / 8)]
+                sweep([10.0 ** (i / 8)], (near.coef, near.intercept))
             j = max(around, key=lambda i: (scores[10.0 ** (i / 8)], -i))  # the smaller C on exact ties
         if unconverged:
             record_warning(self, f"{len(unconverged)} of {len(scores)} warm-started search fits stopped at "
@@ -183,7 +184,7 @@ class LinearProbe(Solver):
         finalists = sorted(finalists[:max(1, int(self.n_finalists))])
         cold, iterations = {}, {}
         for c in finalists:  # each fitted on from its search fit to final_tol
-            cold[c] = self._final_fit(c, Xn, y, n_classes, self._binary_safe(fits[c], n_classes))
+            cold[c] = self._final_fit(c, Xn, y, n_classes, (fits[c].coef, fits[c].intercept))
             iterations[c] = self.n_iter_
         for c, fit in cold.items():
             scores[c] = score(fit)
@@ -192,14 +193,6 @@ class LinearProbe(Solver):
         self.val_scores_ = {repr(c): scores[c][0] for c in ordered}
         warn_on_grid_edge(self, "C", ordered, self.C_, "the search covers 1e-6 .. 1e6")
         return cold[self.C_]
-
-    @staticmethod
-    def _binary_safe(fit: tuple[np.ndarray, np.ndarray], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-        """Convert stored (C, D) weights back to scikit-learn's shape for a warm start."""
-        W, b = fit
-        if n_classes == 2:
-            return W[1:] - W[:1], b[1:] - b[:1]
-        return W, b
 
     def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits x_n W^T + b, (n, C)."""
