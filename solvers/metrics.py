@@ -129,7 +129,7 @@ def logit_metrics(y: np.ndarray, logits: np.ndarray, temperature: float = 1.0, n
         conf[lo:lo + step] = 1.0 / total
         p_true[lo:lo + step] = z[np.arange(z.shape[0]), y[lo:lo + step]] / total
     return {"top1": float(np.mean(correct)), "top5": float(np.mean(positions < 5)),
-            "balanced_accuracy": balanced_accuracy(y, logits.argmax(axis=1)),
+            "balanced_accuracy": balanced_accuracy(y, np.where(correct, y, -1)),  # ranked already: no argmax
             "ece": _ece_of_bins(_bins(conf, correct, n_bins)), "nll": _mean_nll(p_true, eps)}
 
 
