@@ -154,17 +154,18 @@ class TipAdapter(Solver):
         warn_on_grid_edge(self, "alpha", alphas, self.alpha_, hint)
 
     def _class_sum_layout(self):
-        """The keys in the order the search sums them, and A -> A L (the per-class sums of an
-        (n, N) affinity block). With the same number of keys K in every class the keys go shot by
-        shot (key k of every class, then key k + 1), so the sums add K contiguous (n, C) slices;
-        otherwise per-class sums of the label-sorted keys (``np.add.reduceat``)."""
+        """The keys in the order A L is summed, and A -> A L (the per-class sums of an (n, N)
+        affinity block; exact, without the (N, C) one-hot matmul). With the same number of keys K
+        in every class the keys go shot by shot (key k of every class, then key k + 1), so the sums
+        add K contiguous (n, C) slices; otherwise per-class sums of the label-sorted keys
+        (``np.add.reduceat``; every class has a key)."""
         n_classes = self.classes_.size
         counts = np.bincount(self.labels_, minlength=n_classes)
         if counts.min() == counts.max():
             K = int(counts[0])
             keys = self.keys_.reshape(n_classes, K, -1).transpose(1, 0, 2).reshape(n_classes * K, -1)
             return keys, lambda A: A.reshape(A.shape[0], K, n_classes).sum(axis=1)
-        starts = self._class_starts()
+        starts = np.searchsorted(self.labels_, np.arange(n_classes))  # first key row of each class
         return self.keys_, lambda A: np.add.reduceat(A, starts, axis=1)
 
     def _zero_shot(self, Xn: np.ndarray) -> np.ndarray | float:
@@ -172,23 +173,16 @@ class TipAdapter(Solver):
             return 0.0
         return zero_shot_logits(Xn, self.text_weights, self.logit_scale)
 
-    def _class_starts(self) -> np.ndarray:
-        """First key row of each class (keys are sorted by label; every class has a key)."""
-        return np.searchsorted(self.labels_, np.arange(self.classes_.size))
-
     def class_logits(self, X: np.ndarray) -> np.ndarray:
-        """Tip-Adapter logits (n, C), in row batches so the (n, N) affinity never lives whole.
-
-        A L (one-hot values) is computed as per-class sums of A's columns (``np.add.reduceat`` over
-        the label-sorted keys), which is exact and avoids the (N, C) one-hot matmul.
-        """
+        """Tip-Adapter logits (n, C), in row batches so the (n, N) affinity never lives whole; A L
+        as the search sums it (``_class_sum_layout``)."""
         self._check_fitted()
         Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, estimator=self))
-        keys_t = self.keys_.T.astype(Xn.dtype)
-        starts = self._class_starts()
+        keys, class_sums = self._class_sum_layout()
+        keys_t = keys.T.astype(Xn.dtype)
         out = np.empty((Xn.shape[0], self.classes_.size), dtype=Xn.dtype)
         for lo in range(0, Xn.shape[0], self.batch_size):
             batch = Xn[lo:lo + self.batch_size]
             affinity = np.exp(self.beta_ * (batch @ keys_t - 1))
-            out[lo:lo + self.batch_size] = self._zero_shot(batch) + self.alpha_ * np.add.reduceat(affinity, starts, axis=1)
+            out[lo:lo + self.batch_size] = self._zero_shot(batch) + self.alpha_ * class_sums(affinity)
         return out
