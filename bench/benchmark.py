@@ -47,7 +47,7 @@ def write_store(path: Path, name: str, classes: int, sizes: dict[str, int], dim:
     cannot give both the papers' zero-shot and 1-shot accuracies), which matters only for the
     iterative linear probe: its L-BFGS iterations depend on the data, so its times here are a
     lower bound; GDA, Tip-Adapter and zero-shot cost the same on any data of these sizes."""
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     rng = np.random.default_rng(seed)
     means = rng.standard_normal((classes, dim)).astype(np.float32)

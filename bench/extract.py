@@ -41,7 +41,7 @@ def main() -> None:
     import torch
 
     from featurestore.encoders import load_encoder
-    from featurestore.extract import extract
+    from featurestore.extract.pipeline import extract
     from featurestore.sources import open_source
 
     tmp = Path(tempfile.mkdtemp(prefix="fs-bench-"))

@@ -4,13 +4,13 @@
       on pre-made tensors already on the device, fp16 and bf16 under autocast (fp32 on a CPU);
   (b) decoding + preprocessing alone, images/s: PIL in DataLoader workers (the worker count
       `fs extract` picks), and tensor decoding (``decode_jpeg`` on the device + transforms.v2,
-      `featurestore.tensor_decoding`) fed by its reading workers;
+      `featurestore.extract.tensor_decoding`) fed by its reading workers;
   (c) `extract` end to end (list, read, decode, preprocess, encode, write the store) on a folder
       of N generated photo-like JPEGs (default 500x375) with each decoding mode, and the ratio
       end-to-end / bare forward (goal >= 0.90 with GPU decoding);
   (d) FAISS over the same rows x 512 float16 synthetic embeddings (bench/scale.py's clustered
       distribution): Flat and IVF-PQ build and search, on the CPU and on the GPU through
-      ``faiss.index_cpu_to_all_gpus`` (what featurestore.index uses), recall@10 of IVF-PQ against
+      ``faiss.index_cpu_to_all_gpus`` (what featurestore.index.store_index uses), recall@10 of IVF-PQ against
       exact search at the same nprobe on both, and GPU / CPU speed ratios;
   (e) the streamed GDA fit (workflows.streaming.fit_gda_streaming) on those rows in the store.
 
@@ -96,7 +96,7 @@ def bare_forward(encoder, batch_size: int, seconds: float = 5.0) -> float:
     """Images/s of the image forward at ``batch_size`` on a tensor already on the device."""
     import torch
 
-    from featurestore.extract import DeviceForward
+    from featurestore.extract.pipeline import DeviceForward
 
     forward = DeviceForward(encoder)
     height, width = encoder.info["preprocess"]["size"]
@@ -115,8 +115,8 @@ def decode_rate(source, encoder, mode: str, batch_size: int, workers: int) -> fl
     """Images/s of reading + decoding + preprocessing alone (the tensors reach the device for
     tensor decoding; PIL-decoded batches stay on the host)."""
     from featurestore.encoders.preprocessing import Preprocessing
-    from featurestore.image_dataset import EncodedImageDataset, ImageRecordDataset, make_loader
-    from featurestore.tensor_decoding import TensorDecoder
+    from featurestore.extract.image_dataset import EncodedImageDataset, ImageRecordDataset, make_loader
+    from featurestore.extract.tensor_decoding import TensorDecoder
 
     records = source.records()
     pin = encoder.device.type == "cuda"
@@ -136,7 +136,7 @@ def decode_rate(source, encoder, mode: str, batch_size: int, workers: int) -> fl
 
 
 def end_to_end(folder: Path, store: Path, encoder, mode: str, batch_size: int | None) -> tuple[float, object]:
-    from featurestore.extract import extract
+    from featurestore.extract.pipeline import extract
     from featurestore.sources import open_source
 
     if store.exists():
@@ -204,7 +204,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from featurestore.encoders import load_encoder
-    from featurestore.extract import default_workers, usable_cores
+    from featurestore.extract.pipeline import default_workers, usable_cores
     from featurestore.sources import open_source
 
     cuda = args.device.startswith("cuda")
@@ -255,7 +255,7 @@ def main() -> None:
         if "d" in parts:
             import faiss
 
-            from featurestore.store import FeatureStore
+            from featurestore.store.feature_store import FeatureStore
 
             print(f"(d) FAISS ({faiss.get_num_gpus()} GPUs visible to FAISS)", flush=True)
             with FeatureStore(store) as fs:
@@ -264,7 +264,7 @@ def main() -> None:
             faiss_figures(X, Q[:N_QUERIES], gpu=cuda and faiss.get_num_gpus() > 0)
             del X
         if "e" in parts:
-            from featurestore.store import FeatureStore
+            from featurestore.store.feature_store import FeatureStore
             from workflows.streaming import fit_gda_streaming
 
             print("(e) streamed GDA", flush=True)

@@ -41,12 +41,12 @@ def make_data(seed: int = 0):
 
 
 def main() -> None:
-    from solvers.cooked import cooked_probabilities
-    from solvers.ensemble import Ensemble
-    from solvers.linear_probe import LinearProbe
-    from solvers.metrics import auroc, fpr_at_tpr
-    from solvers.ood_scores import msp, neg_entropy, neg_entropy_of_probabilities
-    from solvers.zeroshot import ZeroShot
+    from solvers.ensembles.cooked import cooked_probabilities
+    from solvers.ensembles.ensemble import Ensemble
+    from solvers.few_shot.linear_probe import LinearProbe
+    from solvers.metrics.classification import auroc, fpr_at_tpr
+    from solvers.ood.scores import msp, neg_entropy, neg_entropy_of_probabilities
+    from solvers.zero_shot.zero_shot import ZeroShot
 
     splits, X_ood, text, other_view = make_data()
     (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = splits["train"], splits["val"], splits["test"]

@@ -51,7 +51,7 @@ LAPTOP_SIZES, FULL_INDEX_SIZES, FULL_GDA_SIZES = "100000", "100000,1000000", "10
 def make_store(path: Path, rows: int, seed: int = 0) -> None:
     """``rows`` x 512 float16 features in split ``pool`` and 1,000 more from the same clusters in
     split ``queries``, written chunk by chunk (see the module docstring for the distribution)."""
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     rng = np.random.default_rng(seed)
     basis = np.linalg.qr(rng.standard_normal((DIM, LATENT)))[0].T.astype(np.float32)  # (64, 512) orthonormal
@@ -79,19 +79,19 @@ def child(task: str, path: str, *options: str) -> None:
     """Run one measurement and print it as JSON with this process's peak RSS."""
     import resource
 
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     out: dict = {}
     with FeatureStore(path) as store:
         if task == "stream":
-            import solvers.gda  # noqa: F401  (imported before timing, as in the in-memory task)
+            import solvers.few_shot.gda  # noqa: F401  (imported before timing, as in the in-memory task)
             from workflows.streaming import fit_gda_streaming
 
             t0 = time.perf_counter()
             fit_gda_streaming(store, ENCODER, "pool", n_classes=CLASSES)  # default chunk rows
             out["seconds"] = time.perf_counter() - t0
         elif task == "memory":
-            from solvers.gda import GDA
+            from solvers.few_shot.gda import GDA
 
             X, y = store.features(ENCODER, "pool"), store.labels("pool")
             t0 = time.perf_counter()
@@ -108,7 +108,7 @@ def index_figures(store, factory: str, max_memory: str, recall: str, encoder: st
     """Build + tune ``factory`` as `fs index` does, then time it and an exact Flat index on the unseen queries."""
     import faiss
 
-    from featurestore.index import build_index, recall_at_k
+    from featurestore.index.store_index import build_index, recall_at_k
 
     queries = np.ascontiguousarray(store.features(encoder, query_split), dtype=np.float32)
     faiss.normalize_L2(queries)
@@ -242,8 +242,8 @@ def real_report(path: Path, folder: Path, pool: str, queries: str, max_memory: s
     """The auto index of a real store's split (exact Flat at this size) and the approximate index
     auto builds for large splits (IVF + 4-bit fast-scan PQ + exact re-ranking), tuned to the
     same recall on the real features: does the tuning meet the target on real structure?"""
-    from featurestore.index_plan import ivf_lists, pq_subquantizers
-    from featurestore.store import FeatureStore
+    from featurestore.index.plan import ivf_lists, pq_subquantizers
+    from featurestore.store.feature_store import FeatureStore
 
     copy = folder / f"real-{path.name}"
     shutil.copyfile(path, copy)

@@ -39,7 +39,7 @@ def make_store(path: Path, rows: int, model: str, seed: int = 0) -> str:
     from tqdm.auto import tqdm
 
     from featurestore.encoders import load_encoder
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     encoder = load_encoder(model, "random", device="cpu")
     dim = encoder.embed_dim
@@ -84,7 +84,7 @@ def main() -> None:
 
     import httpx
 
-    from featurestore.index import build_index
+    from featurestore.index.store_index import build_index
     from tests.serve_server import running_server
 
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="bench-serve-"))

@@ -51,11 +51,11 @@ def import_time(module: str) -> float:
 
 
 def main() -> None:
-    from solvers.gda import GDA
-    from solvers.knn import KNN
-    from solvers.linear_probe import LinearProbe
-    from solvers.tip_adapter import TipAdapter
-    from solvers.zeroshot import ZeroShot
+    from solvers.few_shot.gda import GDA
+    from solvers.few_shot.knn import KNN
+    from solvers.few_shot.linear_probe import LinearProbe
+    from solvers.few_shot.tip_adapter import TipAdapter
+    from solvers.zero_shot.zero_shot import ZeroShot
 
     X, y, X_test, y_test, text = make_data()
     print(f"data: {C} classes x {SHOTS} shots x {D}-d, train {X.shape}, test {X_test.shape}, float32")
@@ -88,7 +88,7 @@ def main() -> None:
     print(f"sklearn LDA(lsqr, shrinkage=auto) fit: {t_lda:.3f} s; our GDA fit / LDA fit = "
           f"{gda_fit / t_lda:.3f} ({t_lda / gda_fit:.1f}x faster)")
 
-    for module in ("solvers", "solvers.gda", "cli.main"):
+    for module in ("solvers", "solvers.few_shot.gda", "cli.main"):
         print(f"import {module}: {import_time(module) * 1000:.1f} ms (python -X importtime, cumulative)")
     end_to_end_solve(X, y, X_test, y_test, text)
 
@@ -97,7 +97,7 @@ def end_to_end_solve(X, y, X_test, y_test, text) -> None:
     """`fs solve gda` from process start to printed accuracy, on the same problem in a store."""
     import tempfile
 
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     path = Path(tempfile.mkdtemp(prefix="fs-bench-")) / "problem.h5"
     with FeatureStore(path, mode="a") as store:

@@ -67,7 +67,7 @@ def refuse_if_locked(store: str) -> None:
     checkpoint it would only write with afterwards (StoreLockedError, one line)."""
     from pathlib import Path
 
-    from featurestore.writer_lock import WriterLock
+    from featurestore.store.writer_lock import WriterLock
 
     if Path(store).exists():
         probe = WriterLock(store)

@@ -15,7 +15,7 @@ __all__ = ["FeatureStore", "FeatureStoreError", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name == "FeatureStore":
-        from featurestore.store import FeatureStore
+        from featurestore.store.feature_store import FeatureStore
 
         return FeatureStore
     raise AttributeError(f"module 'featurestore' has no attribute {name!r}")

@@ -47,10 +47,10 @@ def prepare_store(workdir: str | os.PathLike, encoder: Any, quiet: bool = True) 
     """Digits written under ``workdir``, every split extracted with ``encoder`` into
     ``workdir/digits.h5`` and the class prompts encoded (bank ``train/digits``); returns
     (store path, encoder key). Finished work is skipped, so this is cheap to re-run."""
-    from featurestore.extract import extract
+    from featurestore.extract.pipeline import extract
     from featurestore.sources import ImageFolderSource
-    from featurestore.store import FeatureStore
-    from featurestore.textbanks import class_prompt_embeddings
+    from featurestore.store.feature_store import FeatureStore
+    from featurestore.text.banks import class_prompt_embeddings
 
     store = Path(workdir) / "digits.h5"
     folders = write_digits(Path(workdir) / "digits")

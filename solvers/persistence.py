@@ -1,7 +1,7 @@
 """Saving fitted solvers without pickle: arrays in an .npz (or the store's /models group) and
 JSON metadata (class, params, encoder key, class names, format version) beside them. A loaded
 solver records the encoder whose features it was fitted on (``encoder_``) and the names of its
-classes (``class_names_``, None when not given); ``workflows.solver_inputs.check_encoder`` refuses
+classes (``class_names_``, None when not given); ``workflows.inputs.solver_inputs.check_encoder`` refuses
 to mix encoders."""
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from solvers.base import Solver
+from solvers._base.solver import Solver
 from solvers.errors import InputError
 
 FORMAT_VERSION = 1
 
 
 class ModelStore(Protocol):
-    """What a store must offer to hold solvers (featurestore.store.FeatureStore does)."""
+    """What a store must offer to hold solvers (featurestore.store.feature_store.FeatureStore does)."""
 
     def save_model(self, name: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None: ...
 

@@ -11,27 +11,27 @@ from solvers.errors import InputError
 
 # CLI name -> (module, class name)
 _LOCATIONS = {
-    "zeroshot": ("solvers.zeroshot", "ZeroShot"),
-    "gda": ("solvers.gda", "GDA"),
-    "linear-probe": ("solvers.linear_probe", "LinearProbe"),
-    "tip-adapter": ("solvers.tip_adapter", "TipAdapter"),
-    "knn": ("solvers.knn", "KNN"),
-    "unsupervised-gda": ("solvers.unsupervised_gda", "UnsupervisedGDA"),
-    "real-prompt": ("solvers.real_prompt", "RealPrompt"),
-    "real-linear": ("solvers.real_linear", "RealLinear"),
-    "tip-x": ("solvers.tipx", "TipX"),
-    "caps-adapter": ("solvers.caps_adapter", "CapSAdapter"),
-    "descriptors": ("solvers.descriptions", "DescriptorClassifier"),
-    "fudd": ("solvers.differential_descriptions", "DifferentialDescriptions"),
-    "description-selection": ("solvers.description_selection", "DescriptionSelection"),
-    "perceptionclip": ("solvers.perception_clip", "PerceptionCLIP"),
-    "amu": ("solvers.amu", "AMU"),
-    "label-free": ("solvers.label_free", "LabelFree"),
+    "zeroshot": ("solvers.zero_shot.zero_shot", "ZeroShot"),
+    "gda": ("solvers.few_shot.gda", "GDA"),
+    "linear-probe": ("solvers.few_shot.linear_probe", "LinearProbe"),
+    "tip-adapter": ("solvers.few_shot.tip_adapter", "TipAdapter"),
+    "knn": ("solvers.few_shot.knn", "KNN"),
+    "unsupervised-gda": ("solvers.unlabelled.unsupervised_gda", "UnsupervisedGDA"),
+    "real-prompt": ("solvers.support_sets.real_prompt", "RealPrompt"),
+    "real-linear": ("solvers.support_sets.real_linear", "RealLinear"),
+    "tip-x": ("solvers.support_sets.tip_x", "TipX"),
+    "caps-adapter": ("solvers.support_sets.caps_adapter", "CapSAdapter"),
+    "descriptors": ("solvers.descriptions.descriptors", "DescriptorClassifier"),
+    "fudd": ("solvers.descriptions.fudd", "DifferentialDescriptions"),
+    "description-selection": ("solvers.descriptions.description_selection", "DescriptionSelection"),
+    "perceptionclip": ("solvers.descriptions.perception_clip", "PerceptionCLIP"),
+    "amu": ("solvers.few_shot.amu", "AMU"),
+    "label-free": ("solvers.unlabelled.label_free", "LabelFree"),
 }
 NAMES = tuple(_LOCATIONS)
 # Solvers that are built by composition (not by `fs solve`) but load back from saved state.
 _COMPOSED = {
-    "Ensemble": "solvers.ensemble",
+    "Ensemble": "solvers.ensembles.ensemble",
 }
 
 

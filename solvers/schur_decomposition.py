@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.normalize import l2_normalize
+from solvers._base.normalize import l2_normalize
 from solvers.errors import InputError
 
 

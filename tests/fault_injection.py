@@ -1,5 +1,5 @@
 """Test helper: run `fs` commands (or any callable) in a forked child that SIGKILLs itself just
-before its K-th store write point (featurestore/write_points.py), and snapshot a store's
+before its K-th store write point (featurestore/store/write_points.py), and snapshot a store's
 contents in a child with a timeout (a blocked or hanging reader fails the check instead of
 hanging the suite).
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from featurestore import write_points
+from featurestore.store import write_points
 
 KILLED = -signal.SIGKILL
 
@@ -128,7 +128,7 @@ def snapshot(path: str | os.PathLike) -> dict[str, Any]:
     """Everything a reader sees in a store, as plain arrays: split ids, each encoder's features
     of committed rows by id (and views), text banks, saved models, imported logits."""
     from featurestore.errors import NotFoundError
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     out: dict[str, Any] = {}
     with FeatureStore(path) as store:

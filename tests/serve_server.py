@@ -37,7 +37,7 @@ TAR_LABELS = [0, 1, 0, 1, 0]
 def make_served_store(root: Path, checkpoint: Path) -> dict[str, Any]:
     """A store with split ``train`` (class folders, one 400x300 image, two unreadable files) and
     split ``shards`` (a labelled WebDataset tar, no class names), both extracted with the tiny model."""
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
     from tests.conftest import TINY_CONFIG, TINY_MODEL
 
     train = root / "train"

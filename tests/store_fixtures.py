@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 
 
 def default_ids(split: str, n: int) -> list[str]:

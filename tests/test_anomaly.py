@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from featurestore.anomaly_prompts import compose_prompts, read_states
+from featurestore.text.anomaly_prompts import compose_prompts, read_states
 from featurestore.errors import SourceError
-from solvers.anomaly import PromptAnomalyDetector, anomaly_metrics
+from solvers.ood.anomaly import PromptAnomalyDetector, anomaly_metrics
 from solvers.errors import InputError
 from tests.cli_runner import run
 
@@ -80,7 +80,7 @@ def mvtec_like(tmp_path_factory, tiny_checkpoint):
 
 @pytest.mark.slow
 def test_fs_anomaly_end_to_end(mvtec_like, tiny_encoder, capsys):
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     store = mvtec_like
     args = ["anomaly", "--store", store, "--split", "test", "--object", "bottle", "--normal-split", "train",
@@ -113,7 +113,7 @@ def test_anomaly_inputs_ground_truth_and_memory(tmp_path):
     """workflows.anomaly on a store without a model: ground truth by class, memory rows by class
     (or every row of an unlabelled split), a seeded --shots sample, one-line refusals."""
     from featurestore.errors import NotFoundError
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
     from tests.store_fixtures import make_feature_store
     from workflows.anomaly import anomaly_inputs
 

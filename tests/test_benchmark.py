@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run as fs
 from tests.store_fixtures import make_feature_store
 
@@ -153,14 +153,14 @@ def test_reference_columns_and_delta(tmp_path):
 
 
 def test_coop_sampler_used_for_named_datasets(tmp_path):
-    from solvers.fewshot import fewshot_split
+    from solvers.model_selection.fewshot import fewshot_split
     from workflows.benchmark import fit_cell, load_dataset
 
     store = _store(tmp_path / "pets.h5", dataset="oxford_pets")
     data = load_dataset(str(store), ENCODER, ["gda"])
     assert data.sampler == "coop" and data.name == "oxford_pets"
     row = fit_cell(data, "gda", 4, 2, {})[0]
-    from solvers.gda import GDA
+    from solvers.few_shot.gda import GDA
 
     rows = fewshot_split(data.y_train, 4, 2, sampler="coop")
     expected = GDA(text_weights=data.text_weights).fit(data.X_train[rows], data.y_train[rows], data.X_val, data.y_val)

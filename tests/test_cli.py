@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.images import write_class_tree, write_random_image
 from tests.cli_runner import run
 
@@ -86,7 +86,7 @@ def test_solve_predict_eval_round_trip(pets_store, tmp_path, capsys, monkeypatch
         Xv, yv = reader.features(key, "val"), reader.labels("val")
         Xt, yt = reader.features(key, "test"), reader.labels("test")
         T = reader.text(key, "train/simple")
-    from solvers.fewshot import fewshot_split
+    from solvers.model_selection.fewshot import fewshot_split
     rows = fewshot_split(y, 4, 3)
     direct = GDA(text_weights=T).fit(X[rows], y[rows], X_val=Xv, y_val=yv)
     assert report["runs"][0]["accuracy"] == pytest.approx(direct.score(Xt, yt))

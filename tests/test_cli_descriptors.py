@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import featurestore
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.test_cli import pets_store, run  # noqa: F401  (module fixture: a 3-class store, tiny model)
 
 DATA = Path(featurestore.__file__).parent / "data"

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.conftest import TINY_CONFIG, TINY_MODEL
 from tests.images import write_class_tree
@@ -152,7 +152,7 @@ def test_solvers_that_need_no_text_run_on_an_image_only_encoder(tmp_path, images
 
 def test_extract_refuses_a_locked_store_before_loading_the_model(tmp_path, images, fs_args, capsys):
     """The second writer is refused before the checkpoint is read (a missing one is not even noticed)."""
-    from featurestore.writer_lock import WriterLock
+    from featurestore.store.writer_lock import WriterLock
 
     store = tmp_path / "s.h5"
     assert run(["extract", images, "--store", store, *fs_args, "--quiet"], capsys)[0] == 0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cli.main import COMMANDS, fs
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.store_fixtures import make_feature_store
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.store_fixtures import make_feature_store
 
@@ -38,7 +38,7 @@ def test_amu_cli_matches_the_solver_and_saves(store, capsys):
                           "--train", "train", "--val", "val", "--test", "test", "--save", "amu1", "--json"], capsys)
     assert code == 0, err
     summary = json.loads(out)
-    from solvers.amu import AMU
+    from solvers.few_shot.amu import AMU
 
     X = {s: np.hstack([clip[s], aux[s]]).astype(np.float32) for s in labels}
     model = AMU(text_weights=T.astype(np.float32)).fit(X["train"], labels["train"], X["val"], labels["val"])
@@ -73,7 +73,7 @@ def test_label_free_transductive_and_inductive(store, capsys):
     assert code == 0, err
     summary = json.loads(out)
     assert summary["mode"] == "transductive" and summary["train"] == "pool"
-    from solvers.label_free import LabelFree
+    from solvers.unlabelled.label_free import LabelFree
 
     X = np.hstack([clip["pool"], aux["pool"]]).astype(np.float32)
     model = LabelFree(text_weights=T.astype(np.float32), rounds=2, k_per_class=5).fit(X)
@@ -144,9 +144,9 @@ def test_label_free_claims_no_gain_on_noise(tmp_path, capsys):
 
 def test_incremental_60_plus_8_sessions_of_5_way_5_shot(tmp_path, capsys):
     """The CIFAR-100 FSCIL layout on a synthetic 100-class store: the table equals the protocol run
-    on the same arrays (solvers.class_incremental, itself checked against union fits)."""
-    from solvers.class_incremental import fscil_table
-    from solvers.gda import GDA
+    on the same arrays (solvers.few_shot.class_incremental, itself checked against union fits)."""
+    from solvers.few_shot.class_incremental import fscil_table
+    from solvers.few_shot.gda import GDA
 
     rng = np.random.default_rng(11)
     names = [f"k{i:03d}" for i in range(100)]

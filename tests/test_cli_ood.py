@@ -9,7 +9,7 @@ import pytest
 from scipy.special import logsumexp
 from sklearn.metrics import roc_auc_score
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.store_fixtures import default_ids, make_feature_store
 from tests.cli_runner import run
 
@@ -123,7 +123,7 @@ def test_schur_score_and_remove(ood_store, capsys):
 
 
 def test_retrieval_command_matches_metrics(ood_store, capsys):
-    from solvers.retrieval_metrics import image_to_text_recall
+    from solvers.metrics.retrieval import image_to_text_recall
 
     path, X_id, *_ = ood_store
     captions = X_id + np.random.default_rng(3).normal(scale=2.0, size=X_id.shape)

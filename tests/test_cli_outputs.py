@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.store_fixtures import default_ids, make_feature_store
 

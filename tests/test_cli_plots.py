@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.png_checks import png_summary
 from tests.store_fixtures import make_feature_store

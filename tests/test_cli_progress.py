@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.images import write_class_tree
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.images import write_class_tree, write_random_image
 from tests.store_fixtures import make_feature_store
 from tests.cli_runner import run

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, top_k_accuracy_score
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.store_fixtures import make_feature_store
 
@@ -35,7 +35,7 @@ def store(tmp_path_factory):
 
 def _direct_fits(path, seeds):
     from solvers import GDA
-    from solvers.fewshot import fewshot_split
+    from solvers.model_selection.fewshot import fewshot_split
 
     with FeatureStore(path) as reader:
         X, y = reader.features("test/enc", "train"), reader.labels("train")
@@ -50,16 +50,16 @@ def _direct_fits(path, seeds):
 
 
 def test_eval_of_a_seed_group_is_mean_and_std_with_error_bars(store, tmp_path, capsys, monkeypatch):
-    import featurestore.plots
+    import workflows.reports.plots
 
     drawn = {}
-    real_bar_chart = featurestore.plots.bar_chart
+    real_bar_chart = workflows.reports.plots.bar_chart
 
     def spy(names, values, **kwargs):
         drawn.update(names=list(names), values=list(values), errors=kwargs.get("errors"))
         return real_bar_chart(names, values, **kwargs)
 
-    monkeypatch.setattr(featurestore.plots, "bar_chart", spy)
+    monkeypatch.setattr(workflows.reports.plots, "bar_chart", spy)
     code, out, err = run(["solve", "gda", "--store", store, "--train", "train", "--val", "val", "--test", "test",
                           "--shots", "2", "--seed", "1", "--seed", "2", "--seed", "3", "--save", "g",
                           "--output", tmp_path / "solve.json", "-q"], capsys)

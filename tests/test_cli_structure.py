@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.store_fixtures import make_feature_store
 
@@ -90,7 +90,7 @@ def test_no_estimator_holds_storage_parameters():
 
 
 def test_registry_copies_hold_classes():
-    from solvers.gda import GDA
+    from solvers.few_shot.gda import GDA
     from solvers.registry import SOLVERS
 
     copied = dict(SOLVERS)
@@ -112,7 +112,7 @@ def test_solve_list_offers_hyper_parameters_and_inputs_in_whole_sentences(capsys
 
 
 def test_tipx_search_in_gamma_blocks_equals_one_block(monkeypatch):
-    import solvers.tipx as tipx
+    import solvers.support_sets.tip_x as tipx
 
     rng = np.random.default_rng(3)
     T = np.eye(3, 6) + 0.1 * rng.standard_normal((3, 6))
@@ -200,7 +200,7 @@ def test_blas_thread_knob(monkeypatch, capsys):
 
 # ---------------------------------------------------------------- what fs solve reports
 def test_solve_without_test_reports_validation_accuracy(store, capsys):
-    from solvers.gda import GDA
+    from solvers.few_shot.gda import GDA
 
     code, out, err = run(["solve", "gda", "--store", store, "--train", "train", "--val", "val", "--json"], capsys)
     assert code == 0, err
@@ -253,7 +253,7 @@ def test_encoder_defaults_to_the_only_one_and_several_are_named(store, tmp_path,
 
 # ---------------------------------------------------------------- labels through class names
 def test_a_test_split_missing_a_class_is_scored_by_class_name(store, tmp_path, capsys):
-    from solvers.gda import GDA
+    from solvers.few_shot.gda import GDA
 
     code, out, err = run(["solve", "gda", "--store", store, "--train", "train", "--val", "val", "--test", "test",
                           "--save", "g", "--json"], capsys)
@@ -329,8 +329,8 @@ def test_eval_builds_zeroshot_on_the_saved_models_encoder(store, tmp_path, capsy
 
 
 def test_temperature_on_its_search_bound_warns():
-    from solvers.temperature_scaling import calibrate
-    from solvers.zeroshot import ZeroShot
+    from solvers.model_selection.temperature_scaling import calibrate
+    from solvers.zero_shot.zero_shot import ZeroShot
 
     T = np.eye(3, 4)
     y = np.tile([0, 1, 2], 5)
@@ -355,8 +355,8 @@ def test_a_new_class_folder_is_named(tmp_path):
 
 
 def test_bank_discovery_reads_no_bank_contents(store, monkeypatch):
-    from featurestore.textbanks import find_class_bank
-    from workflows.solver_inputs import text_weights
+    from featurestore.text.banks import find_class_bank
+    from workflows.inputs.solver_inputs import text_weights
 
     with FeatureStore(store) as reader:
         calls = []

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.images import write_class_tree
 
 
 @pytest.fixture(scope="module")
 def views_store(tmp_path_factory, tiny_encoder):
-    from featurestore.extract import extract
+    from featurestore.extract.pipeline import extract
     from featurestore.sources import open_source
 
     tmp_path = tmp_path_factory.mktemp("views")

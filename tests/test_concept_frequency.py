@@ -7,13 +7,13 @@ import re
 import numpy as np
 import pytest
 
-from featurestore.concept_frequency import (
+from featurestore.corpus.frequency import (
     CaptionIndex,
     class_matches,
     concept_frequency,
 )
 from featurestore.errors import SourceError
-from featurestore.synonyms import read_synonyms
+from featurestore.text.synonyms import read_synonyms
 
 WORDS = ["sea", "lion", "Lion", "dog", "hot", "cat", "the", "a", "house", "kitty", "é", "x1"]
 GLUE = [" ", "  ", "-", ", ", "! ", "'", "_", ""]
@@ -62,7 +62,7 @@ def test_match_returns_exactly_the_mentioning_captions():
 
 
 def test_chunked_index_and_separator_in_caption(monkeypatch):
-    import featurestore.concept_frequency as cf
+    import featurestore.corpus.frequency as cf
 
     monkeypatch.setattr(cf, "CHUNK_CAPTIONS", 7)
     captions = random_captions(50, 2) + ["sea\x1flion", "dog"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.fault_injection import kill_points
 from tests.store_fixtures import make_feature_store
 
@@ -29,7 +29,7 @@ BUDGET = 8
 READER = """
 import json, sys
 import numpy as np
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from featurestore.errors import FeatureStoreError
 try:
     with FeatureStore(sys.argv[1]) as s:
@@ -64,19 +64,19 @@ except FeatureStoreError as exc:
 SCENARIOS = {
     "model-save": """
 import sys, numpy as np
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 with FeatureStore(sys.argv[1], mode="a") as s:
     s.save_model("m", {"a": np.full((60, 8), 2.0), "b": np.full(7, 2.0)}, {"v": "new"})
 """,
     "text-bank": """
 import sys, numpy as np
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 with FeatureStore(sys.argv[1], mode="a") as s:
     s.put_text_bank("test/enc", "bank", np.full((4, 8), 2.0), ["d", "e", "f", "g"])
 """,
     "derived-features": """
 import sys, numpy as np
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 with FeatureStore(sys.argv[1], mode="a") as s:
     s.put_features("test/enc+x", "train", np.full((100, 8), 2.0, dtype=np.float32), {"model": "m", "weights": "w"})
 """,
@@ -92,7 +92,7 @@ make_feature_store(sys.argv[1], {"train": np.load(sys.argv[2])})
 """,
     "write-features": """
 import sys, numpy as np
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 X = np.load(sys.argv[2])
 with FeatureStore(sys.argv[1], mode="a") as s:
     rows = s.pending_rows("test/enc", "train", np.arange(len(X)))

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from featurestore.errors import ProvenanceError, StoreEmptyError, StoreLockedError
-from featurestore.store import FeatureStore
-from featurestore.superblock import consistency_flags
+from featurestore.store.feature_store import FeatureStore
+from featurestore.store.superblock import consistency_flags
 from tests.store_fixtures import make_feature_store
 
 INFO = {"model": "m", "weights": "w", "embed_dim": 4}
@@ -65,7 +65,7 @@ def test_a_version_1_split_is_copied_to_the_append_only_layout_on_append(tmp_pat
 
 def _kill_in_non_swmr_phase(path):
     code = ("import os\n"
-            "from featurestore.store import FeatureStore\n"
+            "from featurestore.store.feature_store import FeatureStore\n"
             f"s = FeatureStore({str(path)!r}, mode='a')\n"
             "s._require_writer()\n"  # the non-SWMR phase every object creation goes through
             "s.file.create_group('half-made')\n"
@@ -88,7 +88,7 @@ def test_a_reader_recovers_from_a_writer_killed_outside_swmr_mode(tmp_path):
 def test_a_live_reader_waits_for_a_writers_non_swmr_phase(tmp_path):
     path = make_feature_store(tmp_path / "s.h5", {"train": np.ones((3, 4))})
     code = ("import sys, time\n"
-            "from featurestore.store import FeatureStore\n"
+            "from featurestore.store.feature_store import FeatureStore\n"
             f"s = FeatureStore({str(path)!r}, mode='a')\n"
             "s._require_writer()\n"
             "print('non-swmr', flush=True)\n"
@@ -115,7 +115,7 @@ def test_links_to_one_store_share_its_lock(tmp_path, link):
     other = tmp_path / "other-name.h5"
     (os.symlink if link == "symlink" else os.link)(path, other)
     with FeatureStore(path, mode="a"):
-        code = ("from featurestore.store import FeatureStore\n"
+        code = ("from featurestore.store.feature_store import FeatureStore\n"
                 f"FeatureStore({str(other)!r}, mode='a')\n")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert out.returncode != 0 and "StoreLockedError" in out.stderr
@@ -228,7 +228,7 @@ def test_every_kill_point_of_a_model_save_leaves_old_or_new(tmp_path):
 
 
 def test_verify_reports_damage_and_repairs_a_killed_writers_mark(tmp_path):
-    from featurestore.verify import verify_store
+    from featurestore.store.verify import verify_store
 
     path = make_feature_store(tmp_path / "s.h5", {"train": np.arange(4096 * 4, dtype=np.float32).reshape(-1, 4)})
     report = verify_store(path)
@@ -257,7 +257,7 @@ def test_readers_polling_during_writes_see_committed_rows_only(tmp_path):
     """A reader polls while a writer appends checksummed feature chunks (rewriting partial
     chunks) and replaces a saved model now and then (leaving SWMR mode): every poll returns
     the committed rows with their exact values, no checksum race surfaces as an error."""
-    from featurestore.store import _checked_read
+    from featurestore.store.feature_store import _checked_read
 
     path = tmp_path / "s.h5"
     n, d = 3000, 32
@@ -268,7 +268,7 @@ def test_readers_polling_during_writes_see_committed_rows_only(tmp_path):
         store.prepare_features("e/w", "train", d)
     code = f"""
 import numpy as np
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 n, d = {n}, {d}
 X = (np.arange(n)[:, None] + np.zeros((1, d))).astype(np.float32)
 with FeatureStore({str(path)!r}, mode="a") as s:

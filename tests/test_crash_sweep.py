@@ -63,7 +63,7 @@ def world(tmp_path_factory, tiny_checkpoint):
 
 
 def snapshot_key(path: Path) -> str:
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     with FeatureStore(path) as store:
         return store.encoders()[0]

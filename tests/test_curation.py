@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from featurestore.curation import balanced_sample, curate, entry_probabilities, keep_probability, read_metadata
+from featurestore.corpus.curation import balanced_sample, curate, entry_probabilities, keep_probability, read_metadata
 from featurestore.errors import SourceError
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 
 
@@ -52,7 +52,7 @@ def test_kept_probability_by_seeded_count():
     p = np.minimum(1, t / counts)
     expected = np.array([1 - np.prod([1 - p[k] for k, e in enumerate(entries) if mentions(c, e)])
                          if any(mentions(c, e) for e in entries) else 0.0 for c in captions])
-    from featurestore.concept_frequency import CaptionIndex
+    from featurestore.corpus.frequency import CaptionIndex
 
     caps, ids = CaptionIndex.build(captions).match(entries)
     np.testing.assert_allclose(keep_probability(caps, ids, entry_probabilities(counts, t), len(captions)), expected)

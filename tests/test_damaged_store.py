@@ -19,7 +19,7 @@ READER = """
 import sys
 import numpy as np
 from featurestore.errors import FeatureStoreError
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 try:
     with FeatureStore(sys.argv[1]) as store:
         X = store.features("test/enc", "train")
@@ -41,7 +41,7 @@ def intact(tmp_path_factory):
     y = rng.integers(0, 3, size=3000)
     path = make_feature_store(root / "s.h5", {"train": X}, labels={"train": y},
                               classes={"train": ["a", "b", "c"]})
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     w = rng.normal(size=(3, 32))
     with FeatureStore(path, mode="a") as store:

@@ -229,8 +229,8 @@ def _dassl_fewshot_paths(entries: list, shots: int, seed: int) -> set[str]:
 
 
 def test_extract_dataset_end_to_end(tmp_path, capsys, fs_args):
-    from featurestore.store import FeatureStore
-    from solvers.fewshot import fewshot_split
+    from featurestore.store.feature_store import FeatureStore
+    from solvers.model_selection.fewshot import fewshot_split
 
     split = trees.coop_tree(tmp_path, counts=(6, 2, 3))
     store = tmp_path / "pets.h5"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solvers.cooked import cooked_ensemble, cooked_score
-from solvers.ensemble import Ensemble, simplex_grid
-from solvers.fixed_logits import FixedLogits
-from solvers.linear_probe import LinearProbe
+from solvers.ensembles.cooked import cooked_ensemble, cooked_score
+from solvers.ensembles.ensemble import Ensemble, simplex_grid
+from solvers.ensembles.fixed_logits import FixedLogits
+from solvers.few_shot.linear_probe import LinearProbe
 from solvers.persistence import load_npz, save_npz
-from solvers.zeroshot import ZeroShot
+from solvers.zero_shot.zero_shot import ZeroShot
 
 
 def _data(seed=0, n=90, d=6, c=3):

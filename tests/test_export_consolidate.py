@@ -1,6 +1,6 @@
 """fs export (clip-retrieval's img_emb/ + metadata/ layout) and fs consolidate (a --cluster split's
 shard files copied into the store), with a store copied without its .shards/ folder refused by
-name. Shards are linked as fs extract --cluster links them (featurestore.virtual_split)."""
+name. Shards are linked as fs extract --cluster links them (featurestore.store.virtual_split)."""
 from __future__ import annotations
 
 import json
@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from featurestore.sharded_extract import shard_dir
-from featurestore.store import FeatureStore
-from featurestore.virtual_split import link_shards
+from featurestore.extract.sharded import shard_dir
+from featurestore.store.feature_store import FeatureStore
+from featurestore.store.virtual_split import link_shards
 from tests.cli_runner import run
 from tests.store_fixtures import default_ids, make_feature_store
 
@@ -75,7 +75,7 @@ def test_export_writes_clip_retrievals_layout(tmp_path, capsys):
 
 
 def test_export_partition_numbers_are_zero_padded():
-    from featurestore.export import partition_names
+    from featurestore.io.export import partition_names
 
     assert partition_names(1) == ["0"] and partition_names(10)[:2] == ["00", "01"]
     assert partition_names(9)[-1] == "8" and partition_names(100)[-1] == "099"  # int(log10(count)) + 1 digits

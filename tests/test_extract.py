@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from featurestore.extract import extract
+from featurestore.extract.pipeline import extract
 from featurestore.sources import open_source
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.conftest import TINY_CONFIG, TINY_MODEL
 from tests.images import (write_class_tree, write_corrupt_jpeg, write_empty_file, write_manifest,
                           write_random_image, write_text_as_image, write_webdataset_tar)
@@ -113,7 +113,7 @@ def test_augmented_views_are_stored_and_reproducible(tmp_path, tiny_encoder):
 SLOW_EXTRACT = """
 import sys, time
 from featurestore.encoders import load_encoder
-from featurestore.extract import extract
+from featurestore.extract.pipeline import extract
 from featurestore.sources import open_source
 
 class Slow:

@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from featurestore.chunk_writer import ChunkWriter
-from featurestore.device_batch import batch_size_for_memory, largest_that_runs
+from featurestore.extract.chunk_writer import ChunkWriter
+from featurestore.extract.device_batch import batch_size_for_memory, largest_that_runs
 from featurestore.errors import EncoderError
-from featurestore.extract import default_workers, extract, resolve_decode
+from featurestore.extract.pipeline import default_workers, extract, resolve_decode
 from featurestore.sources import open_source
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.conftest import TINY_CONFIG, TINY_MODEL
 from tests.images import write_class_tree, write_corrupt_jpeg, write_random_image

@@ -9,7 +9,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from solvers.fewshot import fewshot_split
+from solvers.model_selection.fewshot import fewshot_split
 
 
 def test_hand_worked_case():

@@ -4,9 +4,9 @@ split against a hand-run loop of union fits."""
 import numpy as np
 import pytest
 
-from solvers.class_incremental import fscil_table
+from solvers.few_shot.class_incremental import fscil_table
 from solvers.errors import InputError
-from solvers.gda import GDA
+from solvers.few_shot.gda import GDA
 from solvers.persistence import load_npz, save_npz
 
 
@@ -67,7 +67,7 @@ def test_fscil_table_on_60_plus_8_sessions_of_5_way_5_shot():
     assert [r["classes"] for r in table["sessions"]] == [60 + 5 * i for i in range(9)]
     assert [r["new_rows"] for r in table["sessions"]] == [1200] + [25] * 8
     # Oracle: after each session, a GDA fitted from scratch on every row given so far.
-    from solvers.fewshot import fewshot_split
+    from solvers.model_selection.fewshot import fewshot_split
 
     new = np.empty(C, np.int64)
     new[np.concatenate(sessions)] = np.arange(C)

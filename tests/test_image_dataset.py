@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from featurestore.augment import build_augment, input_size
-from featurestore.image_dataset import ImageRecordDataset, collate, make_loader
+from featurestore.extract.augment import build_augment, input_size
+from featurestore.extract.image_dataset import ImageRecordDataset, collate, make_loader
 from featurestore.sources import open_source
 from tests.images import (
     write_corrupt_jpeg,

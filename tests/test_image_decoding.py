@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
-from featurestore.image_dataset import ImageRecordDataset, UnsupportedImageError, decode_image, failure_reason
+from featurestore.extract.image_dataset import ImageRecordDataset, UnsupportedImageError, decode_image, failure_reason
 from featurestore.sources import open_source
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError
-from featurestore.index import build_index, index_paths, load_index, recall_at_k
-from featurestore.store import FeatureStore
+from featurestore.index.store_index import build_index, index_paths, load_index, recall_at_k
+from featurestore.store.feature_store import FeatureStore
 from tests.store_fixtures import default_ids, make_feature_store
 
 ENC = "test/enc"
@@ -170,7 +170,7 @@ def test_recall_at_k_hand_computed() -> None:
 
 
 def test_import_does_not_load_faiss() -> None:
-    code = "import sys, featurestore.index; print('faiss' in sys.modules)"
+    code = "import sys, featurestore.index.store_index; print('faiss' in sys.modules)"
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
@@ -178,7 +178,7 @@ def test_import_does_not_load_faiss() -> None:
 
 
 def test_exact_topk_streams_chunks(tmp_path: Path) -> None:
-    from featurestore.index import exact_topk
+    from featurestore.index.store_index import exact_topk
 
     X = np.random.default_rng(5).normal(size=(1500, 16)).astype(np.float32)
     path = make_feature_store(tmp_path / "s.h5", {"pool": X})

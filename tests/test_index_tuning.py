@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from featurestore.errors import FeatureStoreError
-from featurestore.index import build_index, index_names, load_index, recall_at_k
-from featurestore.index_files import index_paths, remove_leftovers
-from featurestore.index_plan import choose_factory, estimate_memory, ivf_lists, parse_duration, parse_memory
-from featurestore.index_tuning import ladder
+from featurestore.index.store_index import build_index, index_names, load_index, recall_at_k
+from featurestore.index.files import index_paths, remove_leftovers
+from featurestore.index.plan import choose_factory, estimate_memory, ivf_lists, parse_duration, parse_memory
+from featurestore.index.tuning import ladder
 from tests.cli_runner import run
 from tests.store_fixtures import make_feature_store
 
@@ -100,7 +100,7 @@ def test_estimate_is_close_to_the_saved_size(pool) -> None:
 
 
 def test_query_recalls_and_lower_bound_hand_computed() -> None:
-    from featurestore.index_tuning import Z_95, query_recalls, tune
+    from featurestore.index.tuning import Z_95, query_recalls, tune
 
     exact = np.array([[0, 1], [2, 3], [4, 5], [6, 7]])
     approx = np.array([[1, 0], [2, 9], [8, 9], [7, -1]])
@@ -221,7 +221,7 @@ def test_max_build_stops_cleanly(tmp_path) -> None:
 KILLED_BUILD = """
 import os, signal, sys
 import faiss
-from featurestore.index import build_index
+from featurestore.index.store_index import build_index
 real = faiss.write_index
 def write_then_die(index, name):
     real(index, name)
@@ -328,7 +328,7 @@ def test_gpu_code_path_gives_the_cpu_results(pool, monkeypatch) -> None:
 
 
 def test_knn_gpu_code_path_gives_the_cpu_results(monkeypatch) -> None:
-    from solvers.knn import KNN
+    from solvers.few_shot.knn import KNN
 
     X = clustered(600, seed=5)
     y = np.arange(600) % 4
@@ -359,7 +359,7 @@ def test_pq_indexes_skip_polysemous_training_and_search_the_same(factory) -> Non
     used): the index fs builds must give the same neighbours and distances without it."""
     import faiss
 
-    from featurestore.index import _make_index
+    from featurestore.index.store_index import _make_index
 
     def pq_part(index):
         ivf = faiss.try_extract_index_ivf(index)

@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import (average_precision_score, balanced_accuracy_score, log_loss,
                              roc_auc_score, top_k_accuracy_score)
 
-from solvers.metrics import (auroc, aupr_in, aupr_out, balanced_accuracy, ece, fpr_at_tpr, nll,
+from solvers.metrics.classification import (auroc, aupr_in, aupr_out, balanced_accuracy, ece, fpr_at_tpr, nll,
                              per_class_accuracy, reliability_bins, topk_accuracy)
 
 
@@ -99,7 +99,7 @@ def test_fpr_at_tpr_both_conventions_against_sklearn_roc(ood):
     auc_and_fpr_recall, roc_curve(OOD = 1, -score) at the first TPR >= 0.95."""
     from sklearn.metrics import roc_curve
 
-    from solvers.metrics import OOD_METRICS, ood_metrics
+    from solvers.metrics.classification import OOD_METRICS, ood_metrics
 
     s_id, s_ood = ood
     labels = np.r_[np.ones(300), np.zeros(250)]
@@ -120,8 +120,8 @@ def test_fpr_at_tpr_both_conventions_against_sklearn_roc(ood):
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
 @pytest.mark.parametrize("n_classes", [3, 1000])
 def test_logit_metrics_equal_the_probability_metrics_and_sklearn(n_classes, temperature):
-    from solvers.metrics import LOGIT_BLOCK_VALUES, logit_metrics
-    from solvers.softmax import softmax
+    from solvers.metrics.classification import LOGIT_BLOCK_VALUES, logit_metrics
+    from solvers._base.softmax import softmax
 
     rng = np.random.default_rng(n_classes)
     n = 3 * LOGIT_BLOCK_VALUES // n_classes + 7  # several row blocks and a ragged last one
@@ -144,7 +144,7 @@ def test_logit_metrics_equal_the_probability_metrics_and_sklearn(n_classes, temp
 
 
 def test_logit_metrics_balanced_accuracy_skips_absent_classes():
-    from solvers.metrics import logit_metrics
+    from solvers.metrics.classification import logit_metrics
 
     logits = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 2.0], [0.0, 3.0, 1.0]])
     y = np.array([0, 0, 2])  # class 1 is absent: recall of class 0 is 1/2, of class 2 is 0

@@ -1,4 +1,4 @@
-"""featurestore.plots: every helper renders a PNG of the figure's size that is not blank, and
+"""workflows.reports.plots: every helper renders a PNG of the figure's size that is not blank, and
 the ROC points agree with scikit-learn's roc_curve."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from featurestore import plots
+from workflows.reports import plots
 from tests.png_checks import png_summary
 
 RNG = np.random.default_rng(0)
@@ -64,7 +64,7 @@ def test_roc_curves_draw_sklearns_curve_and_auroc():
 
 
 def test_plots_import_neither_solvers_nor_pyplot():
-    code = ("import sys, featurestore.plots\n"
+    code = ("import sys, workflows.reports.plots\n"
             "print(sorted(m for m in ('solvers', 'matplotlib.pyplot', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

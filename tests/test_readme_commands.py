@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.images import write_class_tree, write_random_image
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-small"

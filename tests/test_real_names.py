@@ -2,7 +2,7 @@
 (github.com/shubhamprshr27/NeglectedTailsVLM, analysis/laion/laion_parser.py), worked by hand."""
 import pytest
 
-from featurestore.real_prompts import real_name, real_names
+from featurestore.text.real_prompts import real_name, real_names
 
 
 def test_a_word_subset_never_replaces_the_class_name():

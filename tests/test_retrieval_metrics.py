@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solvers.retrieval_metrics import (clip_score, image_to_text_recall, modality_gap,
+from solvers.metrics.retrieval import (clip_score, image_to_text_recall, modality_gap,
                                        text_to_image_recall)
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from featurestore.extract import extract
-from featurestore.sharded_extract import EncoderSpec, extract_distributed, shard_dir
+from featurestore.extract.pipeline import extract
+from featurestore.extract.sharded import EncoderSpec, extract_distributed, shard_dir
 from featurestore.sources import open_source
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.conftest import TINY_CONFIG, TINY_MODEL
 from tests.images import write_class_tree, write_corrupt_jpeg
 from tests.slow_source import SlowSource
@@ -108,7 +108,7 @@ def test_worker_killed_mid_shard_is_retried(tmp_path, client, pets, tiny_checkpo
 
 KILLED_RUN = """
 from featurestore.cluster import dask_client
-from featurestore.sharded_extract import EncoderSpec, extract_distributed
+from featurestore.extract.sharded import EncoderSpec, extract_distributed
 from featurestore.sources import open_source
 from tests.slow_source import SlowSource
 with dask_client("local:2") as client:
@@ -160,7 +160,7 @@ def test_killed_run_then_rerun_gives_every_row_once(tmp_path, client, pets, tiny
 
 
 def test_streamed_gda_equals_in_memory(tmp_path, client):
-    from solvers.gda import GDA
+    from solvers.few_shot.gda import GDA
     from workflows.streaming import decision_in_chunks, fit_gda_streaming
 
     rng = np.random.default_rng(0)
@@ -184,7 +184,7 @@ def test_streamed_gda_equals_in_memory(tmp_path, client):
         np.testing.assert_allclose(logits, full, rtol=1e-5, atol=1e-5)
         from scipy.special import logsumexp, softmax
 
-        from solvers.ood_scores import energy, msp
+        from solvers.ood.scores import energy, msp
         for score, oracle in ((msp, softmax(full, axis=1).max(axis=1)), (energy, logsumexp(full, axis=1))):
             streamed_scores = decision_in_chunks(streamed, store, "test/enc", "train", chunk_rows=50, transform=score)
             assert streamed_scores.shape == (len(full),)

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from featurestore.server.listener import exposure_warning, is_loopback, open_listener, url_of
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
 from tests.images import random_image_bytes
 from tests.serve_server import BIG_IMAGE, CLASSES, TAR_LABELS, UNREADABLE, make_served_store, running_server
@@ -345,7 +345,7 @@ def test_flat_matrix_vector_search_gives_faiss_hits_ties_included():
     on rows with exact duplicates (equal scores) inside and across the top-k boundary."""
     import faiss
 
-    from featurestore.index import StoreIndex
+    from featurestore.index.store_index import StoreIndex
     from featurestore.server.searcher import flat_search, flat_vectors
 
     rng = np.random.default_rng(3)
@@ -370,7 +370,7 @@ def test_flat_matrix_vector_search_gives_faiss_hits_ties_included():
 def test_only_cpu_inner_product_flat_indexes_take_the_blas_path():
     import faiss
 
-    from featurestore.index import StoreIndex
+    from featurestore.index.store_index import StoreIndex
     from featurestore.server.searcher import flat_vectors
 
     X = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)

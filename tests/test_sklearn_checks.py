@@ -22,15 +22,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
-from solvers.amu import AMU
-from solvers.ensemble import Ensemble
-from solvers.gda import GDA
-from solvers.knn import KNN
-from solvers.label_free import LabelFree
-from solvers.linear_probe import LinearProbe
-from solvers.tip_adapter import TipAdapter
-from solvers.unsupervised_gda import UnsupervisedGDA
-from solvers.zeroshot import ZeroShot
+from solvers.few_shot.amu import AMU
+from solvers.ensembles.ensemble import Ensemble
+from solvers.few_shot.gda import GDA
+from solvers.few_shot.knn import KNN
+from solvers.unlabelled.label_free import LabelFree
+from solvers.few_shot.linear_probe import LinearProbe
+from solvers.few_shot.tip_adapter import TipAdapter
+from solvers.unlabelled.unsupervised_gda import UnsupervisedGDA
+from solvers.zero_shot.zero_shot import ZeroShot
 
 
 def _bank_for(X, y, aux_columns: int = 0) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -206,7 +206,7 @@ def test_binary_decision_function_is_the_margin(blobs):
 def test_unfitted_solver_raises_scikit_learns_not_fitted_error(blobs):
     from sklearn.exceptions import NotFittedError as SklearnNotFitted
 
-    from solvers.estimator_protocol import NotFittedError
+    from solvers._base.estimator_protocol import NotFittedError
 
     for method in ("predict", "predict_proba", "decision_function"):
         with pytest.raises(SklearnNotFitted):
@@ -268,7 +268,7 @@ def test_class_incremental_partial_fit_takes_scikit_learns_classes_argument(blob
 def test_a_solver_written_with_decision_function_logits_keeps_working(blobs):
     """A subclass from before ``class_logits`` (overriding decision_function with (n, C) logits)
     still predicts, and its probabilities are the softmax of those logits."""
-    from solvers.base import Solver
+    from solvers._base.solver import Solver
 
     class Legacy(Solver):
         def fit(self, X, y):
@@ -288,8 +288,8 @@ def test_a_solver_written_with_decision_function_logits_keeps_working(blobs):
 def test_importing_solvers_does_not_import_scikit_learn():
     """The import-time win: fitting, predicting and failing do not import scikit-learn either."""
     code = ("import sys, numpy as np\n"
-            "import solvers.gda, solvers.knn, solvers.tip_adapter, solvers.zeroshot, solvers.unsupervised_gda\n"
-            "from solvers.gda import GDA\n"
+            "import solvers.few_shot.gda, solvers.few_shot.knn, solvers.few_shot.tip_adapter, solvers.zero_shot.zero_shot, solvers.unlabelled.unsupervised_gda\n"
+            "from solvers.few_shot.gda import GDA\n"
             "X = np.random.default_rng(0).normal(size=(12, 4)); y = np.array(['a', 'b', 'c'] * 4)\n"
             "GDA().fit(X, y).predict(X)\n"
             "try:\n    GDA().predict(X)\nexcept ValueError:\n    pass\n"

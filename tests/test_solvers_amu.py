@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import kurtosis, zscore
 
-from solvers.amu import AMU
+from solvers.few_shot.amu import AMU
 from solvers.errors import InputError
 from solvers.persistence import load_npz, save_npz
 
@@ -58,7 +58,7 @@ def test_uncertainty_none_and_gda_head():
     plain = AMU(text_weights=T, alpha=1.0, uncertainty="none").fit(X, y)
     zs, bias = plain.logit_parts(Xt)
     np.testing.assert_allclose(zs + bias, plain.decision_function(Xt))
-    from solvers.gda import GDA
+    from solvers.few_shot.gda import GDA
 
     D = T.shape[1]
     gda = GDA(n_classes=len(T)).fit(unit(X[:, D:]), y)

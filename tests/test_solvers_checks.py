@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from solvers.gda import GDA
-from solvers.tip_adapter import TipAdapter
-from solvers.zeroshot import ZeroShot
+from solvers.few_shot.gda import GDA
+from solvers.few_shot.tip_adapter import TipAdapter
+from solvers.zero_shot.zero_shot import ZeroShot
 
 
 @pytest.fixture

@@ -7,18 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from featurestore.context_prompts import context_prompts
-from featurestore.descriptor_prompts import (
+from featurestore.text.contexts import context_prompts
+from featurestore.text.descriptor_prompts import (
     class_descriptor_prompts,
     differential_prompts,
     read_class_descriptors,
     read_differential_descriptors,
 )
 from featurestore.errors import SourceError
-from solvers.description_selection import DescriptionSelection
-from solvers.descriptions import DescriptorClassifier
-from solvers.differential_descriptions import DifferentialDescriptions
-from solvers.perception_clip import PerceptionCLIP
+from solvers.descriptions.description_selection import DescriptionSelection
+from solvers.descriptions.descriptors import DescriptorClassifier
+from solvers.descriptions.fudd import DifferentialDescriptions
+from solvers.descriptions.perception_clip import PerceptionCLIP
 from solvers.persistence import load_npz, save_npz
 
 E = np.eye(4)
@@ -185,7 +185,7 @@ def test_perceptionclip_equals_the_marginal_by_hand(mode):
 
 
 def test_perceptionclip_calibrated_temperature_survives_saving(tmp_path):
-    from solvers.temperature_scaling import calibrate
+    from solvers.model_selection.temperature_scaling import calibrate
 
     rng = np.random.default_rng(1)
     E3, X, y = rng.normal(size=(3, 2, 6)), rng.normal(size=(40, 6)), rng.integers(0, 3, 40)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from solvers.fewshot import fewshot_split
+from solvers.model_selection.fewshot import fewshot_split
 
 
 def labels():

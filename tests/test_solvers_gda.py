@@ -4,9 +4,9 @@ import numpy as np
 from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from solvers.class_statistics import class_statistics
-from solvers.gda import GDA
-from solvers.unsupervised_gda import UnsupervisedGDA
+from solvers.few_shot.sufficient_statistics import class_statistics
+from solvers.few_shot.gda import GDA
+from solvers.unlabelled.unsupervised_gda import UnsupervisedGDA
 
 
 def unit(A):
@@ -164,7 +164,7 @@ def test_one_shot_without_text_falls_back_to_nearest_class_mean():
     identity covariance gives the nearest class mean, computed here by brute force."""
     import pytest
 
-    from solvers.fit_warnings import SolverWarning
+    from solvers._base.fit_warnings import SolverWarning
 
     X, y, X_test, y_test, _ = make_problem(seed=5, shots=1, spread=0.8)
     with pytest.warns(SolverWarning, match="falls back to the identity"):
@@ -183,7 +183,7 @@ def test_alpha_on_the_grid_edge_warns_and_is_recorded():
 
     import pytest
 
-    from solvers.fit_warnings import SolverWarning
+    from solvers._base.fit_warnings import SolverWarning
 
     X, _, X_val, y_val, centres = make_problem(seed=11, spread=0.3)
     y_noise = np.arange(X.shape[0]) % 6

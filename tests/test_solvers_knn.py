@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from solvers.knn import KNN
+from solvers.few_shot.knn import KNN
 
 pytest.importorskip("faiss")
 
@@ -39,8 +39,8 @@ def test_votes_equal_brute_force(weighting):
 def test_logits_are_clipped_log_vote_shares(weighting):
     """One contract for every solver: softmax(decision_function) is the solver's probability;
     for kNN that is the vote share, computed here by hand from brute-force neighbours."""
-    from solvers.ensemble import Ensemble
-    from solvers.softmax import softmax
+    from solvers.ensembles.ensemble import Ensemble
+    from solvers._base.softmax import softmax
 
     rng = np.random.default_rng(1)
     X = rng.standard_normal((60, 8)).astype(np.float32)
@@ -64,7 +64,7 @@ def test_logits_are_clipped_log_vote_shares(weighting):
 
 
 def test_k_larger_than_the_pool_uses_every_row_and_warns():
-    from solvers.fit_warnings import SolverWarning
+    from solvers._base.fit_warnings import SolverWarning
 
     X = np.eye(3, dtype=np.float32)
     with pytest.warns(SolverWarning, match="same votes"):

@@ -4,8 +4,8 @@ auxiliary encoder separates the classes, none on noise, transductive and inducti
 import numpy as np
 import pytest
 
-from solvers.gda import GDA
-from solvers.label_free import LabelFree, pseudo_label_rows
+from solvers.few_shot.gda import GDA
+from solvers.unlabelled.label_free import LabelFree, pseudo_label_rows
 from solvers.persistence import load_npz, save_npz
 
 
@@ -99,7 +99,7 @@ def test_needs_text_weights():
 def test_gain_and_its_paired_standard_error():
     from scipy.stats import sem
 
-    from solvers.zero_shot_gain import gain_over_zero_shot
+    from solvers.zero_shot.zero_shot_gain import gain_over_zero_shot
 
     rng = np.random.default_rng(5)
     T = rng.standard_normal((3, 4))

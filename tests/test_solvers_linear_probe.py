@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from solvers.linear_probe import LinearProbe
+from solvers.few_shot.linear_probe import LinearProbe
 
 
 def unit(A):
@@ -138,7 +138,7 @@ def test_refit_on_val_fits_train_and_validation_rows_at_the_same_per_row_regular
 
 
 def test_non_convergence_and_a_C_on_the_grid_edge_warn():
-    from solvers.fit_warnings import SolverWarning
+    from solvers._base.fit_warnings import SolverWarning
 
     X, y, X_val, y_val = few_shot_problem(seed=4)
     with pytest.warns(SolverWarning, match="did not converge at C = 1000"):

@@ -4,7 +4,7 @@ import pytest
 from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 
-from solvers.logistic_lbfgs import fit_logistic
+from solvers.few_shot.logistic_lbfgs import fit_logistic
 
 
 def problem(seed, n_classes, n=240, D=12):

@@ -2,15 +2,15 @@
 import numpy as np
 import pytest
 
-from solvers.gda import GDA
-from solvers.knn import KNN
-from solvers.linear_probe import LinearProbe
+from solvers.few_shot.gda import GDA
+from solvers.few_shot.knn import KNN
+from solvers.few_shot.linear_probe import LinearProbe
 from solvers.persistence import load_from_store, load_npz, save_npz, save_to_store
-from workflows.solver_inputs import check_encoder
+from workflows.inputs.solver_inputs import check_encoder
 from solvers.registry import SOLVERS, describe
-from solvers.tip_adapter import TipAdapter
-from solvers.unsupervised_gda import UnsupervisedGDA
-from solvers.zeroshot import ZeroShot
+from solvers.few_shot.tip_adapter import TipAdapter
+from solvers.unlabelled.unsupervised_gda import UnsupervisedGDA
+from solvers.zero_shot.zero_shot import ZeroShot
 
 
 class FakeStore:
@@ -74,7 +74,7 @@ def test_fake_store_round_trip(data):
 
 
 def test_real_feature_store_round_trip(tmp_path, data):
-    store_module = pytest.importorskip("featurestore.store")
+    store_module = pytest.importorskip("featurestore.store.feature_store")
     X, y, X_val, T = data
     model = GDA(text_weights=T).fit(X, y, X_val, y)
     path = tmp_path / "s.h5"
@@ -116,7 +116,7 @@ def test_import_solvers_is_cheap():
 
 
 def test_a_state_missing_fitted_arrays_is_refused_clearly():
-    from solvers.tip_adapter import TipAdapter
+    from solvers.few_shot.tip_adapter import TipAdapter
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(12, 5)), np.arange(12) % 3

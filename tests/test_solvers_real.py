@@ -6,13 +6,13 @@ import re
 
 import numpy as np
 
-from workflows.solver_arrays import solver_arrays
+from workflows.inputs.arrays import solver_arrays
 import pytest
 
-from featurestore.store import FeatureStore
-from solvers.balanced_retrieval import balanced_rows
-from solvers.real_linear import RealLinear
-from solvers.real_prompt import RealPrompt
+from featurestore.store.feature_store import FeatureStore
+from solvers.support_sets.balanced_retrieval import balanced_rows
+from solvers.support_sets.real_linear import RealLinear
+from solvers.support_sets.real_prompt import RealPrompt
 from tests.store_fixtures import make_feature_store
 
 CLASSES = ["cat", "dog", "emu"]

@@ -6,12 +6,12 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from solvers.gda import GDA
-from solvers.knn import KNN
-from solvers.linear_probe import LinearProbe
-from solvers.tip_adapter import TipAdapter
-from solvers.unsupervised_gda import UnsupervisedGDA
-from solvers.zeroshot import ZeroShot
+from solvers.few_shot.gda import GDA
+from solvers.few_shot.knn import KNN
+from solvers.few_shot.linear_probe import LinearProbe
+from solvers.few_shot.tip_adapter import TipAdapter
+from solvers.unlabelled.unsupervised_gda import UnsupervisedGDA
+from solvers.zero_shot.zero_shot import ZeroShot
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_importing_a_solver_does_not_import_sklearn():
     import subprocess
     import sys
 
-    code = ("import sys\nimport solvers.gda, solvers.tip_adapter, solvers.zeroshot\n"
+    code = ("import sys\nimport solvers.few_shot.gda, solvers.few_shot.tip_adapter, solvers.zero_shot.zero_shot\n"
             "print('sklearn' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from solvers.tip_adapter import TipAdapter, linear_grid
+from solvers.few_shot.tip_adapter import TipAdapter, linear_grid
 
 
 def test_hand_made_cache():
@@ -67,8 +67,8 @@ def unit(A):
 
 
 def test_search_reports_progress_and_quiet_silences_it(monkeypatch):
-    import solvers.tip_adapter as module
-    from solvers.progress import progress, quiet
+    import solvers.few_shot.tip_adapter as module
+    from solvers._base.progress import progress, quiet
 
     items = [1, 2]
     assert progress(items, "x") is not items  # a tqdm bar (hidden when not on a terminal)
@@ -86,7 +86,7 @@ def test_search_reports_progress_and_quiet_silences_it(monkeypatch):
 
 def test_official_per_dataset_search_scales_are_presets():
     """Scales read from github.com/gaopengcuhk/Tip-Adapter configs/*.yaml."""
-    from solvers.tip_adapter import SEARCH_SCALE_PRESETS, resolve_search_scale
+    from solvers.few_shot.tip_adapter import SEARCH_SCALE_PRESETS, resolve_search_scale
 
     assert SEARCH_SCALE_PRESETS["oxford_flowers"] == (50.0, 50.0)
     assert SEARCH_SCALE_PRESETS["fgvc"] == (30.0, 30.0)
@@ -122,7 +122,7 @@ def test_a_search_ending_on_the_grid_edge_warns():
 
     import pytest
 
-    from solvers.fit_warnings import SolverWarning
+    from solvers._base.fit_warnings import SolverWarning
 
     X, y, X_val, y_val, T = _wrong_text_problem(0)
     F, xv = X / np.linalg.norm(X, axis=1, keepdims=True), X_val / np.linalg.norm(X_val, axis=1, keepdims=True)
@@ -147,7 +147,7 @@ def test_without_text_weights_only_beta_is_searched():
     first (the grid's lower edge) used to be chosen with nothing to warn about."""
     import warnings
 
-    from solvers.fit_warnings import SolverWarning
+    from solvers._base.fit_warnings import SolverWarning
 
     X, y, X_val, y_val, _ = _wrong_text_problem(1)
     with warnings.catch_warnings(record=True) as caught:

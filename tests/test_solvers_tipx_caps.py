@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solvers.caps_adapter import CapSAdapter, caption_support_positions
-from solvers.tipx import TipX
+from solvers.support_sets.caps_adapter import CapSAdapter, caption_support_positions
+from solvers.support_sets.tip_x import TipX
 
 
 def unit(A):

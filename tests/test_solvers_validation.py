@@ -10,15 +10,15 @@ import sys
 import numpy as np
 import pytest
 
-from solvers.base import Solver
-from solvers.gda import GDA
-from solvers.linear_probe import LinearProbe
-from solvers.tip_adapter import TipAdapter
+from solvers._base.solver import Solver
+from solvers.few_shot.gda import GDA
+from solvers.few_shot.linear_probe import LinearProbe
+from solvers.few_shot.tip_adapter import TipAdapter
 from tests.cli_runner import run
 from tests.store_fixtures import make_feature_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning",
-                                        "ignore::solvers.fit_warnings.SolverWarning")
+                                        "ignore::solvers._base.fit_warnings.SolverWarning")
 
 #: Functions during which test data must not be read (the fits and the temperature fit).
 FITTING = {"fit", "fit_logits", "from_statistics", "_fit_statistics", "_search", "calibrate", "fit_temperature"}
@@ -123,7 +123,7 @@ def three_splits(tmp_path_factory):
                               {"train": X, "val": X_val, "test": X_test},
                               labels={"train": y, "val": y_val, "test": y_test},
                               classes={"train": classes, "val": classes, "test": classes})
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     T = (centres + 1.5 * rng.standard_normal((C, D))).astype(np.float32)
     with FeatureStore(path, mode="a") as writer:
@@ -138,7 +138,7 @@ def three_splits(tmp_path_factory):
 def test_fs_solve_fits_without_reading_the_test_split(three_splits, monkeypatch, capsys, name, params):
     import json
 
-    import workflows.solver_inputs as inputs
+    import workflows.inputs.solver_inputs as inputs
 
     path, (X_test, y_test) = three_splits
     original = inputs.labelled

@@ -330,7 +330,7 @@ def test_member_names_holding_the_separator_read_back(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["a|b", ".", "..", "a/b", "../x", "", " train", "a\nb", "x" * 201, "a\\b"])
 def test_unusable_split_names_are_refused(name: str) -> None:
-    from featurestore.split_names import SplitNameError, check_split_name
+    from featurestore.store.split_names import SplitNameError, check_split_name
 
     with pytest.raises(SplitNameError) as info:
         check_split_name(name)
@@ -339,15 +339,15 @@ def test_unusable_split_names_are_refused(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["train", "val-1", "imagenet_v2.matched", "Images 2024", "é"])
 def test_plain_split_names_pass(name: str) -> None:
-    from featurestore.split_names import check_split_name
+    from featurestore.store.split_names import check_split_name
 
     assert check_split_name(name) == name
 
 
 def test_store_and_shard_folder_refuse_bad_split_names(tmp_path: Path) -> None:
-    from featurestore.sharded_extract import shard_dir
-    from featurestore.split_names import SplitNameError
-    from featurestore.store import FeatureStore
+    from featurestore.extract.sharded import shard_dir
+    from featurestore.store.split_names import SplitNameError
+    from featurestore.store.feature_store import FeatureStore
 
     with FeatureStore(tmp_path / "s.h5", mode="a") as store:
         with pytest.raises(SplitNameError):

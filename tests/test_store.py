@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from featurestore.errors import NotFoundError, ProvenanceError, StoreFormatError, StoreLockedError
-from featurestore.store import FeatureStore
-from featurestore.superblock import clear_consistency_flags, consistency_flags, lookup3
+from featurestore.store.feature_store import FeatureStore
+from featurestore.store.superblock import clear_consistency_flags, consistency_flags, lookup3
 
 INFO = {"model": "m", "weights": "w", "embed_dim": 4}
 
@@ -60,7 +60,7 @@ def test_add_rows_keeps_existing_ids_and_appends_new(tmp_path):
 def test_second_writer_is_refused_and_readers_are_not(tmp_path):
     path = tmp_path / "s.h5"
     with _store_with_rows(path):
-        code = ("from featurestore.store import FeatureStore\n"
+        code = ("from featurestore.store.feature_store import FeatureStore\n"
                 f"FeatureStore({str(path)!r}, mode='a')\n")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert out.returncode != 0 and "StoreLockedError" in out.stderr and "one writer" in out.stderr
@@ -76,7 +76,7 @@ def test_a_killed_writers_forked_child_does_not_keep_the_lock(tmp_path):
     not hold the writer lock (flock is shared by forked children), or the resume is refused."""
     path = tmp_path / "s.h5"
     code = ("import os, sys, time\n"
-            "from featurestore.store import FeatureStore\n"
+            "from featurestore.store.feature_store import FeatureStore\n"
             f"store = FeatureStore({str(path)!r}, mode='a')\n"
             "ready_r, ready_w = os.pipe()\n"
             "child = os.fork()\n"
@@ -114,7 +114,7 @@ def test_killed_writer_leaves_a_readable_resumable_store(tmp_path):
     _store_with_rows(path, n=200).close()
     code = f"""
 import os, signal, numpy as np
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 s = FeatureStore({str(path)!r}, mode="a")
 s.begin_appending()
 for start in range(0, 120, 10):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solvers.metrics import nll
-from solvers.temperature_scaling import calibrate, fit_temperature
-from solvers.zeroshot import ZeroShot
+from solvers.metrics.classification import nll
+from solvers.model_selection.temperature_scaling import calibrate, fit_temperature
+from solvers.zero_shot.zero_shot import ZeroShot
 
 
 def _nll_brute(z, y, t):
@@ -43,9 +43,9 @@ def test_calibrate_sets_solver_temperature():
 
 
 def test_calibrate_reaches_knn_through_its_log_vote_share_logits():
-    from solvers.knn import KNN
-    from solvers.softmax import softmax
-    from solvers.temperature_scaling import calibrate
+    from solvers.few_shot.knn import KNN
+    from solvers._base.softmax import softmax
+    from solvers.model_selection.temperature_scaling import calibrate
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(20, 4)), np.arange(20) % 2

@@ -8,7 +8,7 @@ import pytest
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from featurestore.errors import SourceError
-from featurestore.templates import TEMPLATE_SETS, get_templates
+from featurestore.text.templates import TEMPLATE_SETS, get_templates
 
 
 def test_imagenet_set_has_the_80_clip_templates_in_order() -> None:

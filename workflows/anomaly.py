@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from featurestore.errors import NotFoundError
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 
 
 def _class_rows(store: FeatureStore, split: str, normal_class: str) -> tuple[np.ndarray, np.ndarray]:

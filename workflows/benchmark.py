@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from featurestore.errors import FeatureStoreError, NotFoundError
-from featurestore.store import FeatureStore, h5_name
+from featurestore.store.feature_store import FeatureStore, h5_name
 
 COLUMNS = ("dataset", "encoder", "method", "shots", "seed", "top1", "top5", "balanced_accuracy", "ece", "nll",
            "hyperparameters", "fit_seconds", "score_seconds", "store", "test_split", "val", "sampler", "warnings")
@@ -75,8 +75,8 @@ def load_dataset(path: str, encoder: str, methods: list[str], *, train: str = "t
     from featurestore.datasets.catalogue import DATASETS
     from featurestore.datasets.extraction import DATASET_BANK, subset_name
     from solvers.registry import solver_class
-    from workflows.solver_arrays import solver_arrays
-    from workflows.solver_inputs import labelled, model_classes, solver_class_params, text_weights
+    from workflows.inputs.arrays import solver_arrays
+    from workflows.inputs.solver_inputs import labelled, model_classes, solver_class_params, text_weights
 
     notes: list[str] = []
     with FeatureStore(path) as store:
@@ -154,7 +154,7 @@ def _fitted_scalars(solver: Any) -> dict[str, Any]:
 
 
 def _metrics(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | None) -> dict[str, float]:
-    from solvers.metrics import logit_metrics
+    from solvers.metrics.classification import logit_metrics
 
     logits = solver.class_logits(X)
     if subset is not None:  # predictions among the classes the split covers (ImageNet-A/-R)
@@ -166,8 +166,8 @@ def _metrics(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | Non
 
 def fit_cell(data: DatasetArrays, method: str, shots: int, seed: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Fit and score one cell; its rows (the test split, then each shift split)."""
-    from solvers.fewshot import fewshot_split
-    from solvers.fit_warnings import SolverWarning
+    from solvers.model_selection.fewshot import fewshot_split
+    from solvers._base.fit_warnings import SolverWarning
     from solvers.registry import solver_class
 
     cls = solver_class(method)
@@ -209,7 +209,7 @@ def fit_cell(data: DatasetArrays, method: str, shots: int, seed: int, params: di
 
 def _holdout(data: DatasetArrays, taken: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Validation rows from the training pool: HOLDOUT_PER_CLASS per class, none of ``taken``."""
-    from solvers.fewshot import fewshot_split
+    from solvers.model_selection.fewshot import fewshot_split
 
     free = np.ones(data.y_train.size, dtype=bool)
     free[taken] = False
@@ -272,7 +272,7 @@ def _limit_worker_blas(threads: int) -> None:
     from workflows.blas_threads import limit_process_blas
 
     limit_process_blas(threads)
-    from solvers.progress import quiet as quiet_progress
+    from solvers._base.progress import quiet as quiet_progress
 
     quiet_progress(True).__enter__()  # no nested grid-search bars from worker processes
 
@@ -307,7 +307,7 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
     from tqdm.auto import tqdm
 
     from solvers.registry import NAMES
-    from workflows import benchmark_report as report
+    from workflows.reports import benchmark_report as report
 
     echo = echo or (lambda message: None)
     methods, params = list(methods), dict(params or {})
@@ -347,7 +347,7 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
     with tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell", desc="benchmark",
               disable=quiet, dynamic_ncols=True) as bar:
         if jobs <= 1 or len(todo) <= 1:
-            from solvers.progress import quiet as quiet_progress
+            from solvers._base.progress import quiet as quiet_progress
 
             with quiet_progress(True):
                 for store, method, k, s in todo:

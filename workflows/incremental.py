@@ -1,4 +1,4 @@
-"""``fs solve gda --incremental sessions.json``: the FSCIL protocol (``solvers.class_incremental``)
+"""``fs solve gda --incremental sessions.json``: the FSCIL protocol (``solvers.few_shot.class_incremental``)
 on a store's splits, with sessions named by class.
 
 sessions.json::

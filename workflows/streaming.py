@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from solvers.class_statistics import ClassStatistics
-from solvers.normalize import l2_normalize
+from solvers.few_shot.sufficient_statistics import ClassStatistics
+from solvers._base.normalize import l2_normalize
 
 DEFAULT_CHUNK_ROWS = 16384  # as fast as larger chunks (BLAS-bound), a quarter of the memory
 
@@ -29,7 +29,7 @@ def _prepare(X: np.ndarray, normalize: bool) -> np.ndarray:
 def range_statistics(store_path: str, encoder: str, split: str, start: int, stop: int, n_classes: int,
                      normalize: bool = True) -> ClassStatistics:
     """Statistics of the valid, labelled rows ``[start, stop)`` of a split (one Dask task)."""
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
     from workflows.blas_threads import limited_blas
 
     with limited_blas(), FeatureStore(store_path) as store:
@@ -95,8 +95,8 @@ def fit_gda_streaming(store: Any, encoder: str, split: str, *, chunk_rows: int =
     order of its rows) when it differs from the split's: the per-class statistics, gathered in
     the split's label order, are moved to it by class name (the pooled scatter does not depend
     on the order)."""
-    from solvers.gda import GDA
-    from workflows.solver_inputs import class_mapping
+    from solvers.few_shot.gda import GDA
+    from workflows.inputs.solver_inputs import class_mapping
 
     own = store.classes(split)
     mapping = None if classes is None else class_mapping(own, classes, split, used=np.unique(store.labels(split)))
@@ -122,7 +122,7 @@ def decision_in_chunks(solver: Any, store: Any, encoder: str, split: str, *,
                        quiet: bool = True) -> np.ndarray:
     """``solver.<method>`` over a split's valid rows, computed chunk by chunk (row-aligned
     with ``store.ids(split)``). ``transform`` maps each chunk's output to per-row values, e.g.
-    an OOD score of ``solvers.ood_scores`` on the logits: then, as for ``predict``, only (N,)
+    an OOD score of ``solvers.ood.scores`` on the logits: then, as for ``predict``, only (N,)
     values are kept in memory, never the (N, C) logits."""
     from tqdm.auto import tqdm
 

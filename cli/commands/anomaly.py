@@ -1,5 +1,5 @@
 """`fs anomaly`: image-level zero-shot / few-shot anomaly detection on stored features
-(solvers.anomaly) with prompts composed from editable state lists (featurestore.anomaly_prompts)."""
+(solvers.ood.anomaly) with prompts composed from editable state lists (featurestore.text.anomaly_prompts)."""
 from __future__ import annotations
 
 import json
@@ -30,12 +30,12 @@ def command(store: str, encoder: str | None, split: str, object_name: str, norma
             normal_split: str | None, shots: int | None, seed: int, memory_weight: float, as_json: bool,
             pretrained: str | None, device: str | None, precision: str | None, quiet: bool) -> None:
     """Score SPLIT's images for anomalies with prompts about OBJECT; report image AUROC and AUPR."""
-    from featurestore.anomaly_prompts import compose_prompts, read_states
+    from featurestore.text.anomaly_prompts import compose_prompts, read_states
     from featurestore.encoders import image_only_error, load_encoder_from_info
-    from featurestore.store import FeatureStore
-    from solvers.anomaly import PromptAnomalyDetector, anomaly_metrics
+    from featurestore.store.feature_store import FeatureStore
+    from solvers.ood.anomaly import PromptAnomalyDetector, anomaly_metrics
     from workflows.anomaly import anomaly_inputs
-    from workflows.solver_inputs import resolve_encoder
+    from workflows.inputs.solver_inputs import resolve_encoder
 
     if shots is not None and normal_split is None:
         raise click.UsageError("--shots samples the normal memory: give --normal-split too")

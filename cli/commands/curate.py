@@ -1,4 +1,4 @@
-"""`fs curate`: MetaCLIP curation of a captioned pool split (featurestore.curation): match captions
+"""`fs curate`: MetaCLIP curation of a captioned pool split (featurestore.corpus.curation): match captions
 to metadata entries, balance with threshold t, write the kept rows as a manifest."""
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ def command(store: str, pool: str, metadata: str, t: float, seed: int, out: str,
     """Curate POOL's captions the MetaCLIP way (Xu et al., ICLR 2024) and write the kept rows."""
     import csv
 
-    from featurestore.curation import curate, read_metadata
+    from featurestore.corpus.curation import curate, read_metadata
     from featurestore.errors import NotFoundError
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     entries = read_metadata(metadata)
     with FeatureStore(store) as reader:

@@ -28,8 +28,8 @@ def command(file: str, store: str, encoder: str, classes: str, kind: str, templa
     from pathlib import Path
 
     from featurestore.encoders import load_encoder_from_info
-    from workflows.solver_inputs import resolve_encoder
-    from featurestore.store import FeatureStore
+    from workflows.inputs.solver_inputs import resolve_encoder
+    from featurestore.store.feature_store import FeatureStore
 
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
@@ -37,7 +37,7 @@ def command(file: str, store: str, encoder: str, classes: str, kind: str, templa
         class_names = reader.class_names(classes)
     class_free: list[str] = []
     if kind == "contexts":
-        from featurestore.context_prompts import (
+        from featurestore.text.contexts import (
             DEFAULT_CLASS_TEMPLATE,
             context_prompts,
             read_attributes,
@@ -45,7 +45,7 @@ def command(file: str, store: str, encoder: str, classes: str, kind: str, templa
 
         prompts, class_free = context_prompts(read_attributes(file), class_names, template or DEFAULT_CLASS_TEMPLATE)
     else:
-        from featurestore import descriptor_prompts as dp
+        from featurestore.text import descriptor_prompts as dp
 
         if kind == "descriptors":
             prompts = dp.class_descriptor_prompts(dp.read_class_descriptors(file, class_names), class_names,

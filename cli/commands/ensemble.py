@@ -44,10 +44,10 @@ def command(store: str, models: str, encoder: str | None, val: str | None, combi
     Imported logits (logits:NAME) only cover the split they were imported for, so they join
     ensembles in `fs ood`, not here.
     """
-    from workflows.solver_inputs import labelled, load_model
+    from workflows.inputs.solver_inputs import labelled, load_model
     from featurestore.errors import ProvenanceError
-    from featurestore.store import FeatureStore
-    from solvers.ensemble import Ensemble
+    from featurestore.store.feature_store import FeatureStore
+    from solvers.ensembles.ensemble import Ensemble
     from solvers.persistence import save_to_store
 
     names = [m.strip() for m in models.split(",") if m.strip()]

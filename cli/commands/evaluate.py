@@ -38,15 +38,15 @@ def _members(saved: list[str], name: str) -> list[str]:
 def command(store: str, models: str, split: str, encoder: str | None, bank: str | None, as_json: bool,
             plot: str | None, output: str | None) -> None:
     """Print a table of metrics, one row per model (or seed group)."""
-    from featurestore.store import FeatureStore
-    from workflows.result_files import classification_metrics, mean_and_std, record
-    from workflows.solver_inputs import labelled, load_model
+    from featurestore.store.feature_store import FeatureStore
+    from workflows.reports.result_files import classification_metrics, mean_and_std, record
+    from workflows.inputs.solver_inputs import labelled, load_model
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
         raise click.UsageError("--models is empty: give comma-separated saved model names (or zeroshot)")
     if output and len(names) > 1:
-        from workflows.result_files import has_placeholder
+        from workflows.reports.result_files import has_placeholder
 
         if not has_placeholder(output):
             raise click.UsageError("--output with several models needs a {method} placeholder in the file name")
@@ -84,12 +84,12 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
                                   metrics_std=std if group else None, seeds=seeds,
                                   **({"members": members} if group else {})))
     if output:
-        from workflows.result_files import output_path, write_result
+        from workflows.reports.result_files import output_path, write_result
 
         for result in results:
             write_result(output_path(output, result), result)
     if plot:
-        from featurestore.plots import bar_chart, save_png
+        from workflows.reports.plots import bar_chart, save_png
 
         errors = [100 * (r["std"]["top1"] if "std" in r else 0.0) for r in rows]
         save_png(bar_chart([r["model"] for r in rows], [100 * r["top1"] for r in rows], reference=100 / n_classes,

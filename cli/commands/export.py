@@ -26,9 +26,9 @@ def command(store: str, encoder: str | None, split: str, out: str, rows_per_file
     `clip-retrieval index --embeddings_folder OUT` builds its index and back end from them."""
     if not out.strip():
         raise click.UsageError("--out is empty: give a new folder")
-    from featurestore.export import export_clip_retrieval
-    from featurestore.store import FeatureStore
-    from workflows.solver_inputs import resolve_encoder
+    from featurestore.io.export import export_clip_retrieval
+    from featurestore.store.feature_store import FeatureStore
+    from workflows.inputs.solver_inputs import resolve_encoder
 
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)

@@ -40,7 +40,7 @@ def _check_not_locked(store: str) -> None:
     """Refuse at once when another writer holds the store, before loading and hashing a model."""
     from pathlib import Path
 
-    from featurestore.writer_lock import WriterLock
+    from featurestore.store.writer_lock import WriterLock
 
     if Path(store).exists():
         probe = WriterLock(store)
@@ -102,9 +102,9 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
     the store and linked into the split with HDF5 virtual datasets.
     """
     from featurestore.encoders import load_encoder
-    from featurestore.extract import extract
+    from featurestore.extract.pipeline import extract
     from featurestore.sources import open_source
-    from featurestore.split_names import check_split_name
+    from featurestore.store.split_names import check_split_name
 
     preprocess = _preprocess(image_mean, image_std, resize, crop, interpolation, resize_mode)
     if dataset is not None or root is not None:
@@ -123,7 +123,7 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
         if decode != "auto":
             raise click.UsageError("--decode applies to extraction in this process, not with --cluster/--scheduler")
         from featurestore.cluster import dask_client
-        from featurestore.sharded_extract import EncoderSpec, extract_distributed
+        from featurestore.extract.sharded import EncoderSpec, extract_distributed
 
         spec = EncoderSpec(model, pretrained, model_config, precision, device,
                            preprocess=tuple((k, v) for k, v in preprocess.items() if v is not None))

@@ -18,8 +18,8 @@ def command(store: str, split: str, name: str, ids_path: str | None, probabiliti
     readable row (the rows fs could not decode may be left out)."""
     import numpy as np
 
-    from featurestore.external_logits import align_logits, read_logits_file
-    from featurestore.store import FeatureStore
+    from featurestore.io.external_logits import align_logits, read_logits_file
+    from featurestore.store.feature_store import FeatureStore
 
     try:
         file_ids, matrix = read_logits_file(file, ids_path)

@@ -33,9 +33,9 @@ from cli.options import encoder_option, quiet_option, store_option
 def command(store: str, encoder: str, split: str, factory: str, max_memory: str, recall: float,
             max_build: str | None, train_size: int | None, seed: int, report: bool, quiet: bool) -> None:
     """Index the (normalized) image features of a split for cosine search; saved beside the store."""
-    from featurestore.index import build_index
-    from featurestore.index_plan import parse_duration, parse_memory
-    from workflows.solver_inputs import store_encoder
+    from featurestore.index.store_index import build_index
+    from featurestore.index.plan import parse_duration, parse_memory
+    from workflows.inputs.solver_inputs import store_encoder
 
     encoder = store_encoder(store, encoder)
     options = {"max_memory": parse_memory(max_memory), "recall": recall,
@@ -58,7 +58,7 @@ def command(store: str, encoder: str, split: str, factory: str, max_memory: str,
 def _current(store: str, encoder: str, split: str, factory: str, options: dict[str, Any]) -> Any:
     """The saved index when it is up to date and was built with the same options, else None."""
     from featurestore.errors import FeatureStoreError
-    from featurestore.index import load_index
+    from featurestore.index.store_index import load_index
 
     try:
         index = load_index(store, encoder, split, factory, rebuild_stale=False, quiet=True)
@@ -77,7 +77,7 @@ def _recall_key(meta: dict[str, Any]) -> str | None:
 
 def summary(meta: dict[str, Any]) -> str:
     """``IVF1024,PQ64x4fs,RFlat, nprobe=9, k_factor=4, recall@10 0.957 on 1000 held-out rows, 57.9 MiB``."""
-    from featurestore.index_plan import format_bytes
+    from featurestore.index.plan import format_bytes
 
     parts = [meta["factory"]]
     parts += [f"{key}={value}" for key, value in (meta.get("search_params") or {}).items()]
@@ -93,7 +93,7 @@ def summary(meta: dict[str, Any]) -> str:
 
 def report_lines(meta: dict[str, Any], path: Any) -> list[str]:
     """The ``fs index --report`` text of a sidecar."""
-    from featurestore.index_plan import format_bytes
+    from featurestore.index.plan import format_bytes
 
     request = meta.get("request") or {}
     chosen = f" (auto, budget {format_bytes(request['max_memory'])})" if meta.get("name") == "auto" and \

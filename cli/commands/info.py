@@ -21,10 +21,10 @@ def command(store: str, as_json: bool, list_errors: bool, split: str | None) -> 
     if list_errors:
         _print_errors(store, split, as_json)
         return
-    from featurestore.store_summary import summarize
+    from featurestore.store.summary import summarize
 
     summary = summarize(store)
-    from featurestore.index import describe_indexes
+    from featurestore.index.store_index import describe_indexes
 
     summary["index_details"] = describe_indexes(store)
     if as_json:
@@ -65,7 +65,7 @@ def command(store: str, as_json: bool, list_errors: bool, split: str | None) -> 
 
 def _print_errors(store: str, split: str | None, as_json: bool) -> None:
     """Every unreadable row of every split (or of ``split``), in row order."""
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
 
     with FeatureStore(store) as reader:
         splits = [split] if split is not None else reader.splits()
@@ -81,7 +81,7 @@ def _print_errors(store: str, split: str | None, as_json: bool) -> None:
 
 def _index_line(entry: dict) -> str:
     """``IVF1024,PQ64x4fs,RFlat, 100000 rows, 57.9 MiB, nprobe=9, k_factor=4, recall@10 0.957 (target 0.95)``."""
-    from featurestore.index_plan import format_bytes
+    from featurestore.index.plan import format_bytes
 
     if not entry["readable"]:
         return "sidecar unreadable or from another featurestore version (rebuilt on next use)"

@@ -16,10 +16,10 @@ def _member_logits(store, encoder: str, member: str, split: str, bank: str | Non
     (imported), a saved model, or zeroshot."""
     import numpy as np
 
-    from workflows.solver_inputs import load_model
+    from workflows.inputs.solver_inputs import load_model
 
     if member.startswith("logits:"):
-        from solvers.fixed_logits import FixedLogits
+        from solvers.ensembles.fixed_logits import FixedLogits
 
         values, kind = store.logits(member[len("logits:"):], split)
         solver = FixedLogits(logits=values, kind=kind, source=member).fit()
@@ -60,11 +60,11 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
 
     import numpy as np
 
-    from workflows.solver_inputs import resolve_encoder, text_weights
-    from featurestore.store import FeatureStore
-    from solvers.cooked import cooked_scores
-    from solvers.metrics import ood_metrics
-    from solvers.ood_scores import LOGIT_SCORES, zero_shot_mcm
+    from workflows.inputs.solver_inputs import resolve_encoder, text_weights
+    from featurestore.store.feature_store import FeatureStore
+    from solvers.ensembles.cooked import cooked_scores
+    from solvers.metrics.classification import ood_metrics
+    from solvers.ood.scores import LOGIT_SCORES, zero_shot_mcm
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     scores: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -96,7 +96,7 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
     rows = [{"model": model, "score": score, **ood_metrics(s_id, s_ood), "n_id": len(s_id), "n_ood": len(s_ood)}
             for (model, score), (s_id, s_ood) in scores.items()]
     if plot:
-        from featurestore.plots import ood_summary, save_png
+        from workflows.reports.plots import ood_summary, save_png
 
         shown = [(name, plot_score) for name in names] + [("cooked", "entropy"), ("zeroshot-cosine", "mcm")]
         curves = {f"{model} {score}": scores[(model, score)] for model, score in shown if (model, score) in scores}

@@ -51,8 +51,8 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
     import numpy as np
     from tqdm.auto import tqdm
 
-    from featurestore.store import FeatureStore
-    from workflows.solver_inputs import class_names, load_model, split_labels
+    from featurestore.store.feature_store import FeatureStore
+    from workflows.inputs.solver_inputs import class_names, load_model, split_labels
     from workflows.streaming import DEFAULT_CHUNK_ROWS
 
     correct = labelled = rows = 0

@@ -17,10 +17,10 @@ classes_option = click.option("--classes", default=None,
 
 def _frequency(store: str, pool: str, synonyms: str, classes: str | None, quiet: bool):
     """(class names, ConceptFrequency) of a pool's captions."""
-    from featurestore.concept_frequency import concept_frequency
+    from featurestore.corpus.frequency import concept_frequency
     from featurestore.errors import SourceError
-    from featurestore.store import FeatureStore
-    from featurestore.synonyms import read_synonyms
+    from featurestore.store.feature_store import FeatureStore
+    from featurestore.text.synonyms import read_synonyms
 
     with FeatureStore(store) as reader:
         names = reader.class_names(classes) if classes else None
@@ -80,10 +80,10 @@ def prompts(store: str, encoder: str, pool: str, synonyms: str, classes: str | N
             precision: str | None, quiet: bool) -> None:
     """Encode REAL-Prompt prompts (most frequent synonym per class) into a text bank."""
     from featurestore.encoders import load_encoder_from_info
-    from workflows.solver_inputs import resolve_encoder
-    from featurestore.real_prompts import real_names, real_prompt_bank
-    from featurestore.store import FeatureStore
-    from featurestore.templates import get_templates
+    from workflows.inputs.solver_inputs import resolve_encoder
+    from featurestore.text.real_prompts import real_names, real_prompt_bank
+    from featurestore.store.feature_store import FeatureStore
+    from featurestore.text.templates import get_templates
 
     if classes is None:
         raise click.UsageError("fs real prompts needs --classes (the class list the prompts are for)")

@@ -16,7 +16,7 @@ def command(files: tuple[str, ...], csv_path: str | None) -> None:
     import os
     import sys
 
-    from workflows.result_files import read_results, results_table
+    from workflows.reports.result_files import read_results, results_table
 
     columns, rows = results_table(read_results(files))
     if csv_path is None:

@@ -22,11 +22,11 @@ def command(store: str, encoder: str, split: str, captions_bank: str, ks: tuple[
     import numpy as np
 
     from featurestore.errors import NotFoundError
-    from featurestore.store import FeatureStore
-    from solvers.retrieval_metrics import clip_score, image_to_text_recall, modality_gap, text_to_image_recall
+    from featurestore.store.feature_store import FeatureStore
+    from solvers.metrics.retrieval import clip_score, image_to_text_recall, modality_gap, text_to_image_recall
 
     with FeatureStore(store) as reader:
-        from workflows.solver_inputs import resolve_encoder
+        from workflows.inputs.solver_inputs import resolve_encoder
 
         encoder = resolve_encoder(reader, encoder)
         X, ids = reader.features(encoder, split), list(reader.ids(split))

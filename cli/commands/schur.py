@@ -56,10 +56,10 @@ def score(store: str, encoder: str, split: str, prompts_bank: str, kernel: str, 
           as_json: bool) -> None:
     """Print SCE as the official code reports it (of the non-text component and of the text part)
     and the entropies of the normalized eigenvalues of each part."""
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
     from solvers.schur_decomposition import schur_scores
 
-    from workflows.solver_inputs import resolve_encoder
+    from workflows.inputs.solver_inputs import resolve_encoder
 
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
@@ -89,12 +89,12 @@ def remove(store: str, encoder: str, split: str, prompts_bank: str, prompt: str,
     """Write corrected embeddings as encoder ``<encoder>+schur-remove-<name>`` with provenance."""
     import numpy as np
 
-    from featurestore.store import FeatureStore
+    from featurestore.store.feature_store import FeatureStore
     from solvers.schur_decomposition import remove_prompt
 
     if isolate and method != "project":
         raise click.UsageError("--isolate needs --method project")
-    from workflows.solver_inputs import resolve_encoder
+    from workflows.inputs.solver_inputs import resolve_encoder
 
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)

@@ -33,13 +33,13 @@ def command(store: str, encoder: str, split: str | None, texts: tuple[str, ...],
     import numpy as np
 
     from featurestore.errors import NotFoundError
-    from featurestore.index import load_index
-    from featurestore.store import FeatureStore
+    from featurestore.index.store_index import load_index
+    from featurestore.store.feature_store import FeatureStore
 
     if not (texts or images or row_ids):
         raise click.UsageError("give at least one query: --text, --image or --id")
     with FeatureStore(store) as reader:
-        from workflows.solver_inputs import resolve_encoder
+        from workflows.inputs.solver_inputs import resolve_encoder
 
         encoder = resolve_encoder(reader, encoder)
         if split is None:

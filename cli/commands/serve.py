@@ -35,8 +35,8 @@ def command(store: str, encoder: str | None, splits: tuple[str, ...], host: str,
     from featurestore.server.app import create_app
     from featurestore.server.listener import exposure_warning, open_listener, run, url_of
     from featurestore.server.searcher import StoreSearcher
-    from featurestore.store import FeatureStore
-    from workflows.solver_inputs import resolve_encoder
+    from featurestore.store.feature_store import FeatureStore
+    from workflows.inputs.solver_inputs import resolve_encoder
 
     warning = exposure_warning(host)
     if warning:

@@ -37,7 +37,7 @@ def _check_params(name: str, cls, params: dict) -> None:
     given on the command line) and text where the parameter takes numbers, naming the parameter."""
     import inspect
 
-    from workflows.solver_arrays import INPUTS
+    from workflows.inputs.arrays import INPUTS
 
     data = set(getattr(cls, "_data_params", ()))
     signature = inspect.signature(cls.__init__).parameters
@@ -107,7 +107,7 @@ def _fitted_scalars(solver) -> dict:
 
 def _print_list() -> None:
     from solvers.registry import describe
-    from workflows.solver_arrays import INPUTS
+    from workflows.inputs.arrays import INPUTS
 
     for solver_name, entry in describe().items():
         click.echo(f"{solver_name}  ({entry['class']}): {entry['doc']}")
@@ -169,7 +169,7 @@ def command(name: str | None, list_solvers: bool, store: str | None, encoder: st
     """Fit solver NAME (see --list) on stored features; alpha/beta/C are searched on --val.
 
     Without --test, the accuracy reported is the validation accuracy (key val_accuracy)."""
-    from solvers.progress import quiet as quiet_progress
+    from solvers._base.progress import quiet as quiet_progress
 
     click.get_current_context().with_resource(quiet_progress(quiet))
     if list_solvers:
@@ -248,12 +248,12 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
 
     import numpy as np
 
-    from featurestore.store import FeatureStore
-    from solvers.fewshot import fewshot_split
-    from solvers.fit_warnings import SolverWarning
-    from workflows.aux_features import check_aux_encoder, paired_features, paired_labelled
-    from workflows.solver_arrays import solver_arrays
-    from workflows.solver_inputs import model_classes, resolve_encoder, solver_class_params, text_weights
+    from featurestore.store.feature_store import FeatureStore
+    from solvers.model_selection.fewshot import fewshot_split
+    from solvers._base.fit_warnings import SolverWarning
+    from workflows.inputs.aux_features import check_aux_encoder, paired_features, paired_labelled
+    from workflows.inputs.arrays import solver_arrays
+    from workflows.inputs.solver_inputs import model_classes, resolve_encoder, solver_class_params, text_weights
 
     needs = cls.fit_input
     if needs != "none" and train is None:
@@ -291,7 +291,7 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
         elif needs == "labels":
             X_train, y_train = labelled(reader, encoder, train, classes=classes)
             if views_as:
-                from workflows.solver_inputs import labelled_views
+                from workflows.inputs.solver_inputs import labelled_views
 
                 views_train = labelled_views(reader, encoder, train, classes=classes)
         X_val, y_val = labelled(reader, encoder, val, classes=classes) if val else (None, None)
@@ -309,7 +309,7 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
             rows = fewshot_split(y_fit, shots, seed, allow_fewer=allow_fewer)
             X_fit, y_fit = X_fit[rows], y_fit[rows]
         if views_train is not None:
-            from solvers.augmented_views import augmented_training_set
+            from solvers.model_selection.augmented_views import augmented_training_set
 
             X_fit, y_fit = augmented_training_set(views_train if not shots else views_train[rows], y_fit, views_as)
         Xv, yv = X_val, y_val
@@ -327,7 +327,7 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
             if calibrate:
                 if Xv is None:
                     raise click.UsageError("--calibrate fits the temperature on --val; give --val")
-                from solvers.temperature_scaling import calibrate as fit_temperature_on
+                from solvers.model_selection.temperature_scaling import calibrate as fit_temperature_on
 
                 fit_temperature_on(solver, Xv, yv)
         solver.class_names_ = classes
@@ -337,7 +337,7 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
         if Xv is not None:
             run["val_accuracy"] = float(solver.score(Xv, yv))
         if name in GAIN_SOLVERS and (X_test is not None or Xv is not None):
-            from solvers.zero_shot_gain import gain_over_zero_shot
+            from solvers.zero_shot.zero_shot_gain import gain_over_zero_shot
 
             Xg, yg = (X_test, y_test) if X_test is not None else (Xv, yv)
             D = solver.text_weights.shape[1]
@@ -346,7 +346,7 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
         run["warnings"] = list(getattr(solver, "fit_warnings_", []) or [])
         run["solver"] = solver
         if output:
-            from workflows.result_files import classification_metrics
+            from workflows.reports.result_files import classification_metrics
 
             Xo, yo = (X_test, y_test) if X_test is not None else (Xv, yv)
             if Xo is None:
@@ -413,8 +413,8 @@ def _solve(name, cls, kwargs, given_inputs, store, encoder, train, val, test, ba
 def _write_output(output: str, name: str, store: str, encoder: str, split: str, runs: list[dict], seeded: bool,
                   saved: list[str], notes: list[str]) -> None:
     """The result file: metrics on ``split`` (mean over seeds, std beside), CLIP_benchmark's keys first."""
-    from featurestore.store import FeatureStore
-    from workflows.result_files import mean_and_std, output_path, record, write_result
+    from featurestore.store.feature_store import FeatureStore
+    from workflows.reports.result_files import mean_and_std, output_path, record, write_result
 
     metrics, std = mean_and_std([r.pop("metrics") for r in runs])
     with FeatureStore(store) as reader:
@@ -431,10 +431,10 @@ def _solve_incremental(cls, params: dict, store: str, encoder: str | None, train
                        test: str | None, bank: str | None, shots: int | None, seed: int,
                        sessions_file: str, as_json: bool) -> None:
     """GDA.partial_fit over the sessions of ``sessions_file``: the FSCIL accuracy table."""
-    from featurestore.store import FeatureStore
-    from solvers.class_incremental import fscil_table
+    from featurestore.store.feature_store import FeatureStore
+    from solvers.few_shot.class_incremental import fscil_table
     from workflows.incremental import read_sessions
-    from workflows.solver_inputs import labelled, model_classes, resolve_encoder, text_weights
+    from workflows.inputs.solver_inputs import labelled, model_classes, resolve_encoder, text_weights
 
     if train is None or test is None:
         raise click.UsageError("--incremental needs --train and --test")
@@ -489,8 +489,8 @@ def _solve_streaming(name: str, store: str, encoder: str | None, train: str | No
 
     import numpy as np
 
-    from featurestore.store import FeatureStore
-    from workflows.solver_inputs import labelled, model_classes, resolve_encoder, split_labels, text_weights
+    from featurestore.store.feature_store import FeatureStore
+    from workflows.inputs.solver_inputs import labelled, model_classes, resolve_encoder, split_labels, text_weights
     from workflows.streaming import decision_in_chunks, fit_gda_streaming
 
     if name != "gda":

@@ -28,10 +28,10 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
     from pathlib import Path
 
     from featurestore.encoders import load_encoder_from_info
-    from workflows.solver_inputs import resolve_encoder
-    from featurestore.store import FeatureStore
-    from featurestore.templates import get_templates
-    from featurestore.textbanks import class_prompt_embeddings, read_text_file
+    from workflows.inputs.solver_inputs import resolve_encoder
+    from featurestore.store.feature_store import FeatureStore
+    from featurestore.text.templates import get_templates
+    from featurestore.text.banks import class_prompt_embeddings, read_text_file
 
     if head is not None:
         if classes is None or text_file is not None:
@@ -74,7 +74,7 @@ def _class_names(reader, classes: str) -> list[str]:
     """A class list stored in the store by that name, else a file of names (one per line)."""
     from pathlib import Path
 
-    from featurestore.class_heads import read_class_file
+    from featurestore.text.class_heads import read_class_file
 
     if classes in reader.class_sets() or not Path(classes).is_file():
         return reader.class_names(classes)
@@ -85,9 +85,9 @@ def _store_head(store: str, encoder: str | None, head: str, classes: str, name: 
     """`fs text --weights HEAD --classes NAMES`: W (C, D) [+ b] as a class bank, no model needed."""
     from pathlib import Path
 
-    from featurestore.class_heads import read_head
-    from featurestore.store import FeatureStore
-    from workflows.solver_inputs import resolve_encoder
+    from featurestore.text.class_heads import read_head
+    from featurestore.store.feature_store import FeatureStore
+    from workflows.inputs.solver_inputs import resolve_encoder
 
     W, b = read_head(head)
     with FeatureStore(store) as reader:

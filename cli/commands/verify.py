@@ -13,7 +13,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(store: str, repair: bool, as_json: bool) -> None:
     """Read every dataset of STORE (checksums included) and check its structure."""
-    from featurestore.verify import raise_if_damaged, verify_store
+    from featurestore.store.verify import raise_if_damaged, verify_store
 
     report = verify_store(store, repair=repair)
     if as_json:

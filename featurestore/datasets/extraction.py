@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from featurestore.datasets import LoadedDataset, open_dataset
-from featurestore.store import FeatureStore
+from featurestore.store.feature_store import FeatureStore
 
 DATASET_BANK = "dataset"
 
@@ -30,8 +30,8 @@ def extract_dataset(name: str | LoadedDataset, root: str | os.PathLike, store_pa
     the same classes and templates for this encoder. ``name`` may be a dataset already read
     with ``open_dataset``. Returns the extraction reports.
     """
-    from featurestore.extract import extract
-    from featurestore.textbanks import class_prompt_embeddings
+    from featurestore.extract.pipeline import extract
+    from featurestore.text.banks import class_prompt_embeddings
 
     dataset = name if isinstance(name, LoadedDataset) else open_dataset(name, root, download=download)
     reports = [extract(source, store_path, encoder, split=split, quiet=quiet, **extract_options)

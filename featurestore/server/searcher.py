@@ -21,8 +21,8 @@ from urllib.parse import quote
 import numpy as np
 
 from featurestore.errors import FeatureStoreError
-from featurestore.index import StoreIndex, ids_fingerprint, load_index
-from featurestore.store import FeatureStore
+from featurestore.index.store_index import StoreIndex, ids_fingerprint, load_index
+from featurestore.store.feature_store import FeatureStore
 
 MAX_UPLOAD_BYTES = 20 * 2**20
 TEXT_CACHE = 256

@@ -1,0 +1,139 @@
+"""MetaCLIP curation of a captioned pool (Xu et al., "Demystifying CLIP Data", ICLR 2024; official
+code github.com/facebookresearch/MetaCLIP).
+
+Two steps over a list of metadata entries (concepts):
+
+1. **Matching**: a caption matches an entry when it mentions it. Entry counts are the number of
+   captions matching each entry.
+2. **Balancing** with threshold ``t``: each entry keeps a matching caption with probability
+   p_e = min(1, t / count_e) (an entry with count <= t keeps all of its captions). A caption is
+   kept when any of its entries keeps it, each entry drawing independently (the official
+   ``balance_sampling``), so P(keep) = 1 - prod_e (1 - p_e) over its entries. Captions that match
+   no entry are dropped.
+
+Differences from the official code, stated: matching reuses the word-sequence index of
+``featurestore.corpus.frequency`` (case-insensitive, whole words: "cat" matches "a Cat." but not
+"category"), where the official pipeline matches raw substrings; captions are pool rows (one per
+image) and are not de-duplicated by text as the official demo script does; draws come from a
+seeded NumPy generator, one uniform number per (caption, entry) pair, instead of Python's
+``random``.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from featurestore.corpus.frequency import CaptionIndex, words
+from featurestore.errors import SourceError
+
+
+def read_metadata(path: str | Path) -> list[str]:
+    """Entries of a metadata file: a JSON list of strings (MetaCLIP's metadata.json) or a text file
+    with one entry per line (blank lines skipped). An entry with no word is refused by line."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            entries = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise SourceError(f"{path}: expected a JSON list of strings")
+        lines = list(enumerate(entries, 1))
+    else:
+        lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    for number, entry in lines:
+        if not words(entry):
+            raise SourceError(f"{path}: entry {number} ({entry!r}) has no word to match")
+    if not lines:
+        raise SourceError(f"{path}: no metadata entries")
+    return [entry for _, entry in lines]
+
+
+def entry_probabilities(counts: np.ndarray, t: float) -> np.ndarray:
+    """p_e = min(1, t / count_e); entries with no match get 1 (they keep nothing anyway)."""
+    if not t > 0:
+        raise SourceError(f"the balancing threshold t must be > 0, got {t}")
+    counts = np.asarray(counts, np.float64)
+    return np.minimum(1.0, t / np.maximum(counts, 1.0))
+
+
+def keep_probability(captions: np.ndarray, entries: np.ndarray, probabilities: np.ndarray,
+                     n_captions: int) -> np.ndarray:
+    """P(keep) per caption: 1 - prod over its matched entries of (1 - p_e); 0 for no match."""
+    p = probabilities[entries]
+    certain_pair = p >= 1.0  # log(1 - 1) is -inf: such captions are kept for sure
+    total = np.bincount(captions, weights=np.log1p(-np.where(certain_pair, 0.0, p)), minlength=n_captions)
+    matched = np.bincount(captions, minlength=n_captions) > 0
+    certain = np.bincount(captions, weights=certain_pair, minlength=n_captions) > 0
+    return np.where(certain, 1.0, np.where(matched, -np.expm1(total), 0.0))
+
+
+def balanced_sample(captions: np.ndarray, entries: np.ndarray, probabilities: np.ndarray,
+                    n_captions: int, seed: int = 0) -> np.ndarray:
+    """Boolean keep mask (n_captions,): every (caption, entry) pair draws u ~ U(0, 1) and keeps
+    its caption when u < p_e."""
+    rng = np.random.default_rng(seed)
+    hit = rng.random(captions.size) < probabilities[entries]
+    return np.bincount(captions[hit], minlength=n_captions) > 0
+
+
+@dataclass
+class Curation:
+    """Result of ``curate``: the keep mask over captions, entry counts before and after, the
+    matched (caption, entry) pairs and the threshold."""
+
+    entries: list[str]
+    kept: np.ndarray
+    counts_before: np.ndarray
+    counts_after: np.ndarray
+    matched: np.ndarray
+    t: float
+
+    @property
+    def n_matched(self) -> int:
+        """Captions matching at least one entry."""
+        return int(self.matched.sum())
+
+    def distribution(self, edges: Sequence[int] = (1, 10, 100, 1_000, 10_000, 100_000)) -> list[dict]:
+        """Entries bucketed by their count before balancing: per bucket, how many entries, and
+        their summed counts before and after (the head/tail picture)."""
+        bounds = list(edges) + [np.inf]
+        rows = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            inside = (self.counts_before >= lo) & (self.counts_before < hi)
+            label = f"{lo}-{int(hi) - 1}" if np.isfinite(hi) else f">={lo}"
+            rows.append({"counts": label, "entries": int(inside.sum()),
+                         "matches_before": int(self.counts_before[inside].sum()),
+                         "matches_after": int(self.counts_after[inside].sum())})
+        return rows
+
+    def head(self, n: int = 10) -> list[dict]:
+        """The ``n`` entries with the most matches before balancing, with their counts after."""
+        order = np.argsort(-self.counts_before, kind="stable")[:n]
+        return [{"entry": self.entries[i], "before": int(self.counts_before[i]), "after": int(self.counts_after[i])}
+                for i in order if self.counts_before[i] > 0]
+
+
+def curate(captions: Sequence[str] | CaptionIndex, entries: Sequence[str], t: float, seed: int = 0,
+           quiet: bool = True) -> Curation:
+    """Match ``captions`` against ``entries`` and balance with threshold ``t`` (see the module doc)."""
+    from tqdm.auto import tqdm
+
+    probabilities = entry_probabilities(np.ones(1), t)  # checks t before the long steps
+    index = captions if isinstance(captions, CaptionIndex) else CaptionIndex.build(captions, quiet=quiet)
+    K, N = len(entries), index.n_captions
+    with tqdm(total=2, desc=f"match {K} entries, balance", unit="step", disable=quiet) as bar:
+        caps, ids = index.match(list(entries))
+        bar.update(1)
+        before = np.bincount(ids, minlength=K).astype(np.int64)
+        probabilities = entry_probabilities(before, t)
+        kept = balanced_sample(caps, ids, probabilities, N, seed)
+        after = np.bincount(ids[kept[caps]], minlength=K).astype(np.int64)
+        matched = np.bincount(caps, minlength=N) > 0
+        bar.update(1)
+    return Curation(list(entries), kept, before, after, matched, float(t))

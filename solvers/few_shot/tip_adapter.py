@@ -1,0 +1,188 @@
+"""Training-free Tip-Adapter (Zhang et al., "Tip-Adapter: Training-free Adaption of CLIP for
+Few-shot Classification", ECCV 2022; official code github.com/gaopengcuhk/Tip-Adapter)."""
+from __future__ import annotations
+
+import numpy as np
+
+from solvers._base.solver import Solver
+from solvers._base.checks import check_class_counts, check_features, check_text_weights, check_validation_pair
+from solvers.errors import InputError
+from solvers._base.fit_warnings import start_warnings, warn_on_grid_edge
+from solvers._base.normalize import l2_normalize
+from solvers._base.progress import progress
+from solvers.zero_shot.zero_shot import zero_shot_logits
+
+
+#: The official per-dataset search scales (beta scale, alpha scale), from the configs/*.yaml of
+#: github.com/gaopengcuhk/Tip-Adapter (all with search steps (200, 20)); ``search_scale`` accepts
+#: these names.
+SEARCH_SCALE_PRESETS: dict[str, tuple[float, float]] = {
+    "imagenet": (7.0, 3.0),
+    "caltech101": (12.0, 5.0),
+    "dtd": (13.0, 13.0),
+    "eurosat": (12.0, 10.0),
+    "fgvc": (30.0, 30.0),
+    "food101": (10.0, 10.0),
+    "oxford_flowers": (50.0, 50.0),
+    "oxford_pets": (7.0, 3.0),
+    "stanford_cars": (20.0, 10.0),
+    "sun397": (12.0, 10.0),
+    "ucf101": (7.0, 3.0),
+}
+
+
+def resolve_search_scale(search_scale: str | tuple[float, float]) -> tuple[float, float]:
+    """(beta scale, alpha scale) from a pair or a preset name of ``SEARCH_SCALE_PRESETS``."""
+    if isinstance(search_scale, str):
+        if search_scale not in SEARCH_SCALE_PRESETS:
+            raise InputError(f"unknown Tip-Adapter search_scale preset {search_scale!r}; "
+                             f"presets: {', '.join(SEARCH_SCALE_PRESETS)} (or give a pair (beta scale, alpha scale))")
+        return SEARCH_SCALE_PRESETS[search_scale]
+    pair = tuple(float(v) for v in search_scale)
+    if len(pair) != 2 or min(pair) <= 0.1:
+        raise InputError(f"search_scale must be a preset name or two scales > 0.1, got {search_scale!r}")
+    return pair
+
+
+def linear_grid(scale: float, steps: int, start: float = 0.1) -> list[float]:
+    """The official search grid: start + i * (scale - start) / steps for i in 0 .. steps-1."""
+    return [start + i * (scale - start) / steps for i in range(steps)]
+
+
+class TipAdapter(Solver):
+    """Training-free Tip-Adapter (Zhang et al., ECCV 2022).
+
+    Cache keys F = L2-normalized few-shot features (N, D), values L = one-hot labels (N, C);
+    affinity A = exp(-beta * (1 - x_n F^T)); logits = logit_scale * x_n T^T + alpha * A L
+    (the zero-shot term is dropped without ``text_weights``). With X_val/y_val and
+    ``alpha``/``beta`` left at None, beta is searched over linear_grid(search_scale[0],
+    search_steps[0]) and alpha over linear_grid(search_scale[1], search_steps[1]) (official
+    defaults: scales (7, 3), steps (200, 20); ``search_scale`` may name an official per-dataset
+    preset, e.g. "oxford_flowers" = (50, 50), see ``SEARCH_SCALE_PRESETS``); otherwise the
+    paper's initial alpha = beta = 1. Without ``text_weights`` alpha only scales the logits and
+    is not searched. A searched value on the first or last point of its grid warns and is
+    listed in ``fit_warnings_`` (the best value may lie beyond the grid).
+    """
+
+    _state_arrays = ("keys_", "labels_")
+    batch_size = 2048
+    _state_scalars = ("alpha_", "beta_", "val_accuracy_")
+
+    def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
+                 classes: list | np.ndarray | None = None, alpha: float | None = None, beta: float | None = None,
+                 default_alpha: float = 1.0, default_beta: float = 1.0,
+                 search_scale: str | tuple[float, float] = (7.0, 3.0),
+                 search_steps: tuple[int, int] = (200, 20), logit_scale: float = 100.0,
+                 temperature: float = 1.0) -> None:
+        self.text_weights = text_weights
+        self.n_classes = n_classes
+        self.classes = classes
+        self.alpha = alpha
+        self.beta = beta
+        self.default_alpha = default_alpha
+        self.default_beta = default_beta
+        self.search_scale = search_scale
+        self.search_steps = search_steps
+        self.logit_scale = logit_scale
+        self.temperature = temperature
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
+            y_val: np.ndarray | None = None) -> "TipAdapter":
+        """Build the cache from (X, y); search alpha/beta on (X_val, y_val) only, if given."""
+        T = None if self.text_weights is None else check_text_weights(self.text_weights)
+        X = check_features(X, n_features=None if T is None else T.shape[1])
+        y = self._fit_labels(y, X.shape[0], None if T is None else T.shape[0])
+        check_class_counts(y, self.classes_.size, classes=self.classes_)
+        order = np.argsort(y, kind="stable")
+        self.keys_ = l2_normalize(X)[order]
+        self.labels_ = y[order]
+        self.n_features_in_ = int(X.shape[1])
+        self.alpha_ = float(self.default_alpha if self.alpha is None else self.alpha)
+        self.beta_ = float(self.default_beta if self.beta is None else self.beta)
+        self.val_accuracy_ = None
+        start_warnings(self)
+        val = None
+        if self.alpha is None or self.beta is None:
+            val = check_validation_pair(X_val, y_val, X.shape[1], self.classes_)
+        if val is not None:
+            self._search(*val)
+        return self
+
+    def _search(self, X_val: np.ndarray, y_val: np.ndarray) -> None:
+        """Grid search over beta (outer) and alpha (inner) by validation accuracy: the first best
+        (beta, alpha) in grid order.
+
+        The validation rows go in blocks small enough for the cache, and each block's affinities
+        follow the beta grid by a product: exp(beta_{i+1} (A - 1)) = exp(beta_i (A - 1)) *
+        exp(step (A - 1)) for the grid's constant step, in float64 (the ratio is exact to 1e-16, so
+        200 steps drift by about 1e-14 relative), which costs one multiplication per affinity and
+        beta where an exp costs about ten. Each beta's class sums are scored for every alpha at
+        once, in the features' precision.
+        """
+        Xv = l2_normalize(X_val)
+        zs = self._zero_shot(Xv)
+        scale = resolve_search_scale(self.search_scale)
+        betas = [self.beta] if self.beta is not None else linear_grid(scale[0], self.search_steps[0])
+        # without the zero-shot term alpha only scales the logits: nothing to search
+        fixed_alpha = self.alpha is not None or self.text_weights is None
+        alphas = [self.alpha_] if fixed_alpha else linear_grid(scale[1], self.search_steps[1])
+        dtype = np.result_type(Xv, zs)
+        alpha_axis = np.asarray(alphas, dtype)[:, None, None]
+        keys, class_sums = self._class_sum_layout()
+        keys_t = keys.T.astype(Xv.dtype)  # once, not per block
+        step = betas[1] - betas[0] if len(betas) > 1 else 0.0
+        correct = np.zeros((len(betas), len(alphas)), dtype=np.int64)
+        block_rows = max(1, (1 << 19) // max(keys.shape[0], len(alphas) * self.classes_.size))
+        for lo in progress(range(0, Xv.shape[0], block_rows), "Tip-Adapter search"):
+            block = slice(lo, lo + block_rows)
+            shifted = (Xv[block] @ keys_t).astype(np.float64)
+            shifted -= 1  # A - 1 <= 0
+            affinity = np.exp(betas[0] * shifted)
+            ratio = np.exp(step * shifted)
+            zs_block = zs[block] if isinstance(zs, np.ndarray) else zs
+            for i in range(len(betas)):
+                if i:
+                    affinity *= ratio
+                logits = alpha_axis * class_sums(affinity).astype(dtype)
+                logits += zs_block
+                correct[i] += np.count_nonzero(logits.argmax(axis=2) == y_val[block], axis=1)
+        i, j = np.unravel_index(np.argmax(correct), correct.shape)  # the first best in grid order
+        self.val_accuracy_ = float(correct[i, j] / Xv.shape[0])
+        self.alpha_, self.beta_ = float(alphas[j]), float(betas[i])
+        hint = "widen search_scale or name a preset"
+        warn_on_grid_edge(self, "beta", betas, self.beta_, hint)
+        warn_on_grid_edge(self, "alpha", alphas, self.alpha_, hint)
+
+    def _class_sum_layout(self):
+        """The keys in the order A L is summed, and A -> A L (the per-class sums of an (n, N)
+        affinity block; exact, without the (N, C) one-hot matmul). With the same number of keys K
+        in every class the keys go shot by shot (key k of every class, then key k + 1), so the sums
+        add K contiguous (n, C) slices; otherwise per-class sums of the label-sorted keys
+        (``np.add.reduceat``; every class has a key)."""
+        n_classes = self.classes_.size
+        counts = np.bincount(self.labels_, minlength=n_classes)
+        if counts.min() == counts.max():
+            K = int(counts[0])
+            keys = self.keys_.reshape(n_classes, K, -1).transpose(1, 0, 2).reshape(n_classes * K, -1)
+            return keys, lambda A: A.reshape(A.shape[0], K, n_classes).sum(axis=1)
+        starts = np.searchsorted(self.labels_, np.arange(n_classes))  # first key row of each class
+        return self.keys_, lambda A: np.add.reduceat(A, starts, axis=1)
+
+    def _zero_shot(self, Xn: np.ndarray) -> np.ndarray | float:
+        if self.text_weights is None:
+            return 0.0
+        return zero_shot_logits(Xn, self.text_weights, self.logit_scale)
+
+    def class_logits(self, X: np.ndarray) -> np.ndarray:
+        """Tip-Adapter logits (n, C), in row batches so the (n, N) affinity never lives whole; A L
+        as the search sums it (``_class_sum_layout``)."""
+        self._check_fitted()
+        Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, estimator=self))
+        keys, class_sums = self._class_sum_layout()
+        keys_t = keys.T.astype(Xn.dtype)
+        out = np.empty((Xn.shape[0], self.classes_.size), dtype=Xn.dtype)
+        for lo in range(0, Xn.shape[0], self.batch_size):
+            batch = Xn[lo:lo + self.batch_size]
+            affinity = np.exp(self.beta_ * (batch @ keys_t - 1))
+            out[lo:lo + self.batch_size] = self._zero_shot(batch) + self.alpha_ * class_sums(affinity)
+        return out

@@ -1,0 +1,95 @@
+"""Image-level zero-shot and few-shot anomaly detection on CLIP features (the task of WinCLIP,
+Jeong et al., CVPR 2023, and Bayes-PFL): a compositional prompt ensemble and an optional memory of
+normal images.
+
+* Zero-shot: the embeddings of the "normal" prompts (state phrases x templates, e.g. "a photo of
+  a flawless bottle.") are L2-normalized and averaged into one normal text prototype t_n, the
+  "anomalous" ones ("a photo of a damaged bottle.") into t_a (both re-normalized); the score is
+  softmax(logit_scale * [x t_n, x t_a])[anomalous], x the L2-normalized image feature.
+* Few-shot: with K normal reference images, the memory score is
+  (1 - max_j cos(x, m_j)) / 2 (half the cosine distance to the nearest normal image, in [0, 1]).
+* Both: (1 - memory_weight) * zero-shot + memory_weight * memory (WinCLIP+ averages the two:
+  ``memory_weight=0.5``).
+
+Differences from WinCLIP: image level only (no window / patch features: the store holds one
+embedding per image), so the score is the image-level part of WinCLIP's; the memory compares
+global image embeddings rather than patch tokens.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from solvers._base.checks import check_features
+from solvers.errors import InputError
+from solvers._base.normalize import l2_normalize
+from solvers._base.softmax import softmax
+
+
+def text_prototype(prompt_embeddings: np.ndarray) -> np.ndarray:
+    """Mean of the L2-normalized prompt embeddings, L2-normalized (D,)."""
+    E = check_features(prompt_embeddings, name="prompt embeddings").astype(np.float64)
+    return l2_normalize(l2_normalize(E).mean(axis=0, keepdims=True))[0]
+
+
+class PromptAnomalyDetector:
+    """Anomaly scores from a normal / anomalous prompt ensemble, plus an optional memory of
+    normal image features (``fit``). Higher score = more anomalous."""
+
+    def __init__(self, normal_prompts: np.ndarray, anomalous_prompts: np.ndarray, logit_scale: float = 100.0,
+                 memory_weight: float = 0.5) -> None:
+        self.normal_prompts = normal_prompts
+        self.anomalous_prompts = anomalous_prompts
+        self.logit_scale = logit_scale
+        self.memory_weight = memory_weight
+
+    def fit(self, normal_features: np.ndarray | None = None) -> "PromptAnomalyDetector":
+        """Build the text prototypes; keep ``normal_features`` (K, D) as the memory when given."""
+        if not 0.0 <= float(self.memory_weight) <= 1.0:
+            raise InputError(f"memory_weight must lie in [0, 1], got {self.memory_weight}")
+        t_n, t_a = text_prototype(self.normal_prompts), text_prototype(self.anomalous_prompts)
+        if t_n.shape != t_a.shape:
+            raise InputError(f"normal prompts have {t_n.size} features but anomalous prompts have {t_a.size}")
+        self.prototypes_ = np.stack([t_n, t_a])
+        self.memory_ = None
+        if normal_features is not None:
+            self.memory_ = l2_normalize(check_features(normal_features, name="normal_features",
+                                                       n_features=t_n.size, other="the prompts").astype(np.float64))
+        return self
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "prototypes_"):
+            raise InputError("fit the detector first")
+        return l2_normalize(check_features(X, n_features=self.prototypes_.shape[1], other="the prompts")
+                            .astype(np.float64))
+
+    def zero_shot_scores(self, X: np.ndarray) -> np.ndarray:
+        """P(anomalous) from the two prototypes, (n,)."""
+        return softmax(self.logit_scale * self._check(X) @ self.prototypes_.T)[:, 1]
+
+    def memory_scores(self, X: np.ndarray) -> np.ndarray:
+        """(1 - max cosine to the normal memory) / 2, (n,)."""
+        if self.memory_ is None:
+            raise InputError("no normal memory: fit with normal_features")
+        return (1.0 - (self._check(X) @ self.memory_.T).max(axis=1)) / 2.0
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """The anomaly score: zero-shot alone, or blended with the memory score when fitted with one."""
+        zero_shot = self.zero_shot_scores(X)
+        if self.memory_ is None:
+            return zero_shot
+        w = float(self.memory_weight)
+        return (1.0 - w) * zero_shot + w * self.memory_scores(X)
+
+
+def anomaly_metrics(is_anomalous: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """Image-level AUROC and AUPR (average precision, anomalous = positive) with scikit-learn."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y = np.asarray(is_anomalous).astype(bool)
+    if y.all() or not y.any():
+        raise InputError("AUROC and AUPR need both normal and anomalous images; "
+                         f"these {y.size} are all {'anomalous' if y.all() else 'normal'}")
+    return {"auroc": float(roc_auc_score(y, scores)), "aupr": float(average_precision_score(y, scores)),
+            "n_normal": int((~y).sum()), "n_anomalous": int(y.sum())}
