@@ -9,11 +9,11 @@ the few-shot rows are at most 16 per class and the held-out validation rows 4, s
 scores are the same size; only reading and sampling the pool is cheaper. ImageNet has no val
 split: validation rows are held out of the pool (4 per class), as fs benchmark does for it.
 
-Run: python bench/benchmark.py [--methods zeroshot,gda] [--datasets all|small] [--jobs 2]
+Run: python bench/benchmark.py [--methods zero-shot,gda] [--datasets all|small] [--jobs 2]
 Stores are written once under --workdir and reused. Prints figures; asserts nothing.
 
 Measured on the quiet 2-core machine (figures in bench/RESULTS.md), --jobs 2, full ImageNet pool:
---methods zeroshot,gda, 176 cells: 51.7 s wall, reading the 5.2 GB pool included (35-37 s with
+--methods zero-shot,gda, 176 cells: 51.7 s wall, reading the 5.2 GB pool included (35-37 s with
 a 32-per-class pool). All four methods, 506 cells: 23 min 46 s wall (22 min 30 s with the
 sampled pool; 37 min before the probe's float32 search fits and Tip-Adapter's product over the
 beta grid); the linear probe is 77% of the cell time (ImageNet's probe cells alone 1,648 s: each
@@ -88,7 +88,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="all", help="all (the 11), small (all but ImageNet) or a comma list")
-    parser.add_argument("--methods", default="zeroshot,gda,tip-adapter,linear-probe")
+    parser.add_argument("--methods", default="zero-shot,gda,tip-adapter,linear-probe")
     parser.add_argument("--shots", default="1,2,4,8,16")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--dim", type=int, default=1024)

@@ -62,7 +62,7 @@ def main() -> None:
     np.ones((N_TEST, C), np.float32).sum()
     GDA().fit(X[:2000], y[:2000] % 100).predict(X_test[:1000])
     solvers = {
-        "zeroshot": ZeroShot(text_weights=text),
+        "zero-shot": ZeroShot(text_weights=text),
         "gda (no text)": GDA(),
         "gda + zero-shot": GDA(text_weights=text),
         "linear-probe C=1 max_iter=50": LinearProbe(C=1.0, max_iter=50),
@@ -72,7 +72,7 @@ def main() -> None:
     print(f"{'solver':34s} {'fit s':>8s} {'predict s':>10s} {'test acc':>9s}")
     gda_fit = None
     for name, model in solvers.items():
-        fit_args = () if name == "zeroshot" else (X, y)
+        fit_args = () if name == "zero-shot" else (X, y)
         _, t_fit = timed(lambda: model.fit(*fit_args))
         pred, t_pred = timed(lambda: model.predict(X_test))
         if name == "gda (no text)":

@@ -11,7 +11,7 @@ from solvers.errors import InputError
 
 # CLI name -> (module, class name)
 _LOCATIONS = {
-    "zeroshot": ("solvers.zero_shot.zero_shot", "ZeroShot"),
+    "zero-shot": ("solvers.zero_shot.zero_shot", "ZeroShot"),
     "gda": ("solvers.few_shot.gda", "GDA"),
     "linear-probe": ("solvers.few_shot.linear_probe", "LinearProbe"),
     "tip-adapter": ("solvers.few_shot.tip_adapter", "TipAdapter"),
@@ -24,7 +24,7 @@ _LOCATIONS = {
     "descriptors": ("solvers.descriptions.descriptors", "DescriptorClassifier"),
     "fudd": ("solvers.descriptions.fudd", "DifferentialDescriptions"),
     "description-selection": ("solvers.descriptions.description_selection", "DescriptionSelection"),
-    "perceptionclip": ("solvers.descriptions.perception_clip", "PerceptionCLIP"),
+    "perception-clip": ("solvers.descriptions.perception_clip", "PerceptionCLIP"),
     "amu": ("solvers.few_shot.amu", "AMU"),
     "label-free": ("solvers.unlabelled.label_free", "LabelFree"),
 }

@@ -105,21 +105,21 @@ def test_rerun_skips_finished_cells_and_extends(tmp_path, monkeypatch):
     from workflows import benchmark
 
     store = _store(tmp_path / "toy.h5")
-    benchmark.run([str(store)], ENCODER, methods=["zeroshot", "gda"], shots=[1, 2], seeds=[1], out=tmp_path / "r",
+    benchmark.run([str(store)], ENCODER, methods=["zero-shot", "gda"], shots=[1, 2], seeds=[1], out=tmp_path / "r",
                   quiet=True, plot=False)
     calls = []
     original = benchmark.fit_cell
     monkeypatch.setattr(benchmark, "fit_cell", lambda *a, **k: calls.append(a[1:4]) or original(*a, **k))
-    frame = benchmark.run([str(store)], ENCODER, methods=["zeroshot", "gda"], shots=[1, 2], seeds=[1, 2],
+    frame = benchmark.run([str(store)], ENCODER, methods=["zero-shot", "gda"], shots=[1, 2], seeds=[1, 2],
                           out=tmp_path / "r", quiet=True, plot=False)
     assert sorted(calls) == [("gda", 1, 2), ("gda", 2, 2)]
     assert len(frame) == 5 and len(_rows(tmp_path / "r" / "results.csv")) == 5
-    assert frame.loc[frame["method"] == "zeroshot", ["shots", "seed"]].values.tolist() == [[0, 0]]
+    assert frame.loc[frame["method"] == "zero-shot", ["shots", "seed"]].values.tolist() == [[0, 0]]
 
 
 def test_outputs_summary_plot_and_param(tmp_path, capsys):
     store = _store(tmp_path / "toy.h5")
-    code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--methods", "zeroshot,gda,knn",
+    code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--methods", "zero-shot,gda,knn",
                          "--shots", "1,2", "--seeds", "1,2", "--param", "knn.k=3", "--out", tmp_path / "res", "-q"],
                         capsys)
     assert code == 0, err
@@ -141,10 +141,10 @@ def test_reference_columns_and_delta(tmp_path):
     from workflows.benchmark import run
 
     store = _store(tmp_path / "pets.h5", dataset="oxford_pets")
-    frame = run([str(store)], ENCODER, methods=["zeroshot", "gda"], shots=[1, 16], seeds=[1], out=tmp_path / "r",
+    frame = run([str(store)], ENCODER, methods=["zero-shot", "gda"], shots=[1, 16], seeds=[1], out=tmp_path / "r",
                 reference="gda-rn50", quiet=True, plot=False)
     assert set(frame["dataset"]) == {"oxford_pets"} and set(frame["sampler"]) == {"coop"}
-    published = {("zeroshot", 0): 85.77, ("gda", 1): 85.49, ("gda", 16): 88.81}  # GDA's exp.log, Oxford Pets
+    published = {("zero-shot", 0): 85.77, ("gda", 1): 85.49, ("gda", 16): 88.81}  # GDA's exp.log, Oxford Pets
     for _, row in frame.iterrows():
         assert row["reference_top1"] == published[(row["method"], row["shots"])]
         assert row["delta_top1"] == pytest.approx(100 * row["top1"] - published[(row["method"], row["shots"])])
@@ -242,17 +242,17 @@ def test_imagenet_store_scores_its_shift_splits_on_their_class_subset(tmp_path, 
         assert reader.splits() == ["imagenet_a", "imagenetv2", "test", "train"]
         assert reader.text_banks(key) == ["train/dataset"]  # the shift sets reuse ImageNet's bank
         assert reader.class_names("imagenet_a/subset") == ["airliner", "beach wagon"]
-    code, out, err = fs(["benchmark", "--store", store, "--encoder", key, "--methods", "zeroshot,gda", "--shots", "1",
+    code, out, err = fs(["benchmark", "--store", store, "--encoder", key, "--methods", "zero-shot,gda", "--shots", "1",
                          "--seeds", "1", "--out", tmp_path / "r", "-q", "--no-plot"], capsys)
     assert code == 0, err
     rows = _rows(tmp_path / "r" / "results.csv")
     assert sorted({r["dataset"] for r in rows}) == ["imagenet", "imagenet_a", "imagenetv2"]
     assert {r["val"] for r in rows if r["method"] == "gda"} == {"train-holdout (4/class)"}
-    data = load_dataset(str(store), key, ["zeroshot"])
+    data = load_dataset(str(store), key, ["zero-shot"])
     X, y, subset = data.shifts["imagenet_a"]
     logits = 100 * X @ data.text_weights.T
     expected = np.mean(subset[logits[:, subset].argmax(axis=1)] == y)
-    zeroshot_a = next(r for r in rows if r["dataset"] == "imagenet_a" and r["method"] == "zeroshot")
+    zeroshot_a = next(r for r in rows if r["dataset"] == "imagenet_a" and r["method"] == "zero-shot")
     assert float(zeroshot_a["top1"]) == pytest.approx(expected)
 
 

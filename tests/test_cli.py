@@ -100,17 +100,17 @@ def test_solve_predict_eval_round_trip(pets_store, tmp_path, capsys, monkeypatch
     assert [int(r["prediction"]) for r in rows_out] == direct.predict(Xt).tolist()
     assert {r["class"] for r in rows_out} <= {"cat", "dog", "emu"}
 
-    code, out, err = run(["eval", "--store", store, "--models", "zeroshot,gda4", "--split", "test", "--json"], capsys)
+    code, out, err = run(["eval", "--store", store, "--models", "zero-shot,gda4", "--split", "test", "--json"], capsys)
     assert code == 0, err
     table = {r["model"]: r for r in json.loads(out)}
     assert table["gda4"]["top1"] == pytest.approx(direct.score(Xt, yt))
     zs = (100 * Xt @ T.T).argmax(1)
-    assert table["zeroshot"]["top1"] == pytest.approx(np.mean(zs == yt))
+    assert table["zero-shot"]["top1"] == pytest.approx(np.mean(zs == yt))
 
 
 def test_solve_list_names_every_solver(capsys):
     code, out, _ = run(["solve", "--list"], capsys)
-    for name in ("zeroshot", "gda", "linear-probe", "tip-adapter", "knn", "unsupervised-gda"):
+    for name in ("zero-shot", "gda", "linear-probe", "tip-adapter", "knn", "unsupervised-gda"):
         assert name in out
 
 

@@ -43,7 +43,7 @@ def solve(args, capsys):
     return json.loads(out)
 
 
-@pytest.mark.parametrize("name", ["zeroshot", "gda", "tip-adapter", "linear-probe"])
+@pytest.mark.parametrize("name", ["zero-shot", "gda", "tip-adapter", "linear-probe"])
 def test_a_bank_in_another_class_order_gives_the_same_accuracy(name, store, capsys):
     common = [name, "--store", store, "--train", "train", "--val", "val", "--test", "test"]
     straight = solve([*common, "--text", "straight"], capsys)["runs"][0]["accuracy"]

@@ -69,7 +69,7 @@ def test_fudd_and_perceptionclip_through_fs_solve(pets_store, capsys):  # noqa: 
                           "--json"], capsys)
     assert code == 0, err
     assert 0 <= json.loads(out)["runs"][0]["accuracy"] <= 1
-    code, out, err = run(["solve", "perceptionclip", "--store", store, "--encoder", key, "--test", "test",
+    code, out, err = run(["solve", "perception-clip", "--store", store, "--encoder", key, "--test", "test",
                           "--input", "bank=ctx", "--json"], capsys)
     assert code == 0, err
     with FeatureStore(store) as reader:
@@ -113,13 +113,13 @@ def test_bank_of_another_encoder_is_refused(pets_store, capsys):  # noqa: F811
     code, _, err = run(["solve", "descriptors", "--store", store, "--encoder", key, "--test", "test",
                         "--input", "bank=foreign"], capsys)
     assert code == 2 and "encoded by encoder 'other/enc'" in err and err.count("\n") == 1
-    code, _, err = run(["solve", "perceptionclip", "--store", store, "--encoder", key, "--test", "test",
+    code, _, err = run(["solve", "perception-clip", "--store", store, "--encoder", key, "--test", "test",
                         "--input", "bank=desc"], capsys)
     assert code == 2 and "not a 'contexts' bank" in err
 
 
 def test_explain_needs_an_explaining_model(pets_store, capsys):  # noqa: F811
     store, key = pets_store
-    code, _, err = run(["predict", "--store", store, "--model", "zeroshot", "--split", "test", "--encoder", key,
+    code, _, err = run(["predict", "--store", store, "--model", "zero-shot", "--split", "test", "--encoder", key,
                         "--explain", "2"], capsys)
     assert code == 2 and "cannot explain" in err

@@ -83,20 +83,20 @@ def test_ood_table_matches_sklearn(ood_store, tmp_path, capsys):
         (tmp_path / f"{split}.txt").write_text("\n".join(default_ids(split, len(X))))
         assert run(["import-logits", "--store", path, "--split", split, "--name", "lin", tmp_path / f"{split}.npy",
                     "--ids", tmp_path / f"{split}.txt"], capsys)[0] == 0
-    code, out, err = run(["ood", "--store", path, "--encoder", "test/enc", "--model", "zeroshot,logits:lin",
+    code, out, err = run(["ood", "--store", path, "--encoder", "test/enc", "--model", "zero-shot,logits:lin",
                           "--id-split", "test", "--ood-split", "other", "--json"], capsys)
     assert code == 0, err
     rows = {(r["model"], r["score"]): r for r in json.loads(out)}
     labels = np.r_[np.ones(30), np.zeros(20)]
     energy = np.r_[logsumexp(X_id @ T.T, axis=1), logsumexp(X_ood @ T.T, axis=1)]
     assert rows[("logits:lin", "energy")]["auroc"] == pytest.approx(roc_auc_score(labels, energy))
-    assert {("cooked", "entropy"), ("zeroshot-cosine", "mcm"), ("zeroshot", "gen")} <= set(rows)
+    assert {("cooked", "entropy"), ("zero-shot-cosine", "mcm"), ("zero-shot", "gen")} <= set(rows)
 
 
 def test_ood_refuses_other_encoder_weights(ood_store, tmp_path, capsys):
     path, _, X_ood, *_ = ood_store
     other = make_feature_store(tmp_path / "o.h5", {"other": X_ood}, weights="different-weights")
-    code, _, err = run(["ood", "--store", path, "--encoder", "test/enc", "--model", "zeroshot", "--id-split", "test",
+    code, _, err = run(["ood", "--store", path, "--encoder", "test/enc", "--model", "zero-shot", "--id-split", "test",
                         "--ood-split", "other", "--ood-store", other], capsys)
     assert code == 2 and "weights" in err and "same encoder" in err
 

@@ -30,12 +30,12 @@ def store(tmp_path):
 
 
 def test_predict_json_has_the_csv_rows(store, tmp_path, capsys):
-    code, _, err = run(["predict", "--store", store, "--model", "zeroshot", "--split", "test", "--out",
+    code, _, err = run(["predict", "--store", store, "--model", "zero-shot", "--split", "test", "--out",
                         tmp_path / "p.csv", "-q"], capsys)
     assert code == 0, err
     with open(tmp_path / "p.csv") as handle:
         expected = list(csv.DictReader(handle))
-    code, out, err = run(["predict", "--store", store, "--model", "zeroshot", "--split", "test", "--json", "-q"],
+    code, out, err = run(["predict", "--store", store, "--model", "zero-shot", "--split", "test", "--json", "-q"],
                          capsys)
     assert code == 0 and err == ""
     rows = json.loads(out)
@@ -43,7 +43,7 @@ def test_predict_json_has_the_csv_rows(store, tmp_path, capsys):
     assert [r["class"] for r in rows] == [r["class"] for r in expected]
     assert [r["prediction"] for r in rows] == [int(r["prediction"]) for r in expected]
     assert [round(r["confidence"], 6) for r in rows] == [float(r["confidence"]) for r in expected]
-    code, out, err = run(["predict", "--store", store, "--model", "zeroshot", "--split", "test", "--json", "-q",
+    code, out, err = run(["predict", "--store", store, "--model", "zero-shot", "--split", "test", "--json", "-q",
                           "--out", tmp_path / "p.json"], capsys)
     summary = json.loads(out)
     assert code == 0 and summary["rows"] == 7 and json.loads((tmp_path / "p.json").read_text()) == rows

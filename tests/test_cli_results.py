@@ -64,7 +64,7 @@ def test_eval_of_a_seed_group_is_mean_and_std_with_error_bars(store, tmp_path, c
                           "--shots", "2", "--seed", "1", "--seed", "2", "--seed", "3", "--save", "g",
                           "--output", tmp_path / "solve.json", "-q"], capsys)
     assert code == 0, err
-    code, out, err = run(["eval", "--store", store, "--models", "g,zeroshot", "--split", "test", "--json",
+    code, out, err = run(["eval", "--store", store, "--models", "g,zero-shot", "--split", "test", "--json",
                           "--plot", tmp_path / "acc.png", "--output", tmp_path / "eval_{method}.json"], capsys)
     assert code == 0, err
     rows = {r["model"]: r for r in json.loads(out)}
@@ -77,9 +77,9 @@ def test_eval_of_a_seed_group_is_mean_and_std_with_error_bars(store, tmp_path, c
     assert rows["g"]["balanced"] == pytest.approx(np.mean(balanced))
     assert rows["g"]["std"]["balanced"] == pytest.approx(np.std(balanced))
     assert rows["g"]["top5"] == pytest.approx(np.mean(top5))
-    assert "std" not in rows["zeroshot"]
+    assert "std" not in rows["zero-shot"]
     assert (tmp_path / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert drawn["names"] == ["g", "zeroshot"]
+    assert drawn["names"] == ["g", "zero-shot"]
     np.testing.assert_allclose(drawn["values"][0], 100 * np.mean(top1))
     np.testing.assert_allclose(drawn["errors"], [100 * np.std(top1), 0.0])
 
@@ -91,7 +91,7 @@ def test_eval_of_a_seed_group_is_mean_and_std_with_error_bars(store, tmp_path, c
     assert result["metrics"]["acc1"] == pytest.approx(np.mean(top1))
     assert result["metrics"]["mean_per_class_recall"] == pytest.approx(np.mean(balanced))
     assert result["metrics_std"]["acc1"] == pytest.approx(np.std(top1))
-    zeroshot = json.loads((tmp_path / "eval_zeroshot.json").read_text())
+    zeroshot = json.loads((tmp_path / "eval_zero-shot.json").read_text())
     assert zeroshot["task"] == "zeroshot_classification" and "metrics_std" not in zeroshot
     solved = json.loads((tmp_path / "solve.json").read_text())
     assert solved["metrics"]["acc1"] == pytest.approx(np.mean(top1)) and solved["seeds"] == [1, 2, 3]
@@ -108,7 +108,7 @@ def test_results_csv_of_many_files(store, tmp_path, capsys):
     theirs.write_text(json.dumps({"dataset": "cifar10", "model": "ViT-B-32-quickgelu", "pretrained": "laion400m_e32",
                                   "task": "zeroshot_classification", "metrics": {"acc1": 0.9074, "acc5": 0.998},
                                   "language": "en"}))
-    code, _, err = run(["eval", "--store", store, "--models", "zeroshot", "--split", "val",
+    code, _, err = run(["eval", "--store", store, "--models", "zero-shot", "--split", "val",
                         "--output", tmp_path / "ours.json"], capsys)
     assert code == 0, err
     code, out, err = run(["results", theirs, tmp_path / "ours.json", "--csv", tmp_path / "all.csv"], capsys)
@@ -119,13 +119,13 @@ def test_results_csv_of_many_files(store, tmp_path, capsys):
     assert [r["dataset"] for r in rows] == ["cifar10", "val"]
     assert float(rows[0]["acc1"]) == 0.9074 and rows[0]["ece"] == ""
     assert float(rows[1]["mean_per_class_recall"]) == pytest.approx(ours["metrics"]["mean_per_class_recall"])
-    assert rows[1]["method"] == "zeroshot" and rows[1]["file"].endswith("ours.json")
+    assert rows[1]["method"] == "zero-shot" and rows[1]["file"].endswith("ours.json")
 
 
 def test_result_file_errors_are_one_line(store, tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"acc1": 1}')
     code, _, err = run(["results", tmp_path / "bad.json"], capsys)
     assert code == 2 and "is not a result file" in err and err.count("\n") == 1
-    code, _, err = run(["eval", "--store", store, "--models", "zeroshot,zeroshot", "--split", "val",
+    code, _, err = run(["eval", "--store", store, "--models", "zero-shot,zero-shot", "--split", "val",
                         "--output", tmp_path / "one.json"], capsys)
     assert code == 2 and "{method}" in err and err.count("\n") == 1

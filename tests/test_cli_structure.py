@@ -167,9 +167,9 @@ def test_a_bug_keeps_its_traceback_and_a_user_error_is_one_line(monkeypatch, cap
      "fewer than --shots 99; add --allow-fewer"),
     (["eval", "--store", "STORE", "--models", "", "--split", "val"], "--models is empty"),
     (["eval", "--store", "STORE", "--models", " , ", "--split", "val"], "--models is empty"),
-    (["ensemble", "--store", "STORE", "--models", "zeroshot", "--grid-step", "0", "--save", "e"], "--grid-step"),
-    (["ensemble", "--store", "STORE", "--models", "zeroshot", "--save", "e"], "give --val"),
-    (["ensemble", "--store", "STORE", "--models", "zeroshot", "--weights", "nan", "--save", "e"], "--weights"),
+    (["ensemble", "--store", "STORE", "--models", "zero-shot", "--grid-step", "0", "--save", "e"], "--grid-step"),
+    (["ensemble", "--store", "STORE", "--models", "zero-shot", "--save", "e"], "give --val"),
+    (["ensemble", "--store", "STORE", "--models", "zero-shot", "--weights", "nan", "--save", "e"], "--weights"),
     (["schur", "score", "--store", "STORE", "--split", "train", "--prompts-bank", "train/simple",
       "--kernel", "gaussian", "--sigma", "0"], "--sigma"),
 ])
@@ -218,10 +218,10 @@ def test_solve_without_test_reports_validation_accuracy(store, capsys):
 
 
 def test_solve_names_its_text_bank_and_encoder_and_zeroshot_no_seed(store, capsys):
-    code, out, err = run(["solve", "zeroshot", "--store", store, "--test", "val"], capsys)
+    code, out, err = run(["solve", "zero-shot", "--store", store, "--test", "val"], capsys)
     assert code == 0, err
     assert "text bank 'train/simple'" in out and f"encoder {KEY!r}" in out and "seed" not in out
-    code, out, _ = run(["solve", "zeroshot", "--store", store, "--test", "val", "--json"], capsys)
+    code, out, _ = run(["solve", "zero-shot", "--store", store, "--test", "val", "--json"], capsys)
     report = json.loads(out)
     assert report["text_bank"] == "train/simple" and report["runs"][0]["seed"] is None
 
@@ -269,11 +269,11 @@ def test_a_test_split_missing_a_class_is_scored_by_class_name(store, tmp_path, c
     assert expected > 0.8  # the clusters are separable: index-compared labels would score near 0
     assert json.loads(out)["runs"][0]["accuracy"] == pytest.approx(expected)
 
-    code, out, err = run(["eval", "--store", store, "--models", "g,zeroshot", "--split", "test", "--json"], capsys)
+    code, out, err = run(["eval", "--store", store, "--models", "g,zero-shot", "--split", "test", "--json"], capsys)
     assert code == 0, err
     table = {r["model"]: r for r in json.loads(out)}
     assert table["g"]["top1"] == pytest.approx(expected)
-    assert table["zeroshot"]["top1"] == pytest.approx(np.mean((Xt @ T.T).argmax(1) == truth))
+    assert table["zero-shot"]["top1"] == pytest.approx(np.mean((Xt @ T.T).argmax(1) == truth))
 
     csv_path = tmp_path / "p.csv"
     code, _, err = run(["predict", "--store", store, "--model", "g", "--split", "test", "--out", csv_path], capsys)
@@ -323,7 +323,7 @@ def test_eval_builds_zeroshot_on_the_saved_models_encoder(store, tmp_path, capsy
     assert code == 0, err
     make_feature_store(store, {"val": _clusters(rng, y, dim=4)}, labels={"val": y}, classes={"val": CLASSES},
                        encoder="second/enc")
-    code, out, err = run(["eval", "--store", store, "--models", "zeroshot,g3", "--split", "val", "--json"], capsys)
+    code, out, err = run(["eval", "--store", store, "--models", "zero-shot,g3", "--split", "val", "--json"], capsys)
     assert code == 0, err
     assert {r["encoder"] for r in json.loads(out)} == {KEY}
 
@@ -368,11 +368,11 @@ def test_bank_discovery_reads_no_bank_contents(store, monkeypatch):
 
 
 @pytest.mark.parametrize("args", [
-    ["ood", "--store", "STORE", "--model", "zeroshot", "--id-split", "val", "--ood-split", "train"],
+    ["ood", "--store", "STORE", "--model", "zero-shot", "--id-split", "val", "--ood-split", "train"],
     ["schur", "score", "--store", "STORE", "--split", "train", "--prompts-bank", "train/simple"],
     ["index", "--store", "STORE", "--split", "train", "-q"],
     ["search", "--store", "STORE", "--split", "train", "--id", "train-00000", "-k", "2"],
-    ["predict", "--store", "STORE", "--model", "zeroshot", "--split", "val"],
+    ["predict", "--store", "STORE", "--model", "zero-shot", "--split", "val"],
 ])
 def test_encoder_may_be_left_out_everywhere(store, tmp_path, capsys, args):
     import shutil

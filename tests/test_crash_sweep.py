@@ -46,7 +46,7 @@ def world(tmp_path_factory, tiny_checkpoint):
     with open(root / "two.txt", "w") as f:
         f.write("a photo of a {}.\nart of the {}.\n")
     main(["text", "--store", str(base), "--classes", "train", "--templates", "simple", "--name", "bank", "-q"])
-    main(["solve", "zeroshot", "--store", str(base), "--train", "train", "--text", "bank", "--save", "zs", "-q"])
+    main(["solve", "zero-shot", "--store", str(base), "--train", "train", "--text", "bank", "--save", "zs", "-q"])
     main(["solve", "gda", "--store", str(base), "--train", "train", "--text", "bank", "--save", "model", "-q"])
     main(["ensemble", "--store", str(base), "--models", "zs,model", "--weights", "0.5,0.5", "--save", "ens"])
     rng = np.random.default_rng(0)

@@ -85,7 +85,7 @@ def test_store_copied_without_shards_names_what_is_missing(tmp_path, capsys):
     store, _, _, _ = _sharded_store(tmp_path / "a", np.random.default_rng(1))
     (tmp_path / "b").mkdir()
     shutil.copy(store, tmp_path / "b" / "main.h5")
-    code, out, err = run(["eval", "--store", tmp_path / "b" / "main.h5", "--models", "zeroshot", "--split", "pool"],
+    code, out, err = run(["eval", "--store", tmp_path / "b" / "main.h5", "--models", "zero-shot", "--split", "pool"],
                          capsys)
     assert code == 2 and err.count("\n") == 1
     assert "split 'pool' was extracted with --cluster" in err and "main.h5.shards/pool/00000.h5" in err

@@ -97,8 +97,8 @@ def test_check_encoder_refuses_another_encoder(tmp_path, data):
 
 
 def test_registry_names_and_description():
-    assert set(SOLVERS) >= {"zeroshot", "gda", "linear-probe", "tip-adapter", "knn", "unsupervised-gda",
-                            "descriptors", "fudd", "description-selection", "perceptionclip"}
+    assert set(SOLVERS) >= {"zero-shot", "gda", "linear-probe", "tip-adapter", "knn", "unsupervised-gda",
+                            "descriptors", "fudd", "description-selection", "perception-clip"}
     assert SOLVERS["gda"] is GDA
     info = describe()
     assert info["gda"]["params"]["alpha"] is None and info["gda"]["params"]["covariance"] == "ks"

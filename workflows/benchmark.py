@@ -27,8 +27,8 @@ from featurestore.store.feature_store import FeatureStore, h5_name
 
 COLUMNS = ("dataset", "encoder", "method", "shots", "seed", "top1", "top5", "balanced_accuracy", "ece", "nll",
            "hyperparameters", "fit_seconds", "score_seconds", "store", "test_split", "val", "sampler", "warnings")
-ZERO_SHOT_METHODS = ("zeroshot",)
-DEFAULT_METHODS = ("zeroshot", "gda", "tip-adapter", "linear-probe", "knn")
+ZERO_SHOT_METHODS = ("zero-shot",)
+DEFAULT_METHODS = ("zero-shot", "gda", "tip-adapter", "linear-probe", "knn")
 HOLDOUT_PER_CLASS = 4
 
 

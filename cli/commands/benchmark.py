@@ -29,7 +29,7 @@ def _method_params(pairs: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--store", "stores", multiple=True, required=True, type=click.Path(dir_okay=False, exists=True),
               help="A store per dataset (repeat); `fs extract --dataset` stores name their dataset.")
 @click.option("--encoder", required=True, help="Encoder key, e.g. RN50/openai.")
-@click.option("--methods", default="zeroshot,gda,tip-adapter,linear-probe,knn", show_default=True,
+@click.option("--methods", default="zero-shot,gda,tip-adapter,linear-probe,knn", show_default=True,
               help="Comma-separated solver names (fs solve --list).")
 @click.option("--shots", type=NumberList(click.INT, "integers", skip_empty=True), default="1,2,4,8,16", show_default=True,
               help="Comma-separated shots per class.")

@@ -1,4 +1,4 @@
-"""`fs ensemble`: combine saved models (and zeroshot) into one saved ensemble solver."""
+"""`fs ensemble`: combine saved models (and zero-shot) into one saved ensemble solver."""
 from __future__ import annotations
 
 import json
@@ -24,7 +24,7 @@ def _weights(values: list[float] | None, n_members: int) -> list[float] | None:
 
 @click.command("ensemble")
 @store_option
-@click.option("--models", required=True, help="Comma-separated saved model names (zeroshot is built on the fly).")
+@click.option("--models", required=True, help="Comma-separated saved model names (zero-shot is built on the fly).")
 @click.option("--encoder", default=None, help="Encoder key (default: the members' own).")
 @click.option("--val", default=None, help="Validation split: weights (and --fit-temperatures) are chosen on it.")
 @click.option("--combine", type=click.Choice(["proba", "logits"]), default="proba", show_default=True,
@@ -34,7 +34,7 @@ def _weights(values: list[float] | None, n_members: int) -> list[float] | None:
 @click.option("--fit-temperatures", is_flag=True, help="Fit each member's temperature on --val first.")
 @click.option("--grid-step", type=click.FloatRange(min=0, min_open=True, max=1), default=0.1, show_default=True,
               help="Step of the weight simplex grid searched on --val (must divide 1).")
-@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zeroshot (default: matches --val).")
+@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zero-shot (default: matches --val).")
 @click.option("--save", required=True, help="Name of the saved ensemble (use it with fs predict / fs eval).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(store: str, models: str, encoder: str | None, val: str | None, combine: str, weights: list[float] | None,
@@ -52,7 +52,7 @@ def command(store: str, models: str, encoder: str | None, val: str | None, combi
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
-        raise click.UsageError("--models is empty: give comma-separated saved model names (or zeroshot)")
+        raise click.UsageError("--models is empty: give comma-separated saved model names (or zero-shot)")
     if any(name.startswith("logits:") for name in names):
         raise click.UsageError("imported logits cover one split only; combine them with `fs ood --model`")
     if fit_temperatures and val is None:
@@ -61,8 +61,8 @@ def command(store: str, models: str, encoder: str | None, val: str | None, combi
     with FeatureStore(store) as reader:
         members, keys = [], set()
         for name in names:
-            if name == "zeroshot" and val is None and bank is None:
-                raise click.UsageError("zeroshot in an ensemble needs its class text bank: give --val (its "
+            if name == "zero-shot" and val is None and bank is None:
+                raise click.UsageError("zero-shot in an ensemble needs its class text bank: give --val (its "
                                        "classes pick the bank) or --text BANK")
             solver, key, _ = load_model(reader, name, encoder, bank, val)
             members.append(solver)

@@ -13,8 +13,8 @@ from cli.options import NAME, store_option
 
 
 def _members(saved: list[str], name: str) -> list[str]:
-    """``name`` itself when saved (or zeroshot), else its ``name-seedS`` models in seed order."""
-    if name in saved or name == "zeroshot":
+    """``name`` itself when saved (or zero-shot), else its ``name-seedS`` models in seed order."""
+    if name in saved or name == "zero-shot":
         return [name]
     pattern = re.compile(rf"{re.escape(name)}-seed(\d+)")
     seeded = sorted((int(m.group(1)), m.group(0)) for m in map(pattern.fullmatch, saved) if m)
@@ -24,11 +24,11 @@ def _members(saved: list[str], name: str) -> list[str]:
 @click.command("eval")
 @store_option
 @click.option("--models", required=True,
-              help="Comma-separated saved model names (zeroshot is built on the fly; NAME evaluates the "
+              help="Comma-separated saved model names (zero-shot is built on the fly; NAME evaluates the "
                    "NAME-seedS models of a multi-seed fs solve as one row: mean +- std).")
 @click.option("--split", required=True, help="Labelled split to evaluate on.")
 @click.option("--encoder", default=None, help="Encoder key (default: each model's own).")
-@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zeroshot (default: matches the split).")
+@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zero-shot (default: matches the split).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Also write a bar chart of the models' top-1 accuracies (error bars: std over seeds) to this PNG.")
@@ -44,7 +44,7 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
-        raise click.UsageError("--models is empty: give comma-separated saved model names (or zeroshot)")
+        raise click.UsageError("--models is empty: give comma-separated saved model names (or zero-shot)")
     if output and len(names) > 1:
         from workflows.reports.result_files import has_placeholder
 
@@ -55,9 +55,9 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
         saved = reader.models()
         groups = {n: _members(saved, n) for n in names}
         loaded = {m: load_model(reader, m, encoder, bank, split)[:2]
-                  for members in groups.values() for m in members if m != "zeroshot"}
+                  for members in groups.values() for m in members if m != "zero-shot"}
         saved_encoders = {key for _, key in loaded.values()}
-        # zeroshot uses --encoder, else the saved models' encoder, else the store's only one
+        # zero-shot uses --encoder, else the saved models' encoder, else the store's only one
         zeroshot_key = encoder or (next(iter(saved_encoders)) if len(saved_encoders) == 1 else None)
         for name, members in groups.items():
             runs = []

@@ -13,7 +13,7 @@ PLOT_SCORES = ["msp", "max-logit", "energy", "entropy", "gen"]
 
 def _member_logits(store, encoder: str, member: str, split: str, bank: str | None):
     """Logits of one member on ``split`` (divided by its temperature): ``logits:NAME``
-    (imported), a saved model, or zeroshot."""
+    (imported), a saved model, or zero-shot."""
     import numpy as np
 
     from workflows.inputs.solver_inputs import load_model
@@ -42,12 +42,12 @@ def _check_same_encoder(id_store, ood_store, encoder: str) -> None:
 @store_option
 @encoder_option
 @click.option("--model", "models", required=True,
-              help="Comma-separated members: saved model names, zeroshot, logits:NAME (imported). "
+              help="Comma-separated members: saved model names, zero-shot, logits:NAME (imported). "
                    "Several members are also combined as COOkeD (mean of their softmax).")
 @click.option("--id-split", required=True, help="In-distribution split (positives).")
 @click.option("--ood-split", required=True, help="Out-of-distribution split.")
 @click.option("--ood-store", type=click.Path(dir_okay=False), help="Store holding the OOD split (default: --store).")
-@click.option("--text", "bank", type=NAME, default=None, help="Class text bank for zeroshot and MCM (default: matches --id-split).")
+@click.option("--text", "bank", type=NAME, default=None, help="Class text bank for zero-shot and MCM (default: matches --id-split).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Also write ROC curves and ID/OOD score histograms to this PNG file.")
@@ -91,14 +91,14 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
             for score_name in ("msp", "entropy"):
                 scores[("cooked", score_name)] = (cooked_id[score_name], cooked_ood[score_name])
         if weights is not None:
-            scores[("zeroshot-cosine", "mcm")] = (zero_shot_mcm(id_reader.features(encoder, id_split), weights),
+            scores[("zero-shot-cosine", "mcm")] = (zero_shot_mcm(id_reader.features(encoder, id_split), weights),
                                                   zero_shot_mcm(ood_reader.features(encoder, ood_split), weights))
     rows = [{"model": model, "score": score, **ood_metrics(s_id, s_ood), "n_id": len(s_id), "n_ood": len(s_ood)}
             for (model, score), (s_id, s_ood) in scores.items()]
     if plot:
         from workflows.reports.plots import ood_summary, save_png
 
-        shown = [(name, plot_score) for name in names] + [("cooked", "entropy"), ("zeroshot-cosine", "mcm")]
+        shown = [(name, plot_score) for name in names] + [("cooked", "entropy"), ("zero-shot-cosine", "mcm")]
         curves = {f"{model} {score}": scores[(model, score)] for model, score in shown if (model, score) in scores}
         save_png(ood_summary(curves, title=f"ID {id_split!r} vs OOD {ood_split!r}"), plot)
     if as_json:

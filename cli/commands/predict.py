@@ -30,10 +30,10 @@ class _JsonRows:
 
 @click.command("predict")
 @store_option
-@click.option("--model", "model_name", required=True, help="Saved model name (see `fs info`), or zeroshot.")
+@click.option("--model", "model_name", required=True, help="Saved model name (see `fs info`), or zero-shot.")
 @click.option("--split", required=True, help="Split to predict.")
 @click.option("--encoder", default=None, help="Encoder key (default: the one the model was fitted on).")
-@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zeroshot (default: matches the split).")
+@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zero-shot (default: matches the split).")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="CSV (or with --json, JSON) file to write (default: print to stdout). Written only when every "
                    "row is predicted.")

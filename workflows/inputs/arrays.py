@@ -61,7 +61,7 @@ INPUTS: dict[str, tuple[StoreInput, ...]] = {
     "description-selection": (_BANK,),
     "fudd": (StoreInput("bank", "differential descriptor bank (default: the encoder's only one)"),
              StoreInput("fallback_bank", "plain descriptor bank for pairs without differential descriptions")),
-    "perceptionclip": (StoreInput("bank", "contexts bank (default: the encoder's only one)"),),
+    "perception-clip": (StoreInput("bank", "contexts bank (default: the encoder's only one)"),),
 }
 
 
@@ -253,5 +253,5 @@ _READERS: dict[str, Callable[..., tuple[dict[str, Any], dict[str, Any]]]] = {
     "descriptors": descriptor_prompts,
     "description-selection": descriptor_prompts,
     "fudd": differential_prompts,
-    "perceptionclip": context_prompts,
+    "perception-clip": context_prompts,
 }

@@ -143,9 +143,9 @@ def check_encoder(solver: Any, encoder_key: str) -> None:
 
 def load_model(store: FeatureStore, name: str, encoder: str | None, bank: str | None,
                split: str | None) -> tuple[Any, str, str | None]:
-    """A saved solver by name, or ``zeroshot`` built from a text bank. Returns (solver, encoder, bank).
+    """A saved solver by name, or ``zero-shot`` built from a text bank. Returns (solver, encoder, bank).
 
-    ``zeroshot`` uses ``encoder``, else the store's only encoder; its class names are the text
+    ``zero-shot`` uses ``encoder``, else the store's only encoder; its class names are the text
     bank's, so labels of any split map onto them."""
     from solvers.persistence import load_from_store
 
@@ -156,7 +156,7 @@ def load_model(store: FeatureStore, name: str, encoder: str | None, bank: str | 
             raise NotFoundError(f"model {name!r} records no encoder; give --encoder")
         check_encoder(solver, key)
         return solver, key, bank
-    if name == "zeroshot":
+    if name == "zero-shot":
         from solvers.zero_shot.zero_shot import ZeroShot
 
         encoder = resolve_encoder(store, encoder)
@@ -168,7 +168,7 @@ def load_model(store: FeatureStore, name: str, encoder: str | None, bank: str | 
         solver.class_names_ = store.text_bank_field(encoder, bank, "classes")
         return solver, encoder, bank
     raise NotFoundError(f"no model {name!r} in {store.path} (it has: {', '.join(store.models()) or 'none'}; "
-                        "or use zeroshot)")
+                        "or use zero-shot)")
 
 
 def store_encoder(path: str, encoder: str | None) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from featurestore.errors import SourceError
 
 # CLIP_benchmark's task names where one applies; any other method is an adapted classifier.
-TASKS = {"zeroshot": "zeroshot_classification", "linear-probe": "linear_probe"}
+TASKS = {"zero-shot": "zeroshot_classification", "linear-probe": "linear_probe"}
 LEADING_COLUMNS = ("dataset", "model", "pretrained", "task", "method", "language")
 TRAILING_COLUMNS = ("encoder", "store", "split", "rows", "seeds", "file")
 
