@@ -52,18 +52,49 @@ def test_weights_searched_on_validation_only():
     assert np.mean(ens.predict(Xv) == yv) == pytest.approx(max(accs))
 
 
-def test_permuting_test_labels_changes_nothing():
-    X, y, T = _data(4)
-    Xv, yv, _ = _data(5)
-    Xt, yt, _ = _data(6)
-    zs = ZeroShot(text_weights=T).fit()
-    lp = LinearProbe(C=0.01).fit(X, y)
-    a = Ensemble(members=[zs, lp], temperatures="fit").fit(X_val=Xv, y_val=yv)
-    a_pred = a.predict_proba(Xt)
-    b = Ensemble(members=[zs, lp], temperatures="fit").fit(X_val=Xv, y_val=yv)
-    np.random.default_rng(0).shuffle(yt)  # the test labels are never an input
-    np.testing.assert_allclose(b.predict_proba(Xt), a_pred)
-    np.testing.assert_array_equal(a.weights_, b.weights_)
+def _brute_force_weights(member_logits, labels, temperatures, step=0.1):
+    """The simplex-grid weights with the best accuracy on ``labels`` (ties: higher mean log-likelihood)."""
+    best, best_key = None, None
+    for w in simplex_grid(len(member_logits), step):
+        p = sum(wm * _softmax(z / t) for wm, z, t in zip(w, member_logits, temperatures))
+        key = (np.mean(p.argmax(1) == labels), np.mean(np.log(p[np.arange(len(labels)), labels])))
+        if best_key is None or key > best_key:
+            best, best_key = w, key
+    return best
+
+
+def test_choice_follows_validation_labels_and_not_test_labels():
+    """Temperatures and weights are the validation optimum (dense-grid NLL and brute-force grid
+    search as oracles); the test labels, which would choose other weights, never enter the fit."""
+    from scipy.special import log_softmax
+
+    rng = np.random.default_rng(6)
+    means = rng.normal(size=(4, 8))
+
+    def draw(n):
+        labels = np.repeat(np.arange(4), n // 4)
+        return means[labels] + rng.normal(size=(n, 8)), labels
+
+    X, y = draw(16)
+    Xv, yv = draw(120)
+    Xt, yt = draw(120)
+    text = means + rng.normal(size=means.shape)  # a noisy zero-shot head and a 4-shot probe: both err
+    zs = ZeroShot(text_weights=text).fit()
+    lp = LinearProbe(C=0.1).fit(X, y)
+    ens = Ensemble(members=[zs, lp], temperatures="fit").fit(X_val=Xv, y_val=yv)
+    assert 0 < ens.weights_[0] < 1  # an interior optimum: neither member alone
+    val_logits = [zs.decision_function(Xv), lp.decision_function(Xv)]
+    log_t = np.linspace(-4, 4, 16001)
+    for z, t in zip(val_logits, ens.temperatures_):
+        nll = [-np.mean(log_softmax(z / np.exp(a), axis=1)[np.arange(len(yv)), yv]) for a in log_t]
+        assert np.log(t) == pytest.approx(log_t[int(np.argmin(nll))], abs=2e-3)
+    np.testing.assert_array_equal(ens.weights_, _brute_force_weights(val_logits, yv, ens.temperatures_))
+    test_logits = [zs.decision_function(Xt), lp.decision_function(Xt)]
+    on_test = _brute_force_weights(test_logits, yt, ens.temperatures_)
+    assert not np.array_equal(on_test, ens.weights_)  # a fit that had read the test labels would be caught
+    # the fitted ensemble's test predictions are its members' mixture at the validation choice
+    mixture = sum(w * _softmax(z / t) for w, z, t in zip(ens.weights_, test_logits, ens.temperatures_))
+    np.testing.assert_allclose(ens.predict_proba(Xt), mixture, atol=1e-12)
 
 
 def test_proba_and_logit_combination_formulas():
