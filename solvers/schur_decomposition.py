@@ -18,7 +18,6 @@ import numpy as np
 from solvers._base.normalize import l2_normalize
 from solvers.errors import InputError
 
-
 #: The paper's defaults (the official README's example): a Gaussian kernel of bandwidth 3.5 on
 #: the raw (unnormalized) CLIP features, approximated by m = 2500 random Fourier frequencies.
 DEFAULT_KERNEL = "gaussian"

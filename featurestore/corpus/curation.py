@@ -20,6 +20,7 @@ seeded NumPy generator, one uniform number per (caption, entry) pair, instead of
 """
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ class Curation:
         their summed counts before and after (the head/tail picture)."""
         bounds = list(edges) + [np.inf]
         rows = []
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
+        for lo, hi in itertools.pairwise(bounds):
             inside = (self.counts_before >= lo) & (self.counts_before < hi)
             label = f"{lo}-{int(hi) - 1}" if np.isfinite(hi) else f">={lo}"
             rows.append({"counts": label, "entries": int(inside.sum()),

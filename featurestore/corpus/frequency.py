@@ -140,7 +140,8 @@ def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarr
     return np.where(keys[where] == query, values[where], -1)
 
 
-def _prefix_levels(phrases: list[tuple[int, ...]], base: int) -> list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+def _prefix_levels(phrases: list[tuple[int, ...]],
+                   base: int) -> list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]]:
     """Per phrase length level L: sorted transition keys, the prefix id each leads to, and the
     (sorted prefix ids, phrase key index) of prefixes that are whole phrases.
 
@@ -191,7 +192,8 @@ class ConceptFrequency:
         return np.argsort(-self.class_counts, kind="stable")[:n].tolist()
 
 
-def class_matches(index: CaptionIndex, synonyms: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def class_matches(index: CaptionIndex,
+                  synonyms: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Match every synonym once. Returns unique (caption, class) pairs sorted by class, and per
     class the per-synonym caption counts. Classes keep the dict's order."""
     phrases = [s for syns in synonyms.values() for s in syns]

@@ -14,13 +14,21 @@ import importlib
 import os
 from typing import Any
 
-from featurestore.datasets.catalogue import (DATASETS, FEWSHOT_ELEVEN, IMAGENET_SHIFTS, WDS_PREFIX, DatasetInfo,
-                                             dataset_info)
+from featurestore.datasets.catalogue import (
+    DATASETS,
+    FEWSHOT_ELEVEN,
+    IMAGENET_SHIFTS,
+    WDS_PREFIX,
+    DatasetInfo,
+    dataset_info,
+)
 from featurestore.datasets.loaded import LoadedDataset, dataset_templates
 from featurestore.errors import SourceError
 
-__all__ = ["DATASETS", "FEWSHOT_ELEVEN", "IMAGENET_SHIFTS", "DatasetInfo", "LoadedDataset", "dataset_info",
-           "dataset_status", "dataset_templates", "open_dataset", "split_source_dataset"]
+__all__ = [
+    "DATASETS", "FEWSHOT_ELEVEN", "IMAGENET_SHIFTS", "DatasetInfo", "LoadedDataset", "dataset_info", "dataset_status",
+    "dataset_templates", "open_dataset", "split_source_dataset"
+]
 
 
 def _family(info: DatasetInfo) -> Any:

@@ -28,7 +28,8 @@ def load(info: DatasetInfo, root: str, download: bool = False) -> LoadedDataset:
     folder = os.path.join(root, info.folder)
     require(folder, info.title, ["classnames.txt", "zeroshot_classification_templates.txt", "test"])
     classes = read_lines(os.path.join(folder, "classnames.txt"))
-    templates = [t.replace("{c}", "{}") for t in read_lines(os.path.join(folder, "zeroshot_classification_templates.txt"))]
+    template_file = os.path.join(folder, "zeroshot_classification_templates.txt")
+    templates = [t.replace("{c}", "{}") for t in read_lines(template_file)]
     bad = [t for t in templates if t.count("{}") != 1]
     if bad:
         raise SourceError(f"{info.title}: template {bad[0]!r} in {folder}/zeroshot_classification_templates.txt "

@@ -52,7 +52,8 @@ def _images(directory: str) -> list[str]:
 def _folder_items(base: str, folders: list[str], label_of: dict[str, int], prefix: str = "") -> list[tuple[str, int]]:
     items = []
     for folder in folders:
-        items += [(f"{prefix}{folder}/{name}", label_of[folder]) for name in _images(os.path.join(base, prefix, folder))]
+        items += [(f"{prefix}{folder}/{name}", label_of[folder])
+                  for name in _images(os.path.join(base, prefix, folder))]
     return items
 
 
@@ -79,7 +80,8 @@ def load(info: DatasetInfo, root: str, download: bool = False) -> LoadedDataset:
     if kind == "numbered":
         bad = [f for f in present if not f.isdigit() or int(f) >= len(classes)]
         if bad:
-            raise SourceError(f"{info.title}: folder(s) {bad[:3]} in {base} are not class numbers 0..{len(classes) - 1}")
+            raise SourceError(
+                f"{info.title}: folder(s) {bad[:3]} in {base} are not class numbers 0..{len(classes) - 1}")
         numbered = {f: int(f) for f in present}
         items = _folder_items(base, sorted(present, key=int), numbered)
         covered = sorted(numbered.values())

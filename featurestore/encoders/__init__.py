@@ -12,6 +12,8 @@ from featurestore.encoders.loading import PREPROCESS_OPTIONS, load_encoder, load
 from featurestore.encoders.openclip_models import encoder_key, register_model_config
 from featurestore.encoders.preprocessing import Preprocessing
 
-__all__ = ["PRECISIONS", "PREPROCESS_OPTIONS", "Encoder", "Preprocessing", "checkpoint_sha256", "default_device",
-           "encoder_key", "image_only_error", "load_encoder", "load_encoder_from_info", "read_state_dict",
-           "register_model_config", "tensors_sha256"]
+__all__ = [
+    "PRECISIONS", "PREPROCESS_OPTIONS", "Encoder", "Preprocessing", "checkpoint_sha256", "default_device",
+    "encoder_key", "image_only_error", "load_encoder", "load_encoder_from_info", "read_state_dict",
+    "register_model_config", "tensors_sha256"
+]

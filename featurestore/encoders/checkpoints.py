@@ -33,7 +33,7 @@ def looks_like_checkpoint(value: str) -> bool:
     return os.path.sep in value or Path(value).suffix in CHECKPOINT_SUFFIXES or Path(value).is_file()
 
 
-def read_state_dict(path: str | os.PathLike) -> "OrderedDict[str, Any]":
+def read_state_dict(path: str | os.PathLike) -> OrderedDict[str, Any]:
     """The file's tensors by name, in file order, as CPU torch tensors."""
     import numpy as np
     import torch
@@ -66,7 +66,7 @@ def read_state_dict(path: str | os.PathLike) -> "OrderedDict[str, Any]":
     return tensors
 
 
-def tensors_sha256(state: "OrderedDict[str, Any] | dict[str, Any]") -> str:
+def tensors_sha256(state: OrderedDict[str, Any] | dict[str, Any]) -> str:
     """SHA-256 over the tensors sorted by name: name, dtype, shape and raw bytes of each."""
     import torch
 
@@ -86,8 +86,8 @@ def checkpoint_sha256(path: str | os.PathLike) -> str:
     return tensors_sha256(read_state_dict(path))
 
 
-def map_by_order(model_state: dict[str, Any], file_state: "OrderedDict[str, Any]", path: Any,
-                 target: str) -> "OrderedDict[str, Any]":
+def map_by_order(model_state: dict[str, Any], file_state: OrderedDict[str, Any], path: Any,
+                 target: str) -> OrderedDict[str, Any]:
     """The file's tensors renamed to the model's names, matched one to one in order.
 
     Refuses (one line) when the counts differ or any pair's shapes differ."""
@@ -100,11 +100,12 @@ def map_by_order(model_state: dict[str, Any], file_state: "OrderedDict[str, Any]
         if tuple(model_state[name].shape) != tuple(tensor.shape):
             raise EncoderError(
                 f"checkpoint {path} does not fit {target}: its names differ from the model's, and by order "
-                f"tensor {i} {file_name!r} {tuple(tensor.shape)} does not match {name!r} {tuple(model_state[name].shape)}")
+                f"tensor {i} {file_name!r} {tuple(tensor.shape)} does not match "
+                f"{name!r} {tuple(model_state[name].shape)}")
     return OrderedDict(zip(names, tensors))
 
 
-def load_state(module: Any, file_state: "OrderedDict[str, Any]", path: Any, target: str) -> str:
+def load_state(module: Any, file_state: OrderedDict[str, Any], path: Any, target: str) -> str:
     """Load ``file_state`` into ``module`` strictly by name, else by order (see module docstring).
 
     Returns ``"names"`` or ``"order"``: how the tensors were matched."""

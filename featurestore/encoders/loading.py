@@ -65,6 +65,7 @@ def load_encoder_from_info(info: dict[str, Any], *, pretrained: str | None = Non
                            recorded_preprocess=preprocess)
     if encoder.info["weights"] != info["weights"]:
         raise EncoderError(
-            f"weights {weights} are {encoder.info['weights']}, but the store's features were made with {info['weights']}"
+            f"weights {weights} are {encoder.info['weights']}, "
+            f"but the store's features were made with {info['weights']}"
         )
     return encoder

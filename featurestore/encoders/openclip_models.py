@@ -19,8 +19,15 @@ from typing import Any
 
 from featurestore.encoders import short_context
 from featurestore.encoders.checkpoints import load_state, looks_like_checkpoint, read_state_dict, tensors_sha256
-from featurestore.encoders.encoder import (Encoder, freeze, json_clean, library_logging_silenced,
-                                           resolve_precision, torch_dtype, versions)
+from featurestore.encoders.encoder import (
+    Encoder,
+    freeze,
+    json_clean,
+    library_logging_silenced,
+    resolve_precision,
+    torch_dtype,
+    versions,
+)
 from featurestore.encoders.hub import hub_download
 from featurestore.encoders.preprocessing import Preprocessing
 from featurestore.errors import EncoderError
@@ -219,7 +226,8 @@ def _open_clip_preprocess_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
         kwargs["image_std"] = _triple(cfg["std"])
     if cfg.get("interpolation") is not None:
         if cfg["interpolation"] not in INTERPOLATIONS:
-            raise EncoderError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {cfg['interpolation']!r}")
+            raise EncoderError(
+                f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {cfg['interpolation']!r}")
         if cfg["interpolation"] in ("bicubic", "bilinear"):
             kwargs["image_interpolation"] = cfg["interpolation"]
     if cfg.get("resize_mode") is not None:

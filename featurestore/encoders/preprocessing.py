@@ -67,7 +67,7 @@ class Preprocessing:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Preprocessing":
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
         try:
             return cls(size=_pair(data["size"]), resize=int(data["resize"]),
                        resize_mode=str(data.get("resize_mode", "shortest")),
@@ -78,7 +78,7 @@ class Preprocessing:
             raise EncoderError(f"recorded preprocessing {dict(data)} is incomplete or malformed ({exc})") from None
 
     @classmethod
-    def from_open_clip(cls, cfg: Mapping[str, Any]) -> "Preprocessing":
+    def from_open_clip(cls, cfg: Mapping[str, Any]) -> Preprocessing:
         """open_clip's ``model.visual.preprocess_cfg`` (resize equals the crop size)."""
         size = _pair(cfg.get("size", 224))
         return cls(size=size, resize=max(size), resize_mode=str(cfg.get("resize_mode", "shortest")),
@@ -87,7 +87,7 @@ class Preprocessing:
                    fill_color=int(cfg.get("fill_color", 0)))
 
     @classmethod
-    def from_timm(cls, data_config: Mapping[str, Any]) -> "Preprocessing":
+    def from_timm(cls, data_config: Mapping[str, Any]) -> Preprocessing:
         """timm's ``resolve_data_config`` dict: resize = floor(crop / crop_pct), as timm computes it."""
         size = _pair(tuple(data_config["input_size"])[-2:])
         crop_pct = float(data_config.get("crop_pct") or 0.875)
@@ -100,7 +100,7 @@ class Preprocessing:
 
     def override(self, *, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  resize: int | None = None, crop: int | None = None, interpolation: str | None = None,
-                 resize_mode: str | None = None, fill_color: int | None = None) -> "Preprocessing":
+                 resize_mode: str | None = None, fill_color: int | None = None) -> Preprocessing:
         """A copy with the given fields replaced. A new ``crop`` without ``resize`` keeps the
         crop fraction (``resize / crop``) of the defaults, as timm's ``crop_pct`` does."""
         changes: dict[str, Any] = {}
@@ -122,7 +122,7 @@ class Preprocessing:
             changes["fill_color"] = int(fill_color)
         return replace(self, **changes) if changes else self
 
-    def override_from_config(self, cfg: Mapping[str, Any]) -> "Preprocessing":
+    def override_from_config(self, cfg: Mapping[str, Any]) -> Preprocessing:
         """Apply a model config's ``preprocess_cfg`` (open_clip's keys, plus ``resize``/``crop``)."""
         unknown = set(cfg) - _CONFIG_KEYS
         if unknown:

@@ -52,10 +52,7 @@ def cuts_exactly(net: Any) -> bool:
 
 def pooled_length(tokens: Any, pool_type: str, eos_id: int | None = None) -> int:
     """The shortest prefix length that holds the token each row pools (as open_clip picks it)."""
-    if pool_type == "argmax":
-        idx = tokens.argmax(dim=-1)
-    else:
-        idx = (tokens == eos_id).int().argmax(dim=-1)
+    idx = tokens.argmax(dim=-1) if pool_type == "argmax" else (tokens == eos_id).int().argmax(dim=-1)
     return int(idx.max()) + 1 if len(tokens) else tokens.shape[1]
 
 

@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from featurestore.encoders.checkpoints import load_state, looks_like_checkpoint, read_state_dict, tensors_sha256
-from featurestore.encoders.encoder import (Encoder, freeze, json_clean, library_logging_silenced,
-                                           resolve_precision, torch_dtype, versions)
+from featurestore.encoders.encoder import (
+    Encoder,
+    freeze,
+    json_clean,
+    library_logging_silenced,
+    resolve_precision,
+    torch_dtype,
+    versions,
+)
 from featurestore.encoders.preprocessing import Preprocessing
 from featurestore.errors import EncoderError
 

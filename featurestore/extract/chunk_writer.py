@@ -10,6 +10,7 @@ error in the writer is raised in the encoding thread at its next `put` (or at `c
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from typing import Any
@@ -89,14 +90,13 @@ class ChunkWriter:
         self._thread = None
         self._raise_pending()
 
-    def __enter__(self) -> "ChunkWriter":
+    def __enter__(self) -> ChunkWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
         else:
-            try:
+            # the exception already on its way is the one to report
+            with contextlib.suppress(BaseException):
                 self.close(drain=False)
-            except BaseException:
-                pass  # the exception already on its way is the one to report

@@ -19,8 +19,8 @@ from typing import Any
 
 from featurestore.errors import FeatureStoreError, StoreLockedError
 from featurestore.extract.pipeline import ExtractReport
-from featurestore.store.split_names import check_split_name
 from featurestore.store.feature_store import FeatureStore, h5_name
+from featurestore.store.split_names import check_split_name
 
 DEFAULT_SHARD_ROWS = 5000
 LOCK_WAIT_SECONDS = 300
@@ -205,12 +205,13 @@ def extract_distributed(source: Any, store_path: str | os.PathLike, spec: Encode
         report.rows = len(records)
         start_time = time.perf_counter()
         futures = [client.submit(extract_shard, str(paths[i]), RecordSubset(source, records[slice(*plan[i])]),
-                                 spec, split, batch_size, views, seed, dtype, key=f"extract-{split}-{i}-{time.time_ns()}",
-                                 retries=3, pure=False)
+                                 spec, split, batch_size, views, seed, dtype,
+                                 key=f"extract-{split}-{i}-{time.time_ns()}", retries=3, pure=False)
                    for i in todo]
         per_worker: dict[str, dict[str, float]] = defaultdict(lambda: {"rows": 0.0, "seconds": 0.0})
         todo_rows = sum(plan[i][1] - plan[i][0] for i in todo)
-        with tqdm(total=todo_rows, unit="img", desc=f"extract {split} on {len(client.scheduler_info()['workers'])} workers",
+        n_workers = len(client.scheduler_info()["workers"])
+        with tqdm(total=todo_rows, unit="img", desc=f"extract {split} on {n_workers} workers",
                   disable=quiet, dynamic_ncols=True) as bar:
             for future in as_completed(futures):
                 worker, shard_report = future.result()

@@ -81,7 +81,7 @@ def format_bytes(size: float) -> str:
 def ivf_lists(n: int) -> int:
     """Inverted lists for ``n`` rows: the power of two nearest ``4 sqrt(n)``, at most ``n / 40``
     (so each list gets its 40 training points) and at least 1."""
-    nlist = 1 << max(0, int(round(math.log2(max(4 * math.sqrt(max(n, 1)), 1)))))
+    nlist = 1 << max(0, round(math.log2(max(4 * math.sqrt(max(n, 1)), 1))))
     while nlist > 1 and nlist * TRAIN_ROWS_PER_LIST > n:
         nlist //= 2
     return nlist

@@ -30,13 +30,33 @@ from typing import Any
 import numpy as np
 
 from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError
-from featurestore.index.files import (factory_slug, index_paths, legacy_index_paths, read_sidecar, remove_leftovers,
-                                      save_pair, sidecars, store_mode, write_error)
+from featurestore.index.files import (
+    factory_slug,
+    index_paths,
+    legacy_index_paths,
+    read_sidecar,
+    remove_leftovers,
+    save_pair,
+    sidecars,
+    store_mode,
+    write_error,
+)
 from featurestore.index.plan import choose_factory, estimate_memory, parse_duration, parse_memory, train_rows
 from featurestore.store.feature_store import FeatureStore
 
-__all__ = ["StoreIndex", "build_index", "load_index", "index_names", "exact_topk", "recall_at_k", "choose_factory",
-           "index_paths", "factory_slug", "ids_fingerprint", "DEFAULT_RECALL"]
+__all__ = [
+    "DEFAULT_RECALL",
+    "StoreIndex",
+    "build_index",
+    "choose_factory",
+    "exact_topk",
+    "factory_slug",
+    "ids_fingerprint",
+    "index_names",
+    "index_paths",
+    "load_index",
+    "recall_at_k",
+]
 
 SIDECAR_FORMAT = 2
 GPU_MAX_K = 2048
@@ -364,7 +384,7 @@ def _tune(view: StoreIndex, fs: FeatureStore, encoder: str, split: str, n: int, 
 
     meta = view.meta
     k = min(TUNE_K, n - len(query_pos))
-    meta.update({"tune_k": k, "tuning_queries": int(len(queries)), "recall_target": target})
+    meta.update({"tune_k": k, "tuning_queries": len(queries), "recall_target": target})
     if k < 1 or not len(queries):
         meta.update({"search_params": {}, "target_met": False, "tuning": [],
                      "note": f"only {n} rows: too few to hold queries out and tune; searched with FAISS defaults"})

@@ -17,7 +17,8 @@ import numpy as np
 from featurestore.errors import ProvenanceError, SourceError
 
 
-def read_logits_file(path: str | os.PathLike, ids_path: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
+def read_logits_file(path: str | os.PathLike,
+                     ids_path: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
     """Return (ids, (N, C) float32 matrix) from a ``.npy`` + ids file or an ``id``-column ``.csv``."""
     path = Path(path)
     if not path.is_file():
@@ -83,7 +84,8 @@ def align_logits(split_ids: list[str] | np.ndarray, file_ids: list[str], matrix:
     known = set(split_ids)
     unknown = [i for i in file_ids if i not in known]
     if unknown:
-        raise ProvenanceError(f"{len(unknown)} id(s) of the logits file are not in split {split!r}, e.g. {unknown[0]!r}")
+        raise ProvenanceError(
+            f"{len(unknown)} id(s) of the logits file are not in split {split!r}, e.g. {unknown[0]!r}")
     skipped = set(unreadable)
     missing = [i for i in split_ids if i not in position and i not in skipped]
     if missing:

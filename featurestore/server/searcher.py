@@ -124,7 +124,8 @@ class StoreSearcher:
             self.encoder_info = self._store.encoder_info(encoder)
             self.encoders = self._store.encoders()
             self.splits: dict[str, ServedSplit] = {}
-            names = list(splits) if splits else [s for s in self._store.splits() if self._store.has_features(encoder, s)]
+            names = (list(splits) if splits
+                     else [s for s in self._store.splits() if self._store.has_features(encoder, s)])
             if not names:
                 raise FeatureStoreError(f"encoder {encoder!r} has no image features in {store}; run fs extract")
             for name in names:

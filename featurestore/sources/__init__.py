@@ -7,12 +7,6 @@ from featurestore.sources.record import NO_LABEL, Record, Source
 from featurestore.sources.webdataset import WebDatasetSource
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "NO_LABEL",
-    "ImageFolderSource",
-    "ManifestSource",
-    "Record",
-    "Source",
-    "WebDatasetSource",
-    "open_source",
+    "IMAGE_EXTENSIONS", "NO_LABEL", "ImageFolderSource", "ManifestSource", "Record", "Source", "WebDatasetSource",
+    "open_source"
 ]

@@ -21,10 +21,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from featurestore.errors import (FeatureStoreError, NotFoundError, ProvenanceError, StoreDamagedError,
-                                 StoreFormatError)
-from featurestore.store.split_names import check_split_name
+from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError, StoreDamagedError, StoreFormatError
 from featurestore.store.files import CHUNK_CACHE_BYTES, looks_empty, open_reader
+from featurestore.store.split_names import check_split_name
 from featurestore.store.superblock import clear_consistency_flags
 from featurestore.store.write_points import write_point
 from featurestore.store.writer_lock import WriterLock
@@ -145,7 +144,7 @@ class FeatureStore:
         if self._lock is not None:
             self._lock.release()
 
-    def __enter__(self) -> "FeatureStore":
+    def __enter__(self) -> FeatureStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -234,7 +233,7 @@ class FeatureStore:
         """
         write_point(f"flush staged {target}")
         self._file.flush()
-        parent_path, _, name = target.rpartition("/")
+        parent_path = target.rpartition("/")[0]
         if parent_path and parent_path not in self._file:
             write_point(f"create {parent_path}")
             self._file.require_group(parent_path)
@@ -350,7 +349,8 @@ class FeatureStore:
         """A class-name list under ``/classes`` by its name."""
         ds = self._file["classes"].get(h5_name(name))
         if ds is None:
-            raise NotFoundError(f"no class list {name!r} in {self.path} (it has: {', '.join(self.class_sets()) or 'none'})")
+            raise NotFoundError(
+                f"no class list {name!r} in {self.path} (it has: {', '.join(self.class_sets()) or 'none'})")
         return list(ds.asstr()[:])
 
     def errors(self, split: str) -> list[dict[str, str]]:
@@ -498,7 +498,8 @@ class FeatureStore:
         group = self._encoder_group(encoder)
         name = h5_name(split)
         if f"views/{name}" not in group:
-            raise NotFoundError(f"encoder {encoder!r} has no augmented views for split {split!r}; extract with --views N")
+            raise NotFoundError(
+                f"encoder {encoder!r} has no augmented views for split {split!r}; extract with --views N")
         n = self.n_rows(split)
         done = self._get(f"{group.name}/views_done/{name}")[:n].astype(bool)
         if len(done) < n or not done.all():
@@ -517,7 +518,8 @@ class FeatureStore:
         group = self._encoder_group(encoder).get(f"texts/{h5_name(bank)}")
         if group is None:
             raise NotFoundError(
-                f"no text bank {bank!r} for encoder {encoder!r} (it has: {', '.join(self.text_banks(encoder)) or 'none'}); run fs text"
+                f"no text bank {bank!r} for encoder {encoder!r} "
+                f"(it has: {', '.join(self.text_banks(encoder)) or 'none'}); run fs text"
             )
         out: dict[str, Any] = {"kind": group.attrs.get("kind", "list")}
         for name, ds in group.items():
@@ -539,7 +541,8 @@ class FeatureStore:
         group = self._encoder_group(encoder).get(f"texts/{h5_name(bank)}")
         if group is None:
             raise NotFoundError(
-                f"no text bank {bank!r} for encoder {encoder!r} (it has: {', '.join(self.text_banks(encoder)) or 'none'}); run fs text"
+                f"no text bank {bank!r} for encoder {encoder!r} "
+                f"(it has: {', '.join(self.text_banks(encoder)) or 'none'}); run fs text"
             )
         return group
 
@@ -554,13 +557,16 @@ class FeatureStore:
         ``ids(split)``, and their kind ("logits" | "probabilities")."""
         group = self._file.get(f"logits/{h5_name(name)}")
         if group is None:
-            raise NotFoundError(f"no imported logits {name!r} in {self.path} (it has: {', '.join(self.logits_names()) or 'none'})")
+            raise NotFoundError(
+                f"no imported logits {name!r} in {self.path} (it has: {', '.join(self.logits_names()) or 'none'})")
         ds = group.get(h5_name(split))
         if ds is None:
-            raise NotFoundError(f"imported logits {name!r} have no split {split!r} (they have: {', '.join(sorted(_key(n) for n in group))})")
+            raise NotFoundError(f"imported logits {name!r} have no split {split!r} "
+                                f"(they have: {', '.join(sorted(_key(n) for n in group))})")
         n = self.n_rows(split)
         if ds.shape[0] != n:
-            raise NotFoundError(f"imported logits {name!r} cover {ds.shape[0]} rows but split {split!r} now has {n}; import them again")
+            raise NotFoundError(f"imported logits {name!r} cover {ds.shape[0]} rows but split {split!r} now has {n}; "
+                                "import them again")
         values = np.asarray(ds[()], dtype=np.float32)
         return self._select(split, values, valid_only), str(_plain(ds.attrs["kind"]))
 
@@ -700,8 +706,9 @@ class FeatureStore:
             if stored != classes:
                 new = [c for c in classes if c not in stored]
                 gone = [c for c in stored if c not in classes]
-                what = (f"new class(es) {', '.join(map(repr, new[:5]))}" if new else
-                        f"class(es) {', '.join(map(repr, gone[:5]))} missing" if gone else "the classes in another order")
+                what = (f"new class(es) {', '.join(map(repr, new[:5]))}" if new
+                        else f"class(es) {', '.join(map(repr, gone[:5]))} missing" if gone
+                        else "the classes in another order")
                 raise ProvenanceError(
                     f"split {split!r} has {what} beside its stored class list; extract them into another split"
                 )
@@ -742,7 +749,8 @@ class FeatureStore:
         for field in ("model", "weights", "embed_dim", "precision"):
             stored = group.attrs.get(field)
             if field in info and stored is not None and _plain(stored) != info[field]:
-                fix = f"extract with --precision {_plain(stored)}" if field == "precision" else "use another encoder key"
+                fix = (f"extract with --precision {_plain(stored)}" if field == "precision"
+                       else "use another encoder key")
                 raise ProvenanceError(
                     f"encoder key {encoder!r} in {self.path} was made with {field}={_plain(stored)!r}, "
                     f"not {info[field]!r}; {fix}"
@@ -930,7 +938,8 @@ class FeatureStore:
         group = self._encoder_group(encoder)
         dim = _plain(group.attrs.get("embed_dim", weights.shape[-1]))
         if weights.shape[-1] != dim:
-            raise ProvenanceError(f"text embeddings of dim {weights.shape[-1]} do not match encoder {encoder!r} (dim {dim})")
+            raise ProvenanceError(
+                f"text embeddings of dim {weights.shape[-1]} do not match encoder {encoder!r} (dim {dim})")
         self._staging_group()
         staged = self._staged_path()
         write_point(f"create text bank {bank}")
@@ -1056,7 +1065,7 @@ def _first_line(exc: BaseException) -> str:
 def _damage_is_one_line(method: Any) -> Any:
     """Turn HDF5's errors on a damaged file (OSError/RuntimeError from h5py) into one line."""
     @functools.wraps(method)
-    def wrapper(self: "FeatureStore", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: FeatureStore, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except (PermissionError, FeatureStoreError):
@@ -1065,7 +1074,8 @@ def _damage_is_one_line(method: Any) -> Any:
             if "Unable to" not in str(exc):  # h5py's words for an HDF5 failure, not a missing key
                 raise
             raise StoreDamagedError(
-                f"{self.path} is damaged or unreadable ({_first_line(exc).strip(chr(39))}); fs verify {self.path} checks it"
+                f"{self.path} is damaged or unreadable ({_first_line(exc).strip(chr(39))}); "
+                f"fs verify {self.path} checks it"
             ) from None
         except (OSError, RuntimeError) as exc:
             raise StoreDamagedError(

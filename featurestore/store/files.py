@@ -62,7 +62,7 @@ def _libhdf5() -> ctypes.CDLL | None:
     return None
 
 
-_LIB: ctypes.CDLL | None | bool = False
+_LIB: ctypes.CDLL | bool | None = False
 
 
 def _reader_fapl() -> h5py.h5p.PropFAID:

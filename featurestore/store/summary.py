@@ -41,7 +41,7 @@ def summarize(path: str | os.PathLike) -> dict[str, Any]:
                 continue
             classes = store.classes(name)
             invalid = int((~valid).sum())
-            splits.append({"name": name, "rows": int(len(valid)), "invalid": invalid,
+            splits.append({"name": name, "rows": len(valid), "invalid": invalid,
                            "classes": len(classes) if classes else 0,
                            "captions": store.captions(name, valid_only=False) is not None,
                            "error_reasons": error_reasons(store, name) if invalid else []})
@@ -53,7 +53,7 @@ def summarize(path: str | os.PathLike) -> dict[str, Any]:
                 if split not in unreadable_splits and store.has_features(key, split):
                     done = store.done(key, split)
                     views = f"views/{h5_name(split)}" in store.file["encoders"][h5_name(key)]
-                    features[split] = {"rows": int(len(done)), "done": int(done.sum()), "views": views}
+                    features[split] = {"rows": len(done), "done": int(done.sum()), "views": views}
             encoders.append({"key": key, "model": info.get("model"), "weights": info.get("weights"),
                              "embed_dim": info.get("embed_dim"), "precision": info.get("precision"),
                              "family": info.get("family", "open_clip"),

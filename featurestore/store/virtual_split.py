@@ -14,9 +14,8 @@ import h5py
 import numpy as np
 
 from featurestore.errors import FeatureStoreError
-from featurestore.store.write_points import write_point
 from featurestore.store.feature_store import SPLIT_COLUMNS, STR, FeatureStore, h5_name
-
+from featurestore.store.write_points import write_point
 
 
 def _virtual(group: h5py.Group, name: str, sources: list[tuple[str, str, tuple[int, ...]]],

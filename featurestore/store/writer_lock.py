@@ -32,10 +32,8 @@ TRANSIENT_WAIT_SECONDS = 3.0
 def _close_inherited_locks() -> None:
     """In a forked child: drop the parent's lock descriptors without unlocking them."""
     for fd in list(_HELD.values()):
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
     _HELD.clear()
 
 
@@ -110,10 +108,9 @@ class WriterLock:
                         "only one writer at a time (readers are fine)"
                     ) from None
                 time.sleep(0.05)
-        try:
+        # the note is informative only (e.g. a read-only folder beside a writable store)
+        with contextlib.suppress(OSError):
             self.path.write_text(str(os.getpid()))
-        except OSError:
-            pass  # the note is informative only (e.g. a read-only folder beside a writable store)
         self._fd = fd
         _HELD[_file_id(fd)] = fd
 

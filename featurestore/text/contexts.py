@@ -11,12 +11,12 @@ from __future__ import annotations
 import itertools
 import os
 
+from featurestore.errors import SourceError
 from featurestore.text.descriptor_prompts import (
     PromptSet,
     non_empty_strings,
     read_json_object,
 )
-from featurestore.errors import SourceError
 
 DEFAULT_CLASS_TEMPLATE = "a photo of a {class}"
 CLASS_FREE_NAME = "object"

@@ -119,7 +119,8 @@ def read_differential_descriptors(path: str | os.PathLike,
             raise SourceError(f"{path} describes the pair {names[0]!r}/{names[1]!r} twice")
         seen.add(frozenset(names))
         for name, other in (names, names[::-1]):
-            out.append((name, other, non_empty_strings(pair[name], f"descriptors of {name!r} in entry {label!r} of {path}")))
+            what = f"descriptors of {name!r} in entry {label!r} of {path}"
+            out.append((name, other, non_empty_strings(pair[name], what)))
     return out
 
 

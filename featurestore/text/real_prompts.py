@@ -79,5 +79,6 @@ def find_real_bank(store: Any, encoder: str, bank: str | None) -> str:
     found = [b for b in store.text_banks(encoder) if store.text_bank_kind(encoder, b) == REAL_PROMPT_KIND]
     if len(found) != 1:
         raise NotFoundError(f"{'no' if not found else len(found)} REAL-Prompt banks for encoder {encoder!r}"
-                            f"{': ' + ', '.join(found) if found else ''}; run fs real prompts or give --input real_bank=NAME")
+                            f"{': ' + ', '.join(found) if found else ''}; "
+                            "run fs real prompts or give --input real_bank=NAME")
     return found[0]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from solvers.errors import InputError, InputTypeError
+
 from solvers._base.estimator_protocol import data_conversion_warning
+from solvers.errors import InputError, InputTypeError
 
 
 def _is_sparse(X: object) -> bool:

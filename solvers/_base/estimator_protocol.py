@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import numpy as np
+
 from solvers.errors import InputError
 
 
@@ -80,7 +81,7 @@ class ClassifierProtocol:
             params[name] = value
         return params
 
-    def set_params(self, **params: Any) -> "ClassifierProtocol":
+    def set_params(self, **params: Any) -> ClassifierProtocol:
         """Set constructor arguments (``a__b`` reaches into a nested estimator)."""
         valid = self._get_param_names()
         nested: dict[str, dict[str, Any]] = {}

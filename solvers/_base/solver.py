@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from solvers._base.checks import check_target, encode_labels, resolve_classes
-from solvers.errors import InputError
-from solvers._base.estimator_protocol import ClassifierProtocol, not_fitted_error
 
+from solvers._base.checks import check_target, encode_labels, resolve_classes
+from solvers._base.estimator_protocol import ClassifierProtocol, not_fitted_error
 from solvers._base.softmax import softmax
+from solvers.errors import InputError
 
 STATE_FORMAT_VERSION = 1
 #: Constructor parameters of earlier versions that named store contents (a pool split, a text
@@ -168,7 +168,7 @@ class Solver(ClassifierProtocol):
         return arrays, params
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> "Solver":
+    def from_state(cls, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> Solver:
         """Rebuild a fitted solver from ``get_state`` output without refitting."""
         if params.get("class") != cls.__name__:
             raise InputError(f"state is for {params.get('class')!r}, not {cls.__name__}")

@@ -1,10 +1,20 @@
-"""Classification by description: descriptor banks, differential descriptions (FuDD), description selection, PerceptionCLIP."""
+"""Classification by description: descriptor banks, differential descriptions (FuDD), description selection,
+PerceptionCLIP."""
 from __future__ import annotations
 
-from solvers.descriptions.description_scores import check_prompts, class_membership, prompt_similarities, mean_class_scores, top_descriptors
+from solvers.descriptions.description_scores import (
+    check_prompts,
+    class_membership,
+    mean_class_scores,
+    prompt_similarities,
+    top_descriptors,
+)
 from solvers.descriptions.description_selection import DescriptionSelection
 from solvers.descriptions.descriptors import DescriptorClassifier
 from solvers.descriptions.fudd import DifferentialDescriptions
 from solvers.descriptions.perception_clip import PerceptionCLIP
 
-__all__ = ["DescriptionSelection", "DescriptorClassifier", "DifferentialDescriptions", "PerceptionCLIP", "check_prompts", "class_membership", "mean_class_scores", "prompt_similarities", "top_descriptors"]
+__all__ = [
+    "DescriptionSelection", "DescriptorClassifier", "DifferentialDescriptions", "PerceptionCLIP", "check_prompts",
+    "class_membership", "mean_class_scores", "prompt_similarities", "top_descriptors"
+]

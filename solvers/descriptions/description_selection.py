@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import check_features, check_validation_pair
+from solvers._base.normalize import l2_normalize
+from solvers._base.solver import Solver
 from solvers.descriptions.description_scores import (
     check_prompts,
     class_membership,
@@ -18,7 +19,6 @@ from solvers.descriptions.description_scores import (
     prompt_similarities,
     top_descriptors,
 )
-from solvers._base.normalize import l2_normalize
 from solvers.errors import InputError
 
 

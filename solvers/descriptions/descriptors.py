@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import check_features
+from solvers._base.solver import Solver
 from solvers.descriptions.description_scores import (
     check_prompts,
     mean_class_scores,

@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import check_features, check_text_weights
+from solvers._base.normalize import l2_normalize
+from solvers._base.solver import Solver
 from solvers.descriptions.description_scores import (
     check_prompts,
     class_membership,
     prompt_similarities,
 )
-from solvers._base.normalize import l2_normalize
 from solvers.errors import InputError
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from solvers._base.solver import Solver
 from solvers._base.checks import check_features, check_validation_pair
 from solvers._base.normalize import l2_normalize
 from solvers._base.softmax import log_softmax
+from solvers._base.solver import Solver
 from solvers.errors import InputError
 
 INFER_MODES = ("with_class", "without_class", "uniform")

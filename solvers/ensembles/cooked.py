@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from solvers._base.softmax import softmax
 from solvers._base.solver import Solver
 from solvers.ensembles.ensemble import Ensemble
-from solvers.ood.scores import neg_entropy_of_probabilities
-from solvers._base.softmax import softmax
 from solvers.errors import InputError
+from solvers.ood.scores import neg_entropy_of_probabilities
 
 
 def cooked_probabilities(member_logits: Sequence[np.ndarray]) -> np.ndarray:

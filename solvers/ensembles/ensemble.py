@@ -14,16 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from solvers._base.solver import STATE_FORMAT_VERSION, Solver, _to_json, classes_from_state, classes_to_state
 from solvers._base.checks import check_features, check_labels, check_target, encode_labels
 from solvers._base.softmax import log_softmax, softmax
-from solvers.model_selection.temperature_scaling import fit_temperature
+from solvers._base.solver import STATE_FORMAT_VERSION, Solver, _to_json, classes_from_state, classes_to_state
 from solvers.errors import InputError
+from solvers.model_selection.temperature_scaling import fit_temperature
 
 
 def simplex_grid(n_members: int, step: float) -> np.ndarray:
     """All weight vectors whose entries are multiples of ``step`` and sum to one, (G, M)."""
-    units = int(round(1.0 / step))
+    units = round(1.0 / step)
     if units < 1 or abs(units * step - 1.0) > 1e-9:
         raise InputError(f"grid_step must divide 1 (e.g. 0.1, 0.05), got {step}")
     rows = [c for c in itertools.product(range(units + 1), repeat=n_members) if sum(c) == units]
@@ -70,7 +70,7 @@ class Ensemble(Solver):
         p = sum(w * softmax(z, t) for w, z, t in zip(weights, mats, temperatures))
         return np.log(np.clip(p, 1e-300, None))
 
-    def fit_logits(self, member_logits: Sequence[np.ndarray], y_val: np.ndarray | None = None) -> "Ensemble":
+    def fit_logits(self, member_logits: Sequence[np.ndarray], y_val: np.ndarray | None = None) -> Ensemble:
         """Set ``weights_`` and ``temperatures_`` from members' validation logits (only these
         and ``y_val`` are read; the test split is never seen). ``y_val`` holds column indices of
         the logits; ``fit`` maps labels onto them through the members' ``classes_``."""
@@ -141,7 +141,7 @@ class Ensemble(Solver):
         return classes[0]
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None,
-            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> "Ensemble":
+            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> Ensemble:
         """Choose weights (and temperatures) on (X_val, y_val), whose labels are among the members'
         ``classes_``; X, y are ignored (members are fitted). ``classes_`` are the members'."""
         classes = self._member_classes()
@@ -179,7 +179,7 @@ class Ensemble(Solver):
         return arrays, params
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> "Ensemble":
+    def from_state(cls, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> Ensemble:
         """Rebuild the ensemble and its members from ``get_state`` output."""
         from solvers.registry import solver_class
 

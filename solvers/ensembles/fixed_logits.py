@@ -29,7 +29,7 @@ class FixedLogits(Solver):
         self.temperature = temperature
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None,
-            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> "FixedLogits":
+            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> FixedLogits:
         """Validate the stored matrix; nothing is learned."""
         if self.kind not in ("logits", "probabilities"):
             raise InputError(f"kind must be 'logits' or 'probabilities', not {self.kind!r}")

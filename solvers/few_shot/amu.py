@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import check_class_counts, check_features, check_text_weights, check_validation_pair
-from solvers.errors import InputError
 from solvers._base.fit_warnings import record_warning, start_warnings, warn_on_grid_edge
 from solvers._base.normalize import l2_normalize
 from solvers._base.softmax import softmax
+from solvers._base.solver import Solver
+from solvers.errors import InputError
 from solvers.model_selection.validation import select_by_accuracy
 from solvers.zero_shot.zero_shot import zero_shot_logits
 
@@ -103,7 +103,7 @@ class AMU(Solver):
         return X[:, :D], l2_normalize(X[:, D:])
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> "AMU":
+            y_val: np.ndarray | None = None) -> AMU:
         """Fit the auxiliary head on [CLIP | aux] rows X with labels y; choose alpha on X_val."""
         if self.text_weights is None:
             raise InputError("AMU adds a logit bias to CLIP's zero-shot logits: it needs text_weights")

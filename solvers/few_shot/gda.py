@@ -6,15 +6,23 @@ from typing import Any
 
 import numpy as np
 
-from solvers._base.solver import Solver
-from solvers._base.checks import (check_class_counts, check_features, check_labels, check_target,
-                            check_text_weights, check_validation_pair, encode_labels, resolve_classes)
-from solvers.few_shot.sufficient_statistics import ClassStatistics
+from solvers._base.checks import (
+    check_class_counts,
+    check_features,
+    check_labels,
+    check_target,
+    check_text_weights,
+    check_validation_pair,
+    encode_labels,
+    resolve_classes,
+)
 from solvers._base.fit_warnings import record_warning, start_warnings, warn_on_grid_edge
 from solvers._base.normalize import l2_normalize
+from solvers._base.solver import Solver
+from solvers.errors import InputError, UnavailableMethodError
+from solvers.few_shot.sufficient_statistics import ClassStatistics
 from solvers.model_selection.validation import select_by_accuracy
 from solvers.zero_shot.zero_shot import zero_shot_logits
-from solvers.errors import InputError, UnavailableMethodError
 
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 COVARIANCES = ("ks", "ledoit_wolf", "oas", "empirical")
@@ -117,7 +125,7 @@ class GDA(Solver):
         return None if self.text_weights is None else check_text_weights(self.text_weights)
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> "GDA":
+            y_val: np.ndarray | None = None) -> GDA:
         """Fit class means and the shared precision on (X, y); pick alpha on (X_val, y_val)."""
         T = self._check_params()
         for name in ("stat_counts_", "stat_sums_", "stat_scatter_", "partial_classes_"):
@@ -150,7 +158,7 @@ class GDA(Solver):
         return self._partial_fit
 
     def _partial_fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
-                     y_val: np.ndarray | None = None, *, classes: list | np.ndarray | None = None) -> "GDA":
+                     y_val: np.ndarray | None = None, *, classes: list | np.ndarray | None = None) -> GDA:
         """Add rows, and classes, by merging their sufficient statistics (class-incremental GDA).
 
         Labels are indices 0, 1, ... unless a class list is known: ``classes`` (here, on the first
@@ -223,7 +231,7 @@ class GDA(Solver):
     @classmethod
     def from_statistics(cls, counts: np.ndarray, sums: np.ndarray, scatter: np.ndarray, *,
                         X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
-                        **params: Any) -> "GDA":
+                        **params: Any) -> GDA:
         """Fit from sufficient statistics (see ``solvers.few_shot.sufficient_statistics``) instead of rows.
 
         ``sums`` and ``scatter`` must come from features prepared like ``fit`` does (L2-normalized
@@ -266,17 +274,14 @@ class GDA(Solver):
 
     def _fit_statistics(self, stats: ClassStatistics, X_val: np.ndarray | None,
                         y_val: np.ndarray | None, centred: np.ndarray | None,
-                        classes: np.ndarray | None = None) -> "GDA":
+                        classes: np.ndarray | None = None) -> GDA:
         """The model from class statistics; ``classes`` are the labels of their rows (default:
         the ``classes`` parameter, else range(C))."""
         C, D = stats.sums.shape
         means = stats.means
         start_warnings(self)
         P = self._precision(stats, centred)
-        if self.priors == "uniform":
-            priors = np.full(C, 1.0 / C)
-        else:
-            priors = stats.counts / stats.counts.sum()
+        priors = np.full(C, 1.0 / C) if self.priors == "uniform" else stats.counts / stats.counts.sum()
         W = means @ P
         self.means_, self.precision_, self.priors_ = means, P, priors
         self.coef_ = W

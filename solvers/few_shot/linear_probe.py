@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import check_class_counts, check_features, check_text_weights, check_validation_pair
-from solvers.errors import InputError
 from solvers._base.fit_warnings import record_warning, start_warnings, warn_on_grid_edge
-from solvers.few_shot.logistic_lbfgs import LogisticFit, fit_logistic
 from solvers._base.normalize import l2_normalize
 from solvers._base.progress import progress
 from solvers._base.softmax import log_softmax
+from solvers._base.solver import Solver
+from solvers.errors import InputError
+from solvers.few_shot.logistic_lbfgs import LogisticFit, fit_logistic
 
 #: The CLIP paper's search (Radford et al. 2021, appendix A.3): C (their 1 / lambda) starts at
 #: 1e-6, 1e-4, ..., 1e6, then the interval around the best value is halved until the
@@ -108,7 +108,7 @@ class LinearProbe(Solver):
         return T, np.zeros(n_classes)
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> "LinearProbe":
+            y_val: np.ndarray | None = None) -> LinearProbe:
         """Fit on (X, y); with C=None, choose C by accuracy on (X_val, y_val) only."""
         T = None if self.text_weights is None else check_text_weights(self.text_weights)
         X = check_features(X, n_features=None if T is None else T.shape[1])

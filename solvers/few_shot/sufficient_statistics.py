@@ -16,7 +16,6 @@ import numpy as np
 from solvers._base.normalize import l2_normalize
 from solvers.errors import InputError
 
-
 # Few rows per class (few-shot fits): the class sums by rank of occurrence, one vectorized add
 # per rank, instead of np.add.at (about 2x faster at 16 rows x 1000 classes x 1024-d).
 RANKED_SUMS_MAX_COUNT = 64
@@ -47,7 +46,7 @@ class ClassStatistics:
     scatter: np.ndarray
 
     @classmethod
-    def empty(cls, n_classes: int, n_features: int) -> "ClassStatistics":
+    def empty(cls, n_classes: int, n_features: int) -> ClassStatistics:
         """Statistics of zero samples."""
         return cls(np.zeros(n_classes, np.int64), np.zeros((n_classes, n_features)),
                    np.zeros((n_features, n_features)))
@@ -58,7 +57,7 @@ class ClassStatistics:
         return self.sums / np.maximum(self.counts, 1)[:, None]
 
     @classmethod
-    def of_chunk(cls, X: np.ndarray, y: np.ndarray, n_classes: int) -> "ClassStatistics":
+    def of_chunk(cls, X: np.ndarray, y: np.ndarray, n_classes: int) -> ClassStatistics:
         """Statistics of one chunk of features ``X`` (n, D) with labels ``y`` in [0, C).
 
         The chunk's scatter is computed in X's dtype (float32 BLAS for float32 input) and
@@ -70,7 +69,7 @@ class ClassStatistics:
         centred = X - chunk_means[y]
         return cls(counts.astype(np.int64), sums.astype(np.float64), (centred.T @ centred).astype(np.float64))
 
-    def merge(self, other: "ClassStatistics") -> "ClassStatistics":
+    def merge(self, other: ClassStatistics) -> ClassStatistics:
         """Pairwise merge (Chan et al.): counts and sums add; scatter adds plus, per class seen
         on both sides, n_a n_b / (n_a + n_b) (mean_a - mean_b)(mean_a - mean_b)^T. Returns self."""
         if other.sums.shape != self.sums.shape:
@@ -87,7 +86,7 @@ class ClassStatistics:
         self.scatter = scatter
         return self
 
-    def grow(self, n_classes: int) -> "ClassStatistics":
+    def grow(self, n_classes: int) -> ClassStatistics:
         """These statistics over ``n_classes`` >= the current number of classes (new classes have
         zero samples): what class-incremental fitting (``GDA.partial_fit``) merges new sessions into."""
         extra = int(n_classes) - self.counts.shape[0]
@@ -96,7 +95,7 @@ class ClassStatistics:
         return ClassStatistics(np.concatenate([self.counts, np.zeros(extra, np.int64)]),
                                np.vstack([self.sums, np.zeros((extra, self.sums.shape[1]))]), self.scatter.copy())
 
-    def update(self, X: np.ndarray, y: np.ndarray) -> "ClassStatistics":
+    def update(self, X: np.ndarray, y: np.ndarray) -> ClassStatistics:
         """Merge one chunk of rows into these statistics; returns self."""
         return self.merge(ClassStatistics.of_chunk(X, y, self.counts.shape[0]))
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import check_class_counts, check_features, check_text_weights, check_validation_pair
-from solvers.errors import InputError
 from solvers._base.fit_warnings import start_warnings, warn_on_grid_edge
 from solvers._base.normalize import l2_normalize
 from solvers._base.progress import progress
+from solvers._base.solver import Solver
+from solvers.errors import InputError
 from solvers.zero_shot.zero_shot import zero_shot_logits
-
 
 #: The official per-dataset search scales (beta scale, alpha scale), from the configs/*.yaml of
 #: github.com/gaopengcuhk/Tip-Adapter (all with search steps (200, 20)); ``search_scale`` accepts
@@ -87,7 +86,7 @@ class TipAdapter(Solver):
         self.temperature = temperature
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> "TipAdapter":
+            y_val: np.ndarray | None = None) -> TipAdapter:
         """Build the cache from (X, y); search alpha/beta on (X_val, y_val) only, if given."""
         T = None if self.text_weights is None else check_text_weights(self.text_weights)
         X = check_features(X, n_features=None if T is None else T.shape[1])

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.errors import InputError
 from solvers._base.normalize import l2_normalize
+from solvers.errors import InputError
 
 VIEWS_AS = ("samples", "mean")
 
@@ -72,6 +72,6 @@ def average_views(X: np.ndarray, views: np.ndarray) -> np.ndarray:
     views = _check_views(views, X.shape[0])
     if views.shape[2] != X.shape[1]:
         raise InputError(f"views of shape {views.shape} do not match features of shape {X.shape}")
-    stacked = np.concatenate([l2_normalize(X)[:, None], l2_normalize(views.reshape(-1, X.shape[1])).reshape(views.shape)],
-                             axis=1)
+    normalized_views = l2_normalize(views.reshape(-1, X.shape[1])).reshape(views.shape)
+    stacked = np.concatenate([l2_normalize(X)[:, None], normalized_views], axis=1)
     return l2_normalize(stacked.mean(axis=1))

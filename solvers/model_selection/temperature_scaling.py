@@ -8,8 +8,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from solvers._base.checks import check_labels
-from solvers.errors import InputError
 from solvers._base.softmax import log_softmax
+from solvers.errors import InputError
 
 
 def nll_at_temperature(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
@@ -62,6 +62,8 @@ def bound_message(temperature: float, log_bounds: tuple[float, float] = (-4.0, 4
     log_t = float(np.log(temperature))
     for bound, side in ((log_bounds[0], "lower"), (log_bounds[1], "upper")):
         if abs(log_t - bound) <= atol:
+            why = ("every validation prediction is right, so sharper is always better" if side == "lower"
+                   else "the validation predictions are mostly wrong")
             return (f"temperature T = {temperature:.4g} is the {side} bound e^{bound:g} of its search; the NLL "
-                    f"optimum may lie beyond it ({'every validation prediction is right, so sharper is always better' if side == 'lower' else 'the validation predictions are mostly wrong'})")
+                    f"optimum may lie beyond it ({why})")
     return None

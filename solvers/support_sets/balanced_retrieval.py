@@ -4,6 +4,7 @@ rows, drawn without replacement with a seeded generator."""
 from __future__ import annotations
 
 import numpy as np
+
 from solvers.errors import InputError
 
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from solvers._base.checks import check_features
 from solvers._base.normalize import l2_normalize
-from solvers.support_sets.tip_x import TipX
 from solvers.errors import InputError
+from solvers.support_sets.tip_x import TipX
 
 DELTAS = tuple(i / 10 for i in range(11))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import (
     check_features,
     check_labels,
@@ -15,9 +14,10 @@ from solvers._base.checks import (
     check_validation_pair,
 )
 from solvers._base.normalize import l2_normalize
+from solvers._base.solver import Solver
+from solvers.errors import InputError
 from solvers.model_selection.validation import select_by_accuracy
 from solvers.zero_shot.zero_shot import zero_shot_logits
-from solvers.errors import InputError
 
 C_GRID = tuple(10.0 ** e for e in range(-2, 5))
 
@@ -42,9 +42,9 @@ class RealLinear(Solver):
 
     def __init__(self, text_weights: np.ndarray | None = None, retrieved_features: np.ndarray | None = None,
                  retrieved_labels: np.ndarray | None = None, prompt_features: np.ndarray | None = None,
-                 prompt_labels: np.ndarray | None = None, wise_alpha: float = 0.5, C: float | None = None, Cs: tuple[float, ...] = C_GRID,
-                 default_C: float = 10.0, max_iter: int = 1000, logit_scale: float = 100.0,
-                 temperature: float = 1.0) -> None:
+                 prompt_labels: np.ndarray | None = None, wise_alpha: float = 0.5, C: float | None = None,
+                 Cs: tuple[float, ...] = C_GRID, default_C: float = 10.0, max_iter: int = 1000,
+                 logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.text_weights = text_weights
         self.retrieved_features = retrieved_features
         self.retrieved_labels = retrieved_labels

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import (
     check_features,
     check_labels,
     check_text_weights,
     check_validation_pair,
 )
-from solvers.support_sets.kl_affinity import MinMaxScale, class_log_distribution, kl_matrix
 from solvers._base.normalize import l2_normalize
 from solvers._base.progress import progress
-from solvers.few_shot.tip_adapter import linear_grid
-from solvers.zero_shot.zero_shot import zero_shot_logits
+from solvers._base.solver import Solver
 from solvers.errors import InputError
-
+from solvers.few_shot.tip_adapter import linear_grid
+from solvers.support_sets.kl_affinity import MinMaxScale, class_log_distribution, kl_matrix
+from solvers.zero_shot.zero_shot import zero_shot_logits
 
 #: Most logits (gammas x validation rows x classes) held at once during the search: 2^22 float64 = 32 MiB.
 SEARCH_BLOCK_ELEMENTS = 1 << 22

@@ -1,7 +1,7 @@
 """Adaptation on unlabelled rows from zero-shot pseudo-labels: unsupervised GDA and label-free adaptation."""
 from __future__ import annotations
 
-from solvers.unlabelled.label_free import pseudo_label_rows, LabelFree
-from solvers.unlabelled.unsupervised_gda import confident_per_class, UnsupervisedGDA
+from solvers.unlabelled.label_free import LabelFree, pseudo_label_rows
+from solvers.unlabelled.unsupervised_gda import UnsupervisedGDA, confident_per_class
 
 __all__ = ["LabelFree", "UnsupervisedGDA", "confident_per_class", "pseudo_label_rows"]

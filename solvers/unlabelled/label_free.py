@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import check_features, check_target, check_text_weights, encode_labels
-from solvers.errors import InputError
 from solvers._base.fit_warnings import record_warning, start_warnings
 from solvers._base.normalize import l2_normalize
 from solvers._base.softmax import softmax
+from solvers._base.solver import Solver
+from solvers.errors import InputError
 from solvers.unlabelled.unsupervised_gda import confident_per_class
 from solvers.zero_shot.zero_shot import zero_shot_logits
 
@@ -93,7 +93,7 @@ class LabelFree(Solver):
         return np.asarray(model.coef_, np.float64), np.asarray(model.intercept_, np.float64)
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, X_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> "LabelFree":
+            y_val: np.ndarray | None = None) -> LabelFree:
         """Fit on unlabelled rows X (``y`` and the validation pair are not used: no labels; a
         ``y`` given is only checked to hold labels among ``classes_``, the bank's rows named by
         ``classes``, default range(C))."""
@@ -128,7 +128,8 @@ class LabelFree(Solver):
         self.filled_classes_ = sorted(filled)
         if filled:
             record_warning(self, f"{len(filled)} class(es) were no row's pseudo-label in some round; their "
-                                 f"{self.k_per_class} most probable rows were taken (classes {self.filled_classes_[:10]})")
+                                 f"{self.k_per_class} most probable rows were taken "
+                                 f"(classes {self.filled_classes_[:10]})")
         self._set_classes(C, X.shape[1])
         if y is not None:
             encode_labels(check_target(y, X.shape[0], owner=type(self).__name__), self.classes_)

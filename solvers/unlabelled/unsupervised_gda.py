@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from solvers._base.checks import check_features, check_target, check_text_weights, encode_labels, resolve_classes
-from solvers.few_shot.gda import ALPHAS, GDA
 from solvers._base.normalize import l2_normalize
 from solvers._base.softmax import softmax
-from solvers.zero_shot.zero_shot import zero_shot_logits
 from solvers.errors import InputError
+from solvers.few_shot.gda import ALPHAS, GDA
+from solvers.zero_shot.zero_shot import zero_shot_logits
 
 
 def confident_per_class(labels: np.ndarray, confidence: np.ndarray, n_classes: int, k: int,
@@ -55,7 +55,7 @@ class UnsupervisedGDA(GDA):
         self.n_iter = n_iter
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, X_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> "UnsupervisedGDA":
+            y_val: np.ndarray | None = None) -> UnsupervisedGDA:
         """Fit on unlabelled rows X; ``y`` is not used (scikit-learn's signature): when given, its
         labels must be among ``classes_`` (the text bank's)."""
         if self.text_weights is None:

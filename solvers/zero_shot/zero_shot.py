@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import check_features, check_target, check_text_weights, encode_labels
-from solvers.errors import InputError
 from solvers._base.normalize import l2_normalize
+from solvers._base.solver import Solver
+from solvers.errors import InputError
 
 
 def zero_shot_logits(X: np.ndarray, text_weights: np.ndarray, logit_scale: float = 100.0) -> np.ndarray:
@@ -34,7 +34,7 @@ class ZeroShot(Solver):
         self.temperature = temperature
 
     def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None,
-            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> "ZeroShot":
+            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> ZeroShot:
         """Validate text_weights, X's dimension and y's labels (among ``classes_``) when given;
         nothing is learned."""
         T = check_text_weights(self.text_weights)
