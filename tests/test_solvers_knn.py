@@ -1,4 +1,7 @@
 """KNN over FAISS against brute-force cosine neighbours computed with NumPy."""
+import json
+import warnings
+
 import numpy as np
 import pytest
 
@@ -21,7 +24,7 @@ def test_votes_equal_brute_force(weighting):
     sims = unit(Q.astype(np.float64)) @ unit(X.astype(np.float64)).T
     nn = np.argsort(-sims, axis=1)[:, :7]
     top = np.take_along_axis(sims, nn, axis=1)
-    w = {"exp": np.exp(top / 0.1), "cosine": top, "uniform": np.ones_like(top)}[weighting]
+    w = {"exp": np.exp(top / 0.1), "cosine": np.maximum(top, 0), "uniform": np.ones_like(top)}[weighting]
     expected = np.zeros((40, 5))
     for i in range(40):
         for j in range(7):
@@ -29,8 +32,7 @@ def test_votes_equal_brute_force(weighting):
     _, idx = model.kneighbors(Q)
     assert np.array_equal(idx, nn)
     np.testing.assert_allclose(model.votes(Q), expected, rtol=1e-5, atol=1e-5)
-    positive = np.maximum(expected, 0)
-    shares = positive / positive.sum(1, keepdims=True)
+    shares = expected / expected.sum(1, keepdims=True)
     assert np.array_equal(model.predict(Q), shares.argmax(1))
     np.testing.assert_allclose(model.predict_proba(Q), shares, rtol=1e-5, atol=1e-6)
 
@@ -39,8 +41,8 @@ def test_votes_equal_brute_force(weighting):
 def test_logits_are_clipped_log_vote_shares(weighting):
     """One contract for every solver: softmax(decision_function) is the solver's probability;
     for kNN that is the vote share, computed here by hand from brute-force neighbours."""
-    from solvers.ensembles.ensemble import Ensemble
     from solvers._base.softmax import softmax
+    from solvers.ensembles.ensemble import Ensemble
 
     rng = np.random.default_rng(1)
     X = rng.standard_normal((60, 8)).astype(np.float32)
@@ -75,3 +77,144 @@ def test_k_larger_than_the_pool_uses_every_row_and_warns():
     with pytest.warns(SolverWarning, match="every row votes"):
         assert KNN(k=10, weighting="exp").fit(X, np.array([0, 1, 1])).fit_warnings_
     assert KNN(k=2, weighting="uniform").fit(X, np.array([0, 1, 1])).fit_warnings_ == []
+
+
+def brute_force_knn(Q, X, y, n_classes, k, weighting, tau):
+    """Neighbours, votes and vote shares re-derived one neighbour at a time in float64: a neighbour
+    votes exp(s / tau), max(s, 0) or 1; a query whose votes sum to 0 gets uniform shares."""
+    sims = unit(np.asarray(Q, dtype=np.float64)) @ unit(np.asarray(X, dtype=np.float64)).T
+    nn = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    votes = np.zeros((len(Q), n_classes))
+    for i in range(len(Q)):
+        for j in nn[i]:
+            s = sims[i, j]
+            votes[i, y[j]] += {"exp": np.exp(s / tau), "cosine": max(s, 0.0), "uniform": 1.0}[weighting]
+    shares = np.full_like(votes, 1.0 / n_classes)
+    for i in range(len(Q)):
+        if votes[i].sum() > 0:
+            shares[i] = votes[i] / votes[i].sum()
+    return sims, nn, votes, shares
+
+
+def test_a_negative_neighbour_votes_zero_not_its_class_total():
+    """The hand case: class 0 at +0.3 and -0.5, class 1 at +0.1. Clipping each neighbour gives
+    class 0 with p = 0.3 / 0.4 = 0.75; clipping each class's total (-0.2 -> 0) would give class 1, p = 1."""
+    X = np.array([[0.3, np.sqrt(1 - 0.09)], [-0.5, np.sqrt(0.75)], [0.1, np.sqrt(0.99)]])
+    model = KNN(k=3, weighting="cosine").fit(X, np.array([0, 0, 1]))
+    q = np.array([[1.0, 0.0]])
+    sims, _ = model.kneighbors(q)
+    np.testing.assert_allclose(np.sort(sims[0]), [-0.5, 0.1, 0.3], atol=1e-6)
+    np.testing.assert_allclose(model.votes(q), [[0.3, 0.1]], atol=1e-6)
+    np.testing.assert_allclose(model.predict_proba(q), [[0.75, 0.25]], atol=1e-6)
+    assert model.predict(q).tolist() == [0]
+    assert model.fit_warnings_ == []
+
+
+@pytest.mark.parametrize("weighting", ["exp", "cosine", "uniform"])
+@pytest.mark.parametrize("k", [8, 16])
+def test_negative_similarities_equal_brute_force(weighting, k):
+    """Training rows around +e1, queries anywhere in three dimensions: a quarter (k = 8) to most
+    (k = 16) of the queries have neighbours on both sides of 0, and clipping each class's total
+    instead of each neighbour would change some cosine predictions."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((24, 3)) + [1.5, 0, 0]
+    y = rng.integers(0, 4, 24)
+    Q = rng.standard_normal((200, 3))
+    sims, nn, votes, shares = brute_force_knn(Q, X, y, 4, k, weighting, 0.5)
+    ranked = -np.sort(-sims, axis=1)
+    assert (ranked[:, k - 1] - ranked[:, k] > 1e-5).all()  # no tie at the k-th neighbour: nn is unique
+    top = np.take_along_axis(sims, nn, axis=1)
+    assert ((top < 0).any(axis=1) & (top > 0).any(axis=1)).mean() > 0.2
+    class_totals = np.zeros((200, 4))
+    for i in range(200):
+        np.add.at(class_totals[i], y[nn[i]], top[i])
+    assert (np.maximum(class_totals, 0).argmax(1) != np.maximum(votes, 0).argmax(1)).sum() > (5 if k == 8 else 30) \
+        or weighting != "cosine"
+    model = KNN(k=k, weighting=weighting, tau=0.5, n_classes=4).fit(X.astype(np.float32), y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, idx = model.kneighbors(Q)
+        assert np.array_equal(np.sort(idx, axis=1), np.sort(nn, axis=1))
+        np.testing.assert_allclose(model.votes(Q), votes, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(model.predict_proba(Q), shares, rtol=1e-5, atol=1e-6)
+        assert np.array_equal(model.predict(Q), shares.argmax(1))
+    without = int((votes.sum(1) == 0).sum())
+    assert [str(w.message) for w in caught if "no positive vote" in str(w.message)] == (
+        [f"KNN: {without} of 200 queries got no positive vote (every neighbour's cosine similarity is <= 0): their "
+         "vote shares are uniform and predict gives them the first class, 0; use weighting='exp' or a larger k"] * 2
+        if without else [])
+
+
+@pytest.mark.parametrize("weighting", ["exp", "cosine", "uniform"])
+def test_ties_equal_brute_force_and_go_to_the_first_class(weighting):
+    """Duplicate rows with different labels (tied similarities), a query at 0 to every row, and
+    tied class votes; every row votes (k = n), so the order of tied neighbours cannot matter."""
+    X = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0], [0, 1, 0]], dtype=np.float32)
+    y = np.array([0, 1, 2, 2, 0, 1])
+    Q = np.array([[1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, 0, 1], [-1, -1, 0], [1, -1, 0]], dtype=np.float32)
+    _, _, votes, shares = brute_force_knn(Q, X, y, 3, 6, weighting, 0.25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = KNN(k=6, weighting=weighting, tau=0.25).fit(X, y)
+        np.testing.assert_allclose(model.votes(Q), votes, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(model.predict_proba(Q), shares, rtol=1e-6, atol=1e-7)
+        predicted = model.predict(Q)
+    assert np.array_equal(predicted, shares.argmax(1))
+    if weighting == "cosine":  # by hand: e1 ties classes 0 and 1, e2 ties 1 and 2, (-1, -1, 0) ties 0 and 2
+        np.testing.assert_allclose(shares[:3], [[0.5, 0.5, 0], [0, 0.5, 0.5], [0, 0, 1]], atol=1e-7)
+        np.testing.assert_allclose(shares[3], [1 / 3] * 3)  # e3 is orthogonal to every row: no vote
+        np.testing.assert_allclose(shares[4], [0.5, 0, 0.5], atol=1e-7)
+        assert predicted.tolist() == [0, 1, 2, 0, 0, 0]
+        assert model.fit_warnings_ == [
+            "1 of 6 queries got no positive vote (every neighbour's cosine similarity is <= 0): their vote shares "
+            "are uniform and predict gives them the first class, 0; use weighting='exp' or a larger k"]
+    elif weighting == "uniform":  # two rows per class: every query ties all three classes
+        np.testing.assert_allclose(shares, np.full((6, 3), 1 / 3))
+        assert predicted.tolist() == [0] * 6 and len(model.fit_warnings_) == 1
+    else:
+        assert model.fit_warnings_ == []
+
+
+def test_every_neighbour_negative_gives_uniform_shares_and_says_so():
+    from solvers._base.fit_warnings import SolverWarning
+
+    X = np.array([[1.0, 0.2], [0.2, 1.0], [1.0, 1.0]])
+    names = np.array(["cat", "dog", "dog"])
+    Q = np.array([[-1.0, -0.5], [1.0, 0.1]])
+    model = KNN(k=2, weighting="cosine").fit(X, names)
+    with pytest.warns(SolverWarning, match="1 of 2 queries got no positive vote") as record:
+        proba = model.predict_proba(Q)
+    assert "the first class, cat" in str(record[0].message)
+    np.testing.assert_allclose(proba[0], [0.5, 0.5])
+    assert proba[1, 0] > 0.5
+    with pytest.warns(SolverWarning, match="no positive vote"):
+        assert model.predict(Q).tolist() == ["cat", "cat"]
+    assert len(model.fit_warnings_) == 1  # said once in fit_warnings_, warned on every call
+    # exp weights stay positive: the nearest (least negative) row's class wins, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exp = KNN(k=2, weighting="exp").fit(X, names)
+        assert exp.predict(Q[:1]).tolist() == ["dog"]
+        assert exp.fit_warnings_ == []
+    # ... unless they underflow (s / tau = -1000 for s = -1): said too
+    tiny = KNN(k=3, weighting="exp", tau=1e-3).fit(X, names)
+    with pytest.warns(SolverWarning, match="underflows to 0.*use a larger tau"):
+        np.testing.assert_allclose(tiny.predict_proba(-X[2:]), [[0.5, 0.5]])
+
+
+def test_fs_solve_reports_queries_without_votes_in_its_json(tmp_path, capsys):
+    from tests.cli_runner import run
+    from tests.store_fixtures import make_feature_store
+
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.standard_normal((12, 4))).astype(np.float32) + 0.1
+    y = np.repeat([0, 1], 6)
+    X_test = np.vstack([-X[:3], X[6:8]])
+    path = make_feature_store(tmp_path / "s.h5", {"train": X, "test": X_test},
+                              labels={"train": y, "test": np.array([0, 0, 0, 1, 1])})
+    code, out, err = run(["solve", "knn", "--store", path, "--train", "train", "--test", "test",
+                          "--param", "k=3", "--param", "weighting=\"cosine\"", "--json", "-q"], capsys)
+    assert code == 0, err
+    runs = json.loads(out)["runs"]
+    assert any("3 of 5 queries got no positive vote" in w for w in runs[0]["warnings"])
+    assert "no positive vote" in err

@@ -3,12 +3,14 @@ as in the weighted kNN evaluation of Wu et al., "Unsupervised Feature Learning v
 Non-Parametric Instance Discrimination", CVPR 2018 (also used by DINO, Caron et al., ICCV 2021)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from solvers._base.solver import Solver
 from solvers._base.checks import check_features
-from solvers._base.fit_warnings import record_warning, start_warnings
+from solvers._base.fit_warnings import SolverWarning, record_warning, start_warnings
 from solvers._base.normalize import l2_normalize
+from solvers._base.solver import Solver
 from solvers.errors import InputError
 
 WEIGHTINGS = ("exp", "cosine", "uniform")
@@ -19,12 +21,16 @@ SHARE_FLOOR = 1e-12
 class KNN(Solver):
     """Cosine kNN (Wu et al., CVPR 2018): the k training rows with the largest cosine similarity
     s_j vote for their class with weight exp(s_j / tau) (``weighting="exp"``, tau = 0.07 as in
-    Wu et al.), s_j (``"cosine"``, negative votes count as 0) or 1 (``"uniform"``).
+    Wu et al.), max(s_j, 0) (``"cosine"``: a neighbour with a negative similarity votes 0; each
+    neighbour's weight is clipped, not a class's total) or 1 (``"uniform"``).
 
     The solvers' one contract holds: ``class_logits`` returns (n, C) logits and ``predict_proba``
     is softmax(logits / temperature). The logits are log vote shares, log(max(p_c, 1e-12)) with
-    p_c = v_c / sum_c' v_c' (uniform when no vote is positive), so softmax of them at
-    temperature 1 is kNN's own vote-share probability (classes without a vote get ~1e-12).
+    p_c = v_c / sum_c' v_c', so softmax of them at temperature 1 is kNN's own vote-share
+    probability (classes without a vote get ~1e-12). A query without a positive vote (with
+    ``"cosine"``: every neighbour's similarity <= 0) gets uniform shares, so ``predict`` gives it
+    ``classes_[0]``: no fallback is sound, so a ``SolverWarning`` says how many queries, and the
+    message is added once to ``fit_warnings_`` (which ``fs solve --json`` reports).
     The raw per-class vote sums are ``votes``. The index is ``faiss.index_factory(D,
     index_factory, METRIC_INNER_PRODUCT)`` over normalized rows ("Flat" = exact search), moved
     to GPU when faiss sees one. Uniform votes with k >= the number of training rows are every
@@ -48,7 +54,7 @@ class KNN(Solver):
         self.temperature = temperature
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> "KNN":
+            y_val: np.ndarray | None = None) -> KNN:
         """Index the normalized training rows; X_val/y_val are accepted and unused. Warns
         (``fit_warnings_``) when k exceeds the training rows, and that uniform votes are then
         the same for every query."""
@@ -104,13 +110,14 @@ class KNN(Solver):
         return sims, idx
 
     def votes(self, X: np.ndarray) -> np.ndarray:
-        """Per-class sums of the neighbours' vote weights (n, C)."""
+        """Per-class sums of the neighbours' vote weights (n, C), all >= 0: with ``"cosine"`` a
+        neighbour with a negative similarity votes 0."""
         sims, idx = self.kneighbors(X)
         valid = idx >= 0
         if self.weighting == "exp":
             weights = np.exp(sims.astype(np.float64) / self.tau)
         elif self.weighting == "cosine":
-            weights = sims.astype(np.float64)
+            weights = np.maximum(sims.astype(np.float64), 0.0)
         else:
             weights = np.ones(sims.shape)
         weights[~valid] = 0
@@ -120,13 +127,28 @@ class KNN(Solver):
         return votes
 
     def vote_shares(self, X: np.ndarray) -> np.ndarray:
-        """Votes divided by their row sum (n, C); negative cosine votes count as 0, and a row
-        without a positive vote is uniform."""
-        votes = np.maximum(self.votes(X), 0)
+        """Votes divided by their row sum (n, C); a row without a positive vote is uniform, and a
+        ``SolverWarning`` (also a line in ``fit_warnings_``) counts such rows."""
+        votes = self.votes(X)
         total = votes.sum(axis=1, keepdims=True)
         out = np.full_like(votes, 1.0 / votes.shape[1])
         np.divide(votes, total, out=out, where=total > 0)
+        without = int(np.count_nonzero(total <= 0))
+        if without:
+            self._warn_without_votes(without, votes.shape[0])
         return out
+
+    def _warn_without_votes(self, without: int, n: int) -> None:
+        if self.weighting == "cosine":
+            reason, hint = "every neighbour's cosine similarity is <= 0", "use weighting='exp' or a larger k"
+        else:
+            reason, hint = "every neighbour's weight exp(s / tau) underflows to 0", "use a larger tau"
+        message = (f"{without} of {n} queries got no positive vote ({reason}): their vote shares are uniform and "
+                   f"predict gives them the first class, {self.classes_[0]}; {hint}")
+        if message in getattr(self, "fit_warnings_", []):
+            warnings.warn(f"{type(self).__name__}: {message}", SolverWarning, stacklevel=3)
+        else:
+            record_warning(self, message)
 
     def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits (n, C): log vote shares clipped at log(1e-12), so softmax(logits) = vote shares."""
