@@ -112,3 +112,34 @@ def test_gain_and_its_paired_standard_error():
     assert out["gain"] == pytest.approx(d.mean()) and out["gain_se"] == pytest.approx(sem(d))
     assert out["gain_significant"] == (d.mean() > 2 * sem(d))
     assert gain_over_zero_shot(y, X, y, T)["gain_significant"]  # perfect predictions beat zero-shot
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("rounds", [2, 3])
+def test_each_round_refits_on_the_previous_heads_pseudo_labels(rounds):
+    """The rounds re-derived by hand: round 1 from zero-shot probabilities, each later round from
+    the previous GDA head's. The pseudo-labels change between rounds on this task, so a model that
+    skipped a refresh (kept round 1's labels, or stopped early) would have another head."""
+    T, X, y, *_ = task(7, signal=1.2, text=0.5)
+    D = T.shape[1]
+    H = unit(X[:, D:])
+    probs = _softmax(100 * unit(X[:, :D]) @ unit(T).T)
+    heads, changed, previous = [], [], None
+    for _ in range(rounds):
+        labels_all = probs.argmax(1)
+        if previous is not None:
+            changed.append(float(np.mean(labels_all != previous)))
+        previous = labels_all
+        rows, labels, _ = pseudo_label_rows(probs, 20)
+        head = GDA(n_classes=len(T)).fit(H[rows], labels)
+        heads.append(head.decision_function(H))
+        probs = _softmax(heads[-1])
+    assert min(changed) > 0.01  # every refresh moves pseudo-labels
+    assert np.abs(heads[-1] - heads[-2]).max() > 1e-3
+    model = LabelFree(text_weights=T, rounds=rounds, k_per_class=20).fit(X)
+    np.testing.assert_allclose(model.decision_function(X), heads[-1], atol=1e-9)
+    np.testing.assert_allclose(model.pseudo_changed_, changed)
