@@ -265,26 +265,6 @@ def test_class_incremental_partial_fit_takes_scikit_learns_classes_argument(blob
         GDA(covariance="ledoit_wolf").partial_fit(X, index)
 
 
-def test_a_solver_written_with_decision_function_logits_keeps_working(blobs):
-    """A subclass from before ``class_logits`` (overriding decision_function with (n, C) logits)
-    still predicts, and its probabilities are the softmax of those logits."""
-    from solvers._base.solver import Solver
-
-    class Legacy(Solver):
-        def fit(self, X, y):
-            self._set_classes(3, np.asarray(X).shape[1])
-            return self
-
-        def decision_function(self, X):
-            return np.asarray(X)[:, :3]
-
-    X = blobs[0]
-    model = Legacy().fit(X, blobs[1])
-    assert list(model.predict(X)) == list(np.argmax(X[:, :3], axis=1))
-    z = X[:, :3] - X[:, :3].max(axis=1, keepdims=True)
-    np.testing.assert_allclose(model.predict_proba(X), np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
-
-
 def test_importing_solvers_does_not_import_scikit_learn():
     """The import-time win: fitting, predicting and failing do not import scikit-learn either."""
     code = ("import sys, numpy as np\n"

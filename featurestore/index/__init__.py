@@ -6,7 +6,6 @@ from featurestore.index.files import (
     factory_slug,
     glob_escape,
     index_paths,
-    legacy_index_paths,
     name_part,
     read_sidecar,
     remove_leftovers,
@@ -40,7 +39,7 @@ from featurestore.index.tuning import knobs, ladder, quantizer_ef_search, query_
 __all__ = [
     "DEFAULT_RECALL", "StoreIndex", "atomic_write", "build_index", "choose_factory", "estimate_memory", "exact_topk",
     "factory_slug", "format_bytes", "glob_escape", "ids_fingerprint", "index_names", "index_paths", "ivf_lists",
-    "knobs", "ladder", "legacy_index_paths", "load_index", "name_part", "parse_duration", "parse_memory",
+    "knobs", "ladder", "load_index", "name_part", "parse_duration", "parse_memory",
     "pq_subquantizers", "quantizer_ef_search", "query_recalls", "read_sidecar", "recall_at_k", "remove_leftovers",
     "save_pair", "set_params", "sidecars", "store_mode", "train_rows", "tune", "write_error"
 ]

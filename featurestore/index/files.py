@@ -46,15 +46,6 @@ def index_paths(store_path: str | os.PathLike, encoder: str, split: str, factory
     return parent / f"{base}.faiss", parent / f"{base}.json"
 
 
-def legacy_index_paths(store_path: str | os.PathLike, encoder: str, split: str, factory: str) -> tuple[Path, Path]:
-    """Where featurestore 0.1 put the same index (``/`` written as ``|``); removed on rebuild."""
-    from featurestore.store.feature_store import h5_name
-
-    base = f"{Path(store_path).name}.{h5_name(encoder)}.{h5_name(split)}.{factory_slug(factory)}"
-    parent = Path(store_path).parent
-    return parent / f"{base}.faiss", parent / f"{base}.json"
-
-
 def sidecars(store_path: str | os.PathLike) -> list[tuple[Path, dict[str, Any]]]:
     """Every index sidecar beside the store, with its parsed content (unreadable ones as ``{}``)."""
     store_path = Path(store_path)

@@ -33,7 +33,6 @@ from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceErro
 from featurestore.index.files import (
     factory_slug,
     index_paths,
-    legacy_index_paths,
     read_sidecar,
     remove_leftovers,
     save_pair,
@@ -367,9 +366,6 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
         mode = store_mode(fs.path)
         built.path = faiss_path
         _save(cpu_index, meta, faiss_path, json_path, mode)
-        for legacy in legacy_index_paths(fs.path, encoder, split, name):
-            if legacy not in (faiss_path, json_path):
-                legacy.unlink(missing_ok=True)
     return built
 
 

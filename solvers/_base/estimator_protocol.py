@@ -26,34 +26,28 @@ class DataConversionWarning(UserWarning):
     """Input was converted to the expected shape (a column-vector ``y``), as scikit-learn's."""
 
 
-_TWINS: dict[type, type] = {}
-
-
-def sklearn_twin(ours: type, module: str, name: str) -> type:
-    """``ours``, or, once scikit-learn's ``module`` is imported (by the caller, never here), a
-    subclass of both ``ours`` and its scikit-learn counterpart ``module.name``.
-
-    A solver raises scikit-learn's own ``NotFittedError`` and warns its ``DataConversionWarning``
-    wherever code could catch them (``sklearn.exceptions`` imported), while ``import solvers.few_shot.gda``
-    never pays for importing scikit-learn. ``except NotFittedError`` with this module's class
-    catches both.
-    """
-    theirs = getattr(sys.modules.get(module), name, None)
-    if theirs is None or issubclass(ours, theirs):
-        return ours
-    if ours not in _TWINS:
-        _TWINS[ours] = type(ours.__name__, (ours, theirs), {"__module__": ours.__module__, "__doc__": ours.__doc__})
-    return _TWINS[ours]
+def _sklearn_loaded() -> bool:
+    """Whether the caller imported scikit-learn (this package never does on its own)."""
+    return "sklearn.exceptions" in sys.modules
 
 
 def not_fitted_error(message: str) -> NotFittedError:
-    """A NotFittedError (scikit-learn's too, when scikit-learn is loaded)."""
-    return sklearn_twin(NotFittedError, "sklearn.exceptions", "NotFittedError")(message)
+    """A NotFittedError; scikit-learn's too (``sklearn_twins``) when scikit-learn is loaded, so
+    code that imported it can catch its own class."""
+    if _sklearn_loaded():
+        from solvers._base.sklearn_twins import NotFittedError as Twin
+
+        return Twin(message)
+    return NotFittedError(message)
 
 
-def data_conversion_warning() -> type:
+def data_conversion_warning() -> type[DataConversionWarning]:
     """The DataConversionWarning class to warn with (scikit-learn's too, when loaded)."""
-    return sklearn_twin(DataConversionWarning, "sklearn.exceptions", "DataConversionWarning")
+    if _sklearn_loaded():
+        from solvers._base.sklearn_twins import DataConversionWarning as Twin
+
+        return Twin
+    return DataConversionWarning
 
 
 class ClassifierProtocol:

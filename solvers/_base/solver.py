@@ -17,10 +17,6 @@ from solvers._base.softmax import softmax
 from solvers.errors import InputError
 
 STATE_FORMAT_VERSION = 1
-#: Constructor parameters of earlier versions that named store contents (a pool split, a text
-#: bank) instead of holding arrays; a saved model that has them loads without them.
-_STORAGE_PARAMS = frozenset({"pool", "shots", "captions_bank", "class_captions", "synonyms", "real_bank",
-                             "retrieval", "cap", "seed", "bank", "fallback_bank"})
 
 
 def _to_json(value: Any) -> Any:
@@ -94,10 +90,6 @@ class Solver(ClassifierProtocol):
 
     def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits (n_samples, n_classes), column k for ``classes_[k]``."""
-        if type(self).decision_function is not Solver.decision_function:
-            # a subclass written before ``class_logits`` existed overrides decision_function with its
-            # (n, C) logits: they are its logits (its decision_function is then not binary-shaped)
-            return type(self).decision_function(self, X)
         raise NotImplementedError(f"{type(self).__name__} does not implement class_logits")
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
@@ -181,11 +173,10 @@ class Solver(ClassifierProtocol):
                              "fit and save it again")
         ctor = dict(params["params"])
         accepted = set(cls._get_param_names())
-        for key in [key for key in ctor if key not in accepted]:
-            if key not in _STORAGE_PARAMS:
-                raise InputError(f"the saved {cls.__name__} has parameter {key!r}, which this version does not "
-                                 "know; fit and save it again")
-            del ctor[key]  # names of store contents, kept by older versions; the arrays are saved
+        unknown = [key for key in ctor if key not in accepted]
+        if unknown:
+            raise InputError(f"the saved {cls.__name__} has parameter {unknown[0]!r}, which this version does not "
+                             "know; fit and save it again")
         for key, value in arrays.items():
             if key.startswith("param."):
                 ctor[key[len("param."):]] = np.asarray(value)
@@ -195,7 +186,9 @@ class Solver(ClassifierProtocol):
                 setattr(solver, key, np.asarray(value))
         for key, value in params["fitted"].items():
             setattr(solver, key, value)
-        solver.classes_ = classes_from_state(arrays, params["fitted"])
+        classes = classes_from_state(arrays, params["fitted"])
+        assert classes is not None  # checked above
+        solver.classes_ = classes
         solver._restore()
         return solver
 
