@@ -4,8 +4,8 @@ import numpy as np
 from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from solvers.few_shot.sufficient_statistics import class_statistics
 from solvers.few_shot.gda import GDA
+from solvers.few_shot.sufficient_statistics import class_statistics
 from solvers.unlabelled.unsupervised_gda import UnsupervisedGDA
 
 
@@ -23,8 +23,8 @@ def make_problem(seed=0, C=6, D=12, shots=10, n_test=300, spread=1.0):
     return X, y, X_test, y_test, centres
 
 
-def official_ks_logits(X, y, X_test, C):
-    """The estimator of github.com/mrflogs/ICLR24 written out directly (uniform priors)."""
+def official_ks_logits(X, y, X_test, C, priors=None):
+    """The estimator of github.com/mrflogs/ICLR24 written out directly (uniform priors unless given)."""
     Xn, Xt = unit(X), unit(X_test)
     mus = np.stack([Xn[y == k].mean(axis=0) for k in range(C)])
     centred = np.concatenate([Xn[y == k] - mus[k] for k in range(C)])
@@ -32,7 +32,7 @@ def official_ks_logits(X, y, X_test, C):
     d, n = centred.shape[1], centred.shape[0]
     P = d * np.linalg.pinv((n - 1) * cov + np.trace(cov) * np.eye(d))
     W = mus @ P
-    b = np.log(np.full(C, 1.0 / C)) - 0.5 * np.einsum("nd,dc,nc->n", mus, P, mus)
+    b = np.log(np.full(C, 1.0 / C) if priors is None else priors) - 0.5 * np.einsum("nd,dc,nc->n", mus, P, mus)
     return Xt @ W.T + b
 
 
@@ -60,6 +60,47 @@ def test_empirical_covariance_matches_sklearn_lda():
     assert np.array_equal(model.predict(X_test), lda.predict(unit(X_test)))
     np.testing.assert_allclose(model.decision_function(X_test), lda.decision_function(unit(X_test)),
                                rtol=1e-6, atol=1e-6)
+
+
+def unbalanced_problem(seed=12, counts=(150, 50, 20, 8), D=6, n_test=2000):
+    """Overlapping classes of very different sizes drawn in proportion to their counts: the
+    priors move many predictions."""
+    rng = np.random.default_rng(seed)
+    centres = 0.6 * rng.standard_normal((len(counts), D))
+    y = np.repeat(np.arange(len(counts)), counts)
+    X = centres[y] + rng.standard_normal((y.size, D)) + 2 * np.eye(D)[0]
+    y_test = rng.choice(len(counts), n_test, p=np.asarray(counts) / sum(counts))
+    X_test = centres[y_test] + rng.standard_normal((n_test, D)) + 2 * np.eye(D)[0]
+    return X, y, X_test, y_test
+
+
+def test_empirical_priors_on_unbalanced_classes_match_sklearn_lda():
+    """scikit-learn's LDA estimates the priors from the class frequencies; uniform priors are the
+    same model with log(1/C) in place of log(pi_k). The two differ on many test rows here."""
+    X, y, X_test, y_test = unbalanced_problem()
+    lda = LinearDiscriminantAnalysis(solver="lsqr", covariance_estimator=EmpiricalCovariance()).fit(unit(X), y)
+    empirical = GDA(covariance="empirical", priors="empirical").fit(X, y)
+    np.testing.assert_allclose(empirical.priors_, np.bincount(y) / y.size)
+    np.testing.assert_allclose(lda.priors_, np.bincount(y) / y.size)
+    expected = lda.decision_function(unit(X_test))
+    np.testing.assert_allclose(empirical.decision_function(X_test), expected, rtol=1e-6, atol=1e-6)
+    assert np.array_equal(empirical.predict(X_test), lda.predict(unit(X_test)))
+    uniform = GDA(covariance="empirical", priors="uniform").fit(X, y)
+    expected_uniform = expected - np.log(lda.priors_) + np.log(1 / 4)
+    np.testing.assert_allclose(uniform.decision_function(X_test), expected_uniform, rtol=1e-6, atol=1e-6)
+    changed = np.mean(expected.argmax(1) != expected_uniform.argmax(1))
+    assert changed > 0.1  # the priors matter: a model that ignored them would fail above
+    # on test rows drawn with the training frequencies the empirical priors are the better rule
+    assert empirical.score(X_test, y_test) > uniform.score(X_test, y_test) + 0.05
+
+
+def test_ks_estimator_with_empirical_priors_matches_official_formula():
+    X, y, X_test, _ = unbalanced_problem(seed=13)
+    model = GDA(priors="empirical").fit(X, y)
+    expected = official_ks_logits(X, y, X_test, 4, priors=np.bincount(y) / y.size)
+    np.testing.assert_allclose(model.decision_function(X_test), expected, rtol=1e-7, atol=1e-6)
+    uniform = official_ks_logits(X, y, X_test, 4)
+    assert np.mean(expected.argmax(1) != uniform.argmax(1)) > 0.1
 
 
 def test_ledoit_wolf_matches_sklearn_estimator_on_centred_features():
@@ -207,5 +248,5 @@ def test_fs_solve_reports_the_fallback_in_its_json(tmp_path, capsys):
                           "--json", "-q"], capsys)
     assert code == 0, err
     warnings = json.loads(out)["runs"][0]["warnings"]
-    assert len(warnings) == 1 and "falls back to the identity (nearest class mean)" in warnings[0]
+    assert sum("falls back to the identity (nearest class mean)" in w for w in warnings) == 1
     assert "falls back to the identity" in err

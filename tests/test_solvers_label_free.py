@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from solvers.few_shot.gda import GDA
-from solvers.unlabelled.label_free import LabelFree, pseudo_label_rows
 from solvers.persistence import load_npz, save_npz
+from solvers.unlabelled.label_free import LabelFree, pseudo_label_rows
 
 
 def unit(A):
