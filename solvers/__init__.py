@@ -1,43 +1,57 @@
 """Closed-form, training-free solvers on cached CLIP embeddings (NumPy in, logits out).
 
-Names are resolved lazily (PEP 562) so ``import solvers`` imports neither scikit-learn nor
-faiss; each solver module imports only what it needs.
+Every registered solver, the ensembles, the metrics, few-shot sampling, persistence, the
+registry and the error types are exported here. Names are imported on first use
+(``solvers._base.lazy``), so ``import solvers`` imports neither SciPy, scikit-learn nor faiss.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from solvers._base.lazy import LazyAttributes
 
-_EXPORTS = {
-    "Solver": "solvers._base.solver",
-    "ZeroShot": "solvers.zero_shot.zero_shot",
-    "GDA": "solvers.few_shot.gda",
-    "LinearProbe": "solvers.few_shot.linear_probe",
-    "TipAdapter": "solvers.few_shot.tip_adapter",
-    "KNN": "solvers.few_shot.knn",
-    "UnsupervisedGDA": "solvers.unlabelled.unsupervised_gda",
-    "AMU": "solvers.few_shot.amu",
-    "LabelFree": "solvers.unlabelled.label_free",
-    "PromptAnomalyDetector": "solvers.ood.anomaly",
-    "ClassStatistics": "solvers.few_shot.sufficient_statistics",
-    "class_statistics": "solvers.few_shot.sufficient_statistics",
-    "fewshot_split": "solvers.model_selection.fewshot",
-    "save_npz": "solvers.persistence",
-    "load_npz": "solvers.persistence",
-    "save_to_store": "solvers.persistence",
-    "load_from_store": "solvers.persistence",
-    "SOLVERS": "solvers.registry",
-    "describe": "solvers.registry",
-}
+
+def _names(module: str, *names: str) -> dict[str, tuple[str, str]]:
+    return {name: (module, name) for name in names}
+
+
+_EXPORTS = LazyAttributes({
+    **_names("solvers._base.solver", "Solver"),
+    **_names("solvers._base.estimator_protocol", "NotFittedError"),
+    **_names("solvers._base.fit_warnings", "SolverWarning"),
+    **_names("solvers._base.progress", "progress", "quiet"),
+    **_names("solvers._base.normalize", "l2_normalize"),
+    **_names("solvers._base.softmax", "softmax", "log_softmax"),
+    **_names("solvers.errors", "InputError", "InputTypeError", "UnavailableMethodError"),
+    # solvers, by family
+    **_names("solvers.zero_shot.zero_shot", "ZeroShot"),
+    **_names("solvers.few_shot.gda", "GDA"),
+    **_names("solvers.few_shot.linear_probe", "LinearProbe"),
+    **_names("solvers.few_shot.tip_adapter", "TipAdapter"),
+    **_names("solvers.few_shot.knn", "KNN"),
+    **_names("solvers.few_shot.amu", "AMU"),
+    **_names("solvers.few_shot.sufficient_statistics", "ClassStatistics", "class_statistics"),
+    **_names("solvers.support_sets.tip_x", "TipX"),
+    **_names("solvers.support_sets.caps_adapter", "CapSAdapter"),
+    **_names("solvers.support_sets.real_prompt", "RealPrompt"),
+    **_names("solvers.support_sets.real_linear", "RealLinear"),
+    **_names("solvers.descriptions.descriptors", "DescriptorClassifier"),
+    **_names("solvers.descriptions.fudd", "DifferentialDescriptions"),
+    **_names("solvers.descriptions.description_selection", "DescriptionSelection"),
+    **_names("solvers.descriptions.perception_clip", "PerceptionCLIP"),
+    **_names("solvers.unlabelled.unsupervised_gda", "UnsupervisedGDA"),
+    **_names("solvers.unlabelled.label_free", "LabelFree"),
+    **_names("solvers.ensembles.ensemble", "Ensemble"),
+    **_names("solvers.ensembles.fixed_logits", "FixedLogits"),
+    **_names("solvers.ood.anomaly", "PromptAnomalyDetector"),
+    # metrics (solvers.metrics has the rest)
+    **_names("solvers.metrics", "logit_metrics", "topk_accuracy", "balanced_accuracy", "ece", "nll", "auroc",
+             "fpr_at_tpr", "aupr_in", "aupr_out", "ood_metrics"),
+    # sampling, persistence, registry
+    **_names("solvers.model_selection.fewshot", "fewshot_split"),
+    **_names("solvers.persistence", "save_npz", "load_npz", "save_to_store", "load_from_store"),
+    **_names("solvers.registry", "SOLVERS", "NAMES", "solver_class", "describe"),
+})
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'solvers' has no attribute {name!r}")
+__getattr__ = _EXPORTS.module_getattr(__name__)
 
 
 def __dir__() -> list[str]:
