@@ -44,7 +44,7 @@ def main() -> None:
     from solvers.ensembles.cooked import cooked_probabilities
     from solvers.ensembles.ensemble import Ensemble
     from solvers.few_shot.linear_probe import LinearProbe
-    from solvers.metrics.classification import auroc, fpr_at_tpr
+    from solvers.metrics.ood import auroc, fpr_at_tpr
     from solvers.ood.scores import msp, neg_entropy, neg_entropy_of_probabilities
     from solvers.zero_shot.zero_shot import ZeroShot
 

@@ -4,8 +4,10 @@ import pytest
 from sklearn.metrics import (average_precision_score, balanced_accuracy_score, log_loss,
                              roc_auc_score, top_k_accuracy_score)
 
-from solvers.metrics.classification import (auroc, aupr_in, aupr_out, balanced_accuracy, ece, fpr_at_tpr, nll,
-                             per_class_accuracy, reliability_bins, topk_accuracy)
+from solvers.errors import InputError
+from solvers.metrics.classification import (balanced_accuracy, classification_metrics, ece, nll, per_class_accuracy,
+                                            reliability_bins, topk_accuracy)
+from solvers.metrics.ood import aupr_in, aupr_out, auroc, fpr_at_tpr, roc_points
 
 
 @pytest.fixture
@@ -99,7 +101,7 @@ def test_fpr_at_tpr_both_conventions_against_sklearn_roc(ood):
     auc_and_fpr_recall, roc_curve(OOD = 1, -score) at the first TPR >= 0.95."""
     from sklearn.metrics import roc_curve
 
-    from solvers.metrics.classification import OOD_METRICS, ood_metrics
+    from solvers.metrics.ood import OOD_METRICS, ood_metrics
 
     s_id, s_ood = ood
     labels = np.r_[np.ones(300), np.zeros(250)]
@@ -133,7 +135,7 @@ def test_logit_metrics_equal_the_probability_metrics_and_sklearn(n_classes, temp
     probs = softmax(logits, temperature)
     got = logit_metrics(y, logits, temperature)
     assert got["top1"] == topk_accuracy(y, logits, 1) == np.mean(probs.argmax(axis=1) == y)
-    assert got["top5"] == topk_accuracy(y, logits, 5)
+    assert got["top5"] == (topk_accuracy(y, logits, 5) if n_classes >= 5 else None)  # 1 by construction below 5
     assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, logits.argmax(axis=1)), abs=1e-15)
     assert got["ece"] == ece(y, probs)  # float for float: the same confidences and bins
     assert got["nll"] == nll(y, probs)
@@ -149,3 +151,50 @@ def test_logit_metrics_balanced_accuracy_skips_absent_classes():
     logits = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 2.0], [0.0, 3.0, 1.0]])
     y = np.array([0, 0, 2])  # class 1 is absent: recall of class 0 is 1/2, of class 2 is 0
     assert logit_metrics(y, logits)["balanced_accuracy"] == pytest.approx(0.25)
+
+
+def test_classification_metrics_of_probabilities_against_sklearn(cls_data):
+    y, _, probs = cls_data
+    got = classification_metrics(y, probs)
+    assert list(got) == ["top1", "top5", "balanced_accuracy", "ece", "nll"]
+    assert got["top1"] == pytest.approx(np.mean(probs.argmax(1) == y))
+    assert got["top5"] == pytest.approx(top_k_accuracy_score(y, probs, k=5, labels=range(6)))
+    assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, probs.argmax(1)))
+    assert got["nll"] == pytest.approx(log_loss(y, probs, labels=range(6)), rel=1e-10)
+    assert got["ece"] == ece(y, probs)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4, 5])
+def test_top5_is_none_below_five_classes(n_classes):
+    from solvers.metrics.classification import logit_metrics
+
+    rng = np.random.default_rng(n_classes)
+    logits = rng.standard_normal((40, n_classes))
+    y = rng.integers(0, n_classes, 40)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    for got in (classification_metrics(y, probs), logit_metrics(y, logits)):
+        if n_classes < 5:
+            assert got["top5"] is None
+        else:
+            assert got["top5"] == pytest.approx(top_k_accuracy_score(y, logits, k=5, labels=range(n_classes)))
+
+
+def test_roc_points_are_sklearns_curve(ood):
+    from sklearn.metrics import roc_curve
+
+    s_id, s_ood = ood  # rounded to 0.1: many ties
+    labels = np.r_[np.ones(300), np.zeros(250)]
+    ref_fpr, ref_tpr, _ = roc_curve(labels, np.r_[s_id, s_ood], drop_intermediate=False)
+    fpr, tpr = roc_points(s_id, s_ood)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(auroc(s_id, s_ood))
+
+
+def test_ood_metrics_refuse_an_empty_side(ood):
+    s_id, _ = ood
+    for metric in (auroc, aupr_in, aupr_out, fpr_at_tpr, roc_points):
+        with pytest.raises(InputError, match="both kinds of rows"):
+            metric(s_id, np.array([]))
+        with pytest.raises(InputError, match="both kinds of rows"):
+            metric(np.array([]), s_id)

@@ -7,7 +7,7 @@ import pytest
 from scipy.special import logsumexp
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from solvers.metrics.classification import aupr_in, aupr_out, auroc
+from solvers.metrics.ood import aupr_in, aupr_out, auroc
 from solvers.ood.scores import energy, gen, max_logit, mcm, msp, neg_entropy
 
 

@@ -39,7 +39,8 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
             plot: str | None, output: str | None) -> None:
     """Print a table of metrics, one row per model (or seed group)."""
     from featurestore.store.feature_store import FeatureStore
-    from workflows.reports.result_files import classification_metrics, mean_and_std, record
+    from solvers.metrics.classification import CLASSIFICATION_METRICS, classification_metrics
+    from workflows.reports.result_files import mean_and_std, record
     from workflows.inputs.solver_inputs import labelled, load_model
 
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -70,13 +71,9 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
                 n_classes = probs.shape[1]
             metrics, std = mean_and_std(runs)
             group = len(members) > 1 or members[0] != name
-            row = {"model": name, "encoder": key, "n": int(len(y)), "top1": metrics["acc1"],
-                   "top5": metrics["acc5"], "balanced": metrics["mean_per_class_recall"],
-                   "ece": metrics["ece"], "nll": metrics["nll"]}
+            row = {"model": name, "encoder": key, "n": int(len(y)), **metrics}
             if group:
-                row.update(members=members, std={"top1": std["acc1"], "top5": std["acc5"],
-                                                 "balanced": std["mean_per_class_recall"], "ece": std["ece"],
-                                                 "nll": std["nll"]})
+                row.update(members=members, std=std)
             rows.append(row)
             seeds = [int(m.rpartition("-seed")[2]) for m in members] if group else None
             results.append(record(dataset=split, encoder=key, method=name, metrics=metrics, rows=len(y),
@@ -101,12 +98,13 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
-    metrics = [m for m in ("top1", "top5", "balanced", "ece", "nll") if any(r[m] is not None for r in rows)]
+    metrics = list(CLASSIFICATION_METRICS)
     width = max(len(r["model"]) for r in rows) + 2
-    cell = 16 if any("std" in r for r in rows) else 10
-    click.echo(f"{'model':<{width}}" + "".join(f"{m:>{cell}}" for m in metrics) + f"{'rows':>8}")
+    cells = {m: max(len(m) + 2, 16 if any("std" in r for r in rows) else 10) for m in metrics}
+    click.echo(f"{'model':<{width}}" + "".join(f"{m:>{cells[m]}}" for m in metrics) + f"{'rows':>8}")
     for r in rows:
-        click.echo(f"{r['model']:<{width}}" + "".join(f"{_cell(r, m):>{cell}}" for m in metrics) + f"{r['n']:>8}")
+        click.echo(f"{r['model']:<{width}}" + "".join(f"{_cell(r, m):>{cells[m]}}" for m in metrics)
+                   + f"{r['n']:>8}")
     for r in rows:
         if "members" in r:
             click.echo(f"{r['model']}: mean +- std over {len(r['members'])} seeds ({', '.join(r['members'])})")

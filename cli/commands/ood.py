@@ -63,7 +63,7 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
     from workflows.inputs.solver_inputs import resolve_encoder, text_weights
     from featurestore.store.feature_store import FeatureStore
     from solvers.ensembles.cooked import cooked_scores
-    from solvers.metrics.classification import ood_metrics
+    from solvers.metrics.ood import ood_metrics
     from solvers.ood.scores import LOGIT_SCORES, zero_shot_mcm
 
     names = [m.strip() for m in models.split(",") if m.strip()]

@@ -10,8 +10,9 @@ import click
               help="Write the table to this CSV file (default: print it as CSV to stdout).")
 def command(files: tuple[str, ...], csv_path: str | None) -> None:
     """Collect result FILES into a CSV: one row per result, CLIP_benchmark's columns first
-    (dataset, model, pretrained, task, method, language), then the metrics (acc1, acc5,
-    mean_per_class_recall, ece, nll and their _std over seeds), then the rest."""
+    (dataset, model, pretrained, task, method, language), then the metrics under featurestore's
+    names (top1, top5, balanced_accuracy, ece, nll and their _std over seeds; CLIP_benchmark's
+    acc1, acc5, mean_per_class_recall are read as those), then the rest."""
     import csv
     import os
     import sys

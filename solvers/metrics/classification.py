@@ -1,13 +1,10 @@
-"""Evaluation metrics on NumPy arrays: accuracy variants, calibration (ECE, NLL) and OOD
-detection (AUROC, FPR at a TPR, AUPR-In/Out; Hendrycks & Gimpel, ICLR 2017, in-distribution as
-positives, higher score = more in-distribution)."""
+"""Classification metrics on NumPy arrays: accuracy variants (top-k, balanced accuracy) and
+calibration (ECE, NLL), named as everywhere in featurestore: ``top1``, ``top5``,
+``balanced_accuracy``, ``ece``, ``nll``. OOD detection metrics are in ``solvers.metrics.ood``."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
-from solvers.errors import InputError
 
 
 def stable_positions(scores: np.ndarray, columns: np.ndarray, rows: np.ndarray | None = None,
@@ -93,13 +90,34 @@ def _mean_nll(p_true: np.ndarray, eps: float) -> float:
     return float(-np.mean(np.log(np.clip(p_true, eps, 1.0))))
 
 
+#: The classification metrics every report names, in table order.
+CLASSIFICATION_METRICS = ("top1", "top5", "balanced_accuracy", "ece", "nll")
+
+
+def top5_applies(n_classes: int) -> bool:
+    """Whether top-5 accuracy means anything: with fewer than 5 classes it is 1 by construction,
+    so it is reported as None (JSON null, printed "-")."""
+    return n_classes >= 5
+
+
+def classification_metrics(y: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict[str, float | None]:
+    """top1, top5 (None below 5 classes), balanced_accuracy (mean recall of the classes present
+    in ``y``), ece and nll of class probabilities ``probs`` (n, C) against labels ``y``."""
+    y, probs = np.asarray(y), np.asarray(probs)
+    return {"top1": topk_accuracy(y, probs, 1),
+            "top5": topk_accuracy(y, probs, 5) if top5_applies(probs.shape[1]) else None,
+            "balanced_accuracy": balanced_accuracy(y, probs.argmax(axis=1)),
+            "ece": ece(y, probs, n_bins), "nll": nll(y, probs)}
+
+
 LOGIT_BLOCK_VALUES = 1 << 18  # rows per block of logit_metrics: about 2 MB of float64, cache-sized
 
 
 def logit_metrics(y: np.ndarray, logits: np.ndarray, temperature: float = 1.0, n_bins: int = 15,
-                  eps: float = 1e-12) -> dict[str, float]:
-    """top1, top5, balanced accuracy, ECE and NLL of ``logits`` (n, C) against labels ``y`` in
-    0 .. C-1, with probabilities softmax(logits / temperature), in one pass of row blocks.
+                  eps: float = 1e-12) -> dict[str, float | None]:
+    """top1, top5 (None below 5 classes), balanced_accuracy, ece and nll of ``logits`` (n, C)
+    against labels ``y`` in 0 .. C-1, with probabilities softmax(logits / temperature), in one
+    pass of row blocks.
 
     The same numbers as ``topk_accuracy``, ``balanced_accuracy`` of argmax predictions, and
     ``ece`` / ``nll`` of ``solvers._base.softmax.softmax(logits, temperature)``, float for float (the
@@ -128,89 +146,7 @@ def logit_metrics(y: np.ndarray, logits: np.ndarray, temperature: float = 1.0, n
         total = z.sum(axis=1)
         conf[lo:lo + step] = 1.0 / total
         p_true[lo:lo + step] = z[np.arange(z.shape[0]), y[lo:lo + step]] / total
-    return {"top1": float(np.mean(correct)), "top5": float(np.mean(positions < 5)),
+    return {"top1": float(np.mean(correct)),
+            "top5": float(np.mean(positions < 5)) if top5_applies(n_classes) else None,
             "balanced_accuracy": balanced_accuracy(y, np.where(correct, y, -1)),  # ranked already: no argmax
             "ece": _ece_of_bins(_bins(conf, correct, n_bins)), "nll": _mean_nll(p_true, eps)}
-
-
-def _labels_scores(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    scores = np.concatenate([np.asarray(pos, np.float64), np.asarray(neg, np.float64)])
-    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
-    return labels, scores
-
-
-def auroc(scores_id: np.ndarray, scores_ood: np.ndarray) -> float:
-    """Area under the ROC curve with ID as positives (Mann-Whitney U with average ranks for ties)."""
-    from scipy.stats import rankdata
-
-    labels, scores = _labels_scores(scores_id, scores_ood)
-    ranks = rankdata(scores)
-    n_pos, n_neg = labels.sum(), (1 - labels).sum()
-    return float((ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-FPR_POSITIVES = ("id", "ood")
-
-
-def fpr_at_tpr(scores_id: np.ndarray, scores_ood: np.ndarray, tpr: float = 0.95,
-               positive: str = "id") -> float:
-    """False-positive rate at the first threshold whose true-positive rate reaches ``tpr``.
-
-    ``positive="id"`` (Hendrycks & Gimpel; scikit-learn's ROC with ID as positives): the
-    fraction of OOD rows accepted (score >= threshold) by the highest threshold that accepts
-    >= ``tpr`` of the ID rows. ``positive="ood"`` (OpenOOD v1.5, ``auc_and_fpr_recall``): OOD
-    rows are the positives, ranked by the negated score; the fraction of ID rows flagged as OOD
-    (score <= threshold) at the first threshold that flags >= ``tpr`` of the OOD rows. The two
-    differ; name the one a table shows.
-    """
-    if positive not in FPR_POSITIVES:
-        raise InputError(f"positive must be one of {FPR_POSITIVES}, got {positive!r}")
-    pos, neg = np.asarray(scores_id, np.float64), np.asarray(scores_ood, np.float64)
-    if positive == "ood":
-        pos, neg = -neg, -pos
-    ranked = np.sort(pos)[::-1]
-    needed = max(1, math.ceil(tpr * ranked.size - 1e-9))
-    threshold = ranked[needed - 1]
-    return float(np.mean(neg >= threshold))
-
-
-#: Column name -> (description, function of (scores_id, scores_ood)) of every OOD metric, in
-#: table order: what `fs ood` reports, each named by its convention.
-OOD_METRICS = {
-    "auroc": ("AUROC (ID positive; symmetric)", lambda i, o: auroc(i, o)),
-    "fpr95": ("FPR@95TPR, ID positive: OOD accepted when 95% of ID is kept (Hendrycks & Gimpel)",
-              lambda i, o: fpr_at_tpr(i, o, 0.95, "id")),
-    "fpr95_ood": ("FPR@95TPR, OOD positive: ID rejected when 95% of OOD is caught (OpenOOD v1.5)",
-                  lambda i, o: fpr_at_tpr(i, o, 0.95, "ood")),
-    "aupr_in": ("AUPR-In (ID positive)", lambda i, o: aupr_in(i, o)),
-    "aupr_out": ("AUPR-Out (OOD positive)", lambda i, o: aupr_out(i, o)),
-}
-
-
-def ood_metrics(scores_id: np.ndarray, scores_ood: np.ndarray) -> dict[str, float]:
-    """Every metric of ``OOD_METRICS`` for one score (higher = more in-distribution)."""
-    return {name: float(fn(scores_id, scores_ood)) for name, (_, fn) in OOD_METRICS.items()}
-
-
-def _average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
-    """AP = sum over distinct thresholds of (R_n - R_{n-1}) P_n (tied scores share one threshold)."""
-    order = np.argsort(-scores, kind="mergesort")
-    scores, labels = scores[order], labels[order]
-    last = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]
-    tp = np.cumsum(labels)[last]
-    fp = (last + 1) - tp
-    precision = tp / (tp + fp)
-    recall = tp / labels.sum()
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def aupr_in(scores_id: np.ndarray, scores_ood: np.ndarray) -> float:
-    """Average precision with ID as positives and higher score = more ID."""
-    labels, scores = _labels_scores(scores_id, scores_ood)
-    return _average_precision(labels, scores)
-
-
-def aupr_out(scores_id: np.ndarray, scores_ood: np.ndarray) -> float:
-    """Average precision with OOD as positives, ranked by the negated score."""
-    labels, scores = _labels_scores(scores_ood, scores_id)
-    return _average_precision(labels, -scores)

@@ -84,12 +84,15 @@ class PromptAnomalyDetector:
 
 
 def anomaly_metrics(is_anomalous: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-    """Image-level AUROC and AUPR (average precision, anomalous = positive) with scikit-learn."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    """Image-level AUROC and AUPR (average precision) with the anomalous images as positives and a
+    higher score meaning more anomalous (WinCLIP's convention), from ``solvers.metrics``."""
+    from solvers.metrics.ood import aupr_in, auroc
 
     y = np.asarray(is_anomalous).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
     if y.all() or not y.any():
         raise InputError("AUROC and AUPR need both normal and anomalous images; "
                          f"these {y.size} are all {'anomalous' if y.all() else 'normal'}")
-    return {"auroc": float(roc_auc_score(y, scores)), "aupr": float(average_precision_score(y, scores)),
+    # the metrics' positives are their first argument, ranked by decreasing score
+    return {"auroc": auroc(scores[y], scores[~y]), "aupr": aupr_in(scores[y], scores[~y]),
             "n_normal": int((~y).sum()), "n_anomalous": int(y.sum())}

@@ -2,8 +2,8 @@
 
 Figures are built without pyplot (no global figure registry, no backend choice): a notebook shows
 the returned Figure, the CLI writes it with :func:`save_png` through the Agg canvas. The math
-(metrics, OOD scores, calibration bins) stays in ``solvers/``; here only the ROC points are
-computed, because a curve is a picture of the scores, not a metric.
+(metrics, the ROC curve's points, OOD scores, calibration bins) stays in ``solvers/``
+(``solvers.metrics``, imported when a figure needs it); here it is only drawn.
 """
 from __future__ import annotations
 
@@ -165,13 +165,11 @@ def roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: st
     """ROC curves of OOD scores, one per ``name -> (scores_id, scores_ood)``, AUROC in the legend."""
     fig = Figure(figsize=(5.0, 4.6), layout="constrained") if ax is None else ax.figure
     ax = fig.add_subplot() if ax is None else ax
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from solvers.metrics.ood import auroc, roc_points
 
     for color, (name, (s_id, s_ood)) in zip(_colors(len(curves)), curves.items()):
-        labels = np.r_[np.ones(len(s_id)), np.zeros(len(s_ood))]
-        scores = np.r_[np.asarray(s_id, float), np.asarray(s_ood, float)]
-        fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
-        ax.plot(fpr, tpr, color=color, linewidth=1.6, label=f"{name} (AUROC {100 * roc_auc_score(labels, scores):.1f})")
+        fpr, tpr = roc_points(s_id, s_ood)
+        ax.plot(fpr, tpr, color=color, linewidth=1.6, label=f"{name} (AUROC {100 * auroc(s_id, s_ood):.1f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.axhline(0.95, color="lightgrey", linewidth=0.8, linestyle="--")
     ax.set_xlim(0, 1)

@@ -6,6 +6,10 @@ featurestore's own keys (``method``, ``encoder``, ``store``, ``split``, ``rows``
 ``metrics_std``, ECE and NLL among the metrics). ``acc5`` is None below 5 classes, as in
 CLIP_benchmark. Files written by CLIP_benchmark itself are read as well, so both end up in one
 CSV (``fs results``).
+
+CLIP_benchmark's metric names live only in the files: :func:`record` writes featurestore's
+``top1``, ``top5``, ``balanced_accuracy`` as ``acc1``, ``acc5``, ``mean_per_class_recall``
+(``CLIP_BENCHMARK_NAMES``) and :func:`read_results` reads them back under featurestore's names.
 """
 from __future__ import annotations
 
@@ -21,20 +25,29 @@ from featurestore.errors import SourceError
 
 # CLIP_benchmark's task names where one applies; any other method is an adapted classifier.
 TASKS = {"zero-shot": "zeroshot_classification", "linear-probe": "linear_probe"}
+# featurestore's metric name -> CLIP_benchmark's, used only in result files
+CLIP_BENCHMARK_NAMES = {"top1": "acc1", "top5": "acc5", "balanced_accuracy": "mean_per_class_recall"}
+FEATURESTORE_NAMES = {v: k for k, v in CLIP_BENCHMARK_NAMES.items()}
 LEADING_COLUMNS = ("dataset", "model", "pretrained", "task", "method", "language")
 TRAILING_COLUMNS = ("encoder", "store", "split", "rows", "seeds", "file")
 
 
 def classification_metrics(y: np.ndarray, probs: np.ndarray) -> dict[str, float | None]:
-    """acc1, acc5 (None below 5 classes), mean_per_class_recall (mean recall of the classes
-    present in ``y``), ece and nll of class probabilities ``probs`` (n, C) against labels ``y``."""
-    from solvers.metrics.classification import balanced_accuracy, ece, nll, topk_accuracy
+    """``solvers.metrics.classification_metrics`` (top1, top5, balanced_accuracy, ece, nll under
+    featurestore's names), imported when called so that importing this module loads no solver."""
+    from solvers.metrics.classification import classification_metrics as metrics
 
-    y, probs = np.asarray(y), np.asarray(probs)
-    return {"acc1": topk_accuracy(y, probs, 1),
-            "acc5": topk_accuracy(y, probs, 5) if probs.shape[1] >= 5 else None,
-            "mean_per_class_recall": balanced_accuracy(y, probs.argmax(axis=1)),
-            "ece": ece(y, probs), "nll": nll(y, probs)}
+    return metrics(y, probs)
+
+
+def to_file_names(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` with featurestore's names replaced by CLIP_benchmark's (the others as they are)."""
+    return {CLIP_BENCHMARK_NAMES.get(k, k): v for k, v in metrics.items()}
+
+
+def from_file_names(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` of a result file with CLIP_benchmark's names replaced by featurestore's."""
+    return {FEATURESTORE_NAMES.get(k, k): v for k, v in metrics.items()}
 
 
 def mean_and_std(runs: Sequence[dict[str, float | None]]) -> tuple[dict[str, float | None], dict[str, float | None]]:
@@ -64,14 +77,15 @@ def record(*, dataset: str, encoder: str, method: str, metrics: dict[str, float 
            store: str, split: str, encoder_info: dict[str, Any] | None = None,
            metrics_std: dict[str, float | None] | None = None, seeds: Sequence[int] | None = None,
            **extra: Any) -> dict[str, Any]:
-    """One result in CLIP_benchmark's shape (its keys first), featurestore's keys after."""
+    """One result in CLIP_benchmark's shape (its keys first), featurestore's keys after; the
+    metrics (featurestore's names) are written under CLIP_benchmark's names."""
     model, pretrained = split_encoder_key(encoder, encoder_info)
     result: dict[str, Any] = {"dataset": dataset, "model": model, "pretrained": pretrained,
-                              "task": TASKS.get(method, "classification"), "metrics": dict(metrics),
+                              "task": TASKS.get(method, "classification"), "metrics": to_file_names(metrics),
                               "language": "en", "method": method, "encoder": encoder, "store": store,
                               "split": split, "rows": int(rows)}
     if metrics_std is not None:
-        result["metrics_std"] = dict(metrics_std)
+        result["metrics_std"] = to_file_names(metrics_std)
     if seeds is not None:
         result["seeds"] = [int(s) for s in seeds]
     result.update(extra)
@@ -110,7 +124,8 @@ def write_result(path: str | os.PathLike, result: dict[str, Any]) -> None:
 
 def read_results(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
     """Every result of ``paths`` (a file holds one result object or a list of them), each with
-    the file it came from under ``file``. A file that is no result file is a SourceError."""
+    the file it came from under ``file`` and its metrics under featurestore's names. A file that
+    is no result file is a SourceError."""
     results = []
     for path in paths:
         try:
@@ -120,7 +135,10 @@ def read_results(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
         for item in data if isinstance(data, list) else [data]:
             if not isinstance(item, dict) or not isinstance(item.get("metrics"), dict) or "dataset" not in item:
                 raise SourceError(f"{path} is not a result file: each result needs 'dataset' and a 'metrics' object")
-            results.append({**item, "file": str(path)})
+            std = item.get("metrics_std")
+            results.append({**item, "metrics": from_file_names(item["metrics"]),
+                            **({"metrics_std": from_file_names(std)} if isinstance(std, dict) else {}),
+                            "file": str(path)})
     return results
 
 
