@@ -54,7 +54,7 @@ def save_npz(solver: Solver, path: str | Path, encoder: str | None = None) -> tu
     base = _base(path)
     arrays, meta = _meta(solver, encoder)
     npz, meta_path = base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
-    np.savez(npz, **arrays)
+    np.savez(npz, allow_pickle=False, **arrays)
     meta_path.write_text(json.dumps(meta, indent=1))
     return npz, meta_path
 

@@ -13,6 +13,8 @@ outputs in the paper). A* = C_TT^+ C_TI (cosine kernel) maps a text to its image
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from solvers._base.normalize import l2_normalize
@@ -120,12 +122,12 @@ def official_sce(values: np.ndarray) -> float:
     return float(np.exp(-np.sum(lam * np.log(lam / lam.sum()))))
 
 
-def schur_complement_entropy(images: np.ndarray, texts: np.ndarray, **kwargs: object) -> float:
+def schur_complement_entropy(images: np.ndarray, texts: np.ndarray, **kwargs: Any) -> float:
     """SCE as the official code reports it, of the Schur complement (``schur_scores``'s ``sce``)."""
     return schur_scores(images, texts, **kwargs)["sce"]
 
 
-def schur_scores(images: np.ndarray, texts: np.ndarray, **kwargs: object) -> dict[str, float]:
+def schur_scores(images: np.ndarray, texts: np.ndarray, **kwargs: Any) -> dict[str, float]:
     """What ``fs schur score`` reports, from one eigendecomposition (``kwargs`` as
     ``schur_eigenvalues``; the defaults are the paper's): ``sce`` (the official SCE of the
     complement, the image diversity the texts do not explain) and ``text_part_sce`` (the same of

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ class ClassifierProtocol:
     """Constructor-parameter introspection, tags and scoring of a scikit-learn classifier."""
 
     _estimator_type = "classifier"  # read by scikit-learn releases before 1.6
+    predict: Callable[[np.ndarray], np.ndarray]  # what ``score`` compares (Solver.predict)
 
     @classmethod
     def _get_param_names(cls) -> list[str]:

@@ -88,6 +88,15 @@ class Solver(ClassifierProtocol):
     #: store); ``fs solve --list`` does not offer them as ``--param`` options.
     _data_params: tuple[str, ...] = ("text_weights", "classes")
 
+    # Fitted attributes every solver has (annotations only: ``hasattr`` is False before fit).
+    classes_: np.ndarray
+    n_features_in_: int
+    #: Messages of the warnings the last fit raised (``fit_warnings.record_warning``).
+    fit_warnings_: list[str]
+    #: Set when a model is loaded from a store or file: its encoder key and class names.
+    encoder_: str | None
+    class_names_: list[str] | None
+
     def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits (n_samples, n_classes), column k for ``classes_[k]``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement class_logits")
@@ -99,6 +108,13 @@ class Solver(ClassifierProtocol):
         self._check_n_features(X)
         z = self.class_logits(X)
         return z[:, 1] - z[:, 0] if z.ndim == 2 and z.shape[1] == 2 else z
+
+    def _required_text_weights(self) -> np.ndarray:
+        """The ``text_weights`` parameter of a solver that needs a text bank (``fit`` checked it)."""
+        weights = getattr(self, "text_weights", None)
+        if weights is None:
+            raise InputError(f"{type(self).__name__} needs text_weights (the class text embeddings)")
+        return np.asarray(weights)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):

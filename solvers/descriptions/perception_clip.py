@@ -81,6 +81,7 @@ class PerceptionCLIP(Solver):
         if self.infer == "uniform":
             return np.full((F.shape[0], F.shape[2]), -np.log(F.shape[2]))
         if self.infer == "without_class":
+            assert G is not None  # computed for this inference mode
             return log_softmax(G, tau)
         return log_softmax(logsumexp(F / tau, axis=1))
 

@@ -82,7 +82,7 @@ class Ensemble(Solver):
                 raise InputError("temperatures='fit' needs a validation split (X_val, y_val)")
             temps = np.array([fit_temperature(z, y) for z in mats])
         elif self.temperatures is None:
-            members = self.members or [None] * m
+            members: Sequence[object] = self.members or [None] * m
             temps = np.array([float(getattr(s, "temperature", 1.0)) for s in members])
         else:
             temps = np.asarray(self.temperatures, dtype=np.float64)
@@ -93,7 +93,7 @@ class Ensemble(Solver):
             if weights.shape != (m,) or (weights < 0).any() or weights.sum() <= 0:
                 raise InputError(f"need {m} non-negative weights with a positive sum, got {weights.tolist()}")
             weights = weights / weights.sum()
-            self.validation_scores_ = None
+            self.validation_scores_: np.ndarray | None = None
         elif y is not None and m > 1:
             weights = self._search(mats, temps, y)
         else:
@@ -126,16 +126,17 @@ class Ensemble(Solver):
         return self._combine(mats, np.asarray(self.weights_), np.asarray(self.temperatures_))
 
     # ------------------------------------------------------------------ the Solver interface
-    def _member_logits(self, X: np.ndarray) -> list[np.ndarray]:
+    def _fitted_members(self) -> Sequence[Solver]:
         if not self.members:
             raise InputError("Ensemble needs fitted members (members=[...])")
-        return [member.class_logits(X) for member in self.members]
+        return self.members
+
+    def _member_logits(self, X: np.ndarray) -> list[np.ndarray]:
+        return [member.class_logits(X) for member in self._fitted_members()]
 
     def _member_classes(self) -> np.ndarray:
         """The members' common ``classes_`` (refused when they differ: their columns would not align)."""
-        if not self.members:
-            raise InputError("Ensemble needs fitted members (members=[...])")
-        classes = [np.asarray(member.classes_) for member in self.members]
+        classes = [np.asarray(member.classes_) for member in self._fitted_members()]
         if any(c.shape != classes[0].shape or not np.array_equal(c, classes[0]) for c in classes[1:]):
             raise InputError("the members have different classes_; an ensemble needs one class list")
         return classes[0]
@@ -152,8 +153,9 @@ class Ensemble(Solver):
             self.fit_logits(self._member_logits(X_val), y_val)
             self.n_features_in_ = int(X_val.shape[1])
         else:
-            self.fit_logits([np.zeros((1, classes.size))] * len(self.members))
-            self.n_features_in_ = int(getattr(self.members[0], "n_features_in_", 0))
+            members = self._fitted_members()
+            self.fit_logits([np.zeros((1, classes.size))] * len(members))
+            self.n_features_in_ = int(getattr(members[0], "n_features_in_", 0))
         self.classes_ = classes
         return self
 
@@ -193,6 +195,9 @@ class Ensemble(Solver):
         ensemble = cls(members=members, **params["params"])
         for name in ("weights_", "temperatures_"):
             setattr(ensemble, name, np.asarray(arrays[name]))
-        ensemble.classes_ = classes_from_state(arrays, params["fitted"])
+        classes = classes_from_state(arrays, params["fitted"])
+        if classes is None:
+            raise InputError("the saved Ensemble lacks classes_; fit and save it again")
+        ensemble.classes_ = classes
         ensemble.n_features_in_ = params["fitted"]["n_features_in_"]
         return ensemble

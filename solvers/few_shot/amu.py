@@ -132,7 +132,7 @@ class AMU(Solver):
             self.fit_warnings_ += list(gda.fit_warnings_)
         self.n_clip_features_ = int(D)
         self._set_classes(C, X.shape[1])
-        self.val_scores_ = None
+        self.val_scores_: list[float] | None = None
         if self.alpha is not None:
             self.alpha_, self.alpha_source_ = float(self.alpha), "given"
         else:
@@ -153,7 +153,7 @@ class AMU(Solver):
         self._check_fitted()
         X = check_features(X, n_features=self.n_features_in_, other="the fitted model")
         clip, A = self._split(X, self.n_clip_features_)
-        zs = zero_shot_logits(clip.astype(np.float64), self.text_weights, self.logit_scale)
+        zs = zero_shot_logits(clip.astype(np.float64), self._required_text_weights(), self.logit_scale)
         aux = standardize_rows(A.astype(np.float64) @ self.aux_coef_.T + self.aux_intercept_)
         return zs, uncertainty_factor(zs, self.uncertainty, self.power)[:, None] * aux
 

@@ -96,8 +96,12 @@ class GDA(Solver):
     ``alphas`` warns too; both are listed in ``fit_warnings_``.
     """
 
-    _state_arrays = ("means_", "precision_", "coef_", "intercept_", "priors_")
-    _state_scalars = ("alpha_", "val_scores_")
+    # the running sufficient statistics of partial_fit
+    stat_counts_: np.ndarray
+    stat_sums_: np.ndarray
+    stat_scatter_: np.ndarray
+    _state_arrays: tuple[str, ...] = ("means_", "precision_", "coef_", "intercept_", "priors_")
+    _state_scalars: tuple[str, ...] = ("alpha_", "val_scores_")
 
     def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
                  classes: list | np.ndarray | None = None, alpha: float | None = None,
@@ -290,7 +294,7 @@ class GDA(Solver):
             self._set_classes(C, D)
         else:
             self.classes_, self.n_features_in_ = np.asarray(classes), int(D)
-        self.val_scores_ = None
+        self.val_scores_: list[float] | None = None
         if self.text_weights is None:
             self.alpha_ = None
         elif self.alpha is not None:

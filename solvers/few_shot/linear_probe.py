@@ -123,7 +123,7 @@ class LinearProbe(Solver):
         val = None if self.C is not None else check_validation_pair(X_val, y_val, X.shape[1], self.classes_)
         if self.refit_on_val and self.C is None and val is None:
             raise InputError("refit_on_val=True needs a validation split (X_val, y_val)")
-        self.val_scores_ = None
+        self.val_scores_: dict[str, float] | None = None
         if self.C is not None or val is None:
             self.C_ = float(self.default_C if self.C is None else self.C)
             W, b = self._final_fit(self.C_, Xn, y, n_classes, start)

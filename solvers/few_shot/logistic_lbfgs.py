@@ -36,8 +36,8 @@ def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int, C: float):
     rows = np.arange(n)
     ridge = 1.0 / (C * n)
     binary = n_outputs == 1
-    target = y.astype(X.dtype) if binary else None
-    target64 = y.astype(np.float64) if binary else None
+    target = y.astype(X.dtype) if binary else np.empty(0, X.dtype)  # used by the binary branch only
+    target64 = y.astype(np.float64) if binary else np.empty(0)
 
     def value_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
         W = w[:n_outputs * D].reshape(n_outputs, D)
@@ -91,7 +91,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, n_classes: int, C: float,
         w = np.concatenate([np.asarray(start[0], np.float64).ravel(), np.asarray(start[1], np.float64).ravel()])
     options = {"maxls": 50, "gtol": float(tol), "ftol": 64 * np.finfo(float).eps}
     n_iter = 0
-    stages = [X64.astype(np.float32), X64] if float32_products else [X64]
+    stages: list[np.ndarray] = [X64.astype(np.float32), X64] if float32_products else [X64]
     for rows in stages:
         result = minimize(_objective(rows, y, n_outputs, C), w, jac=True, method="L-BFGS-B",
                           options={**options, "maxiter": int(max_iter) - n_iter})

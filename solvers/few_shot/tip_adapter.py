@@ -98,7 +98,7 @@ class TipAdapter(Solver):
         self.n_features_in_ = int(X.shape[1])
         self.alpha_ = float(self.default_alpha if self.alpha is None else self.alpha)
         self.beta_ = float(self.default_beta if self.beta is None else self.beta)
-        self.val_accuracy_ = None
+        self.val_accuracy_: float | None = None
         start_warnings(self)
         val = None
         if self.alpha is None or self.beta is None:
@@ -145,9 +145,9 @@ class TipAdapter(Solver):
                 logits = alpha_axis * class_sums(affinity).astype(dtype)
                 logits += zs_block
                 correct[i] += np.count_nonzero(logits.argmax(axis=2) == y_val[block], axis=1)
-        i, j = np.unravel_index(np.argmax(correct), correct.shape)  # the first best in grid order
-        self.val_accuracy_ = float(correct[i, j] / Xv.shape[0])
-        self.alpha_, self.beta_ = float(alphas[j]), float(betas[i])
+        bi, bj = np.unravel_index(np.argmax(correct), correct.shape)  # the first best in grid order
+        self.val_accuracy_ = float(correct[bi, bj] / Xv.shape[0])
+        self.alpha_, self.beta_ = float(alphas[bj]), float(betas[bi])
         hint = "widen search_scale or name a preset"
         warn_on_grid_edge(self, "beta", betas, self.beta_, hint)
         warn_on_grid_edge(self, "alpha", alphas, self.alpha_, hint)

@@ -60,8 +60,8 @@ class CapSAdapter(TipX):
     store's pool, its caption bank and a bank of class-conditioned captions).
     """
 
-    _state_arrays = TipX._state_arrays + ("caption_keys_",)
-    _data_params = TipX._data_params + ("support_caption_features",)
+    _state_arrays = (*TipX._state_arrays, "caption_keys_")
+    _data_params = (*TipX._data_params, "support_caption_features")
 
     def __init__(self, text_weights: np.ndarray | None = None, support_features: np.ndarray | None = None,
                  support_labels: np.ndarray | None = None, support_caption_features: np.ndarray | None = None,

@@ -99,7 +99,7 @@ class RealLinear(Solver):
         self._set_classes(T.shape[0], T.shape[1])
         self.n_retrieved_ = 0 if self.retrieved_features is None else len(self.retrieved_features)
         val = None if self.C is not None else check_validation_pair(X_val, y_val, T.shape[1], T.shape[0])
-        self.val_scores_ = None
+        self.val_scores_: list[float] | None = None
         if val is None:
             self.C_ = float(self.default_C if self.C is None else self.C)
             self.coef_ = self._fit_C(Xtr, ytr, T, self.C_)
@@ -118,4 +118,5 @@ class RealLinear(Solver):
         """(1 - a) logit_scale x_n T_n^T + a x_n W^T, (n, C)."""
         self._check_fitted()
         Xn = l2_normalize(check_features(X, n_features=self.n_features_in_))
-        return self._mix(zero_shot_logits(Xn, self.text_weights, self.logit_scale), Xn @ self.coef_.T.astype(Xn.dtype))
+        zero_shot = zero_shot_logits(Xn, self._required_text_weights(), self.logit_scale)
+        return self._mix(zero_shot, Xn @ self.coef_.T.astype(Xn.dtype))

@@ -44,10 +44,10 @@ class TipX(Solver):
     """
 
     fit_input = "none"
-    _data_params = ("text_weights", "support_features", "support_labels")
+    _data_params: tuple[str, ...] = ("text_weights", "support_features", "support_labels")
     batch_size = 2048
-    _state_arrays = ("keys_", "labels_", "key_log_dist_")
-    _state_scalars = ("alpha_", "beta_", "gamma_", "delta_", "scale_", "val_accuracy_")
+    _state_arrays: tuple[str, ...] = ("keys_", "labels_", "key_log_dist_")
+    _state_scalars: tuple[str, ...] = ("alpha_", "beta_", "gamma_", "delta_", "scale_", "val_accuracy_")
 
     def __init__(self, text_weights: np.ndarray | None = None, support_features: np.ndarray | None = None,
                  support_labels: np.ndarray | None = None,
@@ -103,7 +103,7 @@ class TipX(Solver):
         self.key_log_dist_ = class_log_distribution(self.keys_, T, self.kl_tau)
         self._set_classes(T.shape[0], T.shape[1])
         val = check_validation_pair(X_val, y_val, T.shape[1], T.shape[0])
-        self.val_accuracy_ = None
+        self.val_accuracy_: float | None = None
         fixed = (self.alpha, self.beta, self.gamma)
         defaults = (self.default_alpha, self.default_beta, self.default_gamma)
         self.alpha_, self.beta_, self.gamma_ = (float(d if v is None else v) for v, d in zip(fixed, defaults))
@@ -119,7 +119,7 @@ class TipX(Solver):
         return 0.0
 
     def _scale_for(self, Xn: np.ndarray, delta: float) -> list[float]:
-        kl = kl_matrix(class_log_distribution(Xn, self.text_weights, self.kl_tau), self.key_log_dist_)
+        kl = kl_matrix(class_log_distribution(Xn, self._required_text_weights(), self.kl_tau), self.key_log_dist_)
         s = MinMaxScale.fit(kl, self._affinity(Xn, delta))
         return [s.kl_min, s.kl_max, s.target_min, s.target_max]
 
@@ -128,7 +128,7 @@ class TipX(Solver):
         return np.add.reduceat(values, starts, axis=1)
 
     def _kl_logits(self, Xn: np.ndarray, scale: list[float]) -> np.ndarray:
-        kl = kl_matrix(class_log_distribution(Xn, self.text_weights, self.kl_tau), self.key_log_dist_)
+        kl = kl_matrix(class_log_distribution(Xn, self._required_text_weights(), self.kl_tau), self.key_log_dist_)
         return self._class_sums(-MinMaxScale(*scale)(kl))
 
     def _search(self, Xv: np.ndarray, yv: np.ndarray) -> None:
@@ -138,7 +138,7 @@ class TipX(Solver):
         alphas = [self.alpha] if self.alpha is not None else linear_grid(a_scale, a_steps, 0.1)
         betas = [self.beta] if self.beta is not None else linear_grid(b_scale, b_steps, 1.0)
         gammas = np.array([self.gamma] if self.gamma is not None else linear_grid(g_scale, g_steps, 0.1))
-        zs = zero_shot_logits(Xv, self.text_weights, self.logit_scale)
+        zs = zero_shot_logits(Xv, self._required_text_weights(), self.logit_scale)
         best = (-1.0, self.alpha_, self.beta_, self.gamma_, self.delta_)
         # gammas are scored in blocks of at most SEARCH_BLOCK_ELEMENTS logits (never gamma x n_val x C at once)
         block = max(1, SEARCH_BLOCK_ELEMENTS // max(1, zs.size))
@@ -166,6 +166,6 @@ class TipX(Solver):
         for lo in range(0, Xn.shape[0], self.batch_size):
             batch = Xn[lo:lo + self.batch_size]
             cache = self._class_sums(np.exp(-self.beta_ * (1 - self._affinity(batch, self.delta_))))
-            out[lo:lo + len(batch)] = (zero_shot_logits(batch, self.text_weights, self.logit_scale)
+            out[lo:lo + len(batch)] = (zero_shot_logits(batch, self._required_text_weights(), self.logit_scale)
                                        + self.alpha_ * cache + self.gamma_ * self._kl_logits(batch, self.scale_))
         return out

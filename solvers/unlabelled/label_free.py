@@ -16,6 +16,8 @@ Transductive use predicts the split it was fitted on; inductive use predicts ano
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from solvers._base.checks import check_features, check_target, check_text_weights, encode_labels
@@ -26,6 +28,10 @@ from solvers._base.solver import Solver
 from solvers.errors import InputError
 from solvers.unlabelled.unsupervised_gda import confident_per_class
 from solvers.zero_shot.zero_shot import zero_shot_logits
+
+if TYPE_CHECKING:
+    from solvers.few_shot.gda import GDA
+    from solvers.few_shot.linear_probe import LinearProbe
 
 HEADS = ("gda", "linear_probe")
 
@@ -83,7 +89,7 @@ class LabelFree(Solver):
         if self.head == "gda":
             from solvers.few_shot.gda import GDA
 
-            model = GDA(n_classes=C).fit(H, y)
+            model: GDA | LinearProbe = GDA(n_classes=C).fit(H, y)
         else:
             from solvers.few_shot.linear_probe import LinearProbe
 

@@ -51,4 +51,4 @@ class ZeroShot(Solver):
         """Zero-shot logits (n, C)."""
         self._check_fitted()
         X = check_features(X, n_features=self.n_features_in_, estimator=self)
-        return zero_shot_logits(X, self.text_weights, self.logit_scale)
+        return zero_shot_logits(X, self._required_text_weights(), self.logit_scale)
