@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,7 @@ class LoadedDataset:
     info: DatasetInfo
     folder: str
     classes: list[str]
-    splits: dict[str, Source]
+    splits: Mapping[str, Source]
     templates: list[str]
     subset: list[str] | None = None
 

@@ -62,14 +62,15 @@ class Encoder:
         import torch
         from tqdm.auto import tqdm
 
-        if not self.has_text:
+        text_forward = self.text_forward
+        if text_forward is None:
             raise image_only_error(self.key)
         rows = []
         with torch.inference_mode(), tqdm(total=len(texts), unit="text", desc="encode texts", disable=quiet,
                                           dynamic_ncols=True) as bar:
             for start in range(0, len(texts), batch_size):
                 tokens = self.tokenizer(texts[start:start + batch_size]).to(self.device)
-                out = self.text_forward(tokens).float()
+                out = text_forward(tokens).float()
                 if normalize:
                     out = torch.nn.functional.normalize(out, dim=-1)
                 rows.append(out.cpu().numpy())

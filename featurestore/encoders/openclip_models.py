@@ -172,6 +172,7 @@ def load_open_clip(model: str, pretrained: str | None, *, device: str, precision
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise EncoderError(f"cannot build {model} with weights {pretrained}: {first[:300]}") from None
     if file_state is not None:
+        assert pretrained is not None  # file_state was read from it
         _load_checkpoint(net, file_state, pretrained, model)  # after casting, as open_clip loads files
     freeze(net)
 

@@ -59,7 +59,7 @@ def load_timm(model: str, pretrained: str | None, *, device: str, precision: str
 
     try:
         with library_logging_silenced():
-            net = timm.create_model(arch, pretrained=False)
+            net: Any = timm.create_model(arch, pretrained=False)
     except (RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise EncoderError(f"cannot build timm model {arch}: {str(exc).splitlines()[0][:200]}") from None
     if file_state is not None:

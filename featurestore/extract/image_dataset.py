@@ -29,9 +29,9 @@ PREFETCH_FACTOR = 4
 
 
 class ImageItem(NamedTuple):
-    """One dataset item: position in `records`, (1+views, 3, H, W) tensor, success, reason."""
+    """One dataset item: its position in `records`, (1+views, 3, H, W) tensor, success, reason."""
 
-    index: int
+    position: int
     images: torch.Tensor
     ok: bool
     error: str
@@ -160,13 +160,15 @@ class ImageRecordDataset(Dataset):
         return torch.zeros(self._blank_shape)
 
     def _augmented(self, image: Image.Image, record_id: str, view: int) -> torch.Tensor:
+        augment = self.augment_preprocess
+        assert augment is not None  # set whenever views > 0
         seed = view_seed(self.seed, record_id, view)
         python_state = random.getstate()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             random.seed(seed)
             try:
-                return self.augment_preprocess(image)
+                return augment(image)
             finally:
                 random.setstate(python_state)
 
@@ -184,7 +186,7 @@ class ImageRecordDataset(Dataset):
 def collate(items: Sequence[ImageItem]) -> ImageBatch:
     """Stack a list of items into one `ImageBatch`."""
     return ImageBatch(
-        indices=torch.tensor([item.index for item in items], dtype=torch.long),
+        indices=torch.tensor([item.position for item in items], dtype=torch.long),
         images=torch.stack([item.images for item in items]),
         ok=torch.tensor([item.ok for item in items], dtype=torch.bool),
         errors=[item.error for item in items],
@@ -211,7 +213,7 @@ class EncodedItem(NamedTuple):
     """One item for tensor decoding: JPEG bytes (uint8 1-D), a PIL-preprocessed (3, H, W) float
     tensor (not a plain JPEG), or None (unreadable: ok False and the reason)."""
 
-    index: int
+    position: int
     payload: torch.Tensor | None
     ok: bool
     error: str
@@ -256,7 +258,7 @@ class EncodedImageDataset(Dataset):
 def collate_encoded(items: Sequence[EncodedItem]) -> EncodedBatch:
     """Gather a list of `EncodedItem`s into one `EncodedBatch` (payloads stay a list: sizes differ)."""
     return EncodedBatch(
-        indices=torch.tensor([item.index for item in items], dtype=torch.long),
+        indices=torch.tensor([item.position for item in items], dtype=torch.long),
         payloads=[item.payload for item in items],
         ok=torch.tensor([item.ok for item in items], dtype=torch.bool),
         errors=[item.error for item in items],

@@ -205,7 +205,7 @@ def extract(source: Any, store_path: str | os.PathLike, encoder: Any, *, split: 
 
             decoder = TensorDecoder(Preprocessing.from_dict(encoder.info["preprocess"]), encoder.device,
                                     encoder.preprocess)
-            dataset = EncodedImageDataset(source, todo, encoder.preprocess)
+            dataset: EncodedImageDataset | ImageRecordDataset = EncodedImageDataset(source, todo, encoder.preprocess)
         else:
             dataset = ImageRecordDataset(source, todo, encoder.preprocess, views=views, seed=seed)
         loader = make_loader(dataset, batch_size=batch_size, workers=workers, pin_memory=cuda)

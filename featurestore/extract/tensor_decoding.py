@@ -116,7 +116,7 @@ class TensorPreprocess:
 
         p = self.preprocessing
         out: list[torch.Tensor | None] = [None] * len(images)
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple[int, ...], list[int]] = {}
         for i, image in enumerate(images):
             groups.setdefault(tuple(image.shape[-2:]), []).append(i)
         mean, std = list(p.mean), list(p.std)
@@ -182,16 +182,16 @@ class TensorDecoder:
         for a row that failed in the worker (a zero image, ok False)."""
         ok = ok.clone()
         errors = list(errors)
-        jpegs = [i for i, p in enumerate(payloads) if p is not None and p.dtype == torch.uint8]
+        jpeg_rows = [(i, p) for i, p in enumerate(payloads) if p is not None and p.dtype == torch.uint8]
         ready: dict[int, torch.Tensor] = {}
-        decoded = self._decode([payloads[i] for i in jpegs]) if jpegs else []
+        decoded = self._decode([p for _, p in jpeg_rows]) if jpeg_rows else []
         good = []
-        for i, image in zip(jpegs, decoded):
+        for (i, jpeg), image in zip(jpeg_rows, decoded):
             if isinstance(image, torch.Tensor):
                 good.append((i, image))
                 continue
             self.pil_decoded += 1
-            tensor, reason = self._pil(payloads[i])
+            tensor, reason = self._pil(jpeg)
             if tensor is None:
                 ok[i], errors[i] = False, reason
             else:

@@ -71,7 +71,10 @@ def save_pair(write_index: Callable[[Path], None], meta: dict[str, Any], faiss_p
     in between leaves an index without sidecar (rebuilt on load), never a mismatched pair."""
     json_path.unlink(missing_ok=True)
     atomic_write(faiss_path, write_index, mode)
-    atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"), mode)
+    def write_sidecar(tmp: Path) -> None:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    atomic_write(json_path, write_sidecar, mode)
 
 
 def store_mode(store_path: str | os.PathLike) -> int | None:

@@ -387,9 +387,12 @@ def _tune(view: StoreIndex, fs: FeatureStore, encoder: str, split: str, n: int, 
         return
     truth = exact_topk(fs, encoder, split, queries, k, chunk_rows, n=n, exclude=query_pos, quiet=quiet)
     with tqdm(desc=f"tune {meta['factory']}", unit="setting", disable=quiet) as bar:
+        def show(result: dict[str, Any]) -> None:
+            bar.update(1)
+            bar.set_postfix(recall=f"{result['recall']:.3f}")
+
         params, tried, met = tune(knobs(view.index), view.set_params, lambda q, kk: view.search(q, kk)[1], queries,
-                                  truth, target, deadline,
-                                  progress=lambda r: (bar.update(1), bar.set_postfix(recall=f"{r['recall']:.3f}")))
+                                  truth, target, deadline, progress=show)
     final = next(r for r in reversed(tried) if r["params"] == params)
     meta.update({"search_params": params, "recall_at_10" if k == 10 else f"recall_at_{k}": final["recall"],
                  "recall_lower_95": final["recall_lower"], "qps": final["qps"],
@@ -484,7 +487,8 @@ def load_index(store: StoreLike, encoder: str, split: str, factory: str | None =
 
 
 def _recorded_options(meta: dict[str, Any]) -> dict[str, Any]:
-    request = meta.get("request") if isinstance(meta.get("request"), dict) else {}
+    recorded = meta.get("request")
+    request: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     options: dict[str, Any] = {}
     for key, option in (("max_memory", "max_memory"), ("recall", "recall"), ("max_build_s", "max_build"),
                         ("train_size", "train_size"), ("tune_queries", "tune_queries")):

@@ -120,7 +120,7 @@ def tune(space: dict[str, int], apply: Callable[[dict[str, int]], None],
         seconds = max(time.perf_counter() - t0, 1e-9)
         per_query = query_recalls(positions, truth, k)
         spread = per_query.std(ddof=1) / np.sqrt(len(per_query)) if len(per_query) > 1 else 0.0
-        result = {"params": dict(params), "recall": float(per_query.mean()),
+        result: dict[str, Any] = {"params": dict(params), "recall": float(per_query.mean()),
                   "recall_lower": float(per_query.mean() - Z_95 * spread), "qps": len(queries) / seconds}
         tried.append(result)
         if progress is not None:

@@ -358,7 +358,9 @@ def flat_vectors(index: StoreIndex) -> np.ndarray | None:
     if index.on_gpu or type(cpu) not in (faiss.IndexFlat, faiss.IndexFlatIP) \
             or cpu.metric_type != faiss.METRIC_INNER_PRODUCT or cpu.ntotal == 0:
         return None
-    rows = faiss.rev_swig_ptr(cpu.get_xb(), cpu.ntotal * cpu.d).reshape(cpu.ntotal, cpu.d)
+    # faiss's bundled .pyi types downcast_index as returning the base Index (no get_xb)
+    xb = cpu.get_xb()  # type: ignore[attr-defined]
+    rows = faiss.rev_swig_ptr(xb, cpu.ntotal * cpu.d).reshape(cpu.ntotal, cpu.d)
     rows.setflags(write=False)
     return rows
 
@@ -398,12 +400,14 @@ def _filtered_search(index: StoreIndex, query: np.ndarray, k: int,
     selector = faiss.IDSelectorBatch(np.ascontiguousarray(positions, dtype=np.int64))
     cpu = index.index
     ivf = faiss.try_extract_index_ivf(cpu)
+    # faiss's bundled .pyi lacks SearchParametersHNSW and the keyword constructors SWIG generates
+    params: Any
     if ivf is not None:
-        params = faiss.SearchParametersIVF(sel=selector, nprobe=int(ivf.nprobe))
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=int(ivf.nprobe))  # type: ignore[call-arg]
     elif isinstance(cpu, faiss.IndexHNSW):
-        params = faiss.SearchParametersHNSW(sel=selector, efSearch=int(cpu.hnsw.efSearch))
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=int(cpu.hnsw.efSearch))  # type: ignore[attr-defined]
     else:
-        params = faiss.SearchParameters(sel=selector)
+        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
     try:
         scores, found = cpu.search(q, k, params=params)
     except RuntimeError as exc:

@@ -75,8 +75,9 @@ def _labels(values: list[Any], classes: list[str] | None, where: Path) -> tuple[
     if classes is not None and all(name in classes for name in as_names):
         index = {name: i for i, name in enumerate(classes)}
         return [NO_LABEL if _is_missing(v) else index[str(v).strip()] for v in values], list(classes)
-    ints = [_as_int(v) for v in present]
-    if all(i is not None for i in ints):
+    maybe_ints = [_as_int(v) for v in present]
+    ints = [i for i in maybe_ints if i is not None]
+    if len(ints) == len(maybe_ints):
         negative = [i for i in ints if i < NO_LABEL]
         if negative:
             raise SourceError(f"label {negative[0]} in {where} is not a class index (0, 1, ...; -1 or an "
@@ -85,7 +86,8 @@ def _labels(values: list[Any], classes: list[str] | None, where: Path) -> tuple[
             bad = [i for i in ints if not NO_LABEL <= i < len(classes)]
             if bad:
                 raise SourceError(f"label {bad[0]} in {where} is outside the {len(classes)} given classes")
-        labels = [NO_LABEL if _is_missing(v) else _as_int(v) for v in values]
+        cells = [None if _is_missing(v) else _as_int(v) for v in values]
+        labels = [NO_LABEL if cell is None else cell for cell in cells]
         return labels, (list(classes) if classes is not None else None)
     if classes is not None:
         unknown = sorted({n for n in as_names if n not in classes})

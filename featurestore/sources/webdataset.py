@@ -17,6 +17,7 @@ import os
 import re
 import tarfile
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,7 +129,7 @@ class WebDatasetSource:
     """
 
     def __init__(
-        self, shards: list[str | os.PathLike], *, classes: list[str] | None = None, spec: str | None = None
+        self, shards: Sequence[str | os.PathLike], *, classes: list[str] | None = None, spec: str | None = None
     ) -> None:
         if not shards:
             raise SourceError("no tar shards given")

@@ -779,7 +779,7 @@ class FeatureStore:
         group = self._encoder_group(encoder)
         n = self.n_rows(split)
         name = h5_name(split)
-        arrays = [("images", (dim,), "done")]
+        arrays: list[tuple[str, tuple[int, ...], str]] = [("images", (dim,), "done")]
         if views:
             arrays.append(("views", (views, dim), "views_done"))
         for kind, tail, done_kind in arrays:
@@ -887,7 +887,7 @@ class FeatureStore:
             errors = split_group["errors"]
             for i in bad:
                 write_point("write an error reason")
-                _write_string(errors, int(rows[i]), reasons[i] or "unreadable image")
+                _write_string(errors, int(rows[i]), reasons[int(i)] or "unreadable image")
             write_point("flush validity and error reasons")
             self._file.flush()
         _write_rows(group[f"done/{name}"], rows, np.ones(len(rows), dtype=bool), "done mask")

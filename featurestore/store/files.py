@@ -73,7 +73,7 @@ def _reader_fapl() -> h5py.h5p.PropFAID:
     fapl.set_cache(0, 521, CHUNK_CACHE_BYTES, 0.75)
     if _LIB is False:
         _LIB = _libhdf5()
-    if _LIB:
+    if isinstance(_LIB, ctypes.CDLL):
         _LIB.H5Pset_metadata_read_attempts(ctypes.c_int64(fapl.id), ctypes.c_uint(METADATA_READ_ATTEMPTS))
     return fapl
 

@@ -29,7 +29,7 @@ def summarize(path: str | os.PathLike) -> dict[str, Any]:
     from featurestore.store.shard_consolidation import missing_shard_files
 
     with FeatureStore(path) as store:
-        splits = []
+        splits: list[dict[str, Any]] = []
         unreadable_splits = set()
         for name in store.splits():
             try:

@@ -95,7 +95,7 @@ def _link_encoder(store: FeatureStore, shards: list[FeatureStore], names: list[s
             created.attrs[attr] = value
         store._switch_in(staged, f"/encoders/{ekey}")
     target = store.file["encoders"][ekey]
-    kinds = [("images", "done")]
+    kinds: list[tuple[str, str | None]] = [("images", "done")]
     if all(f"views/{skey}" in s.file[f"encoders/{ekey}"] for s in shards):
         kinds.append(("views", "views_done"))
     if all(f"norms/{skey}" in s.file[f"encoders/{ekey}"] for s in shards):
