@@ -57,13 +57,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def test_gda_cell_equals_fs_solve(tmp_path, capsys):
     store = _store(tmp_path / "toy.h5")
     code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--methods", "gda", "--shots", "2,4",
-                         "--seeds", "1,3", "--out", tmp_path / "res", "-q", "--no-plot"], capsys)
+                         "--seeds", "1,3", "--output", tmp_path / "res", "-q", "--no-plot"], capsys)
     assert code == 0, err
     rows = {(r["shots"], r["seed"]): r for r in _rows(tmp_path / "res" / "results.csv")}
     assert len(rows) == 4
     for shots, seed in ((2, 1), (4, 3)):
         code, out, err = fs(["solve", "gda", "--store", store, "--encoder", ENCODER, "--train", "train", "--val", "val",
-                             "--test", "test", "--shots", shots, "--seed", seed, "--json", "-q"], capsys)
+                             "--test", "test", "--shots", shots, "--seeds", seed, "--json", "-q"], capsys)
         assert code == 0, err
         solved = json.loads(out)["runs"][0]
         row = rows[(str(shots), str(seed))]
@@ -77,7 +77,7 @@ def test_sigkilled_sweep_resumes_with_every_cell_once(tmp_path):
     out = tmp_path / "res"
     args = [sys.executable, "-c", "from cli.main import main; main()", "benchmark", "--store", str(store),
             "--encoder", ENCODER, "--methods", "gda,linear-probe", "--shots", "1,2,4", "--seeds", "1,2,3",
-            "--out", str(out), "-q", "--no-plot"]
+            "--output", str(out), "-q", "--no-plot"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     results = out / "results.csv"
@@ -105,13 +105,13 @@ def test_rerun_skips_finished_cells_and_extends(tmp_path, monkeypatch):
     from workflows import benchmark
 
     store = _store(tmp_path / "toy.h5")
-    benchmark.run([str(store)], ENCODER, methods=["zero-shot", "gda"], shots=[1, 2], seeds=[1], out=tmp_path / "r",
+    benchmark.run([str(store)], ENCODER, methods=["zero-shot", "gda"], shots=[1, 2], seeds=[1], output=tmp_path / "r",
                   quiet=True, plot=False)
     calls = []
     original = benchmark.fit_cell
     monkeypatch.setattr(benchmark, "fit_cell", lambda *a, **k: calls.append(a[1:4]) or original(*a, **k))
     frame = benchmark.run([str(store)], ENCODER, methods=["zero-shot", "gda"], shots=[1, 2], seeds=[1, 2],
-                          out=tmp_path / "r", quiet=True, plot=False)
+                          output=tmp_path / "r", quiet=True, plot=False)
     assert sorted(calls) == [("gda", 1, 2), ("gda", 2, 2)]
     assert len(frame) == 5 and len(_rows(tmp_path / "r" / "results.csv")) == 5
     assert frame.loc[frame["method"] == "zero-shot", ["shots", "seed"]].values.tolist() == [[0, 0]]
@@ -120,7 +120,7 @@ def test_rerun_skips_finished_cells_and_extends(tmp_path, monkeypatch):
 def test_outputs_summary_plot_and_param(tmp_path, capsys):
     store = _store(tmp_path / "toy.h5")
     code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--methods", "zero-shot,gda,knn",
-                         "--shots", "1,2", "--seeds", "1,2", "--param", "knn.k=3", "--out", tmp_path / "res", "-q"],
+                         "--shots", "1,2", "--seeds", "1,2", "--param", "knn.k=3", "--output", tmp_path / "res", "-q"],
                         capsys)
     assert code == 0, err
     rows = _rows(tmp_path / "res" / "results.csv")
@@ -133,7 +133,7 @@ def test_outputs_summary_plot_and_param(tmp_path, capsys):
     png = (tmp_path / "res" / "accuracy_vs_shots.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--methods", "gda", "--param",
-                         "gda.nonsense=1", "--out", tmp_path / "bad", "-q"], capsys)
+                         "gda.nonsense=1", "--output", tmp_path / "bad", "-q"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
 
 
@@ -141,7 +141,7 @@ def test_reference_columns_and_delta(tmp_path):
     from workflows.benchmark import run
 
     store = _store(tmp_path / "pets.h5", dataset="oxford_pets")
-    frame = run([str(store)], ENCODER, methods=["zero-shot", "gda"], shots=[1, 16], seeds=[1], out=tmp_path / "r",
+    frame = run([str(store)], ENCODER, methods=["zero-shot", "gda"], shots=[1, 16], seeds=[1], output=tmp_path / "r",
                 reference="gda-rn50", quiet=True, plot=False)
     assert set(frame["dataset"]) == {"oxford_pets"} and set(frame["sampler"]) == {"coop"}
     published = {("zero-shot", 0): 85.77, ("gda", 1): 85.49, ("gda", 16): 88.81}  # GDA's exp.log, Oxford Pets
@@ -157,9 +157,12 @@ def test_coop_sampler_used_for_named_datasets(tmp_path):
     from workflows.benchmark import fit_cell, load_dataset
 
     store = _store(tmp_path / "pets.h5", dataset="oxford_pets")
+    from workflows.solve import resolve_sampler
+
     data = load_dataset(str(store), ENCODER, ["gda"])
-    assert data.sampler == "coop" and data.name == "oxford_pets"
+    assert resolve_sampler("auto", data) == "coop" and data.name == "oxford_pets"
     row = fit_cell(data, "gda", 4, 2, {})[0]
+    assert row["sampler"] == "coop"
     from solvers.few_shot.gda import GDA
 
     rows = fewshot_split(data.y_train, 4, 2, sampler="coop")
@@ -168,7 +171,7 @@ def test_coop_sampler_used_for_named_datasets(tmp_path):
 
 
 def test_subset_scoring_restricts_logits_to_covered_classes():
-    from workflows.benchmark import _metrics
+    from workflows.solve import score as _metrics
 
     class Fixed:
         temperature = 1.0
@@ -188,17 +191,17 @@ def test_subset_scoring_restricts_logits_to_covered_classes():
 
 
 def test_without_val_split_validation_is_held_out_of_train(tmp_path, capsys):
-    from workflows.benchmark import _holdout, load_dataset
+    from workflows.benchmark import load_dataset
+    from workflows.solve import holdout_rows
 
     store = _store(tmp_path / "noval.h5", val=False)
     data = load_dataset(str(store), ENCODER, ["gda"])
-    assert data.X_val is None and "validation uses 4 rows per class held out" in data.notes[0]
+    assert data.X_val is None and data.val is None
     taken = np.array([0, 1, 30, 31])
-    X, y, label = _holdout(data, taken, seed=1)
-    rows = [int(np.flatnonzero((data.X_train == x).all(axis=1))[0]) for x in X]
-    assert not set(rows) & set(taken.tolist()) and np.bincount(y).tolist() == [4] * 6
+    rows = holdout_rows(data.y_train, taken, 4, 1, data.name)
+    assert not set(rows.tolist()) & set(taken.tolist()) and np.bincount(data.y_train[rows]).tolist() == [4] * 6
     code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--methods", "gda", "--shots", "2",
-                         "--seeds", "1", "--out", tmp_path / "r", "-q", "--no-plot"], capsys)
+                         "--seeds", "1", "--output", tmp_path / "r", "-q", "--no-plot"], capsys)
     assert code == 0 and "note: noval: no 'val' split" in err
     assert _rows(tmp_path / "r" / "results.csv")[0]["val"] == "train-holdout (4/class)"
 
@@ -222,7 +225,7 @@ def test_jobs_give_the_same_rows(tmp_path):
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, args, message):
     store = _store(tmp_path / "toy.h5")
-    code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--out", tmp_path / "r", "-q", *args],
+    code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--output", tmp_path / "r", "-q", *args],
                         capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
 
@@ -243,7 +246,7 @@ def test_imagenet_store_scores_its_shift_splits_on_their_class_subset(tmp_path, 
         assert reader.text_banks(key) == ["train/dataset"]  # the shift sets reuse ImageNet's bank
         assert reader.class_names("imagenet_a/subset") == ["airliner", "beach wagon"]
     code, out, err = fs(["benchmark", "--store", store, "--encoder", key, "--methods", "zero-shot,gda", "--shots", "1",
-                         "--seeds", "1", "--out", tmp_path / "r", "-q", "--no-plot"], capsys)
+                         "--seeds", "1", "--output", tmp_path / "r", "-q", "--no-plot"], capsys)
     assert code == 0, err
     rows = _rows(tmp_path / "r" / "results.csv")
     assert sorted({r["dataset"] for r in rows}) == ["imagenet", "imagenet_a", "imagenetv2"]
@@ -259,7 +262,7 @@ def test_imagenet_store_scores_its_shift_splits_on_their_class_subset(tmp_path, 
 def test_no_rows_left_for_validation_is_one_line(tmp_path, capsys):
     store = _store(tmp_path / "tiny.h5", val=False, n_train=2)
     code, out, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--methods", "gda", "--shots", "2",
-                         "--seeds", "1", "--out", tmp_path / "r", "-q"], capsys)
+                         "--seeds", "1", "--output", tmp_path / "r", "-q"], capsys)
     assert code == 2 and err.strip().splitlines()[-1].startswith("error: tiny: no training rows are left")
 
 
@@ -268,8 +271,8 @@ def test_rerun_from_another_directory_finds_its_cells(tmp_path, monkeypatch):
 
     _store(tmp_path / "toy.h5")
     monkeypatch.chdir(tmp_path)
-    run(["toy.h5"], ENCODER, methods=["gda"], shots=[1], seeds=[1], out="r", quiet=True, plot=False)
+    run(["toy.h5"], ENCODER, methods=["gda"], shots=[1], seeds=[1], output="r", quiet=True, plot=False)
     monkeypatch.chdir(tmp_path.parent)
-    frame = run([str(tmp_path / "toy.h5")], ENCODER, methods=["gda"], shots=[1], seeds=[1], out=tmp_path / "r",
+    frame = run([str(tmp_path / "toy.h5")], ENCODER, methods=["gda"], shots=[1], seeds=[1], output=tmp_path / "r",
                 quiet=True, plot=False)
     assert len(frame) == 1 and len(_rows(tmp_path / "r" / "results.csv")) == 1

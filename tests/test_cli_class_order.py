@@ -46,14 +46,14 @@ def solve(args, capsys):
 @pytest.mark.parametrize("name", ["zero-shot", "gda", "tip-adapter", "linear-probe"])
 def test_a_bank_in_another_class_order_gives_the_same_accuracy(name, store, capsys):
     common = [name, "--store", store, "--train", "train", "--val", "val", "--test", "test"]
-    straight = solve([*common, "--text", "straight"], capsys)["runs"][0]["accuracy"]
-    shuffled = solve([*common, "--text", "shuffled"], capsys)["runs"][0]["accuracy"]
+    straight = solve([*common, "--bank", "straight"], capsys)["runs"][0]["accuracy"]
+    shuffled = solve([*common, "--bank", "shuffled"], capsys)["runs"][0]["accuracy"]
     assert shuffled == straight
     assert straight > 0.9  # well-separated classes: the pairing is right, not just equal
 
 
 def test_out_of_core_gda_moves_statistics_to_the_bank_order(store, capsys):
-    common = ["gda", "--store", store, "--train", "train", "--test", "test", "--text", "shuffled",
+    common = ["gda", "--store", store, "--train", "train", "--test", "test", "--bank", "shuffled",
               "--param", "alpha=1.0"]
     in_memory = solve(common, capsys)["runs"][0]["accuracy"]
     streamed = solve([*common, "--chunk-rows", "7"], capsys)["accuracy"]
@@ -61,7 +61,7 @@ def test_out_of_core_gda_moves_statistics_to_the_bank_order(store, capsys):
 
 
 def test_a_saved_model_names_its_classes_in_the_bank_order(store, capsys):
-    solve(["gda", "--store", store, "--train", "train", "--text", "shuffled", "--save", "shuffled-gda"], capsys)
+    solve(["gda", "--store", store, "--train", "train", "--bank", "shuffled", "--save", "shuffled-gda"], capsys)
     from solvers.persistence import load_from_store
 
     with FeatureStore(store) as reader:

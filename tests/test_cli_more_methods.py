@@ -159,7 +159,7 @@ def test_incremental_60_plus_8_sessions_of_5_way_5_shot(tmp_path, capsys):
     sessions.write_text(json.dumps({"base": [names[i] for i in order[:60]],
                                     "sessions": [[names[i] for i in order[60 + 5 * s: 65 + 5 * s]] for s in range(8)]}))
     code, out, err = run(["solve", "gda", "--store", path, "--train", "train", "--test", "test",
-                          "--incremental", sessions, "--seed", "3", "--json"], capsys)
+                          "--incremental", sessions, "--seeds", "3", "--json"], capsys)
     assert code == 0, err
     summary = json.loads(out)
     with FeatureStore(path) as reader:
@@ -187,8 +187,8 @@ def test_incremental_maps_a_wider_bank_onto_the_split_classes(store, tmp_path, c
     sessions.write_text(json.dumps({"base": ["c0", "c1", "c2"], "sessions": [["c3", "c4", "c5"]], "shots": 2}))
     common = ["solve", "gda", "--store", copy, "--encoder", "test/enc", "--train", "train", "--test", "test",
               "--incremental", sessions, "--json"]
-    code, out_wide, err = run(common + ["--text", "wide"], capsys)
+    code, out_wide, err = run(common + ["--bank", "wide"], capsys)
     assert code == 0, err
-    code, out_own, err = run(common + ["--text", "train/simple"], capsys)
+    code, out_own, err = run(common + ["--bank", "train/simple"], capsys)
     assert code == 0, err
     assert json.loads(out_wide)["sessions"] == json.loads(out_own)["sessions"]

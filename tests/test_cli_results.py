@@ -61,7 +61,7 @@ def test_eval_of_a_seed_group_is_mean_and_std_with_error_bars(store, tmp_path, c
 
     monkeypatch.setattr(workflows.reports.plots, "bar_chart", spy)
     code, out, err = run(["solve", "gda", "--store", store, "--train", "train", "--val", "val", "--test", "test",
-                          "--shots", "2", "--seed", "1", "--seed", "2", "--seed", "3", "--save", "g",
+                          "--shots", "2", "--seeds", "1,2,3", "--save", "g",
                           "--output", tmp_path / "solve.json", "-q"], capsys)
     assert code == 0, err
     code, out, err = run(["eval", "--store", store, "--models", "g,zero-shot", "--split", "test", "--json",

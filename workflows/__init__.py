@@ -14,4 +14,23 @@ which composes it) knows both.
 - ``aux_features``: a split's features from two encoders side by side (AMU, label-free).
 - ``incremental``: the sessions file of ``fs solve gda --incremental``.
 - ``anomaly``: the split to score, its normal / anomalous ground truth and a normal memory.
+- ``solve``: the one solve path of ``fs solve``, ``fs benchmark`` and notebooks: ``load_dataset``
+  reads a dataset's arrays once (labels in the model's class order, text weights, views),
+  ``run`` fits one shots/seed cell and returns a ``RunRecord``; ``params`` checks ``--param``.
+- ``benchmark``: the datasets x methods x shots x seeds sweep over ``solve.run``.
+
+The names below are imported on first use, so ``import workflows`` stays cheap (no h5py).
 """
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Dataset", "RunRecord", "load_dataset", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from workflows import solve
+
+        return getattr(solve, name)
+    raise AttributeError(f"module 'workflows' has no attribute {name!r}")

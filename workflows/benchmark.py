@@ -1,7 +1,8 @@
 """The few-shot benchmark sweep: datasets (one store each) x methods x shots x seeds, the papers'
 Table 1, from cached features (``fs benchmark``; in Python ``workflows.benchmark.run``).
 
-Each cell (dataset, method, shots, seed) samples its few-shot rows, fits the solver with its
+Each cell (dataset, method, shots, seed) is one run of the solve path ``fs solve`` runs too
+(``workflows.solve.run``): it samples its few-shot rows, fits the solver with its
 hyper-parameters searched on the validation rows only, scores the test split (and the store's
 distribution-shift splits, restricted to their class subset) and is appended to
 ``results.csv`` as soon as it finishes, in one write (a killed run never leaves half a row;
@@ -15,19 +16,17 @@ import io
 import json
 import os
 import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from featurestore.errors import FeatureStoreError, NotFoundError
-from featurestore.store.feature_store import FeatureStore, h5_name
+from featurestore.errors import FeatureStoreError
+from featurestore.store.feature_store import FeatureStore
+from workflows.solve import Dataset, resolve_sampler, score
+from workflows.solve import load_dataset as load_arrays
+from workflows.solve import run as run_cell
 
 COLUMNS = ("dataset", "encoder", "method", "shots", "seed", "top1", "top5", "balanced_accuracy", "ece", "nll",
            "hyperparameters", "fit_seconds", "score_seconds", "store", "test_split", "val", "sampler", "warnings")
-ZERO_SHOT_METHODS = ("zero-shot",)
 DEFAULT_METHODS = ("zero-shot", "gda", "tip-adapter", "linear-probe", "knn")
 HOLDOUT_PER_CLASS = 4
 
@@ -36,189 +35,36 @@ class BenchmarkError(FeatureStoreError):
     """A benchmark that cannot run as asked (bad store set, unknown method, broken results file)."""
 
 
-@dataclass
-class DatasetArrays:
-    """What every cell of one store needs, read once."""
-
-    name: str
-    store: str
-    encoder: str
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray | None
-    y_val: np.ndarray | None
-    X_test: np.ndarray
-    y_test: np.ndarray
-    text_weights: np.ndarray | None
-    bank: str | None
-    sampler: str
-    test_split: str
-    shifts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def split_dataset(store: FeatureStore, split: str) -> str | None:
-    """The named dataset a split was extracted from (``fs extract --dataset``), or None."""
-    from featurestore.datasets import split_source_dataset
-
-    group = store.file["splits"].get(h5_name(split))
-    return None if group is None else split_source_dataset(str(group.attrs.get("source", "")))
-
-
 def load_dataset(path: str, encoder: str, methods: list[str], *, train: str = "train", val: str | None = "val",
-                 test: str = "test", bank: str | None = None, sampler: str = "auto",
-                 average_views: bool = False, name: str | None = None) -> DatasetArrays:
-    """Read one store's arrays for the sweep. Without a val split, validation rows are held out
-    of the training pool per cell (said in the notes and the ``val`` column)."""
-    from featurestore.datasets import dataset_info
-    from featurestore.datasets.catalogue import DATASETS
-    from featurestore.datasets.extraction import DATASET_BANK, subset_name
-    from solvers.registry import solver_class
-    from workflows.inputs.arrays import solver_arrays
-    from workflows.inputs.solver_inputs import labelled, model_classes, solver_class_params, text_weights
-
-    notes: list[str] = []
+                 test: str = "test", bank: str | None = None, views: bool = False,
+                 name: str | None = None) -> Dataset:
+    """One store's arrays for the sweep (``workflows.solve.load_dataset`` with the shift splits).
+    Without a val split, validation rows are held out of the training pool per cell (said in each
+    record's warnings and the ``val`` column)."""
     with FeatureStore(path) as store:
-        store.encoder_info(encoder)
         splits = store.splits()
-        for needed in (train, test):
-            if needed not in splits:
-                raise NotFoundError(f"store {path} has no split {needed!r} (it has: {', '.join(splits)})")
-        named = split_dataset(store, train)
-        dataset = name or named or Path(path).stem
-        if bank is None:
-            own = f"{train}/{DATASET_BANK}"
-            bank = own if own in store.text_banks(encoder) else None
-        T, bank = text_weights(store, encoder, bank, train)
-        classes = model_classes(store, encoder, bank, train)  # the bank's order: weight row k is class k
-        X_train, y_train = labelled(store, encoder, train, average_views=average_views, classes=classes)
-        X_test, y_test = labelled(store, encoder, test, classes=classes)
-        X_val = y_val = None
-        if val is not None and val in splits:
-            if val == test:
-                raise BenchmarkError("the val and test splits are the same: hyper-parameters are never chosen on test")
-            X_val, y_val = labelled(store, encoder, val, classes=classes)
-        else:
-            notes.append(f"{dataset}: no {val!r} split; validation uses {HOLDOUT_PER_CLASS} rows per class held "
-                         f"out of {train!r} (never the few-shot rows, never {test!r})")
-        if T is None:
-            notes.append(f"{dataset}: no class text bank for {encoder}: methods run without zero-shot text weights")
-        shifts = {}
-        for split in splits:
-            source = split_dataset(store, split)
-            if split in (train, val, test) or source is None or source not in DATASETS:
-                continue
-            if dataset_info(source).shift_of != named:
-                continue
-            Xs, ys = labelled(store, encoder, split, classes=classes)
-            subset = None
-            if subset_name(split) in store.class_sets():
-                names = store.class_names(subset_name(split))
-                subset = np.array([classes.index(n) for n in names], dtype=np.int64)
-            shifts[split] = (Xs, ys, subset)
-        extra = {}
-        for method in methods:
-            if method in ZERO_SHOT_METHODS and T is None:
-                raise NotFoundError(f"{method} needs class text weights: store {path} has no class bank for "
-                                    f"{encoder} (run fs text or fs extract --dataset)")
-            cls = solver_class(method)
-            extra[method], _ = solver_arrays(method, store, encoder, {}, T)
-            # logits columns = the class list's indices, also for a solver without a bank
-            uses_text = "text_weights" in extra[method] or (T is not None and "text_weights" in cls._get_param_names())
-            extra[method].update(solver_class_params(cls, classes, uses_text))
-    if sampler == "auto":
-        sampler = "coop" if named else "numpy"
-    return DatasetArrays(dataset, os.path.abspath(path), encoder, X_train, y_train, X_val, y_val, X_test, y_test,
-                         T, bank, sampler, test, shifts, notes, extra)
-
-
-def _check_params(method: str, given: dict[str, Any]) -> None:
-    """Refuse a hyper-parameter the method does not have, or one that carries data."""
-    from solvers.registry import solver_class
-
-    cls = solver_class(method)
-    data = set(getattr(cls, "_data_params", ()))
-    offered = [p for p in cls._get_param_names() if p not in data]
-    for key in given:
-        if key not in offered:
-            raise BenchmarkError(f"{method} has no hyper-parameter {key!r} (it has: {', '.join(offered)})")
+    return load_arrays(path, train=train, val=val if val in splits else None, test=test, encoder=encoder, bank=bank,
+                       methods=methods, views=views, shifts=True, name=name)
 
 
 # --------------------------------------------------------------------------- one cell
-def _fitted_scalars(solver: Any) -> dict[str, Any]:
-    """Hyper-parameters the solver chose (fitted scalar attributes ending in ``_``)."""
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in vars(solver).items()
-            if k.endswith("_") and not k.startswith("_") and k != "n_features_in_"
-            and isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
-
-
-def _metrics(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | None) -> dict[str, float]:
-    from solvers.metrics.classification import logit_metrics
-
-    logits = solver.class_logits(X)
-    if subset is not None:  # predictions among the classes the split covers (ImageNet-A/-R)
-        position = np.full(logits.shape[1], -1)
-        position[subset] = np.arange(subset.size)
-        logits, y = logits[:, subset], position[y]
-    return logit_metrics(y, logits, float(getattr(solver, "temperature", 1.0) or 1.0))
-
-
-def fit_cell(data: DatasetArrays, method: str, shots: int, seed: int, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Fit and score one cell; its rows (the test split, then each shift split)."""
-    from solvers.model_selection.fewshot import fewshot_split
-    from solvers._base.fit_warnings import SolverWarning
-    from solvers.registry import solver_class
-
-    cls = solver_class(method)
-    kwargs = {**data.extra.get(method, {}), **params}
-    if data.text_weights is not None and "text_weights" in cls._get_param_names() and "text_weights" not in kwargs:
-        kwargs["text_weights"] = data.text_weights
-    solver = cls(**kwargs)
-    val_label = "val"
-    X_val, y_val = data.X_val, data.y_val
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SolverWarning)  # recorded in fit_warnings_, reported per row
-        if cls.fit_input == "none":
-            if X_val is None:
-                X_val, y_val, val_label = _holdout(data, np.zeros(0, dtype=np.int64), seed)
-            solver.fit(X_val=X_val, y_val=y_val)
-        else:
-            rows = fewshot_split(data.y_train, shots, seed, sampler=data.sampler)
-            if X_val is None:
-                X_val, y_val, val_label = _holdout(data, rows, seed)
-            if cls.fit_input == "unlabelled":
-                solver.fit(data.X_train[rows], X_val=X_val, y_val=y_val)
-            else:
-                solver.fit(data.X_train[rows], data.y_train[rows], X_val=X_val, y_val=y_val)
-    seconds = time.perf_counter() - start
+def fit_cell(data: Dataset, method: str, shots: int, seed: int, params: dict[str, Any],
+             options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Fit and score one cell with ``workflows.solve.run``; its rows (the test split, then each
+    shift split). ``options``: ``run``'s keyword arguments (sampler, views_as, holdout, calibrate)."""
+    options = {"sampler": "auto", "holdout": HOLDOUT_PER_CLASS, **(options or {})}
+    record = run_cell(method, data, shots or None, seed, params, **options)
     common = {"dataset": data.name, "encoder": data.encoder, "method": method, "shots": shots, "seed": seed,
-              "hyperparameters": json.dumps({**{k: v for k, v in params.items()}, **_fitted_scalars(solver)},
-                                            sort_keys=True),
-              "fit_seconds": round(seconds, 4), "store": data.store, "val": val_label, "sampler": data.sampler,
-              "warnings": json.dumps(list(getattr(solver, "fit_warnings_", []) or []))}
-    out = []
-    for split, (Xs, ys, subset) in [(data.test_split, (data.X_test, data.y_test, None)), *data.shifts.items()]:
+              "hyperparameters": json.dumps({**record.params, **record.chosen}, sort_keys=True),
+              "fit_seconds": record.fit_s, "store": data.store, "val": record.val,
+              "sampler": resolve_sampler(options["sampler"], data), "warnings": json.dumps(record.warnings)}
+    out = [{**common, "test_split": data.test, **(record.metrics or {}), "score_seconds": record.predict_s}]
+    for split, (Xs, ys, subset) in data.shifts.items():
         start = time.perf_counter()
-        scores = _metrics(solver, Xs, ys, subset)
-        out.append({**common, "dataset": data.name if split == data.test_split else split, "test_split": split,
-                    **scores, "score_seconds": round(time.perf_counter() - start, 4)})
+        scores = score(record.solver, Xs, ys, subset)
+        out.append({**common, "dataset": split, "test_split": split, **scores,
+                    "score_seconds": round(time.perf_counter() - start, 4)})
     return out
-
-
-def _holdout(data: DatasetArrays, taken: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Validation rows from the training pool: HOLDOUT_PER_CLASS per class, none of ``taken``."""
-    from solvers.model_selection.fewshot import fewshot_split
-
-    free = np.ones(data.y_train.size, dtype=bool)
-    free[taken] = False
-    pool = np.where(free, data.y_train, -1)
-    if not (pool >= 0).any():
-        raise BenchmarkError(f"{data.name}: no training rows are left for validation after the few-shot draw; "
-                             "give the store a val split")
-    rows = fewshot_split(pool, HOLDOUT_PER_CLASS, seed + 1_000_003, allow_fewer=True)
-    return data.X_train[rows], data.y_train[rows], f"train-holdout ({HOLDOUT_PER_CLASS}/class)"
 
 
 # --------------------------------------------------------------------------- results file
@@ -235,7 +81,7 @@ def read_results(path: Path) -> list[dict[str, str]]:
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise BenchmarkError(f"{path} is not a featurestore results file (no column {missing[0]!r}); "
-                                 "give another --out")
+                                 "give another --output")
         return list(reader)
 
 
@@ -261,23 +107,24 @@ def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 # --------------------------------------------------------------------------- the sweep
-_DATA: dict[str, DatasetArrays] = {}
+_DATA: dict[str, Dataset] = {}
 
 
-def _run_cell_in_worker(store: str, method: str, shots: int, seed: int, params: dict[str, Any]) -> list[dict]:
-    return fit_cell(_DATA[store], method, shots, seed, params)
+def _run_cell_in_worker(store: str, method: str, shots: int, seed: int, params: dict[str, Any],
+                        options: dict[str, Any]) -> list[dict]:
+    return fit_cell(_DATA[store], method, shots, seed, params, options)
 
 
 def _limit_worker_blas(threads: int) -> None:
     from workflows.blas_threads import limit_process_blas
 
     limit_process_blas(threads)
-    from solvers._base.progress import quiet as quiet_progress
+    from solvers import quiet as quiet_progress
 
     quiet_progress(True).__enter__()  # no nested grid-search bars from worker processes
 
 
-def plan_cells(datasets: list[DatasetArrays], methods: list[str], shots: list[int], seeds: list[int]) -> list[tuple]:
+def plan_cells(datasets: list[Dataset], methods: list[str], shots: list[int], seeds: list[int]) -> list[tuple]:
     """(store, method, shots, seed) of every cell; zero-shot methods run once per dataset (shots 0, seed 0)."""
     from solvers.registry import solver_class
 
@@ -292,21 +139,26 @@ def plan_cells(datasets: list[DatasetArrays], methods: list[str], shots: list[in
 
 
 def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...] = DEFAULT_METHODS,
-        shots: list[int] | tuple[int, ...] = (1, 2, 4, 8, 16), seeds: list[int] | tuple[int, ...] = (1, 2, 3),
-        out: str | os.PathLike | None = None, params: dict[str, dict[str, Any]] | None = None,
-        train: str = "train", val: str | None = "val", test: str = "test", text: str | None = None,
-        sampler: str = "auto", jobs: int = 1, reference: str | None = None, average_views: bool = False,
-        plot: bool = True, quiet: bool = False, echo: Any = None) -> Any:
+        shots: list[int] | tuple[int, ...] = (1, 2, 4, 8, 16), seeds: list[int] | tuple[int, ...] = (1,),
+        output: str | os.PathLike | None = None, params: dict[str, dict[str, Any]] | None = None,
+        train: str = "train", val: str | None = "val", test: str = "test", bank: str | None = None,
+        sampler: str = "auto", views_as: str | None = None, holdout: int = HOLDOUT_PER_CLASS,
+        calibrate: bool = False, jobs: int = 1, reference: str | None = None, plot: bool = True,
+        quiet: bool = False, echo: Any = None) -> Any:
     """Run the sweep and return its rows as a pandas DataFrame (with ``reference_top1`` and
     ``delta_top1`` columns when ``reference`` names a shipped table).
 
-    With ``out``, rows are appended to ``out/results.csv`` as cells finish, cells already there
-    are skipped, and ``results.json``, ``summary.md`` and ``accuracy_vs_shots.png`` are written
-    at the end. ``params`` maps a method to constructor arguments (``--param method.key=value``).
+    Each cell is ``workflows.solve.run`` (the path of ``fs solve``) with ``sampler``,
+    ``views_as``, ``holdout`` (rows per class held out of ``train`` when the store has no
+    ``val`` split) and ``calibrate``. With ``output``, rows are appended to
+    ``output/results.csv`` as cells finish, cells already there are skipped, and
+    ``results.json``, ``summary.md`` and ``accuracy_vs_shots.png`` are written at the end.
+    ``params`` maps a method to constructor arguments (``--param method.key=value``).
     """
     from tqdm.auto import tqdm
 
-    from solvers.registry import NAMES
+    from solvers.registry import NAMES, solver_class
+    from workflows.params import check_params
     from workflows.reports import benchmark_report as report
 
     echo = echo or (lambda message: None)
@@ -319,17 +171,23 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
     if len(set(map(os.path.abspath, stores))) != len(stores):
         raise BenchmarkError("the same store is given twice")
     for method, given in params.items():
-        _check_params(method, given)
+        check_params(method, solver_class(method), given)
+    if val is not None and val == test:
+        raise BenchmarkError("--val and --test are the same split: hyper-parameters are never chosen on test")
     table = report.load_reference(reference) if reference else None
-    datasets = [load_dataset(str(path), encoder, methods, train=train, val=val, test=test, bank=text,
-                             sampler=sampler, average_views=average_views) for path in stores]
+    options = {"sampler": sampler, "views_as": views_as, "holdout": holdout, "calibrate": calibrate}
+    datasets = [load_dataset(str(path), encoder, methods, train=train, val=val, test=test, bank=bank,
+                             views=views_as is not None) for path in stores]
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
         raise BenchmarkError(f"two stores hold the same dataset ({', '.join(sorted(names))})")
     for data in datasets:
-        for note in data.notes:
-            echo(f"note: {note}")
-    results_path = Path(out) / "results.csv" if out is not None else None
+        for note in data.warnings:
+            echo(f"note: {data.name}: {note}")
+        if data.X_val is None:
+            echo(f"note: {data.name}: no {val!r} split; validation uses {holdout} rows per class held out of "
+                 f"{train!r} (never the few-shot rows, never {test!r})")
+    results_path = Path(output) / "results.csv" if output is not None else None
     if results_path is not None:
         results_path.parent.mkdir(parents=True, exist_ok=True)
     existing = read_results(results_path) if results_path is not None else []
@@ -347,25 +205,26 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
     with tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell", desc="benchmark",
               disable=quiet, dynamic_ncols=True) as bar:
         if jobs <= 1 or len(todo) <= 1:
-            from solvers._base.progress import quiet as quiet_progress
+            from solvers import quiet as quiet_progress
 
             with quiet_progress(True):
                 for store, method, k, s in todo:
-                    finish(fit_cell(by_store[store], method, k, s, params.get(method, {})))
+                    finish(fit_cell(by_store[store], method, k, s, params.get(method, {}), options))
                     bar.update(1)
         else:
-            _run_parallel(todo, by_store, params, jobs, finish, bar)
-    rows = existing + [{k: str(v) for k, v in row.items()} for row in new_rows] if results_path else new_rows
+            _run_parallel(todo, by_store, params, options, jobs, finish, bar)
+    as_read = [{k: "" if v is None else str(v) for k, v in row.items()} for row in new_rows]
+    rows = existing + as_read if results_path else new_rows
     wanted = {(c[0], encoder, c[1], c[2], c[3]) for c in cells}
     rows = [r for r in rows if _cell_key(r) in wanted]
     frame = report.to_frame(rows, table)
-    if out is not None:
-        report.write_outputs(Path(out), frame, table, plot=plot)
+    if output is not None:
+        report.write_outputs(Path(output), frame, table, plot=plot)
     return frame
 
 
-def _run_parallel(todo: list[tuple], by_store: dict[str, DatasetArrays], params: dict, jobs: int, finish: Any,
-                  bar: Any) -> None:
+def _run_parallel(todo: list[tuple], by_store: dict[str, Dataset], params: dict, options: dict[str, Any],
+                  jobs: int, finish: Any, bar: Any) -> None:
     """Cells on ``jobs`` forked workers (arrays shared copy-on-write), BLAS at cores/jobs threads
     each; results are written by this process only, as they arrive."""
     import multiprocessing
@@ -378,7 +237,7 @@ def _run_parallel(todo: list[tuple], by_store: dict[str, DatasetArrays], params:
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_limit_worker_blas,
                                initargs=(threads,))
     try:
-        pending = {pool.submit(_run_cell_in_worker, store, method, k, s, params.get(method, {}))
+        pending = {pool.submit(_run_cell_in_worker, store, method, k, s, params.get(method, {}), options)
                    for store, method, k, s in todo}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)

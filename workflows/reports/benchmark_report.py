@@ -43,8 +43,8 @@ def to_frame(rows: list[dict[str, Any]], table: dict[str, Any] | None) -> Any:
         from workflows.benchmark import COLUMNS
 
         frame = pd.DataFrame(columns=list(COLUMNS))
-    for column in NUMERIC:
-        frame[column] = pd.to_numeric(frame[column])
+    for column in NUMERIC:  # an empty cell of results.csv is a None (top5 below 5 classes)
+        frame[column] = pd.to_numeric(frame[column].map(lambda v: None if v == "" else v))
     frame["shots"] = frame["shots"].astype(int)
     frame["seed"] = frame["seed"].astype(int)
     if table is not None:
