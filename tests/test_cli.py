@@ -78,7 +78,7 @@ def test_solve_predict_eval_round_trip(pets_store, tmp_path, capsys, monkeypatch
 
     store, key = pets_store
     code, out, err = run(["solve", "gda", "--store", store, "--encoder", key, "--train", "train", "--val", "val",
-                          "--test", "test", "--shots", "4", "--seed", "3", "--save", "gda4", "--json"], capsys)
+                          "--test", "test", "--shots", "4", "--seeds", "3", "--save", "gda4", "--json"], capsys)
     assert code == 0, err
     report = json.loads(out)
     with FeatureStore(store) as reader:

@@ -46,8 +46,8 @@ def world(tmp_path_factory, tiny_checkpoint):
     with open(root / "two.txt", "w") as f:
         f.write("a photo of a {}.\nart of the {}.\n")
     main(["text", "--store", str(base), "--classes", "train", "--templates", "simple", "--name", "bank", "-q"])
-    main(["solve", "zero-shot", "--store", str(base), "--train", "train", "--text", "bank", "--save", "zs", "-q"])
-    main(["solve", "gda", "--store", str(base), "--train", "train", "--text", "bank", "--save", "model", "-q"])
+    main(["solve", "zero-shot", "--store", str(base), "--train", "train", "--bank", "bank", "--save", "zs", "-q"])
+    main(["solve", "gda", "--store", str(base), "--train", "train", "--bank", "bank", "--save", "model", "-q"])
     main(["ensemble", "--store", str(base), "--models", "zs,model", "--weights", "0.5,0.5", "--save", "ens"])
     rng = np.random.default_rng(0)
     for name in ("old", "new"):
@@ -93,7 +93,7 @@ COMMANDS = {
                                                "--seed", "3", *m], "rows"),
     "text": (_base, lambda s, r, m, k: ["text", "--store", s, "--encoder", k, "--classes", "train", "--templates", r / "two.txt",
                                      "--name", "bank", "-q"], "object"),
-    "solve-save": (_base, lambda s, r, m, k: ["solve", "gda", "--store", s, "--encoder", k, "--train", "train", "--text", "bank",
+    "solve-save": (_base, lambda s, r, m, k: ["solve", "gda", "--store", s, "--encoder", k, "--train", "train", "--bank", "bank",
                                            "--param", "alpha=0.5", "--save", "model", "-q"], "object"),
     "import-logits": (_base, lambda s, r, m, k: ["import-logits", r / "new.npy", "--ids", r / "ids.txt", "--store", s,
                                               "--split", "train", "--name", "ext"], "object"),
