@@ -123,7 +123,7 @@ def test_fpr_at_tpr_both_conventions_against_sklearn_roc(ood):
 @pytest.mark.parametrize("n_classes", [3, 1000])
 def test_logit_metrics_equal_the_probability_metrics_and_sklearn(n_classes, temperature):
     from solvers.metrics.classification import LOGIT_BLOCK_VALUES, logit_metrics
-    from solvers._base.softmax import softmax
+    from solvers import softmax
 
     rng = np.random.default_rng(n_classes)
     n = 3 * LOGIT_BLOCK_VALUES // n_classes + 7  # several row blocks and a ragged last one

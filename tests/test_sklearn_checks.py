@@ -206,7 +206,7 @@ def test_binary_decision_function_is_the_margin(blobs):
 def test_unfitted_solver_raises_scikit_learns_not_fitted_error(blobs):
     from sklearn.exceptions import NotFittedError as SklearnNotFitted
 
-    from solvers._base.estimator_protocol import NotFittedError
+    from solvers import NotFittedError
 
     for method in ("predict", "predict_proba", "decision_function"):
         with pytest.raises(SklearnNotFitted):

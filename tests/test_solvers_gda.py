@@ -205,7 +205,7 @@ def test_one_shot_without_text_falls_back_to_nearest_class_mean():
     identity covariance gives the nearest class mean, computed here by brute force."""
     import pytest
 
-    from solvers._base.fit_warnings import SolverWarning
+    from solvers import SolverWarning
 
     X, y, X_test, y_test, _ = make_problem(seed=5, shots=1, spread=0.8)
     with pytest.warns(SolverWarning, match="falls back to the identity"):
@@ -224,7 +224,7 @@ def test_alpha_on_the_grid_edge_warns_and_is_recorded():
 
     import pytest
 
-    from solvers._base.fit_warnings import SolverWarning
+    from solvers import SolverWarning
 
     X, _, X_val, y_val, centres = make_problem(seed=11, spread=0.3)
     y_noise = np.arange(X.shape[0]) % 6

@@ -41,7 +41,7 @@ def test_votes_equal_brute_force(weighting):
 def test_logits_are_clipped_log_vote_shares(weighting):
     """One contract for every solver: softmax(decision_function) is the solver's probability;
     for kNN that is the vote share, computed here by hand from brute-force neighbours."""
-    from solvers._base.softmax import softmax
+    from solvers import softmax
     from solvers.ensembles.ensemble import Ensemble
 
     rng = np.random.default_rng(1)
@@ -66,7 +66,7 @@ def test_logits_are_clipped_log_vote_shares(weighting):
 
 
 def test_k_larger_than_the_pool_uses_every_row_and_warns():
-    from solvers._base.fit_warnings import SolverWarning
+    from solvers import SolverWarning
 
     X = np.eye(3, dtype=np.float32)
     with pytest.warns(SolverWarning, match="same votes"):
@@ -176,7 +176,7 @@ def test_ties_equal_brute_force_and_go_to_the_first_class(weighting):
 
 
 def test_every_neighbour_negative_gives_uniform_shares_and_says_so():
-    from solvers._base.fit_warnings import SolverWarning
+    from solvers import SolverWarning
 
     X = np.array([[1.0, 0.2], [0.2, 1.0], [1.0, 1.0]])
     names = np.array(["cat", "dog", "dog"])

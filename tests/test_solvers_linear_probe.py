@@ -138,7 +138,7 @@ def test_refit_on_val_fits_train_and_validation_rows_at_the_same_per_row_regular
 
 
 def test_non_convergence_and_a_C_on_the_grid_edge_warn():
-    from solvers._base.fit_warnings import SolverWarning
+    from solvers import SolverWarning
 
     X, y, X_val, y_val = few_shot_problem(seed=4)
     with pytest.warns(SolverWarning, match="did not converge at C = 1000"):

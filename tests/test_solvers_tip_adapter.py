@@ -68,7 +68,7 @@ def unit(A):
 
 def test_search_reports_progress_and_quiet_silences_it(monkeypatch):
     import solvers.few_shot.tip_adapter as module
-    from solvers._base.progress import progress, quiet
+    from solvers import progress, quiet
 
     items = [1, 2]
     assert progress(items, "x") is not items  # a tqdm bar (hidden when not on a terminal)
@@ -122,7 +122,7 @@ def test_a_search_ending_on_the_grid_edge_warns():
 
     import pytest
 
-    from solvers._base.fit_warnings import SolverWarning
+    from solvers import SolverWarning
 
     X, y, X_val, y_val, T = _wrong_text_problem(0)
     F, xv = X / np.linalg.norm(X, axis=1, keepdims=True), X_val / np.linalg.norm(X_val, axis=1, keepdims=True)
@@ -147,7 +147,7 @@ def test_without_text_weights_only_beta_is_searched():
     first (the grid's lower edge) used to be chosen with nothing to warn about."""
     import warnings
 
-    from solvers._base.fit_warnings import SolverWarning
+    from solvers import SolverWarning
 
     X, y, X_val, y_val, _ = _wrong_text_problem(1)
     with warnings.catch_warnings(record=True) as caught:

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from solvers._base.solver import Solver
+from solvers import Solver
 from solvers.few_shot.gda import GDA
 from solvers.few_shot.linear_probe import LinearProbe
 from solvers.few_shot.tip_adapter import TipAdapter
@@ -18,7 +18,7 @@ from tests.cli_runner import run
 from tests.store_fixtures import make_feature_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning",
-                                        "ignore::solvers._base.fit_warnings.SolverWarning")
+                                        "ignore::solvers.SolverWarning")
 
 #: Functions during which test data must not be read (the fits and the temperature fit).
 FITTING = {"fit", "fit_logits", "from_statistics", "_fit_statistics", "_search", "calibrate", "fit_temperature"}

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from solvers import l2_normalize
 from solvers.few_shot.sufficient_statistics import ClassStatistics
-from solvers._base.normalize import l2_normalize
 
 DEFAULT_CHUNK_ROWS = 16384  # as fast as larger chunks (BLAS-bound), a quarter of the memory
 
