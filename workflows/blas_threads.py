@@ -1,15 +1,15 @@
 """How many threads BLAS (OpenBLAS, MKL) may use where featurestore runs work in parallel.
 
 A Dask worker that reduces statistics, or any process beside others on the same cores, would
-otherwise start one BLAS thread per core each and oversubscribe the machine (a 3-seed
-``fs solve gda`` took 34.7 s instead of 2.4 s on a loaded 2-core machine). The knob is the
+otherwise start one BLAS thread per core each and oversubscribe the machine (bench/RESULTS.md
+has the slowdown measured). The knob is the
 environment variable ``FS_BLAS_THREADS``: ``fs`` applies it to itself when set, and Dask tasks
 run with it (1 when unset). ``threadpoolctl`` does the limiting.
 
 ``threadpoolctl`` limits the BLAS libraries loaded when it is called; SciPy ships its own
 OpenBLAS, loaded on the first ``import scipy.linalg``, which would then start with one thread
 per core (in ``fs benchmark --jobs 2`` workers it did: two workers ran four BLAS threads on two
-cores and GDA cells took 2.5x longer). So every limit here loads SciPy's BLAS first, and
+cores). So every limit here loads SciPy's BLAS first, and
 ``limit_process_blas`` also sets the libraries' environment variables for any loaded later.
 """
 from __future__ import annotations

@@ -566,8 +566,8 @@ def _make_index(factory: str, dim: int) -> Any:
 
     FAISS's 8-bit PQ indexes (``PQ<m>`` without the ``np`` suffix) train a polysemous code
     permutation by default: it only serves polysemous search (``polysemous_ht`` > 0, never set
-    here), leaves every distance and result the same, and on a CPU took 400 s of a 10,000-row
-    IVF-PQ build that takes 3.7 s without it."""
+    here), leaves every distance and result the same, and on a CPU costs far more than the rest of
+    the build (bench/RESULTS.md)."""
     import faiss
 
     try:

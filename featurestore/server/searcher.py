@@ -250,7 +250,7 @@ class StoreSearcher:
 
         with self._lock:
             # one query is a few tokens wide: splitting its small products over threads costs
-            # more than it saves (35 ms on one thread vs 230-480 ms on two, ViT-B-32, busy 2 cores)
+            # more than it saves (bench/RESULTS.md)
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
@@ -367,7 +367,7 @@ def flat_vectors(index: StoreIndex) -> np.ndarray | None:
 
 def flat_search(rows: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` of one query over a Flat index's ``rows``: one BLAS matrix-vector product
-    and a partial sort, where FAISS answers a single query on one thread (2x slower at 100k x 512).
+    and a partial sort, where FAISS answers a single query on one thread (slower: bench/RESULTS.md).
     The hits are FAISS's: the ``k`` best by score, the lowest positions kept among equal scores,
     and those listed from the highest position down, as FAISS's heap returns them."""
     import faiss

@@ -1,7 +1,7 @@
 """The scikit-learn estimator protocol without importing scikit-learn.
 
-``import sklearn`` costs about a second, which would dominate ``fs solve gda`` (the brief asks
-for well under two seconds end to end). Solvers therefore implement the protocol scikit-learn's
+Importing scikit-learn would dominate a short run such as ``fs solve gda`` (bench/RESULTS.md,
+"Measurements behind design choices"). Solvers therefore implement the protocol scikit-learn's
 tools rely on — ``get_params``/``set_params`` from the constructor signature, classifier tags
 (``__sklearn_tags__``, imported lazily: only scikit-learn itself calls it), accuracy ``score``
 — so ``clone``, ``GridSearchCV``, ``cross_val_score`` and ``Pipeline`` work as with

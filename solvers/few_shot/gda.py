@@ -43,7 +43,7 @@ CHOLESKY_MIN_RCOND = 1e-8
 def _inv_symmetric(A: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric PSD matrix: from its Cholesky factor (LAPACK ``potrf`` + ``potri``,
     n^3 flops against 4 n^3 / 3 for an eigendecomposition and 7 n^3 / 3 for ``cho_solve`` with
-    the identity: 0.04 s instead of 0.08 s at D = 1024 on one core) when A is positive definite
+    the identity; timing in bench/RESULTS.md) when A is positive definite
     and well conditioned, where it equals the pseudo-inverse up to rounding; otherwise the exact
     eigendecomposition pseudo-inverse of ``_pinv_symmetric`` (singular or near-singular A)."""
     from scipy.linalg.lapack import dpocon, dpotrf, dpotri

@@ -34,7 +34,7 @@ class LinearProbe(Solver):
     picks, so the ``n_finalists`` best candidates (validation accuracy, then NLL) are fitted on
     to convergence (``final_tol``, ``final_max_iter``) from their search fit and re-scored; the
     winner's converged fit is the model (the objective is strictly convex: a cold fit reaches
-    the same optimum, measured equal to 1e-14 relative and 1.6-2.8x slower). The search fits
+    the same optimum, more slowly: bench/RESULTS.md). The search fits
     take float32 products while they can meet ``tol`` (float64 goes on where they cannot); the
     final fits are float64 whatever the rows' dtype (float32 cannot meet ``final_tol``).
     Without a validation split ``default_C`` (1.0) is used.
