@@ -6,20 +6,12 @@ from featurestore.extract.augment import build_augment, input_size
 from featurestore.extract.chunk_writer import ChunkWriter
 from featurestore.extract.device_batch import batch_size_for_memory, largest_that_runs, pick_batch_size
 from featurestore.extract.image_dataset import (
-    EncodedBatch,
     EncodedImageDataset,
-    EncodedItem,
-    ImageBatch,
-    ImageItem,
     ImageRecordDataset,
     UnsupportedImageError,
-    collate,
-    collate_encoded,
     decode_image,
     failure_reason,
     make_loader,
-    to_rgb,
-    view_seed,
 )
 from featurestore.extract.pipeline import (
     DeviceForward,
@@ -30,14 +22,7 @@ from featurestore.extract.pipeline import (
     unit_rows,
     usable_cores,
 )
-from featurestore.extract.sharded import (
-    EncoderSpec,
-    RecordSubset,
-    ShardedReport,
-    extract_distributed,
-    extract_shard,
-    shard_dir,
-)
+from featurestore.extract.sharded import EncoderSpec, ShardedReport, extract_distributed, shard_dir
 from featurestore.extract.tensor_decoding import (
     TensorDecoder,
     TensorPreprocess,
@@ -46,10 +31,9 @@ from featurestore.extract.tensor_decoding import (
 )
 
 __all__ = [
-    "ChunkWriter", "DeviceForward", "EncodedBatch", "EncodedImageDataset", "EncodedItem", "EncoderSpec",
-    "ExtractReport", "ImageBatch", "ImageItem", "ImageRecordDataset", "RecordSubset", "ShardedReport", "TensorDecoder",
-    "TensorPreprocess", "UnsupportedImageError", "batch_size_for_memory", "build_augment", "collate", "collate_encoded",
-    "decode_image", "default_workers", "extract", "extract_distributed", "extract_shard", "failure_reason",
+    "ChunkWriter", "DeviceForward", "EncodedImageDataset", "EncoderSpec", "ExtractReport", "ImageRecordDataset",
+    "ShardedReport", "TensorDecoder", "TensorPreprocess", "UnsupportedImageError", "batch_size_for_memory",
+    "build_augment", "decode_image", "default_workers", "extract", "extract_distributed", "failure_reason",
     "input_size", "jpeg_for_tensor_path", "largest_that_runs", "make_loader", "pick_batch_size", "resolve_decode",
-    "shard_dir", "tensor_unsupported", "to_rgb", "unit_rows", "usable_cores", "view_seed"
+    "shard_dir", "tensor_unsupported", "unit_rows", "usable_cores"
 ]

@@ -1,19 +1,7 @@
 """FAISS indexes over a store's features: building, the files beside the store, the choice of index, search tuning."""
 from __future__ import annotations
 
-from featurestore.index.files import (
-    atomic_write,
-    factory_slug,
-    glob_escape,
-    index_paths,
-    name_part,
-    read_sidecar,
-    remove_leftovers,
-    save_pair,
-    sidecars,
-    store_mode,
-    write_error,
-)
+from featurestore.index.files import index_paths, sidecars
 from featurestore.index.plan import (
     choose_factory,
     estimate_memory,
@@ -34,12 +22,10 @@ from featurestore.index.store_index import (
     load_index,
     recall_at_k,
 )
-from featurestore.index.tuning import knobs, ladder, quantizer_ef_search, query_recalls, set_params, tune
+from featurestore.index.tuning import knobs, ladder, query_recalls, set_params, tune
 
 __all__ = [
-    "DEFAULT_RECALL", "StoreIndex", "atomic_write", "build_index", "choose_factory", "estimate_memory", "exact_topk",
-    "factory_slug", "format_bytes", "glob_escape", "ids_fingerprint", "index_names", "index_paths", "ivf_lists",
-    "knobs", "ladder", "load_index", "name_part", "parse_duration", "parse_memory",
-    "pq_subquantizers", "quantizer_ef_search", "query_recalls", "read_sidecar", "recall_at_k", "remove_leftovers",
-    "save_pair", "set_params", "sidecars", "store_mode", "train_rows", "tune", "write_error"
+    "DEFAULT_RECALL", "StoreIndex", "build_index", "choose_factory", "estimate_memory", "exact_topk", "format_bytes",
+    "ids_fingerprint", "index_names", "index_paths", "ivf_lists", "knobs", "ladder", "load_index", "parse_duration",
+    "parse_memory", "pq_subquantizers", "query_recalls", "recall_at_k", "set_params", "sidecars", "train_rows", "tune"
 ]

@@ -10,11 +10,8 @@ from featurestore.text.descriptor_prompts import (
     PromptSet,
     class_descriptor_prompts,
     differential_prompts,
-    format_prompt,
-    non_empty_strings,
     read_class_descriptors,
     read_differential_descriptors,
-    read_json_object,
 )
 from featurestore.text.real_prompts import find_real_bank, real_name, real_names, real_prompt_bank
 from featurestore.text.synonyms import read_synonyms
@@ -22,7 +19,7 @@ from featurestore.text.templates import get_templates
 
 __all__ = [
     "PromptSet", "class_descriptor_prompts", "class_prompt_embeddings", "compose_prompts", "context_prompts",
-    "differential_prompts", "find_class_bank", "find_real_bank", "format_prompt", "get_templates", "non_empty_strings",
-    "read_attributes", "read_class_descriptors", "read_class_file", "read_differential_descriptors", "read_head",
-    "read_json_object", "read_states", "read_synonyms", "read_text_file", "real_name", "real_names", "real_prompt_bank"
+    "differential_prompts", "find_class_bank", "find_real_bank", "get_templates", "read_attributes",
+    "read_class_descriptors", "read_class_file", "read_differential_descriptors", "read_head", "read_states",
+    "read_synonyms", "read_text_file", "real_name", "real_names", "real_prompt_bank"
 ]

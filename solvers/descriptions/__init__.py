@@ -2,19 +2,9 @@
 PerceptionCLIP."""
 from __future__ import annotations
 
-from solvers.descriptions.description_scores import (
-    check_prompts,
-    class_membership,
-    mean_class_scores,
-    prompt_similarities,
-    top_descriptors,
-)
 from solvers.descriptions.description_selection import DescriptionSelection
 from solvers.descriptions.descriptors import DescriptorClassifier
 from solvers.descriptions.fudd import DifferentialDescriptions
 from solvers.descriptions.perception_clip import PerceptionCLIP
 
-__all__ = [
-    "DescriptionSelection", "DescriptorClassifier", "DifferentialDescriptions", "PerceptionCLIP", "check_prompts",
-    "class_membership", "mean_class_scores", "prompt_similarities", "top_descriptors"
-]
+__all__ = ["DescriptionSelection", "DescriptorClassifier", "DifferentialDescriptions", "PerceptionCLIP"]

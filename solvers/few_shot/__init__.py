@@ -1,8 +1,8 @@
 """Few-shot classifiers fitted on K labelled rows per class: GDA, linear probe, Tip-Adapter, kNN, AMU."""
 from __future__ import annotations
 
-from solvers.few_shot.amu import AMU, standardize_rows, uncertainty_factor
-from solvers.few_shot.class_incremental import class_order, fscil_table
+from solvers.few_shot.amu import AMU
+from solvers.few_shot.class_incremental import fscil_table
 from solvers.few_shot.gda import GDA, shrinkage_precision
 from solvers.few_shot.knn import KNN
 from solvers.few_shot.linear_probe import LinearProbe
@@ -11,7 +11,6 @@ from solvers.few_shot.sufficient_statistics import ClassStatistics, class_statis
 from solvers.few_shot.tip_adapter import TipAdapter, linear_grid, resolve_search_scale
 
 __all__ = [
-    "AMU", "GDA", "KNN", "ClassStatistics", "LinearProbe", "LogisticFit", "TipAdapter", "class_order",
-    "class_statistics", "fit_logistic", "fscil_table", "linear_grid", "resolve_search_scale", "shrinkage_precision",
-    "standardize_rows", "uncertainty_factor"
+    "AMU", "GDA", "KNN", "ClassStatistics", "LinearProbe", "LogisticFit", "TipAdapter", "class_statistics",
+    "fit_logistic", "fscil_table", "linear_grid", "resolve_search_scale", "shrinkage_precision"
 ]

@@ -8,10 +8,10 @@ from solvers.model_selection.augmented_views import (
     views_as_samples,
 )
 from solvers.model_selection.fewshot import fewshot_split
-from solvers.model_selection.temperature_scaling import bound_message, calibrate, fit_temperature, nll_at_temperature
+from solvers.model_selection.temperature_scaling import calibrate, fit_temperature
 from solvers.model_selection.validation import select_by_accuracy
 
 __all__ = [
-    "augmented_training_set", "average_views", "bound_message", "calibrate", "fewshot_split", "fit_temperature",
-    "mean_of_views", "nll_at_temperature", "select_by_accuracy", "views_as_samples"
+    "augmented_training_set", "average_views", "calibrate", "fewshot_split", "fit_temperature", "mean_of_views",
+    "select_by_accuracy", "views_as_samples"
 ]

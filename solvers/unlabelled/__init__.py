@@ -2,6 +2,6 @@
 from __future__ import annotations
 
 from solvers.unlabelled.label_free import LabelFree, pseudo_label_rows
-from solvers.unlabelled.unsupervised_gda import UnsupervisedGDA, confident_per_class
+from solvers.unlabelled.unsupervised_gda import UnsupervisedGDA
 
-__all__ = ["LabelFree", "UnsupervisedGDA", "confident_per_class", "pseudo_label_rows"]
+__all__ = ["LabelFree", "UnsupervisedGDA", "pseudo_label_rows"]
