@@ -58,16 +58,11 @@ def split_labels(store: FeatureStore, split: str, classes: list[str] | None = No
     return np.where(y >= 0, mapping[np.clip(y, 0, None)], -1)
 
 
-def labelled(store: FeatureStore, encoder: str, split: str, average_views: bool = False,
+def labelled(store: FeatureStore, encoder: str, split: str,
              classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features and labels of the valid, labelled rows of a split; labels index ``classes`` when
-    given (e.g. the training split's class list). With ``average_views``, each feature is averaged
-    with its stored augmented views (``fs extract --views N``)."""
+    given (e.g. the training split's class list)."""
     X, y = store.features(encoder, split), split_labels(store, split, classes)
-    if average_views:
-        from solvers.model_selection.augmented_views import average_views as mean_over_views
-
-        X = mean_over_views(X, store.views(encoder, split))
     keep = y >= 0
     if not keep.any():
         raise NotFoundError(f"split {split!r} has no labelled rows")
