@@ -10,10 +10,11 @@ split and encodes the dataset's templates as a class bank (``fs extract --datase
 from __future__ import annotations
 
 import glob
-import importlib
 import os
+from types import ModuleType
 from typing import Any
 
+from featurestore.datasets import clip_benchmark_wds, coop_split, fgvc_variants, imagenet_folders, torchvision_sets
 from featurestore.datasets.catalogue import (
     DATASETS,
     FEWSHOT_ELEVEN,
@@ -31,8 +32,14 @@ __all__ = [
 ]
 
 
-def _family(info: DatasetInfo) -> Any:
-    return importlib.import_module(f"featurestore.datasets.{info.family}")
+# One reader module per layout family (``DatasetInfo.family``), each with ``load`` and ``expected``.
+# They import NumPy only; torchvision is imported when a torchvision dataset is read.
+_READERS: dict[str, ModuleType] = {module.__name__.rsplit(".", 1)[1]: module for module in (
+    clip_benchmark_wds, coop_split, fgvc_variants, imagenet_folders, torchvision_sets)}
+
+
+def _family(info: DatasetInfo) -> ModuleType:
+    return _READERS[info.family]
 
 
 def open_dataset(name: str, root: str | os.PathLike, *, download: bool = False) -> LoadedDataset:
