@@ -107,9 +107,9 @@ def main() -> None:
             startup = time.perf_counter() - t0
             with httpx.Client(base_url=url, timeout=120) as client:
                 for warm in range(3):  # first requests pay for lazy initialisation
-                    client.get("/api/search", params={"text": f"warm-up {warm}", "k": K, "split": SPLIT})
+                    client.get("/api/search", params={"query": f"warm-up {warm}", "k": K, "split": SPLIT})
                     client.get("/api/search", params={"id": ids[warm], "k": K, "split": SPLIT})
-                kinds = [("text", {"text": t}) for t in texts] + [("id", {"id": i}) for i in ids]
+                kinds = [("text", {"query": t}) for t in texts] + [("id", {"id": i}) for i in ids]
                 if args.class_filter:
                     kinds += [("id+class", {"id": i, "class": f"class{n % CLASSES}"}) for n, i in enumerate(ids)]
                 for kind, query in kinds:
@@ -124,7 +124,7 @@ def main() -> None:
                     entry["server"].append(answer["took_ms"])
         print(f"fs serve start-up (model + index load, {args.model}): {startup:.1f} s")
 
-        search = {"text": [timed_fs_search(store, key, ["--text", texts[i]]) for i in range(args.search_runs)],
+        search = {"text": [timed_fs_search(store, key, ["--query", texts[i]]) for i in range(args.search_runs)],
                   "id": [timed_fs_search(store, key, ["--id", ids[i]]) for i in range(args.search_runs)]}
 
         print(f"\n{args.queries} queries per kind, k={K}, {args.rows} rows, one client, sequential")

@@ -42,6 +42,36 @@ class NumberList(click.ParamType):
 
 store_option = click.option("--store", "store", required=True, type=click.Path(dir_okay=False),
                             help="The store file (.h5).")
+
+
+def bank_option(help: str, required: bool = False):
+    """``--bank NAME``: a text bank in the store (class weights, captions, descriptors, prompts)."""
+    return click.option("--bank", "bank", type=NAME, required=required, default=None, help=help)
+
+
+def seeds_option(help: str):
+    """``--seeds 1,2,3``: random seeds, comma-separated, default 1 (the one spelling of every
+    command; one that uses a single seed checks it with :func:`one_seed`)."""
+    return click.option("--seeds", "seeds", type=NumberList(click.IntRange(min=0), "seeds"), default="1",
+                        show_default=True, help=help)
+
+
+def one_seed(seeds: list[int], what: str) -> int:
+    """The only seed of ``seeds``; a usage error naming ``what`` uses it when there are several."""
+    if len(seeds) != 1:
+        raise click.UsageError(f"--seeds: {what} uses one seed; got {len(seeds)} ({','.join(map(str, seeds))})")
+    return seeds[0]
+
+
+def model_names(models: str, one: bool = False) -> list[str]:
+    """The saved model names of ``--models A,B`` (a usage error when none, or when ``one`` and
+    there are several)."""
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise click.UsageError("--models is empty: give comma-separated saved model names (or zero-shot)")
+    if one and len(names) > 1:
+        raise click.UsageError(f"--models: this command takes one model; got {len(names)} ({', '.join(names)})")
+    return names
 encoder_option = click.option("--encoder", default=None,
                               help="Encoder key in the store, e.g. ViT-B-32/openai (default: the store's only "
                                    "encoder; see `fs info`).")

@@ -46,7 +46,7 @@ def test_help_is_lazy():
 
 def test_info_lists_everything(pets_store, capsys):
     store, key = pets_store
-    code, out, _ = run(["info", store, "--json"], capsys)
+    code, out, _ = run(["info", "--store", store, "--json"], capsys)
     info = json.loads(out)
     assert code == 0 and [s["name"] for s in info["splits"]] == ["test", "train", "val"]
     assert info["encoders"][0]["key"] == key
@@ -59,7 +59,7 @@ def test_search_matches_brute_force(pets_store, capsys):
     code, out, err = run(["index", "--store", store, "--encoder", key, "--split", "train", "-q"], capsys)
     assert code == 0, err
     code, out, _ = run(["search", "--store", store, "--encoder", key, "--split", "train",
-                        "--id", "cat/1.jpg", "--text", "a photo of a dog", "-k", "4", "--json"], capsys)
+                        "--id", "cat/1.jpg", "--query", "a photo of a dog", "-k", "4", "--json"], capsys)
     results = json.loads(out)
     with FeatureStore(store) as reader:
         X, ids = reader.features(key, "train"), reader.ids("train")
@@ -93,7 +93,7 @@ def test_solve_predict_eval_round_trip(pets_store, tmp_path, capsys, monkeypatch
     assert report["saved"] == ["gda4"]
 
     out_csv = tmp_path / "preds.csv"
-    code, out, err = run(["predict", "--store", store, "--model", "gda4", "--split", "test", "--out", out_csv], capsys)
+    code, out, err = run(["predict", "--store", store, "--models", "gda4", "--split", "test", "--output", out_csv], capsys)
     assert code == 0, err
     with open(out_csv) as f:
         rows_out = list(csv.DictReader(f))
@@ -115,9 +115,9 @@ def test_solve_list_names_every_solver(capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["info", "/nonexistent/x.h5"], "no store"),
+    (["info", "--store", "/nonexistent/x.h5"], "no store"),
     (["solve", "gda", "--store", "STORE", "--encoder", "nope/none", "--train", "train"], "no encoder 'nope/none'"),
-    (["predict", "--store", "STORE", "--model", "missing", "--split", "test"], "no model 'missing'"),
+    (["predict", "--store", "STORE", "--models", "missing", "--split", "test"], "no model 'missing'"),
     (["solve", "gda", "--store", "STORE", "--encoder", "KEY", "--train", "train", "--shots", "99"], "fewer than --shots 99; add --allow-fewer"),
     (["text", "--store", "STORE", "--encoder", "KEY"], "exactly one of --classes or --file"),
 ])

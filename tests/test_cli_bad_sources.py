@@ -32,13 +32,13 @@ def test_bad_files_in_a_folder_are_error_rows_that_fs_info_explains(tmp_path: Pa
     assert code == 0, err
     assert "5 rows" in out and "3 unreadable" in out
 
-    code, out, err = run(["info", store], capsys)
+    code, out, err = run(["info", "--store", store], capsys)
     assert code == 0, err
     assert "pets: 5 rows, 3 unreadable, 2 classes" in out
     assert "1 unreadable: directory symlink loop: it leads back to" in out and "(e.g. cat/up)" in out
     assert "1 unreadable: dangling symlink (its target" in out and "(e.g. dog/gone.jpg)" in out
     assert "1 unreadable: not a regular file (a FIFO) (e.g. dog/pipe.jpg)" in out
-    code, out, _ = run(["info", store, "--json"], capsys)
+    code, out, _ = run(["info", "--store", store, "--json"], capsys)
     (split,) = json.loads(out)["splits"]
     assert sorted(e["example"] for e in split["error_reasons"]) == ["cat/up", "dog/gone.jpg", "dog/pipe.jpg"]
 
@@ -55,7 +55,7 @@ def test_truncated_shard_is_recorded_in_the_store(tmp_path: Path, fs_args, capsy
     code, out, err = _extract([shard, "--store", store], fs_args, capsys)
     assert code == 0, err
     assert "4 rows" in out and "2 unreadable" in out
-    code, out, err = run(["info", store], capsys)
+    code, out, err = run(["info", "--store", store], capsys)
     assert "1 unreadable: truncated tar shard (" in out and "(e.g. 00000.tar)" in out
     assert "1 unreadable: the last sample of a truncated tar shard" in out and "(e.g. 00000.tar/00002)" in out
 

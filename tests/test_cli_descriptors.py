@@ -47,8 +47,8 @@ def test_descriptor_bank_solve_and_explain(pets_store, tmp_path, capsys):  # noq
     assert json.loads(out)["runs"][0]["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == yt))
 
     out_csv = tmp_path / "explained.csv"
-    code, _, err = run(["predict", "--store", store, "--model", "desc-model", "--split", "test",
-                        "--explain", "1", "--out", out_csv], capsys)
+    code, _, err = run(["predict", "--store", store, "--models", "desc-model", "--split", "test",
+                        "--explain", "1", "--output", out_csv], capsys)
     assert code == 0, err
     with open(out_csv) as f:
         rows = list(csv.DictReader(f))
@@ -120,6 +120,6 @@ def test_bank_of_another_encoder_is_refused(pets_store, capsys):  # noqa: F811
 
 def test_explain_needs_an_explaining_model(pets_store, capsys):  # noqa: F811
     store, key = pets_store
-    code, _, err = run(["predict", "--store", store, "--model", "zero-shot", "--split", "test", "--encoder", key,
+    code, _, err = run(["predict", "--store", store, "--models", "zero-shot", "--split", "test", "--encoder", key,
                         "--explain", "2"], capsys)
     assert code == 2 and "cannot explain" in err

@@ -55,12 +55,12 @@ def test_two_encoders_over_one_split_and_fs_info_lists_them(tmp_path, images, fs
         X = s.features(timm_key, "imgs")
         np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
         assert s.encoder_info(timm_key)["preprocess"]["resize"] == 180
-    code, out, _ = run(["info", store], capsys)
+    code, out, _ = run(["info", "--store", store], capsys)
     assert code == 0
     assert f"{timm_key}: dim {X.shape[1]}" in out and "image-only" in out
     assert "preprocess: resize 180 (shortest) -> crop 160x160, bicubic, mean 0.485,0.456,0.406" in out
     assert "preprocess: resize 32 (shortest) -> crop 32x32, bicubic, mean 0.4815,0.4578,0.4082" in out
-    summary = json.loads(run(["info", store, "--json"], capsys)[1])
+    summary = json.loads(run(["info", "--store", store, "--json"], capsys)[1])
     assert {e["family"] for e in summary["encoders"]} == {"open_clip", "timm"}
 
 
@@ -190,5 +190,5 @@ def test_model_config_with_preprocess_cfg_extracts(tmp_path, images, tiny_checkp
     code, _, err = run(["extract", images, "--store", store, "--model", "tiny-pp", "--model-config", path,
                         "--pretrained", tiny_checkpoint, "--quiet"], capsys)
     assert code == 0, err
-    code, out, _ = run(["info", store], capsys)
+    code, out, _ = run(["info", "--store", store], capsys)
     assert "preprocess: resize 32 (squash) -> crop 32x32, bicubic, mean 0.5,0.5,0.5, std 0.5,0.5,0.5" in out

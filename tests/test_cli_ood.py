@@ -83,7 +83,7 @@ def test_ood_table_matches_sklearn(ood_store, tmp_path, capsys):
         (tmp_path / f"{split}.txt").write_text("\n".join(default_ids(split, len(X))))
         assert run(["import-logits", "--store", path, "--split", split, "--name", "lin", tmp_path / f"{split}.npy",
                     "--ids", tmp_path / f"{split}.txt"], capsys)[0] == 0
-    code, out, err = run(["ood", "--store", path, "--encoder", "test/enc", "--model", "zero-shot,logits:lin",
+    code, out, err = run(["ood", "--store", path, "--encoder", "test/enc", "--models", "zero-shot,logits:lin",
                           "--id-split", "test", "--ood-split", "other", "--json"], capsys)
     assert code == 0, err
     rows = {(r["model"], r["score"]): r for r in json.loads(out)}
@@ -96,7 +96,7 @@ def test_ood_table_matches_sklearn(ood_store, tmp_path, capsys):
 def test_ood_refuses_other_encoder_weights(ood_store, tmp_path, capsys):
     path, _, X_ood, *_ = ood_store
     other = make_feature_store(tmp_path / "o.h5", {"other": X_ood}, weights="different-weights")
-    code, _, err = run(["ood", "--store", path, "--encoder", "test/enc", "--model", "zero-shot", "--id-split", "test",
+    code, _, err = run(["ood", "--store", path, "--encoder", "test/enc", "--models", "zero-shot", "--id-split", "test",
                         "--ood-split", "other", "--ood-store", other], capsys)
     assert code == 2 and "weights" in err and "same encoder" in err
 
@@ -106,11 +106,11 @@ def test_schur_score_and_remove(ood_store, capsys):
 
     path, X_id, _, y, T = ood_store
     code, out, err = run(["schur", "score", "--store", path, "--encoder", "test/enc", "--split", "test",
-                          "--prompts-bank", "test/simple", "--json"], capsys)
+                          "--bank", "test/simple", "--json"], capsys)
     assert code == 0, err
     assert json.loads(out)["sce"] == pytest.approx(schur_complement_entropy(X_id, T[y]), rel=1e-5)
     code, out, err = run(["schur", "remove", "--store", path, "--encoder", "test/enc", "--split", "test",
-                          "--prompts-bank", "test/simple", "--prompt", "b", "--method", "project"], capsys)
+                          "--bank", "test/simple", "--prompt", "b", "--method", "project"], capsys)
     assert code == 0, err
     key = "test/enc+schur-remove-b"
     with FeatureStore(path) as r:
@@ -130,7 +130,7 @@ def test_retrieval_command_matches_metrics(ood_store, capsys):
     with FeatureStore(path, mode="a") as w:
         w.put_text_bank("test/enc", "caps", captions.astype(np.float32), [f"c{i}" for i in range(30)])
     code, out, err = run(["retrieval", "--store", path, "--encoder", "test/enc", "--split", "test",
-                          "--captions-bank", "caps", "-k", "1", "-k", "5", "--json"], capsys)
+                          "--bank", "caps", "-k", "1", "-k", "5", "--json"], capsys)
     assert code == 0, err
     result = json.loads(out)
     expected = image_to_text_recall(X_id, captions, np.arange(30), (1, 5))

@@ -30,12 +30,12 @@ def store(tmp_path):
 
 
 def test_predict_json_has_the_csv_rows(store, tmp_path, capsys):
-    code, _, err = run(["predict", "--store", store, "--model", "zero-shot", "--split", "test", "--out",
+    code, _, err = run(["predict", "--store", store, "--models", "zero-shot", "--split", "test", "--output",
                         tmp_path / "p.csv", "-q"], capsys)
     assert code == 0, err
     with open(tmp_path / "p.csv") as handle:
         expected = list(csv.DictReader(handle))
-    code, out, err = run(["predict", "--store", store, "--model", "zero-shot", "--split", "test", "--json", "-q"],
+    code, out, err = run(["predict", "--store", store, "--models", "zero-shot", "--split", "test", "--json", "-q"],
                          capsys)
     assert code == 0 and err == ""
     rows = json.loads(out)
@@ -43,8 +43,8 @@ def test_predict_json_has_the_csv_rows(store, tmp_path, capsys):
     assert [r["class"] for r in rows] == [r["class"] for r in expected]
     assert [r["prediction"] for r in rows] == [int(r["prediction"]) for r in expected]
     assert [round(r["confidence"], 6) for r in rows] == [float(r["confidence"]) for r in expected]
-    code, out, err = run(["predict", "--store", store, "--model", "zero-shot", "--split", "test", "--json", "-q",
-                          "--out", tmp_path / "p.json"], capsys)
+    code, out, err = run(["predict", "--store", store, "--models", "zero-shot", "--split", "test", "--json", "-q",
+                          "--output", tmp_path / "p.json"], capsys)
     summary = json.loads(out)
     assert code == 0 and summary["rows"] == 7 and json.loads((tmp_path / "p.json").read_text()) == rows
     with FeatureStore(store) as reader:
@@ -62,15 +62,15 @@ def test_search_json_names_the_class(store, capsys):
 
 
 def test_info_errors_lists_every_unreadable_row(store, capsys):
-    code, out, err = run(["info", store, "--errors", "--json"], capsys)
+    code, out, err = run(["info", "--store", store, "--errors", "--json"], capsys)
     assert code == 0, err
     rows = json.loads(out)
     ids = default_ids("test", 9)
     assert [(r["split"], r["id"]) for r in rows] == [("test", ids[1]), ("test", ids[5])]
     assert all(r["reason"] == "unreadable image (test fixture)" and r["path"] for r in rows)
-    code, out, err = run(["info", store, "--errors", "--split", "train"], capsys)
+    code, out, err = run(["info", "--store", store, "--errors", "--split", "train"], capsys)
     assert code == 0 and out == "" and "0 unreadable rows" in err
-    code, out, _ = run(["info", store, "--errors"], capsys)
+    code, out, _ = run(["info", "--store", store, "--errors"], capsys)
     assert out.splitlines()[0] == f"test\t{ids[1]}\ttest/{ids[1]}.jpg\tunreadable image (test fixture)"
 
 

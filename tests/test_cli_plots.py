@@ -52,7 +52,7 @@ def test_eval_plot_writes_a_bar_chart(store, tmp_path, capsys):
 def test_ood_plot_writes_roc_and_histograms(store, tmp_path, capsys):
     path, *_ = store
     out_png = tmp_path / "ood.png"
-    args = ["ood", "--store", path, "--encoder", "test/enc", "--model", "zero-shot,gda", "--id-split", "test",
+    args = ["ood", "--store", path, "--encoder", "test/enc", "--models", "zero-shot,gda", "--id-split", "test",
             "--ood-split", "other", "--json"]
     code, plain, err = run(args, capsys)
     assert code == 0, err
@@ -65,6 +65,6 @@ def test_ood_plot_writes_roc_and_histograms(store, tmp_path, capsys):
 
 def test_ood_plot_refuses_unknown_score(store, tmp_path, capsys):
     path, *_ = store
-    code, _, err = run(["ood", "--store", path, "--encoder", "test/enc", "--model", "zero-shot", "--id-split", "test",
+    code, _, err = run(["ood", "--store", path, "--encoder", "test/enc", "--models", "zero-shot", "--id-split", "test",
                         "--ood-split", "other", "--plot", tmp_path / "x.png", "--plot-score", "nope"], capsys)
     assert code == 2 and "nope" in err and "Traceback" not in err

@@ -141,8 +141,17 @@ def test_a_bug_keeps_its_traceback_and_a_user_error_is_one_line(monkeypatch, cap
     (["ensemble", "--store", "STORE", "--models", "zero-shot", "--grid-step", "0", "--save", "e"], "--grid-step"),
     (["ensemble", "--store", "STORE", "--models", "zero-shot", "--save", "e"], "give --val"),
     (["ensemble", "--store", "STORE", "--models", "zero-shot", "--weights", "nan", "--save", "e"], "--weights"),
-    (["schur", "score", "--store", "STORE", "--split", "train", "--prompts-bank", "train/simple",
+    (["schur", "score", "--store", "STORE", "--split", "train", "--bank", "train/simple",
       "--kernel", "gaussian", "--sigma", "0"], "--sigma"),
+    (["predict", "--store", "STORE", "--models", "zero-shot,g", "--split", "val"], "takes one model; got 2"),
+    (["predict", "--store", "STORE", "--models", ",", "--split", "val"], "--models is empty"),
+    (["ood", "--store", "STORE", "--models", "", "--id-split", "val", "--ood-split", "train"], "--models is empty"),
+    (["index", "--store", "STORE", "--split", "train", "--seeds", "1,2"], "uses one seed; got 2 (1,2)"),
+    (["index", "--store", "STORE", "--split", "train", "--seeds", "x"], "--seeds takes comma-separated seeds"),
+    (["curate", "--store", "STORE", "--pool", "train", "--metadata", "m.txt", "--output", "o.csv", "--seeds", "3,4"],
+     "uses one seed"),
+    (["anomaly", "--store", "STORE", "--split", "train", "--object", "cat", "--seeds", "1,2"], "uses one seed"),
+    (["extract", "x", "--store", "STORE", "--model", "m", "--seeds", "1,2"], "uses one seed"),
 ])
 def test_user_errors_are_one_line_exit_2(store, capsys, args, message):
     code, out, err = run(_args(args, store), capsys)
@@ -152,7 +161,7 @@ def test_user_errors_are_one_line_exit_2(store, capsys, args, message):
 
 def test_predict_of_a_missing_model_leaves_no_file(store, tmp_path, capsys):
     out = tmp_path / "f.csv"
-    code, _, err = run(["predict", "--store", store, "--model", "nope", "--split", "test", "--out", out], capsys)
+    code, _, err = run(["predict", "--store", store, "--models", "nope", "--split", "test", "--output", out], capsys)
     assert code == 2 and "no model 'nope'" in err and err.count("\n") == 1
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
@@ -247,7 +256,7 @@ def test_a_test_split_missing_a_class_is_scored_by_class_name(store, tmp_path, c
     assert table["zero-shot"]["top1"] == pytest.approx(np.mean((Xt @ T.T).argmax(1) == truth))
 
     csv_path = tmp_path / "p.csv"
-    code, _, err = run(["predict", "--store", store, "--model", "g", "--split", "test", "--out", csv_path], capsys)
+    code, _, err = run(["predict", "--store", store, "--models", "g", "--split", "test", "--output", csv_path], capsys)
     assert code == 0, err
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
@@ -339,11 +348,11 @@ def test_bank_discovery_reads_no_bank_contents(store, monkeypatch):
 
 
 @pytest.mark.parametrize("args", [
-    ["ood", "--store", "STORE", "--model", "zero-shot", "--id-split", "val", "--ood-split", "train"],
-    ["schur", "score", "--store", "STORE", "--split", "train", "--prompts-bank", "train/simple"],
+    ["ood", "--store", "STORE", "--models", "zero-shot", "--id-split", "val", "--ood-split", "train"],
+    ["schur", "score", "--store", "STORE", "--split", "train", "--bank", "train/simple"],
     ["index", "--store", "STORE", "--split", "train", "-q"],
     ["search", "--store", "STORE", "--split", "train", "--id", "train-00000", "-k", "2"],
-    ["predict", "--store", "STORE", "--model", "zero-shot", "--split", "val"],
+    ["predict", "--store", "STORE", "--models", "zero-shot", "--split", "val"],
 ])
 def test_encoder_may_be_left_out_everywhere(store, tmp_path, capsys, args):
     import shutil

@@ -57,7 +57,7 @@ def world(tmp_path_factory, tiny_checkpoint):
     key = snapshot_key(base)
     main(["import-logits", str(root / "old.npy"), "--ids", str(root / "ids.txt"), "--store", str(base),
           "--split", "train", "--name", "ext"])
-    main(["schur", "remove", "--store", str(base), "--split", "train", "--prompts-bank", "bank", "--prompt", "cat",
+    main(["schur", "remove", "--store", str(base), "--split", "train", "--bank", "bank", "--prompt", "cat",
           "--method", "project", "--name", "x", "--encoder", key])
     return root, model, base, key
 
@@ -90,7 +90,7 @@ COMMANDS = {
     "extract-append": (_train_from_a, lambda s, r, m, k: ["extract", r / "b", "--store", s, "--split", "train", *m],
                        "rows"),
     "extract-views": (_empty, lambda s, r, m, k: ["extract", r / "a", "--store", s, "--split", "train", "--views", "2",
-                                               "--seed", "3", *m], "rows"),
+                                               "--seeds", "3", *m], "rows"),
     "text": (_base, lambda s, r, m, k: ["text", "--store", s, "--encoder", k, "--classes", "train", "--templates", r / "two.txt",
                                      "--name", "bank", "-q"], "object"),
     "solve-save": (_base, lambda s, r, m, k: ["solve", "gda", "--store", s, "--encoder", k, "--train", "train", "--bank", "bank",
@@ -99,7 +99,7 @@ COMMANDS = {
                                               "--split", "train", "--name", "ext"], "object"),
     "ensemble": (_base, lambda s, r, m, k: ["ensemble", "--store", s, "--models", "zs,model", "--weights", "0.25,0.75",
                                          "--save", "ens"], "object"),
-    "schur-remove": (_base, lambda s, r, m, k: ["schur", "remove", "--store", s, "--encoder", k, "--split", "train", "--prompts-bank",
+    "schur-remove": (_base, lambda s, r, m, k: ["schur", "remove", "--store", s, "--encoder", k, "--split", "train", "--bank",
                                              "bank", "--prompt", "dog", "--method", "project", "--name", "x"],
                      "object"),
 }

@@ -93,11 +93,12 @@ def test_fs_curate_writes_a_manifest(tmp_path, capsys):
     meta = tmp_path / "entries.txt"
     meta.write_text("\n".join(entries + ["unicorn"]))
     out = tmp_path / "curated.csv"
-    args = ["curate", "--store", path, "--pool", "laion", "--metadata", meta, "--t", "20", "--out", out]
+    args = ["curate", "--store", path, "--pool", "laion", "--metadata", meta, "--t", "20", "--output", out]
     code, text, err = run(args + ["--json"], capsys)
     assert code == 0, err
     summary = json.loads(text)
-    expected = curate(captions, entries + ["unicorn"], t=20, seed=0)
+    expected = curate(captions, entries + ["unicorn"], t=20, seed=1)  # --seeds defaults to 1
+    assert summary["seed"] == 1 and summary["output"] == str(out)
     with open(out, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["id"] for r in rows] == [f"r{i}" for i in np.flatnonzero(expected.kept)]
@@ -110,5 +111,7 @@ def test_fs_curate_writes_a_manifest(tmp_path, capsys):
     assert {(r.id, r.caption) for r in records} == {(r["id"], r["caption"]) for r in rows}
     code, text, _ = run(args, capsys)
     assert code == 0 and "head entries" in text and "1 entry matches no caption" in text
-    code, _, err = run(["curate", "--store", path, "--pool", "nope", "--metadata", meta, "--out", out], capsys)
+    code, _, err = run(["curate", "--store", path, "--pool", "nope", "--metadata", meta, "--output", out], capsys)
     assert code == 2 and "no split 'nope'" in err
+    code, _, err = run(args + ["--seeds", "1,2"], capsys)  # one manifest: one seed
+    assert code == 2 and "--seeds" in err and "one seed" in err and err.count("\n") == 1

@@ -60,7 +60,7 @@ def _read(copy, tmp_path):
 
 
 def _verify(copy):
-    return subprocess.run([sys.executable, "-m", "cli.main", "verify", str(copy)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", "verify", "--store", str(copy)], capture_output=True, text=True,
                           timeout=HANG)
 
 

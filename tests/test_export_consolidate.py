@@ -51,7 +51,7 @@ def test_export_writes_clip_retrievals_layout(tmp_path, capsys):
     captions_store = make_feature_store(tmp_path / "s.h5", {"train": rng.standard_normal((9, 5))},
                                         labels={"train": labels}, classes={"train": CLASSES},
                                         invalid={"train": [4]})
-    code, out, err = run(["export", "--store", captions_store, "--split", "train", "--out", tmp_path / "emb",
+    code, out, err = run(["export", "--store", captions_store, "--split", "train", "--output", tmp_path / "emb",
                           "--rows-per-file", "3", "--json", "-q"], capsys)
     assert code == 0, err
     summary = json.loads(out)
@@ -70,7 +70,7 @@ def test_export_writes_clip_retrievals_layout(tmp_path, capsys):
     assert sum((m["id"] for m in meta), []) == list(ids) and default_ids("train", 9)[4] not in ids
     assert sum((m["class"] for m in meta), []) == [CLASSES[v] for v in y]
     # an existing, non-empty folder is refused in one line
-    code, _, err = run(["export", "--store", captions_store, "--split", "train", "--out", tmp_path / "emb"], capsys)
+    code, _, err = run(["export", "--store", captions_store, "--split", "train", "--output", tmp_path / "emb"], capsys)
     assert code == 2 and "not an empty folder" in err and err.count("\n") == 1
 
 
@@ -91,7 +91,7 @@ def test_store_copied_without_shards_names_what_is_missing(tmp_path, capsys):
     assert "split 'pool' was extracted with --cluster" in err and "main.h5.shards/pool/00000.h5" in err
     assert "3 shard file(s)" in err
     # fs info still shows the store, and says what is missing
-    code, out, err = run(["info", tmp_path / "b" / "main.h5"], capsys)
+    code, out, err = run(["info", "--store", tmp_path / "b" / "main.h5"], capsys)
     assert code == 0, err
     assert "pool: unreadable: 3 shard file(s) of fs extract --cluster are missing (main.h5.shards/pool/00000.h5" in out
     assert "other: 2 rows" in out
@@ -120,7 +120,7 @@ def test_consolidate_copies_the_shards_into_the_store(tmp_path, capsys):
         assert not any(f[f"splits/pool/{c}"].is_virtual for c in ("ids", "paths", "labels", "valid", "errors"))
         assert not f["encoders/test|enc/images/pool"].is_virtual
         assert f["encoders/test|enc/images/pool"].fletcher32
-    code, out, err = run(["verify", copied], capsys)
+    code, out, err = run(["verify", "--store", copied], capsys)
     assert code == 0, err + out
     code, out, _ = run(["consolidate", "--store", store], capsys)
     assert code == 0 and "nothing to consolidate" in out
@@ -165,7 +165,7 @@ def test_export_of_a_captioned_split_has_clip_retrievals_caption_column(tmp_path
         writer.prepare_features("test/enc", "pool", 4)
         writer.begin_appending()
         writer.write_features("test/enc", "pool", rows, x, np.ones(3, bool), ["", "", ""])
-    code, _, err = run(["export", "--store", store, "--split", "pool", "--out", tmp_path / "e", "--dtype", "float32",
+    code, _, err = run(["export", "--store", store, "--split", "pool", "--output", tmp_path / "e", "--dtype", "float32",
                         "-q"], capsys)
     assert code == 0, err
     meta = pq.read_table(tmp_path / "e" / "metadata" / "metadata_0.parquet").to_pydict()

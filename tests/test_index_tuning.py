@@ -284,7 +284,7 @@ def test_cli_auto_report_search_and_info(tmp_path, capsys) -> None:
     hits = [h["id"] for h in json.loads(out)[0]["hits"]]
     expected = load_index(path, ENC, "pool", "auto", rebuild_stale=False).search(X[7:8], 5)[1][0]
     assert hits == [f"pool-{p:05d}" for p in expected]
-    code, out, err = run(["info", path], capsys)
+    code, out, err = run(["info", "--store", path], capsys)
     assert code == 0 and f"nprobe={nprobe}" in out and "recall@10" in out and "auto" in out
     code, out, err = run(["index", "--store", path, "--encoder", ENC, "--split", "pool", "--max-memory", "lots"],
                          capsys)

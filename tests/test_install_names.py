@@ -18,7 +18,7 @@ def test_a_shadowing_package_is_one_line(tmp_path):
     (tmp_path / "workflows").mkdir()
     (tmp_path / "workflows" / "__init__.py").write_text("")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[1])])}
-    done = subprocess.run([sys.executable, "-c", "from cli.main import main; main(['info', 'x.h5'])"],
+    done = subprocess.run([sys.executable, "-c", "from cli.main import main; main(['info', '--store', 'x.h5'])"],
                           capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert f"'workflows' is imported from {tmp_path / 'workflows' / '__init__.py'}" in done.stderr

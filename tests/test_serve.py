@@ -71,7 +71,7 @@ def test_info_lists_splits_rows_classes_and_unreadable_rows(served):
 def test_text_search_matches_brute_force(served, tiny_encoder):
     X, ids, labels = stored(served, "train")
     text = "a photo of a dog"
-    answer = ok_json(served["client"].get("/api/search", params={"text": text, "k": 5, "split": "train"}))
+    answer = ok_json(served["client"].get("/api/search", params={"query": text, "k": 5, "split": "train"}))
     expected_ids, expected_scores = brute_force(X, ids, tiny_encoder.encode_texts([text]), 5)
     assert [h["id"] for h in answer["hits"]] == expected_ids
     np.testing.assert_allclose([h["score"] for h in answer["hits"]], expected_scores, atol=1e-5)
@@ -80,7 +80,7 @@ def test_text_search_matches_brute_force(served, tiny_encoder):
         class_name = hit["id"].split("/")[0]
         assert hit["class"] == class_name and hit["label"] == sorted(CLASSES).index(class_name)
     # the same text again (its embedding now cached), filtered to one class
-    again = ok_json(served["client"].get("/api/search", params={"text": text, "k": 2, "class": "cat",
+    again = ok_json(served["client"].get("/api/search", params={"query": text, "k": 2, "class": "cat",
                                                                   "split": "train"}))
     cat = sorted(CLASSES).index("cat")
     expected_ids, _ = brute_force(X, ids, tiny_encoder.encode_texts([text]), 2, keep=labels == cat)
@@ -188,15 +188,16 @@ def test_page_and_its_assets(served):
 
 
 BAD_REQUESTS = [
-    ("get", "/api/search", {"text": "a cat", "split": "nope"}, 404, "no split 'nope'"),
-    ("get", "/api/search", {"text": "a cat", "split": "train", "class": "zebra"}, 404, "no class 'zebra'"),
-    ("get", "/api/search", {"text": "a cat", "split": "shards", "class": "cat"}, 400, "no class names"),
-    ("get", "/api/search", {"text": "a cat", "k": 0}, 400, "k must be at least 1"),
-    ("get", "/api/search", {"text": "a cat", "split": "train", "k": 13}, 400, "larger than split 'train'"),
-    ("get", "/api/search", {"text": "a cat", "k": "ten"}, 422, "query parameter k"),
+    ("get", "/api/search", {"query": "a cat", "split": "nope"}, 404, "no split 'nope'"),
+    ("get", "/api/search", {"query": "a cat", "split": "train", "class": "zebra"}, 404, "no class 'zebra'"),
+    ("get", "/api/search", {"query": "a cat", "split": "shards", "class": "cat"}, 400, "no class names"),
+    ("get", "/api/search", {"query": "a cat", "k": 0}, 400, "k must be at least 1"),
+    ("get", "/api/search", {"query": "a cat", "split": "train", "k": 13}, 400, "larger than split 'train'"),
+    ("get", "/api/search", {"query": "a cat", "k": "ten"}, 422, "query parameter k"),
     ("get", "/api/search", {}, 400, "exactly one query"),
-    ("get", "/api/search", {"text": "a", "id": "cat/0.jpg"}, 400, "exactly one query"),
-    ("get", "/api/search", {"text": "   "}, 400, "text is empty"),
+    ("get", "/api/search", {"query": "a", "id": "cat/0.jpg"}, 400, "exactly one query"),
+    ("get", "/api/search", {"text": "a cat"}, 400, "exactly one query"),  # the retired spelling
+    ("get", "/api/search", {"query": "   "}, 400, "text is empty"),
     ("get", "/api/search", {"id": "cat/77.jpg"}, 404, "no row with id 'cat/77.jpg' in any served split"),
     ("get", "/api/search", {"id": "cat/77.jpg", "split": "train"}, 404, "no row with id 'cat/77.jpg' in split"),
     ("get", "/api/search", {"id": "cat/9.jpg"}, 422, "unreadable"),

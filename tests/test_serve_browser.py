@@ -72,7 +72,7 @@ def test_query_shows_thumbnails_and_screenshot(served, browser, tmp_path):
     widths = loaded_images(page, "#results")
     assert len(widths) == 6 and all(w > 0 for w in widths)
 
-    expected = httpx.get(served["url"] + "api/search", params={"text": "a photo of a dog", "k": 6, "split": "train"},
+    expected = httpx.get(served["url"] + "api/search", params={"query": "a photo of a dog", "k": 6, "split": "train"},
                          timeout=60).json()["hits"]
     shown_ids = page.eval_on_selector_all("#results .hit .id", "els => els.map(e => e.textContent)")
     shown_classes = page.eval_on_selector_all("#results .hit .cls", "els => els.map(e => e.textContent)")

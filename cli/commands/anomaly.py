@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.options import NAME, encoder_option, store_option, stored_encoder_options
+from cli.options import NAME, encoder_option, one_seed, seeds_option, store_option, stored_encoder_options
 
 
 @click.command("anomaly")
@@ -21,13 +21,13 @@ from cli.options import NAME, encoder_option, store_option, stored_encoder_optio
 @click.option("--normal-split", type=NAME, default=None, help="Split holding normal images for the few-shot memory.")
 @click.option("--shots", type=click.IntRange(min=1), default=None,
               help="Normal images in the memory (a seeded sample of --normal-split; default: all of them).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the --shots sample.")
+@seeds_option("Seed of the --shots sample (one value).")
 @click.option("--memory-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Weight of the memory score against the zero-shot score (WinCLIP+ averages them).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @stored_encoder_options
 def command(store: str, encoder: str | None, split: str, object_name: str, normal_class: str, states: str | None,
-            normal_split: str | None, shots: int | None, seed: int, memory_weight: float, as_json: bool,
+            normal_split: str | None, shots: int | None, seeds: list[int], memory_weight: float, as_json: bool,
             pretrained: str | None, device: str | None, precision: str | None, quiet: bool) -> None:
     """Score SPLIT's images for anomalies with prompts about OBJECT; report image AUROC and AUPR."""
     from featurestore.text.anomaly_prompts import compose_prompts, read_states
@@ -37,6 +37,7 @@ def command(store: str, encoder: str | None, split: str, object_name: str, norma
     from workflows.anomaly import anomaly_inputs
     from workflows.inputs.solver_inputs import resolve_encoder
 
+    seed = one_seed(seeds, "the --shots sample of fs anomaly")
     if shots is not None and normal_split is None:
         raise click.UsageError("--shots samples the normal memory: give --normal-split too")
     prompts = compose_prompts(read_states(states), object_name)

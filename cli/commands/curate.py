@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.options import NAME, quiet_option, store_option
+from cli.options import NAME, one_seed, quiet_option, seeds_option, store_option
 
 
 @click.command("curate")
@@ -17,14 +17,14 @@ from cli.options import NAME, quiet_option, store_option
 @click.option("--t", "t", type=click.FloatRange(min=0, min_open=True), default=20000, show_default=True,
               help="Balancing threshold: an entry matched by at most t captions keeps them all; above, each with "
                    "probability t / count.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the balancing draws.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
+@seeds_option("Seed of the balancing draws (one value).")
+@click.option("--output", required=True, type=click.Path(dir_okay=False),
               help="CSV manifest of the kept rows (id, path, caption), as fs extract --manifest reads.")
 @click.option("--head", "n_head", type=click.IntRange(min=0), default=10, show_default=True,
               help="How many head entries to list.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @quiet_option
-def command(store: str, pool: str, metadata: str, t: float, seed: int, out: str, n_head: int, as_json: bool,
+def command(store: str, pool: str, metadata: str, t: float, seeds: list[int], output: str, n_head: int, as_json: bool,
             quiet: bool) -> None:
     """Curate POOL's captions the MetaCLIP way (Xu et al., ICLR 2024) and write the kept rows."""
     import csv
@@ -33,6 +33,7 @@ def command(store: str, pool: str, metadata: str, t: float, seed: int, out: str,
     from featurestore.errors import NotFoundError
     from featurestore.store.feature_store import FeatureStore
 
+    seed, out = one_seed(seeds, "fs curate's balancing draws"), output
     entries = read_metadata(metadata)
     with FeatureStore(store) as reader:
         if pool not in reader.splits():
@@ -50,7 +51,7 @@ def command(store: str, pool: str, metadata: str, t: float, seed: int, out: str,
             writer.writerow([str(ids[i]), str(paths[i]), str(captions[i])])
     summary = {"pool": pool, "metadata": metadata, "entries": len(entries), "t": t, "seed": seed,
                "captions": int(len(captions)), "matched": result.n_matched, "kept": int(rows.size),
-               "entries_matched": int((result.counts_before > 0).sum()), "out": out,
+               "entries_matched": int((result.counts_before > 0).sum()), "output": out,
                "head": result.head(n_head), "distribution": result.distribution()}
     if as_json:
         click.echo(json.dumps(summary, indent=1))

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from cli.options import NAME, NumberList, store_option
+from cli.options import NumberList, bank_option, model_names, store_option
 
 
 def _weights(values: list[float] | None, n_members: int) -> list[float] | None:
@@ -34,7 +34,7 @@ def _weights(values: list[float] | None, n_members: int) -> list[float] | None:
 @click.option("--fit-temperatures", is_flag=True, help="Fit each member's temperature on --val first.")
 @click.option("--grid-step", type=click.FloatRange(min=0, min_open=True, max=1), default=0.1, show_default=True,
               help="Step of the weight simplex grid searched on --val (must divide 1).")
-@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zero-shot (default: matches --val).")
+@bank_option("Text bank for zero-shot (default: matches --val).")
 @click.option("--save", required=True, help="Name of the saved ensemble (use it with fs predict / fs eval).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(store: str, models: str, encoder: str | None, val: str | None, combine: str, weights: list[float] | None,
@@ -50,11 +50,9 @@ def command(store: str, models: str, encoder: str | None, val: str | None, combi
     from solvers.ensembles.ensemble import Ensemble
     from solvers.persistence import save_to_store
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    if not names:
-        raise click.UsageError("--models is empty: give comma-separated saved model names (or zero-shot)")
+    names = model_names(models)
     if any(name.startswith("logits:") for name in names):
-        raise click.UsageError("imported logits cover one split only; combine them with `fs ood --model`")
+        raise click.UsageError("imported logits cover one split only; combine them with `fs ood --models`")
     if fit_temperatures and val is None:
         raise click.UsageError("--fit-temperatures needs --val")
     fixed = _weights(weights, len(names))
@@ -63,7 +61,7 @@ def command(store: str, models: str, encoder: str | None, val: str | None, combi
         for name in names:
             if name == "zero-shot" and val is None and bank is None:
                 raise click.UsageError("zero-shot in an ensemble needs its class text bank: give --val (its "
-                                       "classes pick the bank) or --text BANK")
+                                       "classes pick the bank) or --bank BANK")
             solver, key, _ = load_model(reader, name, encoder, bank, val)
             members.append(solver)
             keys.add(key)

@@ -9,7 +9,7 @@ import re
 
 import click
 
-from cli.options import NAME, store_option
+from cli.options import bank_option, model_names, store_option
 
 
 def _members(saved: list[str], name: str) -> list[str]:
@@ -28,7 +28,7 @@ def _members(saved: list[str], name: str) -> list[str]:
                    "NAME-seedS models of a multi-seed fs solve as one row: mean +- std).")
 @click.option("--split", required=True, help="Labelled split to evaluate on.")
 @click.option("--encoder", default=None, help="Encoder key (default: each model's own).")
-@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zero-shot (default: matches the split).")
+@bank_option("Text bank for zero-shot (default: matches the split).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Also write a bar chart of the models' top-1 accuracies (error bars: std over seeds) to this PNG.")
@@ -43,9 +43,7 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
     from workflows.reports.result_files import mean_and_std, record
     from workflows.inputs.solver_inputs import labelled, load_model
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    if not names:
-        raise click.UsageError("--models is empty: give comma-separated saved model names (or zero-shot)")
+    names = model_names(models)
     if output and len(names) > 1:
         from workflows.reports.result_files import has_placeholder
 

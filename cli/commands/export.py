@@ -12,7 +12,7 @@ from cli.options import encoder_option, quiet_option, store_option
 @store_option
 @encoder_option
 @click.option("--split", required=True, help="Split whose readable rows are exported.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--output", required=True, type=click.Path(file_okay=False),
               help="New (or empty) folder: img_emb/img_emb_N.npy and metadata/metadata_N.parquet are written there.")
 @click.option("--rows-per-file", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Rows per partition (clip-retrieval's output partition).")
@@ -20,12 +20,13 @@ from cli.options import encoder_option, quiet_option, store_option
               help="Embedding dtype (clip-retrieval writes float16).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 @quiet_option
-def command(store: str, encoder: str | None, split: str, out: str, rows_per_file: int, dtype: str,
+def command(store: str, encoder: str | None, split: str, output: str, rows_per_file: int, dtype: str,
             as_json: bool, quiet: bool) -> None:
-    """Write the image embeddings of SPLIT as clip-retrieval's clip_inference does, so
-    `clip-retrieval index --embeddings_folder OUT` builds its index and back end from them."""
+    """Write the image embeddings of a split as clip-retrieval's clip_inference does, so
+    `clip-retrieval index --embeddings_folder OUTPUT` builds its index and back end from them."""
+    out = output
     if not out.strip():
-        raise click.UsageError("--out is empty: give a new folder")
+        raise click.UsageError("--output is empty: give a new folder")
     from featurestore.io.export import export_clip_retrieval
     from featurestore.store.feature_store import FeatureStore
     from workflows.inputs.solver_inputs import resolve_encoder

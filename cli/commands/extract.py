@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import device_option, precision_option, quiet_option
+from cli.options import device_option, one_seed, precision_option, quiet_option, refuse_if_locked, seeds_option
 
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos")
 RESIZE_MODES = ("shortest", "longest", "squash")
@@ -36,18 +36,6 @@ def _preprocess(image_mean, image_std, resize, crop, interpolation, resize_mode)
             "resize": resize, "crop": crop, "interpolation": interpolation, "resize_mode": resize_mode}
 
 
-def _check_not_locked(store: str) -> None:
-    """Refuse at once when another writer holds the store, before loading and hashing a model."""
-    from pathlib import Path
-
-    from featurestore.store.writer_lock import WriterLock
-
-    if Path(store).exists():
-        probe = WriterLock(store)
-        probe.acquire()
-        probe.release()
-
-
 @click.command("extract")
 @click.argument("source", required=False)
 @click.option("--store", required=True, type=click.Path(dir_okay=False), help="Store file to create or extend.")
@@ -77,7 +65,7 @@ def _check_not_locked(store: str) -> None:
               help="Stored feature type (default: float32 for fp32 models, else float16).")
 @click.option("--views", default=0, show_default=True, type=click.IntRange(min=0),
               help="Also store N seeded random augmented views per image.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the augmented views.")
+@seeds_option("Seed of the augmented views (one value).")
 @click.option("--cluster", default=None, help="Extract on a Dask LocalCluster of N worker processes: local:N.")
 @click.option("--scheduler", default=None, help="Extract on an existing Dask cluster: tcp://host:8786.")
 @click.option("--shard-rows", default=5000, show_default=True, type=click.IntRange(min=1),
@@ -92,7 +80,7 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
             image_mean: str | None, image_std: str | None, resize: int | None, crop: int | None,
             interpolation: str | None, resize_mode: str | None, split: str | None, kind: str | None,
             batch_size: int | None, workers: int | None, decode: str, device: str | None,
-            precision: str | None, dtype: str | None, views: int, seed: int, cluster: str | None,
+            precision: str | None, dtype: str | None, views: int, seeds: list[int], cluster: str | None,
             scheduler: str | None, shard_rows: int, dataset: str | None, root: str | None, download: bool,
             quiet: bool) -> None:
     """Embed the images of SOURCE (folder, .csv/.tsv/.parquet manifest, .tar shards) into a store.
@@ -106,6 +94,7 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
     from featurestore.sources import open_source
     from featurestore.store.split_names import check_split_name
 
+    seed = one_seed(seeds, "fs extract's augmented views")
     preprocess = _preprocess(image_mean, image_std, resize, crop, interpolation, resize_mode)
     if dataset is not None or root is not None:
         _extract_dataset(source, dataset, root, download, store, model, pretrained, model_config, split, kind,
@@ -116,7 +105,7 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
         raise click.UsageError("give a SOURCE (folder, manifest, .tar shards) or --dataset NAME --root DIR")
     src = open_source(source, kind=kind)
     check_split_name(split or src.name)  # before the model loads: a bad name costs nothing
-    _check_not_locked(store)  # likewise a second writer, before loading and hashing a checkpoint
+    refuse_if_locked(store)  # likewise a second writer, before loading and hashing a checkpoint
     encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config,
                            preprocess=preprocess)
     if cluster or scheduler:
@@ -158,7 +147,7 @@ def _extract_dataset(source, dataset, root, download, store, model, pretrained, 
     from featurestore.datasets import open_dataset
 
     loaded = open_dataset(dataset, root, download=download)  # a missing dataset fails before the model loads
-    _check_not_locked(store)
+    refuse_if_locked(store)
     encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config,
                            preprocess=preprocess)
     options["decode"] = _decode_mode(options["decode"], encoder)

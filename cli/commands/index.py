@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from cli.options import encoder_option, quiet_option, store_option
+from cli.options import encoder_option, one_seed, quiet_option, seeds_option, store_option
 
 
 @click.command("index")
@@ -24,19 +24,19 @@ from cli.options import encoder_option, quiet_option, store_option
               help="Time limit of the whole build (e.g. 10m); past it nothing is written.")
 @click.option("--train-size", type=click.IntRange(min=1), default=None,
               help="Rows sampled to train IVF/PQ indexes (default: max(40 x lists, 10000)).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the training and tuning samples.")
+@seeds_option("Seed of the training and tuning samples (one value).")
 @click.option("--report", is_flag=True,
               help="Print factory, memory, build time and recall@10 and queries/s of every setting tried; an "
                    "up-to-date index built with the same options is reported without rebuilding.")
 @quiet_option
 def command(store: str, encoder: str, split: str, factory: str, max_memory: str, recall: float,
-            max_build: str | None, train_size: int | None, seed: int, report: bool, quiet: bool) -> None:
+            max_build: str | None, train_size: int | None, seeds: list[int], report: bool, quiet: bool) -> None:
     """Index the (normalized) image features of a split for cosine search; saved beside the store."""
     from featurestore.index.store_index import build_index
     from featurestore.index.plan import parse_duration, parse_memory
     from workflows.inputs.solver_inputs import store_encoder
 
+    seed = one_seed(seeds, "fs index's training and tuning samples")
     encoder = store_encoder(store, encoder)
     options = {"max_memory": parse_memory(max_memory), "recall": recall,
                "max_build": None if max_build is None else parse_duration(max_build),

@@ -5,17 +5,19 @@ import json
 
 import click
 
+from cli.options import store_option
+
 ERRORS_SHOWN = 5  # reasons for unreadable rows listed per split (--json lists more)
 
 
 @click.command("info")
-@click.argument("store", type=click.Path(dir_okay=False))
+@store_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--errors", "list_errors", is_flag=True,
               help="List every unreadable row instead: split, id, path and the reason it was not decoded.")
 @click.option("--split", default=None, help="With --errors: only this split.")
 def command(store: str, as_json: bool, list_errors: bool, split: str | None) -> None:
-    """Show what STORE holds."""
+    """Show what the store holds."""
     if split is not None and not list_errors:
         raise click.UsageError("--split goes with --errors")
     if list_errors:

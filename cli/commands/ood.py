@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.options import NAME, encoder_option, store_option
+from cli.options import bank_option, encoder_option, model_names, store_option
 
 PLOT_SCORES = ["msp", "max-logit", "energy", "entropy", "gen"]
 
@@ -41,13 +41,13 @@ def _check_same_encoder(id_store, ood_store, encoder: str) -> None:
 @click.command("ood")
 @store_option
 @encoder_option
-@click.option("--model", "models", required=True,
+@click.option("--models", "models", required=True,
               help="Comma-separated members: saved model names, zero-shot, logits:NAME (imported). "
                    "Several members are also combined as COOkeD (mean of their softmax).")
 @click.option("--id-split", required=True, help="In-distribution split (positives).")
 @click.option("--ood-split", required=True, help="Out-of-distribution split.")
 @click.option("--ood-store", type=click.Path(dir_okay=False), help="Store holding the OOD split (default: --store).")
-@click.option("--text", "bank", type=NAME, default=None, help="Class text bank for zero-shot and MCM (default: matches --id-split).")
+@bank_option("Class text bank for zero-shot and MCM (default: matches --id-split).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Also write ROC curves and ID/OOD score histograms to this PNG file.")
@@ -66,7 +66,7 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
     from solvers.metrics.ood import ood_metrics
     from solvers.ood.scores import LOGIT_SCORES, zero_shot_mcm
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    names = model_names(models)
     scores: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     with ExitStack() as stack:
         id_reader = stack.enter_context(FeatureStore(store))

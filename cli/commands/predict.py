@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from cli.options import NAME, quiet_option, store_option
+from cli.options import bank_option, model_names, quiet_option, store_option
 
 COLUMNS = ["id", "path", "label", "prediction", "class", "confidence"]
 
@@ -30,20 +30,21 @@ class _JsonRows:
 
 @click.command("predict")
 @store_option
-@click.option("--model", "model_name", required=True, help="Saved model name (see `fs info`), or zero-shot.")
+@click.option("--models", "model_name", required=True,
+              help="The saved model (see `fs info`), or zero-shot: exactly one name.")
 @click.option("--split", required=True, help="Split to predict.")
 @click.option("--encoder", default=None, help="Encoder key (default: the one the model was fitted on).")
-@click.option("--text", "bank", type=NAME, default=None, help="Text bank for zero-shot (default: matches the split).")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
+@bank_option("Text bank for zero-shot (default: matches the split).")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="CSV (or with --json, JSON) file to write (default: print to stdout). Written only when every "
                    "row is predicted.")
 @click.option("--explain", "explain_top", type=click.IntRange(min=1), default=None,
               help="Add an explanation column: the N descriptors (or contexts) behind each prediction.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Rows as a JSON array of objects (same keys as the CSV columns); with --out, the summary as JSON.")
+              help="Rows as a JSON array of objects (same keys as the CSV columns); with --output, the summary as JSON.")
 @quiet_option
 def command(store: str, model_name: str, split: str, encoder: str | None, bank: str | None,
-            out: str | None, explain_top: int | None, as_json: bool, quiet: bool) -> None:
+            output: str | None, explain_top: int | None, as_json: bool, quiet: bool) -> None:
     """Write id, path, label, prediction, class name and confidence for every valid row.
 
     ``label`` and ``prediction`` index the model's classes (the split's labels are mapped onto
@@ -55,6 +56,8 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
     from workflows.inputs.solver_inputs import class_names, load_model, split_labels
     from workflows.streaming import DEFAULT_CHUNK_ROWS
 
+    (model_name,) = model_names(model_name, one=True)
+    out = output
     correct = labelled = rows = 0
     with FeatureStore(store) as reader:
         solver, encoder, bank = load_model(reader, model_name, encoder, bank, split)
@@ -104,7 +107,7 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
             handle.close()
             os.replace(temporary, out)
     if out and as_json:
-        click.echo(json.dumps({"rows": rows, "out": out, "labelled": labelled,
+        click.echo(json.dumps({"rows": rows, "output": out, "labelled": labelled,
                                "accuracy": correct / labelled if labelled else None}))
     elif out:
         msg = f"{rows} predictions -> {out}"

@@ -6,18 +6,18 @@ import json
 
 import click
 
-from cli.options import NAME, encoder_option, store_option
+from cli.options import bank_option, encoder_option, store_option
 
 
 @click.command("retrieval")
 @store_option
 @encoder_option
 @click.option("--split", required=True, help="Split of images.")
-@click.option("--captions-bank", type=NAME, required=True,
-              help="List bank of captions: one per row in row order, or grouped by row id ({id: [captions]}).")
+@bank_option("List bank of captions: one per row in row order, or grouped by row id ({id: [captions]}).",
+             required=True)
 @click.option("-k", "ks", multiple=True, type=int, default=(1, 5, 10), show_default=True, help="Recall cut-offs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def command(store: str, encoder: str, split: str, captions_bank: str, ks: tuple[int, ...], as_json: bool) -> None:
+def command(store: str, encoder: str, split: str, bank: str, ks: tuple[int, ...], as_json: bool) -> None:
     """Print recall@K both ways, mean CLIPScore of each caption with its image, and the modality gap."""
     import numpy as np
 
@@ -30,8 +30,8 @@ def command(store: str, encoder: str, split: str, captions_bank: str, ks: tuple[
 
         encoder = resolve_encoder(reader, encoder)
         X, ids = reader.features(encoder, split), list(reader.ids(split))
-        bank = reader.text_bank(encoder, captions_bank)
-    texts, groups = np.asarray(bank["weights"]), bank.get("groups")
+        entry = reader.text_bank(encoder, bank)
+    texts, groups = np.asarray(entry["weights"]), entry.get("groups")
     if groups is not None:
         position = {rid: i for i, rid in enumerate(ids)}
         unknown = [g for g in groups if g not in position]
@@ -41,7 +41,7 @@ def command(store: str, encoder: str, split: str, captions_bank: str, ks: tuple[
     elif len(texts) == len(X):
         caption_image = np.arange(len(X))
     else:
-        raise NotFoundError(f"bank {captions_bank!r} has {len(texts)} captions for {len(X)} rows and no row-id groups")
+        raise NotFoundError(f"bank {bank!r} has {len(texts)} captions for {len(X)} rows and no row-id groups")
     out = {"split": split, "images": int(len(X)), "captions": int(len(texts)),
            "image_to_text": image_to_text_recall(X, texts, caption_image, ks),
            "text_to_image": text_to_image_recall(X, texts, caption_image, ks),

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from cli.options import NAME, encoder_option, store_option
+from cli.options import NAME, bank_option, encoder_option, store_option
 
 
 def _paired_texts(store, encoder: str, split: str, bank: str):
@@ -43,7 +43,7 @@ def command() -> None:
 @store_option
 @encoder_option
 @click.option("--split", required=True, help="Split of images.")
-@click.option("--prompts-bank", type=NAME, required=True, help="Text bank paired with the images (one row per image, or a class bank).")
+@bank_option("Text bank paired with the images (one row per image, or a class bank).", required=True)
 @click.option("--kernel", type=click.Choice(["gaussian", "cosine"]), default="gaussian", show_default=True,
               help="gaussian: the paper's random-feature kernel on the stored features; cosine: their inner products.")
 @click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=3.5, show_default=True,
@@ -52,7 +52,7 @@ def command() -> None:
 @click.option("--rff-dim", type=click.IntRange(min=1), default=2500, show_default=True,
               help="Random Fourier frequencies m (2m features; Gaussian).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def score(store: str, encoder: str, split: str, prompts_bank: str, kernel: str, sigma: float, rff_dim: int,
+def score(store: str, encoder: str, split: str, bank: str, kernel: str, sigma: float, rff_dim: int,
           as_json: bool) -> None:
     """Print SCE as the official code reports it (of the non-text component and of the text part)
     and the entropies of the normalized eigenvalues of each part."""
@@ -63,7 +63,7 @@ def score(store: str, encoder: str, split: str, prompts_bank: str, kernel: str, 
 
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
-        X, texts = _paired_texts(reader, encoder, split, prompts_bank)
+        X, texts = _paired_texts(reader, encoder, split, bank)
     out = {"split": split, "rows": int(len(X)), "kernel": kernel,
            **schur_scores(X, texts, kernel=kernel, sigma=sigma, rff_dim=rff_dim)}
     if as_json:
@@ -77,14 +77,14 @@ def score(store: str, encoder: str, split: str, prompts_bank: str, kernel: str, 
 @store_option
 @encoder_option
 @click.option("--split", required=True, help="Split whose embeddings are corrected (all rows are written).")
-@click.option("--prompts-bank", type=NAME, required=True, help="Text bank paired with the images, to fit the text->image map.")
+@bank_option("Text bank paired with the images, to fit the text->image map.", required=True)
 @click.option("--prompt", required=True, help="Class name or string (of --prompt-bank) whose component to remove.")
-@click.option("--prompt-bank", type=NAME, default=None, help="Bank holding --prompt (default: --prompts-bank).")
+@click.option("--prompt-bank", type=NAME, default=None, help="Bank holding --prompt (default: --bank).")
 @click.option("--method", type=click.Choice(["schur", "project"]), default="schur", show_default=True,
               help="schur: x - phi(t) A*; project: remove the prompt's image direction.")
 @click.option("--isolate", is_flag=True, help="Keep only the prompt's direction instead (method project).")
 @click.option("--name", default=None, help="Suffix of the new encoder key (default: the prompt).")
-def remove(store: str, encoder: str, split: str, prompts_bank: str, prompt: str, prompt_bank: str | None,
+def remove(store: str, encoder: str, split: str, bank: str, prompt: str, prompt_bank: str | None,
            method: str, isolate: bool, name: str | None) -> None:
     """Write corrected embeddings as encoder ``<encoder>+schur-remove-<name>`` with provenance."""
     import numpy as np
@@ -98,8 +98,8 @@ def remove(store: str, encoder: str, split: str, prompts_bank: str, prompt: str,
 
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
-        X, texts = _paired_texts(reader, encoder, split, prompts_bank)
-        t = _prompt_row(reader, encoder, prompt_bank or prompts_bank, prompt)
+        X, texts = _paired_texts(reader, encoder, split, bank)
+        t = _prompt_row(reader, encoder, prompt_bank or bank, prompt)
         X_all = reader.features(encoder, split, valid_only=False)
         info = reader.encoder_info(encoder)
     corrected = remove_prompt(X, texts, X_all, t, method=method, isolate=isolate)
@@ -108,7 +108,7 @@ def remove(store: str, encoder: str, split: str, prompts_bank: str, prompt: str,
     provenance = {k: info[k] for k in ("model", "weights", "preprocess", "precision") if k in info}
     provenance.update({"normalized": False, "source_encoder": encoder,
                        "derivation": {"method": f"schur-{method}", "isolate": isolate, "prompt": prompt,
-                                      "prompt_bank": prompt_bank or prompts_bank, "prompts_bank": prompts_bank,
+                                      "prompt_bank": prompt_bank or bank, "prompts_bank": bank,
                                       "fit_split": split}})
     with FeatureStore(store, mode="a") as writer:
         writer.put_features(key, split, corrected.astype(np.float32), provenance)

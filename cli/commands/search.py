@@ -12,7 +12,7 @@ from cli.options import device_option, encoder_option, pretrained_override_optio
 @store_option
 @encoder_option
 @click.option("--split", default=None, help="Indexed split (default: the store's only split).")
-@click.option("--text", "texts", multiple=True, help="Query text (repeatable).")
+@click.option("--query", "texts", multiple=True, help="Query text (repeatable).")
 @click.option("--image", "images", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Query image file (repeatable).")
 @click.option("--id", "row_ids", multiple=True, help="Query by a stored row's id (no model needed).")
@@ -37,7 +37,7 @@ def command(store: str, encoder: str, split: str | None, texts: tuple[str, ...],
     from featurestore.store.feature_store import FeatureStore
 
     if not (texts or images or row_ids):
-        raise click.UsageError("give at least one query: --text, --image or --id")
+        raise click.UsageError("give at least one query: --query, --image or --id")
     with FeatureStore(store) as reader:
         from workflows.inputs.solver_inputs import resolve_encoder
 

@@ -5,14 +5,16 @@ import json
 
 import click
 
+from cli.options import store_option
+
 
 @click.command("verify")
-@click.argument("store", type=click.Path(dir_okay=False))
+@store_option
 @click.option("--repair", is_flag=True, help="Clear the open-for-write mark a killed writer left (under the "
                                              "writer lock; readers also clear it by themselves).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(store: str, repair: bool, as_json: bool) -> None:
-    """Read every dataset of STORE (checksums included) and check its structure."""
+    """Read every dataset of the store (checksums included) and check its structure."""
     from featurestore.store.verify import raise_if_damaged, verify_store
 
     report = verify_store(store, repair=repair)

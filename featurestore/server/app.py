@@ -2,7 +2,7 @@
 
 Routes (all answers from a :class:`~featurestore.server.searcher.StoreSearcher` loaded once):
 
-- ``GET /api/search?text=...|id=...&k=10&split=X&class=NAME`` and ``POST /api/search`` with a
+- ``GET /api/search?query=TEXT|id=...&k=10&split=X&class=NAME`` and ``POST /api/search`` with a
   multipart ``image`` (and form fields ``k``, ``split``, ``class``): ``{"hits": [...], "took_ms"}``;
 - ``GET /api/info``; ``GET /api/rows?split=X&class=NAME&offset=&limit=`` (a class's rows);
   ``GET /api/unreadable?split=X`` (rows that failed to decode, with reasons);
@@ -48,7 +48,7 @@ def create_app(searcher: StoreSearcher, thumbnails: ThumbnailCache | None = None
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _validation_message(exc.errors())}, status_code=422)
+        return JSONResponse({"error": _validation_message(list(exc.errors()))}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -65,12 +65,13 @@ def create_app(searcher: StoreSearcher, thumbnails: ThumbnailCache | None = None
         return searcher.info()
 
     @app.get("/api/search")
-    def search(text: str | None = None, id: str | None = None, k: int = 10, split: str | None = None,
+    def search(query: str | None = None, id: str | None = None, k: int = 10, split: str | None = None,
                class_name: str | None = Query(None, alias="class")) -> dict[str, Any]:
-        if (text is None) == (id is None):
-            raise QueryError("give exactly one query: text=... or id=... (or POST an image)")
-        if text is not None:
-            return searcher.search_text(text, k, split, class_name)
+        if (query is None) == (id is None):
+            raise QueryError("give exactly one query: query=TEXT or id=... (or POST an image)")
+        if query is not None:
+            return searcher.search_text(query, k, split, class_name)
+        assert id is not None  # exactly one of the two was given
         return searcher.search_id(id, k, split, class_name)
 
     @app.post("/api/search")

@@ -69,7 +69,7 @@ def read_text_file(path: str | os.PathLike) -> tuple[list[str], list[str] | None
 
 def find_class_bank(store: Any, encoder: str, classes: list[str] | None) -> str | None:
     """Name of a class bank of ``encoder`` whose classes are ``classes`` (CLIP's ImageNet
-    templates preferred), or None. Used when a command is given no ``--text``. Reads each bank's
+    templates preferred), or None. Used when a command is given no ``--bank``. Reads each bank's
     kind and class names only, never its weights."""
     if not classes:
         return None

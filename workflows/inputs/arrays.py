@@ -70,7 +70,7 @@ def parse_inputs(solver: str, given: dict[str, Any]) -> dict[str, Any]:
     known = {spec.name: spec for spec in INPUTS.get(solver, ())}
     for key in given:
         if key not in known:
-            takes = f"it takes: {', '.join(known)}" if known else "it reads nothing beyond the splits and --text"
+            takes = f"it takes: {', '.join(known)}" if known else "it reads nothing beyond the splits and --bank"
             raise InputError(f"{solver} has no input {key!r} ({takes})")
     return {name: spec.parse(given[name]) if given.get(name) is not None else spec.default
             for name, spec in known.items()}
@@ -80,7 +80,7 @@ def solver_arrays(solver: str, store: Any, encoder: str, given: dict[str, Any],
                   text_weights: np.ndarray | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(constructor arguments, inputs used) of ``solver`` read from ``store``.
 
-    ``text_weights`` are the class text weights (``--text`` or the class bank matching the
+    ``text_weights`` are the class text weights (``--bank`` or the class bank matching the
     split); solvers that build a support set from them refuse to run without them.
     """
     inputs = parse_inputs(solver, given)
@@ -94,7 +94,7 @@ def solver_arrays(solver: str, store: Any, encoder: str, given: dict[str, Any],
 # ---------------------------------------------------------------- retrieval solvers
 def _needs_text(solver: str, text_weights: np.ndarray | None) -> np.ndarray:
     if text_weights is None:
-        raise NotFoundError(f"{solver} builds its support set from the class text weights: run fs text or give --text")
+        raise NotFoundError(f"{solver} builds its support set from the class text weights: run fs text or give --bank")
     return np.asarray(text_weights, np.float32)
 
 

@@ -96,7 +96,7 @@ def model_classes(store: FeatureStore, encoder: str, bank: str | None, split: st
     """The class list of a model fitted with ``bank``'s text weights: the bank's own classes, in
     the order of its rows (weight row k is class k), else ``split``'s class list. Labels of every
     split are mapped onto it by name (``labelled(..., classes=...)``), so a bank whose classes
-    are in another order than a split's (``--text``, or a wider bank) still pairs row k of the
+    are in another order than a split's (``--bank``, or a wider bank) still pairs row k of the
     weights with class k of the labels; a solver's ``classes_`` are indices into it."""
     if bank is not None:
         names = store.text_bank_field(encoder, bank, "classes")
@@ -157,8 +157,8 @@ def load_model(store: FeatureStore, name: str, encoder: str | None, bank: str | 
         encoder = resolve_encoder(store, encoder)
         weights, bank = text_weights(store, encoder, bank, split)
         if weights is None:
-            where = f"split {split!r}" if split else "no split (give --text BANK)"
-            raise NotFoundError(f"no class text bank matches {where}; run fs text or give --text")
+            where = f"split {split!r}" if split else "no split (give --bank BANK)"
+            raise NotFoundError(f"no class text bank matches {where}; run fs text or give --bank")
         solver = ZeroShot(text_weights=weights).fit()
         solver.class_names_ = store.text_bank_field(encoder, bank, "classes")
         return solver, encoder, bank

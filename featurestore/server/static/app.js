@@ -189,7 +189,7 @@ async function start() {
   const unreadable = info.splits.reduce((n, s) => n + s.unreadable.count, 0);
   $("#nav-unreadable").textContent = `Unreadable rows (${unreadable})`;
   if (!info.text_queries) {  // an image-only encoder: search by row id or by image
-    $("#mode option[value=text]").disabled = true;
+    $("#mode option[value=query]").disabled = true;
     $("#mode").value = "id";
     $("#query").placeholder = "a stored row id (click a thumbnail to search by it)";
   }
