@@ -1,8 +1,10 @@
 """Saving fitted solvers without pickle: arrays in an .npz (or the store's /models group) and
-JSON metadata (class, params, encoder key, class names, format version) beside them. A loaded
-solver records the encoder whose features it was fitted on (``encoder_``) and the names of its
-classes (``class_names_``, None when not given); ``workflows.inputs.solver_inputs.check_encoder`` refuses
-to mix encoders."""
+JSON metadata (class, params, encoder key, auxiliary encoder key, class names, format version)
+beside them. A loaded solver records the encoder whose features it was fitted on (``encoder_``),
+the auxiliary encoder whose features followed them in each row (``aux_encoder_``, AMU and
+label-free; None otherwise) and the names of its classes (``class_names_``, None when not given);
+``workflows.inputs.solver_inputs.check_encoder`` refuses to mix encoders and
+``workflows.inputs.aux_features`` builds the same ``[clip | aux]`` rows for it."""
 from __future__ import annotations
 
 import json
@@ -25,10 +27,12 @@ class ModelStore(Protocol):
     def load_model(self, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]: ...
 
 
-def _meta(solver: Solver, encoder: str | None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _meta(solver: Solver, encoder: str | None,
+          aux_encoder: str | None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     arrays, params = solver.get_state()
     names = getattr(solver, "class_names_", None)
     return arrays, {"format_version": FORMAT_VERSION, "class": params["class"], "encoder": encoder,
+                    "aux_encoder": aux_encoder,
                     "class_names": None if names is None else [str(n) for n in names], "state": params}
 
 
@@ -40,6 +44,7 @@ def _solver_from(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Solver:
         raise InputError(f"saved solver has format_version {version!r}; this code reads {FORMAT_VERSION}")
     solver = solver_class(meta["class"]).from_state(arrays, meta["state"])
     solver.encoder_ = meta.get("encoder")
+    solver.aux_encoder_ = meta.get("aux_encoder")
     solver.class_names_ = meta.get("class_names")
     return solver
 
@@ -49,10 +54,11 @@ def _base(path: str | Path) -> Path:
     return path.with_suffix("") if path.suffix in (".npz", ".json") else path
 
 
-def save_npz(solver: Solver, path: str | Path, encoder: str | None = None) -> tuple[Path, Path]:
-    """Write ``<path>.npz`` (arrays) and ``<path>.json`` (class, params, encoder key, version)."""
+def save_npz(solver: Solver, path: str | Path, encoder: str | None = None,
+             aux_encoder: str | None = None) -> tuple[Path, Path]:
+    """Write ``<path>.npz`` (arrays) and ``<path>.json`` (class, params, encoder keys, version)."""
     base = _base(path)
-    arrays, meta = _meta(solver, encoder)
+    arrays, meta = _meta(solver, encoder, aux_encoder)
     npz, meta_path = base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
     np.savez(npz, allow_pickle=False, **arrays)
     meta_path.write_text(json.dumps(meta, indent=1))
@@ -68,13 +74,16 @@ def load_npz(path: str | Path) -> Solver:
     return _solver_from(arrays, meta)
 
 
-def save_to_store(store: ModelStore, name: str, solver: Solver, encoder: str | None) -> None:
-    """Save a fitted solver under ``name`` in a store (``store.save_model``)."""
-    arrays, meta = _meta(solver, encoder)
+def save_to_store(store: ModelStore, name: str, solver: Solver, encoder: str | None,
+                  aux_encoder: str | None = None) -> None:
+    """Save a fitted solver under ``name`` in a store (``store.save_model``); ``aux_encoder`` names
+    the encoder whose features follow ``encoder``'s in each row the solver was fitted on."""
+    arrays, meta = _meta(solver, encoder, aux_encoder)
     store.save_model(name, arrays, meta)
 
 
 def load_from_store(store: ModelStore, name: str) -> Solver:
-    """Load the solver saved under ``name`` (``store.load_model``); ``encoder_`` is set."""
+    """Load the solver saved under ``name`` (``store.load_model``); ``encoder_`` and
+    ``aux_encoder_`` are set."""
     arrays, meta = store.load_model(name)
     return _solver_from(arrays, meta)

@@ -437,7 +437,7 @@ def save_models(data: Dataset, records: Sequence[RunRecord], name: str) -> list[
     with FeatureStore(data.store, mode="a") as writer:
         for record in records:
             model_name = name if len(records) == 1 else f"{name}-seed{record.seed}"
-            save_to_store(writer, model_name, record.solver, data.encoder)
+            save_to_store(writer, model_name, record.solver, data.encoder, data.aux_encoder)
             saved.append(model_name)
     return saved
 

@@ -40,8 +40,9 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
     """Print a table of metrics, one row per model (or seed group)."""
     from featurestore.store.feature_store import FeatureStore
     from solvers.metrics.classification import CLASSIFICATION_METRICS, classification_metrics
+    from workflows.inputs.aux_features import model_labelled
+    from workflows.inputs.solver_inputs import load_model
     from workflows.reports.result_files import mean_and_std, record
-    from workflows.inputs.solver_inputs import labelled, load_model
 
     names = model_names(models)
     if output and len(names) > 1:
@@ -63,7 +64,7 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
             for member in members:
                 solver, key = loaded[member] if member in loaded else load_model(reader, member, zeroshot_key,
                                                                                  bank, split)[:2]
-                X, y = labelled(reader, key, split, classes=getattr(solver, "class_names_", None))
+                X, y = model_labelled(reader, solver, key, split, classes=getattr(solver, "class_names_", None))
                 probs = solver.predict_proba(X)
                 runs.append(classification_metrics(y, probs))
                 n_classes = probs.shape[1]

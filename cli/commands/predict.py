@@ -53,6 +53,7 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
     from tqdm.auto import tqdm
 
     from featurestore.store.feature_store import FeatureStore
+    from workflows.inputs.aux_features import model_feature_chunks
     from workflows.inputs.solver_inputs import class_names, load_model, split_labels
     from workflows.streaming import DEFAULT_CHUNK_ROWS
 
@@ -78,7 +79,7 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
             # Rows stream chunk by chunk: a split larger than RAM predicts in bounded memory.
             bar = tqdm(total=len(ids), desc=f"predict {split}", unit="row", disable=True if quiet else None,
                        leave=False, file=sys.stderr)
-            for positions, X in reader.iter_features(encoder, split, chunk_rows=DEFAULT_CHUNK_ROWS):
+            for positions, X in model_feature_chunks(reader, solver, encoder, split, DEFAULT_CHUNK_ROWS):
                 probs = solver.predict_proba(X)
                 pred = probs.argmax(axis=1)
                 explanations = None

@@ -93,8 +93,10 @@ class Solver(ClassifierProtocol):
     n_features_in_: int
     #: Messages of the warnings the last fit raised (``fit_warnings.record_warning``).
     fit_warnings_: list[str]
-    #: Set when a model is loaded from a store or file: its encoder key and class names.
+    #: Set when a model is loaded from a store or file: its encoder key, the auxiliary encoder
+    #: whose features followed it in each row (AMU, label-free), and its class names.
     encoder_: str | None
+    aux_encoder_: str | None
     class_names_: list[str] | None
 
     def class_logits(self, X: np.ndarray) -> np.ndarray:

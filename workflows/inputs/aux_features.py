@@ -1,12 +1,15 @@
 """Features of a split from two encoders of one store, side by side: the CLIP encoder's followed by
 an auxiliary image encoder's (DINO-style, e.g. a timm tower extracted over the same split).
 
-Solvers that use a second encoder (``solvers.few_shot.amu.AMU``, ``solvers.unlabelled.label_free.LabelFree``) take
-one array per row, ``[X_clip | X_aux]``; the CLIP width is their text weights' width. Rows of a
-split are the same for every encoder (features are row-aligned with the split's ids), so the two
-arrays are joined column-wise.
+Solvers that use a second encoder (``solvers.AMU``, ``solvers.LabelFree``) take one array per
+row, ``[X_clip | X_aux]``; the CLIP width is their text weights' width. Rows of a split are the
+same for every encoder (features are row-aligned with the split's ids), so the two arrays are
+joined column-wise. A saved model records its auxiliary encoder (``aux_encoder_``); the
+``model_*`` readers build the same rows for it, so ``fs predict`` and ``fs eval`` use it as fitted.
 """
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -52,3 +55,38 @@ def paired_labelled(store: FeatureStore, encoder: str, aux_encoder: str | None, 
     if not keep.any():
         raise NotFoundError(f"split {split!r} has no labelled rows")
     return X[keep], y[keep]
+
+
+def model_aux_encoder(solver: object) -> str | None:
+    """The auxiliary encoder a loaded model was fitted with (``aux_encoder_``), or None."""
+    return getattr(solver, "aux_encoder_", None)
+
+
+def model_labelled(store: FeatureStore, solver: object, encoder: str, split: str,
+                   classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A split's labelled rows as ``solver`` was fitted on them: the CLIP encoder's features,
+    followed by its auxiliary encoder's when it records one (``fs eval`` of a saved AMU)."""
+    aux_encoder = model_aux_encoder(solver)
+    if aux_encoder is not None:
+        check_aux_encoder(store, encoder, aux_encoder)
+    return paired_labelled(store, encoder, aux_encoder, split, classes)
+
+
+def model_feature_chunks(store: FeatureStore, solver: object, encoder: str, split: str,
+                         chunk_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``store.iter_features`` chunks of a split as ``solver`` takes them: with its auxiliary
+    encoder's columns appended when it records one (``fs predict`` of a saved AMU). Both
+    encoders hold every valid row of the split, so their chunks cover the same rows."""
+    chunks = store.iter_features(encoder, split, chunk_rows=chunk_rows)
+    aux_encoder = model_aux_encoder(solver)
+    if aux_encoder is None:
+        yield from chunks
+        return
+    check_aux_encoder(store, encoder, aux_encoder)
+    if not store.has_features(aux_encoder, split):
+        _aux(store, aux_encoder, split)  # raises the NotFoundError naming the extraction to run
+    aux_chunks = store.iter_features(aux_encoder, split, chunk_rows=chunk_rows)
+    for (positions, X), (aux_positions, A) in zip(chunks, aux_chunks, strict=True):
+        if not np.array_equal(positions, aux_positions):
+            raise NotFoundError(f"encoders {encoder!r} and {aux_encoder!r} hold different rows of split {split!r}")
+        yield positions, np.hstack([X, A])
