@@ -1,10 +1,41 @@
-"""What solvers take, read from a store: labelled splits in a model's class order, text weights, pools, banks, auxiliary features."""
+"""What solvers take, read from a store: labelled splits in a model's class order, text weights,
+pools, banks, auxiliary features."""
 from __future__ import annotations
 
-from workflows.inputs.arrays import StoreInput, parse_inputs, solver_arrays, tipx_support, caps_support, real_prompt_weights, real_linear_rows, descriptor_prompts, differential_prompts, context_prompts
+from workflows.inputs.arrays import (
+    StoreInput,
+    caps_support,
+    context_prompts,
+    descriptor_prompts,
+    differential_prompts,
+    parse_inputs,
+    real_linear_rows,
+    real_prompt_weights,
+    solver_arrays,
+    tipx_support,
+)
 from workflows.inputs.aux_features import check_aux_encoder, paired_features, paired_labelled
-from workflows.inputs.pool import check_pool, pool_captions, pool_features_at, nearest_per_query
+from workflows.inputs.pool import check_pool, nearest_per_query, pool_captions, pool_features_at
 from workflows.inputs.prompt_banks import read_prompt_bank
-from workflows.inputs.solver_inputs import resolve_encoder, class_mapping, split_labels, labelled, labelled_views, text_weights, model_classes, solver_class_params, class_names, check_encoder, load_model, store_encoder
+from workflows.inputs.solver_inputs import (
+    check_encoder,
+    class_mapping,
+    class_names,
+    labelled,
+    labelled_views,
+    load_model,
+    model_classes,
+    resolve_encoder,
+    solver_class_params,
+    split_labels,
+    store_encoder,
+    text_weights,
+)
 
-__all__ = ["StoreInput", "caps_support", "check_aux_encoder", "check_encoder", "check_pool", "class_mapping", "class_names", "context_prompts", "descriptor_prompts", "differential_prompts", "labelled", "labelled_views", "load_model", "model_classes", "nearest_per_query", "paired_features", "paired_labelled", "parse_inputs", "pool_captions", "pool_features_at", "read_prompt_bank", "real_linear_rows", "real_prompt_weights", "resolve_encoder", "solver_arrays", "solver_class_params", "split_labels", "store_encoder", "text_weights", "tipx_support"]
+__all__ = [
+    "StoreInput", "caps_support", "check_aux_encoder", "check_encoder", "check_pool", "class_mapping", "class_names",
+    "context_prompts", "descriptor_prompts", "differential_prompts", "labelled", "labelled_views", "load_model",
+    "model_classes", "nearest_per_query", "paired_features", "paired_labelled", "parse_inputs", "pool_captions",
+    "pool_features_at", "read_prompt_bank", "real_linear_rows", "real_prompt_weights", "resolve_encoder",
+    "solver_arrays", "solver_class_params", "split_labels", "store_encoder", "text_weights", "tipx_support"
+]
