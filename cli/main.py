@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
 
     shadowed = foreign_packages()
     if shadowed:
-        _user_error("; ".join(f"the module {name!r} is imported from {where}, not featurestore's" for name, where in shadowed)
+        _user_error("; ".join(f"the module {name!r} is imported from {where}, not featurestore's"
+                              for name, where in shadowed)
                     + " (another package or a local file takes the name: uninstall or rename it; see README, Install)")
     from featurestore.errors import FeatureStoreError
     from solvers.errors import InputError

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+
 class NonEmpty(click.ParamType):
     """A name (split, bank, model): any text but the empty string."""
 

@@ -30,9 +30,9 @@ def command(store: str, encoder: str | None, split: str, object_name: str, norma
             normal_split: str | None, shots: int | None, seeds: list[int], memory_weight: float, as_json: bool,
             pretrained: str | None, device: str | None, precision: str | None, quiet: bool) -> None:
     """Score SPLIT's images for anomalies with prompts about OBJECT; report image AUROC and AUPR."""
-    from featurestore.text.anomaly_prompts import compose_prompts, read_states
     from featurestore.encoders import image_only_error, load_encoder_from_info
     from featurestore.store.feature_store import FeatureStore
+    from featurestore.text.anomaly_prompts import compose_prompts, read_states
     from solvers.ood.anomaly import PromptAnomalyDetector, anomaly_metrics
     from workflows.anomaly import anomaly_inputs
     from workflows.inputs.solver_inputs import resolve_encoder

@@ -17,9 +17,9 @@ def command(store: str, encoder: str, split: str, name: str | None, pretrained: 
             device: str | None, precision: str | None, quiet: bool) -> None:
     """Encode SPLIT's captions (one embedding per valid row, in row order) into a text bank."""
     from featurestore.encoders import load_encoder_from_info
-    from workflows.inputs.solver_inputs import resolve_encoder
     from featurestore.errors import SourceError
     from featurestore.store.feature_store import FeatureStore
+    from workflows.inputs.solver_inputs import resolve_encoder
 
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)

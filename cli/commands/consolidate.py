@@ -18,10 +18,10 @@ def command(store: str, splits: tuple[str, ...], as_json: bool, quiet: bool) -> 
     """Copy the shards that `fs extract --cluster` linked into a split (HDF5 virtual datasets
     over STORE.shards/SPLIT/*.h5) into the store file itself, so it can be copied or moved
     without its .shards/ folder. The shard files are left in place (delete them afterwards)."""
-    from featurestore.store.shard_consolidation import consolidate, linked_datasets
-    from featurestore.store.feature_store import FeatureStore
-
     from pathlib import Path
+
+    from featurestore.store.feature_store import FeatureStore
+    from featurestore.store.shard_consolidation import consolidate, linked_datasets
 
     if not Path(store).is_file():
         raise click.UsageError(f"store {store} does not exist")

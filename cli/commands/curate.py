@@ -50,7 +50,7 @@ def command(store: str, pool: str, metadata: str, t: float, seeds: list[int], ou
         for i in rows:
             writer.writerow([str(ids[i]), str(paths[i]), str(captions[i])])
     summary = {"pool": pool, "metadata": metadata, "entries": len(entries), "t": t, "seed": seed,
-               "captions": int(len(captions)), "matched": result.n_matched, "kept": int(rows.size),
+               "captions": len(captions), "matched": result.n_matched, "kept": int(rows.size),
                "entries_matched": int((result.counts_before > 0).sum()), "output": out,
                "head": result.head(n_head), "distribution": result.distribution()}
     if as_json:

@@ -28,8 +28,8 @@ def command(file: str, store: str, encoder: str, classes: str, kind: str, templa
     from pathlib import Path
 
     from featurestore.encoders import load_encoder_from_info
-    from workflows.inputs.solver_inputs import resolve_encoder
     from featurestore.store.feature_store import FeatureStore
+    from workflows.inputs.solver_inputs import resolve_encoder
 
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)

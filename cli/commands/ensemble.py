@@ -29,8 +29,8 @@ def _weights(values: list[float] | None, n_members: int) -> list[float] | None:
 @click.option("--val", default=None, help="Validation split: weights (and --fit-temperatures) are chosen on it.")
 @click.option("--combine", type=click.Choice(["proba", "logits"]), default="proba", show_default=True,
               help="Average member probabilities softmax(z/T), or scaled logits z/T.")
-@click.option("--weights", type=NumberList(click.FLOAT, "numbers"), default=None, help="Fixed comma-separated member weights (default: searched on --val, "
-                                              "uniform without it).")
+@click.option("--weights", type=NumberList(click.FLOAT, "numbers"), default=None,
+              help="Fixed comma-separated member weights (default: searched on --val, uniform without it).")
 @click.option("--fit-temperatures", is_flag=True, help="Fit each member's temperature on --val first.")
 @click.option("--grid-step", type=click.FloatRange(min=0, min_open=True, max=1), default=0.1, show_default=True,
               help="Step of the weight simplex grid searched on --val (must divide 1).")
@@ -44,11 +44,11 @@ def command(store: str, models: str, encoder: str | None, val: str | None, combi
     Imported logits (logits:NAME) only cover the split they were imported for, so they join
     ensembles in `fs ood`, not here.
     """
-    from workflows.inputs.solver_inputs import labelled, load_model
     from featurestore.errors import ProvenanceError
     from featurestore.store.feature_store import FeatureStore
     from solvers.ensembles.ensemble import Ensemble
     from solvers.persistence import save_to_store
+    from workflows.inputs.solver_inputs import labelled, load_model
 
     names = model_names(models)
     if any(name.startswith("logits:") for name in names):
@@ -70,7 +70,7 @@ def command(store: str, models: str, encoder: str | None, val: str | None, combi
         key = keys.pop()
         class_lists = {tuple(m.class_names_) for m in members if getattr(m, "class_names_", None) is not None}
         if len(class_lists) > 1:
-            raise ProvenanceError(f"the members were fitted on different class lists; ensemble models of one task")
+            raise ProvenanceError("the members were fitted on different class lists; ensemble models of one task")
         classes = list(class_lists.pop()) if class_lists else None
         X_val, y_val = labelled(reader, key, val, classes=classes) if val else (None, None)
     ensemble = Ensemble(members=members, combine=combine, weights=fixed,

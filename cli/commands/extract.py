@@ -143,7 +143,8 @@ def _extract_dataset(source, dataset, root, download, store, model, pretrained, 
     if dataset is None or root is None:
         raise click.UsageError("--dataset and --root go together")
     if source is not None or split is not None or kind is not None or distributed:
-        raise click.UsageError("--dataset names its own splits: give no SOURCE, --split, --kind, --cluster or --scheduler")
+        raise click.UsageError("--dataset names its own splits: give no SOURCE, --split, --kind, --cluster or "
+                               "--scheduler")
     from featurestore.datasets import open_dataset
 
     loaded = open_dataset(dataset, root, download=download)  # a missing dataset fails before the model loads

@@ -32,8 +32,8 @@ from cli.options import encoder_option, one_seed, quiet_option, seeds_option, st
 def command(store: str, encoder: str, split: str, factory: str, max_memory: str, recall: float,
             max_build: str | None, train_size: int | None, seeds: list[int], report: bool, quiet: bool) -> None:
     """Index the (normalized) image features of a split for cosine search; saved beside the store."""
-    from featurestore.index.store_index import build_index
     from featurestore.index.plan import parse_duration, parse_memory
+    from featurestore.index.store_index import build_index
     from workflows.inputs.solver_inputs import store_encoder
 
     seed = one_seed(seeds, "fs index's training and tuning samples")

@@ -50,7 +50,8 @@ def command(store: str, as_json: bool, list_errors: bool, split: str | None) -> 
     click.echo("encoders:")
     for e in summary["encoders"]:
         image_only = "" if "text" in e.get("modalities", ["text"]) else ", image-only"
-        click.echo(f"  {e['key']}: dim {e['embed_dim']}, {e['model']} weights {e['weights']}, {e['precision']}{image_only}")
+        click.echo(f"  {e['key']}: dim {e['embed_dim']}, {e['model']} weights {e['weights']}, "
+                   f"{e['precision']}{image_only}")
         if e.get("preprocess"):
             click.echo(f"    preprocess: {_describe_preprocess(e['preprocess'])}")
         for split, done in e["features"].items():

@@ -60,11 +60,11 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
 
     import numpy as np
 
-    from workflows.inputs.solver_inputs import resolve_encoder, text_weights
     from featurestore.store.feature_store import FeatureStore
     from solvers.ensembles.cooked import cooked_scores
     from solvers.metrics.ood import ood_metrics
     from solvers.ood.scores import LOGIT_SCORES, zero_shot_mcm
+    from workflows.inputs.solver_inputs import resolve_encoder, text_weights
 
     names = model_names(models)
     scores: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -81,7 +81,8 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
             z_id = _member_logits(id_reader, encoder, name, id_split, bank)
             z_ood = _member_logits(ood_reader, encoder, name, ood_split, bank)
             if z_id.shape[1] != z_ood.shape[1]:
-                raise click.UsageError(f"{name} has {z_id.shape[1]} classes on {id_split!r} but {z_ood.shape[1]} on {ood_split!r}")
+                raise click.UsageError(f"{name} has {z_id.shape[1]} classes on {id_split!r} but {z_ood.shape[1]} "
+                                       f"on {ood_split!r}")
             for score_name, score in LOGIT_SCORES.items():
                 scores[(name, score_name)] = (score(z_id), score(z_ood))
             logits_id.append(z_id)

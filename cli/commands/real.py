@@ -26,7 +26,8 @@ def _frequency(store: str, pool: str, synonyms: str, classes: str | None, quiet:
         names = reader.class_names(classes) if classes else None
         captions = reader.captions(pool)
     if captions is None:
-        raise SourceError(f"pool split {pool!r} has no captions; extract it from tar shards or a manifest with captions")
+        raise SourceError(f"pool split {pool!r} has no captions; extract it from tar shards or a manifest "
+                          "with captions")
     lists = read_synonyms(synonyms, names)
     return list(lists), concept_frequency(captions, lists, quiet=quiet)
 
@@ -42,7 +43,8 @@ def command() -> None:
 @synonyms_option
 @classes_option
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the N most frequent classes.")
-@click.option("--tail", type=click.IntRange(min=1), default=10, show_default=True, help="How many tail classes to list.")
+@click.option("--tail", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many tail classes to list.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @quiet_option
 def frequency(store: str, pool: str, synonyms: str, classes: str | None, top: int | None, tail: int,
@@ -80,10 +82,10 @@ def prompts(store: str, encoder: str, pool: str, synonyms: str, classes: str | N
             precision: str | None, quiet: bool) -> None:
     """Encode REAL-Prompt prompts (most frequent synonym per class) into a text bank."""
     from featurestore.encoders import load_encoder_from_info
-    from workflows.inputs.solver_inputs import resolve_encoder
-    from featurestore.text.real_prompts import real_names, real_prompt_bank
     from featurestore.store.feature_store import FeatureStore
+    from featurestore.text.real_prompts import real_names, real_prompt_bank
     from featurestore.text.templates import get_templates
+    from workflows.inputs.solver_inputs import resolve_encoder
 
     if classes is None:
         raise click.UsageError("fs real prompts needs --classes (the class list the prompts are for)")

@@ -58,13 +58,12 @@ def score(store: str, encoder: str, split: str, bank: str, kernel: str, sigma: f
     and the entropies of the normalized eigenvalues of each part."""
     from featurestore.store.feature_store import FeatureStore
     from solvers.schur_decomposition import schur_scores
-
     from workflows.inputs.solver_inputs import resolve_encoder
 
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
         X, texts = _paired_texts(reader, encoder, split, bank)
-    out = {"split": split, "rows": int(len(X)), "kernel": kernel,
+    out = {"split": split, "rows": len(X), "kernel": kernel,
            **schur_scores(X, texts, kernel=kernel, sigma=sigma, rff_dim=rff_dim)}
     if as_json:
         click.echo(json.dumps(out, indent=1))

@@ -28,10 +28,10 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
     from pathlib import Path
 
     from featurestore.encoders import load_encoder_from_info
-    from workflows.inputs.solver_inputs import resolve_encoder
     from featurestore.store.feature_store import FeatureStore
-    from featurestore.text.templates import get_templates
     from featurestore.text.banks import class_prompt_embeddings, read_text_file
+    from featurestore.text.templates import get_templates
+    from workflows.inputs.solver_inputs import resolve_encoder
 
     if head is not None:
         if classes is None or text_file is not None:
@@ -85,8 +85,8 @@ def _store_head(store: str, encoder: str | None, head: str, classes: str, name: 
     """`fs text --weights HEAD --classes NAMES`: W (C, D) [+ b] as a class bank, no model needed."""
     from pathlib import Path
 
-    from featurestore.text.class_heads import read_head
     from featurestore.store.feature_store import FeatureStore
+    from featurestore.text.class_heads import read_head
     from workflows.inputs.solver_inputs import resolve_encoder
 
     W, b = read_head(head)
