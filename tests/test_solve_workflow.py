@@ -159,3 +159,9 @@ def test_benchmark_checks_params_as_solve_does(stores, tmp_path, capsys, args, m
     code, _, err = fs(["benchmark", "--store", stores["val"], "--encoder", ENCODER, "--output", tmp_path / "r",
                        "-q", "--shots", "1", *args], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_the_commands_only_parse_call_and_print():
+    root = Path(__file__).parent.parent
+    for module in ("cli/commands/solve.py", "cli/commands/benchmark.py", "cli/solve_output.py"):
+        assert len((root / module).read_text().splitlines()) <= 150, module

@@ -87,10 +87,6 @@ class RunRecord:
     predict_s: float
     solver: Any = field(repr=False, compare=False)
 
-    def outcome(self) -> dict[str, Any]:
-        """Every field but the timings and the model: equal for equal inputs, whoever ran it."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("fit_s", "predict_s")}
-
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready values (no model)."""
         return {"method": self.method, "shots": self.shots, "seed": self.seed, "views_as": self.views_as,
