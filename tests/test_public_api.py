@@ -57,3 +57,16 @@ def test_import_solvers_imports_no_heavy_library():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'sklearn', 'faiss', 'torch', 'h5py'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_type_checkers_see_the_same_exports_as_the_lazy_table():
+    """solvers/__init__.py imports every export under TYPE_CHECKING (so mypy types them) and
+    resolves them lazily from its table at run time: both must name the same objects."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(solvers.__file__).read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    static = {alias.name: (node.module, alias.name) for node in block.body if isinstance(node, ast.ImportFrom)
+              for alias in node.names}
+    assert static == {name: solvers._EXPORTS.location(name) for name in solvers.__all__}

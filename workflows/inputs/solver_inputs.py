@@ -4,13 +4,16 @@ store's encoder when none is named, and saved models by name. Composition only; 
 solvers/."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from featurestore.errors import NotFoundError, ProvenanceError
 from featurestore.store.feature_store import FeatureStore
 from featurestore.text.banks import find_class_bank
+
+if TYPE_CHECKING:
+    from solvers import Solver
 
 
 def resolve_encoder(store: FeatureStore, encoder: str | None) -> str:
@@ -21,7 +24,8 @@ def resolve_encoder(store: FeatureStore, encoder: str | None) -> str:
         return encoder
     encoders = store.encoders()
     if len(encoders) != 1:
-        raise NotFoundError(f"give --encoder (the store has {'no encoder' if not encoders else 'several: ' + ', '.join(encoders)})")
+        has = "no encoder" if not encoders else "several: " + ", ".join(encoders)
+        raise NotFoundError(f"give --encoder (the store has {has})")
     return encoders[0]
 
 
@@ -77,7 +81,8 @@ def labelled_views(store: FeatureStore, encoder: str, split: str,
     return views[y >= 0]
 
 
-def text_weights(store: FeatureStore, encoder: str, bank: str | None, split: str | None) -> tuple[np.ndarray | None, str | None]:
+def text_weights(store: FeatureStore, encoder: str, bank: str | None,
+                 split: str | None) -> tuple[np.ndarray | None, str | None]:
     """The (C, D) zero-shot weights of ``bank``, or of the class bank whose classes are ``split``'s
     (else the only class bank holding all of them: a test folder may lack a class)."""
     if bank is None and split is not None:
@@ -105,7 +110,7 @@ def model_classes(store: FeatureStore, encoder: str, bank: str | None, split: st
     return store.classes(split) if split else None
 
 
-def solver_class_params(cls: type, classes: list[str] | None, uses_text: bool) -> dict[str, Any]:
+def solver_class_params(cls: type[Solver], classes: list[str] | None, uses_text: bool) -> dict[str, Any]:
     """Constructor arguments that make a solver's ``classes_`` the indices 0..C-1 of ``classes``
     (the labels ``labelled`` returns). A solver with text weights has them already (one class per
     bank row); one without is given ``classes=range(C)``, so a class with no training rows is a
@@ -156,11 +161,12 @@ def load_model(store: FeatureStore, name: str, encoder: str | None, bank: str | 
 
         encoder = resolve_encoder(store, encoder)
         weights, bank = text_weights(store, encoder, bank, split)
-        if weights is None:
+        if weights is None or bank is None:
             where = f"split {split!r}" if split else "no split (give --bank BANK)"
             raise NotFoundError(f"no class text bank matches {where}; run fs text or give --bank")
         solver = ZeroShot(text_weights=weights).fit()
-        solver.class_names_ = store.text_bank_field(encoder, bank, "classes")
+        names = store.text_bank_field(encoder, bank, "classes")
+        solver.class_names_ = None if names is None else [str(n) for n in names]
         return solver, encoder, bank
     raise NotFoundError(f"no model {name!r} in {store.path} (it has: {', '.join(store.models()) or 'none'}; "
                         "or use zero-shot)")
