@@ -20,6 +20,10 @@ views_as_option = click.option(
 sampler_option = click.option(
     "--sampler", type=click.Choice(["auto", "coop", "numpy"]), default="auto", show_default=True,
     help="Few-shot sampler: auto = coop for stores of named datasets (CoOp's exact images), else numpy.")
+val_shots_option = click.option("--val-shots", type=click.IntRange(min=1), default=None,
+                                help="Sample this many validation rows per class (with each seed).")
+allow_fewer_option = click.option("--allow-fewer", is_flag=True,
+                                  help="Take all rows of classes smaller than --shots / --val-shots.")
 calibrate_option = click.option(
     "--calibrate", is_flag=True, help="Fit a softmax temperature on the validation rows (temperature scaling).")
 

@@ -56,6 +56,8 @@ def _build(path: Path, *, val: bool) -> Path:
         _write_split(store, "train", X_train, y_train, views)
         if val:
             _write_split(store, "val", *draw([5] * len(CLASSES), 1.3))
+            pool, _ = draw([6] * len(CLASSES), 1.0)  # unlabelled retrieval pool (TIP-X's support set)
+            _write_split(store, "pool", pool, np.full(len(pool), -1))
         _write_split(store, "test", *draw([8] * len(CLASSES), 1.3))
         order = [3, 0, 5, 1, 4, 2]  # the bank lists the classes in another order than the splits
         text = _unit(means[order] + 1.5 * rng.normal(size=(len(CLASSES), DIM)))
@@ -70,8 +72,9 @@ def stores(tmp_path_factory) -> dict[str, Path]:
     return {"val": _build(folder / "withval.h5", val=True), "noval": _build(folder / "noval.h5", val=False)}
 
 
-def _benchmark(store: Path, out: Path, capsys, *extra: str) -> dict[tuple[str, str], dict[str, str]]:
-    code, _, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--methods", ",".join(METHODS),
+def _benchmark(store: Path, out: Path, capsys, *extra: str, methods: list[str] = METHODS
+               ) -> dict[tuple[str, str], dict[str, str]]:
+    code, _, err = fs(["benchmark", "--store", store, "--encoder", ENCODER, "--methods", ",".join(methods),
                        "--shots", "3", "--seeds", "1,2", "--output", out, "-q", "--no-plot", *extra], capsys)
     assert code == 0, err
     with open(out / "results.csv", newline="") as f:
@@ -113,6 +116,37 @@ def test_solve_and_benchmark_cell_give_the_same_record(stores, tmp_path, capsys,
     assert records["gda"]["metrics"]["top5"] is not None  # six classes
     tip = records["tip-adapter"]  # the search's own score is reported with the choice
     assert tip["chosen"]["val_accuracy_"] == pytest.approx(tip["val_metrics"]["top1"], abs=1e-6)
+
+
+@pytest.mark.parametrize("extra", [("--calibrate",), ("--val-shots", "2"), ("--sampler", "coop")])
+def test_calibration_validation_shots_and_sampler_are_shared(stores, tmp_path, capsys, extra):
+    methods = ["gda", "tip-adapter", "linear-probe"]
+    rows = _benchmark(stores["val"], tmp_path / "res", capsys, "--val", "val", *extra, methods=methods)
+    for method in methods:
+        for solved in _solve(stores["val"], method, capsys, "--val", "val", *extra):
+            _same_record(rows[(method, str(solved["seed"]))], solved)
+            if extra == ("--calibrate",):
+                assert solved["chosen"]["temperature"] > 0
+            if extra[0] == "--val-shots":
+                assert solved["val_metrics"] != _solve(stores["val"], method, capsys, "--val", "val")[0]["val_metrics"]
+
+
+def test_store_inputs_are_read_the_same_way(stores, tmp_path, capsys):
+    code, _, err = fs(["benchmark", "--store", stores["val"], "--encoder", ENCODER, "--methods", "tip-x",
+                       "--input", "tip-x.pool=pool", "--input", "tip-x.shots=3", "--output", tmp_path / "r", "-q",
+                       "--no-plot"], capsys)
+    assert code == 0, err
+    with open(tmp_path / "r" / "results.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    code, out, err = fs(["solve", "tip-x", "--store", stores["val"], "--encoder", ENCODER, "--val", "val",
+                         "--test", "test", "--input", "pool=pool", "--input", "shots=3", "--json", "-q"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["inputs"] == {"pool": "pool", "shots": 3}
+    solved = report["runs"][0]
+    assert {k: float(row[k]) for k in solved["metrics"]} == solved["metrics"]
+    assert json.loads(row["hyperparameters"]) == solved["chosen"] and solved["chosen"]
+    assert json.loads(row["warnings"]) == solved["warnings"] and row["val"] == solved["val"] == "val"
 
 
 def test_views_change_the_record(stores, capsys):

@@ -37,21 +37,21 @@ class BenchmarkError(FeatureStoreError):
 
 def load_dataset(path: str, encoder: str, methods: list[str], *, train: str = "train", val: str | None = "val",
                  test: str = "test", bank: str | None = None, views: bool = False,
-                 name: str | None = None) -> Dataset:
+                 inputs: dict[str, dict[str, Any]] | None = None, name: str | None = None) -> Dataset:
     """One store's arrays for the sweep (``workflows.solve.load_dataset`` with the shift splits).
     Without a val split, validation rows are held out of the training pool per cell (said in each
     record's warnings and the ``val`` column)."""
     with FeatureStore(path) as store:
         splits = store.splits()
     return load_arrays(path, train=train, val=val if val in splits else None, test=test, encoder=encoder, bank=bank,
-                       methods=methods, views=views, shifts=True, name=name)
+                       methods=methods, inputs=inputs, views=views, shifts=True, name=name)
 
 
 # --------------------------------------------------------------------------- one cell
 def fit_cell(data: Dataset, method: str, shots: int, seed: int, params: dict[str, Any],
              options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Fit and score one cell with ``workflows.solve.run``; its rows (the test split, then each
-    shift split). ``options``: ``run``'s keyword arguments (sampler, views_as, holdout, calibrate)."""
+    shift split). ``options``: ``run``'s keyword arguments (sampler, views_as, holdout, calibrate, ...)."""
     options = {"sampler": "auto", "holdout": HOLDOUT_PER_CLASS, **(options or {})}
     record = run_cell(method, data, shots or None, seed, params, **options)
     common = {"dataset": data.name, "encoder": data.encoder, "method": method, "shots": shots, "seed": seed,
@@ -141,6 +141,7 @@ def plan_cells(datasets: list[Dataset], methods: list[str], shots: list[int], se
 def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...] = DEFAULT_METHODS,
         shots: list[int] | tuple[int, ...] = (1, 2, 4, 8, 16), seeds: list[int] | tuple[int, ...] = (1,),
         output: str | os.PathLike | None = None, params: dict[str, dict[str, Any]] | None = None,
+        inputs: dict[str, dict[str, Any]] | None = None, val_shots: int | None = None, allow_fewer: bool = False,
         train: str = "train", val: str | None = "val", test: str = "test", bank: str | None = None,
         sampler: str = "auto", views_as: str | None = None, holdout: int = HOLDOUT_PER_CLASS,
         calibrate: bool = False, jobs: int = 1, reference: str | None = None, plot: bool = True,
@@ -150,7 +151,8 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
 
     Each cell is ``workflows.solve.run`` (the path of ``fs solve``) with ``sampler``,
     ``views_as``, ``holdout`` (rows per class held out of ``train`` when the store has no
-    ``val`` split) and ``calibrate``. With ``output``, rows are appended to
+    ``val`` split), ``val_shots``, ``allow_fewer`` and ``calibrate``; ``inputs`` maps a method
+    to the store contents it reads (``--input method.key=value``). With ``output``, rows are appended to
     ``output/results.csv`` as cells finish, cells already there are skipped, and
     ``results.json``, ``summary.md`` and ``accuracy_vs_shots.png`` are written at the end.
     ``params`` maps a method to constructor arguments (``--param method.key=value``).
@@ -163,7 +165,8 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
 
     echo = echo or (lambda message: None)
     methods, params = list(methods), dict(params or {})
-    unknown = [m for m in methods + list(params) if m not in NAMES]
+    inputs = dict(inputs or {})
+    unknown = [m for m in methods + list(params) + list(inputs) if m not in NAMES]
     if unknown:
         raise BenchmarkError(f"unknown method {unknown[0]!r}; choose from {', '.join(NAMES)}")
     if not stores:
@@ -175,9 +178,10 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
     if val is not None and val == test:
         raise BenchmarkError("--val and --test are the same split: hyper-parameters are never chosen on test")
     table = report.load_reference(reference) if reference else None
-    options = {"sampler": sampler, "views_as": views_as, "holdout": holdout, "calibrate": calibrate}
+    options = {"sampler": sampler, "views_as": views_as, "holdout": holdout, "calibrate": calibrate,
+               "val_shots": val_shots, "allow_fewer": allow_fewer}
     datasets = [load_dataset(str(path), encoder, methods, train=train, val=val, test=test, bank=bank,
-                             views=views_as is not None) for path in stores]
+                             views=views_as is not None, inputs=inputs) for path in stores]
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
         raise BenchmarkError(f"two stores hold the same dataset ({', '.join(sorted(names))})")

@@ -27,15 +27,15 @@ def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, Any]:
     return params
 
 
-def parse_method_pairs(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """``method.key=value`` pairs (``fs benchmark --param``) by method, values as ``parse_pairs``."""
+def parse_method_pairs(pairs: Iterable[str], option: str = "--param") -> dict[str, dict[str, Any]]:
+    """``method.key=value`` pairs (``fs benchmark --param/--input``) by method, values as ``parse_pairs``."""
     out: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         method, dot, key = name.partition(".")
         if not sep or not dot or not method.strip() or not key.strip():
-            raise InputError(f"--param takes method.key=value (e.g. gda.covariance=oas), got {pair!r}")
-        out.setdefault(method.strip(), {}).update(parse_pairs([f"{key}={value}"], "--param"))
+            raise InputError(f"{option} takes method.key=value (e.g. gda.covariance=oas), got {pair!r}")
+        out.setdefault(method.strip(), {}).update(parse_pairs([f"{key}={value}"], option))
     return out
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
+from cli import solve_options as shared
 from cli.options import NAME
-from cli.solve_options import calibrate_option, holdout_option, sampler_option, seeds_option, views_as_option
 
 
 @click.command("solve")
@@ -22,12 +22,12 @@ from cli.solve_options import calibrate_option, holdout_option, sampler_option, 
 @click.option("--bank", type=NAME, help="Text bank of zero-shot weights (default: <train>/dataset, else the class "
                                         "bank matching --train).")
 @click.option("--shots", type=click.IntRange(min=1), help="Sample this many training rows per class.")
-@click.option("--val-shots", type=click.IntRange(min=1), help="Sample this many validation rows per class.")
-@seeds_option
-@click.option("--allow-fewer", is_flag=True, help="Take all rows of classes smaller than --shots.")
-@views_as_option
-@sampler_option
-@holdout_option(None)
+@shared.val_shots_option
+@shared.seeds_option
+@shared.allow_fewer_option
+@shared.views_as_option
+@shared.sampler_option
+@shared.holdout_option(None)
 @click.option("--param", "params", multiple=True, help="Solver hyper-parameter key=value (JSON value; see --list).")
 @click.option("--input", "inputs", multiple=True,
               help="Store contents a solver reads, key=value: pool split, support shots, banks (see --list).")
@@ -41,7 +41,7 @@ from cli.solve_options import calibrate_option, holdout_option, sampler_option, 
               help="gda: the few-shot class-incremental protocol over the sessions of this JSON file "
                    "(base + N-way K-shot sessions; prints the per-session accuracy table).")
 @click.option("--save", help="Save the fitted model in the store under this name (name-seedS for several seeds).")
-@calibrate_option
+@shared.calibrate_option
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None,
               help="gda only: fit out of core from statistics streamed in chunks of this many rows.")
 @click.option("--cluster", default=None, help="With --chunk-rows: reduce statistics on a Dask LocalCluster (local:N).")

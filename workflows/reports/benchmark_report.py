@@ -101,7 +101,8 @@ def summary_markdown(frame: Any, table: dict[str, Any] | None) -> str:
             else:
                 values.append("")
         average = _average(cells, method, shots, main)
-        lines.append("| " + " | ".join([method, str(shots)] + values + ["" if average is None else f"{average:.2f}"]) + " |")
+        cells_of_row = [method, str(shots)] + values + ["" if average is None else f"{average:.2f}"]
+        lines.append("| " + " | ".join(cells_of_row) + " |")
         if table is not None and any((d, method, shots) in table["lookup"] for d in datasets):
             published = [table["lookup"].get((d, method, shots)) for d in datasets]
             delta = [None if p is None or (method, shots, d) not in cells else cells[(method, shots, d)][0] - p
@@ -155,8 +156,8 @@ def accuracy_figure(frame: Any) -> Any:
 def write_outputs(out: Path, frame: Any, table: dict[str, Any] | None, *, plot: bool = True) -> None:
     """results.json (rows, reference columns included), summary.md and accuracy_vs_shots.png."""
     records = json.loads(frame.to_json(orient="records"))
-    meta = {"reference": None if table is None else {k: table[k] for k in ("name", "title", "encoder", "source", "verified")},
-            "rows": records}
+    keys = ("name", "title", "encoder", "source", "verified")
+    meta = {"reference": None if table is None else {k: table[k] for k in keys}, "rows": records}
     (out / "results.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     (out / "summary.md").write_text(summary_markdown(frame, table), encoding="utf-8")
     if plot and len(frame):
