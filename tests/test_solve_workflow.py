@@ -195,6 +195,17 @@ def test_benchmark_checks_params_as_solve_does(stores, tmp_path, capsys, args, m
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--val", "val", "--holdout", "2"], "not both"),
+    (["--holdout", "2"], "give --shots"),
+    (["--shots", "13"], "class 'eel' of split 'train' has only 6 row(s)"),
+    (["--views-as", "mean", "--shots", "2", "--encoder", "nope"], "nope"),
+])
+def test_solve_refusals_are_one_line(stores, capsys, args, message):
+    code, _, err = fs(["solve", "gda", "--store", stores["val"], "--train", "train", "--test", "test", *args], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
 def test_the_commands_only_parse_call_and_print():
     root = Path(__file__).parent.parent
     for module in ("cli/commands/solve.py", "cli/commands/benchmark.py", "cli/solve_output.py"):

@@ -126,6 +126,8 @@ def _solve(name: str, store: str, train: str | None, params: dict[str, Any], see
     from workflows.solve import check_run, load_dataset, run, save_models, write_result_file
 
     check_run(name, train=train, shots=o["shots"], views_as=o["views_as"], aux_encoder=o["aux_encoder"])
+    if o["holdout"] and o["val"]:
+        raise click.UsageError("give --val or --holdout, not both (--holdout holds validation rows out of --train)")
     if o["output"] and not (o["test"] or o["val"]):
         raise click.UsageError("--output reports metrics on --test (or --val): give one")
     data = load_dataset(store, train=train, val=o["val"], test=o["test"], encoder=o["encoder"], bank=o["bank"],
