@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -26,7 +27,7 @@ def command(store: str, splits: tuple[str, ...], as_json: bool, quiet: bool) -> 
     if not Path(store).is_file():
         raise click.UsageError(f"store {store} does not exist")
     refuse_if_locked(store)
-    reports = []
+    reports: list[dict[str, Any]] = []
     with FeatureStore(store, mode="a") as writer:
         names = list(splits) or [s for s in writer.splits() if linked_datasets(writer.file, s)]
         for split in names:

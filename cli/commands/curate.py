@@ -3,6 +3,8 @@ to metadata entries, balance with threshold t, write the kept rows as a manifest
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any, cast
 
 import click
 
@@ -42,14 +44,14 @@ def command(store: str, pool: str, metadata: str, t: float, seeds: list[int], ou
         if captions is None:
             raise NotFoundError(f"split {pool!r} has no captions (extract it from shards or a manifest with captions)")
         ids, paths = reader.ids(pool), reader.paths(pool)
-    result = curate(captions, entries, t, seed=seed, quiet=quiet or as_json)
+    result = curate(cast("Sequence[str]", captions), entries, t, seed=seed, quiet=quiet or as_json)  # str array
     rows = result.kept.nonzero()[0]
     with open(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "path", "caption"])
         for i in rows:
             writer.writerow([str(ids[i]), str(paths[i]), str(captions[i])])
-    summary = {"pool": pool, "metadata": metadata, "entries": len(entries), "t": t, "seed": seed,
+    summary: dict[str, Any] = {"pool": pool, "metadata": metadata, "entries": len(entries), "t": t, "seed": seed,
                "captions": len(captions), "matched": result.n_matched, "kept": int(rows.size),
                "entries_matched": int((result.counts_before > 0).sum()), "output": out,
                "head": result.head(n_head), "distribution": result.distribution()}

@@ -3,6 +3,7 @@ whether it is there, and its rows per split."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -17,8 +18,9 @@ def command(root: str | None, no_file_check: bool, as_json: bool) -> None:
     from featurestore.datasets import DATASETS, dataset_status
 
     if root is None:
-        entries = [{"name": i.name, "title": i.title, "layout": i.folder + "/", "classes": i.n_classes,
-                    "published": i.sizes, "shift_of": i.shift_of} for i in DATASETS.values()]
+        entries: list[dict[str, Any]] = [{"name": i.name, "title": i.title, "layout": i.folder + "/",
+                                          "classes": i.n_classes, "published": i.sizes, "shift_of": i.shift_of}
+                                         for i in DATASETS.values()]
         if as_json:
             click.echo(json.dumps(entries, indent=1))
             return

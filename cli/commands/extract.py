@@ -117,10 +117,10 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
         spec = EncoderSpec(model, pretrained, model_config, precision, device,
                            preprocess=tuple((k, v) for k, v in preprocess.items() if v is not None))
         with dask_client(cluster, scheduler) as client:
-            report = extract_distributed(src, store, spec, client, encoder_key=encoder.key, split=split,
+            sharded = extract_distributed(src, store, spec, client, encoder_key=encoder.key, split=split,
                                          shard_rows=shard_rows, batch_size=batch_size, views=views, seed=seed,
                                          dtype=dtype, quiet=quiet)
-        click.echo(report.summary())
+        click.echo(sharded.summary())
         return
     report = extract(src, store, encoder, split=split, batch_size=batch_size, workers=workers,
                      views=views, seed=seed, dtype=dtype, decode=_decode_mode(decode, encoder), quiet=quiet)

@@ -38,7 +38,7 @@ def command(store: str, encoder: str, split: str, factory: str, max_memory: str,
 
     seed = one_seed(seeds, "fs index's training and tuning samples")
     encoder = store_encoder(store, encoder)
-    options = {"max_memory": parse_memory(max_memory), "recall": recall,
+    options: dict[str, Any] = {"max_memory": parse_memory(max_memory), "recall": recall,
                "max_build": None if max_build is None else parse_duration(max_build),
                "train_size": train_size, "seed": seed}
     index = None

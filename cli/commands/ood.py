@@ -3,6 +3,7 @@ COOkeD ensemble on an in-distribution split vs an OOD split (maybe from another 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -94,8 +95,9 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
         if weights is not None:
             scores[("zero-shot-cosine", "mcm")] = (zero_shot_mcm(id_reader.features(encoder, id_split), weights),
                                                   zero_shot_mcm(ood_reader.features(encoder, ood_split), weights))
-    rows = [{"model": model, "score": score, **ood_metrics(s_id, s_ood), "n_id": len(s_id), "n_ood": len(s_ood)}
-            for (model, score), (s_id, s_ood) in scores.items()]
+    rows: list[dict[str, Any]] = [
+        {"model": model, "score": score, **ood_metrics(s_id, s_ood), "n_id": len(s_id), "n_ood": len(s_ood)}
+        for (model, score), (s_id, s_ood) in scores.items()]
     if plot:
         from workflows.reports.plots import ood_summary, save_png
 

@@ -3,6 +3,8 @@ captions, and REAL-Prompt text banks (each class named by its most frequent syno
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import cast
 
 import click
 
@@ -29,7 +31,7 @@ def _frequency(store: str, pool: str, synonyms: str, classes: str | None, quiet:
         raise SourceError(f"pool split {pool!r} has no captions; extract it from tar shards or a manifest "
                           "with captions")
     lists = read_synonyms(synonyms, names)
-    return list(lists), concept_frequency(captions, lists, quiet=quiet)
+    return list(lists), concept_frequency(cast("Sequence[str]", captions), lists, quiet=quiet)  # str array
 
 
 @click.group("real")

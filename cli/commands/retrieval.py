@@ -3,6 +3,7 @@ bank of its captions (one caption per row, or a JSON bank grouped by row id)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -42,7 +43,7 @@ def command(store: str, encoder: str, split: str, bank: str, ks: tuple[int, ...]
         caption_image = np.arange(len(X))
     else:
         raise NotFoundError(f"bank {bank!r} has {len(texts)} captions for {len(X)} rows and no row-id groups")
-    out = {"split": split, "images": len(X), "captions": len(texts),
+    out: dict[str, Any] = {"split": split, "images": len(X), "captions": len(texts),
            "image_to_text": image_to_text_recall(X, texts, caption_image, ks),
            "text_to_image": text_to_image_recall(X, texts, caption_image, ks),
            "clip_score": float(clip_score(X[caption_image], texts).mean()),

@@ -4,6 +4,7 @@ through the labels of a class bank."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -104,7 +105,7 @@ def remove(store: str, encoder: str, split: str, bank: str, prompt: str, prompt_
     corrected = remove_prompt(X, texts, X_all, t, method=method, isolate=isolate)
     suffix = name or prompt.replace("/", "-").replace(" ", "_")
     key = f"{encoder}+schur-{'isolate' if isolate else 'remove'}-{suffix}"
-    provenance = {k: info[k] for k in ("model", "weights", "preprocess", "precision") if k in info}
+    provenance: dict[str, Any] = {k: info[k] for k in ("model", "weights", "preprocess", "precision") if k in info}
     provenance.update({"normalized": False, "source_encoder": encoder,
                        "derivation": {"method": f"schur-{method}", "isolate": isolate, "prompt": prompt,
                                       "prompt_bank": prompt_bank or bank, "prompts_bank": bank,

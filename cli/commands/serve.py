@@ -6,6 +6,12 @@ import click
 from cli.options import encoder_option, store_option, stored_encoder_options
 
 
+class _MissingExtra(click.ClickException):
+    """A missing optional dependency: a user error (exit 2), one line."""
+
+    exit_code = 2
+
+
 @click.command("serve")
 @store_option
 @encoder_option
@@ -28,9 +34,7 @@ def command(store: str, encoder: str | None, splits: tuple[str, ...], host: str,
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        missing = click.ClickException(f"fs serve needs {exc.name}: pip install -e \".[serve]\"")
-        missing.exit_code = 2
-        raise missing from None
+        raise _MissingExtra(f"fs serve needs {exc.name}: pip install -e \".[serve]\"") from None
     from featurestore.encoders import load_encoder_from_info
     from featurestore.server.app import create_app
     from featurestore.server.listener import exposure_warning, open_listener, run, url_of

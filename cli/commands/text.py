@@ -1,6 +1,8 @@
 """`fs text`: encode class prompts (zero-shot weights) or a text file into a named text bank."""
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 from cli.options import encoder_option, refuse_if_locked, store_option, stored_encoder_options
@@ -50,7 +52,7 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
         raise image_only_error(encoder)
     refuse_if_locked(store)
     model = load_encoder_from_info(info, pretrained=pretrained, device=device, precision=precision)
-    if class_names is not None:
+    if classes is not None and class_names is not None:
         template_list = get_templates(templates)
         weights, per_template = class_prompt_embeddings(model, class_names, template_list, quiet=quiet)
         label = classes if not Path(classes).is_file() else Path(classes).stem  # a names file: its stem
@@ -61,9 +63,10 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
                                  templates=template_list, per_template=per_template)
         click.echo(f"text bank {bank!r}: {len(class_names)} classes x {len(template_list)} templates")
         return
-    strings, groups = read_text_file(text_file)
+    text_path = cast(str, text_file)  # exactly one of --classes and --file was given
+    strings, groups = read_text_file(text_path)
     weights = model.encode_texts(strings, quiet=quiet)
-    bank = name or Path(text_file).stem
+    bank = name or Path(text_path).stem
     extra = {"groups": groups} if groups is not None else {}
     with FeatureStore(store, mode="a") as writer:
         writer.put_text_bank(encoder, bank, weights, strings, kind="list", **extra)

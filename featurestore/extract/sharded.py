@@ -105,7 +105,7 @@ def _worker_encoder(spec: EncoderSpec) -> Any:
     return _ENCODERS[spec]
 
 
-def extract_shard(shard_path: str, subset: RecordSubset, spec: EncoderSpec, split: str, batch_size: int,
+def extract_shard(shard_path: str, subset: RecordSubset, spec: EncoderSpec, split: str, batch_size: int | None,
                   views: int, seed: int, dtype: str | None) -> tuple[str, ExtractReport]:
     """One Dask task: extract a shard into its own store file (resuming it if it exists)."""
     from distributed import get_worker
@@ -173,7 +173,7 @@ def _shard_done(path: Path, encoder_key: str, split: str, rows: int, views: int)
 
 def extract_distributed(source: Any, store_path: str | os.PathLike, spec: EncoderSpec, client: Any, *,
                         encoder_key: str, split: str | None = None, shard_rows: int = DEFAULT_SHARD_ROWS,
-                        batch_size: int = 64, views: int = 0, seed: int = 0, dtype: str | None = None,
+                        batch_size: int | None = 64, views: int = 0, seed: int = 0, dtype: str | None = None,
                         quiet: bool = False) -> ShardedReport:
     """Extract ``source`` on a Dask cluster into shard stores, then link them into ``split``.
 

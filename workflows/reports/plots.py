@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -38,13 +39,13 @@ def bar_chart(names: Sequence[str], values: Sequence[float], *, errors: Sequence
               figsize: tuple[float, float] | None = None) -> Figure:
     """Vertical bars with their values written on top, optional error bars and a dashed reference
     line (e.g. chance accuracy)."""
-    values = np.asarray(values, dtype=float)
-    fig = Figure(figsize=figsize or (min(8.0, max(4.0, 0.9 * len(values) + 2.0)), 3.6), layout="constrained")
+    heights = np.asarray(values, dtype=float)
+    fig = Figure(figsize=figsize or (min(8.0, max(4.0, 0.9 * len(heights) + 2.0)), 3.6), layout="constrained")
     ax = fig.add_subplot()
-    x = np.arange(len(values))
-    bars = ax.bar(x, values, yerr=None if errors is None else np.asarray(errors, float),
-                  color=_colors(len(values)), capsize=4, edgecolor="black", linewidth=0.5)
-    ax.bar_label(bars, labels=[value_format.format(v) for v in values], padding=2, fontsize=9)
+    x = np.arange(len(heights))
+    bars = ax.bar(x, heights, yerr=None if errors is None else np.asarray(errors, float),
+                  color=_colors(len(heights)), capsize=4, edgecolor="black", linewidth=0.5)
+    ax.bar_label(bars, labels=[value_format.format(v) for v in heights], padding=2, fontsize=9)
     if reference is not None:
         ax.axhline(reference, color="grey", linestyle="--", linewidth=1)
         ax.annotate(f"{reference_label}\n{value_format.format(reference)}", xy=(1.0, reference),
@@ -52,7 +53,7 @@ def bar_chart(names: Sequence[str], values: Sequence[float], *, errors: Sequence
                     ha="left", va="center", fontsize=8, color="dimgrey")
     ax.set_xticks(x, list(names), rotation=30 if max(map(len, names), default=0) > 8 else 0, ha="right"
                   if max(map(len, names), default=0) > 8 else "center")
-    top = float(np.nanmax(values + (0 if errors is None else np.asarray(errors, float)))) if len(values) else 1.0
+    top = float(np.nanmax(heights + (0 if errors is None else np.asarray(errors, float)))) if len(heights) else 1.0
     ax.set_ylim(0, max(top, reference or 0) * 1.15 or 1.0)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -80,8 +81,8 @@ def embedding_map(image_xy: np.ndarray, image_labels: np.ndarray, text_xy: np.nd
     if show_gap:
         a, b = image_xy.mean(axis=0), text_xy.mean(axis=0)
         ax.annotate("", xy=b, xytext=a, arrowprops={"arrowstyle": "->", "color": "dimgrey", "lw": 1.5})
-        ax.scatter(*a, marker="o", s=60, color="white", edgecolors="black", zorder=3)
-        ax.scatter(*b, marker="*", s=120, color="white", edgecolors="black", zorder=3)
+        ax.scatter(a[0], a[1], marker="o", s=60, color="white", edgecolors="black", zorder=3)
+        ax.scatter(b[0], b[1], marker="*", s=120, color="white", edgecolors="black", zorder=3)
         ax.annotate("modality gap", xy=(a + b) / 2, textcoords="offset points", xytext=(0, -14), ha="center",
                     color="dimgrey", fontsize=9)
     from matplotlib.lines import Line2D
@@ -216,7 +217,8 @@ def ood_summary(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: s
     ncols = 2 if n > 1 else 1
     nrows = -(-n // ncols)
     fig = Figure(figsize=(5.0 + 3.2 * ncols, max(4.4, 2.5 * nrows)), layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[5.0, 3.2 * ncols])
+    halves: Any = fig.subfigures(1, 2, width_ratios=[5.0, 3.2 * ncols])  # an array of 2 SubFigures
+    left, right = halves
     roc_curves(curves, ax=left.add_subplot())
     axes = list(np.ravel(right.subplots(nrows, ncols, squeeze=False)))
     score_histograms(curves, axes=axes)
@@ -264,13 +266,13 @@ def long_tail(counts: Sequence[int], names: Sequence[str], *, tail: int = 0, tit
               ylabel: str = "captions mentioning the class") -> Figure:
     """Classes sorted by frequency (most frequent first) on a log scale; the ``tail`` rarest
     classes in a second colour."""
-    counts = np.asarray(counts, dtype=float)
-    order = np.argsort(-counts, kind="stable")
-    n = len(counts)
+    heights = np.asarray(counts, dtype=float)
+    order = np.argsort(-heights, kind="stable")
+    n = len(heights)
     fig = Figure(figsize=(max(5.0, 0.35 * n + 2.0), 3.8), layout="constrained")
     ax = fig.add_subplot()
     colors = ["tab:orange" if i >= n - tail else "tab:blue" for i in range(n)]
-    ax.bar(np.arange(n), np.maximum(counts[order], 0.8), color=colors, edgecolor="black", linewidth=0.5)
+    ax.bar(np.arange(n), np.maximum(heights[order], 0.8), color=colors, edgecolor="black", linewidth=0.5)
     ax.set_yscale("log")
     ax.set_xticks(np.arange(n), [str(names[i]) for i in order], rotation=45 if n > 8 else 0,
                   ha="right" if n > 8 else "center")
@@ -316,8 +318,8 @@ def accuracy_vs_shots(panels: Mapping[str, Mapping[str, tuple[Sequence[int], Seq
     fig = Figure(figsize=(3.2 * columns, 2.6 * rows + 0.4), layout="constrained")
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, columns, i + 1)
-        for method, (shots, mean, std) in panels[name].items():
-            shots, mean, std = np.asarray(shots, float), np.asarray(mean, float), np.asarray(std, float)
+        for method, line in panels[name].items():
+            shots, mean, std = (np.asarray(part, float) for part in line)
             few = shots > 0
             if few.any():
                 ax.plot(shots[few], mean[few], marker="o", markersize=3, color=colors[method], label=method)
@@ -334,10 +336,10 @@ def accuracy_vs_shots(panels: Mapping[str, Mapping[str, tuple[Sequence[int], Seq
         ax.tick_params(labelsize=7)
         ax.spines[["top", "right"]].set_visible(False)
     if methods:
-        handles = {}
+        handles: dict[str, Any] = {}
         for ax in fig.axes:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(label, handle)
-        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=min(len(handles), 6),
-                   fontsize=8, frameon=False)
+        fig.legend(handles=list(handles.values()), labels=list(handles), loc="outside lower center",
+                   ncols=min(len(handles), 6), fontsize=8, frameon=False)
     return fig

@@ -57,10 +57,11 @@ def mean_and_std(runs: Sequence[dict[str, float | None]]) -> tuple[dict[str, flo
     std: dict[str, float | None] = {}
     for key in runs[0]:
         values = [r[key] for r in runs]
-        if any(v is None for v in values):
+        numbers = [v for v in values if v is not None]
+        if len(numbers) < len(values):
             mean[key] = std[key] = None
         else:
-            mean[key], std[key] = float(np.mean(values)), float(np.std(values))
+            mean[key], std[key] = float(np.mean(numbers)), float(np.std(numbers))
     return mean, std
 
 
