@@ -250,3 +250,184 @@ def test_fs_solve_reports_the_fallback_in_its_json(tmp_path, capsys):
     warnings = json.loads(out)["runs"][0]["warnings"]
     assert sum("falls back to the identity (nearest class mean)" in w for w in warnings) == 1
     assert "falls back to the identity" in err
+
+
+def test_partial_fit_with_a_class_list_equals_fit_on_the_union(tmp_path):
+    """String labels through a class list (given on the first call, or the constructor's), classes
+    arriving over three sessions, a saved and reloaded model taking the third; each step equals
+    ``fit`` on the union of the rows (with text weights: the seen classes' rows of the bank)."""
+    import pytest
+
+    from solvers.errors import InputError
+    from solvers.persistence import load_npz, save_npz
+
+    rng = np.random.default_rng(21)
+    names = np.array(["ant", "bee", "cat", "dog", "eel"])
+    centres = rng.standard_normal((5, 7))
+    y = np.repeat(np.arange(5), 6)
+    X = centres[y] + 0.7 * rng.standard_normal((30, 7))
+    X_test = centres[rng.integers(0, 5, 50)] + 0.7 * rng.standard_normal((50, 7))
+    rows = np.arange(30)
+    sessions = [y < 2, (y == 2) | ((y == 3) & (rows < 21)), rows >= 21]  # "dog" in two sessions, then "eel"
+    for covariance in ("ks", "empirical"):
+        for kwargs, first in (({}, {"classes": names}), ({"classes": names}, {})):
+            model = GDA(covariance=covariance, **kwargs)
+            seen = np.zeros(30, bool)
+            for i, part in enumerate(sessions):
+                seen |= part
+                model.partial_fit(X[part], names[y[part]], **(first if i == 0 else {}))
+                expected = GDA(covariance=covariance, classes=names[:y[seen].max() + 1]).fit(X[seen], names[y[seen]])
+                np.testing.assert_allclose(model.decision_function(X_test), expected.decision_function(X_test),
+                                           rtol=1e-8, atol=1e-8)
+                assert model.classes_.tolist() == names[:y[seen].max() + 1].tolist()
+                assert model.predict(X_test).tolist() == expected.predict(X_test).tolist()
+                if i == 1:
+                    save_npz(model, tmp_path / f"gda-{covariance}-{len(kwargs)}")
+                    model = load_npz(tmp_path / f"gda-{covariance}-{len(kwargs)}")
+                    assert list(model.partial_classes_) == names.tolist()
+    with pytest.raises(InputError, match="classes differ from the list given on the first partial_fit call"):
+        GDA().partial_fit(X[:6], names[y[:6]], classes=names).partial_fit(X[6:12], names[y[6:12]],
+                                                                         classes=names[::-1])
+    with pytest.raises(InputError, match="y has label 2 but n_classes is 2"):
+        GDA(n_classes=2).partial_fit(X[:18], y[:18])
+    with pytest.raises(InputError, match=r"partial_fit supports 'ks' and 'empirical'"):
+        GDA(covariance="ledoit_wolf").partial_fit(X, y)
+    with pytest.raises(ValueError, match="7 features"):
+        GDA().partial_fit(X[:12], y[:12]).partial_fit(X[12:18, :6], y[12:18])
+
+
+def test_partial_fit_with_text_weights_and_a_validation_pair():
+    """With a bank of 5 rows, integer labels of 3 seen classes: the zero-shot term uses the first 3
+    rows; alpha is searched on this call's validation pair like ``fit`` on the same rows does."""
+    import pytest
+
+    from solvers.errors import InputError
+
+    rng = np.random.default_rng(22)
+    centres = rng.standard_normal((5, 6))
+    T = centres + 0.5 * rng.standard_normal((5, 6))
+    y = np.repeat(np.arange(3), 8)
+    X = centres[y] + 0.6 * rng.standard_normal((24, 6))
+    y_val = rng.integers(0, 3, 60)
+    X_val = centres[y_val] + 0.6 * rng.standard_normal((60, 6))
+    model = GDA(text_weights=T, logit_scale=30.0).partial_fit(X, y, X_val, y_val)
+    zs = 30.0 * unit(X_val) @ unit(T[:3]).T
+    gda = official_ks_logits(X, y, X_val, 3)
+    accs = [np.mean((zs + a * gda).argmax(1) == y_val) for a in model.alphas]
+    np.testing.assert_allclose(model.val_scores_, accs)
+    assert model.alpha_ == model.alphas[int(np.argmax(accs))]
+    np.testing.assert_allclose(model.decision_function(X_val), zs + model.alpha_ * gda, rtol=1e-7, atol=1e-6)
+    with pytest.raises(InputError, match="6"):
+        GDA(text_weights=T).partial_fit(X[:, :5], y)
+    with pytest.raises(InputError, match="label 5"):
+        GDA(text_weights=T).partial_fit(X, y + 3)
+
+
+def test_validation_scores_are_every_alphas_accuracy():
+    """Unbalanced classes with empirical priors and logit_scale 20: the intercept log pi_k -
+    1/2 mu P mu^T and the scale both enter the searched logits; every alpha's validation accuracy
+    is re-derived, not only the winner. from_statistics searches the same way."""
+    X, y, _, _ = unbalanced_problem(seed=14)
+    rng = np.random.default_rng(2)
+    centres = np.stack([unit(X[y == k]).mean(0) for k in range(4)])
+    T = centres + 0.3 * rng.standard_normal(centres.shape)
+    X_val, y_val = unbalanced_problem(seed=15)[2:]
+    model = GDA(text_weights=T, priors="empirical", logit_scale=20.0, alphas=(0.01, 0.1, 1.0, 10.0, 100.0))
+    model.fit(X, y, X_val, y_val)
+    zs = 20.0 * unit(X_val) @ unit(T).T
+    gda = official_ks_logits(X, y, X_val, 4, priors=np.bincount(y) / y.size)
+    accs = [np.mean((zs + a * gda).argmax(1) == y_val) for a in model.alphas]
+    np.testing.assert_allclose(model.val_scores_, accs)
+    assert len(set(accs)) > 2 and model.alpha_ == model.alphas[int(np.argmax(accs))]
+    stats = class_statistics([(X, y)], n_classes=4, n_features=X.shape[1])
+    streamed = GDA.from_statistics(stats.counts, stats.sums, stats.scatter, X_val=X_val, y_val=y_val,
+                                   text_weights=T, priors="empirical", logit_scale=20.0, alphas=model.alphas)
+    np.testing.assert_allclose(streamed.val_scores_, accs)
+    np.testing.assert_allclose(streamed.decision_function(X_val), model.decision_function(X_val), rtol=1e-8, atol=1e-8)
+    plain = GDA().fit(X, y)
+    assert plain.alpha_ is None and plain.val_scores_ is None
+
+
+def test_fit_in_row_blocks_equals_one_pass(monkeypatch):
+    import solvers.few_shot.gda as gda_module
+
+    X, y, X_test, _, _ = make_problem(seed=16, D=5, shots=7)
+    expected = official_ks_logits(X, y, X_test, 6)
+    monkeypatch.setattr(gda_module, "FIT_BLOCK_ROWS", 4)  # 42 rows in 11 blocks, fewer than D columns each
+    np.testing.assert_allclose(GDA().fit(X, y).decision_function(X_test), expected, rtol=1e-7, atol=1e-6)
+    np.testing.assert_allclose(GDA().partial_fit(X, y).decision_function(X_test), expected, rtol=1e-7, atol=1e-6)
+
+
+def test_a_full_fit_forgets_partial_statistics():
+    X, y, X_test, _, _ = make_problem(seed=17)
+    model = GDA().partial_fit(X[y < 3], y[y < 3])
+    model.fit(X[y >= 3], y[y >= 3] - 3)
+    for name in ("stat_counts_", "stat_sums_", "stat_scatter_", "partial_classes_"):
+        assert not hasattr(model, name)
+    arrays, _ = model.get_state()
+    assert not any(k.startswith("stat_") for k in arrays)
+    np.testing.assert_allclose(model.decision_function(X_test), official_ks_logits(X[y >= 3], y[y >= 3] - 3,
+                                                                                   X_test, 3), rtol=1e-7, atol=1e-6)
+
+
+def test_inputs_are_checked_against_the_bank_and_the_fitted_width():
+    import pytest
+
+    from solvers.errors import InputError
+
+    X, y, X_test, _, centres = make_problem(seed=18)
+    with pytest.raises(InputError, match="12"):
+        GDA(text_weights=centres).fit(X[:, :11], y)
+    with pytest.raises(InputError, match=r"label\(s\) 6 not among the 6 classes"):
+        GDA(text_weights=centres[:6]).fit(X, np.where(y == 5, 6, y))
+    stats = class_statistics([(X, y)], n_classes=6, n_features=12)
+    with pytest.raises(InputError, match="sums has 12 features but text_weights has 11"):
+        GDA.from_statistics(stats.counts, stats.sums, stats.scatter, text_weights=centres[:, :11])
+    with pytest.raises(InputError, match="from_statistics supports 'ks' and 'empirical'"):
+        GDA.from_statistics(stats.counts, stats.sums, stats.scatter, covariance="oas")
+    model = GDA(text_weights=centres).fit(X, y)
+    with pytest.raises(ValueError, match="12 features"):
+        model.predict(X_test[:, :11])
+    with pytest.raises(ValueError, match="X_val"):
+        GDA(text_weights=centres).fit(X, y, X_test[:, :11], y[:300])
+    with pytest.raises(InputError, match="covariance must be one of"):
+        GDA(covariance="shrunk").fit(X, y)
+    with pytest.raises(InputError, match="priors must be 'uniform' or 'empirical'"):
+        GDA(priors="flat").fit(X, y)
+
+
+def test_constructor_classes_and_class_count():
+    import pytest
+
+    from solvers.errors import InputError
+
+    X, y, X_test, _, _ = make_problem(seed=19, C=3)
+    names = np.array(["x", "y", "z"])
+    named = GDA(classes=["x", "y", "z"]).fit(X, names[y])
+    assert named.classes_.tolist() == ["x", "y", "z"]
+    assert named.predict(X_test).tolist() == names[GDA().fit(X, y).predict(X_test)].tolist()
+    with pytest.raises(InputError, match="3"):
+        GDA(n_classes=4).fit(X, y)  # class 3 has no rows: refused by name
+    model = GDA().fit(X, y)
+    assert model.temperature == 1.0
+    logits = model.decision_function(X_test)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(model.predict_proba(X_test), p / p.sum(1, keepdims=True), atol=1e-12)
+
+
+def test_inverse_of_singular_and_ill_conditioned_matrices_is_the_pseudo_inverse():
+    from solvers.few_shot.gda import _inv_symmetric
+
+    rng = np.random.default_rng(20)
+    V, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    for eigenvalues in ([3, 2, 1, 0.5, 0.1, 0.0],  # singular: Cholesky fails
+                        [3, 2, 1, 0.5, 0.1, 1e-16]):  # below the pseudo-inverse's cut, rcond ~ 1e-17
+        A = (V * eigenvalues) @ V.T
+        A = (A + A.T) / 2
+        keep = np.asarray(eigenvalues) > 1e-9
+        expected = (V[:, keep] / np.asarray(eigenvalues)[keep]) @ V[:, keep].T
+        np.testing.assert_allclose(_inv_symmetric(A), expected, atol=1e-6)
+    A = (V * [3, 2, 1, 0.5, 0.1, 0.05]) @ V.T
+    np.testing.assert_allclose(_inv_symmetric(A), np.linalg.inv(A), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(_inv_symmetric(np.asfortranarray(A, dtype=np.float32)), np.linalg.inv(A),
+                               rtol=1e-5, atol=1e-5)
