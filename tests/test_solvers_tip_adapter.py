@@ -158,3 +158,66 @@ def test_without_text_weights_only_beta_is_searched():
     F, xv = X / np.linalg.norm(X, axis=1, keepdims=True), X_val / np.linalg.norm(X_val, axis=1, keepdims=True)
     accs = [np.mean((np.exp(-b * (1 - xv @ F.T)) @ np.eye(5)[y]).argmax(1) == y_val) for b in linear_grid(7, 10)]
     assert model.beta_ == linear_grid(7, 10)[int(np.argmax(accs))] and model.val_accuracy_ == max(accs)
+
+
+def test_search_over_several_validation_blocks_equals_brute_force():
+    """A cache of 6,000 keys puts 87 validation rows in a block: 300 rows take four blocks, whose
+    correct counts must add up. Alpha fixed, beta searched (and the reverse)."""
+    rng = np.random.default_rng(3)
+    C, D = 4, 6
+    centres = rng.standard_normal((C, D))
+    T = centres + 1.2 * rng.standard_normal((C, D))
+    y = np.repeat(np.arange(C), 1500)
+    X = centres[y] + 1.5 * rng.standard_normal((y.size, D))
+    y_val = rng.integers(0, C, 300)
+    X_val = centres[y_val] + 1.5 * rng.standard_normal((300, D))
+    F, xv, Tn = unit(X), unit(X_val), unit(T)
+    zero_shot, onehot, cosine = 3 * xv @ Tn.T, np.eye(C)[y], xv @ F.T
+    betas, alphas = linear_grid(7, 6), linear_grid(3, 4)
+
+    def accuracy(alpha, beta):
+        return np.mean((zero_shot + alpha * np.exp(-beta * (1 - cosine)) @ onehot).argmax(1) == y_val)
+
+    grid = np.array([[accuracy(a, b) for a in alphas] for b in betas])
+    assert len(np.unique(grid)) > 3
+    model = TipAdapter(text_weights=T, search_steps=(6, 4), logit_scale=3.0).fit(X, y, X_val, y_val)
+    bi, bj = np.unravel_index(np.argmax(grid), grid.shape)
+    assert model.val_accuracy_ == grid[bi, bj]
+    assert (model.beta_, model.alpha_) == pytest.approx((betas[bi], alphas[bj]))
+    fixed_alpha = TipAdapter(text_weights=T, alpha=0.5, search_steps=(6, 4), logit_scale=3.0).fit(X, y, X_val, y_val)
+    by_beta = [accuracy(0.5, b) for b in betas]
+    assert fixed_alpha.alpha_ == 0.5 and fixed_alpha.beta_ == pytest.approx(betas[int(np.argmax(by_beta))])
+    assert fixed_alpha.val_accuracy_ == max(by_beta)
+    fixed_beta = TipAdapter(text_weights=T, beta=2.0, search_steps=(6, 4), logit_scale=3.0).fit(X, y, X_val, y_val)
+    by_alpha = [accuracy(a, 2.0) for a in alphas]
+    assert fixed_beta.beta_ == 2.0 and fixed_beta.alpha_ == pytest.approx(alphas[int(np.argmax(by_alpha))])
+
+
+def test_logits_in_batches_equal_the_formula_and_probabilities_their_softmax():
+    rng = np.random.default_rng(4)
+    names = np.array(["a", "b", "c"])
+    T = rng.standard_normal((3, 5))
+    y = np.repeat(np.arange(3), [2, 4, 3])
+    X = T[y] + rng.standard_normal((9, 5))
+    Q = rng.standard_normal((50, 5))
+    model = TipAdapter(text_weights=T, classes=names, alpha=0.7, beta=3.0).fit(X, names[y])
+    model.batch_size = 7  # a class attribute: 50 rows in 8 batches
+    expected = 100 * unit(Q) @ unit(T).T + 0.7 * np.exp(-3.0 * (1 - unit(Q) @ unit(X).T)) @ np.eye(3)[y]
+    np.testing.assert_allclose(model.decision_function(Q), expected, rtol=1e-10)
+    assert model.predict(Q).tolist() == names[expected.argmax(1)].tolist()
+    assert model.temperature == 1.0
+    p = np.exp(expected - expected.max(1, keepdims=True))
+    np.testing.assert_allclose(model.predict_proba(Q), p / p.sum(1, keepdims=True), atol=1e-10)
+    with pytest.raises(ValueError, match="5 features"):
+        model.predict(Q[:, :4])
+    with pytest.raises(ValueError, match="5"):
+        TipAdapter(text_weights=T).fit(X[:, :4], y)
+
+
+def test_search_scales_must_be_a_pair_above_0_1():
+    from solvers.few_shot.tip_adapter import resolve_search_scale
+
+    assert resolve_search_scale((0.11, 1.0)) == (0.11, 1.0)
+    for bad in [(0.1, 5.0), (5.0, 0.1), (7.0, 3.0, 1.0), (7.0,)]:
+        with pytest.raises(ValueError, match="two scales > 0.1"):
+            resolve_search_scale(bad)
