@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import click
 
@@ -50,7 +51,8 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
 
         if not has_placeholder(output):
             raise click.UsageError("--output with several models needs a {method} placeholder in the file name")
-    rows, results = [], []
+    rows: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     with FeatureStore(store) as reader:
         saved = reader.models()
         groups = {n: _members(saved, n) for n in names}
@@ -70,7 +72,7 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
                 n_classes = probs.shape[1]
             metrics, std = mean_and_std(runs)
             group = len(members) > 1 or members[0] != name
-            row = {"model": name, "encoder": key, "n": int(len(y)), **metrics}
+            row: dict[str, Any] = {"model": name, "encoder": key, "n": len(y), **metrics}
             if group:
                 row.update(members=members, std=std)
             rows.append(row)
@@ -97,12 +99,11 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
-    metrics = list(CLASSIFICATION_METRICS)
     width = max(len(r["model"]) for r in rows) + 2
-    cells = {m: max(len(m) + 2, 16 if any("std" in r for r in rows) else 10) for m in metrics}
-    click.echo(f"{'model':<{width}}" + "".join(f"{m:>{cells[m]}}" for m in metrics) + f"{'rows':>8}")
+    cells = {m: max(len(m) + 2, 16 if any("std" in r for r in rows) else 10) for m in CLASSIFICATION_METRICS}
+    click.echo(f"{'model':<{width}}" + "".join(f"{m:>{cells[m]}}" for m in CLASSIFICATION_METRICS) + f"{'rows':>8}")
     for r in rows:
-        click.echo(f"{r['model']:<{width}}" + "".join(f"{_cell(r, m):>{cells[m]}}" for m in metrics)
+        click.echo(f"{r['model']:<{width}}" + "".join(f"{_cell(r, m):>{cells[m]}}" for m in CLASSIFICATION_METRICS)
                    + f"{r['n']:>8}")
     for r in rows:
         if "members" in r:

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -41,7 +42,8 @@ class _JsonRows:
 @click.option("--explain", "explain_top", type=click.IntRange(min=1), default=None,
               help="Add an explanation column: the N descriptors (or contexts) behind each prediction.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Rows as a JSON array of objects (same keys as the CSV columns); with --output, the summary as JSON.")
+              help="Rows as a JSON array of objects (same keys as the CSV columns); with --output, the summary "
+                   "as JSON.")
 @quiet_option
 def command(store: str, model_name: str, split: str, encoder: str | None, bank: str | None,
             output: str | None, explain_top: int | None, as_json: bool, quiet: bool) -> None:
@@ -67,9 +69,11 @@ def command(store: str, model_name: str, split: str, encoder: str | None, bank: 
         names = class_names(reader, split, bank, encoder, solver)
         ids, paths = reader.ids(split), reader.paths(split)
         labels = split_labels(reader, split, getattr(solver, "class_names_", None))
-        temporary = f"{out}.partial-{os.getpid()}" if out else None
-        handle = open(temporary, "w", newline="") if out else sys.stdout
+        temporary = f"{out}.partial-{os.getpid()}" if out else ""
+        # closed below, then renamed onto --output (or removed when a row fails)
+        handle = open(temporary, "w", newline="") if out else sys.stdout  # noqa: SIM115
         columns = COLUMNS + (["explanation"] if explain_top is not None else [])
+        writer: Any
         try:
             if as_json:
                 writer = _JsonRows(handle, columns)
