@@ -171,3 +171,51 @@ def test_float32_features_are_fitted_in_float64_to_the_final_tolerance():
     best = objective(oracle.coef_, oracle.intercept_)
     assert model.coef_.dtype == np.float64
     assert abs(objective(model.coef_, model.intercept_) - best) / best < 1e-10
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_fit_logistic_with_its_defaults_is_sklearns_lbfgs(n_classes):
+    """The defaults (tol 1e-6, 1000 iterations, float64 products) reach scikit-learn's optimum;
+    float32 products for the early iterations reach it too, then float64 finishes to tol."""
+    from solvers.few_shot.logistic_lbfgs import fit_logistic
+
+    X, y, _ = problem(seed=5, C=n_classes, n=120)
+    Xn = unit(X)
+    lr = LogisticRegression(C=2.0, tol=1e-12, max_iter=100000, solver="newton-cg").fit(Xn, y)
+    for float32_products in (False, True):
+        fit = fit_logistic(Xn, y, n_classes, 2.0, **({"float32_products": True} if float32_products else {}))
+        assert fit.coef.shape == lr.coef_.shape and fit.converged and "CONVERGENCE" in fit.message
+        assert isinstance(fit.n_iter, int) and 3 <= fit.n_iter < 1000
+        np.testing.assert_allclose(fit.coef, lr.coef_, atol=2e-4)
+        np.testing.assert_allclose(fit.intercept, lr.intercept_, atol=2e-4)
+    capped = fit_logistic(Xn, y, n_classes, 2.0, tol=1e-12, max_iter=2, float32_products=True)
+    assert capped.n_iter == 2 and not capped.converged and "LIMIT" in capped.message.upper()
+
+
+def test_class_lists_widths_and_the_chosen_fits_iterations():
+    from solvers.errors import InputError
+
+    X, y, centres = problem(seed=6, C=3, n=60)
+    names = np.array(["p", "q", "r"])
+    rng = np.random.default_rng(7)
+    y_val = np.arange(45) % 3
+    X_val = centres[y_val] + rng.standard_normal((45, 10))
+    named = LinearProbe(C=1.0, classes=names).fit(X, names[y])
+    plain = LinearProbe(C=1.0).fit(X, y)
+    assert named.classes_.tolist() == names.tolist()
+    assert named.predict(X_val).tolist() == names[plain.predict(X_val)].tolist()
+    assert plain.val_scores_ is None and plain.n_features_in_ == 10
+    with pytest.raises(InputError, match="3"):
+        LinearProbe(C=1.0, n_classes=4).fit(X, y)  # class 3 has no rows: refused by name
+    with pytest.raises(InputError, match="10"):
+        LinearProbe(C=1.0, text_weights=centres).fit(X[:, :9], y)
+    with pytest.raises(ValueError, match="10 features"):
+        plain.predict(X_val[:, :9])
+    with pytest.raises(ValueError, match="X_val"):
+        LinearProbe().fit(X, y, X_val[:, :9], y_val)
+    searched = LinearProbe(max_iter=200).fit(X, y, X_val, y_val)
+    assert isinstance(searched.n_iter_, int) and searched.n_iter_ > 0
+    assert plain.temperature == 1.0
+    logits = plain.decision_function(X_val)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(plain.predict_proba(X_val), p / p.sum(1, keepdims=True), atol=1e-12)
