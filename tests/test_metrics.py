@@ -198,3 +198,82 @@ def test_ood_metrics_refuse_an_empty_side(ood):
             metric(s_id, np.array([]))
         with pytest.raises(InputError, match="both kinds of rows"):
             metric(np.array([]), s_id)
+
+
+def test_top5_counts_the_fifth_place_and_not_the_sixth():
+    """Eight classes and a true class at every rank: top-5 against scikit-learn, and the
+    defaults (top-1, softmax at temperature 1) against their explicit values."""
+    from solvers import softmax
+    from solvers.metrics.classification import logit_metrics
+
+    rng = np.random.default_rng(11)
+    logits = rng.standard_normal((400, 8))
+    ranks = np.argsort(-logits, axis=1)
+    y = ranks[np.arange(400), np.arange(400) % 8]  # row i's true class is ranked i mod 8
+    expected = top_k_accuracy_score(y, logits, k=5, labels=np.arange(8))
+    assert expected == 5 / 8
+    got = logit_metrics(y, logits)
+    assert got["top5"] == topk_accuracy(y, logits, 5) == expected
+    assert got["top1"] == topk_accuracy(y, logits) == 1 / 8
+    assert got["nll"] == pytest.approx(log_loss(y, softmax(logits), labels=np.arange(8)), rel=1e-12)
+    halved = logit_metrics(y, logits, temperature=2.0)
+    assert halved["nll"] == pytest.approx(nll(y, softmax(logits / 2.0)), rel=1e-12)
+    assert halved["ece"] == pytest.approx(ece(y, softmax(logits / 2.0)), abs=1e-12)
+
+
+def test_reliability_bins_brute_force_and_singleton_bins_in_ece():
+    """Confidences below 1/15 (20 classes) and exactly on bin edges; each row's bin is the
+    (lo, hi] that holds it. ECE by hand on four rows in four bins of one row each."""
+    rng = np.random.default_rng(12)
+    probs = rng.dirichlet(np.full(20, 50.0), 300)  # flat: max probabilities near 0.06
+    probs[:3] = np.eye(20)[:3] * 0.2 + 0.8 / 20  # max probability 0.24 ...
+    probs[3] = np.full(20, 1 / 20)
+    y = rng.integers(0, 20, 300)
+    bins = reliability_bins(y, probs)
+    conf = probs.max(1)
+    assert (conf < 1 / 15).sum() > 100
+    which = np.array([max(0, int(np.ceil(c * 15 - 1e-12)) - 1) for c in conf])
+    np.testing.assert_array_equal(bins["count"], np.bincount(which, minlength=15))
+    assert len(bins["edges"]) == 16
+    probs = np.array([[0.9, 0.1], [0.7, 0.3], [0.45, 0.55], [0.2, 0.8]])
+    y = np.array([0, 1, 1, 1])
+    # bins (0.8, 0.867], (0.667, 0.733], (0.533, 0.6], (0.733, 0.8]: one row each
+    expected = (abs(1 - 0.9) + abs(0 - 0.7) + abs(1 - 0.55) + abs(1 - 0.8)) / 4
+    assert ece(y, probs) == pytest.approx(expected, abs=1e-12)
+    assert ece(y, probs, n_bins=1) == pytest.approx(abs(0.75 - (0.9 + 0.7 + 0.55 + 0.8) / 4), abs=1e-12)
+
+
+def test_nll_of_a_zero_probability_is_clipped_at_eps():
+    from solvers.metrics.classification import logit_metrics
+
+    probs = np.array([[1.0, 0.0], [0.5, 0.5]])
+    assert nll(np.array([1, 0]), probs) == pytest.approx((-np.log(1e-12) - np.log(0.5)) / 2)
+    assert nll(np.array([1, 0]), probs, eps=1e-6) == pytest.approx((-np.log(1e-6) - np.log(0.5)) / 2)
+    logits = np.array([[0.0, -2000.0], [0.0, 0.0]])  # exp underflows to exactly 0
+    assert logit_metrics(np.array([1, 0]), logits)["nll"] == pytest.approx((-np.log(1e-12) - np.log(0.5)) / 2)
+
+
+def test_fpr95_where_95_percent_is_a_whole_number_of_rows():
+    """20 ID rows: 95% is exactly 19 of them, so the threshold is the 19th highest ID score
+    (not the 20th); the default tpr is 0.95."""
+    s_id = np.arange(20, dtype=float)  # the 19th highest is 1.0
+    s_ood = np.array([0.5, 1.0, 1.5, 25.0, -3.0])
+    assert fpr_at_tpr(s_id, s_ood) == 3 / 5  # 1.0, 1.5, 25 are >= 1.0
+    assert fpr_at_tpr(s_id, s_ood, tpr=1.0) == 4 / 5
+    assert fpr_at_tpr(s_id, s_ood, tpr=0.01) == 1 / 5  # at least one ID row: threshold 19
+
+
+def test_retrieval_checks_and_shapes_by_hand():
+    from solvers.metrics.retrieval import clip_score, image_to_text_recall, modality_gap, text_to_image_recall
+
+    images = np.array([[2.0, 0.0, 0.0, 0.0], [0.0, 3.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    texts = np.array([[-1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, -2.0]])
+    gap = np.array([1, 1, 1, 0]) / 3 - np.array([-1, 0, 0, -1]) / 2
+    assert modality_gap(images, texts) == pytest.approx(np.linalg.norm(gap))
+    np.testing.assert_allclose(clip_score(images[:2], np.array([[1.0, 1.0, 0, 0], [0, -1.0, 0, 0]]), w=2.0),
+                               [2.0 / np.sqrt(2), 0.0])
+    for recall in (image_to_text_recall, text_to_image_recall):
+        for bad in ([0, 3], [-1, 0], [0]):
+            with pytest.raises(InputError, match=r"for each of the 2 captions, an image in \[0, 3\)"):
+                recall(images, texts, np.array(bad))
+    assert text_to_image_recall(images, texts, np.array([0, 2]), ks=(1, 3)) == {1: 0.0, 3: 1.0}
