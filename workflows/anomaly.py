@@ -11,7 +11,7 @@ from featurestore.errors import NotFoundError
 from featurestore.store.feature_store import FeatureStore
 
 
-def _class_rows(store: FeatureStore, split: str, normal_class: str) -> tuple[np.ndarray, np.ndarray]:
+def _class_rows(store: FeatureStore, split: str, normal_class: str) -> tuple[np.ndarray, int]:
     """(labels of the valid rows, index of ``normal_class`` in the split's classes)."""
     classes = store.classes(split)
     y = store.labels(split)
@@ -21,7 +21,7 @@ def _class_rows(store: FeatureStore, split: str, normal_class: str) -> tuple[np.
     if normal_class not in classes:
         raise NotFoundError(f"split {split!r} has no class {normal_class!r} (its classes: {', '.join(classes)}); "
                             "name the normal class with --normal-class")
-    return y, np.int64(classes.index(normal_class))
+    return y, classes.index(normal_class)
 
 
 def anomaly_inputs(store: FeatureStore, encoder: str, split: str, normal_class: str,
@@ -55,5 +55,5 @@ def anomaly_inputs(store: FeatureStore, encoder: str, split: str, normal_class: 
                 raise NotFoundError(f"--shots {shots} but split {normal_split!r} has only {len(pool)} normal rows")
             pool = pool[np.sort(np.random.default_rng(seed).choice(len(pool), shots, replace=False))]
         memory = pool
-        used["shots"] = int(len(pool))
+        used["shots"] = len(pool)
     return X, y != normal, memory, used

@@ -50,7 +50,7 @@ def read_sessions(path: str | Path, class_names: list[str] | None) -> dict[str, 
     if any(not isinstance(g, list) or not g for g in groups):
         raise SourceError(f"{path}: every session is a non-empty list of classes")
     sessions = [[_class_id(c, class_names, f"{path} session {i}") for c in g] for i, g in enumerate(groups)]
-    out = {"sessions": sessions}
+    out: dict[str, Any] = {"sessions": sessions}
     unknown = set(spec) - {"base", "sessions", "shots", "base_shots"}
     if unknown:
         raise SourceError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} "

@@ -58,15 +58,16 @@ def streamed_statistics(store: Any, encoder: str, split: str, n_classes: int, *,
     n = store.n_rows(split)
     ranges = [(start, min(start + chunk_rows, n)) for start in range(0, n, chunk_rows)]
     if client is None:
-        from tqdm.auto import tqdm
-
         from concurrent.futures import ThreadPoolExecutor
+
+        from tqdm.auto import tqdm
 
         stats = ClassStatistics.empty(n_classes, int(store.encoder_info(encoder)["embed_dim"]))
         # Read chunk i+1 in a thread while BLAS (which releases the GIL) works on chunk i.
         with ThreadPoolExecutor(max_workers=1) as reader:
             pending = reader.submit(store.read_rows, encoder, split, *ranges[0]) if ranges else None
             for i in tqdm(range(len(ranges)), desc=f"statistics {split}", unit="chunk", disable=quiet):
+                assert pending is not None  # submitted before the loop or in the previous round
                 X, y = pending.result()
                 if i + 1 < len(ranges):
                     pending = reader.submit(store.read_rows, encoder, split, *ranges[i + 1])
@@ -108,6 +109,7 @@ def fit_gda_streaming(store: Any, encoder: str, split: str, *, chunk_rows: int =
     stats = streamed_statistics(store, encoder, split, n_classes, chunk_rows=chunk_rows,
                                 normalize=params.get("normalize", True), client=client, quiet=quiet)
     if mapping is not None:
+        assert classes is not None  # a mapping is built onto classes
         counts, sums = np.zeros(len(classes), np.int64), np.zeros((len(classes), stats.sums.shape[1]))
         kept = mapping[:stats.counts.size] >= 0
         counts[mapping[:stats.counts.size][kept]] = stats.counts[kept]

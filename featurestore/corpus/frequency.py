@@ -51,7 +51,7 @@ class CaptionIndex:
     n_captions: int
 
     @classmethod
-    def build(cls, captions: Sequence[str], quiet: bool = True) -> CaptionIndex:
+    def build(cls, captions: Sequence[str | None] | np.ndarray, quiet: bool = True) -> CaptionIndex:
         """Tokenize ``captions`` once (``None`` counts as an empty caption)."""
         from tqdm.auto import tqdm
 
