@@ -431,3 +431,29 @@ def test_inverse_of_singular_and_ill_conditioned_matrices_is_the_pseudo_inverse(
     np.testing.assert_allclose(_inv_symmetric(A), np.linalg.inv(A), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(_inv_symmetric(np.asfortranarray(A, dtype=np.float32)), np.linalg.inv(A),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_class_sums_are_np_add_at_to_the_bit_and_statistics_take_raw_integer_rows():
+    import pytest
+
+    from solvers.errors import InputError
+    from solvers.few_shot.sufficient_statistics import ClassStatistics, _class_sums
+
+    rng = np.random.default_rng(23)
+    y = rng.permutation(np.repeat(np.arange(5), [64, 1, 30, 17, 2]))  # labels in shuffled order
+    X = (rng.standard_normal((y.size, 9)) * 10 ** rng.uniform(-3, 3, (y.size, 1))).astype(np.float32)
+    expected = np.zeros((5, 9), np.float32)
+    np.add.at(expected, y, X)
+    got = _class_sums(X, y, np.bincount(y), 5)
+    assert got.dtype == np.float32 and np.array_equal(got, expected)  # the same additions in the same order
+    # integer rows, not normalized: statistics of the raw values, accumulated in float32
+    Xi = rng.integers(-5, 6, (40, 3))
+    yi = np.arange(40) % 4
+    stats = class_statistics([(Xi[:25], yi[:25]), (Xi[25:], yi[25:])], n_classes=4, n_features=3, normalize=False)
+    mus = np.stack([Xi[yi == k].mean(0) for k in range(4)])
+    np.testing.assert_allclose(stats.sums, mus * 10, rtol=1e-6)
+    np.testing.assert_allclose(stats.scatter, (Xi - mus[yi]).T @ (Xi - mus[yi]), rtol=1e-5, atol=1e-4)
+    with pytest.raises(InputError, match="cannot shrink statistics of 4 classes to 3"):
+        stats.grow(3)
+    with pytest.raises(InputError, match=r"cannot merge statistics of shape \(2, 3\) into \(4, 3\)"):
+        stats.merge(ClassStatistics.empty(2, 3))
