@@ -218,3 +218,57 @@ def test_fs_solve_reports_queries_without_votes_in_its_json(tmp_path, capsys):
     runs = json.loads(out)["runs"]
     assert any("3 of 5 queries got no positive vote" in w for w in runs[0]["warnings"])
     assert "no positive vote" in err
+
+
+def test_defaults_are_16_neighbours_with_exp_votes_at_tau_0_07():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 6))
+    y = rng.integers(0, 3, 40)
+    Q = rng.standard_normal((30, 6))
+    _, _, votes, shares = brute_force_knn(Q, X, y, 3, 16, "exp", 0.07)
+    model = KNN().fit(X, y)
+    np.testing.assert_allclose(model.votes(Q), votes, rtol=1e-4)
+    np.testing.assert_allclose(model.predict_proba(Q), shares, rtol=1e-4, atol=1e-9)
+    one = KNN(k=1).fit(X, y)  # the nearest row's class, probability 1
+    _, nn, _, _ = brute_force_knn(Q, X, y, 3, 1, "exp", 0.07)
+    assert one.predict(Q).tolist() == y[nn[:, 0]].tolist()
+
+
+def test_parameters_classes_and_widths_are_checked():
+    from solvers.errors import InputError
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((12, 4))
+    y = np.arange(12) % 3
+    names = np.array(["a", "b", "c"])
+    with pytest.raises(InputError, match="k must be >= 1, got 0"):
+        KNN(k=0).fit(X, y)
+    with pytest.raises(InputError, match=r"weighting must be one of \('exp', 'cosine', 'uniform'\), got 'linear'"):
+        KNN(weighting="linear").fit(X, y)
+    with pytest.raises(ValueError, match="4"):
+        KNN(text_weights=np.eye(3, 5)).fit(X, y)
+    with pytest.raises(ValueError, match="label"):
+        KNN(text_weights=np.eye(2, 4)).fit(X, y)
+    model = KNN(k=3, classes=names).fit(X, names[y])
+    assert model.classes_.tolist() == names.tolist()
+    assert model.predict(X).tolist() == names[KNN(k=3).fit(X, y).predict(X)].tolist()
+    with pytest.raises(ValueError, match="4 features"):
+        model.predict(X[:, :3])
+    wide = KNN(k=3, n_classes=5).fit(X, y)  # classes 3 and 4 have no rows: no votes
+    assert wide.classes_.tolist() == list(range(5))
+    assert (wide.votes(X)[:, 3:] == 0).all()
+
+
+def test_warnings_at_k_equal_to_and_above_the_training_rows():
+    from solvers._base.fit_warnings import SolverWarning
+
+    X = np.eye(4)
+    y = np.array([0, 1, 1, 0])
+    with pytest.warns(SolverWarning, match="k = 4 >= the 4 training rows"):
+        KNN(k=4, weighting="uniform").fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert KNN(k=4, weighting="exp").fit(X, y).fit_warnings_ == []
+        assert KNN(k=3, weighting="uniform").fit(X, y).fit_warnings_ == []
+    with pytest.warns(SolverWarning, match="k = 5 exceeds the 4 training rows"):
+        KNN(k=5, weighting="cosine").fit(X, y)
