@@ -136,7 +136,8 @@ def caps_support(store: Any, encoder: str, inputs: dict[str, Any],
         raise NotFoundError(f"caption bank {names!r} has {pool_bank['weights'].shape[0]} rows but pool {pool!r} "
                             f"has {n_valid} valid rows; run fs captions again")
     if not inputs["class_captions"]:
-        raise NotFoundError("give --input class_captions=BANK: a grouped text bank {class: [captions]} (fs text --file)")
+        raise NotFoundError("give --input class_captions=BANK: a grouped text bank {class: [captions]} "
+                            "(fs text --file)")
     class_bank = store.text_bank(encoder, inputs["class_captions"])
     groups = class_bank.get("groups")
     if groups is None:
@@ -187,7 +188,8 @@ def real_linear_rows(store: Any, encoder: str, inputs: dict[str, Any],
         from workflows.inputs.pool import pool_captions
 
         if not inputs["synonyms"]:
-            raise NotFoundError("REAL-Linear retrieves by caption: give --input synonyms=FILE (JSON {class: [synonyms]})")
+            raise NotFoundError("REAL-Linear retrieves by caption: give --input synonyms=FILE "
+                                "(JSON {class: [synonyms]})")
         synonyms = read_synonyms(inputs["synonyms"], classes)
         rows, row_classes, _ = class_matches(CaptionIndex.build(pool_captions(store, pool)), synonyms)
         positions, labels = balanced_rows(rows, row_classes, len(classes), cap, inputs["seed"])
@@ -199,7 +201,7 @@ def real_linear_rows(store: Any, encoder: str, inputs: dict[str, Any],
         raise InputError(f"--input retrieval must be 'captions' or 'text', not {retrieval!r}")
     features = (pool_features_at(store, encoder, pool, positions) if len(positions)
                 else np.zeros((0, T.shape[1]), np.float32))
-    used["retrieved_rows"] = int(len(positions))
+    used["retrieved_rows"] = len(positions)
     return ({"text_weights": T, "retrieved_features": features, "retrieved_labels": labels,
              "prompt_features": per_template.reshape(-1, T.shape[1]),
              "prompt_labels": np.repeat(np.arange(len(T)), per_template.shape[1])}, used)
@@ -223,7 +225,8 @@ def differential_prompts(store: Any, encoder: str, inputs: dict[str, Any],
     from workflows.inputs.prompt_banks import read_prompt_bank
 
     name, bank = read_prompt_bank(store, encoder, inputs["bank"], "differential")
-    out = {"pair_weights": bank["weights"], "pair_classes": bank["prompt_classes"], "pair_others": bank["prompt_others"]}
+    out = {"pair_weights": bank["weights"], "pair_classes": bank["prompt_classes"],
+           "pair_others": bank["prompt_others"]}
     used = {"bank": name, "fallback_bank": None}
     if inputs["fallback_bank"] is not None:
         fallback, plain = read_prompt_bank(store, encoder, inputs["fallback_bank"], "descriptors",
