@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from featurestore.text.anomaly_prompts import compose_prompts, read_states
 from featurestore.errors import SourceError
-from solvers.ood.anomaly import PromptAnomalyDetector, anomaly_metrics
+from featurestore.text.anomaly_prompts import compose_prompts, read_states
 from solvers.errors import InputError
+from solvers.ood.anomaly import PromptAnomalyDetector, anomaly_metrics
 from tests.cli_runner import run
 
 

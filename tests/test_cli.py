@@ -11,10 +11,8 @@ import pytest
 
 from cli.main import main
 from featurestore.store.feature_store import FeatureStore
-from tests.images import write_class_tree, write_random_image
 from tests.cli_runner import run
-
-
+from tests.images import write_class_tree, write_random_image
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +91,8 @@ def test_solve_predict_eval_round_trip(pets_store, tmp_path, capsys, monkeypatch
     assert report["saved"] == ["gda4"]
 
     out_csv = tmp_path / "preds.csv"
-    code, out, err = run(["predict", "--store", store, "--models", "gda4", "--split", "test", "--output", out_csv], capsys)
+    code, out, err = run(["predict", "--store", store, "--models", "gda4", "--split", "test", "--output", out_csv],
+                         capsys)
     assert code == 0, err
     with open(out_csv) as f:
         rows_out = list(csv.DictReader(f))
@@ -118,7 +117,8 @@ def test_solve_list_names_every_solver(capsys):
     (["info", "--store", "/nonexistent/x.h5"], "no store"),
     (["solve", "gda", "--store", "STORE", "--encoder", "nope/none", "--train", "train"], "no encoder 'nope/none'"),
     (["predict", "--store", "STORE", "--models", "missing", "--split", "test"], "no model 'missing'"),
-    (["solve", "gda", "--store", "STORE", "--encoder", "KEY", "--train", "train", "--shots", "99"], "fewer than --shots 99; add --allow-fewer"),
+    (["solve", "gda", "--store", "STORE", "--encoder", "KEY", "--train", "train", "--shots", "99"],
+     "fewer than --shots 99; add --allow-fewer"),
     (["text", "--store", "STORE", "--encoder", "KEY"], "exactly one of --classes or --file"),
 ])
 def test_user_errors_are_one_line(pets_store, capsys, args, message):

@@ -10,8 +10,8 @@ from scipy.special import logsumexp
 from sklearn.metrics import roc_auc_score
 
 from featurestore.store.feature_store import FeatureStore
-from tests.store_fixtures import default_ids, make_feature_store
 from tests.cli_runner import run
+from tests.store_fixtures import default_ids, make_feature_store
 
 CLASSES = ["a", "b", "c"]
 
@@ -50,7 +50,8 @@ def test_import_logits_aligns_by_id(ood_store, tmp_path, capsys):
     assert kind == "logits"
     csv = tmp_path / "p.csv"
     csv.write_text("id,a,b,c\n" + "".join(f"{i},0.2,0.3,0.5\n" for i in reversed(ids)))
-    code, _, err = run(["import-logits", "--store", path, "--split", "test", "--name", "p", "--probabilities", csv], capsys)
+    code, _, err = run(["import-logits", "--store", path, "--split", "test", "--name", "p", "--probabilities", csv],
+                       capsys)
     assert code == 0, err
     with FeatureStore(path) as r:
         assert r.logits("p", "test")[1] == "probabilities"

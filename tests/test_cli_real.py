@@ -11,9 +11,9 @@ import pytest
 
 from cli.main import main
 from featurestore.store.feature_store import FeatureStore
+from tests.cli_runner import run
 from tests.images import write_class_tree, write_random_image
 from tests.store_fixtures import make_feature_store
-from tests.cli_runner import run
 
 POOL_CAPTIONS = ["a Dromaius in the field", "dromaius!", "DROMAIUS chick", "an emu", "a kitty", "my cat",
                  "a dog", "a puppy", "hot-dog stand", "a Puppy and a cat", "nothing at all", "kitty-cat"]
@@ -84,7 +84,8 @@ def test_real_prompts_rename_a_tail_class_and_solve(real_store, tiny_encoder, ca
     emb = tiny_encoder.encode_texts([s for s in bank["strings"]]).reshape(3, -1, Xt.shape[1]).mean(axis=1)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     np.testing.assert_allclose(bank["weights"], emb, atol=1e-5)
-    code, out, err = run(["solve", "real-prompt", "--store", store, "--encoder", key, "--test", "test", "--json"], capsys)
+    code, out, err = run(["solve", "real-prompt", "--store", store, "--encoder", key, "--test", "test", "--json"],
+                         capsys)
     assert code == 0, err
     Xn = Xt / np.linalg.norm(Xt, axis=1, keepdims=True)
     assert json.loads(out)["runs"][0]["accuracy"] == pytest.approx(np.mean((Xn @ emb.T).argmax(1) == yt))
@@ -106,7 +107,8 @@ def test_tipx_and_caps_adapter_from_a_pool(real_store, capsys):
     class_caps.write_text(json.dumps({"cat": ["a photo of a kitty"], "dog": ["a puppy playing"],
                                       "emu": ["a dromaius bird"]}))
     assert run(["captions", "--store", store, "--encoder", key, "--split", "pool"], capsys)[0] == 0
-    assert run(["text", "--store", store, "--encoder", key, "--file", class_caps, "--name", "classcaps"], capsys)[0] == 0
+    made = run(["text", "--store", store, "--encoder", key, "--file", class_caps, "--name", "classcaps"], capsys)
+    assert made[0] == 0
     code, out, err = run(["solve", "caps-adapter", "--store", store, "--encoder", key, "--val", "val", "--test", "test",
                           "--input", "pool=pool", "--input", "class_captions=classcaps", "--input", "shots=2",
                           "--param", "search_steps=[2,2,2]", "--param", "deltas=[0,0.5]", "--json"], capsys)

@@ -129,7 +129,8 @@ def test_a_bug_keeps_its_traceback_and_a_user_error_is_one_line(monkeypatch, cap
 
 @pytest.mark.parametrize("args, message", [
     (["solve", "gda", "--store", "STORE", "--train", "train", "--param", "foo=1"], "no parameter 'foo'"),
-    (["solve", "gda", "--store", "STORE", "--train", "train", "--param", "alpha=abc"], "--param alpha=abc: alpha takes float"),
+    (["solve", "gda", "--store", "STORE", "--train", "train", "--param", "alpha=abc"],
+     "--param alpha=abc: alpha takes float"),
     (["solve", "gda", "--store", "STORE", "--train", "train", "--param", "text_weights=1"], "read from the store"),
     (["solve", "tip-x", "--store", "STORE", "--param", "pool=train"], "give --input pool="),
     (["solve", "gda", "--store", "STORE", "--train", "train", "--input", "pool=train"], "gda has no input 'pool'"),

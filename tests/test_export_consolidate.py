@@ -66,9 +66,9 @@ def test_export_writes_clip_retrievals_layout(tmp_path, capsys):
     np.testing.assert_allclose(emb, X, atol=1e-3)
     meta = [pq.read_table(tmp_path / "emb" / "metadata" / f"metadata_{i}.parquet").to_pydict() for i in range(3)]
     assert list(meta[0]) == ["image_path", "id", "label", "class"]
-    assert sum((m["image_path"] for m in meta), []) == list(paths)
-    assert sum((m["id"] for m in meta), []) == list(ids) and default_ids("train", 9)[4] not in ids
-    assert sum((m["class"] for m in meta), []) == [CLASSES[v] for v in y]
+    assert [p for m in meta for p in m["image_path"]] == list(paths)
+    assert [i for m in meta for i in m["id"]] == list(ids) and default_ids("train", 9)[4] not in ids
+    assert [c for m in meta for c in m["class"]] == [CLASSES[v] for v in y]
     # an existing, non-empty folder is refused in one line
     code, _, err = run(["export", "--store", captions_store, "--split", "train", "--output", tmp_path / "emb"], capsys)
     assert code == 2 and "not an empty folder" in err and err.count("\n") == 1
@@ -131,8 +131,7 @@ def test_consolidate_killed_at_its_write_points_reads_the_same_and_resumes(tmp_p
     """SIGKILL before the K-th store write of fs consolidate (tests/fault_injection.py): a reader
     sees the same split as before, and a rerun consolidates it (about 8 kill points; all with
     FEATURESTORE_SWEEP_ALL=1)."""
-    from tests.fault_injection import (KILLED, cli, count_write_points, kill_points, run_forked, same,
-                                       snapshot_forked)
+    from tests.fault_injection import KILLED, cli, count_write_points, kill_points, run_forked, same, snapshot_forked
 
     rng_seed = 4
     reference_store, _, _, _ = _sharded_store(tmp_path / "reference", np.random.default_rng(rng_seed))

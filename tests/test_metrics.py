@@ -1,12 +1,24 @@
 """Metrics against scikit-learn and hand-computed cases."""
 import numpy as np
 import pytest
-from sklearn.metrics import (average_precision_score, balanced_accuracy_score, log_loss,
-                             roc_auc_score, top_k_accuracy_score)
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    log_loss,
+    roc_auc_score,
+    top_k_accuracy_score,
+)
 
 from solvers.errors import InputError
-from solvers.metrics.classification import (balanced_accuracy, classification_metrics, ece, nll, per_class_accuracy,
-                                            reliability_bins, topk_accuracy)
+from solvers.metrics.classification import (
+    balanced_accuracy,
+    classification_metrics,
+    ece,
+    nll,
+    per_class_accuracy,
+    reliability_bins,
+    topk_accuracy,
+)
 from solvers.metrics.ood import aupr_in, aupr_out, auroc, fpr_at_tpr, roc_points
 
 
@@ -122,8 +134,8 @@ def test_fpr_at_tpr_both_conventions_against_sklearn_roc(ood):
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
 @pytest.mark.parametrize("n_classes", [3, 1000])
 def test_logit_metrics_equal_the_probability_metrics_and_sklearn(n_classes, temperature):
-    from solvers.metrics.classification import LOGIT_BLOCK_VALUES, logit_metrics
     from solvers import softmax
+    from solvers.metrics.classification import LOGIT_BLOCK_VALUES, logit_metrics
 
     rng = np.random.default_rng(n_classes)
     n = 3 * LOGIT_BLOCK_VALUES // n_classes + 7  # several row blocks and a ragged last one

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from workflows.reports import plots
 from tests.png_checks import png_summary
+from workflows.reports import plots
 
 RNG = np.random.default_rng(0)
 NAMES = [str(i) for i in range(5)]

@@ -224,10 +224,7 @@ BAD_REQUESTS = [
                          ids=[f"{m} {p} {q}"[:60] for m, p, q, *_ in BAD_REQUESTS])
 def test_bad_requests_get_a_4xx_json_error(served, method, path, params, status, message):
     client = served["client"]
-    if method == "get":
-        response = client.get(path, params=params)
-    else:
-        response = client.post(path, **params)
+    response = client.get(path, params=params) if method == "get" else client.post(path, **params)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
     assert client.get("/api/info").status_code == 200

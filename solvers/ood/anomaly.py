@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from solvers._base.checks import check_features
-from solvers.errors import InputError
 from solvers._base.normalize import l2_normalize
 from solvers._base.softmax import softmax
+from solvers.errors import InputError
 
 
 def text_prototype(prompt_embeddings: np.ndarray) -> np.ndarray:
@@ -44,7 +44,7 @@ class PromptAnomalyDetector:
         self.logit_scale = logit_scale
         self.memory_weight = memory_weight
 
-    def fit(self, normal_features: np.ndarray | None = None) -> "PromptAnomalyDetector":
+    def fit(self, normal_features: np.ndarray | None = None) -> PromptAnomalyDetector:
         """Build the text prototypes; keep ``normal_features`` (K, D) as the memory when given."""
         if not 0.0 <= float(self.memory_weight) <= 1.0:
             raise InputError(f"memory_weight must lie in [0, 1], got {self.memory_weight}")
