@@ -29,8 +29,8 @@ import numpy as np
 # Run as a script, this folder is sys.path[0], and bench/solvers.py would hide the solvers package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from featurestore.corpus.frequency import CaptionIndex, words  # noqa: E402
 from featurestore.corpus.curation import curate  # noqa: E402
+from featurestore.corpus.frequency import CaptionIndex, words  # noqa: E402
 
 VOCAB = 1_000_000
 

@@ -34,8 +34,8 @@ def main() -> None:
     from featurestore.extract.pipeline import extract
     from featurestore.sources import open_source
     from featurestore.store.feature_store import FeatureStore
-    from solvers.model_selection.fewshot import fewshot_split
     from solvers.few_shot.gda import GDA
+    from solvers.model_selection.fewshot import fewshot_split
 
     repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from solvers.model_selection.augmented_views import augmented_training_set, mean_of_views, views_as_samples
 from solvers.few_shot.gda import GDA, shrinkage_precision
+from solvers.model_selection.augmented_views import augmented_training_set, mean_of_views, views_as_samples
 
 
 def test_samples_make_every_view_a_row_without_the_centre_crop():

@@ -21,8 +21,17 @@ import numpy as np
 import pytest
 
 from tests.conftest import TINY_CONFIG, TINY_MODEL
-from tests.fault_injection import (KILLED, cli, count_write_points, kill_points, rows_consistent, run_forked,
-                                   same, snapshot, snapshot_forked)
+from tests.fault_injection import (
+    KILLED,
+    cli,
+    count_write_points,
+    kill_points,
+    rows_consistent,
+    run_forked,
+    same,
+    snapshot,
+    snapshot_forked,
+)
 from tests.images import write_class_tree
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,15 @@ from featurestore.extract.pipeline import extract
 from featurestore.sources import open_source
 from featurestore.store.feature_store import FeatureStore
 from tests.conftest import TINY_CONFIG, TINY_MODEL
-from tests.images import (write_class_tree, write_corrupt_jpeg, write_empty_file, write_manifest,
-                          write_random_image, write_text_as_image, write_webdataset_tar)
+from tests.images import (
+    write_class_tree,
+    write_corrupt_jpeg,
+    write_empty_file,
+    write_manifest,
+    write_random_image,
+    write_text_as_image,
+    write_webdataset_tar,
+)
 
 
 def _direct(encoder, paths):

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from featurestore.errors import EncoderError
 from featurestore.extract.chunk_writer import ChunkWriter
 from featurestore.extract.device_batch import batch_size_for_memory, largest_that_runs
-from featurestore.errors import EncoderError
 from featurestore.extract.pipeline import default_workers, extract, resolve_decode
 from featurestore.sources import open_source
 from featurestore.store.feature_store import FeatureStore

@@ -4,8 +4,8 @@ split against a hand-run loop of union fits."""
 import numpy as np
 import pytest
 
-from solvers.few_shot.class_incremental import fscil_table
 from solvers.errors import InputError
+from solvers.few_shot.class_incremental import fscil_table
 from solvers.few_shot.gda import GDA
 from solvers.persistence import load_npz, save_npz
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from featurestore.errors import FeatureStoreError
-from featurestore.index.store_index import build_index, index_names, load_index, recall_at_k
 from featurestore.index.files import index_paths, remove_leftovers
 from featurestore.index.plan import choose_factory, estimate_memory, ivf_lists, parse_duration, parse_memory
+from featurestore.index.store_index import build_index, index_names, load_index, recall_at_k
 from featurestore.index.tuning import ladder
 from tests.cli_runner import run
 from tests.store_fixtures import make_feature_store

@@ -5,9 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solvers.schur_decomposition import (feature_map, matrix_entropy, official_sce, project_out, prompt_direction,
-                                         remove_text_component, schur_complement_entropy, schur_decomposition,
-                                         schur_eigenvalues, schur_scores, text_to_image_map)
+from solvers.schur_decomposition import (
+    feature_map,
+    matrix_entropy,
+    official_sce,
+    project_out,
+    prompt_direction,
+    remove_text_component,
+    schur_complement_entropy,
+    schur_decomposition,
+    schur_eigenvalues,
+    schur_scores,
+    text_to_image_map,
+)
 
 
 def _paired(seed=0, n=200, d=6):

@@ -22,13 +22,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
-from solvers.few_shot.amu import AMU
 from solvers.ensembles.ensemble import Ensemble
+from solvers.few_shot.amu import AMU
 from solvers.few_shot.gda import GDA
 from solvers.few_shot.knn import KNN
-from solvers.unlabelled.label_free import LabelFree
 from solvers.few_shot.linear_probe import LinearProbe
 from solvers.few_shot.tip_adapter import TipAdapter
+from solvers.unlabelled.label_free import LabelFree
 from solvers.unlabelled.unsupervised_gda import UnsupervisedGDA
 from solvers.zero_shot.zero_shot import ZeroShot
 

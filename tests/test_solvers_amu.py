@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import kurtosis, zscore
 
-from solvers.few_shot.amu import AMU
 from solvers.errors import InputError
+from solvers.few_shot.amu import AMU
 from solvers.persistence import load_npz, save_npz
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from featurestore.errors import SourceError
 from featurestore.text.contexts import context_prompts
 from featurestore.text.descriptor_prompts import (
     class_descriptor_prompts,
@@ -14,7 +15,6 @@ from featurestore.text.descriptor_prompts import (
     read_class_descriptors,
     read_differential_descriptors,
 )
-from featurestore.errors import SourceError
 from solvers.descriptions.description_selection import DescriptionSelection
 from solvers.descriptions.descriptors import DescriptorClassifier
 from solvers.descriptions.fudd import DifferentialDescriptions

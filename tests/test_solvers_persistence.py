@@ -5,12 +5,12 @@ import pytest
 from solvers.few_shot.gda import GDA
 from solvers.few_shot.knn import KNN
 from solvers.few_shot.linear_probe import LinearProbe
-from solvers.persistence import load_from_store, load_npz, save_npz, save_to_store
-from workflows.inputs.solver_inputs import check_encoder
-from solvers.registry import SOLVERS, describe
 from solvers.few_shot.tip_adapter import TipAdapter
+from solvers.persistence import load_from_store, load_npz, save_npz, save_to_store
+from solvers.registry import SOLVERS, describe
 from solvers.unlabelled.unsupervised_gda import UnsupervisedGDA
 from solvers.zero_shot.zero_shot import ZeroShot
+from workflows.inputs.solver_inputs import check_encoder
 
 
 class FakeStore:

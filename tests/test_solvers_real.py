@@ -5,8 +5,6 @@ import json
 import re
 
 import numpy as np
-
-from workflows.inputs.arrays import solver_arrays
 import pytest
 
 from featurestore.store.feature_store import FeatureStore
@@ -14,6 +12,7 @@ from solvers.support_sets.balanced_retrieval import balanced_rows
 from solvers.support_sets.real_linear import RealLinear
 from solvers.support_sets.real_prompt import RealPrompt
 from tests.store_fixtures import make_feature_store
+from workflows.inputs.arrays import solver_arrays
 
 CLASSES = ["cat", "dog", "emu"]
 CAPTIONS = ["a Kitty on a sofa", "my dog", "DOG-park", "an emu", "a cat and a dog", "nothing",

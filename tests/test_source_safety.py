@@ -346,8 +346,8 @@ def test_plain_split_names_pass(name: str) -> None:
 
 def test_store_and_shard_folder_refuse_bad_split_names(tmp_path: Path) -> None:
     from featurestore.extract.sharded import shard_dir
-    from featurestore.store.split_names import SplitNameError
     from featurestore.store.feature_store import FeatureStore
+    from featurestore.store.split_names import SplitNameError
 
     with FeatureStore(tmp_path / "s.h5", mode="a") as store:
         with pytest.raises(SplitNameError):

@@ -43,8 +43,8 @@ def test_calibrate_sets_solver_temperature():
 
 
 def test_calibrate_reaches_knn_through_its_log_vote_share_logits():
-    from solvers.few_shot.knn import KNN
     from solvers import softmax
+    from solvers.few_shot.knn import KNN
     from solvers.model_selection.temperature_scaling import calibrate
 
     rng = np.random.default_rng(0)

@@ -13,12 +13,16 @@ import torch
 from PIL import Image
 
 from featurestore.encoders.preprocessing import Preprocessing
-from featurestore.extract.pipeline import extract
 from featurestore.extract.image_dataset import decode_image
+from featurestore.extract.pipeline import extract
+from featurestore.extract.tensor_decoding import (
+    TensorDecoder,
+    TensorPreprocess,
+    jpeg_for_tensor_path,
+    tensor_unsupported,
+)
 from featurestore.sources import open_source
 from featurestore.store.feature_store import FeatureStore
-from featurestore.extract.tensor_decoding import (TensorDecoder, TensorPreprocess, jpeg_for_tensor_path,
-                                          tensor_unsupported)
 from tests.images import write_corrupt_jpeg, write_random_image
 
 # (width, height): landscape, portrait, tiny (upscaled), very wide, square, odd sizes

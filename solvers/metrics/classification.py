@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def stable_positions(scores: np.ndarray, columns: np.ndarray, rows: np.ndarray | None = None,
                      block: int = 1024) -> np.ndarray:
     """Position (0 = first) of ``scores[rows[i], columns[i]]`` when row ``rows[i]`` is sorted by

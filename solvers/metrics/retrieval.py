@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from solvers.metrics.classification import stable_positions
 from solvers._base.normalize import l2_normalize
 from solvers.errors import InputError
+from solvers.metrics.classification import stable_positions
 
 
 def _cosine(A: np.ndarray, B: np.ndarray) -> np.ndarray:
