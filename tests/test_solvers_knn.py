@@ -260,7 +260,7 @@ def test_parameters_classes_and_widths_are_checked():
 
 
 def test_warnings_at_k_equal_to_and_above_the_training_rows():
-    from solvers._base.fit_warnings import SolverWarning
+    from solvers import SolverWarning
 
     X = np.eye(4)
     y = np.array([0, 1, 1, 0])
