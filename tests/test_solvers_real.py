@@ -72,14 +72,16 @@ def test_balanced_rows_caps_each_class_and_drops_ambiguous():
 def test_real_linear_retrieves_exactly_the_matching_rows(real_store):
     path, pool, T, syn = real_store
     with FeatureStore(path) as reader:
-        inputs, _ = solver_arrays("real-linear", reader, "test/enc", {"pool": "pool", "synonyms": str(syn), "cap": 100}, None)
+        inputs, _ = solver_arrays("real-linear", reader, "test/enc",
+                                  {"pool": "pool", "synonyms": str(syn), "cap": 100}, None)
     expected = expected_matches()
     for c in range(3):
         got = inputs["retrieved_features"][inputs["retrieved_labels"] == c]
         want = pool[sorted(expected[c])]
         np.testing.assert_allclose(got, want)
     with FeatureStore(path) as reader:
-        capped, _ = solver_arrays("real-linear", reader, "test/enc", {"pool": "pool", "synonyms": str(syn), "cap": 1}, None)
+        capped, _ = solver_arrays("real-linear", reader, "test/enc",
+                                  {"pool": "pool", "synonyms": str(syn), "cap": 1}, None)
     assert np.bincount(capped["retrieved_labels"], minlength=3).tolist() == [min(1, len(e)) for e in expected]
     assert inputs["prompt_features"].shape == (6, T.shape[1])
 
@@ -139,7 +141,8 @@ def test_real_prompt_reads_the_real_bank(real_store):
         inputs, used = solver_arrays("real-prompt", reader, "test/enc", {}, None)
     assert used["real_bank"] == "c/real"
     solver = RealPrompt(**inputs).fit()
-    np.testing.assert_allclose(solver.decision_function(pool), 100 * (pool / np.linalg.norm(pool, axis=1, keepdims=True)) @ T.T, rtol=1e-5)
+    expected = 100 * (pool / np.linalg.norm(pool, axis=1, keepdims=True)) @ T.T
+    np.testing.assert_allclose(solver.decision_function(pool), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("params, message", [
