@@ -60,8 +60,8 @@ def _read(copy, tmp_path):
 
 
 def _verify(copy):
-    return subprocess.run([sys.executable, "-m", "cli.main", "verify", "--store", str(copy)], capture_output=True, text=True,
-                          timeout=HANG)
+    return subprocess.run([sys.executable, "-m", "cli.main", "verify", "--store", str(copy)], capture_output=True,
+                          text=True, timeout=HANG)
 
 
 def _outcome_is_right_or_one_line(proc, got, expected):
