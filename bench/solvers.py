@@ -72,8 +72,8 @@ def main() -> None:
     gda_fit = None
     for name, model in solvers.items():
         fit_args = () if name == "zero-shot" else (X, y)
-        _, t_fit = timed(lambda: model.fit(*fit_args))
-        pred, t_pred = timed(lambda: model.predict(X_test))
+        _, t_fit = timed(lambda model=model, fit_args=fit_args: model.fit(*fit_args))
+        pred, t_pred = timed(lambda model=model: model.predict(X_test))
         if name == "gda (no text)":
             gda_fit, gda_pred = t_fit, t_pred
         print(f"{name:34s} {t_fit:8.3f} {t_pred:10.3f} {np.mean(pred == y_test):9.4f}")
