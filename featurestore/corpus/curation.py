@@ -11,12 +11,26 @@ Two steps over a list of metadata entries (concepts):
    ``balance_sampling``), so P(keep) = 1 - prod_e (1 - p_e) over its entries. Captions that match
    no entry are dropped.
 
-Differences from the official code, stated: matching reuses the word-sequence index of
-``featurestore.corpus.frequency`` (case-insensitive, whole words: "cat" matches "a Cat." but not
-"category"), where the official pipeline matches raw substrings; captions are pool rows (one per
-image) and are not de-duplicated by text as the official demo script does; draws come from a
-seeded NumPy generator, one uniform number per (caption, entry) pair, instead of Python's
-``random``.
+Two matching rules (``matching=``):
+
+- ``"official"`` (the default) is the official ``substr_matching``: the caption is padded with a
+  space on each side, each of the characters , . ; : ? ! and the backtick is wrapped in spaces, tab,
+  newline and carriage return become spaces, and an entry matches when `` entry `` (padded with one space on
+  each side) is a substring of that text. So matching is case-sensitive and token-bounded: "cat"
+  matches "a cat." and "cat, dog" but not "Cat", "cats", "category", "black-cat", "#cat", "cat's",
+  "(cat)", "'cat'" or "cat/dog"; "red car" does not match "red  car" (two spaces); an entry holding
+  one of the wrapped characters glued to a word ("U.S.", "Washington, D.C.") never matches, since
+  the caption's copy of that character is always spaced. Implemented as an index: a caption's
+  spaced text split at single spaces is a token sequence, and `` entry `` occurs in it exactly
+  when the entry split at single spaces occurs as consecutive tokens (the interior ones: not the
+  empty first and last token of the padding).
+- ``"words"`` reuses the word-sequence index of ``featurestore.corpus.frequency``
+  (case-insensitive, whole ``\\w+`` words, any run of non-word characters separates them): every
+  official pair and more ("Cat", "black-cat", "#cat", "cat's", "(cat)", "cat/dog", "U.S.").
+
+Other differences from the official code, stated: captions are pool rows (one per image) and are
+not de-duplicated by text as the official demo script does; draws come from a seeded NumPy
+generator, one uniform number per (caption, entry) pair, instead of Python's ``random``.
 """
 from __future__ import annotations
 
@@ -25,11 +39,77 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from featurestore.corpus.frequency import CaptionIndex, words
 from featurestore.errors import SourceError
+
+MATCHING = ("official", "words")
+Matching = Literal["official", "words"]
+_WRAPPED = ",.;:?!`"
+_SPACING = str.maketrans({**{c: f" {c} " for c in _WRAPPED}, "\t": " ", "\n": " ", "\r": " "})
+
+
+def spaced_tokens(caption: str) -> list[str]:
+    """The official matching's view of a caption: padded with spaces, the characters , . ; : ? ! `
+    wrapped in spaces, tab/newline/carriage return as spaces, split at single spaces; the interior
+    tokens (empty strings stand for doubled spaces)."""
+    return f" {caption.translate(_SPACING)} ".split(" ")[1:-1]
+
+
+@dataclass
+class CurationIndex:
+    """Captions indexed for one matching rule (``"official"`` or ``"words"``, see the module doc).
+
+    Both rules reduce to "the entry's token sequence occurs consecutively in the caption's"; they
+    differ in tokenization, so both use the vectorized matcher of
+    :class:`featurestore.corpus.frequency.CaptionIndex`. For the official rule its vocabulary is
+    keyed by the decimal token id (a ``\\w+`` word the matcher looks up unchanged), and ``tokens``
+    maps an exact official token to that id.
+    """
+
+    matching: Matching
+    index: CaptionIndex
+    tokens: dict[str, int] | None = None
+
+    @property
+    def n_captions(self) -> int:
+        return self.index.n_captions
+
+    @classmethod
+    def build(cls, captions: Sequence[str | None] | np.ndarray, matching: Matching = "official",
+              quiet: bool = True) -> CurationIndex:
+        """Tokenize ``captions`` once for ``matching`` (``None`` counts as an empty caption)."""
+        if matching not in MATCHING:
+            raise SourceError(f"unknown matching {matching!r} (choose from: {', '.join(MATCHING)})")
+        if matching == "words":
+            return cls("words", CaptionIndex.build(captions, quiet=quiet))
+        from tqdm.auto import tqdm
+
+        vocab: dict[str, int] = {}
+        ids: list[int] = []
+        lengths = np.zeros(len(captions), np.int64)
+        for i, caption in enumerate(tqdm(captions, desc="index captions", unit="caption", disable=quiet)):
+            found = spaced_tokens("" if caption is None else str(caption))
+            ids.extend(vocab.setdefault(t, len(vocab) + 1) for t in found)  # id 0: the matcher's separator
+            lengths[i] = len(found)
+        words_vocab = {"\x1f": 0, **{str(v): v for v in vocab.values()}}
+        index = CaptionIndex(words_vocab, np.array(ids, np.int64),
+                             np.repeat(np.arange(len(captions), dtype=np.int64), lengths), len(captions))
+        return cls("official", index, vocab)
+
+    def match(self, entries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Unique (caption, entry) pairs where the caption matches the entry, sorted by entry;
+        ``(captions, entry_ids)`` int64 arrays."""
+        if self.tokens is None:
+            return self.index.match(entries)
+        keyed = []
+        for entry in entries:
+            ids = [self.tokens.get(t) for t in entry.split(" ")]
+            keyed.append("" if None in ids else " ".join(map(str, ids)))  # "": a token no caption has
+        return self.index.match(keyed)
 
 
 def read_metadata(path: str | Path) -> list[str]:
@@ -85,8 +165,9 @@ def balanced_sample(captions: np.ndarray, entries: np.ndarray, probabilities: np
 
 @dataclass
 class Curation:
-    """Result of ``curate``: the keep mask over captions, entry counts before and after, the
-    matched (caption, entry) pairs and the threshold."""
+    """Result of ``curate``: the keep mask over captions, entry counts before and after, which
+    captions match any entry, the matched (caption, entry) pairs (``pairs``: two int64 arrays,
+    sorted by entry), the threshold and the matching rule."""
 
     entries: list[str]
     kept: np.ndarray
@@ -94,6 +175,8 @@ class Curation:
     counts_after: np.ndarray
     matched: np.ndarray
     t: float
+    pairs: tuple[np.ndarray, np.ndarray]
+    matching: Matching = "official"
 
     @property
     def n_matched(self) -> int:
@@ -120,13 +203,20 @@ class Curation:
                 for i in order if self.counts_before[i] > 0]
 
 
-def curate(captions: Sequence[str] | CaptionIndex, entries: Sequence[str], t: float, seed: int = 0,
-           quiet: bool = True) -> Curation:
-    """Match ``captions`` against ``entries`` and balance with threshold ``t`` (see the module doc)."""
+def curate(captions: Sequence[str] | CurationIndex, entries: Sequence[str], t: float, seed: int = 0,
+           quiet: bool = True, matching: Matching = "official") -> Curation:
+    """Match ``captions`` against ``entries`` by ``matching`` (``"official"``: MetaCLIP's
+    ``substr_matching``; ``"words"``: whole words, any case; see the module doc) and balance with
+    threshold ``t``. A prebuilt :class:`CurationIndex` must have been built for ``matching``."""
     from tqdm.auto import tqdm
 
     probabilities = entry_probabilities(np.ones(1), t)  # checks t before the long steps
-    index = captions if isinstance(captions, CaptionIndex) else CaptionIndex.build(captions, quiet=quiet)
+    if isinstance(captions, CurationIndex):
+        if captions.matching != matching:
+            raise SourceError(f"the caption index was built for {captions.matching!r} matching, not {matching!r}")
+        index = captions
+    else:
+        index = CurationIndex.build(captions, matching, quiet=quiet)
     K, N = len(entries), index.n_captions
     with tqdm(total=2, desc=f"match {K} entries, balance", unit="step", disable=quiet) as bar:
         caps, ids = index.match(list(entries))
@@ -137,4 +227,4 @@ def curate(captions: Sequence[str] | CaptionIndex, entries: Sequence[str], t: fl
         after = np.bincount(ids[kept[caps]], minlength=K).astype(np.int64)
         matched = np.bincount(caps, minlength=N) > 0
         bar.update(1)
-    return Curation(list(entries), kept, before, after, matched, float(t))
+    return Curation(list(entries), kept, before, after, matched, float(t), (caps, ids), matching)
