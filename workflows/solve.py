@@ -241,10 +241,7 @@ def score(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | None =
         position = np.full(logits.shape[1], -1)
         position[subset] = np.arange(subset.size)
         logits, y = logits[:, subset], position[y]
-    metrics: dict[str, float | None] = dict(logit_metrics(y, logits, float(getattr(solver, "temperature", 1.0) or 1.0)))
-    if logits.shape[1] < 5:
-        metrics["top5"] = None
-    return metrics
+    return logit_metrics(y, logits, float(getattr(solver, "temperature", 1.0) or 1.0))
 
 
 def check_shots(y: np.ndarray, shots: int, classes: list[str] | None, split: str | None, option: str) -> None:

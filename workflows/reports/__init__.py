@@ -25,7 +25,6 @@ from workflows.reports.plots import (
     score_histograms,
 )
 from workflows.reports.result_files import (
-    classification_metrics,
     has_placeholder,
     mean_and_std,
     output_path,
@@ -37,7 +36,7 @@ from workflows.reports.result_files import (
 )
 
 __all__ = [
-    "accuracy_figure", "accuracy_vs_shots", "bar_chart", "classification_metrics", "confusion_matrix", "eigen_spectra",
+    "accuracy_figure", "accuracy_vs_shots", "bar_chart", "confusion_matrix", "eigen_spectra",
     "embedding_map", "has_placeholder", "image_grid", "load_reference", "long_tail", "mean_and_std", "ood_summary",
     "output_path", "read_results", "record", "references", "reliability_diagram", "results_table", "roc_curves",
     "save_png", "score_histograms", "split_encoder_key", "summary_markdown", "summary_table", "to_frame",

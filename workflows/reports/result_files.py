@@ -32,14 +32,6 @@ LEADING_COLUMNS = ("dataset", "model", "pretrained", "task", "method", "language
 TRAILING_COLUMNS = ("encoder", "store", "split", "rows", "seeds", "file")
 
 
-def classification_metrics(y: np.ndarray, probs: np.ndarray) -> dict[str, float | None]:
-    """``solvers.metrics.classification_metrics`` (top1, top5, balanced_accuracy, ece, nll under
-    featurestore's names), imported when called so that importing this module loads no solver."""
-    from solvers.metrics.classification import classification_metrics as metrics
-
-    return metrics(y, probs)
-
-
 def to_file_names(metrics: dict[str, Any]) -> dict[str, Any]:
     """``metrics`` with featurestore's names replaced by CLIP_benchmark's (the others as they are)."""
     return {CLIP_BENCHMARK_NAMES.get(k, k): v for k, v in metrics.items()}
