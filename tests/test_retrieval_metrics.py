@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from solvers.errors import InputError
 from solvers.metrics.retrieval import clip_score, image_to_text_recall, modality_gap, text_to_image_recall
 
 
@@ -57,3 +58,67 @@ def test_duplicate_captions_are_not_counted_in_the_querys_favour():
     dup_images = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
     captions = np.array([[1.0, 0.1], [0.1, 1.0], [1.0, 1.0], [1.0, 1.0]])
     assert text_to_image_recall(dup_images, captions, caption_image, (1, 2)) == {1: 0.75, 2: 1.0}
+
+
+def test_exact_ties_go_to_the_lower_index():
+    """Three identical captions: image 0 owns text 0, image 1 texts 1 and 2. Index order retrieves
+    texts 0, 1 at k = 2 (both images hit: 1.0); torch.topk's CPU order can put text 2 first
+    (texts 2, 1: image 0 misses, 0.5). Worst and best tie orders bound both."""
+    images = np.array([[1.0, 0.0], [0.0, 1.0]])
+    texts = np.ones((3, 2))
+    caption_image = np.array([0, 1, 1])
+    assert image_to_text_recall(images, texts, caption_image, (1, 2)) == {1: 0.5, 2: 1.0}
+    assert image_to_text_recall(images, texts, caption_image, (1, 2, 3), ties="worst") == {1: 0.0, 2: 0.5, 3: 1.0}
+    assert image_to_text_recall(images, texts, caption_image, (1, 2), ties="best") == {1: 1.0, 2: 1.0}
+    # text -> image: three identical images; captions own images 0, 0, 2. Index order gives image 0
+    # at k = 1 (2/3); the later-index-first order would give image 2 (1/3).
+    same = np.ones((3, 2))
+    captions = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 2.0]])
+    owners = np.array([0, 0, 2])
+    assert text_to_image_recall(same, captions, owners, (1, 2)) == pytest.approx({1: 2 / 3, 2: 2 / 3})
+    assert text_to_image_recall(same, captions, owners, (1, 3), ties="worst") == pytest.approx({1: 0.0, 3: 1.0})
+    assert text_to_image_recall(same, captions, owners, (1,), ties="best") == pytest.approx({1: 1.0})
+    with pytest.raises(InputError, match="ties must be one of"):
+        text_to_image_recall(same, captions, owners, (1,), ties="torch")  # type: ignore[arg-type]
+
+
+def _recall_over_tie_orders(sim, own, k):
+    """Brute force: every order of the items that sorts by decreasing score (all permutations as
+    tie-breakers), per query the lowest and highest hit; recall bounds are their means."""
+    import itertools
+
+    low, high = [], []
+    for q in range(sim.shape[0]):
+        hits = set()
+        for perm in itertools.permutations(range(sim.shape[1])):
+            rank = {j: r for r, j in enumerate(perm)}
+            order = sorted(range(sim.shape[1]), key=lambda j: (-sim[q, j], rank[j]))[:k]
+            hits.add(any(j in own[q] for j in order))
+        low.append(min(hits))
+        high.append(max(hits))
+    return float(np.mean(low)), float(np.mean(high))
+
+
+def test_tie_bounds_equal_brute_force_over_every_tie_order():
+    rng = np.random.default_rng(4)
+    spread = 0
+    for _ in range(3):
+        # Few distinct vectors, so many exact ties; some images without a caption.
+        palette = rng.normal(size=(3, 4))
+        images = palette[rng.integers(0, 3, 6)]
+        texts = palette[rng.integers(0, 3, 6)]
+        caption_image = rng.integers(0, 5, 6)
+        sim_it = np.array([[_cos(a, b) for b in texts] for a in images])
+        sim_it = np.round(sim_it, 12)  # the same vector pair gives the same cosine: exact ties
+        own_i = [{j for j in range(6) if caption_image[j] == i} for i in range(6)]
+        own_t = [{int(caption_image[j])} for j in range(6)]
+        for k in (1, 2, 3):
+            lo, hi = _recall_over_tie_orders(sim_it, own_i, k)
+            spread += hi > lo
+            assert image_to_text_recall(images, texts, caption_image, (k,), ties="worst")[k] == pytest.approx(lo)
+            assert image_to_text_recall(images, texts, caption_image, (k,), ties="best")[k] == pytest.approx(hi)
+            assert lo <= image_to_text_recall(images, texts, caption_image, (k,))[k] <= hi
+            lo, hi = _recall_over_tie_orders(sim_it.T, own_t, k)
+            assert text_to_image_recall(images, texts, caption_image, (k,), ties="worst")[k] == pytest.approx(lo)
+            assert text_to_image_recall(images, texts, caption_image, (k,), ties="best")[k] == pytest.approx(hi)
+    assert spread >= 3  # the tie order matters in several of the cases
