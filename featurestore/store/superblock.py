@@ -13,6 +13,7 @@ signature (8) | version (1) | size of offsets (1) | size of lengths (1) | consis
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _MASK = 0xFFFFFFFF
@@ -55,7 +56,7 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     return c
 
 
-def _find_superblock(f) -> int:
+def _find_superblock(f: BinaryIO) -> int:
     """Offset of the superblock: 0, 512, 1024, 2048, ... (the spec's search rule)."""
     size = os.fstat(f.fileno()).st_size
     offset = 0

@@ -2,6 +2,7 @@
 Training-free CLIP-based Adaptation", ICLR 2024; official code github.com/mrflogs/ICLR24)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -151,7 +152,7 @@ class GDA(Solver):
         return self._fit_statistics(stats, X_val, y_val, centred, classes=self.classes_)
 
     @property
-    def partial_fit(self):
+    def partial_fit(self) -> Callable[..., GDA]:
         """``partial_fit`` exists for covariance "ks" and "empirical" only (Ledoit-Wolf and OAS
         need every row at once): elsewhere it is absent to ``hasattr``, as scikit-learn's
         ``available_if`` makes it, and calling it is an ``UnavailableMethodError`` (an
@@ -212,7 +213,7 @@ class GDA(Solver):
         self.classes_ = np.arange(C) if known is None else np.asarray(known)[:C]
         return self._fit_statistics(stats, X_val, y_val, None, classes=self.classes_)
 
-    def get_state(self):
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Base state plus, after ``partial_fit``, the sufficient statistics (``stat_*_``), so a
         loaded model can take further sessions."""
         arrays, params = super().get_state()

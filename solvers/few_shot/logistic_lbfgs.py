@@ -11,6 +11,7 @@ before its gradient meets the tolerance goes on in float64 from where it stopped
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,8 @@ class LogisticFit:
     message: str
 
 
-def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int, C: float):
+def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int,
+               C: float) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
     """f(w) = mean cross-entropy + |W|^2 / (2 C n) and its gradient (scikit-learn's scaling of
     C * sum CE + |W|^2 / 2, so its ``tol`` means the same); w = [W.ravel(), b]. Products in X's
     dtype, sums in float64."""

@@ -2,6 +2,8 @@
 Few-shot Classification", ECCV 2022; official code github.com/gaopengcuhk/Tip-Adapter)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from solvers._base.checks import check_class_counts, check_features, check_text_weights, check_validation_pair
@@ -152,7 +154,7 @@ class TipAdapter(Solver):
         warn_on_grid_edge(self, "beta", betas, self.beta_, hint)
         warn_on_grid_edge(self, "alpha", alphas, self.alpha_, hint)
 
-    def _class_sum_layout(self):
+    def _class_sum_layout(self) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """The keys in the order A L is summed, and A -> A L (the per-class sums of an (n, N)
         affinity block; exact, without the (N, C) one-hot matmul). With the same number of keys K
         in every class the keys go shot by shot (key k of every class, then key k + 1), so the sums
