@@ -184,6 +184,26 @@ def test_notebook_path_is_the_same_record(stores, capsys):
     assert record.warnings == solved["warnings"]
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_eval_of_saved_models_reports_what_solve_reported(stores, tmp_path, capsys, method):
+    """fs eval scores a saved model with the solve workflow's metrics: the numbers fs solve printed,
+    float for float, and for the seed group their mean and population std."""
+    store = tmp_path / "copy.h5"
+    store.write_bytes(stores["val"].read_bytes())
+    runs = _solve(store, method, capsys, "--val", "val", "--calibrate", "--save", "m")
+    code, out, err = fs(["eval", "--store", store, "--models", "m-seed1,m-seed2,m", "--split", "test", "--json"],
+                        capsys)
+    assert code == 0, err
+    one, two, group = json.loads(out)
+    assert {k: one[k] for k in runs[0]["metrics"]} == runs[0]["metrics"]
+    assert {k: two[k] for k in runs[1]["metrics"]} == runs[1]["metrics"]
+    for key in ("top1", "nll"):
+        values = [r["metrics"][key] for r in runs]
+        assert group[key] == pytest.approx(np.mean(values), abs=1e-15)
+        assert group["std"][key] == pytest.approx(np.std(values), abs=1e-15)
+    assert group["members"] == ["m-seed1", "m-seed2"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--param", "gda.alpha=\"high\""], "alpha takes"),
     (["--param", "gda.text_weights=1"], "read from the store"),

@@ -1,25 +1,15 @@
 """`fs eval`: compare saved models on a labelled split (top-1, top-5, balanced acc., ECE, NLL).
 
-A name that is no saved model but the prefix of ``NAME-seedS`` models (what ``fs solve --seed 1
---seed 2 ... --save NAME`` saves) evaluates the group: mean +- std over its seeds."""
+A name that is no saved model but the prefix of ``NAME-seedS`` models (what ``fs solve --seeds
+1,2 --save NAME`` saves) evaluates the group: mean +- std over its seeds (``workflows.evaluate``)."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import click
 
 from cli.options import bank_option, model_names, store_option
-
-
-def _members(saved: list[str], name: str) -> list[str]:
-    """``name`` itself when saved (or zero-shot), else its ``name-seedS`` models in seed order."""
-    if name in saved or name == "zero-shot":
-        return [name]
-    pattern = re.compile(rf"{re.escape(name)}-seed(\d+)")
-    seeded = sorted((int(m.group(1)), m.group(0)) for m in map(pattern.fullmatch, saved) if m)
-    return [model for _, model in seeded] or [name]  # unknown: load_model names what the store has
 
 
 @click.command("eval")
@@ -39,11 +29,8 @@ def _members(saved: list[str], name: str) -> list[str]:
 def command(store: str, models: str, split: str, encoder: str | None, bank: str | None, as_json: bool,
             plot: str | None, output: str | None) -> None:
     """Print a table of metrics, one row per model (or seed group)."""
-    from featurestore.store.feature_store import FeatureStore
-    from solvers.metrics.classification import CLASSIFICATION_METRICS, classification_metrics
-    from workflows.inputs.aux_features import model_labelled
-    from workflows.inputs.solver_inputs import load_model
-    from workflows.reports.result_files import mean_and_std, record
+    from solvers.metrics.classification import CLASSIFICATION_METRICS
+    from workflows.evaluate import evaluate
 
     names = model_names(models)
     if output and len(names) > 1:
@@ -51,36 +38,15 @@ def command(store: str, models: str, split: str, encoder: str | None, bank: str 
 
         if not has_placeholder(output):
             raise click.UsageError("--output with several models needs a {method} placeholder in the file name")
+    evaluations = evaluate(store, names, split, encoder=encoder, bank=bank)
     rows: list[dict[str, Any]] = []
-    results: list[dict[str, Any]] = []
-    with FeatureStore(store) as reader:
-        saved = reader.models()
-        groups = {n: _members(saved, n) for n in names}
-        loaded = {m: load_model(reader, m, encoder, bank, split)[:2]
-                  for members in groups.values() for m in members if m != "zero-shot"}
-        saved_encoders = {key for _, key in loaded.values()}
-        # zero-shot uses --encoder, else the saved models' encoder, else the store's only one
-        zeroshot_key = encoder or (next(iter(saved_encoders)) if len(saved_encoders) == 1 else None)
-        for name, members in groups.items():
-            runs = []
-            for member in members:
-                solver, key = loaded[member] if member in loaded else load_model(reader, member, zeroshot_key,
-                                                                                 bank, split)[:2]
-                X, y = model_labelled(reader, solver, key, split, classes=getattr(solver, "class_names_", None))
-                probs = solver.predict_proba(X)
-                runs.append(classification_metrics(y, probs))
-                n_classes = probs.shape[1]
-            metrics, std = mean_and_std(runs)
-            group = len(members) > 1 or members[0] != name
-            row: dict[str, Any] = {"model": name, "encoder": key, "n": len(y), **metrics}
-            if group:
-                row.update(members=members, std=std)
-            rows.append(row)
-            seeds = [int(m.rpartition("-seed")[2]) for m in members] if group else None
-            results.append(record(dataset=split, encoder=key, method=name, metrics=metrics, rows=len(y),
-                                  store=str(store), split=split, encoder_info=reader.encoder_info(key),
-                                  metrics_std=std if group else None, seeds=seeds,
-                                  **({"members": members} if group else {})))
+    for e in evaluations:
+        row: dict[str, Any] = {"model": e.model, "encoder": e.encoder, "n": e.rows, **e.metrics}
+        if e.members:
+            row.update(members=e.members, std=e.std)
+        rows.append(row)
+    results = [e.result for e in evaluations]
+    n_classes = evaluations[-1].n_classes
     if output:
         from workflows.reports.result_files import output_path, write_result
 
