@@ -19,13 +19,20 @@ from cli.options import encoder_option, refuse_if_locked, store_option, stored_e
               help="Encode the strings of a .txt/.json/.csv file instead (captions, descriptors, synonyms).")
 @click.option("--weights", "head", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Store a classifier head as the class bank instead of encoding prompts: a .npz with W (C, D) "
-                   "[and b (C,)], or a .npy with W. Works for any encoder, image-only ones included.")
+                   "[and b (C,)], or a .npy with W. Works for any encoder, image-only ones included. What each "
+                   "command computes from it: zero-shot (fs solve zero-shot; --models zero-shot --bank NAME in "
+                   "eval, predict, ensemble, ood) is 100 * cos(x, W_k), without b; the head's own logits "
+                   "W x_raw + b (raw features from the stored norms) are what --logits stores, for "
+                   "fs ood --models logits:NAME.")
+@click.option("--logits", "logit_splits", default=None,
+              help="With --weights: also store the head's own logits W x_raw + b on these comma-separated splits "
+                   "as imported logits named after the bank (fs ood --models logits:NAME).")
 @click.option("--name", default=None, help="Bank name (default: <classes>/<templates>, the file's stem, or the "
                                            "head file's stem).")
 @stored_encoder_options
 def command(store: str, encoder: str, classes: str | None, templates: str, text_file: str | None,
-            head: str | None, name: str | None, pretrained: str | None, device: str | None, precision: str | None,
-            quiet: bool) -> None:
+            head: str | None, logit_splits: str | None, name: str | None, pretrained: str | None,
+            device: str | None, precision: str | None, quiet: bool) -> None:
     """Encode a text bank with the same encoder that made the store's image features."""
     from pathlib import Path
 
@@ -38,8 +45,10 @@ def command(store: str, encoder: str, classes: str | None, templates: str, text_
     if head is not None:
         if classes is None or text_file is not None:
             raise click.UsageError("--weights needs --classes (the head's class names) and no --file")
-        _store_head(store, encoder, head, classes, name)
+        _store_head(store, encoder, head, classes, name, logit_splits)
         return
+    if logit_splits is not None:
+        raise click.UsageError("--logits stores a head's own logits: it needs --weights")
     if (classes is None) == (text_file is None):
         raise click.UsageError("give exactly one of --classes or --file")
     with FeatureStore(store) as reader:
@@ -84,19 +93,29 @@ def _class_names(reader, classes: str) -> list[str]:
     return read_class_file(classes)
 
 
-def _store_head(store: str, encoder: str | None, head: str, classes: str, name: str | None) -> None:
-    """`fs text --weights HEAD --classes NAMES`: W (C, D) [+ b] as a class bank, no model needed."""
+def _store_head(store: str, encoder: str | None, head: str, classes: str, name: str | None,
+                logit_splits: str | None) -> None:
+    """`fs text --weights HEAD --classes NAMES`: W (C, D) [+ b] as a class bank, no model needed;
+    with ``--logits``, the head's own logits on those splits too."""
     from pathlib import Path
 
+    from featurestore.errors import NotFoundError
     from featurestore.store.feature_store import FeatureStore
-    from featurestore.text.class_heads import read_head
+    from featurestore.text.class_heads import read_head, stored_head_logits
     from workflows.inputs.solver_inputs import resolve_encoder
 
     W, b = read_head(head)
+    splits = [s.strip() for s in logit_splits.split(",")] if logit_splits is not None else []
+    if any(not s for s in splits):
+        raise click.UsageError(f"--logits takes comma-separated split names, got {logit_splits!r}")
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
         dim = int(reader.encoder_info(encoder)["embed_dim"])
         class_names = _class_names(reader, classes)
+        for split in splits:
+            if split not in reader.splits():
+                raise NotFoundError(f"no split {split!r} in {store} (it has: {', '.join(reader.splits())})")
+            reader.norms(encoder, split)  # the raw features must be recoverable before anything is written
     if W.shape[1] != dim:
         raise click.UsageError(f"the head's W is {W.shape}: its {W.shape[1]} columns do not match encoder "
                                f"{encoder!r}'s dimension {dim}")
@@ -106,5 +125,11 @@ def _store_head(store: str, encoder: str | None, head: str, classes: str, name: 
     extra = {"bias": b} if b is not None else {}
     with FeatureStore(store, mode="a") as writer:
         writer.put_text_bank(encoder, bank, W, class_names, kind="classes", classes=class_names, **extra)
+        for split in splits:
+            writer.put_logits(bank, split, stored_head_logits(writer, encoder, bank, split, valid_only=False))
     click.echo(f"class bank {bank!r}: head W {W.shape[0]} x {W.shape[1]}{' + bias' if b is not None else ''} "
-               f"for encoder {encoder}")
+               f"for encoder {encoder}; zero-shot with --bank {bank} computes 100 * cos(x, W_k) without b")
+    if splits:
+        click.echo(f"the head's own logits W x_raw + b on {', '.join(splits)}: logits:{bank} (fs ood --models)")
+    else:
+        click.echo(f"the head's own logits W x_raw + b: add --logits SPLITS (stored as logits:{bank})")
