@@ -36,6 +36,28 @@ def test_scores_by_hand():
                           PromptAnomalyDetector(normal, anomalous).fit().zero_shot_scores(X))
 
 
+def test_winclip_logit_scale_and_blend_by_hand():
+    """WinCLIP's scale 1/0.07 by default. t_n = (1, 0), t_a = (0, 1), x = (0.6, 0.8), one normal
+    memory image (1, 0): zero-shot = 1 / (1 + exp((0.6 - 0.8) / 0.07)) = 0.945686..., memory =
+    (1 - 0.6) / 2 = 0.2, WinCLIP+ = their mean = 0.572843... (with scale 100 it would be 0.6)."""
+    import math
+
+    det = PromptAnomalyDetector(np.array([[2.0, 0.0]]), np.array([[0.0, 0.5]])).fit(np.array([[3.0, 0.0]]))
+    assert det.logit_scale == pytest.approx(1 / 0.07)
+    zero_shot = 1 / (1 + math.exp(-0.2 / 0.07))
+    assert zero_shot == pytest.approx(0.945686, abs=1e-6)
+    x = np.array([[0.6, 0.8]])
+    assert det.zero_shot_scores(x)[0] == pytest.approx(zero_shot, rel=1e-12)
+    assert det.memory_scores(x)[0] == pytest.approx(0.2, rel=1e-12)
+    assert det.score_samples(x)[0] == pytest.approx(0.572843, abs=1e-6)
+    assert det.score_samples(x)[0] == pytest.approx((zero_shot + 0.2) / 2, rel=1e-12)
+    clip_scale = PromptAnomalyDetector(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), logit_scale=100.0)
+    assert clip_scale.fit(np.array([[1.0, 0.0]])).score_samples(x)[0] == pytest.approx(0.6, abs=1e-8)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(InputError, match="logit_scale"):
+            PromptAnomalyDetector(np.eye(2)[:1], np.eye(2)[1:], logit_scale=bad).fit()
+
+
 def test_metrics_brute_force():
     rng = np.random.default_rng(0)
     y = rng.random(60) < 0.4

@@ -5,7 +5,10 @@ normal images.
 * Zero-shot: the embeddings of the "normal" prompts (state phrases x templates, e.g. "a photo of
   a flawless bottle.") are L2-normalized and averaged into one normal text prototype t_n, the
   "anomalous" ones ("a photo of a damaged bottle.") into t_a (both re-normalized); the score is
-  softmax(logit_scale * [x t_n, x t_a])[anomalous], x the L2-normalized image feature.
+  softmax(logit_scale * [x t_n, x t_a])[anomalous], x the L2-normalized image feature, with
+  WinCLIP's logit_scale = 1 / 0.07 by default (its temperature 0.07, as anomalib's WinCLIP; not
+  CLIP's trained 100). The scale does not change the zero-shot ranking (AUROC), but it sets how
+  close the zero-shot score sits to 0 or 1, hence its weight against the memory score below.
 * Few-shot: with K normal reference images, the memory score is
   (1 - max_j cos(x, m_j)) / 2 (half the cosine distance to the nearest normal image, in [0, 1]).
 * Both: (1 - memory_weight) * zero-shot + memory_weight * memory (WinCLIP+ averages the two:
@@ -33,12 +36,19 @@ def text_prototype(prompt_embeddings: np.ndarray) -> np.ndarray:
     return l2_normalize(l2_normalize(E).mean(axis=0, keepdims=True))[0]
 
 
+#: WinCLIP's zero-shot logit scale: 1 / temperature, temperature 0.07 (the paper and anomalib).
+WINCLIP_LOGIT_SCALE = 1.0 / 0.07
+
+
 class PromptAnomalyDetector:
     """Anomaly scores from a normal / anomalous prompt ensemble, plus an optional memory of
-    normal image features (``fit``). Higher score = more anomalous."""
+    normal image features (``fit``). Higher score = more anomalous.
 
-    def __init__(self, normal_prompts: np.ndarray, anomalous_prompts: np.ndarray, logit_scale: float = 100.0,
-                 memory_weight: float = 0.5) -> None:
+    ``logit_scale`` multiplies the cosines before the two-way softmax (default WinCLIP's 1 / 0.07);
+    ``memory_weight`` w blends (1 - w) * zero-shot + w * memory (WinCLIP+: 0.5)."""
+
+    def __init__(self, normal_prompts: np.ndarray, anomalous_prompts: np.ndarray,
+                 logit_scale: float = WINCLIP_LOGIT_SCALE, memory_weight: float = 0.5) -> None:
         self.normal_prompts = normal_prompts
         self.anomalous_prompts = anomalous_prompts
         self.logit_scale = logit_scale
@@ -46,6 +56,8 @@ class PromptAnomalyDetector:
 
     def fit(self, normal_features: np.ndarray | None = None) -> PromptAnomalyDetector:
         """Build the text prototypes; keep ``normal_features`` (K, D) as the memory when given."""
+        if not (np.isfinite(self.logit_scale) and self.logit_scale > 0):
+            raise InputError(f"logit_scale must be a positive number, got {self.logit_scale}")
         if not 0.0 <= float(self.memory_weight) <= 1.0:
             raise InputError(f"memory_weight must lie in [0, 1], got {self.memory_weight}")
         t_n, t_a = text_prototype(self.normal_prompts), text_prototype(self.anomalous_prompts)
