@@ -5,9 +5,12 @@ so the `fs` command line starts fast.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from featurestore.errors import FeatureStoreError
+
+if TYPE_CHECKING:  # for type checkers; at run time FeatureStore is imported on first use
+    from featurestore.store.feature_store import FeatureStore
 
 __version__ = "0.1.0"
 __all__ = ["FeatureStore", "FeatureStoreError", "__version__"]

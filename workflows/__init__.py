@@ -23,7 +23,10 @@ The names below are imported on first use, so ``import workflows`` stays cheap (
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers; at run time the names are imported on first use
+    from workflows.solve import Dataset, RunRecord, load_dataset, run
 
 __all__ = ["Dataset", "RunRecord", "load_dataset", "run"]
 
