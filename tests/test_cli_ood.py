@@ -92,6 +92,25 @@ def test_ood_table_matches_sklearn(ood_store, tmp_path, capsys):
     energy = np.r_[logsumexp(X_id @ T.T, axis=1), logsumexp(X_ood @ T.T, axis=1)]
     assert rows[("logits:lin", "energy")]["auroc"] == pytest.approx(roc_auc_score(labels, energy))
     assert {("cooked", "entropy"), ("zero-shot-cosine", "mcm"), ("zero-shot", "gen")} <= set(rows)
+    # OpenOOD's columns, exactly: FPR@95 of roc_curve(OOD = 1, -score) at the first TPR >= 0.95,
+    # AUPR by auc(recall, precision) of precision_recall_curve; printed x100 with 2 decimals.
+    from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+    fpr, tpr, _ = roc_curve(1 - labels, -energy)
+    p_in, r_in, _ = precision_recall_curve(labels, energy)
+    p_out, r_out, _ = precision_recall_curve(1 - labels, -energy)
+    openood = [fpr[np.argmax(tpr >= 0.95)], roc_auc_score(labels, energy), auc(r_in, p_in), auc(r_out, p_out)]
+    row = rows[("logits:lin", "energy")]
+    assert [row[k] for k in ("fpr95_ood", "auroc", "aupr_in_trapezoid", "aupr_out_trapezoid")] == \
+        pytest.approx(openood, abs=1e-12)
+    code, out, err = run(["ood", "--store", path, "--encoder", "test/enc", "--models", "logits:lin",
+                          "--id-split", "test", "--ood-split", "other", "--columns", "openood"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["model", "score", "FPR@95", "AUROC", "AUPR_IN", "AUPR_OUT"]
+    printed = next(line.split() for line in lines if line.split()[:2] == ["logits:lin", "energy"])
+    assert printed[2:] == [f"{100 * v:.2f}" for v in openood]
+    assert "trapezoid" in lines[-1]
 
 
 def test_ood_refuses_other_encoder_weights(ood_store, tmp_path, capsys):

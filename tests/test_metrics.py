@@ -81,6 +81,39 @@ def test_auroc_and_aupr(ood):
     assert aupr_out(s_id, s_ood) == pytest.approx(average_precision_score(1 - labels, -scores))
 
 
+def test_aupr_trapezoid_is_openoods_and_differs_from_average_precision(ood):
+    """OpenOOD v1.5 (auc_and_fpr_recall): aupr_in = auc(recall, precision) of
+    precision_recall_curve(ID = 1, score), aupr_out the same with (OOD = 1, -score). Tied scores
+    (rounded to 0.1) make it differ from average precision."""
+    from sklearn.metrics import auc, precision_recall_curve
+
+    from solvers.metrics.ood import OOD_METRICS, OPENOOD_COLUMNS, ood_metrics
+
+    s_id, s_ood = ood
+    labels = np.r_[np.ones(300), np.zeros(250)]
+    scores = np.r_[s_id, s_ood]
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    openood_in = auc(recall, precision)
+    precision, recall, _ = precision_recall_curve(1 - labels, -scores)
+    openood_out = auc(recall, precision)
+    assert aupr_in(s_id, s_ood, "trapezoid") == pytest.approx(openood_in, abs=1e-12)
+    assert aupr_out(s_id, s_ood, "trapezoid") == pytest.approx(openood_out, abs=1e-12)
+    assert abs(openood_out - average_precision_score(1 - labels, -scores)) > 0.005  # two conventions
+    table = ood_metrics(s_id, s_ood)
+    assert table["aupr_in"] == pytest.approx(average_precision_score(labels, scores))
+    assert table["aupr_in_trapezoid"] == pytest.approx(openood_in, abs=1e-12)
+    assert table["aupr_out_trapezoid"] == pytest.approx(openood_out, abs=1e-12)
+    assert "average precision" in OOD_METRICS["aupr_in"][0] and "trapezoid" in OOD_METRICS["aupr_out_trapezoid"][0]
+    assert list(OPENOOD_COLUMNS) == ["FPR@95", "AUROC", "AUPR_IN", "AUPR_OUT"]
+    assert set(OPENOOD_COLUMNS.values()) <= set(table)
+    # A hand case: ID 0.9, 0.5; OOD 0.5, 0.1. Points (R, P): (0, 1), (0.5, 1), (1, 2/3), (1, 1/2):
+    # trapezoid 0.5 * 1 + 0.5 * (1 + 2/3) / 2 = 11/12; average precision 0.5 * 1 + 0.5 * 2/3 = 5/6.
+    assert aupr_in([0.9, 0.5], [0.5, 0.1], "trapezoid") == pytest.approx(11 / 12)
+    assert aupr_in([0.9, 0.5], [0.5, 0.1]) == pytest.approx(5 / 6)
+    with pytest.raises(ValueError, match="method must be one of"):
+        aupr_in(s_id, s_ood, "riemann")
+
+
 @pytest.mark.parametrize("tpr", [0.95, 0.8, 0.5])
 def test_fpr_at_tpr_brute_force(ood, tpr):
     s_id, s_ood = ood

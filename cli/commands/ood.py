@@ -54,8 +54,12 @@ def _check_same_encoder(id_store, ood_store, encoder: str) -> None:
               help="Also write ROC curves and ID/OOD score histograms to this PNG file.")
 @click.option("--plot-score", type=click.Choice(PLOT_SCORES), default="msp", show_default=True,
               help="Score plotted for each member (COOkeD is plotted with its entropy, zero-shot with MCM).")
+@click.option("--columns", type=click.Choice(["all", "openood"]), default="all", show_default=True,
+              help="Table columns. all: AUROC, FPR@95 both ways, AUPR-In/Out as average precision (scikit-learn's "
+                   "average_precision_score). openood: OpenOOD v1.5's FPR@95 (OOD positive), AUROC, AUPR_IN, "
+                   "AUPR_OUT (trapezoid auc(recall, precision)). --json always holds every column.")
 def command(store: str, encoder: str, models: str, id_split: str, ood_split: str, ood_store: str | None,
-            bank: str | None, as_json: bool, plot: str | None, plot_score: str) -> None:
+            bank: str | None, as_json: bool, plot: str | None, plot_score: str, columns: str) -> None:
     """AUROC, FPR@95TPR, AUPR-In and AUPR-Out of every OOD score for each member."""
     from contextlib import ExitStack
 
@@ -108,10 +112,21 @@ def command(store: str, encoder: str, models: str, id_split: str, ood_split: str
         click.echo(json.dumps(rows, indent=1))
         return
     width = max(len(r["model"]) for r in rows) + 2
+    if columns == "openood":
+        from solvers.metrics.ood import OPENOOD_COLUMNS
+
+        click.echo(f"{'model':<{width}}{'score':<11}" + "".join(f"{h:>10}" for h in OPENOOD_COLUMNS))
+        for r in rows:
+            click.echo(f"{r['model']:<{width}}{r['score']:<11}"
+                       + "".join(f"{100 * r[key]:>10.2f}" for key in OPENOOD_COLUMNS.values()))
+        click.echo("OpenOOD v1.5's columns (compute_all_metrics, x100): FPR@95 with OOD positive; AUPR_IN/AUPR_OUT "
+                   "by the trapezoid auc(recall, precision), not average precision; its ACC is fs eval's top1")
+        return
     click.echo(f"{'model':<{width}}{'score':<11}{'AUROC':>8}{'FPR95-ID':>9}{'FPR95-OOD':>10}{'AUPR-In':>9}"
                f"{'AUPR-Out':>9}")
     for r in rows:
         click.echo(f"{r['model']:<{width}}{r['score']:<11}{100 * r['auroc']:>8.2f}{100 * r['fpr95']:>9.2f}"
                    f"{100 * r['fpr95_ood']:>10.2f}{100 * r['aupr_in']:>9.2f}{100 * r['aupr_out']:>9.2f}")
     click.echo("FPR95-ID: OOD accepted at 95% ID kept (ID positive, Hendrycks & Gimpel); FPR95-OOD: ID rejected "
-               "at 95% OOD caught (OOD positive, OpenOOD v1.5)")
+               "at 95% OOD caught (OOD positive, OpenOOD v1.5); AUPR-In/Out: average precision (scikit-learn), "
+               "not OpenOOD's trapezoid AUPR (--columns openood)")

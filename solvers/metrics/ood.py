@@ -1,7 +1,15 @@
 """OOD detection metrics on NumPy arrays (Hendrycks & Gimpel, ICLR 2017): AUROC, FPR at a TPR,
 AUPR-In/Out and the ROC curve's points, in-distribution rows as positives and a higher score
 meaning more in-distribution. Named as everywhere in featurestore: ``auroc``, ``fpr95``,
-``aupr_in``, ``aupr_out``."""
+``aupr_in``, ``aupr_out``.
+
+AUPR comes in two conventions, which differ by several points when scores tie or classes are
+unbalanced: ``aupr_in`` / ``aupr_out`` are **average precision** (scikit-learn's
+``average_precision_score``: sum of (R_n - R_{n-1}) P_n, a step function), the default;
+``aupr_in_trapezoid`` / ``aupr_out_trapezoid`` integrate the precision-recall curve with the
+trapezoid rule from (recall 0, precision 1), which is OpenOOD's ``auc(recall, precision)`` of
+``precision_recall_curve`` (``method="trapezoid"``). ``OPENOOD_COLUMNS`` are OpenOOD v1.5's
+table columns (FPR@95 with OOD positive, AUROC, trapezoid AUPR-In and AUPR-Out)."""
 from __future__ import annotations
 
 import math
@@ -66,9 +74,19 @@ OOD_METRICS = {
               lambda i, o: fpr_at_tpr(i, o, 0.95, "id")),
     "fpr95_ood": ("FPR@95TPR, OOD positive: ID rejected when 95% of OOD is caught (OpenOOD v1.5)",
                   lambda i, o: fpr_at_tpr(i, o, 0.95, "ood")),
-    "aupr_in": ("AUPR-In (ID positive)", lambda i, o: aupr_in(i, o)),
-    "aupr_out": ("AUPR-Out (OOD positive)", lambda i, o: aupr_out(i, o)),
+    "aupr_in": ("AUPR-In, average precision (ID positive; scikit-learn's average_precision_score)",
+                lambda i, o: aupr_in(i, o)),
+    "aupr_out": ("AUPR-Out, average precision (OOD positive)", lambda i, o: aupr_out(i, o)),
+    "aupr_in_trapezoid": ("AUPR-In, trapezoid auc(recall, precision) (ID positive; OpenOOD)",
+                          lambda i, o: aupr_in(i, o, "trapezoid")),
+    "aupr_out_trapezoid": ("AUPR-Out, trapezoid auc(recall, precision) (OOD positive; OpenOOD)",
+                           lambda i, o: aupr_out(i, o, "trapezoid")),
 }
+
+#: OpenOOD v1.5's table (``compute_all_metrics``, without its classification ACC): printed header
+#: -> key of ``OOD_METRICS``, in its column order.
+OPENOOD_COLUMNS = {"FPR@95": "fpr95_ood", "AUROC": "auroc", "AUPR_IN": "aupr_in_trapezoid",
+                   "AUPR_OUT": "aupr_out_trapezoid"}
 
 
 def ood_metrics(scores_id: np.ndarray, scores_ood: np.ndarray) -> dict[str, float]:
@@ -103,13 +121,34 @@ def _average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def aupr_in(scores_id: np.ndarray, scores_ood: np.ndarray) -> float:
-    """Average precision with ID as positives and higher score = more ID."""
+def _trapezoid_pr(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Trapezoid area under the precision-recall points (R_n, P_n) of every distinct threshold,
+    starting from (0, 1): sum of (R_n - R_{n-1}) (P_n + P_{n-1}) / 2."""
+    tp, fp = _counts_at_thresholds(labels, scores)
+    precision = np.r_[1.0, tp / (tp + fp)]
+    recall = np.r_[0.0, tp / labels.sum()]
+    return float(np.sum(np.diff(recall) * (precision[1:] + precision[:-1]) / 2))
+
+
+AUPR_METHODS = ("average_precision", "trapezoid")
+
+
+def _aupr(labels: np.ndarray, scores: np.ndarray, method: str) -> float:
+    if method == "average_precision":
+        return _average_precision(labels, scores)
+    if method == "trapezoid":
+        return _trapezoid_pr(labels, scores)
+    raise InputError(f"method must be one of {AUPR_METHODS}, got {method!r}")
+
+
+def aupr_in(scores_id: np.ndarray, scores_ood: np.ndarray, method: str = "average_precision") -> float:
+    """AUPR with ID as positives and higher score = more ID: average precision (default) or the
+    trapezoid area OpenOOD reports (``method="trapezoid"``)."""
     labels, scores = _labels_scores(scores_id, scores_ood)
-    return _average_precision(labels, scores)
+    return _aupr(labels, scores, method)
 
 
-def aupr_out(scores_id: np.ndarray, scores_ood: np.ndarray) -> float:
-    """Average precision with OOD as positives, ranked by the negated score."""
+def aupr_out(scores_id: np.ndarray, scores_ood: np.ndarray, method: str = "average_precision") -> float:
+    """AUPR with OOD as positives, ranked by the negated score (``method`` as in :func:`aupr_in`)."""
     labels, scores = _labels_scores(scores_ood, scores_id)
-    return _average_precision(labels, -scores)
+    return _aupr(labels, -scores, method)
