@@ -87,7 +87,8 @@ def main() -> None:
     again = extract(open_source(tmp / "many"), tmp / "noop.h5", tiny_encoder, quiet=True)
     noop = time.perf_counter() - t0
     assert again.extracted == 0
-    print(f"no-op re-run over {args.noop_rows} rows: {noop:.3f} s  = {1000 * noop / args.noop_rows:.4f} s per 1,000 rows"
+    print(f"no-op re-run over {args.noop_rows} rows: {noop:.3f} s  = "
+          f"{1000 * noop / args.noop_rows:.4f} s per 1,000 rows"
           " (listing the folder + id lookup + commit masks)")
 
 

@@ -38,7 +38,8 @@ def write_digits(root: str | os.PathLike, size: int = 64, seed: int = 0) -> dict
             folder.mkdir(parents=True, exist_ok=True)
             for i in part:
                 ink = (255 - digits.images[i] * (255 / 16)).astype(np.uint8)
-                Image.fromarray(ink, "L").resize((size, size), Image.BICUBIC).convert("RGB").save(folder / f"{i:04d}.png")
+                image = Image.fromarray(ink, "L").resize((size, size), Image.BICUBIC).convert("RGB")
+                image.save(folder / f"{i:04d}.png")
     (root / ".complete").touch()
     return folders
 

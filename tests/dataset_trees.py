@@ -103,7 +103,8 @@ def cifar_batches(root: Path, n_train: int = 6, n_test: int = 4) -> None:
         data, labels = [], []
         for label, cls in enumerate(CLASSES):
             for image in cifar_images(split, cls, n):
-                data.append(np.asarray(Image.open(image).convert("RGB").resize((32, 32))).transpose(2, 0, 1).reshape(-1))
+                pixels = np.asarray(Image.open(image).convert("RGB").resize((32, 32)))
+                data.append(pixels.transpose(2, 0, 1).reshape(-1))
                 labels.append(label)
         return {"data": np.stack(data).astype(np.uint8), "labels": labels}
 

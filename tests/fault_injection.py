@@ -8,6 +8,7 @@ costs a fraction of a second instead of a fresh interpreter.
 """
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import pickle
@@ -61,7 +62,7 @@ def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file:
             code = int(fn())
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:  # noqa: BLE001 - reported through the exit code and the log
+        except BaseException:
             traceback.print_exc()
             code = 1
         finally:
@@ -147,20 +148,16 @@ def snapshot(path: str | os.PathLike) -> dict[str, Any]:
                 done = done[: len(stored)]  # rows past a not yet grown array are not done
                 out[f"features:{encoder}:{split}"] = dict(zip(ids[: len(done)][done].tolist(), stored[done]))
                 if f"views/{split.replace('/', '|')}" in store.file[f"encoders/{encoder.replace('/', '|')}"]:
-                    try:
+                    with contextlib.suppress(NotFoundError):
                         out[f"views:{encoder}:{split}"] = store.views(encoder, split, valid_only=False)
-                    except NotFoundError:
-                        pass
             for bank in store.text_banks(encoder):
                 out[f"text:{encoder}:{bank}"] = store.text_bank(encoder, bank)
         for model in store.models():
             out[f"model:{model}"] = store.load_model(model)
         for name in store.logits_names():
             for split in store.splits():
-                try:
+                with contextlib.suppress(NotFoundError):
                     out[f"logits:{name}:{split}"] = store.logits(name, split, valid_only=False)
-                except NotFoundError:
-                    pass
     return out
 
 
@@ -178,7 +175,7 @@ def snapshot_forked(path: str | os.PathLike, timeout: float = 30.0) -> tuple[str
             value: tuple[str, Any] = ("ok", snapshot(path))
         except FeatureStoreError as exc:
             value = ("error", str(exc))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             value = ("failed", f"{type(exc).__name__}: {exc}")
         with open(result, "wb") as out:
             pickle.dump(value, out)

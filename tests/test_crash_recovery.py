@@ -60,7 +60,7 @@ def test_a_version_1_split_is_copied_to_the_append_only_layout_on_append(tmp_pat
         assert f["splits/train/ids"].compression is None
     with FeatureStore(path) as reader:
         assert list(reader.ids("train")) == [f"train-{i:05d}" for i in range(4)]
-        assert list(reader.paths("train"))[0] == "train/train-00000.jpg"
+        assert next(iter(reader.paths("train"))) == "train/train-00000.jpg"
 
 
 def _kill_in_non_swmr_phase(path):
@@ -210,7 +210,7 @@ def test_every_kill_point_of_a_model_save_leaves_old_or_new(tmp_path):
         path = tmp_path / f"k{k}.h5"
         path.write_bytes(base.read_bytes())
 
-        def save():
+        def save(path=path):
             with FeatureStore(path, mode="a") as store:
                 store.save_model("m", new, {"v": "new"})
             return 0

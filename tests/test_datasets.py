@@ -40,12 +40,14 @@ def test_coop_split_file_layout(tmp_path):
 def test_eurosat_and_caltech_clean_ups(tmp_path):
     folder = tmp_path / "eurosat"
     (folder / "2750" / "SeaLake").mkdir(parents=True)
-    triples = {s: [[f"SeaLake/{s}.jpg", 0, "SeaLake"], [f"River/{s}.jpg", 1, "River"]] for s in ("train", "val", "test")}
+    triples = {s: [[f"SeaLake/{s}.jpg", 0, "SeaLake"], [f"River/{s}.jpg", 1, "River"]]
+               for s in ("train", "val", "test")}
     (folder / "split_zhou_EuroSAT.json").write_text(json.dumps(triples))
     assert open_dataset("eurosat", tmp_path).classes == ["Sea or Lake", "River"]
     folder = tmp_path / "caltech-101"
     (folder / "101_ObjectCategories").mkdir(parents=True)
-    triples = {s: [["airplanes/a.jpg", 0, "airplanes"], ["Faces_easy/b.jpg", 1, "Faces_easy"]] for s in ("train", "val", "test")}
+    triples = {s: [["airplanes/a.jpg", 0, "airplanes"], ["Faces_easy/b.jpg", 1, "Faces_easy"]]
+               for s in ("train", "val", "test")}
     (folder / "split_zhou_Caltech101.json").write_text(json.dumps(triples))
     with pytest.raises(SourceError, match="Faces_easy is not part of the dataset"):
         open_dataset("caltech101", tmp_path)
@@ -163,7 +165,8 @@ def test_clip_benchmark_webdataset_folder(tmp_path):
     for split, source, n in (("train", "train", 2), ("test", "test", 3)):
         (folder / split).mkdir(parents=True)
         samples = [(f"s{label}{i}", image.read_bytes(), label)
-                   for label, cls in enumerate(trees.CLASSES) for i, image in enumerate(trees.cifar_images(source, cls, n))]
+                   for label, cls in enumerate(trees.CLASSES)
+                   for i, image in enumerate(trees.cifar_images(source, cls, n))]
         _write_shard(folder / split / "0.tar", samples)
     (folder / "classnames.txt").write_text("\n".join(trees.CLASSES) + "\n")
     (folder / "zeroshot_classification_templates.txt").write_text("a photo of a {c}.\na blurry photo of a {c}.\n")

@@ -186,7 +186,8 @@ def test_open_clip_schemas_are_accepted_and_carry_their_weights(tmp_path, tiny_c
     folder.mkdir()
     config = {"model_cfg": json.loads(TINY_CONFIG.read_text()), "preprocess_cfg": {"mean": [0.5, 0.5, 0.5]}}
     (folder / "open_clip_config.json").write_text(json.dumps(config))
-    save_file({k: v.contiguous() for k, v in torch.load(tiny_checkpoint).items()}, folder / "open_clip_model.safetensors")
+    tensors = {k: v.contiguous() for k, v in torch.load(tiny_checkpoint).items()}
+    save_file(tensors, folder / "open_clip_model.safetensors")
     enc = load_encoder(f"local-dir:{folder}", None, device="cpu")
     assert enc.key == f"tiny-folder/sha256-{tiny_encoder.info['weights'].split(':')[1][:12]}"
     assert enc.info["preprocess"]["mean"] == [0.5, 0.5, 0.5]

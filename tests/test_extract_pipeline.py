@@ -75,10 +75,10 @@ def test_writer_commits_in_order_and_raises_the_writers_error():
     assert all(c[1] == np.float16 and c[2] is None for c in store.calls)
 
     failing = _Recorder(fail_at=6)
-    with pytest.raises(OSError, match="disk full"):
-        with ChunkWriter(failing, "enc", "split", "float32", 0, depth=1) as writer:
-            for start in range(0, 300, 3):
-                writer.put(*_chunk(start))
+    with pytest.raises(OSError, match="disk full"), \
+            ChunkWriter(failing, "enc", "split", "float32", 0, depth=1) as writer:
+        for start in range(0, 300, 3):
+            writer.put(*_chunk(start))
     assert [c[0][0] for c in failing.calls] == [0, 3]  # nothing written after the failed chunk
 
 

@@ -389,7 +389,8 @@ def test_estimate_counts_a_leading_rotation_and_its_output_dimension(pool) -> No
     # OPQ128_256 on 512-d rows: a 512 x 256 float matrix, then 256-d IVF centroids and codes
     assert estimate_memory("OPQ128_256,IVF1024,PQ128x4fs", 100_000, 512) == (
         512 * 256 * 4 + 1024 * 256 * 4 + 100_000 * (8 + 8 + 64))
-    assert estimate_memory("OPQ64,IVF1024,PQ64", 100_000, 512) == 512 * 512 * 4 + 1024 * 512 * 4 + 100_000 * (8 + 8 + 64)
+    expected = 512 * 512 * 4 + 1024 * 512 * 4 + 100_000 * (8 + 8 + 64)
+    assert estimate_memory("OPQ64,IVF1024,PQ64", 100_000, 512) == expected
     assert estimate_memory("PCA64,Flat", 1000, 512) == 512 * 64 * 4 + 1000 * (8 + 64 * 4)
     path, X = pool
     index = build_index(path, ENC, "pool", "OPQ8_32,IVF16,PQ8x4fs,Refine(SQ8)", recall=0.5, quiet=True)

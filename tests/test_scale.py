@@ -2,6 +2,7 @@
 deaths and killed runs, and out-of-core GDA equal to the in-memory fit."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -146,10 +147,8 @@ def test_killed_run_then_rerun_gives_every_row_once(tmp_path, client, pets, tiny
     family = parent.children(recursive=True)
     parent.kill()  # the whole run dies at once: client, scheduler, nannies and workers
     for member in family:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             member.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(family, timeout=30)
     proc.wait()
     assert 0 < _committed(folder, tiny_encoder.key) < 36, "the run finished before it could be killed"

@@ -33,9 +33,9 @@ def _unit(X):
 
 def test_complement_equals_block_matrix_schur():
     images, texts = _paired()
-    I, T = _unit(images), _unit(texts)
-    joint = np.hstack([T, I])
-    K = joint.T @ joint / len(I)  # [[C_TT, C_TI], [C_IT, C_II]]
+    Im, T = _unit(images), _unit(texts)
+    joint = np.hstack([T, Im])
+    K = joint.T @ joint / len(Im)  # [[C_TT, C_TI], [C_IT, C_II]]
     d = T.shape[1]
     A, B, D = K[:d, :d], K[:d, d:], K[d:, d:]
     expected = D - B.T @ np.linalg.inv(A) @ B

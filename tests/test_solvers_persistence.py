@@ -110,7 +110,8 @@ def test_import_solvers_is_cheap():
     import subprocess
     import sys
 
-    code = "import sys, solvers; print(any(m.split('.')[0] in ('sklearn', 'scipy', 'faiss', 'torch') for m in sys.modules))"
+    code = ("import sys, solvers\n"
+            "print(any(m.split('.')[0] in ('sklearn', 'scipy', 'faiss', 'torch') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
