@@ -84,9 +84,11 @@ def test_official_matching_is_metaclip_substr_matching():
     assert (2, 0) not in extra and (13, 0) not in extra  # still whole words
 
 
-def test_official_matching_random_corpus_against_brute_force():
+def test_official_matching_random_corpus_against_brute_force(monkeypatch):
     """Random captions over a small alphabet of tokens, cases and separators, so every edge
-    (doubled spaces, wrapped characters glued to words, line breaks) occurs many times."""
+    (doubled spaces, wrapped characters glued to words, line breaks) occurs many times; indexed
+    in chunks of 7 captions, so chunk boundaries fall everywhere."""
+    monkeypatch.setattr("featurestore.corpus.curation.CHUNK_CAPTIONS", 7)
     rng = np.random.default_rng(3)
     pieces = ["cat", "Cat", "dog", "U.S.", "U", "S", "sea", "lion", "-", "#", "'s", "(", ")", "/", ",", ".", ";",
               ":", "?", "!", "`", " ", " ", " ", "  ", "\t", "\n", "\r", "'"]

@@ -43,7 +43,7 @@ from typing import Literal
 
 import numpy as np
 
-from featurestore.corpus.frequency import CaptionIndex, words
+from featurestore.corpus.frequency import CHUNK_CAPTIONS, CaptionIndex, words
 from featurestore.errors import SourceError
 
 MATCHING = ("official", "words")
@@ -89,15 +89,19 @@ class CurationIndex:
         from tqdm.auto import tqdm
 
         vocab: dict[str, int] = {}
-        ids: list[int] = []
+        parts: list[np.ndarray] = []
         lengths = np.zeros(len(captions), np.int64)
-        for i, caption in enumerate(tqdm(captions, desc="index captions", unit="caption", disable=quiet)):
-            found = spaced_tokens("" if caption is None else str(caption))
-            ids.extend(vocab.setdefault(t, len(vocab) + 1) for t in found)  # id 0: the matcher's separator
-            lengths[i] = len(found)
+        with tqdm(total=len(captions), desc="index captions", unit="caption", disable=quiet) as bar:
+            for start in range(0, len(captions), CHUNK_CAPTIONS):
+                found = [spaced_tokens("" if c is None else str(c)) for c in captions[start:start + CHUNK_CAPTIONS]]
+                lengths[start:start + len(found)] = [len(f) for f in found]
+                ids = (vocab.setdefault(t, len(vocab) + 1) for f in found for t in f)  # id 0: the separator
+                parts.append(np.fromiter(ids, dtype=np.int64, count=int(lengths[start:start + len(found)].sum())))
+                bar.update(len(found))
         words_vocab = {"\x1f": 0, **{str(v): v for v in vocab.values()}}
-        index = CaptionIndex(words_vocab, np.array(ids, np.int64),
-                             np.repeat(np.arange(len(captions), dtype=np.int64), lengths), len(captions))
+        tokens = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        index = CaptionIndex(words_vocab, tokens, np.repeat(np.arange(len(captions), dtype=np.int64), lengths),
+                             len(captions))
         return cls("official", index, vocab)
 
     def match(self, entries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
