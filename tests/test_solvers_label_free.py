@@ -6,7 +6,7 @@ import pytest
 
 from solvers.few_shot.gda import GDA
 from solvers.persistence import load_npz, save_npz
-from solvers.unlabelled.label_free import LabelFree, pseudo_label_rows
+from solvers.unlabelled import LabelFree, UnsupervisedGDA, pseudo_label_rows
 
 
 def unit(A):
@@ -40,8 +40,85 @@ def test_pseudo_label_rows_brute_force():
         mine = [i for i in range(50) if probs[i].argmax() == c]
         mine.sort(key=lambda i: -probs[i].max())
         expected |= {(i, c) for i in mine[:5]}
-    expected |= {(int(i), 3) for i in np.argsort(-probs[:, 3])[:5]}
+    kept = {i for i, _ in expected}
+    free = [i for i in np.argsort(-probs[:, 3], kind="stable").tolist() if i not in kept]
+    expected |= {(i, 3) for i in free[:5]}
     assert set(zip(rows.tolist(), labels.tolist())) == expected and filled == [3]
+
+
+def _row_taken_by_two_classes():
+    """Class 2 is nobody's argmax; the row most probable for it (row 0) is class 0's most
+    confident row. Taking class 2's top rows from all rows gave row 0 both labels."""
+    return np.array([[0.60, 0.01, 0.39],
+                     [0.50, 0.30, 0.20],
+                     [0.10, 0.80, 0.10],
+                     [0.20, 0.70, 0.10],
+                     [0.45, 0.40, 0.15]])
+
+
+def test_a_row_never_has_two_labels():
+    probs = _row_taken_by_two_classes()
+    rows, labels, filled = pseudo_label_rows(probs, 2)
+    assert rows.size == np.unique(rows).size
+    assert filled == [2]
+    # by hand: class 0 keeps rows 0, 1 (0.60, 0.50), class 1 rows 2, 3; class 2 the free row 4
+    assert sorted(zip(rows.tolist(), labels.tolist())) == [(0, 0), (1, 0), (2, 1), (3, 1), (4, 2)]
+
+
+def test_a_class_with_no_free_row_is_refused():
+    from solvers.errors import InputError
+
+    with pytest.raises(InputError, match="too few"):
+        pseudo_label_rows(_row_taken_by_two_classes()[:4], 2)
+
+
+def test_min_confidence_leaves_a_class_to_its_free_rows():
+    probs = _row_taken_by_two_classes()
+    rows, labels, filled = pseudo_label_rows(probs, 2, min_confidence=0.55)
+    # kept: row 0 (class 0), rows 2, 3 (class 1); nothing else reaches 0.55; class 2 takes free 1, 4
+    assert sorted(zip(rows.tolist(), labels.tolist())) == [(0, 0), (1, 2), (2, 1), (3, 1), (4, 2)]
+    assert filled == [2]
+
+
+def _three_class_task_with_an_empty_class(seed=8):
+    """The rows come from classes 0 and 1; class 2's text vector points away from both, so no
+    row's zero-shot argmax is 2."""
+    rng = np.random.default_rng(seed)
+    D = 6
+    centres = np.eye(D)[:3] * 3
+    T = np.vstack([centres[0], centres[1], -centres[0] - centres[1] + centres[2]])
+    y = rng.integers(0, 2, 120)
+    X = centres[y] + 0.6 * rng.standard_normal((120, D))
+    return T, X
+
+
+def test_both_unlabelled_solvers_take_the_same_rows():
+    """One rule for the family: unsupervised GDA (CLIP space) and label-free with a GDA head on the
+    same features fit GDA on the rows of ``pseudo_label_rows`` (no text embedding as a sample)."""
+    T, X = _three_class_task_with_an_empty_class()
+    probs = _softmax(100 * unit(X) @ unit(T).T)
+    rows, labels, filled = pseudo_label_rows(probs, 10)
+    assert filled == [2] and rows.size == np.unique(rows).size
+    unsupervised = UnsupervisedGDA(text_weights=T, k_per_class=10, alpha=1.0).fit(X)
+    expected = GDA(text_weights=T, alpha=1.0).fit(X[rows], labels)
+    np.testing.assert_allclose(unsupervised.decision_function(X), expected.decision_function(X), atol=1e-9)
+    label_free = LabelFree(text_weights=T, k_per_class=10, rounds=1).fit(X)
+    head = GDA(n_classes=3).fit(unit(X)[rows], labels)
+    np.testing.assert_allclose(label_free.decision_function(X), head.decision_function(unit(X)), atol=1e-9)
+    assert unsupervised.filled_classes_ == label_free.filled_classes_ == [2]
+    assert unsupervised.n_pseudo_ == label_free.n_pseudo_ == rows.size
+
+
+@pytest.mark.parametrize("solver", [LabelFree, UnsupervisedGDA])
+def test_rounds_is_the_one_name(solver):
+    from solvers.errors import InputError
+
+    assert "rounds" in solver._get_param_names() and "n_iter" not in solver._get_param_names()
+    T, X = _three_class_task_with_an_empty_class()
+    model = solver(text_weights=T, k_per_class=10, rounds=3).fit(X)
+    assert len(model.pseudo_changed_) == 2
+    with pytest.raises(InputError, match="rounds"):
+        solver(text_weights=T, rounds=0).fit(X)
 
 
 def test_one_round_is_gda_on_zero_shot_pseudo_labels():
@@ -143,3 +220,29 @@ def test_each_round_refits_on_the_previous_heads_pseudo_labels(rounds):
     model = LabelFree(text_weights=T, rounds=rounds, k_per_class=20).fit(X)
     np.testing.assert_allclose(model.decision_function(X), heads[-1], atol=1e-9)
     np.testing.assert_allclose(model.pseudo_changed_, changed)
+
+
+def test_fs_solve_rounds_reaches_unsupervised_gda(tmp_path, capsys):
+    """`fs solve unsupervised-gda --rounds R` fits R rounds (the CLI's one name for both solvers)."""
+    import json
+
+    from featurestore.store.feature_store import FeatureStore
+    from tests.cli_runner import run
+    from tests.store_fixtures import make_feature_store
+
+    T, X = _three_class_task_with_an_empty_class()
+    classes = ["a", "b", "c"]
+    y = (unit(X) @ unit(T).T).argmax(1)
+    path = make_feature_store(tmp_path / "u.h5", {"pool": X.astype(np.float32)}, labels={"pool": y},
+                              classes={"pool": classes})
+    with FeatureStore(path, mode="a") as writer:
+        w = T.astype(np.float32)
+        writer.put_text_bank("test/enc", "pool/simple", w, classes, kind="classes", classes=classes,
+                             templates=["a {}"], per_template=w[:, None, :])
+    code, out, err = run(["solve", "unsupervised-gda", "--store", path, "--unlabelled", "pool", "--test", "pool",
+                          "--rounds", "3", "--param", "k_per_class=10", "--json"], capsys)
+    assert code == 0, err
+    expected = UnsupervisedGDA(text_weights=T.astype(np.float32), k_per_class=10, rounds=3).fit(X.astype(np.float32))
+    run_ = json.loads(out)["runs"][0]
+    assert run_["metrics"]["top1"] == pytest.approx(expected.score(X.astype(np.float32), y))
+    assert run_["params"]["rounds"] == 3 and run_["chosen"]["n_pseudo_"] == expected.n_pseudo_

@@ -36,7 +36,8 @@ from cli.options import NAME
                    "its features follow the CLIP encoder's.")
 @click.option("--unlabelled", default=None,
               help="label-free: the unlabelled split to pseudo-label and fit on (transductive when it is also --test).")
-@click.option("--rounds", type=click.IntRange(min=1), default=None, help="label-free: pseudo-label rounds.")
+@click.option("--rounds", type=click.IntRange(min=1), default=None,
+              help="label-free, unsupervised-gda: pseudo-label rounds.")
 @click.option("--incremental", type=click.Path(dir_okay=False), default=None,
               help="gda: the few-shot class-incremental protocol over the sessions of this JSON file "
                    "(base + N-way K-shot sessions; prints the per-session accuracy table).")

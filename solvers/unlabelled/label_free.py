@@ -26,7 +26,7 @@ from solvers._base.normalize import l2_normalize
 from solvers._base.softmax import softmax
 from solvers._base.solver import Solver
 from solvers.errors import InputError
-from solvers.unlabelled.unsupervised_gda import confident_per_class
+from solvers.unlabelled._pseudo_labels import check_rounds, filled_message, run_rounds
 from solvers.zero_shot.zero_shot import zero_shot_logits
 
 if TYPE_CHECKING:
@@ -36,32 +36,19 @@ if TYPE_CHECKING:
 HEADS = ("gda", "linear_probe")
 
 
-def pseudo_label_rows(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """(rows, labels, classes filled from their top-k) of the ``k`` most confident rows per
-    pseudo-class (argmax of ``probs``). A class that is nobody's argmax takes the ``k`` rows with
-    the highest probability of that class, so every class has rows; those classes are listed."""
-    C = probs.shape[1]
-    labels = probs.argmax(axis=1)
-    keep = confident_per_class(labels, probs.max(axis=1), C, k)
-    rows, out = [keep], [labels[keep]]
-    empty = [int(c) for c in np.setdiff1d(np.arange(C), labels[keep])]
-    for c in empty:
-        top = np.argsort(-probs[:, c], kind="stable")[:k]
-        rows.append(top)
-        out.append(np.full(top.size, c))
-    return np.concatenate(rows), np.concatenate(out), empty
-
-
 class LabelFree(Solver):
     """Label-free adaptation (NoLA / pseudo-labelling): zero-shot pseudo-labels of unlabelled rows,
-    the ``k_per_class`` most confident per class, a closed-form head, ``rounds`` refreshes.
+    the ``k_per_class`` most confident per class (confidence >= ``min_confidence`` when set), a
+    closed-form head, ``rounds`` rounds. The pseudo-labelled rows follow the rule of
+    ``solvers.unlabelled._pseudo_labels`` (shared with ``UnsupervisedGDA``): a class with no kept
+    row takes its most probable rows that no other class kept, so a row never has two labels.
 
     ``head``: "gda" (shared shrunk covariance, Wang et al.) or "linear_probe" (L2-regularised
     logistic regression, ``default_C``). The head is fitted on the auxiliary columns of
     X = [CLIP | aux] when present (``head_features_ = "aux"``), else on the CLIP features. Round 1
     pseudo-labels come from zero-shot CLIP; each later round's from the previous head. The model's
     logits are the last head's. ``pseudo_changed_`` lists, per round after the first, the share of
-    rows whose pseudo-label changed.
+    rows whose pseudo-label changed; ``filled_classes_`` the classes filled from free rows.
     """
 
     fit_input = "unlabelled"
@@ -69,13 +56,14 @@ class LabelFree(Solver):
     _state_scalars = ("n_clip_features_", "head_features_", "n_pseudo_", "pseudo_changed_", "filled_classes_")
 
     def __init__(self, text_weights: np.ndarray | None = None, classes: list | np.ndarray | None = None,
-                 k_per_class: int = 16, rounds: int = 3,
+                 k_per_class: int = 16, rounds: int = 3, min_confidence: float | None = None,
                  head: str = "gda", default_C: float = 1.0, logit_scale: float = 100.0,
                  temperature: float = 1.0) -> None:
         self.text_weights = text_weights
         self.classes = classes
         self.k_per_class = k_per_class
         self.rounds = rounds
+        self.min_confidence = min_confidence
         self.head = head
         self.default_C = default_C
         self.logit_scale = logit_scale
@@ -107,8 +95,7 @@ class LabelFree(Solver):
             raise InputError("label-free adaptation makes its pseudo-labels with zero-shot CLIP: it needs text_weights")
         if self.head not in HEADS:
             raise InputError(f"head must be one of {HEADS}, got {self.head!r}")
-        if int(self.rounds) < 1 or int(self.k_per_class) < 1:
-            raise InputError("rounds and k_per_class must be >= 1")
+        check_rounds(self.rounds, self.k_per_class, self.min_confidence)
         T = check_text_weights(self.text_weights)
         C, D = T.shape
         X = check_features(X)
@@ -119,23 +106,17 @@ class LabelFree(Solver):
         self.head_features_ = "aux" if X.shape[1] > D else "clip"
         H = self._head_columns(X).astype(np.float64)
         probs = softmax(zero_shot_logits(X[:, :D].astype(np.float64), T, self.logit_scale))
-        previous = None
-        self.pseudo_changed_, filled = [], set()
-        for _ in range(int(self.rounds)):
-            labels_all = probs.argmax(axis=1)
-            if previous is not None:
-                self.pseudo_changed_.append(float(np.mean(labels_all != previous)))
-            previous = labels_all
-            rows, labels, empty = pseudo_label_rows(probs, int(self.k_per_class))
-            filled.update(empty)
+
+        def fit_head(rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
             self.coef_, self.intercept_ = self._fit_head(H[rows], labels, C)
-            probs = softmax(H @ self.coef_.T + self.intercept_)
-        self.n_pseudo_ = int(rows.size)
-        self.filled_classes_ = sorted(filled)
-        if filled:
-            record_warning(self, f"{len(filled)} class(es) were no row's pseudo-label in some round; their "
-                                 f"{self.k_per_class} most probable rows were taken "
-                                 f"(classes {self.filled_classes_[:10]})")
+            return softmax(H @ self.coef_.T + self.intercept_)
+
+        done = run_rounds(probs, fit_head, int(self.rounds), int(self.k_per_class), self.min_confidence)
+        self.n_pseudo_ = int(done.rows.size)
+        self.pseudo_changed_ = done.changed
+        self.filled_classes_ = done.filled
+        if done.filled:
+            record_warning(self, filled_message(done.filled, int(self.k_per_class)))
         self._set_classes(C, X.shape[1])
         if y is not None:
             encode_labels(check_target(y, X.shape[0], owner=type(self).__name__), self.classes_)
