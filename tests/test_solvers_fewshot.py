@@ -57,5 +57,6 @@ def test_one_labelled_row_and_refusals_name_the_problem():
         fewshot_split(np.zeros((2, 2), int), 1, seed=0)
     with pytest.raises(ValueError, match="shots must be >= 1, got 0"):
         fewshot_split(labels, 0, seed=0)
-    with pytest.raises(ValueError, match="unknown few-shot sampler 'dassl'; choose numpy or coop"):
+    with pytest.raises(ValueError,
+                       match="unknown few-shot sampler 'dassl'; choose numpy, coop, gda-iclr24, tip-adapter"):
         fewshot_split(labels, 1, seed=0, sampler="dassl")
