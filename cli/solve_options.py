@@ -9,6 +9,9 @@ import click
 
 from cli.options import NumberList
 
+#: ``workflows.solve.SAMPLERS``, written out so that ``--help`` imports no solver module (a test keeps them equal).
+SAMPLER_CHOICES = ("auto", "numpy", "coop", "gda-iclr24", "tip-adapter")
+
 seeds_option = click.option(
     "--seeds", type=NumberList(click.IntRange(min=0), "integers", skip_empty=True), default="1", show_default=True,
     help="Comma-separated few-shot sampling seeds (several: a run per seed, mean and std reported).")
@@ -18,8 +21,10 @@ views_as_option = click.option(
          "crop: 'samples' = every view a row (official GDA), 'mean' = each image's views averaged, then "
          "normalized (official Tip-Adapter). Applied after the few-shot draw.")
 sampler_option = click.option(
-    "--sampler", type=click.Choice(["auto", "coop", "numpy"]), default="auto", show_default=True,
-    help="Few-shot sampler: auto = coop for stores of named datasets (CoOp's exact images), else numpy.")
+    "--sampler", type=click.Choice(SAMPLER_CHOICES), default="auto", show_default=True,
+    help="Few-shot sampler: auto = coop for stores of named datasets (CoOp's exact images), else numpy; "
+         "gda-iclr24 = GDA's official draws (one stream per seed over shots 1, 2, 4, 8, 16); tip-adapter = "
+         "Tip-Adapter's (always seed 1: give --seeds 1).")
 val_shots_option = click.option("--val-shots", type=click.IntRange(min=1), default=None,
                                 help="Sample this many validation rows per class (with each seed).")
 allow_fewer_option = click.option("--allow-fewer", is_flag=True,

@@ -23,6 +23,7 @@ import numpy as np
 from featurestore.errors import NotFoundError
 from featurestore.store.feature_store import FeatureStore, h5_name
 from solvers.errors import InputError
+from solvers.model_selection.fewshot import SAMPLERS as FEWSHOT_SAMPLERS
 
 #: Solvers whose logits add a zero-shot term from the class text weights (dropped without them).
 TEXT_TERM_SOLVERS = ("gda", "tip-adapter")
@@ -33,7 +34,9 @@ AUX_SOLVERS = ("amu", "label-free")
 #: Solvers whose record includes the gain over zero-shot CLIP on the same rows.
 GAIN_SOLVERS = ("amu", "label-free")
 VIEWS_AS = ("samples", "mean")
-SAMPLERS = ("auto", "coop", "numpy")
+SAMPLERS = ("auto", *FEWSHOT_SAMPLERS)
+#: Store dataset names (``fs extract --dataset``) whose Tip-Adapter config file has another name.
+TIP_ADAPTER_CONFIG_NAMES = {"fgvc_aircraft": "fgvc"}
 #: Seed offset of the validation rows held out of the training pool (never the few-shot draw's seed).
 HOLDOUT_SEED_OFFSET = 1_000_003
 
@@ -267,8 +270,20 @@ def holdout_rows(y: np.ndarray, taken: np.ndarray, per_class: int, seed: int, wh
     return fewshot_split(pool, per_class, seed + HOLDOUT_SEED_OFFSET, allow_fewer=True)
 
 
+def tip_adapter_preset(data: Dataset) -> str | None:
+    """The official Tip-Adapter search-scale preset (configs/<name>.yaml ``search_scale``) of the
+    named dataset the store was extracted from, or None (another dataset, or none named)."""
+    from solvers.few_shot.tip_adapter import SEARCH_SCALE_PRESETS
+
+    if data.source_dataset is None:
+        return None
+    name = TIP_ADAPTER_CONFIG_NAMES.get(data.source_dataset, data.source_dataset)
+    return name if name in SEARCH_SCALE_PRESETS else None
+
+
 def resolve_sampler(sampler: str, data: Dataset) -> str:
-    """``auto``: CoOp's sampler for a store of a named dataset (its exact images), else NumPy's."""
+    """``auto``: CoOp's sampler for a store of a named dataset (its exact images), else NumPy's;
+    ``gda-iclr24`` / ``tip-adapter``: the draws of GDA's / Tip-Adapter's official scripts."""
     if sampler not in SAMPLERS:
         raise InputError(f"unknown few-shot sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     if sampler == "auto":
@@ -370,6 +385,13 @@ def run(method: str, data: Dataset, shots: int | None = None, seed: int | None =
                      "hyper-parameter search (never the few-shot rows, never the test split)")
     if calibrate and X_val is None:
         raise InputError("--calibrate fits the temperature on --val; give --val")
+    preset = tip_adapter_preset(data) if method == "tip-adapter" and "search_scale" not in kwargs else None
+    if preset is not None:
+        from solvers.few_shot.tip_adapter import SEARCH_SCALE_PRESETS
+
+        kwargs["search_scale"] = preset
+        notes.append(f"tip-adapter: search scale {SEARCH_SCALE_PRESETS[preset]} (beta, alpha), the official preset "
+                     f"of {data.source_dataset} (Tip-Adapter's configs/{preset}.yaml)")
     if method in TEXT_TERM_SOLVERS and "text_weights" not in kwargs:
         notes.append(f"{method} runs without its zero-shot term (no class text weights)")
     solver: Any = cls(**kwargs)
@@ -408,6 +430,10 @@ def run(method: str, data: Dataset, shots: int | None = None, seed: int | None =
         D = solver.text_weights.shape[1]
         gain = gain_over_zero_shot(solver.predict(Xg), Xg[:, :D], yg, solver.text_weights, solver.logit_scale)
     chosen = fitted_scalars(solver)
+    if preset is not None:
+        from solvers.few_shot.tip_adapter import resolve_search_scale
+
+        chosen["search_scale_beta"], chosen["search_scale_alpha"] = resolve_search_scale(preset)
     if calibrate:
         chosen["temperature"] = float(solver.temperature)
     return RunRecord(method, shots or None, seed, views_as, drawn_with, val_label, metrics, val_metrics, chosen, params,
