@@ -109,3 +109,17 @@ def test_cli_offers_the_samplers_and_refuses_tip_adapter_seeds_but_1(tmp_path, c
     code, _, err = fs(["solve", "gda", "--store", store, "--encoder", ENCODER, "--train", "train", "--val", "val",
                        "--shots", "2", "--seeds", "2", "--sampler", "tip-adapter"], capsys)
     assert code == 2 and "always seeds 1" in err and err.count("\n") == 1
+
+
+def test_a_sweep_refuses_draws_the_papers_samplers_never_make_before_any_cell(tmp_path):
+    from solvers.errors import InputError
+    from workflows.benchmark import run as sweep
+
+    store = str(_store(tmp_path / "pets.h5", dataset="oxford_pets"))
+    with pytest.raises(InputError, match="always seeds 1"):
+        sweep([store], ENCODER, methods=["gda"], shots=[1, 2], seeds=[1, 2], sampler="tip-adapter",
+              output=tmp_path / "res", plot=False, quiet=True)
+    with pytest.raises(InputError, match="1, 2, 4, 8, 16"):
+        sweep([store], ENCODER, methods=["gda"], shots=[1, 3], seeds=[1], sampler="gda-iclr24",
+              output=tmp_path / "res", plot=False, quiet=True)
+    assert not (tmp_path / "res" / "results.csv").exists()

@@ -175,6 +175,11 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
         raise BenchmarkError("the same store is given twice")
     for method, given in params.items():
         check_params(method, solver_class(method), given)
+    if sampler != "auto" and any(solver_class(m).fit_input == "labels" for m in methods):
+        from solvers.model_selection.fewshot import check_sampler
+
+        for k, s in ((k, s) for k in shots for s in seeds if k):  # before any cell is fitted
+            check_sampler(sampler, k, s)
     if val is not None and val == test:
         raise BenchmarkError("--val and --test are the same split: hyper-parameters are never chosen on test")
     table = report.load_reference(reference) if reference else None

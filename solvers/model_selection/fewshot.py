@@ -49,14 +49,7 @@ def fewshot_split(labels: np.ndarray, shots: int, seed: int, *, allow_fewer: boo
     with replacement up to ``shots``, as their code does, so indices can repeat). ``sampler``: one
     of ``SAMPLERS`` (see the module docstring).
     """
-    if sampler not in SAMPLERS:
-        raise InputError(f"unknown few-shot sampler {sampler!r}; choose {', '.join(SAMPLERS)}")
-    if sampler == "gda-iclr24" and int(shots) not in ICLR24_SHOTS:
-        raise InputError(f"the gda-iclr24 sampler reproduces ICLR24's loop over shots "
-                         f"{', '.join(map(str, ICLR24_SHOTS))}; shots={shots} is not one of them")
-    if sampler == "tip-adapter" and int(seed) != TIP_ADAPTER_SEED:
-        raise InputError(f"the tip-adapter sampler reproduces Tip-Adapter's main.py, which always seeds "
-                         f"{TIP_ADAPTER_SEED}; seed {seed} is not one of its draws (use seed {TIP_ADAPTER_SEED})")
+    check_sampler(sampler, shots, seed)
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise InputError(f"labels must be 1-D, got shape {labels.shape}")
@@ -82,6 +75,19 @@ def fewshot_split(labels: np.ndarray, shots: int, seed: int, *, allow_fewer: boo
     rng = np.random.default_rng(seed)
     picked = [rows if rows.size <= shots else rng.choice(rows, size=shots, replace=False) for rows in groups]
     return np.sort(np.concatenate(picked))
+
+
+def check_sampler(sampler: str, shots: int, seed: int) -> None:
+    """Refuse an unknown sampler, and a (shots, seed) that the paper's sampler never draws:
+    ``"gda-iclr24"`` only shots in ``ICLR24_SHOTS``, ``"tip-adapter"`` only seed 1."""
+    if sampler not in SAMPLERS:
+        raise InputError(f"unknown few-shot sampler {sampler!r}; choose {', '.join(SAMPLERS)}")
+    if sampler == "gda-iclr24" and int(shots) not in ICLR24_SHOTS:
+        raise InputError(f"the gda-iclr24 sampler reproduces ICLR24's loop over shots "
+                         f"{', '.join(map(str, ICLR24_SHOTS))}; shots={shots} is not one of them")
+    if sampler == "tip-adapter" and int(seed) != TIP_ADAPTER_SEED:
+        raise InputError(f"the tip-adapter sampler reproduces Tip-Adapter's main.py, which always seeds "
+                         f"{TIP_ADAPTER_SEED}; seed {seed} is not one of its draws (use seed {TIP_ADAPTER_SEED})")
 
 
 def _rows_by_class(labels: np.ndarray, labelled: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
