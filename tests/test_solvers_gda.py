@@ -455,3 +455,46 @@ def test_class_sums_are_np_add_at_to_the_bit_and_statistics_take_raw_integer_row
         stats.grow(3)
     with pytest.raises(InputError, match=r"cannot merge statistics of shape \(2, 3\) into \(4, 3\)"):
         stats.merge(ClassStatistics.empty(2, 3))
+
+
+def test_partial_fit_class_list_checks_raw_rows_and_numeric_lists(tmp_path):
+    import pytest
+
+    from solvers.errors import InputError
+    from solvers.persistence import load_npz, save_npz
+
+    rng = np.random.default_rng(24)
+    centres = rng.standard_normal((3, 5))
+    y = np.repeat(np.arange(3), 6)
+    X = 3 * centres[y] + rng.standard_normal((18, 5))
+    ids = np.array([10, 20, 30])
+    model = GDA(n_classes=3).partial_fit(X[y < 2], ids[y[y < 2]], classes=ids)
+    model.partial_fit(X[y == 2], ids[y[y == 2]], classes=ids)  # the same list again: accepted
+    save_npz(model, tmp_path / "ids")
+    back = load_npz(tmp_path / "ids")
+    assert np.asarray(back.partial_classes_).tolist() == [10, 20, 30]
+    back.partial_fit(X[:3], ids[y[:3]])
+    union = GDA(classes=ids).fit(np.vstack([X, X[:3]]), ids[np.concatenate([y, y[:3]])])
+    np.testing.assert_allclose(back.decision_function(X), union.decision_function(X), rtol=1e-8, atol=1e-8)
+    with pytest.raises(InputError, match="classes has 3 labels but text_weights has 4 rows"):
+        GDA(text_weights=np.eye(4, 5)).partial_fit(X, ids[y], classes=ids)
+    with pytest.raises(InputError, match="classes has 3 labels but text_weights has 4 rows"):
+        GDA(text_weights=np.eye(4, 5), classes=ids).partial_fit(X, ids[y])
+    raw = GDA(normalize=False).partial_fit(X, y)
+    np.testing.assert_allclose(raw.decision_function(X), GDA(normalize=False).fit(X, y).decision_function(X),
+                               rtol=1e-8, atol=1e-8)
+    assert not np.allclose(raw.decision_function(X), GDA().fit(X, y).decision_function(X))
+    names = np.array(["z", "a", "m"])[y]
+    assert GDA().fit(X, names).classes_.tolist() == ["a", "m", "z"]  # the sorted labels, without a list
+
+
+def test_pseudo_inverse_cut_and_cholesky_failures_on_exact_diagonals():
+    """Exact diagonals: a zero pivot makes Cholesky fail; a pivot of 1e-20 or 5e-16 passes
+    Cholesky but not its condition check, and the pseudo-inverse drops eigenvalues at or below
+    max * D * eps (here 2.7e-15), where a Cholesky inverse would give 1e20 or 2e15."""
+    from solvers.few_shot.gda import _inv_symmetric
+
+    for small in (0.0, 1e-20, 5e-16):
+        np.testing.assert_array_equal(_inv_symmetric(np.diag([3.0, 2.0, small, 1.0])), np.diag([1 / 3, 0.5, 0.0, 1.0]))
+    np.testing.assert_allclose(_inv_symmetric(np.diag([3.0, 2.0, 1e-6, 1.0])), np.diag([1 / 3, 0.5, 1e6, 1.0]),
+                               rtol=1e-12)
