@@ -272,3 +272,32 @@ def test_warnings_at_k_equal_to_and_above_the_training_rows():
         assert KNN(k=3, weighting="uniform").fit(X, y).fit_warnings_ == []
     with pytest.warns(SolverWarning, match="k = 5 exceeds the 4 training rows"):
         KNN(k=5, weighting="cosine").fit(X, y)
+
+
+def test_vote_shares_are_uniform_without_votes_and_classes_keep_their_order():
+    X = np.array([[1.0, 0.2], [0.2, 1.0], [1.0, 1.0]])
+    names = np.array(["dog", "cat", "cat"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shares = KNN(k=2, weighting="cosine").fit(X, names).vote_shares(-X)
+    np.testing.assert_allclose(shares, np.full((3, 2), 0.5))
+    ordered = KNN(k=1, classes=["dog", "cat"]).fit(X, names)  # the list's order, not the sorted one
+    assert ordered.classes_.tolist() == ["dog", "cat"]
+    np.testing.assert_allclose(ordered.predict_proba(X[:1]), [[1.0, 0.0]], atol=1e-12)
+
+
+def test_an_ivf_index_is_trained_and_missing_neighbours_do_not_vote():
+    """IVF with 2 lists, 1 probed: each query sees one list, so with k = 60 of 100 rows many
+    neighbour slots come back empty (index -1); only the rows found vote."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((100, 4)).astype(np.float32)
+    y = np.arange(100) % 3
+    model = KNN(k=60, weighting="uniform", index_factory="IVF2,Flat").fit(X, y)
+    assert model.index_.is_trained
+    sims, idx = model.kneighbors(X)
+    assert (idx == -1).any()
+    expected = np.zeros((100, 3))
+    for i in range(100):
+        np.add.at(expected[i], y[idx[i][idx[i] >= 0]], 1.0)
+    np.testing.assert_array_equal(model.votes(X), expected)
+    assert KNN(k=1, index_factory="IVF2,Flat").fit(X, y).predict(X).tolist() == y.tolist()  # each row finds itself
