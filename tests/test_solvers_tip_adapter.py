@@ -221,3 +221,33 @@ def test_search_scales_must_be_a_pair_above_0_1():
     for bad in [(0.1, 5.0), (5.0, 0.1), (7.0, 3.0, 1.0), (7.0,)]:
         with pytest.raises(ValueError, match="two scales > 0.1"):
             resolve_search_scale(bad)
+
+
+def test_two_betas_step_from_the_first_and_parameters_are_checked():
+    from solvers.errors import InputError
+
+    rng = np.random.default_rng(5)
+    C, D = 3, 6
+    centres = rng.standard_normal((C, D))
+    T = centres + 1.5 * rng.standard_normal((C, D))
+    y = np.repeat(np.arange(C), 5)
+    X = centres[y] + rng.standard_normal((15, D))
+    y_val = rng.integers(0, C, 90)
+    X_val = centres[y_val] + rng.standard_normal((90, D))
+    betas, alphas = linear_grid(7, 2), linear_grid(3, 3)
+    F, xv, Tn = unit(X), unit(X_val), unit(T)
+    grid = np.array([[np.mean((2 * xv @ Tn.T + a * np.exp(-b * (1 - xv @ F.T)) @ np.eye(C)[y]).argmax(1) == y_val)
+                      for a in alphas] for b in betas])
+    model = TipAdapter(text_weights=T, search_steps=(2, 3), logit_scale=2.0).fit(X, y, X_val, y_val)
+    assert model.val_accuracy_ == grid.max()
+    bi, bj = np.unravel_index(np.argmax(grid), grid.shape)
+    assert (model.beta_, model.alpha_) == pytest.approx((betas[bi], alphas[bj]))
+    assert grid[1].max() > grid[0].max()  # the second beta wins: its affinities must be right
+    assert TipAdapter(text_weights=T, alpha=1.0, beta=1.0).fit(X, y, X_val, y_val).val_accuracy_ is None
+    assert TipAdapter(text_weights=T).fit(X, y).val_accuracy_ is None
+    with pytest.raises(ValueError, match="X_val"):
+        TipAdapter(text_weights=T).fit(X, y, X_val[:, :5], y_val)
+    with pytest.raises(InputError, match="3"):
+        TipAdapter(n_classes=4).fit(X, y)  # class 3 has no key: refused by name
+    with pytest.raises(ValueError, match="label"):
+        TipAdapter(text_weights=T[:2]).fit(X, y)
