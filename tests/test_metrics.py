@@ -302,10 +302,10 @@ def test_fpr95_where_95_percent_is_a_whole_number_of_rows():
     """20 ID rows: 95% is exactly 19 of them, so the threshold is the 19th highest ID score
     (not the 20th); the default tpr is 0.95."""
     s_id = np.arange(20, dtype=float)  # the 19th highest is 1.0
-    s_ood = np.array([0.5, 1.0, 1.5, 25.0, -3.0])
-    assert fpr_at_tpr(s_id, s_ood) == 3 / 5  # 1.0, 1.5, 25 are >= 1.0
-    assert fpr_at_tpr(s_id, s_ood, tpr=1.0) == 4 / 5
-    assert fpr_at_tpr(s_id, s_ood, tpr=0.01) == 1 / 5  # at least one ID row: threshold 19
+    s_ood = np.array([0.5, 1.0, 1.5, 25.0, -3.0, 18.5])
+    assert fpr_at_tpr(s_id, s_ood) == 4 / 6  # 1.0, 1.5, 25 and 18.5 are >= 1.0
+    assert fpr_at_tpr(s_id, s_ood, tpr=1.0) == 5 / 6
+    assert fpr_at_tpr(s_id, s_ood, tpr=0.01) == 1 / 6  # one ID row at least, and only one: threshold 19
 
 
 def test_retrieval_checks_and_shapes_by_hand():
@@ -322,3 +322,15 @@ def test_retrieval_checks_and_shapes_by_hand():
             with pytest.raises(InputError, match=r"for each of the 2 captions, an image in \[0, 3\)"):
                 recall(images, texts, np.array(bad))
     assert text_to_image_recall(images, texts, np.array([0, 2]), ks=(1, 3)) == {1: 0.0, 3: 1.0}
+
+
+def test_roc_points_end_at_one_when_the_lowest_score_is_an_id_row():
+    from sklearn.metrics import roc_curve
+
+    s_id = np.array([0.9, 0.4, 0.4, -2.0])  # the lowest score of all is in-distribution
+    s_ood = np.array([0.5, 0.4, 0.1])
+    ref_fpr, ref_tpr, _ = roc_curve(np.r_[np.ones(4), np.zeros(3)], np.r_[s_id, s_ood], drop_intermediate=False)
+    fpr, tpr = roc_points(s_id, s_ood)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    assert tpr[-1] == 1.0 and tpr[-2] == 0.75
