@@ -55,3 +55,26 @@ def make_feature_store(path: str | os.PathLike, features: dict[str, np.ndarray],
             store.write_features(encoder, split, rows[order], feats[order], ok[order],
                                  [reasons[i] for i in order])
     return path
+
+
+def make_aux_store(path: str | os.PathLike, seed: int, classes: Sequence[str],
+                   sizes: dict[str, int]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                    dict[str, np.ndarray], np.ndarray]:
+    """A store with a CLIP-like encoder ``test/enc`` (8-d, with the class bank ``train/simple``) and
+    an image-only auxiliary encoder ``test/aux`` (5-d) over the same labelled splits, as AMU and
+    label-free read them. Returns (labels, clip features, aux features, text weights) per split."""
+    rng = np.random.default_rng(seed)
+    n_classes = len(classes)
+    T = rng.standard_normal((n_classes, 8))
+    centres = 3 * rng.standard_normal((n_classes, 5))
+    labels = {split: np.arange(n) % n_classes for split, n in sizes.items()}
+    clip = {s: 0.35 * T[y] + rng.standard_normal((len(y), 8)) for s, y in labels.items()}
+    aux = {s: centres[y] + rng.standard_normal((len(y), 5)) for s, y in labels.items()}
+    names = {s: list(classes) for s in labels}
+    make_feature_store(path, clip, labels=labels, classes=names)
+    make_feature_store(path, aux, encoder="test/aux", labels=labels, classes=names, model="aux-model")
+    with FeatureStore(path, mode="a") as writer:
+        w = T.astype(np.float32)
+        writer.put_text_bank("test/enc", "train/simple", w, [f"a {c}" for c in classes], kind="classes",
+                             classes=list(classes), templates=["a {}"], per_template=w[:, None, :])
+    return labels, clip, aux, T

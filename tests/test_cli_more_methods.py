@@ -7,7 +7,7 @@ import pytest
 
 from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
-from tests.store_fixtures import make_feature_store
+from tests.store_fixtures import make_aux_store, make_feature_store
 
 CLASSES = [f"c{i}" for i in range(6)]
 SIZES = {"train": 30, "val": 15, "test": 40, "pool": 60}
@@ -15,20 +15,8 @@ SIZES = {"train": 30, "val": 15, "test": 40, "pool": 60}
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    T = rng.standard_normal((6, 8))
-    centres = 3 * rng.standard_normal((6, 5))
-    labels = {split: np.arange(n) % 6 for split, n in SIZES.items()}
-    clip = {s: 0.35 * T[y] + rng.standard_normal((len(y), 8)) for s, y in labels.items()}
-    aux = {s: centres[y] + rng.standard_normal((len(y), 5)) for s, y in labels.items()}
     path = tmp_path_factory.mktemp("more") / "s.h5"
-    classes = {s: CLASSES for s in labels}
-    make_feature_store(path, clip, labels=labels, classes=classes)
-    make_feature_store(path, aux, encoder="test/aux", labels=labels, classes=classes, model="aux-model")
-    with FeatureStore(path, mode="a") as writer:
-        w = T.astype(np.float32)
-        writer.put_text_bank("test/enc", "train/simple", w, [f"a {c}" for c in CLASSES], kind="classes",
-                             classes=CLASSES, templates=["a {}"], per_template=w[:, None, :])
+    labels, clip, aux, T = make_aux_store(path, 0, CLASSES, SIZES)
     return path, labels, clip, aux, T
 
 
