@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from solvers.model_selection.augmented_views import (
     augmented_training_set,
-    average_views,
     mean_of_views,
     views_as_samples,
 )
@@ -12,6 +11,6 @@ from solvers.model_selection.temperature_scaling import calibrate, fit_temperatu
 from solvers.model_selection.validation import select_by_accuracy
 
 __all__ = [
-    "augmented_training_set", "average_views", "calibrate", "fewshot_split", "fit_temperature", "mean_of_views",
+    "augmented_training_set", "calibrate", "fewshot_split", "fit_temperature", "mean_of_views",
     "select_by_accuracy", "views_as_samples"
 ]

@@ -64,14 +64,3 @@ def augmented_training_set(views: np.ndarray, y: np.ndarray, views_as: str,
         return mean_of_views(_check_views(views, y.shape[0]), norms), y
     raise InputError(f"views_as must be one of {VIEWS_AS}, got {views_as!r}")
 
-
-def average_views(X: np.ndarray, views: np.ndarray) -> np.ndarray:
-    """Mean of the normalized centre-crop feature X (N, D) and its normalized views (N, V, D),
-    L2-normalized: the earlier ``--average-views`` mix, which neither official recipe uses."""
-    X = np.asarray(X, dtype=np.float32)
-    views = _check_views(views, X.shape[0])
-    if views.shape[2] != X.shape[1]:
-        raise InputError(f"views of shape {views.shape} do not match features of shape {X.shape}")
-    normalized_views = l2_normalize(views.reshape(-1, X.shape[1])).reshape(views.shape)
-    stacked = np.concatenate([l2_normalize(X)[:, None], normalized_views], axis=1)
-    return l2_normalize(stacked.mean(axis=1))
