@@ -19,6 +19,19 @@ from solvers.few_shot.logistic_lbfgs import LogisticFit, fit_logistic
 COARSE_GRID = tuple(10.0 ** e for e in range(-6, 7, 2))
 HALVING_STEPS = (1.0, 0.5, 0.25, 0.125)
 C_RANGE = (1e-6, 1e6)
+#: Validation NLLs within this relative difference rank as equal (then the smaller C wins), so
+#: that float noise between converged fits cannot reorder them.
+NLL_TIE = 1e-7
+
+
+def best_by_rule(candidates: list[float], scores: dict[float, tuple[int, float]]) -> float:
+    """The best C of ``candidates`` by the search's rule: most correct validation rows, then the
+    lowest validation NLL (within a relative ``NLL_TIE`` counting as equal), then the smallest C.
+    ``scores`` maps C to (correct rows, NLL)."""
+    most = max(scores[c][0] for c in candidates)
+    tied = [c for c in candidates if scores[c][0] == most]
+    lowest = min(scores[c][1] for c in tied)
+    return min(c for c in tied if scores[c][1] <= lowest + NLL_TIE * abs(lowest))
 
 
 class LinearProbe(Solver):
@@ -29,21 +42,23 @@ class LinearProbe(Solver):
     on the validation split as the CLIP paper does (appendix A.3): 1e-6, 1e-4, ..., 1e6, then a
     binary search that halves the interval around the best value until the resolution is 8
     values per decade (the neighbours at 1, 1/2, 1/4, 1/8 of a decade: 15 fits in all, within
-    1e-6 .. 1e6), each fit warm-started from the nearest one (``tol``, ``max_iter``). Warm
-    starts stop at slightly different objectives than a cold fit, which can flip near-tied
-    picks, so the ``n_finalists`` best candidates (validation accuracy, then NLL) are fitted on
-    to convergence (``final_tol``, ``final_max_iter``) from their search fit and re-scored; the
-    winner's converged fit is the model (the objective is strictly convex: a cold fit reaches
-    the same optimum, more slowly: bench/RESULTS.md). The search fits
-    take float32 products while they can meet ``tol`` (float64 goes on where they cannot); the
-    final fits are float64 whatever the rows' dtype (float32 cannot meet ``final_tol``).
+    1e-6 .. 1e6). Every visited C is scored by a converged float64 fit (``tol``, ``max_iter``),
+    warm-started from the fit at the nearest visited C (the strictly convex objective has one
+    optimum, so the start changes the iterations, not the fit beyond ``tol``), and the model is
+    the chosen C's fit. The rule: the most correct validation rows (an integer count, so float
+    noise cannot break an accuracy tie), then the lower validation NLL (values within a relative
+    ``NLL_TIE`` count as equal), then the smaller C. Rows are normalized in float64 whatever
+    their dtype, so float32 and float64 copies of the same features choose the same C; the
+    scores do not depend on the BLAS thread count beyond the fits' tolerance. A choice is a
+    near-tie, and warns, when a C a decade or more away predicts some validation row differently
+    and scores within one validation row of it (one row would change the choice by a decade).
     Without a validation split ``default_C`` (1.0) is used.
     ``refit_on_val=True`` refits the chosen C on train + validation rows afterwards, as
     CLIP_benchmark does, keeping the regularisation per row (C scaled by n_train / n_total).
     ``init="text"`` starts L-BFGS from logit_scale * normalized ``text_weights`` (zero bias)
-    instead of zeros. A fit that does not converge, or a C on the edge of the searched values,
-    warns and is listed in ``fit_warnings_``. ``n_iter_`` is the L-BFGS iterations of the model's
-    final fit.
+    instead of zeros. A fit that does not converge, a C on the edge of the searched values, or a
+    near-tied choice warns and is listed in ``fit_warnings_``. ``n_iter_`` is the L-BFGS
+    iterations of the model's fit.
     """
 
     _state_arrays = ("coef_", "intercept_")
@@ -51,8 +66,7 @@ class LinearProbe(Solver):
 
     def __init__(self, C: float | None = None, n_classes: int | None = None,
                  text_weights: np.ndarray | None = None, classes: list | np.ndarray | None = None, init: str = "zeros",
-                 default_C: float = 1.0, max_iter: int = 1000, tol: float = 1e-6,
-                 final_tol: float = 1e-9, final_max_iter: int = 10000, n_finalists: int = 3,
+                 default_C: float = 1.0, max_iter: int = 10000, tol: float = 1e-9,
                  refit_on_val: bool = False, logit_scale: float = 100.0, temperature: float = 1.0) -> None:
         self.C = C
         self.n_classes = n_classes
@@ -62,29 +76,23 @@ class LinearProbe(Solver):
         self.default_C = default_C
         self.max_iter = max_iter
         self.tol = tol
-        self.final_tol = final_tol
-        self.final_max_iter = final_max_iter
-        self.n_finalists = n_finalists
         self.refit_on_val = refit_on_val
         self.logit_scale = logit_scale
         self.temperature = temperature
 
     def _fit(self, C: float, X: np.ndarray, y: np.ndarray, n_classes: int,
-             start: tuple[np.ndarray, np.ndarray] | None, final: bool = False) -> LogisticFit:
-        """One L-BFGS fit at C from ``start`` (None: zeros): a search fit (``tol``, ``max_iter``,
-        float32 products while they can meet ``tol``) or a final one (``final_tol``,
-        ``final_max_iter``, float64)."""
-        return fit_logistic(X, y, n_classes, C, start, tol=self.final_tol if final else self.tol,
-                            max_iter=self.final_max_iter if final else self.max_iter, float32_products=not final)
+             start: tuple[np.ndarray, np.ndarray] | None) -> LogisticFit:
+        """One float64 L-BFGS fit at C to ``tol`` (at most ``max_iter`` iterations) from ``start`` (None: zeros)."""
+        return fit_logistic(X, y, n_classes, C, start, tol=self.tol, max_iter=self.max_iter)
 
     def _final_fit(self, C: float, X: np.ndarray, y: np.ndarray, n_classes: int,
                    start: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-        """A fit at C to ``final_tol`` from ``start`` (None: zeros); warns when it does not converge."""
-        fit = self._fit(C, X, y, n_classes, start, final=True)
+        """A fit at C from ``start`` (None: zeros); warns when it does not converge."""
+        fit = self._fit(C, X, y, n_classes, start)
         self.n_iter_ = fit.n_iter  # L-BFGS iterations of this fit
         if not fit.converged:
-            record_warning(self, f"L-BFGS did not converge at C = {C:.6g} in {self.final_max_iter} iterations "
-                                 f"(tol {self.final_tol:g}; {fit.message}); raise final_max_iter")
+            record_warning(self, f"L-BFGS did not converge at C = {C:.6g} in {self.max_iter} iterations "
+                                 f"(tol {self.tol:g}; {fit.message}); raise max_iter")
         return self._full(fit, n_classes)
 
     @staticmethod
@@ -118,7 +126,7 @@ class LinearProbe(Solver):
         if n_classes < 2:
             raise InputError(f"a linear probe needs at least 2 classes; y has 1 class ({self.classes_[0]!r})")
         start_warnings(self)
-        Xn = l2_normalize(X).astype(np.float64, copy=False)  # float64 L-BFGS (see the class docstring)
+        Xn = l2_normalize(X.astype(np.float64))  # normalized in float64: float32 input fits the same rows
         start = self._text_start(n_classes)
         val = None if self.C is not None else check_validation_pair(X_val, y_val, X.shape[1], self.classes_)
         if self.refit_on_val and self.C is None and val is None:
@@ -128,7 +136,7 @@ class LinearProbe(Solver):
             self.C_ = float(self.default_C if self.C is None else self.C)
             W, b = self._final_fit(self.C_, Xn, y, n_classes, start)
         else:
-            Xv, yv = l2_normalize(val[0]).astype(np.float64, copy=False), val[1]
+            Xv, yv = l2_normalize(val[0].astype(np.float64)), val[1]
             W, b = self._search(Xn, y, Xv, yv, n_classes, start)
             if self.refit_on_val:
                 n_train = y.size
@@ -141,58 +149,59 @@ class LinearProbe(Solver):
 
     def _search(self, Xn: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, n_classes: int,
                 start: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-        """Warm-started sweep over C, the finalists fitted to final_tol; sets C_ and val_scores_."""
-        scores: dict[float, tuple[float, float]] = {}
+        """The CLIP paper's search, every visited C scored by a converged fit; sets C_ and val_scores_."""
+        scores: dict[float, tuple[int, float]] = {}  # C -> (correct validation rows, validation NLL)
         fits: dict[float, LogisticFit] = {}  # as fitted: a binary model keeps its single row
-        unconverged: list[float] = []
+        predictions: dict[float, np.ndarray] = {}  # C -> predicted validation classes
 
-        def score(fit: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
-            logits = Xv @ fit[0].T + fit[1]
-            accuracy = float(np.mean(np.argmax(logits, axis=1) == yv))
-            nll = float(-np.mean(log_softmax(logits)[np.arange(yv.size), yv]))
-            return accuracy, -nll
+        def visit(c: float, init: tuple[np.ndarray, np.ndarray] | None) -> LogisticFit:
+            if c not in fits:
+                fits[c] = self._fit(c, Xn, y, n_classes, init)
+                W, b = self._full(fits[c], n_classes)
+                logits = Xv @ W.T + b
+                predictions[c] = np.argmax(logits, axis=1)
+                correct = int(np.count_nonzero(predictions[c] == yv))
+                scores[c] = correct, float(-np.mean(log_softmax(logits)[np.arange(yv.size), yv]))
+            return fits[c]
 
-        def sweep(grid: list[float], init: tuple[np.ndarray, np.ndarray] | None) -> None:
-            for c in progress(grid, "linear probe C search"):
-                if c in scores:
-                    continue
-                fit = self._fit(c, Xn, y, n_classes, init)
-                if not fit.converged:
-                    unconverged.append(c)
-                init = fit.coef, fit.intercept  # the next C starts here
-                fits[c] = fit
-                scores[c] = score(self._full(fit, n_classes))
-
-        sweep(list(COARSE_GRID), start)
+        init = start
+        for c in progress(list(COARSE_GRID), "linear probe C search"):  # increasing C, each from the last
+            fit = visit(c, init)
+            init = fit.coef, fit.intercept
         # the binary search around the peak, on exponents j of C = 10^(j / 8) (the final lattice)
         lowest, highest = (round(8 * np.log10(c)) for c in C_RANGE)
-        j = round(8 * np.log10(max(COARSE_GRID, key=lambda c: scores[c])))
+        j = round(8 * np.log10(best_by_rule(list(COARSE_GRID), scores)))
         for step in (round(8 * s) for s in HALVING_STEPS):
             centre = j
             around = [i for i in (centre - step, centre, centre + step) if lowest <= i <= highest]
-            for i in (i for i in around if i != centre):
-                near = fits[10.0 ** (centre / 8)]
-                sweep([10.0 ** (i / 8)], (near.coef, near.intercept))
-            j = max(around, key=lambda i: (scores[10.0 ** (i / 8)], -i))  # the smaller C on exact ties
-        if unconverged:
-            record_warning(self, f"{len(unconverged)} of {len(scores)} warm-started search fits stopped at "
-                                 f"max_iter = {self.max_iter} (C = {', '.join(f'{c:.3g}' for c in unconverged[:5])}"
-                                 f"{' ...' if len(unconverged) > 5 else ''}); the finalists are fitted on to final_tol")
+            near = fits[10.0 ** (centre / 8)]
+            for i in around:
+                visit(10.0 ** (i / 8), (near.coef, near.intercept))
+            j = round(8 * np.log10(best_by_rule([10.0 ** (i / 8) for i in around], scores)))
         ordered = sorted(scores)
-        # the finalists: best candidates by (accuracy, -NLL), smaller C first on exact ties
-        finalists = sorted(ordered, key=lambda c: scores[c], reverse=True)
-        finalists = sorted(finalists[:max(1, int(self.n_finalists))])
-        cold, iterations = {}, {}
-        for c in finalists:  # each fitted on from its search fit to final_tol
-            cold[c] = self._final_fit(c, Xn, y, n_classes, (fits[c].coef, fits[c].intercept))
-            iterations[c] = self.n_iter_
-        for c, fit in cold.items():
-            scores[c] = score(fit)
-        self.C_ = max(finalists, key=lambda c: scores[c])
-        self.n_iter_ = iterations[self.C_]
-        self.val_scores_ = {repr(c): scores[c][0] for c in ordered}
+        self.C_ = 10.0 ** (j / 8)
+        unconverged = [c for c in ordered if not fits[c].converged]
+        if unconverged:
+            listed = ", ".join(f"{c:.3g}" for c in unconverged[:5]) + (" ..." if len(unconverged) > 5 else "")
+            record_warning(self, f"{len(unconverged)} of {len(ordered)} search fits did not converge in "
+                                 f"max_iter = {self.max_iter} iterations (tol {self.tol:g}; C = {listed}); their "
+                                 f"scores, and the choice, may not be the converged ones: raise max_iter")
+        n_val = yv.size
+        self.val_scores_ = {repr(c): scores[c][0] / n_val for c in ordered}
+        self.n_iter_ = fits[self.C_].n_iter
         warn_on_grid_edge(self, "C", ordered, self.C_, "the search covers 1e-6 .. 1e6")
-        return cold[self.C_]
+        rivals = [c for c in ordered if abs(np.log10(c / self.C_)) >= 1 - 1e-9
+                  and scores[c][0] >= scores[self.C_][0] - 1 and np.any(predictions[c] != predictions[self.C_])]
+        if rivals:
+            rival = max(rivals, key=lambda c: (scores[c][0], abs(np.log10(c / self.C_))))
+            decades = abs(np.log10(rival / self.C_))
+            record_warning(self, f"the choice C = {self.C_:.3g} (validation accuracy "
+                                 f"{scores[self.C_][0]}/{n_val}) is a near-tie: C = {rival:.3g}, "
+                                 f"{decades:.3g} decades away, scores {scores[rival][0]}/{n_val} "
+                                 f"({len(rivals)} value(s) a decade or more away predict differently within one "
+                                 f"validation row); "
+                                 f"a larger validation split would settle it")
+        return self._full(fits[self.C_], n_classes)
 
     def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits x_n W^T + b, (n, C)."""
