@@ -1,13 +1,12 @@
 """L2-regularised multinomial logistic regression fitted by SciPy's L-BFGS-B, with scikit-learn's
-objective and stopping rule, and the choice of float32 products for the early iterations.
+objective and stopping rule.
 
-Why not scikit-learn's ``LogisticRegression`` itself: it fits float64 rows in float64 and float32
-rows in float32 throughout, loss sums included. At the linear probe's sizes (ImageNet 16-shot:
-16,000 x 1,024 rows, 1,000 classes) each evaluation is two n x D x C products, and float32
-products are twice as fast, but a float32 objective cannot meet a tight tolerance (its line
-searches stall, or its decrease drowns in rounding). Here the products can run in float32
-while the loss and gradient are summed and handed to L-BFGS in float64; a float32 fit that stops
-before its gradient meets the tolerance goes on in float64 from where it stopped.
+Why not scikit-learn's ``LogisticRegression`` itself: solvers/ does not import scikit-learn (its
+import alone takes about a second: bench/RESULTS.md), and scikit-learn fits float32 rows in
+float32, where a tight tolerance cannot be met (line searches stall, or the decrease drowns in
+rounding); the linear probe needs converged fits (its C search scores every visited C by one).
+Here rows, products and sums are float64. (Float32 products for the early iterations, used
+until issue 25, did not pay once every fit must reach the probe's tolerance: bench/RESULTS.md.)
 """
 from __future__ import annotations
 
@@ -32,23 +31,21 @@ class LogisticFit:
 def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int,
                C: float) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
     """f(w) = mean cross-entropy + |W|^2 / (2 C n) and its gradient (scikit-learn's scaling of
-    C * sum CE + |W|^2 / 2, so its ``tol`` means the same); w = [W.ravel(), b]. Products in X's
-    dtype, sums in float64."""
+    C * sum CE + |W|^2 / 2, so its ``tol`` means the same); w = [W.ravel(), b]. X is float64."""
     n, D = X.shape
     rows = np.arange(n)
     ridge = 1.0 / (C * n)
     binary = n_outputs == 1
-    target = y.astype(X.dtype) if binary else np.empty(0, X.dtype)  # used by the binary branch only
-    target64 = y.astype(np.float64) if binary else np.empty(0)
+    target = y.astype(np.float64) if binary else np.empty(0)  # used by the binary branch only
 
     def value_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
         W = w[:n_outputs * D].reshape(n_outputs, D)
         b = w[n_outputs * D:]
-        Z = X @ W.T.astype(X.dtype)
-        Z += b.astype(X.dtype)
+        Z = X @ W.T
+        Z += b
         if binary:  # class 0's logit is fixed at 0: CE = log(1 + e^z) - t z
             z = Z[:, 0]
-            loss = float(np.logaddexp(0, z).sum(dtype=np.float64) - np.dot(target64, z.astype(np.float64)))
+            loss = float(np.logaddexp(0, z).sum() - np.dot(target, z))
             residual = np.reciprocal(1 + np.exp(-z))  # sigmoid(z) - t
             residual -= target
             Z = residual[:, None]
@@ -58,12 +55,11 @@ def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int,
             Z -= top[:, None]
             np.exp(Z, out=Z)
             total = Z.sum(axis=1)
-            loss = float(np.log(total).sum(dtype=np.float64) + top.sum(dtype=np.float64)
-                         - picked.sum(dtype=np.float64))
+            loss = float(np.log(total).sum() + top.sum() - picked.sum())
             Z /= total[:, None]  # softmax - one-hot
             Z[rows, y] -= 1
-        grad_W = (Z.T @ X).astype(np.float64) / n + ridge * W
-        grad_b = Z.sum(axis=0, dtype=np.float64) / n
+        grad_W = (Z.T @ X) / n + ridge * W
+        grad_b = Z.sum(axis=0) / n
         value = loss / n + 0.5 * ridge * float(np.dot(W.ravel(), W.ravel()))
         return value, np.concatenate([grad_W.ravel(), grad_b])
 
@@ -72,15 +68,13 @@ def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int,
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, n_classes: int, C: float,
                  start: tuple[np.ndarray, np.ndarray] | None = None, tol: float = 1e-6,
-                 max_iter: int = 1000, float32_products: bool = False) -> LogisticFit:
+                 max_iter: int = 1000) -> LogisticFit:
     """Fit C * sum_i CE(W x_i + b, y_i) + |W|^2 / 2 (b unpenalised) from ``start`` (zeros if None),
-    stopping as scikit-learn's lbfgs solver does (max |gradient| <= tol, relative decrease below
-    64 eps, or ``max_iter`` iterations; line searches of at most 50 steps).
+    in float64, stopping as scikit-learn's lbfgs solver does (max |gradient| <= tol, relative
+    decrease below 64 eps, or ``max_iter`` iterations; line searches of at most 50 steps).
 
-    ``y`` holds class indices 0 .. n_classes-1. With ``float32_products`` the products run in
-    float32 until L-BFGS stops; unless it stopped on the gradient tolerance (or ``max_iter``),
-    the fit goes on in float64 with the iterations left. ``converged`` is False when the fit
-    ended for any other reason than a tolerance (``message`` says which).
+    ``y`` holds class indices 0 .. n_classes-1. ``converged`` is False when the fit ended for any
+    other reason than a tolerance (``message`` says which).
     """
     from scipy.optimize import minimize
 
@@ -91,16 +85,8 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, n_classes: int, C: float,
         w = np.zeros(n_outputs * (D + 1))
     else:
         w = np.concatenate([np.asarray(start[0], np.float64).ravel(), np.asarray(start[1], np.float64).ravel()])
-    options = {"maxls": 50, "gtol": float(tol), "ftol": 64 * np.finfo(float).eps}
-    n_iter = 0
-    stages: list[np.ndarray] = [X64.astype(np.float32), X64] if float32_products else [X64]
-    for rows in stages:
-        result = minimize(_objective(rows, y, n_outputs, C), w, jac=True, method="L-BFGS-B",
-                          options={**options, "maxiter": int(max_iter) - n_iter})
-        w, n_iter = result.x, n_iter + int(result.nit)
-        # float32 ends early on noise (a stalled line search, or a decrease below 64 float64
-        # eps that float32 sums cannot show): unless its gradient met tol, float64 goes on
-        if result.status == 1 or np.max(np.abs(result.jac), initial=0.0) <= tol:
-            break
+    options = {"maxls": 50, "gtol": float(tol), "ftol": 64 * np.finfo(float).eps, "maxiter": int(max_iter)}
+    result = minimize(_objective(X64, y, n_outputs, C), w, jac=True, method="L-BFGS-B", options=options)
+    w = result.x
     W = w[:n_outputs * D].reshape(n_outputs, D).copy()
-    return LogisticFit(W, w[n_outputs * D:].copy(), n_iter, bool(result.status == 0), str(result.message))
+    return LogisticFit(W, w[n_outputs * D:].copy(), int(result.nit), bool(result.status == 0), str(result.message))
