@@ -11,6 +11,7 @@ process are removed by the next build or load.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
@@ -27,6 +28,8 @@ from featurestore.store.writer_lock import pid_alive
 _TMP = re.compile(r"^\.(?P<final>.+\.(?:faiss|json))\.(?P<pid>\d+)\.[^.]+\.tmp$")
 _LEGACY_TMP = re.compile(r"^\.(?P<final>.+\.(?:faiss|json))\.[^.]+\.tmp$")  # featurestore 0.1: no pid
 LEGACY_TMP_AGE_S = 3600
+SIDECAR_FORMAT = 2
+MAX_SEARCH_PARAM = 2**31 - 1  # FAISS keeps nprobe / efSearch in a C int
 
 
 def name_part(text: str) -> str:
@@ -58,11 +61,93 @@ def glob_escape(text: str) -> str:
 
 
 def read_sidecar(json_path: Path) -> dict[str, Any]:
+    """The parsed sidecar; ``{}`` when it is unreadable or not a JSON object (the index is then
+    stale and rebuilt). A sidecar of the current format whose fields break its schema raises
+    FeatureStoreError naming the file and the field (:func:`check_sidecar`)."""
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return meta if isinstance(meta, dict) else {}
+    if not isinstance(meta, dict):
+        return {}
+    check_sidecar(json_path, meta)
+    return meta
+
+
+def check_sidecar(json_path: Path, meta: dict[str, Any]) -> None:
+    """Check the type and range of every field the code reads from a sidecar of the current
+    format; sidecars of other formats are left to the staleness check (rebuilt on load)."""
+    if meta.get("format") != SIDECAR_FORMAT or isinstance(meta.get("format"), bool):
+        return
+
+    def fail(field: str, wanted: str) -> None:
+        raise FeatureStoreError(f"index sidecar {json_path} is damaged: field {field!r} must be {wanted}, "
+                                f"not {_shown(meta_value(field))}; delete it and rebuild the index")
+
+    def meta_value(field: str) -> Any:
+        node: Any = meta
+        for part in field.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    for field in ("encoder", "split", "name", "factory", "ids_sha1"):
+        if not isinstance(meta.get(field), str):
+            fail(field, "a string")
+    for field in ("model", "weights", "note"):
+        if meta.get(field) is not None and not isinstance(meta.get(field), str):
+            fail(field, "a string or null")
+    for field, required in (("ntotal", True), ("n_ids", True), ("bytes", False), ("seed", False)):
+        if (required or meta.get(field) is not None) and not _is_int(meta.get(field), 0, 2**63 - 1):
+            fail(field, "a whole number >= 0")
+    if meta.get("target_met") is not None and not isinstance(meta.get("target_met"), bool):
+        fail("target_met", "true or false")
+    for field in [k for k in meta if k.startswith("recall_at_") or k == "recall_target"]:
+        if meta[field] is not None and not _is_number(meta[field], 0.0, 1.0):
+            fail(field, "a number in [0, 1]")
+    params = meta.get("search_params", {})
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        fail("search_params", "an object")
+    for key, value in params.items():
+        if key in ("nprobe", "efSearch"):
+            if not _is_int(value, 1, MAX_SEARCH_PARAM):
+                fail(f"search_params.{key}", f"a whole number in [1, {MAX_SEARCH_PARAM}]")
+        elif key == "k_factor":
+            if not _is_number(value, 1.0, float(MAX_SEARCH_PARAM)):
+                fail(f"search_params.{key}", f"a number in [1, {MAX_SEARCH_PARAM}]")
+        else:
+            raise FeatureStoreError(f"index sidecar {json_path} is damaged: field 'search_params' names an "
+                                    f"unknown search parameter {key!r}; delete it and rebuild the index")
+    request = meta.get("request")
+    if request is None:
+        return
+    if not isinstance(request, dict):
+        fail("request", "an object")
+    checks: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
+        ("max_memory", "a whole number >= 1", lambda v: _is_int(v, 1, 2**63 - 1)),
+        ("recall", "a number in (0, 1]", lambda v: _is_number(v, 0.0, 1.0) and v > 0),
+        ("max_build_s", "a number > 0", lambda v: _is_number(v, 0.0, math.inf) and v > 0),
+        ("train_size", "a whole number >= 1", lambda v: _is_int(v, 1, 2**63 - 1)),
+        ("tune_queries", "a whole number >= 0", lambda v: _is_int(v, 0, 2**63 - 1)),
+    )
+    for key, wanted, ok in checks:
+        if request.get(key) is not None and not ok(request[key]):
+            fail(f"request.{key}", wanted + " or null")
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value: Any, low: float, high: float) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and low <= value <= high)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def save_pair(write_index: Callable[[Path], None], meta: dict[str, Any], faiss_path: Path, json_path: Path,

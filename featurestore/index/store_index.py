@@ -31,6 +31,7 @@ import numpy as np
 
 from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError
 from featurestore.index.files import (
+    SIDECAR_FORMAT,
     factory_slug,
     index_paths,
     read_sidecar,
@@ -57,7 +58,6 @@ __all__ = [
     "recall_at_k",
 ]
 
-SIDECAR_FORMAT = 2
 GPU_MAX_K = 2048
 DEFAULT_RECALL = 0.95
 TUNE_QUERIES = 1000
