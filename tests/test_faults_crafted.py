@@ -59,3 +59,56 @@ def test_sound_sidecar_still_loads(tmp_path: Path) -> None:
     id_map: Any = faiss.downcast_index(index.index)
     hnsw: Any = faiss.downcast_index(id_map.index)
     assert int(hnsw.hnsw.efSearch) == ef
+
+
+def _nested_ensemble_store(tmp_path: Path, depth: int) -> Path:
+    """A store with model ``e``: an ensemble whose member is (a copy of) itself, ``depth`` levels
+    deep, as a crafted store holds it, around one fitted GDA."""
+    from featurestore.store.feature_store import FeatureStore
+    from solvers.ensembles.ensemble import Ensemble
+    from solvers.few_shot.gda import GDA
+    from solvers.persistence import save_to_store
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    feats = (rng.normal(size=(60, 8)) + 3 * np.eye(8)[labels]).astype(np.float32)
+    path = make_feature_store(tmp_path / "m.h5", {"train": feats}, labels={"train": labels.tolist()},
+                              classes={"train": ["a", "b", "c"]})
+    ensemble = Ensemble(members=[GDA().fit(feats, labels)]).fit(feats, labels)
+    with FeatureStore(path, mode="a") as writer:
+        save_to_store(writer, "e", ensemble, ENC)
+        arrays, meta = writer.load_model("e")
+        state, crafted_arrays = meta["state"], dict(arrays)
+        for _ in range(depth):
+            state = {**meta["state"], "members": [state]}
+            crafted_arrays = {**{f"member0.{k}": v for k, v in crafted_arrays.items()}, **arrays}
+        writer.save_model("e", crafted_arrays, {**meta, "state": state})
+    return path
+
+
+@pytest.mark.parametrize("depth", [3, 400])
+def test_ensemble_that_contains_itself_is_refused_in_one_line(tmp_path: Path, depth: int,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = _nested_ensemble_store(tmp_path, depth)
+    code = ["predict", "--store", str(path), "--models", "e", "--split", "train"]
+    if depth == 3:  # an ensemble of ensembles a few levels deep is a legitimate model
+        main(code)
+        assert len(capsys.readouterr().out.splitlines()) == 61
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        main(code)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "'e'" in err and "itself" in err
+
+
+def test_ensemble_state_with_a_member_cycle_is_refused() -> None:
+    from solvers.ensembles.ensemble import Ensemble
+    from solvers.errors import InputError
+
+    state: dict[str, object] = {"class": "Ensemble", "params": {}, "fitted": {"n_features_in_": 2}}
+    other: dict[str, object] = {**state, "members": [state]}
+    state["members"] = [other]
+    with pytest.raises(InputError, match="cycle"):
+        Ensemble.from_state({}, state)

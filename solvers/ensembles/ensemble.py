@@ -187,6 +187,7 @@ class Ensemble(Solver):
 
         if params.get("class") != cls.__name__:
             raise InputError(f"state is for {params.get('class')!r}, not {cls.__name__}")
+        _check_member_tree(params)
         members = []
         for i, member_params in enumerate(params["members"]):
             prefix = f"member{i}."
@@ -201,3 +202,30 @@ class Ensemble(Solver):
         ensemble.classes_ = classes
         ensemble.n_features_in_ = params["fitted"]["n_features_in_"]
         return ensemble
+
+
+MAX_NESTING = 32  # ensembles of ensembles, levels deep; far past any model built by hand
+
+
+class MemberCycleError(InputError):
+    """A saved ensemble contains itself among its members (a cycle, or a state copied into itself)."""
+
+
+def _check_member_tree(params: dict[str, Any]) -> None:
+    """Refuse a saved state whose members contain the ensemble itself: a member that is one of
+    its own ancestors (a cycle), or ensembles nested past MAX_NESTING levels (a crafted state that
+    copies itself into its members). Walked without recursion, so neither ends in RecursionError."""
+    stack: list[tuple[Any, tuple[int, ...]]] = [(params, ())]
+    while stack:
+        node, ancestors = stack.pop()
+        if not isinstance(node, dict):
+            raise InputError(f"a saved ensemble member state must be an object, not {type(node).__name__}")
+        if id(node) in ancestors:
+            raise MemberCycleError("the saved ensemble lists itself (or a cycle of members) as a member")
+        if len(ancestors) >= MAX_NESTING:
+            raise MemberCycleError(f"the saved ensemble nests ensembles more than {MAX_NESTING} levels deep: a member "
+                             "that contains the ensemble itself")
+        members = node.get("members", []) if node.get("class") == "Ensemble" else []
+        if not isinstance(members, list):
+            raise InputError("a saved ensemble's members must be a list")
+        stack.extend((member, (*ancestors, id(node))) for member in members)

@@ -11,6 +11,7 @@ import numpy as np
 from featurestore.errors import NotFoundError, ProvenanceError
 from featurestore.store.feature_store import FeatureStore
 from featurestore.text.banks import find_class_bank
+from solvers.errors import InputError
 
 if TYPE_CHECKING:
     from solvers import Solver
@@ -150,7 +151,12 @@ def load_model(store: FeatureStore, name: str, encoder: str | None, bank: str | 
     from solvers.persistence import load_from_store
 
     if name in store.models():
-        solver = load_from_store(store, name)
+        from solvers.ensembles.ensemble import MemberCycleError
+
+        try:
+            solver = load_from_store(store, name)
+        except MemberCycleError as exc:
+            raise InputError(f"model {name!r}: {exc}") from None
         key = encoder or solver.encoder_
         if key is None:
             raise NotFoundError(f"model {name!r} records no encoder; give --encoder")
