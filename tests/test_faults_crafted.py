@@ -112,3 +112,62 @@ def test_ensemble_state_with_a_member_cycle_is_refused() -> None:
     state["members"] = [other]
     with pytest.raises(InputError, match="cycle"):
         Ensemble.from_state({}, state)
+
+
+def _store_reaching_out(tmp_path: Path, how: str) -> tuple[Path, Path]:
+    """A store whose train features are an external link, or a virtual dataset over an absolute
+    path, to ``other.h5`` beside it."""
+    import h5py
+
+    feats = np.ones((5, 4), dtype=np.float32)
+    path = make_feature_store(tmp_path / "s.h5", {"train": feats})
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.full((5, 4), 7.0, dtype=np.float32)
+    with h5py.File(path, "r+") as f:
+        group = f["encoders/test|enc/images"]
+        del group["train"]
+        if how == "external":
+            group["train"] = h5py.ExternalLink(str(other), "x")
+        else:
+            layout = h5py.VirtualLayout(shape=(5, 4), dtype=np.float32)
+            layout[:] = h5py.VirtualSource(str(other.resolve()) if how == "absolute" else "../x/other.h5", "x",
+                                           shape=(5, 4))
+            group.create_virtual_dataset("train", layout)
+    return path, other
+
+
+@pytest.mark.parametrize("how", ["external", "absolute", "climbing"])
+def test_store_reaching_outside_its_file_is_refused_on_open(tmp_path: Path, how: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from featurestore.errors import StoreFormatError
+    from featurestore.store.feature_store import FeatureStore
+
+    path, other = _store_reaching_out(tmp_path, how)
+    before = other.read_bytes()
+    for mode in ("r", "a"):
+        with pytest.raises(StoreFormatError, match=r"reaches outside its file: /encoders/test\|enc/images/train"):
+            FeatureStore(path, mode=mode)
+    with FeatureStore(tmp_path / "fresh.h5", mode="a"):  # the lock was released on the refusal
+        pass
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", "--store", str(path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "outside" in err
+    assert other.read_bytes() == before
+
+
+def test_extract_append_to_a_store_reaching_out_is_refused(tmp_path: Path, fs_args: list[str],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    path, other = _store_reaching_out(tmp_path, "external")
+    before = other.read_bytes()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(photos / "a.png")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["extract", str(photos), "--store", str(path), *fs_args, "-q"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "outside" in err
+    assert other.read_bytes() == before

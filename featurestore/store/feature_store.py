@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError, StoreDamagedError, StoreFormatError
-from featurestore.store.files import CHUNK_CACHE_BYTES, looks_empty, open_reader
+from featurestore.store.files import CHUNK_CACHE_BYTES, check_links_inside, looks_empty, open_reader
 from featurestore.store.split_names import check_split_name
 from featurestore.store.superblock import clear_consistency_flags
 from featurestore.store.write_points import write_point
@@ -79,6 +79,11 @@ class FeatureStore:
                 self._lock.release()
                 raise
         self._check_format()
+        try:
+            check_links_inside(self._file, self.path)
+        except StoreFormatError:
+            self.close()
+            raise
         if mode == "a":
             self._idle()
 

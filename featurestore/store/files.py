@@ -185,6 +185,35 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def check_links_inside(file: h5py.File, path: Path) -> None:
+    """Refuse a store whose objects reach out of its own file: an external link, or a virtual
+    dataset whose source is an absolute path or climbs out of the store's folder (``..``). The
+    relative sources ``fs extract --cluster`` links (shard files beside the store, or ``.``) pass.
+    A crafted store could otherwise have readers read, and writers write, another file."""
+    problems: list[str] = []
+
+    def visit(name: str) -> bool | None:
+        link = file.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            problems.append(f"/{name} is an external link to {link.filename}:{link.path}")
+            return True
+        if not isinstance(link, h5py.HardLink):
+            return None
+        obj = file.get(name)
+        if isinstance(obj, h5py.Dataset) and obj.is_virtual:
+            for source in obj.virtual_sources():
+                where = source.file_name
+                if where != "." and (os.path.isabs(where) or ".." in Path(where).parts):
+                    problems.append(f"/{name} is a virtual dataset reading {where}, outside the store's folder")
+                    return True
+        return None
+
+    file.visit_links(visit)
+    if problems:
+        raise StoreFormatError(f"{path} reaches outside its file: {problems[0]}; a store keeps its data in its "
+                               "own file and the --cluster shard files beside it (refused)")
+
+
 def mark_state(path: Path) -> int:
     """The superblock's consistency flags (for `fs verify`)."""
     return consistency_flags(path)
