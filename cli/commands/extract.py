@@ -89,6 +89,12 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
     With --cluster/--scheduler, shards are extracted on Dask workers into shard stores beside
     the store and linked into the split with HDF5 virtual datasets.
     """
+    from featurestore.encoders.loading import check_model_spec
+
+    # Cheap refusals first: a second writer, then a model that cannot load, before the source is
+    # scanned or torch is imported.
+    refuse_if_locked(store)
+    check_model_spec(model, pretrained, model_config)
     from featurestore.encoders import load_encoder
     from featurestore.extract.pipeline import extract
     from featurestore.sources import open_source
@@ -105,7 +111,6 @@ def command(source: str, store: str, model: str, pretrained: str | None, model_c
         raise click.UsageError("give a SOURCE (folder, manifest, .tar shards) or --dataset NAME --root DIR")
     src = open_source(source, kind=kind)
     check_split_name(split or src.name)  # before the model loads: a bad name costs nothing
-    refuse_if_locked(store)  # likewise a second writer, before loading and hashing a checkpoint
     encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config,
                            preprocess=preprocess)
     if cluster or scheduler:
@@ -148,7 +153,6 @@ def _extract_dataset(source, dataset, root, download, store, model, pretrained, 
     from featurestore.datasets import open_dataset
 
     loaded = open_dataset(dataset, root, download=download)  # a missing dataset fails before the model loads
-    refuse_if_locked(store)
     encoder = load_encoder(model, pretrained, device=device, precision=precision, model_config=model_config,
                            preprocess=preprocess)
     options["decode"] = _decode_mode(options["decode"], encoder)
