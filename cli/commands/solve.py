@@ -85,6 +85,10 @@ def command(name: str | None, list_solvers: bool, store: str | None, **o: Any) -
         if "rounds" not in cls._get_param_names():
             raise click.UsageError(f"--rounds is for label-free, not {name}")
         params["rounds"] = o["rounds"]
+    if o["save"] is not None:  # before any fitting; "" is refused, not ignored
+        from featurestore.store.feature_store import check_model_name
+
+        check_model_name(o["save"])
     streamed = o["chunk_rows"] or o["cluster"] or o["scheduler"]
     if o["aux_encoder"] is not None and streamed:
         raise click.UsageError("--aux-encoder is not available with out-of-core fitting")
@@ -138,7 +142,7 @@ def _solve(name: str, store: str, train: str | None, params: dict[str, Any], see
     records = [run(name, data, o["shots"], seed, params, views_as=o["views_as"], sampler=o["sampler"],
                    val_shots=o["val_shots"], allow_fewer=o["allow_fewer"], holdout=o["holdout"],
                    calibrate=o["calibrate"]) for seed in (seeds if seeded else [None])]
-    saved = save_models(data, records, o["save"]) if o["save"] else []
+    saved = save_models(data, records, o["save"]) if o["save"] is not None else []
     notes, mode = [], None
     if name == "label-free":
         mode = "transductive" if o["test"] == train else "inductive" if o["test"] else None

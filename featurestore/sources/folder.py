@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from featurestore.errors import SourceError
-from featurestore.sources.local_files import LocalFileSource
+from featurestore.sources.local_files import NOT_UTF8, LocalFileSource, is_utf8, storable
 from featurestore.sources.record import NO_LABEL, Record
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -108,7 +108,9 @@ class ImageFolderSource(LocalFileSource):
     walked already is not followed and becomes an error row saying so, as does a subfolder
     that cannot be listed; a dangling or looping file symlink with an image name is an error
     row too (its reason says which). Top-level symlinks name classes (an alias of another
-    class folder is allowed); one leading back to the root is an error row.
+    class folder is allowed); one leading back to the root is an error row. A file name that
+    is not valid UTF-8 is an error row too, its id and path shown with ``\\xNN`` escapes; a root
+    or class folder so named is refused.
     """
 
     def __init__(self, root: str | os.PathLike, *, classes: list[str] | None = None) -> None:
@@ -116,6 +118,9 @@ class ImageFolderSource(LocalFileSource):
         if not root_path.is_dir():
             raise SourceError(f"image folder not found: {root}")
         self.root = os.path.abspath(root_path)
+        if not is_utf8(self.root):
+            raise SourceError(f"image folder path {storable(self.root)} is not valid UTF-8 (shown with \\x escapes): "
+                              "rename it")
         self.spec = self.root
         self.name = os.path.basename(self.root.rstrip(os.sep)) or self.root
         self._problems: dict[str, str] = {}
@@ -141,6 +146,10 @@ class ImageFolderSource(LocalFileSource):
             images = _images_under(entry.path, listed, problems)
             if images:
                 by_class[entry.name] = images
+        not_utf8 = sorted(storable(name) for name in by_class if not is_utf8(name))
+        if not_utf8:
+            raise SourceError(f"class folder name(s) {not_utf8[:5]} of {self.root} are not valid UTF-8 (shown with "
+                              "\\x escapes): rename them")
         if by_class and top_files:
             raise SourceError(
                 f"{self.root} mixes {len(top_files)} image file(s) at its top level with class "
@@ -159,10 +168,14 @@ class ImageFolderSource(LocalFileSource):
         pairs = [(p, NO_LABEL) for p in top_files] + [(e.path, NO_LABEL) for e in looping]
         pairs += [(p, index[name]) for name, paths in by_class.items() for p in paths]
         records = [
-            Record(id=Path(os.path.relpath(p, self.root)).as_posix(), path=os.path.abspath(p), label=label)
+            Record(id=storable(Path(os.path.relpath(p, self.root)).as_posix()), path=storable(os.path.abspath(p)),
+                   label=label)
             for p, label in pairs
         ]
-        self._problems = {os.path.abspath(p): reason for p, reason in problems.items()}
+        self._problems = {storable(os.path.abspath(p)): reason for p, reason in problems.items()}
+        for p, _ in pairs:  # a name the store cannot hold: an error row under its escaped name
+            if not is_utf8(p):
+                self._problems[storable(os.path.abspath(p))] = NOT_UTF8
         return sorted(records, key=lambda r: r.id)
 
     def _list(self) -> list[Record]:

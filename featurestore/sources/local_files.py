@@ -28,6 +28,24 @@ def _not_regular(mode: int) -> str:
     return f"not a regular file ({kind})"
 
 
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (a file name decoded from non-UTF-8 bytes holds
+    lone surrogates, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable(text: str) -> str:
+    """``text`` with the bytes of a non-UTF-8 file name shown as ``\\xNN`` escapes (UTF-8 as is)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+NOT_UTF8 = "file name is not valid UTF-8 (shown with \\x escapes): it cannot be stored; rename the file"
+
+
 def describe_size(limit: int) -> str:
     """A byte count for a message: "256 MiB", or "300 bytes" below a MiB."""
     return f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"

@@ -10,7 +10,7 @@ from typing import Any
 
 from featurestore.errors import SourceError
 from featurestore.sources.local_files import LocalFileSource
-from featurestore.sources.record import NO_LABEL, Record, sorted_by_unique_id
+from featurestore.sources.record import MAX_LABEL, NO_LABEL, Record, sorted_by_unique_id
 
 MANIFEST_EXTENSIONS = frozenset({".csv", ".tsv", ".parquet"})
 
@@ -82,6 +82,9 @@ def _labels(values: list[Any], classes: list[str] | None, where: Path) -> tuple[
         if negative:
             raise SourceError(f"label {negative[0]} in {where} is not a class index (0, 1, ...; -1 or an "
                               "empty cell means no label)")
+        huge = [i for i in ints if i > MAX_LABEL]
+        if huge:
+            raise SourceError(f"label {huge[0]} in {where} is too large for a class index (at most 2**63 - 1)")
         if classes is not None:
             bad = [i for i in ints if not NO_LABEL <= i < len(classes)]
             if bad:

@@ -14,6 +14,8 @@ from typing import Protocol, runtime_checkable
 from featurestore.errors import SourceError
 
 NO_LABEL = -1
+MAX_LABEL = 2**63 - 1
+"""Largest class index a store can hold (its labels are int64)."""
 
 
 @dataclass(frozen=True)

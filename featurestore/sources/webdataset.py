@@ -8,6 +8,9 @@ indexing, so a record's bytes cost one positioned read, in any process.
 A truncated shard (cut download or copy) keeps the samples before the cut; its last sample
 (whose members may be cut off) and one row standing for the missing rest (id "<shard name>",
 path "<shard>::") are error rows saying so.
+
+A sample with a member that is not a regular file (a symlink, a hard link, a device or a
+FIFO) is an error row naming that member: links are never followed, nor dropped unsaid.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from featurestore.errors import SourceError
 from featurestore.sources import local_files
-from featurestore.sources.record import NO_LABEL, Record, sorted_by_unique_id
+from featurestore.sources.record import MAX_LABEL, NO_LABEL, Record, sorted_by_unique_id
 
 TAR_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 MEMBER_SEPARATOR = "::"
@@ -91,6 +94,27 @@ def _split_member(name: str) -> tuple[str, str]:
     directory, base = os.path.split(name)
     stem, _, ext = base.partition(".")
     return (f"{directory}/{stem}" if directory else stem), ext.lower()
+
+
+def _sample_member_name(name: str) -> bool:
+    """Whether a member name belongs to a sample (has a key and an extension)."""
+    key, ext = _split_member(name)
+    return bool(key) and bool(ext)
+
+
+def _member_kind(info: tarfile.TarInfo) -> str:
+    """What a member that is not a regular file is, for an error row's reason."""
+    if info.issym():
+        return f"a symlink (to {info.linkname})"
+    if info.islnk():
+        return f"a hard link (to {info.linkname})"
+    if info.ischr():
+        return "a character device"
+    if info.isblk():
+        return "a block device"
+    if info.isfifo():
+        return "a FIFO"
+    return f"of tar type {info.type!r}"
 
 
 @dataclass
@@ -165,15 +189,22 @@ class WebDatasetSource:
                         cut = info.offset_data + info.size > size
                         if cut:
                             truncated = f"the file ends at byte {size}, inside member {info.name}"
-                        if not info.isfile() or os.path.basename(info.name).startswith("."):
+                        hidden = os.path.basename(info.name).startswith(".")
+                        if hidden or info.isdir() or (not info.isfile() and not _sample_member_name(info.name)):
                             if cut:
                                 break
                             continue
                         key, ext = _split_member(info.name)
                         last_key = key
                         sample = samples.setdefault(key, _Sample())
+                        if not info.isfile():  # never followed; its sample is an error row saying why
+                            sample.problem = f"its member {info.name} is {_member_kind(info)}, not a regular file"
                         if ext in TAR_IMAGE_EXTENSIONS:
                             sample.images.setdefault(ext, (info.name, info.offset_data, info.size))
+                        if not info.isfile():
+                            if cut:
+                                break
+                            continue
                         if cut:
                             break
                         if ext in ("txt", "cls"):
@@ -238,6 +269,8 @@ class WebDatasetSource:
         if label < 0:
             raise SourceError(f"{shard}::{key}.cls holds {label}, not a class index (0, 1, ...); "
                               "a sample without a label has no .cls member")
+        if label > MAX_LABEL:
+            raise SourceError(f"{shard}::{key}.cls holds {label}, too large for a class index (at most 2**63 - 1)")
         if self.classes is not None and label >= len(self.classes):
             raise SourceError(f"{shard}::{key}.cls holds {label}, outside the {len(self.classes)} given classes")
         return label

@@ -48,6 +48,32 @@ def h5_name(key: str) -> str:
     return key.replace("/", "|")
 
 
+MAX_MODEL_NAME = 200
+_MODEL_NAME_FORBIDDEN = "/\\|,"
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it can name a saved model; FeatureStoreError with a one-line reason otherwise.
+
+    A name is non-empty, printable (no newline, tab or other control character), without
+    leading or trailing spaces, does not start with "." or "-", holds none of ``/ \\ | ,``
+    (an HDF5 path separator, the store's stand-in for "/", the separator of ``--models A,B``)
+    and is at most ``MAX_MODEL_NAME`` characters long.
+    """
+    if not isinstance(name, str) or not name:
+        raise FeatureStoreError("a model name cannot be empty")
+    shown = repr(name[:60])
+    if len(name) > MAX_MODEL_NAME:
+        raise FeatureStoreError(f"model name {shown}... is {len(name)} characters; at most {MAX_MODEL_NAME}")
+    bad = sorted({c for c in name if c in _MODEL_NAME_FORBIDDEN or not c.isprintable()})
+    if bad:
+        raise FeatureStoreError(f"model name {shown} holds {', '.join(map(repr, bad))}; a model name is one "
+                                "printable word without / \\ | or ,")
+    if name != name.strip() or name[0] in ".-":
+        raise FeatureStoreError(f"model name {shown} starts or ends with a space or starts with '.' or '-'")
+    return name
+
+
 def _key(name: str) -> str:
     return name.replace("|", "/")
 
@@ -978,7 +1004,10 @@ class FeatureStore:
         self._idle()
 
     def save_model(self, name: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        """Store (or replace) a fitted solver's arrays and JSON metadata under ``/models``."""
+        """Store (or replace) a fitted solver's arrays and JSON metadata under ``/models``.
+
+        ``name`` must pass :func:`check_model_name` (FeatureStoreError otherwise)."""
+        check_model_name(name)
         self._require_writer()
         self._staging_group()
         staged = self._staged_path()

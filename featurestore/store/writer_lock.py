@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,40 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _write_note(path: Path, text: str) -> None:
+    """Replace the content of the pid note at ``path`` with ``text``, never through a link.
+
+    The note is opened without following a symlink (O_NOFOLLOW) and without blocking (a FIFO),
+    and only a regular file with a single link is truncated: a note planted as a symlink or a
+    hard link to another file leaves that file untouched (raises OSError instead).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags, 0o644)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise OSError(f"{path} is not a plain file of its own")
+        os.ftruncate(fd, 0)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _read_note(path: Path) -> str:
+    """The pid note's text ("" when it is missing, a link or not a regular file)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, 64).decode("ascii", "replace")
+    finally:
+        os.close(fd)
+
+
 def held_by_this_process(store_path: str | os.PathLike) -> bool:
     """True when this process holds the writer lock of the file at ``store_path``."""
     try:
@@ -77,10 +112,7 @@ class WriterLock:
         self._fd: int | None = None
 
     def _holder(self) -> int | None:
-        try:
-            text = self.path.read_text().strip()
-        except OSError:
-            return None
+        text = _read_note(self.path).strip()
         return int(text) if text.isdigit() else None
 
     def acquire(self) -> None:
@@ -108,9 +140,10 @@ class WriterLock:
                         "only one writer at a time (readers are fine)"
                     ) from None
                 time.sleep(0.05)
-        # the note is informative only (e.g. a read-only folder beside a writable store)
+        # the note is informative only (e.g. a read-only folder beside a writable store, or a
+        # planted link, which is never followed)
         with contextlib.suppress(OSError):
-            self.path.write_text(str(os.getpid()))
+            _write_note(self.path, str(os.getpid()))
         self._fd = fd
         _HELD[_file_id(fd)] = fd
 
@@ -119,8 +152,8 @@ class WriterLock:
             fd, self._fd = self._fd, None
             _HELD.pop(_file_id(fd), None)
             try:  # an empty note: whoever holds the lock next without a note is a brief reader
-                if self.path.read_text().strip() == str(os.getpid()):
-                    self.path.write_text("")
+                if _read_note(self.path).strip() == str(os.getpid()):
+                    _write_note(self.path, "")
             except OSError:
                 pass
             fcntl.flock(fd, fcntl.LOCK_UN)
