@@ -33,8 +33,9 @@ def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file:
     """Run ``fn()`` in a forked child; return its exit code, or -signal when it was killed.
 
     ``kill_at`` arms the injector in the child; ``count_file`` records its write points;
-    ``setup`` runs in the child first (e.g. :func:`file_write_points`). A child still running
-    after ``timeout`` seconds is killed and reported as -SIGALRM.
+    ``setup`` runs in the child first (e.g. :func:`file_write_points`). A child that used less
+    than ``HANG_CPU_SHARE`` of a core (with its descendants) over ``timeout`` seconds is hung:
+    it is killed and reported as -SIGALRM. A slow child on a loaded machine is waited for.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -69,16 +70,59 @@ def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    # Wait for the child's exit, not for the clock: on a loaded machine a working child may take
+    # many times `timeout`. It counts as hung only when `timeout` seconds pass in which neither it
+    # nor its descendants used CPU time (blocked on a FIFO, a lock, a lost wakeup).
     deadline = time.monotonic() + timeout
+    used = _tree_cpu_seconds(pid)
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         if time.monotonic() > deadline:
+            now_used = _tree_cpu_seconds(pid)
+            if now_used is not None and used is not None and now_used - used >= HANG_CPU_SHARE * timeout:
+                used, deadline = now_used, time.monotonic() + timeout  # still working: wait on
+                continue
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return -signal.SIGALRM
         time.sleep(0.01)
+
+
+# Share of one core a child (with its descendants) must use over `timeout` wall seconds not to
+# count as hung: a blocked process uses none and a 50 ms polling loop about a tenth of it, while
+# a working one gets about ten times it even at load 20 on two cores.
+HANG_CPU_SHARE = 0.01
+
+
+def _tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` and its live descendants (None without /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    stats: dict[int, tuple[int, float]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # after the command name: state, ppid, ..., utime (field 14), stime (15), cutime, cstime
+        stats[int(entry)] = (int(fields[1]), sum(int(v) for v in fields[11:15]) / ticks)
+    if pid not in stats:
+        return None
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, (ppid, _) in stats.items() if ppid == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(stats[p][1] for p in tree)
 
 
 def file_write_points() -> None:

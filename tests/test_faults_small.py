@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from featurestore.store.feature_store import FeatureStore
 from featurestore.store.verify import verify_store
 from featurestore.store.writer_lock import WriterLock
 from tests.cli_runner import run
+from tests.fault_injection import run_forked
 from tests.images import random_image_bytes, write_manifest, write_random_image, write_webdataset_tar
 from tests.store_fixtures import make_feature_store
 
@@ -342,3 +345,30 @@ def test_tar_link_members_are_error_rows_of_fs_extract(tmp_path: Path, fs_args, 
     assert "6 rows" in out and "5 unreadable" in out
     code, out, err = run(["info", "--store", store], capsys)
     assert "1 unreadable: its member 00001.jpg is a symlink (to /etc/passwd), not a regular file" in out
+
+
+# ---------- item 6: the crash sweep's children are waited for, not timed
+
+
+def _busy(seconds: float) -> int:
+    end = time.process_time() + seconds  # CPU time: on a loaded machine it takes longer on the clock
+    while time.process_time() < end:
+        pass
+    return 0
+
+
+def test_fault_injection_waits_for_a_working_child_past_its_timeout() -> None:
+    """A child that computes for longer than `timeout` (a loaded machine: the crash sweep's
+    rerun or reader taking more than its 30-120 s) is waited for, not killed as hung."""
+    assert run_forked(lambda: _busy(1.5), timeout=0.5) == 0
+
+
+def test_fault_injection_still_kills_a_blocked_child() -> None:
+    def blocked() -> int:
+        read_end, _ = os.pipe()
+        os.read(read_end, 1)  # nobody writes: blocked for ever, no CPU used
+        return 0
+
+    start = time.monotonic()
+    assert run_forked(blocked, timeout=0.5) == -signal.SIGALRM
+    assert time.monotonic() - start < 60
