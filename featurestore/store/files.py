@@ -192,23 +192,39 @@ def check_links_inside(file: h5py.File, path: Path) -> None:
     A crafted store could otherwise have readers read, and writers write, another file."""
     problems: list[str] = []
 
-    def visit(name: str) -> bool | None:
-        link = file.get(name, getlink=True)
-        if isinstance(link, h5py.ExternalLink):
-            problems.append(f"/{name} is an external link to {link.filename}:{link.path}")
-            return True
-        if not isinstance(link, h5py.HardLink):
+    def check(group: h5py.Group, name: str) -> bool | None:
+        """Record a link of ``group`` that reaches out (True stops the walk). An object whose
+        metadata cannot be read is passed over here (raising inside h5py's walk would surface
+        as a SystemError); reading it fails on its own."""
+        try:
+            link = group.get(name, getlink=True)
+            obj = group.get(name) if isinstance(link, h5py.HardLink) else None
+            sources = ([source.file_name for source in obj.virtual_sources()]
+                       if isinstance(obj, h5py.Dataset) and obj.is_virtual else [])
+        except (RuntimeError, KeyError, OSError):
             return None
-        obj = file.get(name)
-        if isinstance(obj, h5py.Dataset) and obj.is_virtual:
-            for source in obj.virtual_sources():
-                where = source.file_name
-                if where != "." and (os.path.isabs(where) or ".." in Path(where).parts):
-                    problems.append(f"/{name} is a virtual dataset reading {where}, outside the store's folder")
-                    return True
+        if isinstance(link, h5py.ExternalLink):
+            problems.append(f"{group.name.rstrip('/')}/{name} is an external link to {link.filename}:{link.path}")
+            return True
+        for where in sources:
+            if where != "." and (os.path.isabs(where) or ".." in Path(where).parts):
+                problems.append(f"{group.name.rstrip('/')}/{name} is a virtual dataset reading {where}, outside the "
+                                "store's folder")
+                return True
         return None
 
-    file.visit_links(visit)
+    # Each top-level object on its own: a group a killed writer damaged (its reads fail on their
+    # own, and `fs verify` names it) must neither leave the others unchecked nor make opening a
+    # traceback.
+    for name in list(file):
+        try:
+            if check(file, name):
+                break
+            member = file.get(name)
+            if isinstance(member, h5py.Group) and member.visit_links(lambda n, g=member: check(g, n)):
+                break
+        except (RuntimeError, KeyError, OSError):
+            continue
     if problems:
         raise StoreFormatError(f"{path} reaches outside its file: {problems[0]}; a store keeps its data in its "
                                "own file and the --cluster shard files beside it (refused)")
