@@ -152,7 +152,8 @@ def test_a_bug_keeps_its_traceback_and_a_user_error_is_one_line(monkeypatch, cap
     (["curate", "--store", "STORE", "--pool", "train", "--metadata", "m.txt", "--output", "o.csv", "--seeds", "3,4"],
      "uses one seed"),
     (["anomaly", "--store", "STORE", "--split", "train", "--object", "cat", "--seeds", "1,2"], "uses one seed"),
-    (["extract", "x", "--store", "STORE", "--model", "m", "--seeds", "1,2"], "uses one seed"),
+    (["extract", "x", "--store", "STORE", "--model", "m", "--pretrained", "random", "--seeds", "1,2"],
+     "uses one seed"),
 ])
 def test_user_errors_are_one_line_exit_2(store, capsys, args, message):
     code, out, err = run(_args(args, store), capsys)

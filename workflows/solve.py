@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from featurestore.errors import NotFoundError
-from featurestore.store.feature_store import FeatureStore, h5_name
+from featurestore.store.feature_store import FeatureStore, check_model_name, h5_name
 from solvers.errors import InputError
 from solvers.model_selection.fewshot import SAMPLERS as FEWSHOT_SAMPLERS
 
@@ -292,9 +292,13 @@ def resolve_sampler(sampler: str, data: Dataset) -> str:
 
 
 def check_run(method: str, *, train: str | None, shots: int | None, views_as: str | None,
-              aux_encoder: str | None) -> None:
-    """Refuse a run that cannot be made, before any array is read (``run`` checks it again)."""
+              aux_encoder: str | None, save: str | None = None) -> None:
+    """Refuse a run that cannot be made, before any array is read (``run`` checks it again), and
+    a ``save`` name no model can have (``""`` is refused, not ignored)."""
     from solvers.registry import NAMES, solver_class
+
+    if save is not None:
+        check_model_name(save)
 
     if method not in NAMES:
         raise InputError(f"unknown solver {method!r}; choose from {', '.join(NAMES)}")

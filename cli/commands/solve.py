@@ -85,10 +85,6 @@ def command(name: str | None, list_solvers: bool, store: str | None, **o: Any) -
         if "rounds" not in cls._get_param_names():
             raise click.UsageError(f"--rounds is for label-free, not {name}")
         params["rounds"] = o["rounds"]
-    if o["save"] is not None:  # before any fitting; "" is refused, not ignored
-        from featurestore.store.feature_store import check_model_name
-
-        check_model_name(o["save"])
     streamed = o["chunk_rows"] or o["cluster"] or o["scheduler"]
     if o["aux_encoder"] is not None and streamed:
         raise click.UsageError("--aux-encoder is not available with out-of-core fitting")
@@ -130,7 +126,8 @@ def _solve(name: str, store: str, train: str | None, params: dict[str, Any], see
     from workflows.params import parse_pairs
     from workflows.solve import check_run, load_dataset, run, save_models, write_result_file
 
-    check_run(name, train=train, shots=o["shots"], views_as=o["views_as"], aux_encoder=o["aux_encoder"])
+    check_run(name, train=train, shots=o["shots"], views_as=o["views_as"], aux_encoder=o["aux_encoder"],
+              save=o["save"])
     if o["holdout"] and o["val"]:
         raise click.UsageError("give --val or --holdout, not both (--holdout holds validation rows out of --train)")
     if o["output"] and not (o["test"] or o["val"]):
