@@ -228,8 +228,3 @@ def check_links_inside(file: h5py.File, path: Path) -> None:
     if problems:
         raise StoreFormatError(f"{path} reaches outside its file: {problems[0]}; a store keeps its data in its "
                                "own file and the --cluster shard files beside it (refused)")
-
-
-def mark_state(path: Path) -> int:
-    """The superblock's consistency flags (for `fs verify`)."""
-    return consistency_flags(path)

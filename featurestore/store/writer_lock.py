@@ -91,15 +91,6 @@ def _read_note(path: Path) -> str:
         os.close(fd)
 
 
-def held_by_this_process(store_path: str | os.PathLike) -> bool:
-    """True when this process holds the writer lock of the file at ``store_path``."""
-    try:
-        st = os.stat(store_path)
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) in _HELD
-
-
 class WriterLock:
     """Non-blocking exclusive lock; ``acquire`` raises StoreLockedError when someone holds it.
 

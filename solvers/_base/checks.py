@@ -185,25 +185,6 @@ def check_labels(y: object, n_samples: int, n_classes: int | None = None,
     return arr
 
 
-def resolve_n_classes(text_weights: np.ndarray | None, n_classes: int | None,
-                      y: np.ndarray | None) -> int:
-    """Number of classes C: rows of text_weights when given, else ``n_classes``, else max(y) + 1."""
-    if text_weights is not None:
-        if n_classes is not None and n_classes != text_weights.shape[0]:
-            raise InputError(f"n_classes={n_classes} but text_weights has {text_weights.shape[0]} rows")
-        return int(text_weights.shape[0])
-    if n_classes is not None:
-        if int(n_classes) < 1:
-            raise InputError(f"n_classes must be >= 1, got {n_classes}")
-        return int(n_classes)
-    if y is None:
-        raise InputError("cannot tell the number of classes: give text_weights, n_classes or labels")
-    arr = np.asarray(y)
-    if arr.size == 0:
-        raise InputError("cannot tell the number of classes from an empty label vector")
-    return int(arr.max()) + 1
-
-
 def check_class_counts(y: np.ndarray, n_classes: int, minimum: int = 1,
                        classes: np.ndarray | None = None) -> np.ndarray:
     """Return per-class counts of the class indices ``y``; raise if any class has fewer than
