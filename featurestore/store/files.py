@@ -192,39 +192,64 @@ def check_links_inside(file: h5py.File, path: Path) -> None:
     A crafted store could otherwise have readers read, and writers write, another file."""
     problems: list[str] = []
 
-    def check(group: h5py.Group, name: str) -> bool | None:
-        """Record a link of ``group`` that reaches out (True stops the walk). An object whose
-        metadata cannot be read is passed over here (raising inside h5py's walk would surface
-        as a SystemError); reading it fails on its own."""
-        try:
-            link = group.get(name, getlink=True)
-            obj = group.get(name) if isinstance(link, h5py.HardLink) else None
-            sources = ([source.file_name for source in obj.virtual_sources()]
-                       if isinstance(obj, h5py.Dataset) and obj.is_virtual else [])
-        except (RuntimeError, KeyError, OSError):
-            return None
-        if isinstance(link, h5py.ExternalLink):
-            problems.append(f"{group.name.rstrip('/')}/{name} is an external link to {link.filename}:{link.path}")
-            return True
-        for where in sources:
-            if where != "." and (os.path.isabs(where) or ".." in Path(where).parts):
-                problems.append(f"{group.name.rstrip('/')}/{name} is a virtual dataset reading {where}, outside the "
-                                "store's folder")
-                return True
-        return None
+    def outside(where: str) -> bool:
+        return where != "." and (os.path.isabs(where) or ".." in Path(where).parts)
 
-    # Each top-level object on its own: a group a killed writer damaged (its reads fail on their
+    def check(group: h5py.Group) -> None:
+        """Record the first link below ``group`` that reaches out, walking with the low-level API
+        (no Python object per HDF5 object: this runs on every open). An object whose metadata
+        cannot be read is passed over (raising inside h5py's walk would surface as a
+        SystemError); reading it fails on its own."""
+        prefix = group.name.rstrip("/")
+
+        def link(name: bytes) -> int | None:
+            try:
+                external = group.id.links.get_info(name).type == h5py.h5l.TYPE_EXTERNAL
+                target = group.get(name.decode(), getlink=True) if external else None
+            except (RuntimeError, KeyError, OSError, ValueError):
+                return None
+            if isinstance(target, h5py.ExternalLink):
+                problems.append(f"{prefix}/{name.decode()} is an external link to {target.filename}:{target.path}")
+                return 1
+            return None
+
+        def dataset(name: bytes, info: h5py.h5o.ObjInfo) -> int | None:
+            try:
+                if (info.type != h5py.h5o.TYPE_DATASET
+                        or h5py.h5d.open(group.id, name).get_create_plist().get_layout() != h5py.h5d.VIRTUAL):
+                    return None
+                sources = [source.file_name for source in group[name.decode()].virtual_sources()]
+            except (RuntimeError, KeyError, OSError, ValueError):
+                return None
+            for where in sources:
+                if outside(where):
+                    problems.append(f"{prefix}/{name.decode()} is a virtual dataset reading {where}, outside the "
+                                    "store's folder")
+                    return 1
+            return None
+
+        if group.id.links.visit(link) is None:
+            h5py.h5o.visit(group.id, dataset, info=True)
+
+    # Each top-level group on its own: a group a killed writer damaged (its reads fail on their
     # own, and `fs verify` names it) must neither leave the others unchecked nor make opening a
-    # traceback.
+    # traceback. The root's own links are the first level of the root's walk.
     for name in list(file):
         try:
-            if check(file, name):
-                break
-            member = file.get(name)
-            if isinstance(member, h5py.Group) and member.visit_links(lambda n, g=member: check(g, n)):
-                break
+            member = file.get(name, getlink=True)
+            if isinstance(member, h5py.ExternalLink):
+                problems.append(f"/{name} is an external link to {member.filename}:{member.path}")
+            else:
+                obj = file.get(name)
+                if isinstance(obj, h5py.Group):
+                    check(obj)
+                elif isinstance(obj, h5py.Dataset) and obj.is_virtual:
+                    problems += [f"/{name} is a virtual dataset reading {s.file_name}, outside the store's folder"
+                                 for s in obj.virtual_sources() if outside(s.file_name)]
         except (RuntimeError, KeyError, OSError):
             continue
+        if problems:
+            break
     if problems:
         raise StoreFormatError(f"{path} reaches outside its file: {problems[0]}; a store keeps its data in its "
                                "own file and the --cluster shard files beside it (refused)")
