@@ -81,3 +81,39 @@ def test_the_thumbnail_route_answers_a_fifo_at_once(tmp_path: Path, tiny_checkpo
         assert response.status_code == 404
         assert response.json()["error"] == f"cannot read {recorded}: not a regular file (a FIFO)"
         assert client.get("/api/info").status_code == 200  # the server still answers
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG's signature and IHDR chunk (8-bit RGB) with one empty IDAT: the header of a
+    ``width`` x ``height`` image, without its pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_an_upload_of_too_many_pixels_is_refused_from_its_header() -> None:
+    """A 13000 x 13000 PNG is under Pillow's bomb limit (it cost ~1 GB of server memory per
+    upload); the server refuses it from the header, before decoding, with the limit (413)."""
+    from featurestore.server.searcher import MAX_UPLOAD_PIXELS, QueryError, decode_upload
+
+    with pytest.raises(QueryError) as refused:
+        decode_upload(_png_header(13000, 13000))
+    assert refused.value.status == 413
+    assert str(refused.value) == (f"the uploaded image is 13000 x 13000 pixels; a query image has at most "
+                                  f"{MAX_UPLOAD_PIXELS // 10**6} million pixels")
+    # an image at the limit is decoded as before (one of exactly MAX_UPLOAD_PIXELS is not refused for its size)
+    import io
+
+    from PIL import Image
+
+    small = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(small, format="PNG")
+    assert decode_upload(small.getvalue()).size == (40, 30)
+    with pytest.raises(QueryError) as truncated:
+        decode_upload(_png_header(MAX_UPLOAD_PIXELS // 1000, 1000))
+    assert truncated.value.status == 400 and "not a readable image" in str(truncated.value)

@@ -25,6 +25,9 @@ from featurestore.index.store_index import StoreIndex, ids_fingerprint, load_ind
 from featurestore.store.feature_store import FeatureStore
 
 MAX_UPLOAD_BYTES = 20 * 2**20
+# Decoded pixels of a query upload, checked from the image header before decoding: Pillow's own
+# bomb limit lets a 13000 x 13000 PNG through (about 1 GB of memory per request).
+MAX_UPLOAD_PIXELS = 50_000_000
 TEXT_CACHE = 256
 
 
@@ -342,6 +345,10 @@ def decode_upload(data: bytes) -> Any:
         raise QueryError(f"the uploaded image is larger than {MAX_UPLOAD_BYTES // 2**20} MiB", 413)
     try:
         with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise QueryError(f"the uploaded image is {width} x {height} pixels; a query image has at most "
+                                 f"{MAX_UPLOAD_PIXELS // 10**6} million pixels", 413)
             image.load()
             return image.convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
