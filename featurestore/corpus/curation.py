@@ -29,8 +29,11 @@ Two matching rules (``matching=``):
   official pair and more ("Cat", "black-cat", "#cat", "cat's", "(cat)", "cat/dog", "U.S.").
 
 Other differences from the official code, stated: captions are pool rows (one per image) and are
-not de-duplicated by text as the official demo script does; draws come from a seeded NumPy
-generator, one uniform number per (caption, entry) pair, instead of Python's ``random``.
+not de-duplicated by text as the official demo script does; draws are not Python's ``random``
+stream but one uniform number per (caption, entry) pair, a hash of (seed, the caption's row in the
+pool, the entry's index) (:func:`pair_uniforms`). So a caption's draw does not depend on which
+process or shard holds it, nor on the order pairs are visited: curating a sharded pool on Dask
+workers (``featurestore.corpus.distributed``) keeps exactly the rows one process keeps.
 """
 from __future__ import annotations
 
@@ -158,12 +161,32 @@ def keep_probability(captions: np.ndarray, entries: np.ndarray, probabilities: n
     return np.where(certain, 1.0, np.where(matched, -np.expm1(total), 0.0))
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MASK = (1 << 64) - 1
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (a bijection of uint64 with full avalanche), elementwise."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def pair_uniforms(rows: np.ndarray, entries: np.ndarray, seed: int) -> np.ndarray:
+    """u in [0, 1) for each (pool row, entry index) pair, a function of (seed, row, entry) only:
+    SplitMix64 of the seed-keyed row, mixed again with the entry; the top 53 bits make u."""
+    key = np.array([(seed * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) & _MASK], np.uint64)
+    with np.errstate(over="ignore"):
+        h = _mix(np.asarray(rows).astype(np.uint64) * _GOLDEN + _mix(key))
+        h = _mix(h ^ (np.asarray(entries).astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F) + key))
+    return (h >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+
 def balanced_sample(captions: np.ndarray, entries: np.ndarray, probabilities: np.ndarray,
-                    n_captions: int, seed: int = 0) -> np.ndarray:
-    """Boolean keep mask (n_captions,): every (caption, entry) pair draws u ~ U(0, 1) and keeps
-    its caption when u < p_e."""
-    rng = np.random.default_rng(seed)
-    hit = rng.random(captions.size) < probabilities[entries]
+                    n_captions: int, seed: int = 0, first_row: int = 0) -> np.ndarray:
+    """Boolean keep mask (n_captions,): every (caption, entry) pair draws u (:func:`pair_uniforms`
+    of the caption's pool row ``first_row + caption``) and keeps its caption when u < p_e."""
+    hit = pair_uniforms(captions + first_row, entries, seed) < probabilities[entries]
     return np.bincount(captions[hit], minlength=n_captions) > 0
 
 
@@ -188,23 +211,33 @@ class Curation:
         return int(self.matched.sum())
 
     def distribution(self, edges: Sequence[int] = (1, 10, 100, 1_000, 10_000, 100_000)) -> list[dict]:
-        """Entries bucketed by their count before balancing: per bucket, how many entries, and
-        their summed counts before and after (the head/tail picture)."""
-        bounds = list(edges) + [np.inf]
-        rows = []
-        for lo, hi in itertools.pairwise(bounds):
-            inside = (self.counts_before >= lo) & (self.counts_before < hi)
-            label = f"{lo}-{int(hi) - 1}" if np.isfinite(hi) else f">={lo}"
-            rows.append({"counts": label, "entries": int(inside.sum()),
-                         "matches_before": int(self.counts_before[inside].sum()),
-                         "matches_after": int(self.counts_after[inside].sum())})
-        return rows
+        """Entries bucketed by their count before balancing (see :func:`count_distribution`)."""
+        return count_distribution(self.counts_before, self.counts_after, edges)
 
     def head(self, n: int = 10) -> list[dict]:
         """The ``n`` entries with the most matches before balancing, with their counts after."""
-        order = np.argsort(-self.counts_before, kind="stable")[:n]
-        return [{"entry": self.entries[i], "before": int(self.counts_before[i]), "after": int(self.counts_after[i])}
-                for i in order if self.counts_before[i] > 0]
+        return head_entries(self.entries, self.counts_before, self.counts_after, n)
+
+
+def count_distribution(before: np.ndarray, after: np.ndarray,
+                       edges: Sequence[int] = (1, 10, 100, 1_000, 10_000, 100_000)) -> list[dict]:
+    """Entries bucketed by their count before balancing: per bucket, how many entries, and
+    their summed counts before and after (the head/tail picture)."""
+    bounds = list(edges) + [np.inf]
+    rows = []
+    for lo, hi in itertools.pairwise(bounds):
+        inside = (before >= lo) & (before < hi)
+        label = f"{lo}-{int(hi) - 1}" if np.isfinite(hi) else f">={lo}"
+        rows.append({"counts": label, "entries": int(inside.sum()),
+                     "matches_before": int(before[inside].sum()), "matches_after": int(after[inside].sum())})
+    return rows
+
+
+def head_entries(entries: Sequence[str], before: np.ndarray, after: np.ndarray, n: int = 10) -> list[dict]:
+    """The ``n`` entries with the most matches before balancing (entry order on ties), with their
+    counts after; entries with no match are left out."""
+    order = np.argsort(-before, kind="stable")[:n]
+    return [{"entry": entries[i], "before": int(before[i]), "after": int(after[i])} for i in order if before[i] > 0]
 
 
 def curate(captions: Sequence[str] | CurationIndex, entries: Sequence[str], t: float, seed: int = 0,

@@ -1,0 +1,140 @@
+"""Caption statistics over a sharded pool on a Dask cluster of 4 worker processes: concept
+frequency and MetaCLIP curation equal to one process over the concatenated pool (the in-memory
+``concept_frequency`` / ``curate``, themselves checked against brute force in
+test_concept_frequency.py and test_curation.py), on 200k synthetic captions in Parquet shards;
+tar shards read as the extraction source reads them; the shard errors a user can cause."""
+from __future__ import annotations
+
+import csv
+import itertools
+
+import numpy as np
+import pytest
+
+from featurestore.corpus.curation import curate
+from featurestore.corpus.distributed import sharded_curate, sharded_frequency
+from featurestore.corpus.frequency import concept_frequency
+from featurestore.corpus.shards import caption_shards, read_caption_shard
+from featurestore.errors import SourceError
+
+pytest.importorskip("distributed")
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+SYNONYMS = {"dog": ["dog", "puppy", "hound dog"], "car": ["red car", "car"], "lion": ["sea lion", "lion"],
+            "owl": ["tiny owl", "owlet"], "cat": ["cat", "Cat"], "unicorn": ["unicorn"]}
+ENTRIES = ["dog", "red car", "car", "sea lion", "lion", "tiny owl", "cat", "Cat", "hound dog", "owlet", "unicorn"]
+WORDS = ["a", "photo", "of", "the", "my", "dog", "puppy", "hound", "red", "car", "sea", "lion", "tiny", "owl",
+         "owlet", "cat", "Cat", "cats", "at", "night", "outside", "blue", "sky"]
+PUNCT = ["", "", "", ".", ",", "!", "-", "'s"]
+
+
+def synthetic_captions(n: int, seed: int = 0) -> list[str]:
+    """Captions of 3-9 words from a small vocabulary (Zipf-like weights, so some entries are far
+    above t and others below), with punctuation glued on some words (the rules differ there)."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, len(WORDS) + 1)
+    lengths = rng.integers(3, 10, n)
+    picks = rng.choice(len(WORDS), size=lengths.sum(), p=weights / weights.sum())
+    glue = rng.choice(len(PUNCT), size=lengths.sum())
+    tokens = [WORDS[w] + PUNCT[g] for w, g in zip(picks.tolist(), glue.tolist())]
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    return [" ".join(tokens[a:b]) for a, b in itertools.pairwise(bounds.tolist())]
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    """200k captions in 8 Parquet shards of unequal sizes (img2dataset's key/url/caption columns),
+    with a few missing captions; returns (shard paths, ids, urls, captions with None as "")."""
+    folder = tmp_path_factory.mktemp("pool")
+    captions = synthetic_captions(200_000)
+    cuts = [0, 10_000, 40_000, 41_000, 90_000, 120_000, 150_000, 185_000, 200_000]
+    ids, urls, texts = [], [], []
+    for s, (a, b) in enumerate(itertools.pairwise(cuts)):
+        key = [f"{s:05d}{i:06d}" for i in range(b - a)]
+        url = [f"http://example.com/{k}.jpg" for k in key]
+        cap: list[str | None] = list(captions[a:b])
+        cap[::997] = [None] * len(cap[::997])
+        pq.write_table(pa.table({"key": key, "url": url, "caption": cap}), folder / f"part-{s:05d}.parquet")
+        ids += key
+        urls += url
+        texts += ["" if c is None else c for c in cap]
+    return caption_shards(str(folder / "part-{00000..00007}.parquet")), ids, urls, texts
+
+
+@pytest.fixture(scope="module")
+def client():
+    from featurestore.cluster import dask_client
+
+    with dask_client("local:4") as c:
+        yield c
+
+
+def test_sharded_frequency_equals_one_process(pool, client):
+    shards, _, _, captions = pool
+    expected = concept_frequency(captions, SYNONYMS)
+    result, rows = sharded_frequency(shards, SYNONYMS, client=client)
+    assert rows == len(captions) == 200_000
+    assert result.class_counts.tolist() == expected.class_counts.tolist()
+    assert [c.tolist() for c in result.synonym_counts] == [c.tolist() for c in expected.synonym_counts]
+    assert expected.class_counts[list(SYNONYMS).index("unicorn")] == 0
+    assert min(expected.class_counts[:5]) > 1000  # every other class is well represented
+    # In this process (no client), the same tasks one after another: on the first 41k rows.
+    first = concept_frequency(captions[:41_000], SYNONYMS)
+    here, rows = sharded_frequency(shards[:3], SYNONYMS)
+    assert rows == 41_000 and here.class_counts.tolist() == first.class_counts.tolist()
+
+
+@pytest.mark.parametrize(("matching", "n_shards", "t"), [("official", 8, 3000.0), ("words", 3, 600.0)])
+def test_sharded_curation_keeps_the_rows_one_process_keeps(pool, client, tmp_path, matching, n_shards, t):
+    """The official rule on the whole pool; the whole-word rule on its first 3 shards (41k rows)."""
+    shards, ids, urls, captions = pool
+    n = {8: 200_000, 3: 41_000}[n_shards]
+    shards, ids, urls, captions = shards[:n_shards], ids[:n], urls[:n], captions[:n]
+    seed = 7
+    expected = curate(captions, ENTRIES, t, seed=seed, matching=matching)
+    assert expected.counts_before.max() > 10 * t and 0 < expected.kept.sum() < expected.matched.sum()
+    out = tmp_path / "kept.csv"
+    result = sharded_curate(shards, ENTRIES, t, out, seed=seed, matching=matching, client=client)
+    assert result.counts_before.tolist() == expected.counts_before.tolist()
+    assert result.counts_after.tolist() == expected.counts_after.tolist()
+    assert (result.n_captions, result.n_matched, result.n_kept) == (n, expected.n_matched,
+                                                                    int(expected.kept.sum()))
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    kept = np.flatnonzero(expected.kept)
+    assert rows[0] == ["id", "path", "caption"]
+    assert rows[1:] == [[ids[i], urls[i], captions[i]] for i in kept]
+    assert not (tmp_path / "kept.csv.parts").exists()
+    other = curate(captions, ENTRIES, t, seed=seed + 1, matching=matching)  # the seed matters
+    assert not np.array_equal(other.kept, expected.kept)
+
+
+def test_tar_shards_read_as_the_source_reads_them(tmp_path):
+    from featurestore.sources.webdataset import WebDatasetSource
+    from tests.images import write_webdataset_tar
+
+    for s in range(3):
+        write_webdataset_tar(tmp_path / f"shard-{s}.tar", 4, first_key=10 * s, seed=s)
+    shards = caption_shards(str(tmp_path / "shard-*.tar"))
+    records = WebDatasetSource(shards).records()
+    rows = [read_caption_shard(p) for p in shards]
+    assert [i for r in rows for i in r.ids] == [r.id for r in records]
+    assert [c for r in rows for c in r.captions] == [r.caption for r in records]
+    assert [p for r in rows for p in r.paths] == [r.path for r in records]
+
+
+def test_shard_errors(tmp_path):
+    with pytest.raises(SourceError, match="caption shard not found"):
+        caption_shards(str(tmp_path / "x-{0..1}.parquet"))
+    with pytest.raises(SourceError, match="no caption shard matches"):
+        caption_shards(str(tmp_path / "*.parquet"))
+    pq.write_table(pa.table({"text": ["a dog"]}), tmp_path / "a.parquet")
+    (tmp_path / "b.tar").write_bytes(b"")
+    with pytest.raises(SourceError, match="mixes .tar and .parquet"):
+        caption_shards(str(tmp_path / "*"))
+    with pytest.raises(SourceError, match="no 'caption' column"):
+        read_caption_shard(str(tmp_path / "a.parquet"))
+    (tmp_path / "c.txt").write_text("a dog")
+    with pytest.raises(SourceError, match="not .txt"):
+        caption_shards(str(tmp_path / "c.txt"))
