@@ -3,6 +3,7 @@ the store file: each refused in one line (FeatureStoreError / InputError, exit 2
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,148 @@ def test_extract_append_to_a_store_reaching_out_is_refused(tmp_path: Path, fs_ar
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "outside" in err
     assert other.read_bytes() == before
+
+
+def _replace_with_external_storage(path: Path, dataset: str, target: Path) -> None:
+    """Replace ``dataset`` of the store by one of the same shape and type whose data HDF5 keeps in
+    ``target`` (external storage, set with the low-level API as a crafted file would)."""
+    import h5py
+
+    with h5py.File(path, "r+", locking=False) as f:
+        old = f[dataset]
+        shape, dtype, parent, leaf = old.shape, old.dtype, old.parent, dataset.rpartition("/")[2]
+        del f[dataset]
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_external(os.fsencode(str(target)), 0, h5py.h5f.UNLIMITED)
+        space = h5py.h5s.create_simple(shape, (h5py.h5s.UNLIMITED, *shape[1:]))
+        h5py.h5d.create(parent.id, leaf.encode(), h5py.h5t.py_create(dtype), space, dcpl=dcpl).close()
+
+
+@pytest.mark.parametrize("dataset", ["encoders/test|enc/done/train", "encoders/test|enc/images/train"])
+def test_external_storage_beside_the_store_is_refused_and_never_written(
+        tmp_path: Path, dataset: str, fs_args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: fs verify said ok, and fs extract (append) wrote features into the file beside."""
+    from PIL import Image
+
+    path = make_feature_store(tmp_path / "s.h5", {"train": np.ones((3, 4), dtype=np.float32)})
+    victim = tmp_path / "notes.txt"
+    victim.write_bytes(b"my notes, not features\n" * 4)
+    before = victim.read_bytes()
+    _replace_with_external_storage(path, dataset, victim)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", "--store", str(path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"/{dataset} keeps its data in {victim} (HDF5 external storage)" in err
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.new("RGB", (8, 8), (10 * i, 20, 30)).save(photos / f"a{i}.png")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["extract", str(photos), "--store", str(path), "--split", "train", *fs_args, "-q"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "external storage" in err
+    assert victim.read_bytes() == before
+
+
+def test_external_storage_on_a_system_file_is_refused_on_open(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: /etc/passwd's bytes became the train features (read only here: never written)."""
+    from featurestore.errors import StoreFormatError
+    from featurestore.store.feature_store import FeatureStore
+
+    system_file = Path("/etc/passwd")
+    if not system_file.is_file():
+        pytest.skip("no /etc/passwd on this system")
+    path = make_feature_store(tmp_path / "s.h5", {"train": np.ones((3, 4), dtype=np.float32)})
+    _replace_with_external_storage(path, "encoders/test|enc/images/train", system_file)
+    with pytest.raises(StoreFormatError, match=r"images/train keeps its data in /etc/passwd \(HDF5 external"):
+        FeatureStore(path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", "--store", str(path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "/etc/passwd" in err
+
+
+def _strip_fletcher32(path: Path, dataset: str) -> None:
+    """Rewrite ``dataset`` with the same values, chunks and maxshape but no fletcher32 filter."""
+    import h5py
+
+    with h5py.File(path, "r+", locking=False) as f:
+        old = f[dataset]
+        values, chunks, maxshape, attrs = old[()], old.chunks, old.maxshape, dict(old.attrs)
+        del f[dataset]
+        new = f.create_dataset(dataset, data=values, chunks=chunks, maxshape=maxshape)
+        new.attrs.update(attrs)
+
+
+@pytest.mark.parametrize("kind", ["images", "norms"])
+def test_feature_array_without_its_checksum_is_refused(tmp_path: Path, kind: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: accepted (a flipped bit would then read as a wrong number, silently)."""
+    from featurestore.errors import StoreFormatError
+    from featurestore.store.feature_store import FeatureStore
+
+    path = make_feature_store(tmp_path / "s.h5", {"train": np.ones((3, 4), dtype=np.float32)})
+    with FeatureStore(path, mode="a") as writer:
+        writer.prepare_features(ENC, "train", 4, norms=True)
+    _strip_fletcher32(path, f"encoders/test|enc/{kind}/train")
+    for mode in ("r", "a"):
+        with pytest.raises(StoreFormatError, match=rf"the feature array /encoders/test\|enc/{kind}/train has no "
+                                                   "fletcher32 checksum"):
+            FeatureStore(path, mode=mode)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", "--store", str(path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "fletcher32" in err
+
+
+def test_a_version_1_store_without_feature_checksums_still_opens(tmp_path: Path) -> None:
+    """Format 1 gave feature arrays no checksum: such stores are read as they are."""
+    import h5py
+
+    from featurestore.store.feature_store import FeatureStore
+
+    path = make_feature_store(tmp_path / "s.h5", {"train": np.full((3, 4), 0.5, dtype=np.float32)})
+    _strip_fletcher32(path, "encoders/test|enc/images/train")
+    with h5py.File(path, "r+", locking=False) as f:
+        f.attrs["format_version"] = 1
+    with FeatureStore(path) as reader:
+        np.testing.assert_array_equal(reader.features(ENC, "train"), np.full((3, 4), 0.5, dtype=np.float32))
+
+
+def test_every_numeric_array_the_writers_make_carries_its_checksum(tmp_path: Path) -> None:
+    """What the format promises (docs/store-format.md) and the open check relies on: feature arrays
+    (images, views, norms, derived), numeric split columns, and the numeric arrays of text banks,
+    saved models and imported logits all have fletcher32."""
+    import h5py
+
+    from featurestore.store.feature_store import FeatureStore
+
+    rng = np.random.default_rng(0)
+    path = make_feature_store(tmp_path / "s.h5", {"train": rng.normal(size=(5, 4))}, labels={"train": [0, 1, 0, 1, 0]},
+                              classes={"train": ["a", "b"]})
+    with FeatureStore(path, mode="a") as writer:
+        writer.prepare_features(ENC, "train", 4, views=2, seed=1, norms=True)
+        writer.put_features("test/enc+x", "train", rng.normal(size=(5, 4)).astype(np.float32), {"model": "m"})
+        writer.put_text_bank(ENC, "bank", rng.normal(size=(2, 4)), ["a", "b"], kind="classes",
+                             classes=["a", "b"], per_template=rng.normal(size=(2, 3, 4)).astype(np.float32))
+        writer.save_model("m", {"w": rng.normal(size=(2, 4)), "b": np.zeros(2)}, {"v": 1})
+        writer.put_logits("head", "train", rng.normal(size=(5, 2)))
+    checked: list[str] = []
+
+    def visit(name: str, obj: object) -> None:
+        if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "biuf" or obj.shape == () or obj.size == 0:
+            return
+        parts = name.split("/")
+        promised = (parts[0] == "splits" and parts[-1] in ("labels", "valid")) or parts[0] in ("models", "logits") \
+            or (parts[0] == "encoders" and parts[2] in ("images", "views", "norms", "texts"))
+        if promised:
+            checked.append(name)
+            assert obj.fletcher32, f"/{name} has no fletcher32 checksum"
+
+    with h5py.File(path, "r", locking=False) as f:
+        f.visititems(visit)
+    assert {"encoders/test|enc/images/train", "encoders/test|enc/views/train", "encoders/test|enc/norms/train",
+            "encoders/test|enc+x/images/train", "encoders/test|enc/texts/bank/weights", "models/m/w",
+            "logits/head/train", "splits/train/labels"} <= set(checked), checked

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from featurestore.errors import StoreBusyError, StoreEmptyError, StoreFormatError
 from featurestore.store.superblock import SIGNATURE, clear_consistency_flags, consistency_flags, superblock_eof
@@ -186,11 +187,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def check_links_inside(file: h5py.File, path: Path) -> None:
-    """Refuse a store whose objects reach out of its own file: an external link, or a virtual
-    dataset whose source is an absolute path or climbs out of the store's folder (``..``). The
-    relative sources ``fs extract --cluster`` links (shard files beside the store, or ``.``) pass.
-    A crafted store could otherwise have readers read, and writers write, another file."""
+    """Refuse a store whose objects reach out of its own file: an external link, a dataset kept in
+    another file (HDF5 external storage), or a virtual dataset whose source is an absolute path or
+    climbs out of the store's folder (``..``). The relative sources ``fs extract --cluster`` links
+    (shard files beside the store, or ``.``) pass. A crafted store could otherwise have readers
+    read, and writers write, another file. Also refuse a feature array (``images``, ``views``,
+    ``norms``) without the fletcher32 checksum the format (version 2 on) gives every one."""
     problems: list[str] = []
+    unchecked: list[str] = []
+    version = file.attrs.get("format_version")
+    checksums = isinstance(version, (int, np.integer)) and int(version) >= 2
 
     def outside(where: str) -> bool:
         return where != "." and (os.path.isabs(where) or ".." in Path(where).parts)
@@ -214,9 +220,18 @@ def check_links_inside(file: h5py.File, path: Path) -> None:
             return None
 
         def dataset(name: bytes, info: h5py.h5o.ObjInfo) -> int | None:
+            if info.type != h5py.h5o.TYPE_DATASET:
+                return None
             try:
-                if (info.type != h5py.h5o.TYPE_DATASET
-                        or h5py.h5d.open(group.id, name).get_create_plist().get_layout() != h5py.h5d.VIRTUAL):
+                dcpl = h5py.h5d.open(group.id, name).get_create_plist()
+                if dcpl.get_external_count():
+                    where = os.fsdecode(dcpl.get_external(0)[0])
+                    problems.append(f"{prefix}/{name.decode()} keeps its data in {where} (HDF5 external storage)")
+                    return 1
+                if dcpl.get_layout() != h5py.h5d.VIRTUAL:
+                    if checksums and _is_feature_array(prefix, name.decode()) and not _has_fletcher32(dcpl):
+                        unchecked.append(f"{prefix}/{name.decode()}")
+                        return 1
                     return None
                 sources = [source.file_name for source in group[name.decode()].virtual_sources()]
             except (RuntimeError, KeyError, OSError, ValueError):
@@ -243,13 +258,31 @@ def check_links_inside(file: h5py.File, path: Path) -> None:
                 obj = file.get(name)
                 if isinstance(obj, h5py.Group):
                     check(obj)
+                elif isinstance(obj, h5py.Dataset) and obj.id.get_create_plist().get_external_count():
+                    problems.append(f"/{name} keeps its data in another file (HDF5 external storage)")
                 elif isinstance(obj, h5py.Dataset) and obj.is_virtual:
                     problems += [f"/{name} is a virtual dataset reading {s.file_name}, outside the store's folder"
                                  for s in obj.virtual_sources() if outside(s.file_name)]
         except (RuntimeError, KeyError, OSError):
             continue
-        if problems:
+        if problems or unchecked:
             break
     if problems:
         raise StoreFormatError(f"{path} reaches outside its file: {problems[0]}; a store keeps its data in its "
                                "own file and the --cluster shard files beside it (refused)")
+    if unchecked:
+        raise StoreFormatError(f"{path}: the feature array {unchecked[0]} has no fletcher32 checksum, which the "
+                               "store format gives every feature array (a crafted or foreign file; refused)")
+
+
+_FEATURE_KINDS = ("images", "views", "norms")
+
+
+def _is_feature_array(prefix: str, name: str) -> bool:
+    """``/encoders/<key>/{images,views,norms}/<split>``, given the walked group and the name below it."""
+    parts = f"{prefix}/{name}".strip("/").split("/")
+    return len(parts) == 4 and parts[0] == "encoders" and parts[2] in _FEATURE_KINDS
+
+
+def _has_fletcher32(dcpl: h5py.h5p.PropDCID) -> bool:
+    return any(dcpl.get_filter(i)[0] == h5py.h5z.FILTER_FLETCHER32 for i in range(dcpl.get_nfilters()))
