@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from featurestore.corpus.distributed import sharded_curate, sharded_frequency
 from featurestore.corpus.frequency import concept_frequency
 from featurestore.corpus.shards import caption_shards, read_caption_shard
 from featurestore.errors import SourceError
+from tests.cli_runner import run
 
 pytest.importorskip("distributed")
 pa = pytest.importorskip("pyarrow")
@@ -138,3 +140,59 @@ def test_shard_errors(tmp_path):
     (tmp_path / "c.txt").write_text("a dog")
     with pytest.raises(SourceError, match="not .txt"):
         caption_shards(str(tmp_path / "c.txt"))
+
+
+def test_cli_counts_and_curates_shards(tmp_path, capsys):
+    """fs real frequency / fs curate --captions in this process, against the in-memory functions."""
+    captions = synthetic_captions(3000, seed=1)
+    for s in range(3):
+        rows = captions[1000 * s:1000 * (s + 1)]
+        pq.write_table(pa.table({"id": [f"s{s}-{i}" for i in range(1000)], "caption": rows}),
+                       tmp_path / f"p{s}.parquet")
+    syn = tmp_path / "syn.json"
+    syn.write_text(json.dumps(SYNONYMS))
+    spec = str(tmp_path / "p*.parquet")
+    code, out, err = run(["real", "frequency", "--captions", spec, "--synonyms", syn, "--json"], capsys)
+    assert code == 0, err
+    from featurestore.text.synonyms import read_synonyms
+
+    expected = concept_frequency(captions, read_synonyms(syn))  # the class name counts as a synonym
+    got = json.loads(out)
+    assert got["captions"] == 3000
+    assert {c["class"]: c["count"] for c in got["classes"]} == dict(zip(SYNONYMS, expected.class_counts.tolist()))
+    meta = tmp_path / "entries.txt"
+    meta.write_text("\n".join(ENTRIES))
+    kept_csv = tmp_path / "kept.csv"
+    code, out, err = run(["curate", "--captions", spec, "--metadata", meta, "--t", "50", "--output", kept_csv,
+                          "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    expected_kept = curate(captions, ENTRIES, 50, seed=1).kept  # --seeds defaults to 1
+    with open(kept_csv, newline="", encoding="utf-8") as handle:
+        ids = [r["id"] for r in csv.DictReader(handle)]
+    assert ids == [f"s{i // 1000}-{i % 1000}" for i in np.flatnonzero(expected_kept)]
+    assert summary["kept"] == len(ids) and summary["captions"] == 3000 and summary["pool"] == spec
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["real", "frequency", "--synonyms", "SYN"], "--pool SPLIT (of --store) or --captions SHARDS"),
+    (["real", "frequency", "--captions", "SPEC", "--pool", "p", "--synonyms", "SYN"], "or --captions SHARDS"),
+    (["real", "frequency", "--pool", "p", "--synonyms", "SYN"], "--pool names a part of a store: give --store"),
+    (["real", "frequency", "--store", "S.h5", "--pool", "p", "--synonyms", "SYN", "--cluster", "local:2"],
+     "count over --captions shards"),
+    (["real", "frequency", "--captions", "SPEC", "--synonyms", "SYN", "--cluster", "local:2", "--scheduler",
+      "tcp://127.0.0.1:1"], "not both"),
+    (["real", "frequency", "--captions", "SPEC", "--synonyms", "SYN", "--cluster", "remote:2"], "local:N"),
+    (["curate", "--captions", "SPEC", "--pool", "p", "--metadata", "META", "--output", "O"], "or --captions SHARDS"),
+    (["curate", "--store", "S.h5", "--pool", "p", "--metadata", "META", "--output", "O", "--scheduler", "tcp://x:1"],
+     "curate --captions shards"),
+    (["curate", "--captions", "NONE", "--metadata", "META", "--output", "O"], "caption shard not found"),
+])
+def test_cli_usage_errors_are_one_line(tmp_path, capsys, args, message):
+    pq.write_table(pa.table({"caption": ["a dog"]}), tmp_path / "a.parquet")
+    (tmp_path / "syn.json").write_text(json.dumps(SYNONYMS))
+    (tmp_path / "meta.txt").write_text("dog\n")
+    names = {"SYN": tmp_path / "syn.json", "SPEC": tmp_path / "a.parquet", "META": tmp_path / "meta.txt",
+             "NONE": tmp_path / "none.parquet", "O": tmp_path / "o.csv", "S.h5": tmp_path / "s.h5"}
+    code, _, err = run([str(names.get(a, a)) for a in args], capsys)
+    assert code == 2 and message in err and err.count("\n") == 1, err

@@ -10,28 +10,58 @@ import click
 
 from cli.options import encoder_option, quiet_option, refuse_if_locked, store_option, stored_encoder_options
 
-pool_option = click.option("--pool", required=True, help="Split whose captions stand for the pre-training data.")
+pool_option = click.option("--pool", default=None, help="Split whose captions stand for the pre-training data.")
+captions_option = click.option("--captions", default=None,
+                               help="Count over caption shards instead of a pool split: .tar or .parquet files "
+                                    "(a file, a {00000..00099} pattern or a glob).")
+cluster_option = click.option("--cluster", default=None, help="With --captions: one task per shard on a Dask "
+                                                              "LocalCluster of N worker processes: local:N.")
+scheduler_option = click.option("--scheduler", default=None,
+                                help="With --captions: one task per shard on a Dask cluster: tcp://host:8786.")
 synonyms_option = click.option("--synonyms", required=True, type=click.Path(dir_okay=False),
                                help="JSON file {class: [synonyms]} (see featurestore/data/synonyms-example.json).")
 classes_option = click.option("--classes", default=None,
                               help="Class list in the store (default: every class the synonym file names).")
 
 
-def _frequency(store: str, pool: str, synonyms: str, classes: str | None, quiet: bool):
-    """(class names, ConceptFrequency) of a pool's captions."""
+def _frequency(store: str | None, pool: str | None, synonyms: str, classes: str | None, quiet: bool,
+               shards: tuple[str | None, str | None, str | None] = (None, None, None)):
+    """(class names, ConceptFrequency, captions counted) of a pool split or of caption shards
+    (``shards``: the --captions spec, --cluster, --scheduler)."""
     from featurestore.corpus.frequency import concept_frequency
     from featurestore.errors import SourceError
     from featurestore.store.feature_store import FeatureStore
     from featurestore.text.synonyms import read_synonyms
 
-    with FeatureStore(store) as reader:
-        names = reader.class_names(classes) if classes else None
-        captions = reader.captions(pool)
+    spec, cluster, scheduler = shards
+    if (pool is None) == (spec is None):
+        raise click.UsageError("give the captions to count: --pool SPLIT (of --store) or --captions SHARDS")
+    if (cluster or scheduler) and spec is None:
+        raise click.UsageError("--cluster/--scheduler count over --captions shards; a pool split is counted here")
+    if cluster and scheduler:
+        raise click.UsageError("give --cluster or --scheduler, not both")
+    if store is None and (pool is not None or classes is not None):
+        raise click.UsageError(f"{'--pool' if pool is not None else '--classes'} names a part of a store: give --store")
+    names, captions = None, None
+    if store is not None and (classes or pool is not None):
+        with FeatureStore(store) as reader:
+            names = reader.class_names(classes) if classes else None
+            captions = reader.captions(pool) if pool is not None else None
+    lists = read_synonyms(synonyms, names)
+    if spec is not None:
+        from featurestore.cluster import dask_client
+        from featurestore.corpus.distributed import sharded_frequency
+        from featurestore.corpus.shards import caption_shards
+
+        paths = caption_shards(spec)
+        if not (cluster or scheduler):
+            return (list(lists), *sharded_frequency(paths, lists, quiet=quiet))
+        with dask_client(cluster, scheduler) as client:
+            return (list(lists), *sharded_frequency(paths, lists, client=client, quiet=quiet))
     if captions is None:
         raise SourceError(f"pool split {pool!r} has no captions; extract it from tar shards or a manifest "
                           "with captions")
-    lists = read_synonyms(synonyms, names)
-    return list(lists), concept_frequency(cast("Sequence[str]", captions), lists, quiet=quiet)  # str array
+    return list(lists), concept_frequency(cast("Sequence[str]", captions), lists, quiet=quiet), len(captions)
 
 
 @click.group("real")
@@ -40,8 +70,11 @@ def command() -> None:
 
 
 @command.command("frequency")
-@store_option
+@click.option("--store", default=None, type=click.Path(dir_okay=False), help="The store file (.h5) of --pool.")
 @pool_option
+@captions_option
+@cluster_option
+@scheduler_option
 @synonyms_option
 @classes_option
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the N most frequent classes.")
@@ -49,18 +82,21 @@ def command() -> None:
               help="How many tail classes to list.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @quiet_option
-def frequency(store: str, pool: str, synonyms: str, classes: str | None, top: int | None, tail: int,
-              as_json: bool, quiet: bool) -> None:
-    """Count the captions of POOL that mention each class's synonyms; list the tail classes."""
-    names, result = _frequency(store, pool, synonyms, classes, quiet)
+def frequency(store: str | None, pool: str | None, captions: str | None, cluster: str | None, scheduler: str | None,
+              synonyms: str, classes: str | None, top: int | None, tail: int, as_json: bool, quiet: bool) -> None:
+    """Count the captions of POOL (or of --captions shards, on Dask with --cluster/--scheduler) that
+    mention each class's synonyms; list the tail classes."""
+    names, result, n = _frequency(store, pool, synonyms, classes, quiet or as_json, (captions, cluster, scheduler))
     rows = [{"class": name, "count": int(result.class_counts[c]), "most_frequent": result.most_frequent()[c],
              "synonyms": {s: int(n) for s, n in zip(result.synonyms[c], result.synonym_counts[c])}}
             for c, name in enumerate(names)]
     shown = result.head(top) if top else list(range(len(names)))
     tail_ids = result.tail(tail)
     if as_json:
-        click.echo(json.dumps({"classes": [rows[c] for c in shown], "tail": [names[c] for c in tail_ids]}, indent=1))
+        shown_rows, tail_names = [rows[c] for c in shown], [names[c] for c in tail_ids]
+        click.echo(json.dumps({"captions": n, "classes": shown_rows, "tail": tail_names}, indent=1))
         return
+    click.echo(f"{n} captions counted")
     width = max(len(n) for n in names)
     for c in shown:
         syns = ", ".join(f"{s}={n}" for s, n in rows[c]["synonyms"].items())
@@ -72,6 +108,9 @@ def frequency(store: str, pool: str, synonyms: str, classes: str | None, top: in
 @store_option
 @encoder_option
 @pool_option
+@captions_option
+@cluster_option
+@scheduler_option
 @synonyms_option
 @classes_option
 @click.option("--templates", default="imagenet", show_default=True,
@@ -79,9 +118,9 @@ def frequency(store: str, pool: str, synonyms: str, classes: str | None, top: in
 @click.option("--ensemble-original", is_flag=True, help="Average in the prompts with the original class names too.")
 @click.option("--name", default=None, help="Bank name (default: <classes>/real).")
 @stored_encoder_options
-def prompts(store: str, encoder: str, pool: str, synonyms: str, classes: str | None, templates: str,
-            ensemble_original: bool, name: str | None, pretrained: str | None, device: str | None,
-            precision: str | None, quiet: bool) -> None:
+def prompts(store: str, encoder: str, pool: str | None, captions: str | None, cluster: str | None,
+            scheduler: str | None, synonyms: str, classes: str | None, templates: str, ensemble_original: bool,
+            name: str | None, pretrained: str | None, device: str | None, precision: str | None, quiet: bool) -> None:
     """Encode REAL-Prompt prompts (most frequent synonym per class) into a text bank."""
     from featurestore.encoders import load_encoder_from_info
     from featurestore.store.feature_store import FeatureStore
@@ -91,7 +130,7 @@ def prompts(store: str, encoder: str, pool: str, synonyms: str, classes: str | N
 
     if classes is None:
         raise click.UsageError("fs real prompts needs --classes (the class list the prompts are for)")
-    names, result = _frequency(store, pool, synonyms, classes, quiet)
+    names, result, _ = _frequency(store, pool, synonyms, classes, quiet, (captions, cluster, scheduler))
     with FeatureStore(store) as reader:
         encoder = resolve_encoder(reader, encoder)
         info = reader.encoder_info(encoder)

@@ -9,9 +9,12 @@ from featurestore.corpus.curation import (
     keep_probability,
     read_metadata,
 )
+from featurestore.corpus.distributed import ShardedCuration, sharded_curate, sharded_frequency
 from featurestore.corpus.frequency import CaptionIndex, ConceptFrequency, class_matches, concept_frequency, words
+from featurestore.corpus.shards import CaptionShard, caption_shards, read_caption_shard
 
 __all__ = [
-    "CaptionIndex", "ConceptFrequency", "Curation", "balanced_sample", "class_matches", "concept_frequency", "curate",
-    "entry_probabilities", "keep_probability", "read_metadata", "words"
+    "CaptionIndex", "CaptionShard", "ConceptFrequency", "Curation", "ShardedCuration", "balanced_sample",
+    "caption_shards", "class_matches", "concept_frequency", "curate", "entry_probabilities", "keep_probability",
+    "read_caption_shard", "read_metadata", "sharded_curate", "sharded_frequency", "words"
 ]
