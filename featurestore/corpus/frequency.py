@@ -202,8 +202,9 @@ def class_matches(index: CaptionIndex,
     per_phrase = np.bincount(ids, minlength=len(phrases))
     bounds = np.cumsum([0] + [len(s) for s in synonyms.values()])
     synonym_counts = [per_phrase[a:b].astype(np.int64) for a, b in itertools.pairwise(bounds)]
-    pairs = np.unique(np.stack([owner[ids], caps]), axis=1) if len(caps) else np.zeros((2, 0), np.int64)
-    return pairs[1], pairs[0], synonym_counts
+    stride = np.int64(index.n_captions + 1)
+    pairs = np.unique(owner[ids].astype(np.int64) * stride + caps)  # one int64 key per pair: a 1-D sort
+    return pairs % stride, pairs // stride, synonym_counts
 
 
 def concept_frequency(captions: Sequence[str] | CaptionIndex, synonyms: dict[str, list[str]],
