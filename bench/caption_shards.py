@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(step, client) -> tuple[object, float, float]:
+def measure(step: Any, client: Any) -> tuple[Any, float, float]:
     """(result, wall seconds, CPU seconds of this process and, with a client, of its workers)."""
     workers_before = sum(client.run(_cpu).values()) if client is not None else 0.0
     cpu, wall = _cpu(), time.perf_counter()
