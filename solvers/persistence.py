@@ -8,6 +8,8 @@ label-free; None otherwise) and the names of its classes (``class_names_``, None
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +25,9 @@ class ModelStore(Protocol):
     """What a store must offer to hold solvers (featurestore.store.feature_store.FeatureStore does)."""
 
     def save_model(self, name: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None: ...
+
+    def save_models(self, models: Mapping[str, tuple[dict[str, np.ndarray], dict[str, Any]]],
+                    remove: Sequence[str] = ()) -> None: ...
 
     def load_model(self, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]: ...
 
@@ -80,6 +85,43 @@ def save_to_store(store: ModelStore, name: str, solver: Solver, encoder: str | N
     the encoder whose features follow ``encoder``'s in each row the solver was fitted on."""
     arrays, meta = _meta(solver, encoder, aux_encoder)
     store.save_model(name, arrays, meta)
+
+
+def save_group_to_store(store: ModelStore, group: str, members: Mapping[str, Solver], encoder: str | None,
+                        aux_encoder: str | None = None, remove: Sequence[str] = ()) -> None:
+    """Save the fitted solvers ``members`` (name -> solver) of seed group ``group`` in one switch
+    (``store.save_models``: after a kill all of them are old or all new), deleting the saved models
+    named in ``remove`` in the same switch. Each member records ``group``: the group's name, its
+    members and one generation id shared by this save (see :func:`check_group`)."""
+    record = {"name": group, "generation": uuid.uuid4().hex, "members": list(members)}
+    batch = {}
+    for name, solver in members.items():
+        arrays, meta = _meta(solver, encoder, aux_encoder)
+        batch[name] = (arrays, {**meta, "group": record})
+    store.save_models(batch, remove)
+
+
+def check_group(group: str, records: Mapping[str, Any]) -> None:
+    """Refuse (InputError, one line) a seed group whose members were not saved together.
+
+    ``records`` maps each member found to its saved metadata's ``group`` entry (None for models
+    saved before groups were recorded: a group of those only passes). Refused: members of
+    different saves (generations), or a set of members other than the one the save listed."""
+    if not any(records.values()):
+        return
+    saves: dict[str, list[str]] = {}
+    for name, record in records.items():
+        saves.setdefault(record.get("generation", "?") if isinstance(record, dict) else "none", []).append(name)
+    listed = next(r for r in records.values() if isinstance(r, dict)).get("members")
+    if len(saves) == 1 and sorted(listed or []) == sorted(records):
+        return
+    if len(saves) == 1:
+        missing = sorted(set(listed or []) ^ set(records))
+        raise InputError(f"seed group {group!r} is not the set of models its save wrote (differs in "
+                         f"{', '.join(missing)}); save the group again (fs solve ... --save {group})")
+    mixed = "; ".join(", ".join(names) for names in saves.values())
+    raise InputError(f"seed group {group!r} mixes models of different saves ({mixed}); save the group again "
+                     f"(fs solve ... --save {group}) or name one model")
 
 
 def load_from_store(store: ModelStore, name: str) -> Solver:

@@ -1,7 +1,9 @@
 /* Test helper: SIGKILL the process just before its K-th low-level write (write/pwrite) to a
  * file whose path ends with KILLWRITE_SUFFIX (default ".h5"), to reach the middle of HDF5
  * flushes that API-level write points cannot. Loaded with LD_PRELOAD by
- * tests/test_crash_flush.py. KILLWRITE_AT=K arms it; KILLWRITE_COUNT=FILE records the count. */
+ * tests/test_crash_flush.py and tests/test_faults_switch.py. KILLWRITE_AT=K arms it; KILLWRITE_COUNT=FILE records
+ * the count. The count is per process: a forked child starts from zero (a preloaded driver forks one child per
+ * kill point and sets the variables in the child). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include <signal.h>
 #include <sys/types.h>
 static long seen = 0;
+static pid_t counted = 0;
 static int is_h5(int fd) {
     char link[64], path[4096];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
@@ -27,6 +30,7 @@ static void point(int fd) {
     const char *c = getenv("KILLWRITE_COUNT");
     if (!k && !c) return;
     if (!is_h5(fd)) return;
+    if (counted != getpid()) { counted = getpid(); seen = 0; }
     seen++;
     if (c) { FILE *f = fopen(c, "w"); if (f) { fprintf(f, "%ld\n", seen); fclose(f); } }
     if (k && seen == atol(k)) kill(getpid(), SIGKILL);

@@ -2,8 +2,10 @@
 
 A name that is no saved model but the prefix of ``NAME-seedS`` models (what ``fs solve --seeds
 1,2,3 --save NAME`` saves) is a seed group: its metrics are the mean and standard deviation over
-the seeds. Each model is scored by ``workflows.solve.score``, so ``fs eval`` of a model that
-``fs solve`` saved reports the numbers ``fs solve`` reported, float for float.
+the seeds. A group whose members were not saved together (their recorded generations differ) is
+refused in one line, never averaged. Each model is scored by ``workflows.solve.score``, so
+``fs eval`` of a model that ``fs solve`` saved reports the numbers ``fs solve`` reported, float
+for float.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from featurestore.store.feature_store import FeatureStore
+from solvers.persistence import check_group
 from workflows.inputs.aux_features import model_labelled
 from workflows.inputs.solver_inputs import load_model
 from workflows.reports.result_files import mean_and_std, record
@@ -58,6 +61,8 @@ def evaluate(store: str | os.PathLike, names: list[str], split: str, *, encoder:
         saved_encoders = {key for _, key in loaded.values()}
         zero_shot_key = encoder or (next(iter(saved_encoders)) if len(saved_encoders) == 1 else None)
         for name, members in groups.items():
+            if len(members) > 1 or members[0] != name:
+                check_group(name, {m: reader.load_model(m)[1].get("group") for m in members if m in saved})
             runs = []
             for member in members:
                 solver, key = (loaded[member] if member in loaded

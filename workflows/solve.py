@@ -453,16 +453,21 @@ def _store_readers() -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- saving and result files
 def save_models(data: Dataset, records: Sequence[RunRecord], name: str) -> list[str]:
-    """Save each record's model into the store (``name``, or ``name-seedS`` for several records)."""
-    from solvers.persistence import save_to_store
+    """Save each record's model into the store (``name``, or ``name-seedS`` for several records).
 
-    saved = []
+    Several records are one seed group saved in one switch (all seeds old or all new after a kill),
+    which also deletes the group's older ``name-seedS`` models this run has no seed for."""
+    from solvers.persistence import save_group_to_store, save_to_store
+    from workflows.evaluate import group_members
+
     with FeatureStore(data.store, mode="a") as writer:
-        for record in records:
-            model_name = name if len(records) == 1 else f"{name}-seed{record.seed}"
-            save_to_store(writer, model_name, record.solver, data.encoder, data.aux_encoder)
-            saved.append(model_name)
-    return saved
+        if len(records) == 1:
+            save_to_store(writer, name, records[0].solver, data.encoder, data.aux_encoder)
+            return [name]
+        members = {f"{name}-seed{record.seed}": record.solver for record in records}
+        stale = [m for m in group_members(writer.models(), name) if m != name and m not in members]
+        save_group_to_store(writer, name, members, data.encoder, data.aux_encoder, remove=stale)
+    return list(members)
 
 
 def write_result_file(path: str, data: Dataset, records: Sequence[RunRecord], saved: Sequence[str]) -> str:

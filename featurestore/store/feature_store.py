@@ -9,12 +9,13 @@ the uncommitted rows.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceErro
 from featurestore.store.files import CHUNK_CACHE_BYTES, check_links_inside, looks_empty, open_reader
 from featurestore.store.split_names import check_split_name
 from featurestore.store.superblock import clear_consistency_flags
+from featurestore.store.switch_journal import JournaledFile, roll_back
 from featurestore.store.write_points import write_point
 from featurestore.store.writer_lock import WriterLock
 
@@ -91,6 +93,7 @@ class FeatureStore:
         self.path = Path(path)
         self.mode = mode
         self._lock: WriterLock | None = None
+        self._journal: JournaledFile | None = None
         self._handles: dict[str, h5py.Dataset] = {}
         if mode == "r":
             if not self.path.exists():
@@ -116,7 +119,9 @@ class FeatureStore:
     # ------------------------------------------------------------------ opening and closing
     def _open_writer(self) -> h5py.File:
         # The lock created the file if there was none. An empty file, or a bare superblock
-        # left by a writer killed before its first flush, is a store with nothing in it.
+        # left by a writer killed before its first flush, is a store with nothing in it. A switch
+        # a killed writer left unfinished is undone first (we hold the lock).
+        roll_back(self.path)
         created = looks_empty(self.path)
         if created:
             write_point("create the store file")
@@ -282,6 +287,49 @@ class FeatureStore:
             del self._file[old]
             write_point(f"flush the unlink of the old {target}")
             self._file.flush()
+
+    @contextlib.contextmanager
+    def _journaled(self) -> Iterator[None]:
+        """Run the body as one switch whose every write is journaled first (featurestore/store/
+        switch_journal.py): the file is reopened through a :class:`JournaledFile`, the body
+        writes its objects in place, one flush, and removing the journal commits. A kill at any
+        write before that leaves a journal that the next opener rolls back (the store as it was
+        before the body), an exception in the body rolls back at once. Nested calls join the
+        outer switch. Leaves the writer out of SWMR mode (call :meth:`_idle` after)."""
+        if self._journal is not None:
+            yield
+            return
+        write_point("close to start a journaled switch")
+        self._file.close()
+        journal = None
+        try:
+            journal = JournaledFile(self.path)
+            self._file = h5py.File(journal, "a", libver="latest", locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
+            self._journal = journal
+            yield
+            write_point("flush the journaled switch")
+            self._file.flush()
+            journal.commit()
+        except BaseException:
+            if journal is not None:
+                with contextlib.suppress(Exception):
+                    self._file.close()
+                journal.close()
+                roll_back(self.path)
+            raise
+        finally:
+            self._journal = None
+            if self._file.id.valid:
+                self._file.close()
+            if journal is not None:
+                journal.close()
+            self._file = h5py.File(self.path, "a", libver="latest", locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
+
+    def _remove(self, target: str) -> None:
+        """Unlink ``target`` if it exists (inside :meth:`_journaled` only: the switch makes it atomic)."""
+        if target in self._file:
+            write_point(f"unlink the old {target}")
+            del self._file[target]
 
     def _new_array(self, where: str, data: Any, dtype: Any = None) -> h5py.Dataset:
         """Create a dataset; numeric arrays get fletcher32 checksums (checked on every read)."""
@@ -964,61 +1012,80 @@ class FeatureStore:
     def put_text_bank(self, encoder: str, bank: str, weights: np.ndarray, strings: Sequence[str],
                       kind: str = "list", **extra: np.ndarray | Sequence[str]) -> None:
         """Store (or replace) a text bank: (C|K, D) ``weights``, their ``strings`` and extras
-        such as ``classes``, ``templates`` and ``per_template``."""
-        self._require_writer()
+        such as ``classes``, ``templates`` and ``per_template``. One journaled switch: after a kill
+        the bank is old or new and nothing else changed."""
+        if self.mode != "a":
+            raise PermissionError(f"{self.path} is open read-only; open it with mode='a' to write")
         group = self._encoder_group(encoder)
         dim = _plain(group.attrs.get("embed_dim", weights.shape[-1]))
         if weights.shape[-1] != dim:
             raise ProvenanceError(
                 f"text embeddings of dim {weights.shape[-1]} do not match encoder {encoder!r} (dim {dim})")
-        self._staging_group()
-        staged = self._staged_path()
-        write_point(f"create text bank {bank}")
-        bank_group = self._file.create_group(staged)
-        bank_group.attrs["kind"] = kind
-        self._new_array(f"{staged}/weights", np.asarray(weights, dtype=np.float32))
-        self._new_array(f"{staged}/strings", list(strings), dtype=STR)
-        for key, value in extra.items():
-            if isinstance(value, np.ndarray) and value.dtype.kind != "U":
-                self._new_array(f"{staged}/{key}", value)
-            else:
-                self._new_array(f"{staged}/{key}", [str(v) for v in value], dtype=STR)
-        self._switch_in(staged, f"{group.name}/texts/{h5_name(bank)}")
+        with self._journaled():
+            target = f"{self._encoder_group(encoder).name}/texts/{h5_name(bank)}"
+            self._remove(target)
+            write_point(f"create text bank {bank}")
+            bank_group = self._file.create_group(target)
+            bank_group.attrs["kind"] = kind
+            self._new_array(f"{target}/weights", np.asarray(weights, dtype=np.float32))
+            self._new_array(f"{target}/strings", list(strings), dtype=STR)
+            for key, value in extra.items():
+                if isinstance(value, np.ndarray) and value.dtype.kind != "U":
+                    self._new_array(f"{target}/{key}", value)
+                else:
+                    self._new_array(f"{target}/{key}", [str(v) for v in value], dtype=STR)
         self._idle()
 
     def put_logits(self, name: str, split: str, logits: np.ndarray, kind: str = "logits") -> None:
         """Store (or replace) an external classifier's (N, C) logits or probabilities under
-        ``/logits/<name>/<split>``, row-aligned with all committed rows of ``split``."""
-        self._require_writer()
+        ``/logits/<name>/<split>``, row-aligned with all committed rows of ``split`` (one
+        journaled switch)."""
+        if self.mode != "a":
+            raise PermissionError(f"{self.path} is open read-only; open it with mode='a' to write")
         if kind not in ("logits", "probabilities"):
             raise ValueError(f"kind must be 'logits' or 'probabilities', not {kind!r}")
         n = self.n_rows(split)
         logits = np.asarray(logits, dtype=np.float32)
         if logits.ndim != 2 or logits.shape[0] != n:
             raise ProvenanceError(f"logits of shape {logits.shape} do not fit split {split!r} ({n} rows)")
-        self._staging_group()
-        staged = self._staged_path()
-        ds = self._new_array(staged, logits)
-        ds.attrs["kind"] = kind
-        self._switch_in(staged, f"/logits/{h5_name(name)}/{h5_name(split)}")
+        with self._journaled():
+            target = f"/logits/{h5_name(name)}/{h5_name(split)}"
+            self._remove(target)
+            ds = self._new_array(target, logits)
+            write_point(f"write the kind of {target}")
+            ds.attrs["kind"] = kind
         self._idle()
 
     def save_model(self, name: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         """Store (or replace) a fitted solver's arrays and JSON metadata under ``/models``.
 
         ``name`` must pass :func:`check_model_name` (FeatureStoreError otherwise)."""
-        check_model_name(name)
-        self._require_writer()
-        self._staging_group()
-        staged = self._staged_path()
-        write_point(f"create model {name}")
-        group = self._file.create_group(staged)
-        for array_name, value in arrays.items():
-            self._new_array(f"{staged}/{array_name}", np.asarray(value))
-        group.attrs["meta"] = json.dumps(meta)
-        self._switch_in(staged, f"/models/{h5_name(name)}")
-        self._idle()
+        self.save_models({name: (arrays, meta)})
 
+    def save_models(self, models: Mapping[str, tuple[dict[str, np.ndarray], dict[str, Any]]],
+                    remove: Sequence[str] = ()) -> None:
+        """Store (or replace) several models, and delete the saved models named in ``remove``, in
+        one journaled switch: after a kill at any write, all of them are old or all new (a seed
+        group of ``fs solve --seeds ... --save NAME`` is saved this way) and nothing else changed.
+
+        Each name must pass :func:`check_model_name` (FeatureStoreError otherwise)."""
+        for name in models:
+            check_model_name(name)
+        if self.mode != "a":
+            raise PermissionError(f"{self.path} is open read-only; open it with mode='a' to write")
+        with self._journaled():
+            for name in remove:
+                self._remove(f"/models/{h5_name(name)}")
+            for name, (arrays, meta) in models.items():
+                target = f"/models/{h5_name(name)}"
+                self._remove(target)
+                write_point(f"create model {name}")
+                group = self._file.create_group(target)
+                for array_name, value in arrays.items():
+                    self._new_array(f"{target}/{array_name}", np.asarray(value))
+                write_point(f"write the metadata of model {name}")
+                group.attrs["meta"] = json.dumps(meta)
+        self._idle()
 
 def _write_rows(ds: h5py.Dataset, rows: np.ndarray, values: np.ndarray, what: str = "rows") -> None:
     """Write ``values`` at sorted ``rows``, one slice per contiguous run (h5py fancy writes are slow)."""

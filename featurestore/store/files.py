@@ -22,6 +22,7 @@ import numpy as np
 
 from featurestore.errors import StoreBusyError, StoreEmptyError, StoreFormatError
 from featurestore.store.superblock import SIGNATURE, clear_consistency_flags, consistency_flags, superblock_eof
+from featurestore.store.switch_journal import roll_back
 from featurestore.store.write_points import write_point
 from featurestore.store.writer_lock import hold_if_free
 
@@ -145,6 +146,8 @@ def open_reader(path: Path, wait_seconds: float = READER_WAIT_SECONDS) -> h5py.F
     recovered = False
     while True:
         with hold_if_free(path) as no_writer:
+            if no_writer:
+                _roll_back_dead_switch(path)
             if no_writer and _closed_cleanly(path):
                 # (A dead writer's file may be shorter than the end it recorded: the recovery
                 # below extends it, as the next writer would.)
@@ -180,6 +183,18 @@ def open_reader(path: Path, wait_seconds: float = READER_WAIT_SECONDS) -> h5py.F
                 f"than {wait_seconds:.0f} s; try again when it finishes"
             )
         time.sleep(0.05)
+
+
+def _roll_back_dead_switch(path: Path) -> None:
+    """Undo the unfinished switch (model, text bank, logits) of a writer that was killed, as the next
+    writer would (featurestore/store/switch_journal.py); the caller holds the writer lock."""
+    try:
+        roll_back(path)
+    except PermissionError:
+        raise StoreFormatError(
+            f"{path} holds a switch a killed writer left unfinished; it cannot be rolled back without write "
+            f"permission: run fs verify --repair --store {path} as its owner"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ from featurestore.errors import FeatureStoreError, StoreFormatError
 from featurestore.store.feature_store import SPLIT_COLUMNS, STAGING, FeatureStore
 from featurestore.store.files import looks_empty
 from featurestore.store.superblock import clear_consistency_flags, consistency_flags, superblock_eof
+from featurestore.store.switch_journal import roll_back
 from featurestore.store.writer_lock import hold_if_free
 
 READ_ROWS = 65536
@@ -63,6 +64,8 @@ def verify_store(path: str | os.PathLike, repair: bool = False) -> VerifyReport:
     with hold_if_free(path) as no_writer:
         if not no_writer:
             report.notes.append("a writer holds the store right now; rows it is writing may be missing")
+        elif _rolled_back(path, report):
+            report.notes.append("rolled back a switch (model, text bank or logits) a killed writer left unfinished")
         try:
             eof = superblock_eof(path)
             flags = consistency_flags(path)
@@ -103,6 +106,15 @@ def verify_store(path: str | os.PathLike, repair: bool = False) -> VerifyReport:
             report.notes.append(f"{left} unfinished object(s) of killed writers under /{STAGING}*, never read "
                                 "(h5repack drops them)")
     return report
+
+
+def _rolled_back(path: Path, report: VerifyReport) -> bool:
+    """Undo a killed writer's unfinished switch, as readers and writers do (a problem if it cannot be)."""
+    try:
+        return roll_back(path)
+    except (FeatureStoreError, OSError) as exc:
+        report.problems.append(f"a killed writer's unfinished switch cannot be rolled back: {_first_line(exc)}")
+        return False
 
 
 def _format_version_problem(path: Path) -> str | None:

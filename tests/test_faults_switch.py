@@ -1,0 +1,297 @@
+"""Kills at every pwrite of the switch that saves a model, a text bank, imported logits or a seed
+group (issue 28, items 7 and 10).
+
+The red team killed `fs solve --save` and `fs text --name` just before the K-th pwrite64 to the
+store, inside HDF5's own flushes, and lost every saved model or every bank: HDF5 rewrites the
+metadata that lists /models (or a bank's texts group) in place and does not journal it. Here the
+LD_PRELOAD shim tests/killwrite.c kills before the K-th write()/pwrite() to the store at **every**
+K of the command. A driver process runs with the shim loaded (disarmed) and forks one child per
+kill point and per check (tests/fault_injection.py), so a kill point costs a fork, not a fresh
+interpreter. After each kill:
+
+- a reader opens at once and every object other than the one written is exactly as before,
+  the written one is its old or its new version (a seed group: all seeds old or all new);
+- `fs info` and `fs verify` exit 0, and `fs eval --models g` scores the group (or refuses a mixed
+  group in one line, exit 2, never averages it);
+- rerunning the command succeeds and gives the store of an uninterrupted run.
+
+A kill point whose kill lands after the command's last write to the store (a write elsewhere)
+leaves the command finished: that is "new". Prints "switch sweep <scenario>: tried T of T write()
+kill points, held H".
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+C, D = 4, 16
+CLASSES = [f"c{i}" for i in range(C)]
+SOLVE = ["solve", "gda", "--train", "train", "--val", "val", "--bank", "bank", "-q"]
+
+
+def _commands(store: str) -> dict[str, tuple[list[str] | None, set[str]]]:
+    """scenario -> (fs arguments, or None for an API call; the snapshot keys it writes)."""
+    return {
+        "model": ([*SOLVE, "--store", store, "--shots", "4", "--save", "newmodel"], {"model:newmodel"}),
+        "model-overwrite": ([*SOLVE, "--store", store, "--shots", "4", "--save", "m1"], {"model:m1"}),
+        "text-bank": (None, {"text:test/enc:newbank"}),
+        "logits": (None, {"logits:newlogits:train"}),
+        "seed-group": ([*SOLVE, "--store", store, "--shots", "4", "--seeds", "1,2,3", "--save", "g"],
+                       {f"model:g-seed{s}" for s in (1, 2, 3)}),
+    }
+
+
+def _api(scenario: str, store: str) -> Callable[[], int]:
+    def go() -> int:
+        from featurestore.store.feature_store import FeatureStore
+
+        with FeatureStore(store, mode="a") as s:
+            if scenario == "text-bank":
+                s.put_text_bank("test/enc", "newbank", np.full((C, D), 0.5), CLASSES, kind="classes", classes=CLASSES)
+            else:
+                s.put_logits("newlogits", "train", np.full((s.n_rows("train"), C), 3.0))
+        return 0
+    return go
+
+
+def build_base(path: Path) -> None:
+    """A labelled store with 4 saved models, a seed group g (3 seeds), 10 banks, 9 imported logits."""
+    from cli.main import main
+    from featurestore.store.feature_store import FeatureStore
+    from tests.store_fixtures import make_feature_store
+
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(C, D))
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % C
+        X = means[y] + 0.8 * rng.normal(size=(n, D))
+        return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
+
+    (Xt, yt), (Xv, yv) = draw(80), draw(40)
+    make_feature_store(path, {"train": Xt, "val": Xv}, labels={"train": yt, "val": yv},
+                       classes={"train": CLASSES, "val": CLASSES})
+    W = (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
+    with FeatureStore(path, mode="a") as s:
+        s.put_text_bank("test/enc", "bank", W, CLASSES, kind="classes", classes=CLASSES)
+        for i in range(9):
+            s.put_text_bank("test/enc", f"b{i}", W + i, CLASSES, kind="classes", classes=CLASSES)
+        for i in range(4):
+            s.save_model(f"m{i}", {"a": np.full((5, 3), float(i))}, {"v": i})
+        for i in range(9):
+            s.put_logits(f"l{i}", "train", np.full((80, C), float(i)))
+    try:
+        main([*SOLVE, "--store", str(path), "--shots", "2", "--seeds", "1,2,3", "--save", "g"])
+    except SystemExit as exc:
+        assert not exc.code, f"fs solve failed building the base store (exit {exc.code})"
+
+
+def _plain(value: Any) -> Any:
+    """A snapshot without the one part two runs of a save never share: a seed group's generation."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k != "generation"}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+# --------------------------------------------------------------------------- the driver (runs with the shim)
+def _in_process(fn: Callable[[], int]) -> int:
+    try:
+        return fn()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+
+
+def sweep(base: Path, work: Path, scenario: str) -> dict[str, Any]:
+    """Run inside a process with tests/killwrite.c preloaded (disarmed): count the command's
+    writes, kill it before each one in turn and check the store. Returns the sweep's report."""
+    from tests.fault_injection import KILLED, cli, run_forked, same, snapshot_forked
+
+    log = str(work / "child.log")
+
+    def fresh(tag: str) -> Path:
+        store = work / f"{tag}.h5"
+        for leftover in work.glob(f"{tag}.h5*"):
+            leftover.unlink()
+        shutil.copy(base, store)
+        return store
+
+    def command(store: Path) -> Callable[[], int]:
+        args, _ = _commands(str(store))[scenario]
+        return cli(args) if args is not None else _api(scenario, str(store))
+
+    def arm(**env: str) -> Callable[[], None]:
+        return lambda: os.environ.update(env)
+
+    targets = _commands("")[scenario][1]
+    reference = fresh("reference")
+    status, old = snapshot_forked(reference)
+    assert status == "ok", old
+    # The uninterrupted run and the checks run here first, in this process: the forked children
+    # then find every module imported (the shim counts per process, so they start from zero).
+    count = work / "count"
+    os.environ["KILLWRITE_COUNT"] = str(count)
+    try:
+        assert _in_process(command(reference)) == 0, "the uninterrupted run failed"
+    finally:
+        del os.environ["KILLWRITE_COUNT"]
+    total = int(count.read_text())
+    for args in (["info", "--store", reference], ["verify", "--store", reference],
+                 ["eval", "--store", reference, "--models", "g", "--split", "val"]):
+        assert _in_process(cli(args)) == 0, f"fs {args[0]} failed on the uninterrupted run's store"
+    status, new = snapshot_forked(reference)
+    assert status == "ok", new
+    old, new = _plain(old), _plain(new)
+    assert set(new) - set(old) <= targets and all(same(old[k], new[k]) for k in old if k not in targets)
+    assert all(k in new and not same(old.get(k), new[k]) for k in targets), "the command changes nothing"
+    failures: list[str] = []
+    for k in range(1, total + 1):
+        store = fresh(f"k{k}")
+        code = run_forked(command(store), log=log, setup=arm(KILLWRITE_AT=str(k)))
+        if code != KILLED:
+            failures.append(f"K={k}: not killed (exit {code})")
+            continue
+        status, seen = snapshot_forked(store)
+        if status != "ok":
+            failures.append(f"K={k}: reader after the kill: {status}: {seen}")
+        else:
+            seen = _plain(seen)
+            others = (set(seen) | set(old)) - targets
+            torn = sorted(key for key in others if key not in seen or key not in old or not same(seen[key], old[key]))
+            if torn:
+                failures.append(f"K={k}: other objects changed or lost: {', '.join(torn[:4])}")
+            versions = {"old" if same(seen.get(t), old.get(t)) else "new" if same(seen.get(t), new[t]) else "torn"
+                        for t in targets}
+            if len(versions) != 1 or "torn" in versions:
+                failures.append(f"K={k}: {', '.join(sorted(targets))} are {'/'.join(sorted(versions))}, "
+                                "not all old or all new")
+        for args in (["info", "--store", store], ["verify", "--store", store]):
+            code = run_forked(cli(args), log=log)
+            if code != 0:
+                failures.append(f"K={k}: fs {args[0]} exit {code} after the kill")
+        if scenario == "seed-group":
+            code = run_forked(cli(["eval", "--store", store, "--models", "g", "--split", "val"]), log=log)
+            if code not in (0, 2):
+                failures.append(f"K={k}: fs eval --models g exit {code}")
+        code = run_forked(command(store), log=log)
+        status, final = snapshot_forked(store)
+        if code != 0 or status != "ok" or not same(_plain(final), new):
+            failures.append(f"K={k}: the rerun (exit {code}) did not give the uninterrupted run's store ({status})")
+        for leftover in work.glob(f"k{k}.h5*"):
+            leftover.unlink()
+    held = total - len({f.split(":")[0] for f in failures})
+    return {"total": total, "held": held, "failures": failures}
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory):
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler for the write-level injector")
+    out = tmp_path_factory.mktemp("shim") / "killwrite.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(out), str(ROOT / "tests" / "killwrite.c"), "-ldl"],
+                   check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    path = tmp_path_factory.mktemp("switch") / "base.h5"
+    build_base(path)
+    return path
+
+
+def _drive(shim: Path, base: Path, work: Path, scenario: str) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LD_PRELOAD=str(shim), OMP_NUM_THREADS="1")
+    for key in ("KILLWRITE_AT", "KILLWRITE_COUNT"):
+        env.pop(key, None)
+    done = subprocess.run([sys.executable, "-m", "tests.test_faults_switch", str(base), str(work), scenario],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((work / "report.json").read_text())
+
+
+@pytest.mark.parametrize("scenario", list(_commands("")))
+def test_a_kill_at_any_write_of_a_switch_leaves_old_or_new_and_nothing_else_touched(scenario, shim, base, tmp_path):
+    report = _drive(shim, base, tmp_path, scenario)
+    print(f"switch sweep {scenario}: tried {report['total']} of {report['total']} write() kill points, "
+          f"held {report['held']}")
+    assert not report["failures"], "\n".join(report["failures"])
+
+
+def test_an_unfinished_switch_is_rolled_back_by_the_next_reader(shim, base, tmp_path):
+    """A writer killed late in its switch leaves a journal; the next reader rolls it back (as
+    fs verify and the next writer would), and a reader killed half-way through that rollback
+    leaves it to the next opener, which finishes it: the store is the old one."""
+    from featurestore.store.switch_journal import journal_path
+    from tests.fault_injection import same, snapshot
+
+    old = snapshot(base)
+    code = """
+import sys, numpy as np
+from featurestore.store.feature_store import FeatureStore
+with FeatureStore(sys.argv[1], mode="a") as s:
+    s.save_model("m0", {"a": np.ones((50, 50))}, {"v": "new"})
+"""
+    store = tmp_path / "s.h5"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LD_PRELOAD=str(shim))
+    shutil.copy(base, store)
+    subprocess.run([sys.executable, "-c", code, str(store)], env={**env, "KILLWRITE_COUNT": str(tmp_path / "n")},
+                   check=True, timeout=300)
+    for k in range(int((tmp_path / "n").read_text()), 0, -1):  # the last write before the commit
+        shutil.copy(base, store)
+        killed = subprocess.run([sys.executable, "-c", code, str(store)], env={**env, "KILLWRITE_AT": str(k)},
+                                timeout=300)
+        assert killed.returncode == -9
+        if journal_path(store).exists():
+            break
+    assert journal_path(store).exists()
+    reader = "import sys; from featurestore.store.feature_store import FeatureStore; FeatureStore(sys.argv[1]).close()"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FEATURESTORE_KILL_AT_WRITE="3")
+    assert subprocess.run([sys.executable, "-c", reader, str(store)], env=env, timeout=300).returncode == -9
+    assert journal_path(store).exists()  # killed after writing back two blocks
+    assert same(snapshot(store), old)
+    assert not journal_path(store).exists()
+
+
+def test_a_group_save_replaces_the_whole_group_and_eval_refuses_a_mixed_one(base, tmp_path, capsys):
+    """A seed group is saved as one set: fewer seeds than before delete the older extra member;
+    a member replaced by another save (here a single-model save under a member's name) makes the
+    group mixed, which fs eval refuses in one line (exit 2) instead of averaging it."""
+    from featurestore.store.feature_store import FeatureStore
+    from tests.cli_runner import run
+
+    store = tmp_path / "s.h5"
+    shutil.copy(base, store)
+    assert run(["eval", "--store", store, "--models", "g", "--split", "val"], capsys)[0] == 0
+    code, _, err = run([*SOLVE, "--store", store, "--shots", "3", "--seeds", "1,2", "--save", "g"], capsys)
+    assert code == 0, err
+    with FeatureStore(store) as s:
+        assert [m for m in s.models() if m.startswith("g")] == ["g-seed1", "g-seed2"]
+        metas = [s.load_model(f"g-seed{i}")[1]["group"] for i in (1, 2)]
+    assert metas[0] == metas[1] and metas[0]["members"] == ["g-seed1", "g-seed2"]
+    code, out, err = run(["eval", "--store", store, "--models", "g", "--split", "val"], capsys)
+    assert code == 0 and "over 2 seeds" in out, err
+    code, _, err = run([*SOLVE, "--store", store, "--shots", "2", "--seeds", "2", "--save", "g-seed2"], capsys)
+    assert code == 0, err
+    code, out, err = run(["eval", "--store", store, "--models", "g", "--split", "val"], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (out, err)
+    assert "seed group 'g' mixes models of different saves (g-seed1; g-seed2)" in err
+
+
+if __name__ == "__main__":
+    base_path, work_path, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    result = sweep(base_path, work_path, name)
+    (work_path / "report.json").write_text(json.dumps(result))
