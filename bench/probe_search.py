@@ -1,10 +1,14 @@
-"""The linear probe's C search before and after "every visited C scored by a converged fit":
-CPU seconds of one search on a mid-size synthetic few-shot problem, single-threaded BLAS.
+"""The linear probe's C search, this tree's against a git revision's, in one run on the same rows:
+CPU seconds of one search (one BLAS thread), the C chosen and its validation accuracy.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/probe_search.py [--before REV]
+        [--classes 100 --dim 512 --shots 16 --n-val 500] [--rows gaussian|sweep]
 
-``--before REV`` loads solvers/few_shot/linear_probe.py as it was at REV (git show) beside the
-working tree's version and times both in the same run, on the same rows.
+``--before REV`` loads solvers/few_shot/linear_probe.py and logistic_lbfgs.py as they were at REV
+(git show) beside the working tree's versions and prints the CPU-time ratio before / after.
+``--rows gaussian``: class centres N(0, I), rows centre + noise N(0, I) (``--noise``);
+``--rows sweep``: bench/benchmark.py's synthetic rows (0.25 x a unit class mean + N(0, I / dim),
+L2-normalized), the rows of the four-method sweep's probe cells.
 """
 from __future__ import annotations
 
@@ -24,24 +28,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from solvers.few_shot.linear_probe import LinearProbe
 
 
-def problem(seed: int, n_classes: int, dim: int, shots: int, n_val: int, noise: float):
+def problem(seed: int, n_classes: int, dim: int, shots: int, n_val: int, noise: float, rows: str = "gaussian"):
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_classes, dim))
     y = np.repeat(np.arange(n_classes), shots)
-    X = centres[y] + noise * rng.standard_normal((y.size, dim))
     y_val = np.arange(n_val) % n_classes
+    if rows == "sweep":  # bench/benchmark.py's write_store
+        means = rng.standard_normal((n_classes, dim))
+        means /= np.linalg.norm(means, axis=1, keepdims=True)
+
+        def draw(labels: np.ndarray) -> np.ndarray:
+            X = 0.25 * means[labels] + rng.standard_normal((labels.size, dim)) / np.sqrt(dim)
+            return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+        return draw(y), y, draw(y_val), y_val
+    centres = rng.standard_normal((n_classes, dim))
+    X = centres[y] + noise * rng.standard_normal((y.size, dim))
     return X, y, centres[y_val] + noise * rng.standard_normal((n_val, dim)), y_val
 
 
-def load_at(rev: str):
-    source = subprocess.run(["git", "show", f"{rev}:solvers/few_shot/linear_probe.py"], check=True,
-                            capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "linear_probe_before.py"
+def _load(name: str, source: str):
+    path = Path(tempfile.mkdtemp()) / f"{name}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("linear_probe_before", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
-    return module.LinearProbe
+    return module
+
+
+def load_at(rev: str):
+    def show(path: str) -> str:
+        return subprocess.run(["git", "show", f"{rev}:{path}"], check=True, capture_output=True, text=True).stdout
+
+    _load("logistic_lbfgs_before", show("solvers/few_shot/logistic_lbfgs.py"))
+    probe = show("solvers/few_shot/linear_probe.py").replace(
+        "from solvers.few_shot.logistic_lbfgs import", "from logistic_lbfgs_before import")
+    return _load("linear_probe_before", probe).LinearProbe
 
 
 def main() -> None:
@@ -52,21 +74,25 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=8)
     parser.add_argument("--n-val", type=int, default=250)
     parser.add_argument("--noise", type=float, default=2.0)
+    parser.add_argument("--rows", choices=("gaussian", "sweep"), default="gaussian")
     parser.add_argument("--seeds", default="1")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     versions = {"after": LinearProbe}
     if args.before:
         versions = {"before": load_at(args.before), **versions}
-    print(f"{args.classes} classes, D = {args.dim}, {args.shots} shots, {args.n_val} validation rows")
+    print(f"{args.classes} classes, D = {args.dim}, {args.shots} shots, {args.n_val} validation rows, {args.rows} rows")
     for seed in (int(s) for s in args.seeds.split(",")):
-        X, y, X_val, y_val = problem(seed, args.classes, args.dim, args.shots, args.n_val, args.noise)
+        X, y, X_val, y_val = problem(seed, args.classes, args.dim, args.shots, args.n_val, args.noise, args.rows)
+        seconds = {}
         for name, cls in versions.items():
             t = time.process_time()
             model = cls().fit(X, y, X_val, y_val)
-            cpu = time.process_time() - t
+            seconds[name] = time.process_time() - t
             print(f"seed {seed} {name:6s} C = {model.C_:.4g}  val accuracy {model.val_scores_[repr(model.C_)]:.4f}  "
-                  f"fits {len(model.val_scores_)}  {cpu:.1f} CPU-s", flush=True)
+                  f"fits {len(model.val_scores_)}  {seconds[name]:.1f} CPU-s", flush=True)
+        if len(seconds) == 2:
+            print(f"seed {seed} before / after: {seconds['before'] / seconds['after']:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from solvers._base.progress import progress
 from solvers._base.softmax import log_softmax
 from solvers._base.solver import Solver
 from solvers.errors import InputError
-from solvers.few_shot.logistic_lbfgs import LogisticFit, fit_logistic
+from solvers.few_shot.logistic_lbfgs import LogisticFit, LogisticProblem
 
 #: The CLIP paper's search (Radford et al. 2021, appendix A.3): C (their 1 / lambda) starts at
 #: 1e-6, 1e-4, ..., 1e6, then the interval around the best value is halved until the
@@ -80,15 +80,16 @@ class LinearProbe(Solver):
         self.logit_scale = logit_scale
         self.temperature = temperature
 
-    def _fit(self, C: float, X: np.ndarray, y: np.ndarray, n_classes: int,
-             start: tuple[np.ndarray, np.ndarray] | None) -> LogisticFit:
-        """One float64 L-BFGS fit at C to ``tol`` (at most ``max_iter`` iterations) from ``start`` (None: zeros)."""
-        return fit_logistic(X, y, n_classes, C, start, tol=self.tol, max_iter=self.max_iter)
+    def _fit(self, C: float, problem: LogisticProblem,
+             start: tuple[np.ndarray, np.ndarray] | list[tuple[np.ndarray, np.ndarray]] | None) -> LogisticFit:
+        """One float64 L-BFGS fit at C to ``tol`` (at most ``max_iter`` iterations) from ``start`` (None:
+        zeros; a list: the start of lowest objective)."""
+        return problem.fit(C, start, tol=self.tol, max_iter=self.max_iter)
 
-    def _final_fit(self, C: float, X: np.ndarray, y: np.ndarray, n_classes: int,
+    def _final_fit(self, C: float, problem: LogisticProblem, n_classes: int,
                    start: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
         """A fit at C from ``start`` (None: zeros); warns when it does not converge."""
-        fit = self._fit(C, X, y, n_classes, start)
+        fit = self._fit(C, problem, start)
         self.n_iter_ = fit.n_iter  # L-BFGS iterations of this fit
         if not fit.converged:
             record_warning(self, f"L-BFGS did not converge at C = {C:.6g} in {self.max_iter} iterations "
@@ -134,20 +135,20 @@ class LinearProbe(Solver):
         self.val_scores_: dict[str, float] | None = None
         if self.C is not None or val is None:
             self.C_ = float(self.default_C if self.C is None else self.C)
-            W, b = self._final_fit(self.C_, Xn, y, n_classes, start)
+            W, b = self._final_fit(self.C_, LogisticProblem(Xn, y, n_classes), n_classes, start)
         else:
             Xv, yv = l2_normalize(val[0].astype(np.float64)), val[1]
-            W, b = self._search(Xn, y, Xv, yv, n_classes, start)
+            W, b = self._search(LogisticProblem(Xn, y, n_classes), Xv, yv, n_classes, start)
             if self.refit_on_val:
                 n_train = y.size
                 X_all, y_all = np.concatenate([Xn, Xv]), np.concatenate([y, yv])
                 self.C_ = self.C_ * n_train / y_all.size
-                W, b = self._final_fit(self.C_, X_all, y_all, n_classes, start)
+                W, b = self._final_fit(self.C_, LogisticProblem(X_all, y_all, n_classes), n_classes, start)
         self.coef_, self.intercept_ = W, b
         self.n_features_in_ = int(X.shape[1])
         return self
 
-    def _search(self, Xn: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, n_classes: int,
+    def _search(self, problem: LogisticProblem, Xv: np.ndarray, yv: np.ndarray, n_classes: int,
                 start: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
         """The CLIP paper's search, every visited C scored by a converged fit; sets C_ and val_scores_."""
         scores: dict[float, tuple[int, float]] = {}  # C -> (correct validation rows, validation NLL)
@@ -156,13 +157,28 @@ class LinearProbe(Solver):
 
         def visit(c: float, init: tuple[np.ndarray, np.ndarray] | None) -> LogisticFit:
             if c not in fits:
-                fits[c] = self._fit(c, Xn, y, n_classes, init)
+                starts = init if init is None or len(fits) < 2 else [init, *path_starts(c)]
+                fits[c] = self._fit(c, problem, starts)
                 W, b = self._full(fits[c], n_classes)
                 logits = Xv @ W.T + b
                 predictions[c] = np.argmax(logits, axis=1)
                 correct = int(np.count_nonzero(predictions[c] == yv))
                 scores[c] = correct, float(-np.mean(log_softmax(logits)[np.arange(yv.size), yv]))
             return fits[c]
+
+        def path_starts(c: float) -> list[tuple[np.ndarray, np.ndarray]]:
+            """The fitted path's value at c, linear in log C from the two fitted C nearest to c
+            (interpolated between the nearest on each side where both exist)."""
+            t = np.log(c)
+            below = sorted((x for x in fits if x < c), key=lambda x: -x)
+            above = sorted(x for x in fits if x > c)
+            if below and above:
+                a, b = below[0], above[0]
+            else:
+                a, b = (below if below else above)[:2]
+            u = (t - np.log(a)) / (np.log(b) - np.log(a))
+            Fa, Fb = fits[a], fits[b]
+            return [((1 - u) * Fa.coef + u * Fb.coef, (1 - u) * Fa.intercept + u * Fb.intercept)]
 
         init = start
         for c in progress(list(COARSE_GRID), "linear probe C search"):  # increasing C, each from the last

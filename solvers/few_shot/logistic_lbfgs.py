@@ -1,12 +1,22 @@
 """L2-regularised multinomial logistic regression fitted by SciPy's L-BFGS-B, with scikit-learn's
-objective and stopping rule.
+objective and stopping rule, in whitened variables.
 
 Why not scikit-learn's ``LogisticRegression`` itself: solvers/ does not import scikit-learn (its
 import alone takes about a second: bench/RESULTS.md), and scikit-learn fits float32 rows in
 float32, where a tight tolerance cannot be met (line searches stall, or the decrease drowns in
 rounding); the linear probe needs converged fits (its C search scores every visited C by one).
-Here rows, products and sums are float64. (Float32 products for the early iterations, used
-until issue 25, did not pay once every fit must reach the probe's tolerance: bench/RESULTS.md.)
+Here rows, products and sums are float64.
+
+Preconditioning (a change of variables, not of the problem): with x~ = [x, 1] and the weights
+Theta = [W, b] (K rows), L-BFGS runs on Theta' = Theta L, where L L^T = S = c X~^T X~ / n + ridge E
+(E: the identity without the intercept's entry; c: a fraction of the softmax's mean curvature
+at the start),
+an approximation of one class's block of the Hessian. CLIP-like features are anisotropic and
+share a large mean (which the intercept mirrors), so L-BFGS in the original variables is
+ill-conditioned; in Theta' the same objective has the same optimum, reached in fewer
+iterations (bench/RESULTS.md). The stopping rule keeps its meaning: the fit stops when the
+gradient in the original variables has max |g| <= tol (or the relative decrease of the
+objective falls below 64 eps, as scikit-learn's L-BFGS does).
 """
 from __future__ import annotations
 
@@ -14,6 +24,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+#: The preconditioner's c is this fraction of the softmax's mean curvature at the start (the
+#: fits' path leads to sharper probabilities, lower curvature; a search on synthetic 200-class
+#: rows took about as many iterations at 0.01 .. 0.1 and more at 1: bench/RESULTS.md).
+CURVATURE_SCALE = 0.1
+#: The softmax's mean curvature at the start is kept at least this fraction of its value at zero
+#: weights (a start whose probabilities are all near 0 or 1 would otherwise leave the intercept's
+#: direction unscaled). Both constants change iterations only, never the optimum. Where the ridge
+#: outweighs c trace(X^T X / n) (small C: a near-isotropic problem) the fit runs in the original
+#: variables, as scikit-learn's: there the optimum's logits are tiny and the stopping rule's
+#: slack in the intercepts (tol / curvature) would decide predictions, as it does not on that path.
+MIN_CURVATURE = 1e-3
 
 
 @dataclass
@@ -28,10 +50,12 @@ class LogisticFit:
     message: str
 
 
-def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int,
-               C: float) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int, C: float,
+               curvature: list[float] | None = None) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
     """f(w) = mean cross-entropy + |W|^2 / (2 C n) and its gradient (scikit-learn's scaling of
-    C * sum CE + |W|^2 / 2, so its ``tol`` means the same); w = [W.ravel(), b]. X is float64."""
+    C * sum CE + |W|^2 / 2, so its ``tol`` means the same); w = [W.ravel(), b]. X is float64.
+    With a ``curvature`` list, each evaluation appends the mean of p (1 - p) over rows and
+    outputs (the softmax's mean curvature, for the preconditioner)."""
     n, D = X.shape
     rows = np.arange(n)
     ridge = 1.0 / (C * n)
@@ -47,6 +71,8 @@ def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int,
             z = Z[:, 0]
             loss = float(np.logaddexp(0, z).sum() - np.dot(target, z))
             residual = np.reciprocal(1 + np.exp(-z))  # sigmoid(z) - t
+            if curvature is not None:
+                curvature.append(float(np.mean(residual * (1 - residual))))  # p (1 - p), sigmoid(z) = p
             residual -= target
             Z = residual[:, None]
         else:
@@ -57,6 +83,8 @@ def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int,
             total = Z.sum(axis=1)
             loss = float(np.log(total).sum() + top.sum() - picked.sum())
             Z /= total[:, None]  # softmax - one-hot
+            if curvature is not None:
+                curvature.append(float(np.mean(Z * (1 - Z))))
             Z[rows, y] -= 1
         grad_W = (Z.T @ X) / n + ridge * W
         grad_b = Z.sum(axis=0) / n
@@ -66,27 +94,109 @@ def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int,
     return value_and_gradient
 
 
+class LogisticProblem:
+    """One training set (rows ``X``, classes ``y`` in 0 .. n_classes-1) fitted at any C: the rows
+    in float64 and their Gram matrix (for the preconditioner) are computed once and shared by
+    every fit, as the linear probe's C search needs."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> None:
+        self.X = np.ascontiguousarray(X, dtype=np.float64)
+        self.y = np.asarray(y)
+        self.n_outputs = 1 if n_classes == 2 else n_classes
+        n, D = self.X.shape
+        gram = np.empty((D + 1, D + 1))
+        gram[:D, :D] = self.X.T @ self.X
+        gram[:D, D] = gram[D, :D] = self.X.sum(axis=0)
+        gram[D, D] = n
+        self._gram = gram / n  # X~^T X~ / n, X~ = [X, 1]
+
+    def fit(self, C: float, start: tuple[np.ndarray, np.ndarray] | list[tuple[np.ndarray, np.ndarray]] | None = None,
+            tol: float = 1e-6, max_iter: int = 1000) -> LogisticFit:
+        """Fit C * sum_i CE(W x_i + b, y_i) + |W|^2 / 2 (b unpenalised) from ``start`` (zeros if
+        None; of a list of starts, the one of lowest objective), in float64 and whitened variables
+        (module docstring), stopping when the original variables' gradient has max |g| <= tol, the
+        relative decrease falls below 64 eps, or after ``max_iter`` iterations (line searches of at
+        most 50 steps, as scikit-learn's lbfgs). ``converged`` is False when the fit ended for
+        another reason than a tolerance."""
+        from scipy.linalg import cholesky, solve_triangular
+        from scipy.optimize import minimize
+
+        X, K = self.X, self.n_outputs
+        n, D = X.shape
+        if start is None:
+            starts = [np.zeros((K, D + 1))]
+        else:
+            starts = [np.hstack([np.asarray(W, np.float64).reshape(K, D), np.asarray(b, np.float64).reshape(K, 1)])
+                      for W, b in ([start] if isinstance(start, tuple) else start)]
+        ridge = 1.0 / (C * n)
+        curvature: list[float] = []
+        objective = _objective(X, self.y, K, C, curvature)
+        last: dict[str, np.ndarray | float] = {}
+
+        def original(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            """Value and gradient (K, D + 1) in the original variables; remembered for the stop."""
+            value, g = objective(np.concatenate([theta[:, :D].ravel(), theta[:, D]]))
+            grad = np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)])
+            last["theta"], last["gmax"] = theta, float(np.abs(grad).max())
+            return value, grad
+
+        def whitened(v: np.ndarray) -> tuple[float, np.ndarray]:
+            if v is first or np.array_equal(v, first):  # SciPy's first call: the start, evaluated below
+                value, grad = at_start
+            else:
+                value, grad = original(solve_triangular(L, v.reshape(K, D + 1).T, lower=True, trans="T").T)
+            return value, solve_triangular(L, grad.T, lower=True).T.ravel()  # Theta = Theta' L^-1, G' = G L^-T
+
+        def stop_on_original_gradient(intermediate_result: object) -> None:
+            if float(last["gmax"]) <= tol:
+                raise StopIteration
+
+        tried = []
+        for theta in starts:
+            value, grad = original(theta)
+            tried.append((value, theta, grad, float(last["gmax"]), curvature[-1]))
+        value, theta, grad, gmax, curv = min(tried, key=lambda t: t[0])
+        shift = float(theta[:, D].mean())
+        at_start = value, grad
+        last["gmax"] = gmax
+        if gmax <= tol:
+            return self._result(theta, 0, True, "CONVERGENCE: the start meets tol")
+        at_zero = 0.25 if K == 1 else (1 - 1 / K) / K  # the mean curvature at zero weights
+        c = CURVATURE_SCALE * max(curv, MIN_CURVATURE * at_zero)
+        options = {"maxls": 50, "gtol": 0.0, "ftol": 64 * np.finfo(float).eps, "maxiter": int(max_iter)}
+        if c * np.trace(self._gram[:D, :D]) < ridge:  # the ridge dominates: L-BFGS as scikit-learn runs it
+            result = minimize(lambda w: objective(w), np.concatenate([theta[:, :D].ravel(), theta[:, D]]), jac=True,
+                              method="L-BFGS-B", options={**options, "gtol": float(tol)})
+            theta = np.hstack([result.x[:K * D].reshape(K, D), result.x[K * D:].reshape(K, 1)])
+            return self._result(theta, int(result.nit), bool(result.status == 0), str(result.message))
+        S = c * self._gram
+        S[np.arange(D), np.arange(D)] += ridge
+        L = cholesky(S, lower=True)
+        first = (theta @ L).ravel()
+        result = minimize(whitened, first, jac=True, method="L-BFGS-B",
+                          callback=stop_on_original_gradient, options=options)
+        theta = self._recentre(solve_triangular(L, result.x.reshape(K, D + 1).T, lower=True, trans="T").T, shift)
+        if result.status == 99:  # the callback's StopIteration: the original gradient met tol
+            return self._result(theta, int(result.nit), True, "CONVERGENCE: max |gradient| <= tol")
+        return self._result(theta, int(result.nit), bool(result.status == 0), str(result.message))
+
+    @staticmethod
+    def _recentre(theta: np.ndarray, shift: float) -> np.ndarray:
+        """With K >= 3 outputs, adding a constant to every intercept leaves the objective unchanged;
+        L-BFGS in the original variables keeps their mean at the start's (its gradient sums to zero
+        over the classes), the whitened steps do not: restore it, the start's optimum."""
+        if theta.shape[0] > 1:
+            theta[:, -1] += shift - theta[:, -1].mean()
+        return theta
+
+    @staticmethod
+    def _result(theta: np.ndarray, n_iter: int, converged: bool, message: str) -> LogisticFit:
+        D = theta.shape[1] - 1
+        return LogisticFit(theta[:, :D].copy(), theta[:, D].copy(), n_iter, converged, message)
+
+
 def fit_logistic(X: np.ndarray, y: np.ndarray, n_classes: int, C: float,
                  start: tuple[np.ndarray, np.ndarray] | None = None, tol: float = 1e-6,
                  max_iter: int = 1000) -> LogisticFit:
-    """Fit C * sum_i CE(W x_i + b, y_i) + |W|^2 / 2 (b unpenalised) from ``start`` (zeros if None),
-    in float64, stopping as scikit-learn's lbfgs solver does (max |gradient| <= tol, relative
-    decrease below 64 eps, or ``max_iter`` iterations; line searches of at most 50 steps).
-
-    ``y`` holds class indices 0 .. n_classes-1. ``converged`` is False when the fit ended for any
-    other reason than a tolerance (``message`` says which).
-    """
-    from scipy.optimize import minimize
-
-    X64 = np.ascontiguousarray(X, dtype=np.float64)
-    n_outputs = 1 if n_classes == 2 else n_classes
-    D = X64.shape[1]
-    if start is None:
-        w = np.zeros(n_outputs * (D + 1))
-    else:
-        w = np.concatenate([np.asarray(start[0], np.float64).ravel(), np.asarray(start[1], np.float64).ravel()])
-    options = {"maxls": 50, "gtol": float(tol), "ftol": 64 * np.finfo(float).eps, "maxiter": int(max_iter)}
-    result = minimize(_objective(X64, y, n_outputs, C), w, jac=True, method="L-BFGS-B", options=options)
-    w = result.x
-    W = w[:n_outputs * D].reshape(n_outputs, D).copy()
-    return LogisticFit(W, w[n_outputs * D:].copy(), int(result.nit), bool(result.status == 0), str(result.message))
+    """One fit of ``LogisticProblem(X, y, n_classes)`` at C (see ``LogisticProblem.fit``)."""
+    return LogisticProblem(X, y, n_classes).fit(C, start, tol=tol, max_iter=max_iter)
