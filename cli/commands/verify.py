@@ -10,8 +10,9 @@ from cli.options import store_option
 
 @click.command("verify")
 @store_option
-@click.option("--repair", is_flag=True, help="Clear the open-for-write mark a killed writer left (under the "
-                                             "writer lock; readers also clear it by themselves).")
+@click.option("--repair", is_flag=True, help="Clear the open-for-write mark a killed writer left on the store "
+                                             "(readers also clear it by themselves) or on its --cluster shard "
+                                             "files (under each one's writer lock).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(store: str, repair: bool, as_json: bool) -> None:
     """Read every dataset of the store (checksums included) and check its structure."""

@@ -4,7 +4,8 @@ Checks, in order: the file is not empty or truncated (size against the superbloc
 end-of-file address), the "open for write" mark (a killed writer's, cleared with ``repair``),
 the file opens, every dataset reads in full (HDF5 verifies the fletcher32 checksums of feature
 arrays and saved arrays on each read; metadata checksums are verified for every object), the
-sources of virtual (sharded) datasets exist, each split's columns and done masks cover its
+sources of virtual (sharded) datasets exist and carry no killed writer's "open for write" mark
+(cleared with ``repair``; checked before any read), each split's columns and done masks cover its
 committed rows (each split's ``n_rows`` is checked first, and only committed rows are read, so
 a crafted shape is never read whole), labels are integer class indices, the JSON attributes
 readers parse (encoder provenance, saved models' metadata) parse; unfinished objects of
@@ -23,6 +24,7 @@ import numpy as np
 from featurestore.errors import FeatureStoreError, StoreFormatError
 from featurestore.store.feature_store import SPLIT_COLUMNS, STAGING, FeatureStore
 from featurestore.store.files import looks_empty
+from featurestore.store.shard_consolidation import marked_shard_files
 from featurestore.store.superblock import clear_consistency_flags, consistency_flags, superblock_eof
 from featurestore.store.switch_journal import roll_back
 from featurestore.store.writer_lock import hold_if_free
@@ -91,6 +93,7 @@ def verify_store(path: str | os.PathLike, repair: bool = False) -> VerifyReport:
         report.problems.append(f"cannot be opened as a store: {_format_version_problem(path) or _first_line(exc)}")
         return report
     with store:
+        _check_shard_marks(store, report, repair)  # before any read: HDF5 refuses to read a marked shard
         rows = _committed_rows(store, report)  # before any read: a crafted shape must not be read whole
         _read_everything(store.file, report, rows)
         _check_splits(store, report, rows)
@@ -115,6 +118,32 @@ def _rolled_back(path: Path, report: VerifyReport) -> bool:
     except (FeatureStoreError, OSError) as exc:
         report.problems.append(f"a killed writer's unfinished switch cannot be rolled back: {_first_line(exc)}")
         return False
+
+
+def _check_shard_marks(store: FeatureStore, report: VerifyReport, repair: bool) -> None:
+    """Shard files (``fs extract --cluster``) a killed writer left marked open for write: ``repair``
+    clears the mark under the shard's own writer lock, as for the store file; otherwise a problem."""
+    try:
+        marked = marked_shard_files(store.file)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        report.problems.append(f"the shard files of --cluster splits cannot be listed ({_first_line(exc)})")
+        return
+    for shard in marked:
+        if not repair:
+            report.problems.append(f"shard file {shard} is marked open for write by a killed writer, so its rows "
+                                   f"cannot be read (fs verify --repair --store {store.path} clears it)")
+            continue
+        with hold_if_free(shard) as no_writer:
+            if not no_writer:
+                report.notes.append(f"shard file {shard} is held by a writer right now; its mark was left alone")
+                continue
+            try:
+                clear_consistency_flags(shard)
+            except (ValueError, OSError) as exc:
+                report.problems.append(f"shard file {shard}: its open-for-write mark cannot be cleared "
+                                       f"({_first_line(exc)})")
+                continue
+            report.notes.append(f"cleared the open-for-write mark a killed writer left on shard file {shard}")
 
 
 def _format_version_problem(path: Path) -> str | None:
