@@ -188,3 +188,42 @@ def test_exact_topk_streams_chunks(tmp_path: Path) -> None:
         first = exact_topk(store, ENC, "pool", Xn[:5], 3, chunk_rows=100, n=700)
     np.testing.assert_array_equal(exact, np.argsort(-(Xn[:5] @ Xn.T), axis=1)[:, :7])
     np.testing.assert_array_equal(first, np.argsort(-(Xn[:5] @ Xn[:700].T), axis=1)[:, :3])
+
+
+def test_a_flipped_bit_in_the_index_file_is_one_line_in_search_and_verify(tmp_path: Path, capsys) -> None:
+    from tests.cli_runner import run
+
+    path, feats = random_store(tmp_path, 300)
+    build_index(path, ENC, "train", quiet=True)
+    faiss_path, json_path = index_paths(path, ENC, "train")
+    assert json.loads(json_path.read_text())["sha256"] == hashlib.sha256(faiss_path.read_bytes()).hexdigest()
+    data = bytearray(faiss_path.read_bytes())
+    data[len(data) // 2] ^= 0x04  # inside the stored vectors: FAISS reads it without complaint
+    faiss_path.write_bytes(bytes(data))
+    with pytest.raises(FeatureStoreError, match="is damaged: .* differs from the SHA-256 recorded"):
+        load_index(path, ENC, "train")  # refused, not rebuilt behind the user's back
+    code, out, err = run(["search", "--store", path, "--split", "train", "--id", "train-00001"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"index {faiss_path.name} is damaged" in err and "rebuild it: fs index --store" in err
+    code, out, err = run(["verify", "--store", path], capsys)
+    assert code == 2
+    assert [line for line in out.splitlines() if line.startswith("damaged:")] == [
+        f"damaged: index {faiss_path.name} is damaged: {faiss_path.name} differs from the SHA-256 recorded when it "
+        f"was built; rebuild it: fs index --store {path} --encoder {ENC} --split train --factory Flat"]
+    code, out, err = run(["index", "--store", path, "--split", "train", "--factory", "Flat", "-q"], capsys)
+    assert code == 0, err
+    code, out, _ = run(["verify", "--store", path], capsys)
+    assert code == 0 and "damaged" not in out
+
+
+def test_an_index_without_a_recorded_digest_is_rebuilt(tmp_path: Path) -> None:
+    path, _ = random_store(tmp_path, 200)
+    build_index(path, ENC, "train", quiet=True)
+    _, json_path = index_paths(path, ENC, "train")
+    meta = json.loads(json_path.read_text())
+    del meta["sha256"]  # as written before index files were checksummed
+    json_path.write_text(json.dumps(meta))
+    with pytest.raises(FeatureStoreError, match="records no checksum"):
+        load_index(path, ENC, "train", rebuild_stale=False)
+    assert load_index(path, ENC, "train", quiet=True).ntotal == 200
+    assert "sha256" in json.loads(json_path.read_text())

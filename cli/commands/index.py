@@ -25,12 +25,17 @@ from cli.options import encoder_option, one_seed, quiet_option, seeds_option, st
 @click.option("--train-size", type=click.IntRange(min=1), default=None,
               help="Rows sampled to train IVF/PQ indexes (default: max(40 x lists, 10000)).")
 @seeds_option("Seed of the training and tuning samples (one value).")
+@click.option("--cluster", default=None, help="Add the rows on a Dask LocalCluster of N worker processes (local:N); "
+                                              "the inverted lists are merged into one file on disk.")
+@click.option("--scheduler", default=None, help="Add the rows on an existing Dask cluster: tcp://host:8786 (workers "
+                                                "read the store and write beside it: a shared filesystem).")
 @click.option("--report", is_flag=True,
               help="Print factory, memory, build time and recall@10 and queries/s of every setting tried; an "
                    "up-to-date index built with the same options is reported without rebuilding.")
 @quiet_option
 def command(store: str, encoder: str, split: str, factory: str, max_memory: str, recall: float,
-            max_build: str | None, train_size: int | None, seeds: list[int], report: bool, quiet: bool) -> None:
+            max_build: str | None, train_size: int | None, seeds: list[int], cluster: str | None,
+            scheduler: str | None, report: bool, quiet: bool) -> None:
     """Index the (normalized) image features of a split for cosine search; saved beside the store."""
     from featurestore.index.plan import parse_duration, parse_memory
     from featurestore.index.store_index import build_index
@@ -44,7 +49,13 @@ def command(store: str, encoder: str, split: str, factory: str, max_memory: str,
     index = None
     if report:
         index = _current(store, encoder, split, factory, options)
-    if index is None:
+    if index is None and (cluster or scheduler):
+        from featurestore.cluster import dask_client
+        from featurestore.index.distributed import build_index_distributed
+
+        with dask_client(cluster, scheduler) as client:
+            index = build_index_distributed(store, encoder, split, factory, client=client, quiet=quiet, **options)
+    elif index is None:
         index = build_index(store, encoder, split, factory, quiet=quiet, **options)
     for note in index.notes + ([index.meta["note"]] if index.meta.get("note") else []):
         click.echo(f"warning: {note}", err=True)
@@ -77,7 +88,7 @@ def _recall_key(meta: dict[str, Any]) -> str | None:
 
 def summary(meta: dict[str, Any]) -> str:
     """``IVF1024,PQ64x4fs,RFlat, nprobe=9, k_factor=4, recall@10 0.957 on 1000 held-out rows, 57.9 MiB``."""
-    from featurestore.index.plan import format_bytes
+    from featurestore.index.plan import memory_text
 
     parts = [meta["factory"]]
     parts += [f"{key}={value}" for key, value in (meta.get("search_params") or {}).items()]
@@ -87,13 +98,13 @@ def summary(meta: dict[str, Any]) -> str:
     elif key and meta.get(key) is not None:
         parts.append(f"recall@{key.rsplit('_', 1)[1]} {meta[key]:.3f} on {meta.get('tuning_queries')} held-out rows")
     if meta.get("bytes") is not None:
-        parts.append(format_bytes(meta["bytes"]))
+        parts.append(memory_text(meta["bytes"], meta.get("ivfdata_bytes") if meta.get("ivfdata") else 0))
     return ", ".join(parts)
 
 
 def report_lines(meta: dict[str, Any], path: Any) -> list[str]:
     """The ``fs index --report`` text of a sidecar."""
-    from featurestore.index.plan import format_bytes
+    from featurestore.index.plan import format_bytes, memory_text
 
     request = meta.get("request") or {}
     chosen = f" (auto, budget {format_bytes(request['max_memory'])})" if meta.get("name") == "auto" and \
@@ -103,7 +114,7 @@ def report_lines(meta: dict[str, Any], path: Any) -> list[str]:
              f"factory   {meta['factory']}{chosen}",
              f"rows      {meta['ntotal']} x {meta['dim']}"
              + (f", trained on {meta['train_rows']}" if meta.get("train_rows") else ""),
-             f"memory    {format_bytes(meta.get('bytes', 0))} "
+             f"memory    {memory_text(meta.get('bytes', 0), meta.get('ivfdata_bytes') if meta.get('ivfdata') else 0)} "
              f"(estimated {format_bytes(meta.get('estimated_bytes', 0))})",
              "build     " + ", ".join(f"{stage} {value:.1f} s" for stage, value in seconds.items())]
     key = _recall_key(meta)

@@ -84,13 +84,13 @@ def _print_errors(store: str, split: str | None, as_json: bool) -> None:
 
 def _index_line(entry: dict) -> str:
     """``IVF1024,PQ64x4fs,RFlat, 100000 rows, 57.9 MiB, nprobe=9, k_factor=4, recall@10 0.957 (target 0.95)``."""
-    from featurestore.index.plan import format_bytes
+    from featurestore.index.plan import memory_text
 
     if not entry["readable"]:
         return "sidecar unreadable or from another featurestore version (rebuilt on next use)"
     parts = [entry["factory"], f"{entry['ntotal']} rows"]
     if entry["bytes"] is not None:
-        parts.append(format_bytes(entry["bytes"]))
+        parts.append(memory_text(entry["resident_bytes"], entry["on_disk_bytes"]))
     parts += [f"{k}={v}" for k, v in (entry["search_params"] or {}).items()]
     if entry["factory"] == "Flat":
         parts.append("exact")

@@ -1,15 +1,18 @@
 """The files of a store's FAISS indexes: names, JSON sidecars, atomic writes and leftovers.
 
 An index is two files beside the store: ``<store>.<encoder>.<split>.<name>.faiss`` and its
-``.json`` sidecar. Encoder keys and split names are percent-encoded (``ViT-B-32/openai`` ->
-``ViT-B-32%2Fopenai``), so the names hold no ``/`` or ``|`` and stay unique; ``<name>`` is the
-factory string with ``,`` ``(`` ``)`` replaced by ``_`` (``IVF4,Flat`` -> ``IVF4_Flat``), or
-``auto``. Both files are written to a temporary file first (``.<final name>.<pid>.tmp``) and
-renamed into place with the store file's permission bits; temporary files left by a killed
-process are removed by the next build or load.
+``.json`` sidecar; an index built on a cluster keeps its inverted lists in a third,
+``<...>.<name>.ivfdata``, memory-mapped when searched. The sidecar records the SHA-256 of the
+index files, checked on every load and by ``fs verify``. Encoder keys and split names are
+percent-encoded (``ViT-B-32/openai`` -> ``ViT-B-32%2Fopenai``), so the names hold no ``/`` or
+``|`` and stay unique; ``<name>`` is the factory string with ``,`` ``(`` ``)`` replaced by
+``_`` (``IVF4,Flat`` -> ``IVF4_Flat``), or ``auto``. Every file is written to a temporary file
+first (``.<final name>.<pid>.tmp``) and renamed into place with the store file's permission
+bits; temporary files left by a killed process are removed by the next build or load.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -25,7 +28,7 @@ from urllib.parse import quote
 from featurestore.errors import FeatureStoreError
 from featurestore.store.writer_lock import pid_alive
 
-_TMP = re.compile(r"^\.(?P<final>.+\.(?:faiss|json))\.(?P<pid>\d+)\.[^.]+\.tmp$")
+_TMP = re.compile(r"^\.(?P<final>.+\.(?:faiss|json|ivfdata))\.(?P<pid>\d+)\.[^.]+\.tmp$")
 _LEGACY_TMP = re.compile(r"^\.(?P<final>.+\.(?:faiss|json))\.[^.]+\.tmp$")  # featurestore 0.1: no pid
 LEGACY_TMP_AGE_S = 3600
 SIDECAR_FORMAT = 2
@@ -93,6 +96,14 @@ def check_sidecar(json_path: Path, meta: dict[str, Any]) -> None:
     for field in ("encoder", "split", "name", "factory", "ids_sha1"):
         if not isinstance(meta.get(field), str):
             fail(field, "a string")
+    if meta.get("sha256") is not None and not _is_digest(meta.get("sha256")):
+        fail("sha256", "a SHA-256 hex digest or null")
+    if meta.get("ivfdata") is not None:
+        if not (isinstance(meta["ivfdata"], str) and re.fullmatch(r"[^/\\]+\.ivfdata", meta["ivfdata"])
+                and meta["ivfdata"] == json_path.with_suffix(".ivfdata").name):
+            fail("ivfdata", f"null or {json_path.with_suffix('.ivfdata').name!r}")
+        if not _is_digest(meta.get("ivfdata_sha256")):
+            fail("ivfdata_sha256", "a SHA-256 hex digest")
     for field in ("model", "weights", "note"):
         if meta.get(field) is not None and not isinstance(meta.get(field), str):
             fail(field, "a string or null")
@@ -134,6 +145,70 @@ def check_sidecar(json_path: Path, meta: dict[str, Any]) -> None:
     for key, wanted, ok in checks:
         if request.get(key) is not None and not ok(request[key]):
             fail(f"request.{key}", wanted + " or null")
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 hex digest of a file, streamed (never read whole into memory)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def damage(faiss_path: Path, meta: dict[str, Any]) -> str | None:
+    """Why the index files no longer match the digests their sidecar recorded, or None.
+
+    A sidecar without a digest (an index built before files were checksummed) is not damage:
+    :func:`featurestore.index.store_index.load_index` treats it as stale and rebuilds."""
+    files = [(faiss_path, meta.get("sha256"))]
+    if meta.get("ivfdata"):
+        files.append((faiss_path.parent / meta["ivfdata"], meta.get("ivfdata_sha256")))
+    for path, recorded in files:
+        if recorded is None:
+            continue
+        try:
+            actual = file_digest(path)
+        except OSError as exc:
+            return f"{path.name} cannot be read ({exc.strerror or exc})"
+        if actual != recorded:
+            return f"{path.name} differs from the SHA-256 recorded when it was built"
+    return None
+
+
+def damaged_error(store_path: str | os.PathLike, faiss_path: Path, meta: dict[str, Any],
+                  why: str) -> FeatureStoreError:
+    """The one-line error of a damaged index: what differs and the command that rebuilds it."""
+    return FeatureStoreError(
+        f"index {faiss_path.name} is damaged: {why}; rebuild it: fs index --store {store_path} --encoder "
+        f"{meta.get('encoder')} --split {meta.get('split')} --factory {meta.get('name')}")
+
+
+def index_file_problems(store_path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """``fs verify``'s check of the indexes beside a store: ``(problems, notes)``. A problem is a
+    damaged sidecar or an index file whose SHA-256 differs from its sidecar's; a note, an index
+    whose sidecar records no digest (rebuilt on its next use)."""
+    store_path = Path(store_path)
+    problems: list[str] = []
+    notes: list[str] = []
+    for json_path in sorted(store_path.parent.glob(f"{glob_escape(store_path.name)}.*.json")):
+        faiss_path = json_path.with_suffix(".faiss")
+        if not faiss_path.exists():
+            continue
+        try:
+            meta = read_sidecar(json_path)
+        except FeatureStoreError as exc:
+            problems.append(str(exc))
+            continue
+        if meta.get("format") != SIDECAR_FORMAT or not meta.get("sha256"):
+            notes.append(f"index {faiss_path.name} records no checksum (built by an older featurestore); "
+                         "it is rebuilt on its next use")
+            continue
+        why = damage(faiss_path, meta)
+        if why is not None:
+            problems.append(str(damaged_error(store_path, faiss_path, meta, why)))
+    return problems, notes
 
 
 def _is_int(value: Any, low: int, high: int) -> bool:

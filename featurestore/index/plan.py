@@ -78,6 +78,15 @@ def format_bytes(size: float) -> str:
     return f"{int(size)} B"
 
 
+def memory_text(resident: int | None, on_disk: int | None) -> str:
+    """An index's memory in words: ``"57.90 MiB in RAM"``, or for an index whose inverted lists
+    stay on disk ``"1.20 MiB in RAM + 61.00 MiB of inverted lists on disk (memory-mapped)"``."""
+    text = f"{format_bytes(resident or 0)} in RAM"
+    if on_disk:
+        text += f" + {format_bytes(on_disk)} of inverted lists on disk (memory-mapped)"
+    return text
+
+
 def ivf_lists(n: int) -> int:
     """Inverted lists for ``n`` rows: the power of two nearest ``4 sqrt(n)``, at most ``n / 40``
     (so each list gets its 40 training points) and at least 1."""
@@ -146,13 +155,17 @@ def estimate_memory(factory: str, n: int, dim: int) -> int:
     return int(total + per_row * n)
 
 
-def choose_factory(n: int, dim: int, max_memory: int | str | None = None, gpu: bool = False) -> str:
+def choose_factory(n: int, dim: int, max_memory: int | str | None = None, gpu: bool = False,
+                   on_disk: bool = False) -> str:
     """The factory ``auto`` builds for ``n`` rows of dimension ``dim`` within ``max_memory`` bytes
     (default :data:`DEFAULT_MAX_MEMORY`), its estimate (:func:`estimate_memory`) plus 5% within
     the budget; see the module docstring for the rules. With ``gpu`` (FAISS sees a GPU) the
     choice keeps to what FAISS runs on GPUs: a flat coarse quantiser (GPUs assign by brute force)
     and 8-bit codes without a re-ranking stage, ``IVF<n>,SQ8`` when it fits, else
-    ``IVF<n>,PQ<d/8>`` (or fewer bytes).
+    ``IVF<n>,PQ<d/8>`` (or fewer bytes). With ``on_disk`` (a cluster build, whose inverted lists
+    FAISS merges on disk only when they are plain arrays) the choice is the same 8-bit codes
+    without a re-ranking stage, with an HNSW coarse quantiser from :data:`HNSW_COARSE_MIN_LISTS`
+    lists, and never ``Flat``.
 
     Raises FeatureStoreError when not even the smallest PQ index fits the budget.
     """
@@ -161,12 +174,12 @@ def choose_factory(n: int, dim: int, max_memory: int | str | None = None, gpu: b
     def fits(factory: str) -> bool:
         return estimate_memory(factory, n, dim) * HEADROOM <= budget
 
-    if n <= FLAT_MAX_ROWS and fits("Flat"):
+    if n <= FLAT_MAX_ROWS and fits("Flat") and not on_disk:
         return "Flat"
     nlist = ivf_lists(n)
-    if gpu:
-        return _gpu_factory(n, dim, nlist, budget, fits)
     coarse = f"IVF{nlist}_HNSW32" if nlist >= HNSW_COARSE_MIN_LISTS else f"IVF{nlist}"
+    if gpu or on_disk:
+        return _gpu_factory(n, dim, coarse if on_disk else f"IVF{nlist}", budget, fits)
     m = pq_subquantizers(dim)
     codes = f"{coarse},PQ{m}x4fs"
     for refine, _ in REFINES:
@@ -186,13 +199,14 @@ def choose_factory(n: int, dim: int, max_memory: int | str | None = None, gpu: b
     )
 
 
-def _gpu_factory(n: int, dim: int, nlist: int, budget: int, fits: Callable[[str], bool]) -> str:
-    if fits(f"IVF{nlist},SQ8"):
-        return f"IVF{nlist},SQ8"
+def _gpu_factory(n: int, dim: int, coarse: str, budget: int, fits: Callable[[str], bool]) -> str:
+    if fits(f"{coarse},SQ8"):
+        return f"{coarse},SQ8"
     for m in sorted((m for m in GPU_PQ_BYTES if m <= dim and dim % m == 0 and m <= max(1, dim // 8)), reverse=True):
-        if fits(f"IVF{nlist},PQ{m}"):
-            return f"IVF{nlist},PQ{m}"
-    raise FeatureStoreError(f"no GPU index of {n} rows x {dim}-d fits in {format_bytes(budget)}; raise --max-memory")
+        if fits(f"{coarse},PQ{m}"):
+            return f"{coarse},PQ{m}"
+    raise FeatureStoreError(f"no GPU or on-disk index of {n} rows x {dim}-d fits in {format_bytes(budget)}; "
+                            "raise --max-memory")
 
 
 GPU_PQ_BYTES = (1, 2, 3, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 96)  # code sizes FAISS GPU IVF-PQ supports

@@ -32,7 +32,10 @@ import numpy as np
 from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError
 from featurestore.index.files import (
     SIDECAR_FORMAT,
+    damage,
+    damaged_error,
     factory_slug,
+    file_digest,
     index_paths,
     read_sidecar,
     remove_leftovers,
@@ -90,7 +93,7 @@ class StoreIndex:
         params = dict(meta.get("search_params") or {})
         if params:
             set_params(index, params)
-        gpu, note = _to_gpu(index, meta.get("factory", "?"))
+        gpu, note = _to_gpu(index, meta.get("factory", "?"), on_disk=bool(meta.get("ivfdata")))
         if note:
             self.notes.append(note)
         self._search_index = gpu or index
@@ -294,32 +297,9 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
             cpu_index = faiss.IndexIDMap(cpu_index)
         gpu_index, gpu_note = _to_gpu(cpu_index, factory)
         index = gpu_index or cpu_index
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(n)
-        trained_rows = 0
-        n_queries = min(tune_queries, n // 5) if approximate else 0
-        if not cpu_index.is_trained:
-            trained_rows = _train_count(cpu_index, factory, n, train_size)
-            if train_size is None:  # leave the tuning queries out of the sample while enough rows remain
-                ivf = _ivf(cpu_index)
-                floor = min(trained_rows, max(TRAIN_MIN_ROWS_PER_LIST * (int(ivf.nlist) if ivf else 0), 1000))
-                trained_rows = max(min(trained_rows, n - n_queries), floor)
-            t0 = time.monotonic()
-            sample = _gather(fs, encoder, split, n, np.sort(order[:trained_rows]), chunk_rows,
-                             f"sample {split}", quiet)
-            timings["sample"] = time.monotonic() - t0
-            _check_deadline(deadline, limit, "sampling the training rows")
-            t0 = time.monotonic()
-            try:
-                index.train(sample)
-            except RuntimeError as exc:
-                raise FeatureStoreError(f"FAISS could not train {factory!r}: {_faiss_reason(exc)}") from None
-            del sample
-            timings["train"] = time.monotonic() - t0
-            _check_deadline(deadline, limit, "training")
-        enough_left = n - trained_rows >= n_queries
-        held_out = order[trained_rows:] if enough_left else order
-        query_pos = np.sort(held_out[:n_queries])
+        trained_rows, query_pos, enough_left = _train_and_hold_out(
+            fs, encoder, split, n, index, cpu_index, factory, approximate, train_size, seed, tune_queries, chunk_rows,
+            deadline, limit, timings, quiet)
         query_parts = []
         added = 0
         t0 = time.monotonic()
@@ -367,6 +347,40 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
         built.path = faiss_path
         _save(cpu_index, meta, faiss_path, json_path, mode)
     return built
+
+
+def _train_and_hold_out(fs: FeatureStore, encoder: str, split: str, n: int, index: Any, cpu_index: Any, factory: str,
+                        approximate: bool, train_size: int | None, seed: int, tune_queries: int, chunk_rows: int,
+                        deadline: float | None, limit: float | None, timings: dict[str, float],
+                        quiet: bool) -> tuple[int, np.ndarray, bool]:
+    """Train ``index`` (when it needs training) on a seeded sample of the rows and choose the
+    tuning queries: ``(training rows, sorted query positions, queries outside the sample)``.
+    The one-process and the cluster build both call this, so the same seed gives both the same
+    sample, the same trained index and the same queries."""
+    order = np.random.default_rng(seed).permutation(n)
+    trained_rows = 0
+    n_queries = min(tune_queries, n // 5) if approximate else 0
+    if not cpu_index.is_trained:
+        trained_rows = _train_count(cpu_index, factory, n, train_size)
+        if train_size is None:  # leave the tuning queries out of the sample while enough rows remain
+            ivf = _ivf(cpu_index)
+            floor = min(trained_rows, max(TRAIN_MIN_ROWS_PER_LIST * (int(ivf.nlist) if ivf else 0), 1000))
+            trained_rows = max(min(trained_rows, n - n_queries), floor)
+        t0 = time.monotonic()
+        sample = _gather(fs, encoder, split, n, np.sort(order[:trained_rows]), chunk_rows, f"sample {split}", quiet)
+        timings["sample"] = time.monotonic() - t0
+        _check_deadline(deadline, limit, "sampling the training rows")
+        t0 = time.monotonic()
+        try:
+            index.train(sample)
+        except RuntimeError as exc:
+            raise FeatureStoreError(f"FAISS could not train {factory!r}: {_faiss_reason(exc)}") from None
+        del sample
+        timings["train"] = time.monotonic() - t0
+        _check_deadline(deadline, limit, "training")
+    enough_left = n - trained_rows >= n_queries
+    held_out = order[trained_rows:] if enough_left else order
+    return trained_rows, np.sort(held_out[:n_queries]), enough_left
 
 
 def _tune(view: StoreIndex, fs: FeatureStore, encoder: str, split: str, n: int, queries: np.ndarray,
@@ -453,7 +467,6 @@ def load_index(store: StoreLike, encoder: str, split: str, factory: str | None =
     overridden by ``build_options`` (passed to :func:`build_index`). With ``rebuild_stale=False``
     a stale index raises FeatureStoreError and a missing one NotFoundError instead.
     """
-    import faiss
 
     with _opened(store) as fs:
         remove_leftovers(fs.path)
@@ -469,8 +482,11 @@ def load_index(store: StoreLike, encoder: str, split: str, factory: str | None =
         reason = _stale_reason(meta, expected)
         index = None
         if reason is None:
+            why = damage(faiss_path, meta)
+            if why is not None:
+                raise damaged_error(fs.path, faiss_path, meta, why)
             try:
-                index = faiss.read_index(str(faiss_path))
+                index = read_index_file(faiss_path, meta)
             except RuntimeError:
                 reason = "its .faiss file is unreadable"
             else:
@@ -484,6 +500,36 @@ def load_index(store: StoreLike, encoder: str, split: str, factory: str | None =
                 "rebuild it with build_index or load_index(rebuild_stale=True)"
             )
         return build_index(fs, encoder, split, name, quiet=quiet, **options)
+
+
+def read_index_file(faiss_path: Path, meta: dict[str, Any]) -> Any:
+    """Read a saved index; the inverted lists of an on-disk index (its sidecar names an
+    ``.ivfdata`` file) stay on disk, memory-mapped from the file beside ``faiss_path``, and are
+    paged in as searches visit them."""
+    import faiss
+
+    flags = faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY if meta.get("ivfdata") else 0
+    if not flags:
+        return faiss.read_index(str(faiss_path))
+    with quiet_stdout():  # FAISS prints the on-disk file name it resolved on stdout (it would break --json)
+        return faiss.read_index(str(faiss_path), flags)
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Send what C++ code prints on file descriptor 1 to /dev/null meanwhile (FAISS's on-disk
+    lists print a line per file they open or resize)."""
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _recorded_options(meta: dict[str, Any]) -> dict[str, Any]:
@@ -558,6 +604,8 @@ def _stale_reason(meta: dict[str, Any], expected: dict[str, Any]) -> str | None:
         return f"it holds {meta.get('n_ids')} rows, the split now has {expected['n_ids']} valid rows"
     if meta.get("ids_sha1") != expected["ids_sha1"]:
         return "the split's valid ids changed"
+    if not meta.get("sha256"):
+        return "its sidecar records no checksum of the index file (built by an older featurestore)"
     return None
 
 
@@ -642,13 +690,16 @@ def _first_rows(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> Iter
             return
 
 
-def _to_gpu(index: Any, factory: str) -> tuple[Any | None, str | None]:
+def _to_gpu(index: Any, factory: str, on_disk: bool = False) -> tuple[Any | None, str | None]:
     """``(copy of index on all GPUs, None)``; ``(None, None)`` without GPUs; ``(None, why)`` when
-    GPUs exist but FAISS cannot move this index type there (it then runs on the CPU)."""
+    GPUs exist but FAISS cannot move this index type there, or its lists stay on disk (it then
+    runs on the CPU)."""
     import faiss
 
     if faiss.get_num_gpus() <= 0:
         return None, None
+    if on_disk:
+        return None, f"the inverted lists of {factory!r} stay on disk (memory-mapped); it runs on the CPU"
     try:
         return faiss.index_cpu_to_all_gpus(index), None
     except (RuntimeError, AttributeError) as exc:
@@ -662,6 +713,7 @@ def _save(index: Any, meta: dict[str, Any], faiss_path: Path, json_path: Path, m
     def write_index(tmp: Path) -> None:
         faiss.write_index(index, str(tmp))
         meta["bytes"] = tmp.stat().st_size
+        meta["sha256"] = file_digest(tmp)
 
     try:
         save_pair(write_index, meta, faiss_path, json_path, mode)
@@ -681,11 +733,16 @@ def _faiss_reason(exc: BaseException) -> str:
 
 def describe_indexes(store_path: str | os.PathLike) -> list[dict[str, Any]]:
     """One entry per index saved beside the store, from its sidecar: file, encoder, split, name,
-    factory, rows, bytes, tuned search parameters, recall@10 on held-out rows and its target."""
+    factory, rows, bytes, tuned search parameters, recall@10 on held-out rows and its target, and
+    its memory: ``resident_bytes`` read into RAM when loaded (the ``.faiss`` file) and
+    ``on_disk_bytes`` of inverted lists left on disk and memory-mapped (the ``.ivfdata`` file, 0
+    for an index held in RAM)."""
     out = []
     for json_path, meta in sidecars(store_path):
         key = next((k for k in meta if k.startswith("recall_at_")), None)
+        on_disk = meta.get("ivfdata_bytes") if meta.get("ivfdata") else 0
         out.append({"file": json_path.with_suffix(".faiss").name, "encoder": meta.get("encoder"),
+                    "resident_bytes": meta.get("bytes"), "on_disk_bytes": on_disk,
                     "split": meta.get("split"), "name": meta.get("name"), "factory": meta.get("factory"),
                     "ntotal": meta.get("ntotal"), "bytes": meta.get("bytes"),
                     "search_params": meta.get("search_params"), "recall_at_10": meta.get(key) if key else None,

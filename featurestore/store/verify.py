@@ -108,6 +108,11 @@ def verify_store(path: str | os.PathLike, repair: bool = False) -> VerifyReport:
         if left:
             report.notes.append(f"{left} unfinished object(s) of killed writers under /{STAGING}*, never read "
                                 "(h5repack drops them)")
+    from featurestore.index.files import index_file_problems  # the index files beside the store
+
+    problems, notes = index_file_problems(path)
+    report.problems += problems
+    report.notes += notes
     return report
 
 
