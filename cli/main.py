@@ -135,6 +135,14 @@ def main(argv: list[str] | None = None) -> None:
     except (FeatureStoreError, InputError, FileNotFoundError, PermissionError, IsADirectoryError,
             NotADirectoryError) as exc:
         _user_error(" ".join(str(exc).split()) or type(exc).__name__)
+    except (OSError, RuntimeError) as exc:  # a full disk under any writer (index files, exports, ...)
+        from featurestore.store.disk_space import first_path, is_no_space, no_space_error
+
+        if not is_no_space(exc):
+            raise
+        path = first_path(exc)
+        _user_error(str(no_space_error(path)) if path else "no space left on the device being written: free space "
+                    "and re-run to resume")
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
 

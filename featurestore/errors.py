@@ -47,3 +47,11 @@ class SourceError(FeatureStoreError):
 
 class EncoderError(FeatureStoreError):
     """A model or its weights cannot be loaded."""
+
+
+class NoSpaceError(FeatureStoreError):
+    """The disk (or the user's quota) holding a store or an output filled up during a write;
+    what was committed before stays, and a re-run after freeing space resumes. ``before_writing``:
+    refused before anything was written (the file needs no special closing)."""
+
+    before_writing = False

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from featurestore.errors import FeatureStoreError
+from featurestore.store.disk_space import is_no_space, no_space_error
 from featurestore.store.writer_lock import pid_alive
 
 _TMP = re.compile(r"^\.(?P<final>.+\.(?:faiss|json|ivfdata))\.(?P<pid>\d+)\.[^.]+\.tmp$")
@@ -293,5 +294,7 @@ def _alive(pid: int) -> bool:
 
 
 def write_error(path: Path, exc: BaseException, reason: str | None = None) -> FeatureStoreError:
+    if is_no_space(exc) or is_no_space(OSError(reason or "")):
+        return no_space_error(path)  # one wording for a full disk under every writer
     detail = reason or (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
     return FeatureStoreError(f"cannot write index {path}: {detail}")

@@ -711,7 +711,10 @@ def _save(index: Any, meta: dict[str, Any], faiss_path: Path, json_path: Path, m
     import faiss
 
     def write_index(tmp: Path) -> None:
-        faiss.write_index(index, str(tmp))
+        # through Python's file object: a full disk is an OSError here (FAISS's own FILE* writer
+        # prints its close error on stderr)
+        with open(tmp, "wb") as out:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(out.write))  # type: ignore[attr-defined]
         meta["bytes"] = tmp.stat().st_size
         meta["sha256"] = file_digest(tmp)
 

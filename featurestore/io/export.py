@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from featurestore.errors import SourceError
+from featurestore.store.disk_space import is_no_space, no_space_error
 from featurestore.store.feature_store import FeatureStore
 
 EXPORT_DTYPES = ("float16", "float32")
@@ -62,9 +63,9 @@ def export_clip_retrieval(store: FeatureStore, encoder: str, split: str, out: st
     names = partition_names(math.ceil(n / rows_per_file))
     temporary = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
-    (temporary / "img_emb").mkdir(parents=True)
-    (temporary / "metadata").mkdir()
     try:
+        (temporary / "img_emb").mkdir(parents=True)
+        (temporary / "metadata").mkdir()
         chunks = _rows(store, encoder, split)
         bar = None
         if progress:
@@ -76,6 +77,7 @@ def export_clip_retrieval(store: FeatureStore, encoder: str, split: str, out: st
             start, stop = number * rows_per_file, min(n, (number + 1) * rows_per_file)
             matrix = np.lib.format.open_memmap(temporary / "img_emb" / f"img_emb_{name}.npy", mode="w+",
                                                dtype=dtype, shape=(stop - start, dim))
+            _allocate(temporary / "img_emb" / f"img_emb_{name}.npy")
             filled = 0
             while filled < stop - start:
                 if not len(pending):
@@ -101,10 +103,23 @@ def export_clip_retrieval(store: FeatureStore, encoder: str, split: str, out: st
         if out.exists():
             out.rmdir()
         os.replace(temporary, out)
+    except (OSError, RuntimeError) as exc:
+        if is_no_space(exc):
+            raise no_space_error(out) from None
+        raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return {"rows": n, "partitions": len(names), "dim": dim, "dtype": dtype, "folder": str(out),
             "files": [f"img_emb/img_emb_{p}.npy" for p in names] + [f"metadata/metadata_{p}.parquet" for p in names]}
+
+
+def _allocate(path: Path) -> None:
+    """Give a memory-mapped file its disk blocks now: a full disk is then an OSError here, not a
+    SIGBUS when a page of the map is first written."""
+    with open(path, "r+b") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size:
+            os.posix_fallocate(handle.fileno(), 0, size)
 
 
 def _rows(store: FeatureStore, encoder: str, split: str) -> Iterator[np.ndarray]:

@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError, StoreDamagedError, StoreFormatError
+from featurestore.store.disk_space import abandon, check_room, is_no_space, no_space_error, payload_bytes
 from featurestore.store.files import CHUNK_CACHE_BYTES, check_links_inside, looks_empty, open_reader
 from featurestore.store.split_names import check_split_name
 from featurestore.store.superblock import clear_consistency_flags
@@ -103,9 +104,12 @@ class FeatureStore:
             self._lock = WriterLock(self.path)
             self._lock.acquire()
             try:
+                check_room(self.path, 0)
                 self._file = self._open_writer()
-            except BaseException:
+            except BaseException as exc:
                 self._lock.release()
+                if is_no_space(exc) and not getattr(exc, "before_writing", False):
+                    raise no_space_error(self.path) from None
                 raise
         self._check_format()
         try:
@@ -114,7 +118,14 @@ class FeatureStore:
             self.close()
             raise
         if mode == "a":
-            self._idle()
+            try:
+                self._idle()
+            except (OSError, RuntimeError) as exc:
+                if not is_no_space(exc):
+                    raise
+                self._no_space = True
+                self.close()
+                raise no_space_error(self.path) from None
 
     # ------------------------------------------------------------------ opening and closing
     def _open_writer(self) -> h5py.File:
@@ -135,8 +146,13 @@ class FeatureStore:
             f.attrs["created_by"] = f"featurestore {__version__}"
             for group in ("splits", "classes", "encoders", "models"):
                 f.create_group(group)
-            write_point("flush the new store")
-            f.flush()
+            try:
+                write_point("flush the new store")
+                f.flush()
+            except BaseException as exc:
+                if is_no_space(exc):
+                    abandon(f)
+                raise
             f.close()
         else:
             # We hold the writer lock, so a "still open for write" mark is a dead writer's.
@@ -174,9 +190,24 @@ class FeatureStore:
             )
 
     def close(self) -> None:
-        """Flush and close the file, then release the writer lock."""
+        """Flush and close the file, then release the writer lock. After a write that found no
+        space the file is closed without writing to it again (:func:`abandon`)."""
         if getattr(self, "_file", None) is not None and self._file.id.valid:
-            self._file.close()
+            if getattr(self, "_no_space", False):
+                abandon(self._file)
+            else:
+                try:
+                    self._file.close()
+                except (OSError, RuntimeError) as exc:
+                    if not is_no_space(exc):
+                        raise
+                    abandon(self._file)
+                    self._no_space = True
+                    self._release()
+                    raise no_space_error(self.path) from None
+        self._release()
+
+    def _release(self) -> None:
         if self._lock is not None:
             self._lock.release()
 
@@ -312,8 +343,7 @@ class FeatureStore:
             journal.commit()
         except BaseException:
             if journal is not None:
-                with contextlib.suppress(Exception):
-                    self._file.close()
+                abandon(self._file, journal)  # no write after a failed one (a full disk): rolled back below
                 journal.close()
                 roll_back(self.path)
             raise
@@ -951,13 +981,19 @@ class FeatureStore:
             raise ProvenanceError(
                 f"features of dim {features.shape[1:]} do not fit encoder {encoder!r}'s array of dim {images.shape[1:]}"
             )
+        # Every array stays open until the flush: closing a dataset writes its cached chunks at once,
+        # where a failure (a full disk) is only printed by h5py's destructor, not raised.
+        handles = [images]
         _write_rows(images, rows, features, f"features of {split}")
         if views is not None:
-            _write_rows(group[f"views/{name}"], rows, views, f"views of {split}")
+            handles.append(group[f"views/{name}"])
+            _write_rows(handles[-1], rows, views, f"views of {split}")
         if norms is not None:
-            _write_rows(group[f"norms/{name}"], rows, np.asarray(norms, dtype=np.float32), f"norms of {split}")
+            handles.append(group[f"norms/{name}"])
+            _write_rows(handles[-1], rows, np.asarray(norms, dtype=np.float32), f"norms of {split}")
         write_point("flush features")
         self._file.flush()
+        del handles
         split_group = self._split(split)
         ok = np.asarray(ok, dtype=bool)
         if not ok.all():
@@ -1163,25 +1199,41 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# Public methods that write: each first checks that the disk has room for it (disk_space.check_room).
+WRITE_METHODS = frozenset({"add_rows", "put_classes", "ensure_encoder", "prepare_features", "write_features",
+                           "put_features", "put_text_bank", "put_logits", "save_model", "save_models"})
+
+
 def _damage_is_one_line(method: Any) -> Any:
-    """Turn HDF5's errors on a damaged file (OSError/RuntimeError from h5py) into one line."""
+    """Turn HDF5's errors on a damaged file (OSError/RuntimeError from h5py) into one line; a
+    write that found the disk full becomes NoSpaceError, and the store is then closed without
+    writing to it again."""
+    writes = method.__name__ in WRITE_METHODS
+
     @functools.wraps(method)
     def wrapper(self: FeatureStore, *args: Any, **kwargs: Any) -> Any:
+        if writes and self.mode == "a":
+            check_room(self.path, payload_bytes((args, kwargs)))
         try:
             return method(self, *args, **kwargs)
-        except (PermissionError, FeatureStoreError):
-            raise
-        except KeyError as exc:
-            if "Unable to" not in str(exc):  # h5py's words for an HDF5 failure, not a missing key
+        except BaseException as exc:
+            if self.mode == "a" and is_no_space(exc):
+                if getattr(exc, "before_writing", False):
+                    raise
+                self._no_space = True
+                raise no_space_error(self.path) from None
+            if isinstance(exc, (PermissionError, FeatureStoreError)):
                 raise
-            raise StoreDamagedError(
-                f"{self.path} is damaged or unreadable ({_first_line(exc).strip(chr(39))}); "
-                f"fs verify {self.path} checks it"
-            ) from None
-        except (OSError, RuntimeError) as exc:
-            raise StoreDamagedError(
-                f"{self.path} is damaged or unreadable ({_first_line(exc)}); fs verify {self.path} checks it"
-            ) from None
+            if isinstance(exc, KeyError) and "Unable to" in str(exc):  # h5py's words for an HDF5 failure
+                raise StoreDamagedError(
+                    f"{self.path} is damaged or unreadable ({_first_line(exc).strip(chr(39))}); "
+                    f"fs verify {self.path} checks it"
+                ) from None
+            if isinstance(exc, (OSError, RuntimeError)) and not isinstance(exc, KeyError):
+                raise StoreDamagedError(
+                    f"{self.path} is damaged or unreadable ({_first_line(exc)}); fs verify {self.path} checks it"
+                ) from None
+            raise
     return wrapper
 
 
