@@ -180,18 +180,21 @@ def _consolidate_under(shim, store, **env: str) -> subprocess.CompletedProcess:
 
 
 def _split_state(store) -> str:
-    """"linked" (every column of split pool virtual), "copied" (none) or "mixed"."""
+    """"linked" (every column of split pool and every array of its encoder virtual), "copied"
+    (none) or "mixed"."""
     with h5py.File(store, "r", locking=False, swmr=True, libver="latest") as f:  # as a reader: a killed writer's mark
         virtual = {f[f"splits/pool/{c}"].is_virtual for c in SPLIT_COLUMNS}
+        virtual |= {f[f"encoders/test|enc/{kind}/pool"].is_virtual for kind in ("images", "done", "norms")
+                    if f"encoders/test|enc/{kind}/pool" in f}
     return "mixed" if len(virtual) == 2 else ("linked" if virtual == {True} else "copied")
 
 
 @pytest.mark.slow
 def test_consolidate_killed_at_its_file_writes_keeps_the_split_and_resumes(tmp_path, killwrite):
     """SIGKILL just before the K-th write()/pwrite() to a .h5 file (tests/killwrite.c), inside HDF5's
-    own flushes: the split is old (linked) or new (copied) and reads the same, no shard file is left
-    marked open for write, and a rerun consolidates (about 12 kill points; all with
-    FEATURESTORE_SWEEP_ALL=1). Before: 57 of 170 kill points left the split unreadable (shards
+    own flushes: the split and its arrays are all old (linked) or all new (copied) and read the same,
+    no shard file is left marked open for write, and a rerun consolidates (about 12 kill points;
+    all with FEATURESTORE_SWEEP_ALL=1). Before: 57 of 170 kill points left the split unreadable (shards
     marked open for write, or the split or its labels column gone) and most reruns failed."""
     from featurestore.store.superblock import consistency_flags
     from tests.fault_injection import cli, kill_points, run_forked, same, snapshot_forked

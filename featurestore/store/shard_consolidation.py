@@ -10,10 +10,10 @@ so the split then behaves as one extracted without a cluster.
 The shard files are read through read-only handles of their own, never through the virtual
 datasets of the store open for writing (HDF5 opens a virtual dataset's sources with the intent of
 the file holding it, so they were marked open for write, and a kill left them marked). Every
-array is copied under ``/.staging`` first, then switched in (``FeatureStore._switch_in``): each
-encoder array on its own (the same values, so a reader sees no change), then the split's whole
-group (its six columns, ``n_rows`` and attributes) in one switch. A kill leaves the split as it
-was (linked) or consolidated, never some columns of each, and a rerun finishes it.
+array, and the split's whole group (its six columns, ``n_rows`` and attributes), is copied under
+``/.staging`` first; then one journaled switch (``FeatureStore._journaled``, the store's undo
+journal) moves all of them in. A kill leaves the split and its encoder arrays as they were
+(linked) or all consolidated, never some of each, and a rerun finishes it.
 """
 from __future__ import annotations
 
@@ -120,7 +120,6 @@ def consolidate(store: FeatureStore, split: str, progress: bool = False) -> dict
     copied = 0
     try:
         store._staging_group()
-        # each encoder array on its own (the same values: a reader sees no change), then the split's group
         for path in (p for p in paths if not p.startswith(f"{split_group}/")):
             staged = store._staged_path()
             copied += _copy(file, path, staged, root, shards, bar)
@@ -148,8 +147,11 @@ def consolidate(store: FeatureStore, split: str, progress: bool = False) -> dict
             bar.close()
     write_point(f"flush the consolidated copies of split {split}")
     file.flush()
-    for staged, target in switches:
-        store._switch_in(staged, target)
+    with store._journaled():  # every array and the split's group move in, or none does
+        for staged, target in switches:
+            store._remove(target)
+            write_point(f"move the consolidated {target} in")
+            store.file.move(staged, target)
     store._idle()
     report["bytes"] = copied
     return report
