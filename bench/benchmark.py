@@ -1,23 +1,25 @@
 """The few-shot sweep of `fs benchmark` on synthetic stores with the real sizes of the papers'
 11 datasets (train / val / test rows and classes from CoOp's table, 1024-d features as CLIP RN50),
-timed: total wall time and seconds per cell for each method (fit, score).
+timed: total wall time, CPU seconds and seconds per cell for each method (fit, score).
 
-ImageNet's store holds its full 1,281,167-row training pool (5.2 GB of float32 at 1024-d; the
-sweep reads it once: 10.6 GB peak resident for ImageNet alone; forked workers share it).
---imagenet-pool N writes a sample of N rows per class instead, for a machine with less memory:
-the few-shot rows are at most 16 per class and the held-out validation rows 4, so the fits and
-scores are the same size; only reading and sampling the pool is cheaper. ImageNet has no val
-split: validation rows are held out of the pool (4 per class), as fs benchmark does for it.
+Run: python bench/benchmark.py            the goal's sweep: zero-shot + GDA, 11 datasets x shots
+                                          1,2,4,8,16 x seeds 1,2,3 = 176 cells, --jobs 2 (at most
+                                          the machine's cores)
+     python bench/benchmark.py --full     the four-method sweep: + Tip-Adapter and the linear
+                                          probe, 506 cells
+     options: --methods a,b (instead of either), --datasets all|small|a,b, --shots, --seeds,
+     --jobs N, --imagenet-pool N, --workdir DIR
+Stores are written once under --workdir and reused. Prints figures; asserts nothing. For the
+peak memory, run it under `/usr/bin/time -v` (its "Maximum resident set size").
 
-Run: python bench/benchmark.py [--methods zero-shot,gda] [--datasets all|small] [--jobs 2]
-Stores are written once under --workdir and reused. Prints figures; asserts nothing.
+ImageNet's store holds its full 1,281,167-row training pool (5.2 GB of float32 at 1024-d). The
+sweep reads its labels, draws every cell's few-shot rows and held-out validation rows (ImageNet
+has no val split: 4 per class, as fs benchmark does for it), and reads only those rows, in one
+pass over the HDF5 chunks that hold them; stores are read one at a time. --imagenet-pool N
+writes a sample of N rows per class instead (the draws are at most 16 + 4 per class, so the
+fits and scores are the same size; only the pool is smaller).
 
-Measured on the quiet 2-core machine (figures in bench/RESULTS.md), --jobs 2, full ImageNet pool:
---methods zero-shot,gda, 176 cells: 51.7 s wall, reading the 5.2 GB pool included (35-37 s with
-a 32-per-class pool). All four methods, 506 cells: 23 min 46 s wall (22 min 30 s with the
-sampled pool; 37 min before the probe's float32 search fits and Tip-Adapter's product over the
-beta grid); the linear probe is 77% of the cell time (ImageNet's probe cells alone 1,648 s: each
-L-BFGS evaluation is two 16,000 x 1,024 x 1,000 products), Tip-Adapter 21%.
+Figures (before / after, machine and load) are in bench/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ import numpy as np
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 ENCODER = "RN50/synthetic"
+GOAL_METHODS = "zero-shot,gda"
+FULL_METHODS = "zero-shot,gda,tip-adapter,linear-probe"
 SIGNAL, TEXT_NOISE = 0.25, 1.0
 
 
@@ -88,13 +92,14 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="all", help="all (the 11), small (all but ImageNet) or a comma list")
-    parser.add_argument("--methods", default="zero-shot,gda,tip-adapter,linear-probe")
+    parser.add_argument("--methods", default=None, help=f"default {GOAL_METHODS} ({FULL_METHODS} with --full)")
+    parser.add_argument("--full", action="store_true", help="the four-method sweep (506 cells)")
     parser.add_argument("--shots", default="1,2,4,8,16")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--imagenet-pool", type=int, default=0,
                         help="ImageNet pool rows per class (default 0: the full 1.28M rows)")
-    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "fs-bench-benchmark"))
     args = parser.parse_args()
 
@@ -118,7 +123,7 @@ def main() -> None:
 
     from workflows.benchmark import run
 
-    methods = args.methods.split(",")
+    methods = (args.methods or (FULL_METHODS if args.full else GOAL_METHODS)).split(",")
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     frame = run(stores, ENCODER, methods=methods, shots=[int(s) for s in args.shots.split(",")],
                 seeds=[int(s) for s in args.seeds.split(",")], jobs=args.jobs, quiet=True)

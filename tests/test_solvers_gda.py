@@ -52,6 +52,29 @@ def test_ks_with_text_weights_is_zero_shot_plus_alpha_gda():
     np.testing.assert_allclose(model.decision_function(X_test), expected, rtol=1e-7, atol=1e-5)
 
 
+def test_float32_features_give_the_float64_formula_within_a_tolerance():
+    """The float32 path (float32 products, the rows' norms applied to the product, the validation
+    logits of text and GDA in one product) against the official formula in float64, on a problem
+    with more dimensions than within-class rows (as few-shot CLIP features)."""
+    X, y, X_test, y_test, centres = make_problem(seed=9, C=40, D=96, shots=3, n_test=2000, spread=1.5)
+    X_val, y_val = X_test[:400], y_test[:400]
+    T = centres + 1.5 * np.random.default_rng(6).standard_normal(centres.shape)
+    as32 = {k: v.astype(np.float32) for k, v in {"X": X, "X_val": X_val, "X_test": X_test, "T": T}.items()}
+    model = GDA(text_weights=as32["T"]).fit(as32["X"], y, X_val=as32["X_val"], y_val=y_val)
+    logits = model.class_logits(as32["X_test"])
+    assert logits.dtype == np.float32
+    gda, zero_shot = official_ks_logits(X, y, X_test, 40), 100 * unit(X_test) @ unit(T).T
+    expected = zero_shot + model.alpha_ * gda
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(logits, expected, rtol=0, atol=2e-6 * scale)
+    assert np.mean(logits.argmax(axis=1) == expected.argmax(axis=1)) > 0.999
+    gda_val, zero_shot_val = official_ks_logits(X, y, X_val, 40), 100 * unit(X_val) @ unit(T).T
+    expected_scores = [np.mean((zero_shot_val + a * gda_val).argmax(axis=1) == y_val) for a in model.alphas]
+    np.testing.assert_allclose(model.val_scores_, expected_scores, atol=1.5 / y_val.size)  # a near-tie may flip
+    assert model.alpha_ == model.alphas[int(np.argmax(model.val_scores_))]
+    assert expected_scores[model.alphas.index(model.alpha_)] >= max(expected_scores) - 1.5 / y_val.size
+
+
 def test_empirical_covariance_matches_sklearn_lda():
     X, y, X_test, _, _ = make_problem(seed=2, C=4, D=8, shots=40)
     model = GDA(covariance="empirical", priors="empirical").fit(X, y)

@@ -8,6 +8,13 @@ distribution-shift splits, restricted to their class subset) and is appended to
 ``results.csv`` as soon as it finishes, in one write (a killed run never leaves half a row;
 a rerun skips the cells already there). ``--jobs N`` runs cells in N forked processes that
 share the parent's arrays copy-on-write, each with BLAS limited to cores / N threads.
+
+Stores are read one at a time, each dropped before the next: its test and validation splits
+whole, its training pool by row index (the label column first, then, in one pass over the HDF5
+chunks that hold them, the rows every cell's few-shot draw and held-out validation rows take),
+so a sweep's memory is one dataset's test split and draws, never a whole pool (ImageNet's is
+1.28M rows). Every store's metadata (name, splits, encoder, class bank) is checked before the
+first cell.
 """
 from __future__ import annotations
 
@@ -19,9 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from featurestore.errors import FeatureStoreError
+import numpy as np
+
+from featurestore.errors import FeatureStoreError, NotFoundError
 from featurestore.store.feature_store import FeatureStore
-from workflows.solve import Dataset, resolve_sampler, score
+from solvers.errors import InputError
+from workflows.inputs.stored_rows import StoredRows
+from workflows.solve import Dataset, holdout_rows, resolve_sampler, score
 from workflows.solve import load_dataset as load_arrays
 from workflows.solve import run as run_cell
 
@@ -37,14 +48,73 @@ class BenchmarkError(FeatureStoreError):
 
 def load_dataset(path: str, encoder: str, methods: list[str], *, train: str = "train", val: str | None = "val",
                  test: str = "test", bank: str | None = None, views: bool = False,
-                 inputs: dict[str, dict[str, Any]] | None = None, name: str | None = None) -> Dataset:
+                 inputs: dict[str, dict[str, Any]] | None = None, name: str | None = None,
+                 rows_by_index: bool = True) -> Dataset:
     """One store's arrays for the sweep (``workflows.solve.load_dataset`` with the shift splits).
     Without a val split, validation rows are held out of the training pool per cell (said in each
-    record's warnings and the ``val`` column)."""
+    record's warnings and the ``val`` column). ``rows_by_index``: the training pool's features are
+    read by row index (``StoredRows``; ``prefetch_draws`` reads a sweep's rows in one pass), else
+    whole."""
     with FeatureStore(path) as store:
         splits = store.splits()
     return load_arrays(path, train=train, val=val if val in splits else None, test=test, encoder=encoder, bank=bank,
-                       methods=methods, inputs=inputs, views=views, shifts=True, name=name)
+                       methods=methods, inputs=inputs, views=views, shifts=True, name=name,
+                       rows_by_index=rows_by_index)
+
+
+def check_dataset(path: str, encoder: str, methods: list[str], *, train: str = "train", val: str | None = "val",
+                  test: str = "test", bank: str | None = None, views: bool = False,
+                  inputs: dict[str, dict[str, Any]] | None = None) -> Dataset:
+    """What ``load_dataset`` checks and names, reading the class bank, the labels and the arrays
+    methods read from the store, not the features: the sweep checks every store with it before its
+    first cell and reads each store's features in turn. Returns the dataset without its splits'
+    features (``val`` is None when the store has no such split)."""
+    with FeatureStore(path) as store:
+        splits = store.splits()
+    if test not in splits:
+        raise NotFoundError(f"store {path} has no split {test!r} (it has: {', '.join(splits)})")
+    data = load_arrays(path, train=train, val=None, test=None, encoder=encoder, bank=bank, methods=methods,
+                       inputs=inputs, views=views, rows_by_index=True)
+    data.val, data.test = (val if val in splits else None), test
+    return data
+
+
+def cell_draws(data: Dataset, cells: list[tuple], options: dict[str, Any]) -> np.ndarray:
+    """The training rows (indices into ``data.y_train``) that ``cells`` (store, method, shots, seed)
+    draw: each labelled cell's few-shot rows and, without a validation split, the validation
+    rows held out of the pool around them, as ``workflows.solve.run`` draws them. A cell whose
+    draw fails is left out (its run reports why)."""
+    from solvers.model_selection.fewshot import fewshot_split
+    from solvers.registry import solver_class
+
+    if data.y_train is None:
+        return np.zeros(0, dtype=np.int64)
+    drawn = [np.zeros(0, dtype=np.int64)]
+    holdout = options.get("holdout")
+    for _, method, shots, seed in cells:
+        fit_input = solver_class(method).fit_input
+        rows = None
+        try:
+            if fit_input == "labels" and shots:
+                rows = fewshot_split(data.y_train, shots, seed, allow_fewer=bool(options.get("allow_fewer")),
+                                     sampler=resolve_sampler(options.get("sampler", "auto"), data))
+                drawn.append(rows)
+            if data.X_val is None and holdout and (fit_input != "labels" or rows is not None):
+                taken = rows if rows is not None else np.zeros(0, dtype=np.int64)
+                drawn.append(holdout_rows(data.y_train, taken, holdout, seed, data.name))
+        except InputError:
+            continue
+    return np.unique(np.concatenate(drawn))
+
+
+def prefetch_draws(data: Dataset, cells: list[tuple], options: dict[str, Any]) -> int:
+    """Read the training rows ``cells`` draw (``cell_draws``) in one pass when the pool is read
+    by row index; returns how many."""
+    if not isinstance(data.X_train, StoredRows):
+        return 0
+    rows = cell_draws(data, cells, options)
+    data.X_train.prefetch(rows)
+    return int(rows.size)
 
 
 # --------------------------------------------------------------------------- one cell
@@ -52,7 +122,7 @@ def fit_cell(data: Dataset, method: str, shots: int, seed: int, params: dict[str
              options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Fit and score one cell with ``workflows.solve.run``; its rows (the test split, then each
     shift split). ``options``: ``run``'s keyword arguments (sampler, views_as, holdout, calibrate, ...)."""
-    options = {"sampler": "auto", "holdout": HOLDOUT_PER_CLASS, **(options or {})}
+    options = {"sampler": "auto", "holdout": HOLDOUT_PER_CLASS, "score_val": False, **(options or {})}
     record = run_cell(method, data, shots or None, seed, params, **options)
     common = {"dataset": data.name, "encoder": data.encoder, "method": method, "shots": shots, "seed": seed,
               "hyperparameters": json.dumps({**record.params, **record.chosen}, sort_keys=True),
@@ -185,15 +255,16 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
     table = report.load_reference(reference) if reference else None
     options = {"sampler": sampler, "views_as": views_as, "holdout": holdout, "calibrate": calibrate,
                "val_shots": val_shots, "allow_fewer": allow_fewer}
-    datasets = [load_dataset(str(path), encoder, methods, train=train, val=val, test=test, bank=bank,
-                             views=views_as is not None, inputs=inputs) for path in stores]
+    load: dict[str, Any] = {"train": train, "val": val, "test": test, "bank": bank, "views": views_as is not None,
+                            "inputs": inputs}
+    datasets = [check_dataset(str(path), encoder, methods, **load) for path in stores]
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
         raise BenchmarkError(f"two stores hold the same dataset ({', '.join(sorted(names))})")
     for data in datasets:
         for note in data.warnings:
             echo(f"note: {data.name}: {note}")
-        if data.X_val is None:
+        if data.val is None:
             echo(f"note: {data.name}: no {val!r} split; validation uses {holdout} rows per class held out of "
                  f"{train!r} (never the few-shot rows, never {test!r})")
     results_path = Path(output) / "results.csv" if output is not None else None
@@ -203,7 +274,6 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
     done = {_cell_key(row) for row in existing}
     cells = plan_cells(datasets, methods, list(shots), list(seeds))
     todo = [c for c in cells if (c[0], encoder, c[1], c[2], c[3]) not in done]
-    by_store = {d.store: d for d in datasets}
     new_rows: list[dict[str, Any]] = []
 
     def finish(rows: list[dict[str, Any]]) -> None:
@@ -213,15 +283,22 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
 
     with tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell", desc="benchmark",
               disable=quiet, dynamic_ncols=True) as bar:
-        if jobs <= 1 or len(todo) <= 1:
-            from solvers import quiet as quiet_progress
+        for described in datasets:  # one store's arrays in memory at a time
+            own = [c for c in todo if c[0] == described.store]
+            if not own:
+                continue
+            data = load_dataset(described.store, encoder, methods, **load)
+            prefetch_draws(data, own, options)
+            if jobs <= 1 or len(own) <= 1:
+                from solvers import quiet as quiet_progress
 
-            with quiet_progress(True):
-                for store, method, k, s in todo:
-                    finish(fit_cell(by_store[store], method, k, s, params.get(method, {}), options))
-                    bar.update(1)
-        else:
-            _run_parallel(todo, by_store, params, options, jobs, finish, bar)
+                with quiet_progress(True):
+                    for _, method, k, s in own:
+                        finish(fit_cell(data, method, k, s, params.get(method, {}), options))
+                        bar.update(1)
+            else:
+                _run_parallel(own, {data.store: data}, params, options, jobs, finish, bar)
+            del data
     as_read = [{k: "" if v is None else str(v) for k, v in row.items()} for row in new_rows]
     rows = existing + as_read if results_path else new_rows
     wanted = {(c[0], encoder, c[1], c[2], c[3]) for c in cells}

@@ -24,6 +24,7 @@ from featurestore.errors import NotFoundError
 from featurestore.store.feature_store import FeatureStore, check_model_name, h5_name
 from solvers.errors import InputError
 from solvers.model_selection.fewshot import SAMPLERS as FEWSHOT_SAMPLERS
+from workflows.inputs.stored_rows import StoredRows
 
 #: Solvers whose logits add a zero-shot term from the class text weights (dropped without them).
 TEXT_TERM_SOLVERS = ("gda", "tip-adapter")
@@ -52,7 +53,7 @@ class Dataset:
     classes: list[str] | None
     text_weights: np.ndarray | None
     train: str | None = None
-    X_train: np.ndarray | None = None
+    X_train: np.ndarray | StoredRows | None = None
     y_train: np.ndarray | None = None
     views_train: np.ndarray | None = None
     X_unlabelled: np.ndarray | None = None
@@ -110,7 +111,7 @@ def load_dataset(store: str | os.PathLike, *, train: str | None = None, val: str
                  test: str | None = None, encoder: str | None = None, bank: str | None = None,
                  methods: Sequence[str] = (), inputs: dict[str, dict[str, Any]] | None = None,
                  aux_encoder: str | None = None, views: bool = False, shifts: bool = False,
-                 name: str | None = None) -> Dataset:
+                 name: str | None = None, rows_by_index: bool = False) -> Dataset:
     """Read a dataset's arrays from the store file ``store`` once.
 
     ``bank`` defaults to ``<train>/dataset`` (``fs extract --dataset``), else the class bank whose
@@ -119,12 +120,20 @@ def load_dataset(store: str | os.PathLike, *, train: str | None = None, val: str
     list. ``views``: the training rows' augmented views; ``shifts``: the distribution-shift splits
     of a named dataset (scored on their class subset); ``aux_encoder``: a second encoder's
     features after the CLIP ones (AMU, label-free). Missing text weights are a recorded warning.
+    ``rows_by_index``: the training split's labels are read now, its features by row index when a
+    run draws them (``StoredRows``; without ``aux_encoder``), not the whole pool.
     """
     from featurestore.datasets.extraction import DATASET_BANK
     from solvers.registry import solver_class
     from workflows.inputs.arrays import solver_arrays
     from workflows.inputs.aux_features import check_aux_encoder, paired_features, paired_labelled
-    from workflows.inputs.solver_inputs import labelled_views, model_classes, resolve_encoder, text_weights
+    from workflows.inputs.solver_inputs import (
+        labelled_views,
+        model_classes,
+        resolve_encoder,
+        stored_labelled,
+        text_weights,
+    )
 
     if val is not None and val == test:
         raise InputError("--val and --test are the same split: hyper-parameters are never chosen on the test split")
@@ -172,11 +181,16 @@ def load_dataset(store: str | os.PathLike, *, train: str | None = None, val: str
         def read(split: str) -> tuple[np.ndarray, np.ndarray]:
             return paired_labelled(reader, encoder, aux_encoder, split, classes)
 
+        def read_train(split: str) -> tuple[np.ndarray | StoredRows, np.ndarray]:
+            if rows_by_index and aux_encoder is None:
+                return stored_labelled(reader, encoder, split, classes)
+            return read(split)
+
         if train is not None:
             if "labels" in fit_inputs:
-                data.X_train, data.y_train = read(train)
+                data.X_train, data.y_train = read_train(train)
             elif "none" in fit_inputs and val is None and reader.labels(train).max(initial=-1) >= 0:
-                data.X_train, data.y_train = read(train)  # the pool validation rows may be held out of
+                data.X_train, data.y_train = read_train(train)  # the pool validation rows may be held out of
             if views:
                 data.views_train = labelled_views(reader, encoder, train, classes=classes)
             if "unlabelled" in fit_inputs:
@@ -233,13 +247,32 @@ def fitted_scalars(solver: Any) -> dict[str, Any]:
             and isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))}
 
 
+#: Rows per ``class_logits`` call when a split is scored: a solver's temporaries (normalized rows,
+#: products) are those of one block, not of the whole split (ImageNet's test split is 50,000 rows).
+SCORE_BLOCK_ROWS = 8192
+
+
+def class_logits_in_blocks(solver: Any, X: np.ndarray, rows: int | None = None) -> np.ndarray:
+    """``solver.class_logits(X)`` computed ``rows`` (default ``SCORE_BLOCK_ROWS``) rows at a time
+    into one (n, C) array (a solver's logits of a row do not depend on the rows beside it)."""
+    rows = rows or SCORE_BLOCK_ROWS
+    if X.shape[0] <= rows:
+        return solver.class_logits(X)
+    first = solver.class_logits(X[:rows])
+    logits = np.empty((X.shape[0], first.shape[1]), dtype=first.dtype)
+    logits[:rows] = first
+    for start in range(rows, X.shape[0], rows):
+        logits[start:start + rows] = solver.class_logits(X[start:start + rows])
+    return logits
+
+
 def score(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | None = None) -> dict[str, float | None]:
     """top1, top5 (None below 5 classes: it would be 1 by construction), balanced_accuracy, ece
     and nll of the solver's logits on (X, y), at its temperature. With ``subset`` (class
     indices), among those classes only (a split covering some classes, e.g. ImageNet-A)."""
     from solvers.metrics.classification import logit_metrics
 
-    logits = solver.class_logits(X)
+    logits = class_logits_in_blocks(solver, X)
     if subset is not None:
         position = np.full(logits.shape[1], -1)
         position[subset] = np.arange(subset.size)
@@ -321,7 +354,7 @@ def check_run(method: str, *, train: str | None, shots: int | None, views_as: st
 def run(method: str, data: Dataset, shots: int | None = None, seed: int | None = None,
         params: dict[str, Any] | None = None, *, views_as: str | None = None, sampler: str = "auto",
         val_shots: int | None = None, allow_fewer: bool = False, holdout: int | None = None,
-        calibrate: bool = False) -> RunRecord:
+        calibrate: bool = False, score_val: bool = True) -> RunRecord:
     """Fit ``method`` on ``shots`` rows per class of ``data``'s training split (all rows without
     ``shots``) drawn with ``seed``, search its hyper-parameters on the validation rows, score it.
 
@@ -329,7 +362,8 @@ def run(method: str, data: Dataset, shots: int | None = None, seed: int | None =
     their mean ("mean", official Tip-Adapter), without the centre crop. ``val_shots``: that many
     validation rows per class. ``holdout``: without a validation split, that many rows per class
     held out of the training pool (never the few-shot rows). ``calibrate``: a softmax temperature
-    fitted on the validation rows.
+    fitted on the validation rows. ``score_val``: also score the validation rows (the record's
+    ``val_metrics``; None without).
     """
     from solvers import SolverWarning
     from solvers.model_selection.fewshot import fewshot_split
@@ -423,7 +457,7 @@ def run(method: str, data: Dataset, shots: int | None = None, seed: int | None =
                          "(give --val to search)")
     start = time.perf_counter()
     metrics = score(solver, data.X_test, data.y_test) if data.X_test is not None and data.y_test is not None else None
-    val_metrics = score(solver, X_val, y_val) if X_val is not None else None
+    val_metrics = score(solver, X_val, y_val) if X_val is not None and score_val else None
     predict_s = time.perf_counter() - start
     gain = None
     if method in GAIN_SOLVERS and (data.X_test is not None or X_val is not None):

@@ -587,6 +587,29 @@ class FeatureStore:
         X = np.asarray(_checked_read(self._get(data_path), slice(start, stop))[valid], dtype=dtype)
         return X, self._get(f"{group}/labels")[start:stop][valid]
 
+    def features_at(self, encoder: str, split: str, rows: np.ndarray, valid_only: bool = True,
+                    dtype: np.dtype | type = np.float32) -> np.ndarray:
+        """The features of ``rows`` (positions as :meth:`features` numbers them), in their order,
+        reading only the HDF5 chunks that hold one of them, runs of adjacent chunks as one read:
+        a few-shot draw from a large pool costs its chunks, not the pool."""
+        data_path, _ = self._image_paths(encoder, split)
+        positions = self._complete_rows(encoder, split, valid_only)[np.asarray(rows, dtype=np.int64)]
+        ds = self._get(data_path)
+        out = np.empty((positions.size, *ds.shape[1:]), dtype=dtype)
+        order = np.argsort(positions, kind="stable")
+        wanted = positions[order]
+        step = ds.chunks[0] if ds.chunks else max(1, ds.shape[0])
+        row_bytes = ds.dtype.itemsize * int(np.prod(ds.shape[1:]))
+        per_read = max(1, (16 << 20) // max(1, step * row_bytes))  # chunks per read: about 16 MB
+        chunks = np.unique(wanted // step)
+        for run in np.split(chunks, np.flatnonzero(np.diff(chunks) != 1) + 1):
+            for part in range(0, run.size, per_read):
+                lo, hi = int(run[part]) * step, (int(run[min(part + per_read, run.size) - 1]) + 1) * step
+                i, j = np.searchsorted(wanted, [lo, hi])
+                block = _checked_read(ds, slice(lo, min(hi, ds.shape[0])))
+                out[order[i:j]] = block[wanted[i:j] - lo]
+        return out
+
     def norms(self, encoder: str, split: str, valid_only: bool = True) -> np.ndarray:
         """The (N,) L2 norms of the raw embeddings, row-aligned with :meth:`features`: stored
         features are unit rows, ``features * norms[:, None]`` are the encoder's raw outputs."""

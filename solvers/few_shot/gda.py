@@ -59,9 +59,19 @@ def _inv_symmetric(A: np.ndarray) -> np.ndarray:
     inverse, info = dpotri(factor, lower=0, overwrite_c=1)
     if info != 0:
         return _pinv_symmetric(A)
-    lower = np.tril_indices(A.shape[0], -1)
-    inverse[lower] = inverse.T[lower]  # potri fills the upper triangle only
+    _mirror_upper(inverse)  # potri fills the upper triangle only
     return inverse
+
+
+def _mirror_upper(A: np.ndarray, block: int = 64) -> None:
+    """Copy the upper triangle of square ``A`` onto its lower one, in place, tile by tile (a
+    transposed copy in cache-sized tiles, not one strided pass over the whole matrix)."""
+    d = A.shape[0]
+    for start in range(0, d, block):
+        A[start:start + block, :start] = A[:start, start:start + block].T
+        tile = A[start:start + block, start:start + block]
+        lower = np.tril_indices(tile.shape[0], -1)
+        tile[lower] = tile.T[lower]
 
 
 def shrinkage_precision(scatter: np.ndarray, n_samples: int) -> np.ndarray:
@@ -317,21 +327,34 @@ class GDA(Solver):
         return l2_normalize(X) if self.normalize else X
 
     def _logit_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(zero-shot logits, GDA logits) of X, for the validation search."""
+        """(zero-shot logits, GDA logits) of X, for the validation search: one product of the
+        normalized rows with the scaled, normalized text weights and the GDA weights stacked."""
         Xn = self._prepare(X)
-        gda = Xn @ self.coef_.T.astype(Xn.dtype) + self.intercept_.astype(Xn.dtype)
-        return zero_shot_logits(Xn, self._seen_text(), self.logit_scale), gda
+        T = l2_normalize(np.asarray(self._seen_text(), dtype=np.float64))
+        if not self.normalize:  # the zero-shot term takes normalized rows, the GDA term raw ones
+            gda = Xn @ self.coef_.T.astype(Xn.dtype) + self.intercept_.astype(Xn.dtype)
+            return zero_shot_logits(Xn, T, self.logit_scale), gda
+        both = Xn @ np.vstack([self.logit_scale * T, self.coef_]).T.astype(Xn.dtype)
+        return both[:, :T.shape[0]], both[:, T.shape[0]:] + self.intercept_.astype(Xn.dtype)
 
     def class_logits(self, X: np.ndarray) -> np.ndarray:
-        """Logits (n, C): zero-shot + alpha * GDA with text weights, GDA alone without."""
+        """Logits (n, C): zero-shot + alpha * GDA with text weights, GDA alone without.
+
+        Computed in X's dtype (float32 features: float32 BLAS). Normalized rows enter as
+        x_n M^T = (x M^T) / ||x||: the rows' scale is applied to the (n, C) product, so X is
+        never copied or cast."""
         self._check_fitted()
-        Xn = self._prepare(X)
+        X = check_features(X, n_features=self.n_features_in_, estimator=self)
         if self.text_weights is None:
             M, b = self.coef_, self.intercept_
         else:
             T = l2_normalize(np.asarray(self._seen_text(), dtype=np.float64))
             M = self.logit_scale * T + self.alpha_ * self.coef_
             b = self.alpha_ * self.intercept_
-        logits = Xn @ M.T.astype(Xn.dtype)
-        logits += b.astype(Xn.dtype)
+        logits = X @ M.T.astype(X.dtype)
+        if self.normalize:
+            norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+            norms[norms == 0] = 1
+            logits /= norms[:, None]
+        logits += b.astype(X.dtype)
         return logits

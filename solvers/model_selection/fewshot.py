@@ -114,11 +114,14 @@ def _dassl_draw(rng: random.Random, groups: list[np.ndarray], shots: int, repeat
     (``repeat=False``, Dassl's default) or drawn with replacement (``repeat=True``)."""
     picked: list[int] = []
     for rows in sorted(groups, key=lambda rows: rows[0]):  # order of first appearance
-        rows = rows.tolist()
-        if len(rows) >= shots:
-            picked.extend(rng.sample(rows, shots))
+        # sample / choices pick by position from len(population) alone: drawing positions from a
+        # range takes the same draws as from the list of rows, without building that list
+        if rows.size >= shots:
+            picked.extend(rows[rng.sample(range(rows.size), shots)].tolist())
+        elif repeat:
+            picked.extend(rows[rng.choices(range(rows.size), k=shots)].tolist())
         else:
-            picked.extend(rng.choices(rows, k=shots) if repeat else rows)
+            picked.extend(rows.tolist())
     return picked
 
 

@@ -4,6 +4,7 @@ store's encoder when none is named, and saved models by name. Composition only; 
 solvers/."""
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from featurestore.errors import NotFoundError, ProvenanceError
 from featurestore.store.feature_store import FeatureStore
 from featurestore.text.banks import find_class_bank
 from solvers.errors import InputError
+from workflows.inputs.stored_rows import StoredRows
 
 if TYPE_CHECKING:
     from solvers import Solver
@@ -72,6 +74,18 @@ def labelled(store: FeatureStore, encoder: str, split: str,
     if not keep.any():
         raise NotFoundError(f"split {split!r} has no labelled rows")
     return X[keep], y[keep]
+
+
+def stored_labelled(store: FeatureStore, encoder: str, split: str,
+                    classes: list[str] | None = None) -> tuple[StoredRows, np.ndarray]:
+    """``labelled`` with the features left in the store: rows read by index when a run draws them
+    (``StoredRows``), the labels read now."""
+    y = split_labels(store, split, classes)
+    keep = y >= 0
+    if not keep.any():
+        raise NotFoundError(f"split {split!r} has no labelled rows")
+    width = store.features_at(encoder, split, np.zeros(0, dtype=np.int64)).shape[1]
+    return StoredRows(os.path.abspath(store.path), encoder, split, np.flatnonzero(keep), width), y[keep]
 
 
 def labelled_views(store: FeatureStore, encoder: str, split: str,
