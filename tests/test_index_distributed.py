@@ -99,6 +99,8 @@ def test_loaded_on_disk_index_keeps_its_lists_memory_mapped(big_store, client) -
 
 
 def test_fs_index_on_a_cluster_and_fs_info_memory_line(tmp_path, capsys) -> None:
+    import faiss
+
     small = make_feature_store(tmp_path / "c.h5",
                                {"train": np.random.default_rng(3).normal(size=(6000, 16)).astype(np.float32)})
     code, out, err = run(["index", "--store", small, "--split", "train", "--factory", "IVF16,SQ8",
@@ -113,6 +115,17 @@ def test_fs_index_on_a_cluster_and_fs_info_memory_line(tmp_path, capsys) -> None
                           "--factory", "IVF16,SQ8", "--json", "-k", "1"], capsys)
     assert code == 0, err
     assert json.loads(out)[0]["hits"][0]["id"] == "train-00000"  # stdout is JSON only: FAISS's lines kept out
+    from featurestore.server.searcher import StoreSearcher  # what fs serve answers from
+
+    searcher = StoreSearcher(str(small), ENC, factory="IVF16,SQ8", quiet=True)
+    try:
+        lists = faiss.extract_index_ivf(searcher.split("train").index.index).invlists
+        assert isinstance(faiss.downcast_InvertedLists(lists), faiss.OnDiskInvertedLists)  # type: ignore[arg-type]
+        assert searcher.search_id("train-00042", 3)["hits"][0]["id"] == "train-00042"
+        memory = searcher.info()["splits"][0]["index_bytes"]
+        assert memory["on_disk"] == small.with_name("c.h5.test%2Fenc.train.IVF16_SQ8.ivfdata").stat().st_size
+    finally:
+        searcher.close()
 
 
 def test_fast_scan_and_refine_factories_are_refused_in_one_line(big_store, client) -> None:

@@ -198,6 +198,8 @@ class StoreSearcher:
             splits.append({
                 "name": s.name, "rows": s.n_rows, "valid": len(s.valid_rows), "indexed": s.index.ntotal,
                 "factory": s.index.meta["factory"], "unlabelled": int(np.sum(s.labels[s.valid_rows] < 0)),
+                "index_bytes": {"in_ram": s.index.meta.get("bytes"),  # an on-disk index's lists: memory-mapped
+                                "on_disk": s.index.meta.get("ivfdata_bytes", 0) if s.index.meta.get("ivfdata") else 0},
                 "classes": None if s.classes is None else
                 [{"name": c, "rows": int(counts[i])} for i, c in enumerate(s.classes)],
                 "unreadable": {"count": len(bad), "truncated": bool(len(bad) > max_unreadable),
