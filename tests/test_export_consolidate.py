@@ -290,6 +290,22 @@ def test_consolidate_clears_a_dead_writers_mark_on_a_shard(tmp_path, capsys):
         np.testing.assert_array_equal(reader.labels("pool"), y[keep])
 
 
+def test_consolidate_refuses_a_shard_keeping_its_data_in_another_file(tmp_path, capsys):
+    """A crafted shard whose features are HDF5 external storage over another file: fs consolidate
+    refuses it in one line instead of copying that file's bytes into the store as features."""
+    from tests.test_faults_crafted import _replace_with_external_storage
+
+    store, _, _, _ = _sharded_store(tmp_path / "a", np.random.default_rng(7))
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(24, dtype=np.float32).tobytes())
+    shard = store.parent / "main.h5.shards" / "pool" / "00000.h5"
+    _replace_with_external_storage(shard, "encoders/test|enc/images/pool", secret)
+    code, out, err = run(["consolidate", "--store", store, "-q"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{shard} reaches outside its file" in err and f"keeps its data in {secret}" in err
+    assert _split_state(store) == "linked"
+
+
 def test_export_of_a_captioned_split_has_clip_retrievals_caption_column(tmp_path, capsys):
     rng = np.random.default_rng(6)
     store = tmp_path / "c.h5"

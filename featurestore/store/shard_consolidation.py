@@ -25,7 +25,7 @@ import numpy as np
 
 from featurestore.errors import FeatureStoreError, MissingShardsError, NotFoundError
 from featurestore.store.feature_store import ROW_CHUNK, SPLIT_COLUMNS, FeatureStore, h5_name
-from featurestore.store.files import open_reader
+from featurestore.store.files import check_links_inside, open_reader
 from featurestore.store.superblock import consistency_flags
 from featurestore.store.write_points import write_point
 
@@ -170,6 +170,7 @@ def _copy(file: h5py.File, path: str, staged: str, root: Path, shards: dict[str,
         shard = shards.get(mapping.file_name)
         if shard is None:
             shard = shards[mapping.file_name] = open_reader(root / mapping.file_name)
+            check_links_inside(shard, root / mapping.file_name)  # a shard is a store: its data in its own file
         data = shard[mapping.dset_name]
         first, last = mapping.vspace.get_select_bounds()
         rows = data.shape[0]
