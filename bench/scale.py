@@ -9,7 +9,11 @@ each in a fresh subprocess so peak RSS is its own:
     seconds (sample / train / add / tune), index bytes, the tuned search parameter, and on 1,000
     unseen queries (a separate split drawn from the same distribution) recall@10 against exact
     search and queries/s against an exact Flat index in the same process; at 100k rows also a
-    float HNSW32 graph tuned to the same recall (what autofaiss would pick when it fits).
+    float HNSW32 graph tuned to the same recall (what autofaiss would pick when it fits);
+  - with ``--parts cluster``: the cluster build (``fs index --cluster local:W``) of ``--cluster-factory``
+    per size and per worker count of ``--workers`` (default 1,2): wall-clock seconds per stage, the
+    CPU-seconds of this process and its worker processes together, the merged index's bytes in RAM
+    and on disk, and recall@10 / queries/s on the unseen queries with its lists memory-mapped.
 
 The synthetic features have the structure of real embeddings: many clusters and a low intrinsic
 dimension. 1,000 clusters (the labels), their centres standard Gaussian in a random 64-dimensional
@@ -20,8 +24,8 @@ similarity about 0.82 and its 10th about 0.70. (A harder case, clusters
 of 100 rows with a full 64-dimensional spread, needs a fifth of the IVF lists for 0.95 at 1M rows:
 the speed-up over Flat falls to about 6x.)
 
-Usage: python bench/scale.py [--full] [--sizes 100000,...] [--parts gda,index] [--max-memory 1G] [--real STORE]
-       [--recall 0.95] [--dir DIR] [--keep]
+Usage: python bench/scale.py [--full] [--sizes 100000,...] [--parts gda,index,cluster] [--max-memory 1G]
+       [--real STORE] [--recall 0.95] [--cluster-factory IVF1024,SQ8] [--workers 1,2] [--dir DIR] [--keep]
 Defaults are laptop-sized (100k rows: a few minutes on 2 cores); --full runs 100k and 1M rows for
 the index and 1M, 2M and 4M rows for GDA. Needs about 2 GB of disk per million rows.
 """
@@ -61,7 +65,7 @@ def make_store(path: Path, rows: int, seed: int = 0) -> None:
         store.ensure_encoder(ENCODER, {"model": "synthetic", "weights": "clusters", "embed_dim": DIM})
         for split, count, offset in (("pool", rows, 0), ("queries", N_QUERIES, rows)):
             assign = np.random.default_rng([seed, 1, offset]).integers(CLASSES, size=count)
-            store.add_rows(split, [f"{split}-{i:08d}" for i in range(count)], [""] * count, assign)
+            store.add_rows(split, [f"{split}-{i:08d}" for i in range(count)], [""] * count, assign.tolist())
             store.prepare_features(ENCODER, split, DIM, "float16")
             store.begin_appending()
             for start in range(0, count, CHUNK):
@@ -99,6 +103,8 @@ def child(task: str, path: str, *options: str) -> None:
             out["seconds"] = time.perf_counter() - t0
         elif task == "index":
             out.update(index_figures(store, *options))
+        elif task == "cluster":
+            out.update(cluster_figures(store, *options))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
 
@@ -140,6 +146,47 @@ def index_figures(store, factory: str, max_memory: str, recall: str, encoder: st
             "flat_qps": flat_qps, "settings_tried": len(meta["tuning"])}
 
 
+def cluster_figures(store, factory: str, workers: str, recall: str) -> dict:
+    """Build ``factory`` on a LocalCluster of ``workers`` processes as `fs index --cluster` does;
+    CPU-seconds count this process and its (exited) worker processes."""
+    import resource
+
+    import faiss
+
+    from featurestore.cluster import dask_client
+    from featurestore.index.distributed import build_index_distributed
+    from featurestore.index.store_index import load_index, recall_at_k
+
+    def cpu() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    queries = np.ascontiguousarray(store.features(ENCODER, "queries"), dtype=np.float32)
+    faiss.normalize_L2(queries)
+    cpu0, t0 = cpu(), time.perf_counter()
+    with dask_client(f"local:{workers}") as client:
+        started = time.perf_counter()
+        built = build_index_distributed(store, ENCODER, "pool", factory, client=client, recall=float(recall),
+                                        quiet=True)
+    wall, cpu_s = time.perf_counter() - t0, cpu() - cpu0
+    meta = built.meta
+    index = load_index(store, ENCODER, "pool", factory, rebuild_stale=False)
+    flat = faiss.IndexFlatIP(queries.shape[1])
+    for _, block in store.iter_features(ENCODER, "pool"):
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        faiss.normalize_L2(block)
+        flat.add(block)
+    _, exact = flat.search(queries, K)
+    index.search(queries[:50], K)
+    t1 = time.perf_counter()
+    _, approx = index.search(queries, K)
+    return {"factory": meta["factory"], "workers": int(workers), "wall_seconds": wall,
+            "cluster_start_seconds": started - t0, "cpu_seconds": cpu_s, "stages": meta["build_seconds"],
+            "bytes": meta["bytes"], "ivfdata_bytes": meta["ivfdata_bytes"], "params": meta["search_params"],
+            "target_met": meta["target_met"], "recall": recall_at_k(approx, exact, K),
+            "qps": len(queries) / (time.perf_counter() - t1)}
+
+
 def measure(task: str, path: Path, *options: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", task, str(path), *options], capture_output=True,
                          text=True)
@@ -162,6 +209,8 @@ def main() -> None:
                              "--real-queries as the unseen queries; a copy is indexed, the store is not touched.")
     parser.add_argument("--real-pool", default="test")
     parser.add_argument("--real-queries", default="val")
+    parser.add_argument("--cluster-factory", default="IVF1024,SQ8", help="Factory of the cluster builds.")
+    parser.add_argument("--workers", default="1,2", help="Worker counts of the cluster builds.")
     parser.add_argument("--dir", default=None)
     parser.add_argument("--keep", action="store_true", help="Keep the stores for another run.")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -172,10 +221,12 @@ def main() -> None:
     folder = Path(args.dir or tempfile.mkdtemp(prefix="fs-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
     parts = set(args.parts.split(","))
-    sizes = {"index": args.sizes or (FULL_INDEX_SIZES if args.full else LAPTOP_SIZES),
-             "gda": args.sizes or (FULL_GDA_SIZES if args.full else LAPTOP_SIZES)}
-    sizes = {part: [int(s) for s in text.split(",")] for part, text in sizes.items() if part in parts}
-    stores = {}
+    texts = {"index": args.sizes or (FULL_INDEX_SIZES if args.full else LAPTOP_SIZES),
+             "gda": args.sizes or (FULL_GDA_SIZES if args.full else LAPTOP_SIZES),
+             "cluster": args.sizes or (FULL_INDEX_SIZES if args.full else LAPTOP_SIZES)}
+    sizes: dict[str, list[int]] = {part: [int(s) for s in text.split(",")] for part, text in texts.items()
+                                   if part in parts}
+    stores: dict[int, Path] = {}
     for rows in sorted({r for part in sizes.values() for r in part}):
         path = folder / f"pool-{rows}.h5"
         if not path.exists():
@@ -188,6 +239,8 @@ def main() -> None:
         gda_figures(sizes["gda"], stores)
     if "index" in sizes:
         index_report(sizes["index"], stores, args.max_memory, args.recall)
+    if "cluster" in sizes:
+        cluster_report(sizes["cluster"], stores, args.cluster_factory, args.workers, args.recall)
     if args.real:
         real_report(Path(args.real), folder, args.real_pool, args.real_queries, args.max_memory, args.recall)
     if not args.keep and args.dir is None:
@@ -236,6 +289,33 @@ def index_report(sizes: list[int], stores: dict[int, Path], max_memory: str, rec
                   f"{'met' if ok else 'NOT met'}")
     print("build s is wall-clock time (sample/train/add/tune stages); CPU s is the build's CPU time over all "
           "threads: on shared cores wall-clock time grows with the load, CPU time does not")
+
+
+def cluster_report(sizes: list[int], stores: dict[int, Path], factory: str, workers: str, recall: str) -> None:
+    import os
+
+    print(f"\ncluster builds of {factory} (fs index --cluster local:W, --recall {recall}); load average before: "
+          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
+    print(f"{'rows':>10} {'W':>2} {'wall s':>7} {'(start/sample/train/add/merge/tune)':>36} {'CPU s':>7} "
+          f"{'RAM':>9} {'on disk':>9} {'tuned':>10} {'recall@10':>9} {'q/s':>7}")
+    for rows in sizes:
+        runs = {}
+        for w in workers.split(","):
+            r = runs[w] = measure("cluster", stores[rows], factory, w, recall)
+            st = r["stages"]
+            stages = "/".join(f"{v:.0f}" for v in [r["cluster_start_seconds"]]
+                              + [st.get(s, 0) for s in ("sample", "train", "add", "merge", "tune")])
+            tuned = ",".join(f"{k}={v}" for k, v in r["params"].items()) or "-"
+            print(f"{rows:>10,} {w:>2} {r['wall_seconds']:>7.1f} {stages:>36} {r['cpu_seconds']:>7.0f} "
+                  f"{r['bytes'] / 2**20:>5.1f} MiB {r['ivfdata_bytes'] / 2**20:>5.0f} MiB {tuned:>10} "
+                  f"{r['recall']:>9.3f} {r['qps']:>7.0f}{'' if r['target_met'] else ' (target not met)'}", flush=True)
+        first, *others = list(runs)
+        for w in others:
+            a, b = runs[first], runs[w]
+            print(f"  {w} vs {first} workers: add stage {b['stages']['add'] / a['stages']['add']:.2f}x the time, "
+                  f"wall {b['wall_seconds'] / a['wall_seconds']:.2f}x, "
+                  f"CPU-seconds {b['cpu_seconds'] / a['cpu_seconds']:.2f}x")
+    print(f"load average after: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 def real_report(path: Path, folder: Path, pool: str, queries: str, max_memory: str, recall: str) -> None:

@@ -223,11 +223,12 @@ import os, signal, sys
 import faiss
 from featurestore.index.store_index import build_index
 real = faiss.write_index
-def write_then_die(index, name):
-    real(index, name)
-    with open(name, "r+b") as f:
-        f.truncate(100)
-    os.kill(os.getpid(), signal.SIGKILL)
+def write_then_die(index, target):  # a file name, or a writer over a Python file object
+    real(index, target)
+    if isinstance(target, str):
+        with open(target, "r+b") as f:
+            f.truncate(100)
+    os.kill(os.getpid(), signal.SIGKILL)  # the temporary file is left, unflushed or cut short
 faiss.write_index = write_then_die
 build_index(sys.argv[1], "test/enc", "pool", "IVF8,Flat", quiet=True)
 """

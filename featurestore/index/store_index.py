@@ -724,6 +724,7 @@ def _save(index: Any, meta: dict[str, Any], faiss_path: Path, json_path: Path, m
         raise write_error(faiss_path, exc) from None
     except RuntimeError as exc:
         raise write_error(faiss_path, exc, _faiss_reason(exc)) from None
+    faiss_path.with_suffix(".ivfdata").unlink(missing_ok=True)  # the lists of a cluster build this replaced
 
 
 def _faiss_reason(exc: BaseException) -> str:
