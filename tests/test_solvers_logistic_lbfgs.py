@@ -123,3 +123,33 @@ def test_a_list_of_starts_fits_from_the_lowest_objective_and_keeps_the_intercept
     assert shifted.intercept.mean() == pytest.approx(7.0, abs=1e-9)
     np.testing.assert_allclose(shifted.intercept - 7.0, best.intercept, atol=1e-6 * np.abs(best.coef).max())
     np.testing.assert_allclose(shifted.coef, best.coef, atol=1e-6 * np.abs(best.coef).max())
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_fewer_rows_than_dimensions_fit_in_the_rows_span_to_the_same_optimum(n_classes):
+    """30 rows in 200 dimensions: the fit runs on the rows' 30-dimensional span, from a start with
+    a component outside it (removed: the optimum has none), and reaches scikit-learn's optimum;
+    its stop is the full 200-column gradient's, re-derived here."""
+    rng = np.random.default_rng(20 + n_classes)
+    y = np.arange(30) % n_classes
+    X = rng.standard_normal((n_classes, 200))[y] + 2.0 * rng.standard_normal((30, 200))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    K = 1 if n_classes == 2 else n_classes
+    start = (rng.standard_normal((K, 200)), np.zeros(K))
+    fit = fit_logistic(X, y, n_classes, 30.0, start=start, tol=1e-10, max_iter=100000)
+    oracle = LogisticRegression(C=30.0, solver="newton-cg", tol=1e-14, max_iter=100000).fit(X, y)
+    scale = np.abs(oracle.coef_).max()
+    np.testing.assert_allclose(fit.coef, oracle.coef_, atol=1e-6 * scale)
+    np.testing.assert_allclose(fit.intercept, oracle.intercept_, atol=1e-6 * scale)
+    # the coefficients lie in the rows' span: their part orthogonal to it is zero
+    span = np.linalg.svd(X, full_matrices=False)[2]
+    assert np.abs(fit.coef - fit.coef @ span.T @ span).max() < 1e-12 * scale
+    if fit.message.endswith("max |gradient| <= tol"):  # stopped by the rule: the full gradient meets tol
+        Z = X @ fit.coef.T + fit.intercept
+        if K == 1:
+            residual = 1 / (1 + np.exp(-Z)) - y[:, None]
+        else:
+            P = np.exp(Z - logsumexp(Z, axis=1, keepdims=True))
+            residual = P - np.eye(K)[y]
+        grad = residual.T @ X / 30 + fit.coef / (30.0 * 30)
+        assert np.abs(grad).max() <= 1e-10 and np.abs(residual.sum(axis=0) / 30).max() <= 1e-10

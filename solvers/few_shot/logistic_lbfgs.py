@@ -97,12 +97,24 @@ def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int, C: float,
 class LogisticProblem:
     """One training set (rows ``X``, classes ``y`` in 0 .. n_classes-1) fitted at any C: the rows
     in float64 and their Gram matrix (for the preconditioner) are computed once and shared by
-    every fit, as the linear probe's C search needs."""
+    every fit, as the linear probe's C search needs.
+
+    With fewer rows than dimensions (n < D) the fits run in the rows' span: X = X_r V^T (V an
+    orthonormal basis of the rows, D x n), W = W_r V^T. The optimum's W lies in that span (a
+    component outside it adds to the penalty and not to the fit), so the problem in W_r (n
+    columns instead of D) has the same optimum; a start is projected onto the span, and the stop
+    tests the gradient in the original D columns."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> None:
-        self.X = np.ascontiguousarray(X, dtype=np.float64)
+        X64 = np.ascontiguousarray(X, dtype=np.float64)
         self.y = np.asarray(y)
         self.n_outputs = 1 if n_classes == 2 else n_classes
+        self.n_features = X64.shape[1]
+        self._basis: np.ndarray | None = None
+        if X64.shape[0] < X64.shape[1]:
+            self._basis, R = np.linalg.qr(X64.T)  # X^T = V R: X = R^T V^T
+            X64 = np.ascontiguousarray(R.T)
+        self.X = X64
         n, D = self.X.shape
         gram = np.empty((D + 1, D + 1))
         gram[:D, :D] = self.X.T @ self.X
@@ -121,13 +133,15 @@ class LogisticProblem:
         from scipy.linalg import cholesky, solve_triangular
         from scipy.optimize import minimize
 
-        X, K = self.X, self.n_outputs
+        X, K, V = self.X, self.n_outputs, self._basis
         n, D = X.shape
         if start is None:
             starts = [np.zeros((K, D + 1))]
         else:
-            starts = [np.hstack([np.asarray(W, np.float64).reshape(K, D), np.asarray(b, np.float64).reshape(K, 1)])
-                      for W, b in ([start] if isinstance(start, tuple) else start)]
+            starts = []
+            for W, b in [start] if isinstance(start, tuple) else start:
+                W = np.asarray(W, np.float64).reshape(K, self.n_features)
+                starts.append(np.hstack([W if V is None else W @ V, np.asarray(b, np.float64).reshape(K, 1)]))
         ridge = 1.0 / (C * n)
         curvature: list[float] = []
         objective = _objective(X, self.y, K, C, curvature)
@@ -137,7 +151,7 @@ class LogisticProblem:
             """Value and gradient (K, D + 1) in the original variables; remembered for the stop."""
             value, g = objective(np.concatenate([theta[:, :D].ravel(), theta[:, D]]))
             grad = np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)])
-            last["theta"], last["gmax"] = theta, float(np.abs(grad).max())
+            last["met"] = self._meets(grad, tol)
             return value, grad
 
         def whitened(v: np.ndarray) -> tuple[float, np.ndarray]:
@@ -148,37 +162,55 @@ class LogisticProblem:
             return value, solve_triangular(L, grad.T, lower=True).T.ravel()  # Theta = Theta' L^-1, G' = G L^-T
 
         def stop_on_original_gradient(intermediate_result: object) -> None:
-            if float(last["gmax"]) <= tol:
+            if last["met"]:
                 raise StopIteration
 
         tried = []
         for theta in starts:
             value, grad = original(theta)
-            tried.append((value, theta, grad, float(last["gmax"]), curvature[-1]))
-        value, theta, grad, gmax, curv = min(tried, key=lambda t: t[0])
+            tried.append((value, theta, grad, last["met"], curvature[-1]))
+        value, theta, grad, met, curv = min(tried, key=lambda t: t[0])
         shift = float(theta[:, D].mean())
         at_start = value, grad
-        last["gmax"] = gmax
-        if gmax <= tol:
+        last["met"] = met
+        if met:
             return self._result(theta, 0, True, "CONVERGENCE: the start meets tol")
         at_zero = 0.25 if K == 1 else (1 - 1 / K) / K  # the mean curvature at zero weights
         c = CURVATURE_SCALE * max(curv, MIN_CURVATURE * at_zero)
         options = {"maxls": 50, "gtol": 0.0, "ftol": 64 * np.finfo(float).eps, "maxiter": int(max_iter)}
         if c * np.trace(self._gram[:D, :D]) < ridge:  # the ridge dominates: L-BFGS as scikit-learn runs it
-            result = minimize(lambda w: objective(w), np.concatenate([theta[:, :D].ravel(), theta[:, D]]), jac=True,
-                              method="L-BFGS-B", options={**options, "gtol": float(tol)})
+            def plain(w: np.ndarray) -> tuple[float, np.ndarray]:
+                value, grad = original(np.hstack([w[:K * D].reshape(K, D), w[K * D:].reshape(K, 1)]))
+                return value, np.concatenate([grad[:, :D].ravel(), grad[:, D]])
+
+            # on the original variables SciPy's own test is the rule; on the span, the callback's
+            result = minimize(plain, np.concatenate([theta[:, :D].ravel(), theta[:, D]]), jac=True,
+                              method="L-BFGS-B", callback=None if V is None else stop_on_original_gradient,
+                              options={**options, "gtol": float(tol) if V is None else 0.0})
             theta = np.hstack([result.x[:K * D].reshape(K, D), result.x[K * D:].reshape(K, 1)])
-            return self._result(theta, int(result.nit), bool(result.status == 0), str(result.message))
-        S = c * self._gram
-        S[np.arange(D), np.arange(D)] += ridge
-        L = cholesky(S, lower=True)
-        first = (theta @ L).ravel()
-        result = minimize(whitened, first, jac=True, method="L-BFGS-B",
-                          callback=stop_on_original_gradient, options=options)
-        theta = self._recentre(solve_triangular(L, result.x.reshape(K, D + 1).T, lower=True, trans="T").T, shift)
+        else:
+            S = c * self._gram
+            S[np.arange(D), np.arange(D)] += ridge
+            L = cholesky(S, lower=True)
+            first = (theta @ L).ravel()
+            result = minimize(whitened, first, jac=True, method="L-BFGS-B",
+                              callback=stop_on_original_gradient, options=options)
+            theta = self._recentre(solve_triangular(L, result.x.reshape(K, D + 1).T, lower=True, trans="T").T, shift)
         if result.status == 99:  # the callback's StopIteration: the original gradient met tol
             return self._result(theta, int(result.nit), True, "CONVERGENCE: max |gradient| <= tol")
         return self._result(theta, int(result.nit), bool(result.status == 0), str(result.message))
+    def _meets(self, grad: np.ndarray, tol: float) -> bool:
+        """Whether the gradient in the original variables, [G_r V^T, g_b] on the span, has max |g|
+        <= tol. A row of G_r V^T has the 2-norm of G_r's row (V orthonormal), so its largest entry
+        lies between that norm / sqrt(D) and the norm: the product is formed only in between."""
+        if self._basis is None:
+            return bool(np.abs(grad).max() <= tol)
+        if np.abs(grad[:, -1]).max() > tol:
+            return False
+        norm = float(np.sqrt(np.square(grad[:, :-1]).sum(axis=1).max()))
+        if norm <= tol or norm / np.sqrt(self.n_features) > tol:
+            return norm <= tol
+        return bool(np.abs(grad[:, :-1] @ self._basis.T).max() <= tol)
 
     @staticmethod
     def _recentre(theta: np.ndarray, shift: float) -> np.ndarray:
@@ -189,10 +221,9 @@ class LogisticProblem:
             theta[:, -1] += shift - theta[:, -1].mean()
         return theta
 
-    @staticmethod
-    def _result(theta: np.ndarray, n_iter: int, converged: bool, message: str) -> LogisticFit:
-        D = theta.shape[1] - 1
-        return LogisticFit(theta[:, :D].copy(), theta[:, D].copy(), n_iter, converged, message)
+    def _result(self, theta: np.ndarray, n_iter: int, converged: bool, message: str) -> LogisticFit:
+        W = theta[:, :-1] if self._basis is None else theta[:, :-1] @ self._basis.T
+        return LogisticFit(np.array(W), theta[:, -1].copy(), n_iter, converged, message)
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, n_classes: int, C: float,
