@@ -42,10 +42,13 @@ class LinearProbe(Solver):
     on the validation split as the CLIP paper does (appendix A.3): 1e-6, 1e-4, ..., 1e6, then a
     binary search that halves the interval around the best value until the resolution is 8
     values per decade (the neighbours at 1, 1/2, 1/4, 1/8 of a decade: 15 fits in all, within
-    1e-6 .. 1e6). Every visited C is scored by a converged float64 fit (``tol``, ``max_iter``),
-    warm-started from the fit at the nearest visited C (the strictly convex objective has one
-    optimum, so the start changes the iterations, not the fit beyond ``tol``), and the model is
-    the chosen C's fit. The rule: the most correct validation rows (an integer count, so float
+    1e-6 .. 1e6). Every visited C is scored by a converged float64 fit (``tol``, ``max_iter``;
+    L-BFGS in whitened variables, on the rows' span when there are fewer rows than dimensions:
+    ``solvers.few_shot.logistic_lbfgs.LogisticProblem``), started from whichever has the lower
+    objective of the fit at the nearest visited C and the fitted path's value interpolated (or
+    extrapolated) linearly in log C from the two nearest fitted values (the strictly convex
+    objective has one optimum, so the start changes the iterations, not the fit beyond ``tol``),
+    and the model is the chosen C's fit. The rule: the most correct validation rows (an integer count, so float
     noise cannot break an accuracy tie), then the lower validation NLL (values within a relative
     ``NLL_TIE`` count as equal), then the smaller C. Rows are normalized in float64 whatever
     their dtype, so float32 and float64 copies of the same features choose the same C; the

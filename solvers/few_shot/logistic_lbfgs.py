@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 #: The preconditioner's c is this fraction of the softmax's mean curvature at the start (the
-#: fits' path leads to sharper probabilities, lower curvature; a search on synthetic 200-class
-#: rows took about as many iterations at 0.01 .. 0.1 and more at 1: bench/RESULTS.md).
+#: fits' path leads to sharper probabilities, lower curvature; the fraction measured best in
+#: bench/RESULTS.md's probe section).
 CURVATURE_SCALE = 0.1
 #: The softmax's mean curvature at the start is kept at least this fraction of its value at zero
 #: weights (a start whose probabilities are all near 0 or 1 would otherwise leave the intercept's
