@@ -17,6 +17,10 @@ class StoreBusyError(StoreFormatError):
     """A writer kept the store in its non-SWMR phase (restructuring) past a reader's wait."""
 
 
+class StoreCreatingError(StoreBusyError):
+    """A writer is creating the store and has not committed its first rows past a reader's wait."""
+
+
 class StoreEmptyError(StoreFormatError):
     """The store file exists but its first writer stopped before committing anything."""
 

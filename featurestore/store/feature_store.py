@@ -22,14 +22,22 @@ from typing import Any
 import h5py
 import numpy as np
 
-from featurestore.errors import FeatureStoreError, NotFoundError, ProvenanceError, StoreDamagedError, StoreFormatError
+from featurestore.errors import (
+    FeatureStoreError,
+    NotFoundError,
+    ProvenanceError,
+    StoreCreatingError,
+    StoreDamagedError,
+    StoreEmptyError,
+    StoreFormatError,
+)
 from featurestore.store.disk_space import abandon, check_room, is_no_space, no_space_error, payload_bytes
 from featurestore.store.files import CHUNK_CACHE_BYTES, check_links_inside, looks_empty, open_reader
 from featurestore.store.split_names import check_split_name
 from featurestore.store.superblock import clear_consistency_flags
 from featurestore.store.switch_journal import JournaledFile, roll_back
 from featurestore.store.write_points import write_point
-from featurestore.store.writer_lock import WriterLock
+from featurestore.store.writer_lock import WriterLock, creating_writer, writer_active
 
 # 2: append-only split columns (string columns uncompressed, so a committed chunk never moves),
 # fletcher32 checksums on feature arrays, objects replaced through /.staging. Version-1 stores
@@ -43,6 +51,9 @@ SPLIT_COLUMNS = ("ids", "paths", "labels", "captions", "valid", "errors")
 # Reads that fail a fletcher32 checksum are retried this often (a SWMR writer may be
 # rewriting that chunk right now); a checksum that keeps failing is damage.
 CHECKSUM_READ_ATTEMPTS = 4
+# A reader waits this long (seconds) for a writer creating the store to commit its first rows.
+CREATION_WAIT_ENV = "FEATURESTORE_CREATION_WAIT_SECONDS"
+CREATION_WAIT_SECONDS = 5.0
 _staging_serial = itertools.count()
 
 
@@ -99,7 +110,7 @@ class FeatureStore:
         if mode == "r":
             if not self.path.exists():
                 raise NotFoundError(f"no store at {self.path}")
-            self._file = open_reader(self.path)
+            self._file = self._open_reader()
         else:
             self._lock = WriterLock(self.path)
             self._lock.acquire()
@@ -128,6 +139,32 @@ class FeatureStore:
                 raise no_space_error(self.path) from None
 
     # ------------------------------------------------------------------ opening and closing
+    def _open_reader(self) -> h5py.File:
+        """Open for reading once no writer is creating the store (its note says so, or the file is
+        still empty while a writer holds the lock): until its first rows and arrays are committed
+        a new store is not there to read. Waits ``FEATURESTORE_CREATION_WAIT_SECONDS`` (default
+        ``CREATION_WAIT_SECONDS``) at most, then StoreCreatingError in one line."""
+        text = os.environ.get(CREATION_WAIT_ENV, "").strip()
+        try:
+            wait = float(text) if text else CREATION_WAIT_SECONDS
+        except ValueError:
+            wait = CREATION_WAIT_SECONDS
+        deadline = time.monotonic() + wait
+        while True:
+            pid = creating_writer(self.path)
+            if pid is None:
+                try:
+                    return open_reader(self.path)
+                except StoreEmptyError:
+                    if not writer_active(self.path):
+                        raise
+            if time.monotonic() >= deadline:
+                raise StoreCreatingError(
+                    f"{self.path} is being created by {f'pid {pid}' if pid else 'a writer'}: its first rows are not "
+                    f"committed yet (waited {wait:g} s); try again when the writer has started extracting"
+                )
+            time.sleep(0.05)
+
     def _open_writer(self) -> h5py.File:
         # The lock created the file if there was none. An empty file, or a bare superblock
         # left by a writer killed before its first flush, is a store with nothing in it. A switch
@@ -135,6 +172,8 @@ class FeatureStore:
         roll_back(self.path)
         created = looks_empty(self.path)
         if created:
+            if self._lock is not None:  # readers wait until begin_appending (or close)
+                self._lock.mark_creating(True)
             write_point("create the store file")
             # fs_strategy="none": freed space is never reused, so raw data written before a
             # flush can never land where the last flushed metadata still points.
@@ -975,9 +1014,12 @@ class FeatureStore:
     def begin_appending(self) -> None:
         """Switch to SWMR mode: from now on readers see each committed chunk as it lands.
 
-        (Writers are in SWMR mode whenever no write method is running; kept for callers.)
+        (Writers are in SWMR mode whenever no write method is running; kept for callers.) A new
+        store's creation ends here: readers stop waiting for it.
         """
         self._idle()
+        if self._lock is not None:
+            self._lock.mark_creating(False)
 
     def write_features(self, encoder: str, split: str, rows: np.ndarray, features: np.ndarray,
                        ok: np.ndarray, reasons: Sequence[str], views: np.ndarray | None = None,

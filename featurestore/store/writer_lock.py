@@ -3,7 +3,9 @@
 The lock belongs to the file (device + inode), not to the name it was opened by, so a symlink
 or a hard link to a store shares the store's lock and two writers can never run at once. It
 dies with its process (SIGKILL included), so a crashed writer never blocks the next one. The
-holder's pid is written into a note ``<resolved store path>.lock`` for the refusal message.
+holder's pid is written into a note ``<resolved store path>.lock`` for the refusal message;
+while the writer creates a new store (before its first rows and arrays are committed) the note
+says ``<pid> creating``, so readers wait for it and then say so (:func:`creating_writer`).
 
 A forked child (a DataLoader decoding worker) closes its inherited copy of the lock's
 descriptor: an flock belongs to the open file, so an orphaned child would otherwise keep a
@@ -103,8 +105,7 @@ class WriterLock:
         self._fd: int | None = None
 
     def _holder(self) -> int | None:
-        text = _read_note(self.path).strip()
-        return int(text) if text.isdigit() else None
+        return _note_pid(_read_note(self.path))
 
     def acquire(self) -> None:
         try:
@@ -143,7 +144,7 @@ class WriterLock:
             fd, self._fd = self._fd, None
             _HELD.pop(_file_id(fd), None)
             try:  # an empty note: whoever holds the lock next without a note is a brief reader
-                if _read_note(self.path).strip() == str(os.getpid()):
+                if _note_pid(_read_note(self.path)) == os.getpid():
                     _write_note(self.path, "")
             except OSError:
                 pass
@@ -153,6 +154,36 @@ class WriterLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    def mark_creating(self, creating: bool) -> None:
+        """Say in the note whether this writer is creating the store (readers wait while it is)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                _write_note(self.path, f"{os.getpid()} creating" if creating else str(os.getpid()))
+
+
+def _note_pid(text: str) -> int | None:
+    words = text.split()
+    return int(words[0]) if words and words[0].isdigit() else None
+
+
+def writer_active(store_path: str | os.PathLike) -> bool:
+    """True while some process holds the writer lock of ``store_path``."""
+    with hold_if_free(store_path) as free:
+        return not free and os.path.exists(store_path)
+
+
+def creating_writer(store_path: str | os.PathLike) -> int | None:
+    """The pid of a live writer that is creating ``store_path`` right now (its note says
+    ``<pid> creating`` and it holds the lock), else None."""
+    words = _read_note(Path(f"{os.path.realpath(store_path)}.lock")).split()
+    if len(words) < 2 or words[1] != "creating" or not words[0].isdigit():
+        return None
+    pid = int(words[0])
+    if pid == os.getpid() or not pid_alive(pid):
+        return None
+    with hold_if_free(store_path) as free:
+        return None if free else pid
 
 
 @contextlib.contextmanager
