@@ -186,11 +186,11 @@ def snapshot(path: str | os.PathLike) -> dict[str, Any]:
                 if not store.has_features(encoder, split):
                     continue
                 done = store.done(encoder, split)
-                ids = np.asarray(store.ids(split, valid_only=False))
+                row_ids = np.asarray(store.ids(split, valid_only=False))
                 data_path, _ = store._image_paths(encoder, split)
                 stored = np.asarray(store.file[data_path][: len(done)])
                 done = done[: len(stored)]  # rows past a not yet grown array are not done
-                out[f"features:{encoder}:{split}"] = dict(zip(ids[: len(done)][done].tolist(), stored[done]))
+                out[f"features:{encoder}:{split}"] = dict(zip(row_ids[: len(done)][done].tolist(), stored[done]))
                 if f"views/{split.replace('/', '|')}" in store.file[f"encoders/{encoder.replace('/', '|')}"]:
                     with contextlib.suppress(NotFoundError):
                         out[f"views:{encoder}:{split}"] = store.views(encoder, split, valid_only=False)
@@ -229,8 +229,8 @@ def snapshot_forked(path: str | os.PathLike, timeout: float = 30.0) -> tuple[str
         code = run_forked(go, timeout=timeout)
         if code != 0:
             return "failed", f"reader exit {code}" + (" (blocked past the timeout)" if code == -signal.SIGALRM else "")
-        with open(result, "rb") as f:
-            return pickle.load(f)
+        with open(result, "rb") as saved:
+            return pickle.load(saved)
     finally:
         os.unlink(result)
 

@@ -11,8 +11,9 @@ interpreter. After each kill:
 
 - a reader opens at once and every object other than the one written is exactly as before,
   the written one is its old or its new version (a seed group: all seeds old or all new);
-- `fs info` and `fs verify` exit 0, and `fs eval --models g` scores the group (or refuses a mixed
-  group in one line, exit 2, never averages it);
+- `fs info` and `fs verify` exit 0 (fs verify is the first to open the killed store on odd K, a
+  reader on even K: each rolls a killed switch back), and `fs eval --models g` scores the group
+  (or refuses a mixed group in one line, exit 2, never averages it);
 - rerunning the command succeeds and gives the store of an uninterrupted run.
 
 A kill point whose kill lands after the command's last write to the store (a write elsewhere)
@@ -80,7 +81,7 @@ def build_base(path: Path) -> None:
         return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
 
     (Xt, yt), (Xv, yv) = draw(80), draw(40)
-    make_feature_store(path, {"train": Xt, "val": Xv}, labels={"train": yt, "val": yv},
+    make_feature_store(path, {"train": Xt, "val": Xv}, labels={"train": yt.tolist(), "val": yv.tolist()},
                        classes={"train": CLASSES, "val": CLASSES})
     W = (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
     with FeatureStore(path, mode="a") as s:
@@ -117,6 +118,7 @@ def _in_process(fn: Callable[[], int]) -> int:
 def sweep(base: Path, work: Path, scenario: str) -> dict[str, Any]:
     """Run inside a process with tests/killwrite.c preloaded (disarmed): count the command's
     writes, kill it before each one in turn and check the store. Returns the sweep's report."""
+    from featurestore.store.switch_journal import journal_path
     from tests.fault_injection import KILLED, cli, run_forked, same, snapshot_forked
 
     log = str(work / "child.log")
@@ -148,8 +150,8 @@ def sweep(base: Path, work: Path, scenario: str) -> dict[str, Any]:
     finally:
         del os.environ["KILLWRITE_COUNT"]
     total = int(count.read_text())
-    for args in (["info", "--store", reference], ["verify", "--store", reference],
-                 ["eval", "--store", reference, "--models", "g", "--split", "val"]):
+    for args in (["info", "--store", str(reference)], ["verify", "--store", str(reference)],
+                 ["eval", "--store", str(reference), "--models", "g", "--split", "val"]):
         assert _in_process(cli(args)) == 0, f"fs {args[0]} failed on the uninterrupted run's store"
     status, new = snapshot_forked(reference)
     assert status == "ok", new
@@ -163,6 +165,11 @@ def sweep(base: Path, work: Path, scenario: str) -> dict[str, Any]:
         if code != KILLED:
             failures.append(f"K={k}: not killed (exit {code})")
             continue
+        # the first to open after the kill finds a killed switch: fs verify on odd K, a reader on even K
+        if k % 2:
+            code = run_forked(cli(["verify", "--store", str(store)]), log=log)
+            if code != 0:
+                failures.append(f"K={k}: fs verify exit {code} after the kill")
         status, seen = snapshot_forked(store)
         if status != "ok":
             failures.append(f"K={k}: reader after the kill: {status}: {seen}")
@@ -177,12 +184,14 @@ def sweep(base: Path, work: Path, scenario: str) -> dict[str, Any]:
             if len(versions) != 1 or "torn" in versions:
                 failures.append(f"K={k}: {', '.join(sorted(targets))} are {'/'.join(sorted(versions))}, "
                                 "not all old or all new")
-        for args in (["info", "--store", store], ["verify", "--store", store]):
+        if journal_path(store).exists():
+            failures.append(f"K={k}: the killed switch's journal is still there after the first opener")
+        for args in [["info", "--store", str(store)]] + ([["verify", "--store", str(store)]] if k % 2 == 0 else []):
             code = run_forked(cli(args), log=log)
             if code != 0:
                 failures.append(f"K={k}: fs {args[0]} exit {code} after the kill")
         if scenario == "seed-group":
-            code = run_forked(cli(["eval", "--store", store, "--models", "g", "--split", "val"]), log=log)
+            code = run_forked(cli(["eval", "--store", str(store), "--models", "g", "--split", "val"]), log=log)
             if code not in (0, 2):
                 failures.append(f"K={k}: fs eval --models g exit {code}")
         code = run_forked(command(store), log=log)
@@ -289,6 +298,60 @@ def test_a_group_save_replaces_the_whole_group_and_eval_refuses_a_mixed_one(base
     code, out, err = run(["eval", "--store", store, "--models", "g", "--split", "val"], capsys)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (out, err)
     assert "seed group 'g' mixes models of different saves (g-seed1; g-seed2)" in err
+
+
+def test_the_journal_restores_every_byte_it_logged_and_ignores_a_cut_entry(tmp_path):
+    """JournaledFile on a plain file: overwrites (twice at one place), growth and a cut below the
+    original size, then no commit (a kill); roll_back gives the original bytes back. An entry cut
+    short by the kill is skipped, and its write, which never started, needs nothing undone."""
+    from featurestore.store.switch_journal import JournaledFile, journal_path, roll_back
+
+    path = tmp_path / "s.h5"
+    original = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    path.write_bytes(original)
+    f = JournaledFile(path)
+    for offset, data in ((100, b"x" * 300), (250, b"y" * 100), (4990, b"z" * 50), (7000, b"w" * 10)):
+        f.seek(offset)
+        f.write(data)
+    f.truncate(3000)
+    f.seek(0)
+    f.write(b"superblock?")
+    f.close()
+    assert path.read_bytes() != original
+    with open(journal_path(path), "ab") as journal:
+        journal.write(b"\x10\x00\x00\x00\x00\x00\x00\x00\x05\x00")  # a header cut short: ignored
+    assert roll_back(path) is True
+    assert path.read_bytes() == original and not journal_path(path).exists()
+    assert roll_back(path) is False
+
+    f = JournaledFile(path)
+    f.seek(10)
+    f.write(b"new")
+    f.commit()  # committed: nothing to roll back
+    f.close()
+    assert not journal_path(path).exists() and path.read_bytes()[10:13] == b"new"
+
+
+def test_a_journal_that_is_not_this_stores_is_refused_in_one_line(tmp_path):
+    from featurestore.errors import FeatureStoreError, StoreFormatError
+    from featurestore.store.switch_journal import JournaledFile, journal_path, roll_back
+
+    path = tmp_path / "s.h5"
+    path.write_bytes(bytes(1000))
+    f = JournaledFile(path)
+    f.write(b"x" * 10)
+    f.close()
+    other = tmp_path / "other"
+    other.write_bytes(b"x" * 10 + bytes(990))
+    os.replace(other, path)  # another file (inode) under the store's name
+    with pytest.raises(StoreFormatError, match="another file") as exc:
+        roll_back(path)
+    assert "\n" not in str(exc.value) and path.read_bytes()[:10] == b"x" * 10
+    journal_path(path).write_bytes(b"something else entirely")
+    with pytest.raises(StoreFormatError, match="not a switch journal"):
+        roll_back(path)
+    with pytest.raises(FeatureStoreError, match="cannot start the switch journal"):
+        JournaledFile(path)  # one is there already
 
 
 if __name__ == "__main__":
