@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import TINY_CONFIG, TINY_MODEL
@@ -300,3 +301,50 @@ def _device_of(path: Path) -> str:
             if fields[1].replace("\\040", " ") == str(mount):
                 source = fields[0]
     return f"{source} (mounted at {mount})" if source and source != str(mount) else str(mount)
+
+
+def test_a_write_lost_in_an_h5py_destructor_stops_every_later_write(tmp_path):
+    """h5py only prints a failed write of an object it closes in a destructor; the store's hook
+    records it: the next write, or else the close, raises NoSpaceError, and the writer after it
+    works again."""
+    import types
+
+    from featurestore.errors import NoSpaceError
+    from featurestore.store.feature_store import FeatureStore
+    from tests.store_fixtures import make_feature_store
+
+    store = make_feature_store(tmp_path / "s.h5", {"train": np.eye(4, dtype=np.float32)})
+    result = tmp_path / "result.txt"
+
+    def lost() -> None:  # what Python does with the exception of a failing h5py destructor
+        sys.unraisablehook(types.SimpleNamespace(exc_type=OSError, exc_value=OSError(28, "No space left on device"),
+                                                 exc_traceback=None, err_msg=None, object=None))
+
+    def go() -> int:
+        seen = []
+        writer = FeatureStore(store, mode="a")
+        lost()
+        try:
+            writer.add_rows("train", ["new"], ["new.jpg"], [-1])
+            seen.append("write went on")
+        except NoSpaceError as exc:
+            seen.append(f"write: {exc}")
+        writer.close()
+        writer = FeatureStore(store, mode="a")
+        lost()
+        try:
+            writer.close()
+            seen.append("close went on")
+        except NoSpaceError as exc:
+            seen.append(f"close: {exc}")
+        with FeatureStore(store, mode="a") as writer:
+            writer.add_rows("train", ["new"], ["new.jpg"], [-1])
+        seen.append("third writer wrote")
+        result.write_text("\n".join(seen))
+        return 0
+
+    assert run_forked(go) == 0
+    lines = result.read_text().splitlines()
+    message = f"no space left on {_device_of(store)} writing {store}: free space and re-run to resume"
+    assert lines == [f"write: {message}", f"close: {message}", "third writer wrote"]
+    assert snapshot(store)["ids:train"] == [*(f"train-{i:05d}" for i in range(4)), "new"]

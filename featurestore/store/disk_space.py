@@ -53,6 +53,12 @@ def lost_write() -> bool:
     return _lost_write
 
 
+def forget_lost_write() -> None:
+    """Clear :func:`lost_write` (the writer whose write was lost has closed its store)."""
+    global _lost_write
+    _lost_write = False
+
+
 def _unraisable(hook: Any) -> Any:
     def catch(unraisable: Any) -> None:
         global _lost_write

@@ -31,7 +31,15 @@ from featurestore.errors import (
     StoreEmptyError,
     StoreFormatError,
 )
-from featurestore.store.disk_space import abandon, check_room, is_no_space, no_space_error, payload_bytes
+from featurestore.store.disk_space import (
+    abandon,
+    check_room,
+    forget_lost_write,
+    is_no_space,
+    lost_write,
+    no_space_error,
+    payload_bytes,
+)
 from featurestore.store.files import CHUNK_CACHE_BYTES, check_links_inside, looks_empty, open_reader
 from featurestore.store.split_names import check_split_name
 from featurestore.store.superblock import clear_consistency_flags
@@ -231,6 +239,11 @@ class FeatureStore:
     def close(self) -> None:
         """Flush and close the file, then release the writer lock. After a write that found no
         space the file is closed without writing to it again (:func:`abandon`)."""
+        lost = self.mode == "a" and lost_write()
+        if lost:  # a write of this store failed in an h5py destructor: close without writing, say so
+            forget_lost_write()
+            lost = not getattr(self, "_no_space", False)
+            self._no_space = True
         if getattr(self, "_file", None) is not None and self._file.id.valid:
             if getattr(self, "_no_space", False):
                 abandon(self._file)
@@ -245,6 +258,8 @@ class FeatureStore:
                     self._release()
                     raise no_space_error(self.path) from None
         self._release()
+        if lost:
+            raise no_space_error(self.path)
 
     def _release(self) -> None:
         if self._lock is not None:
