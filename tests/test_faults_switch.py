@@ -354,6 +354,38 @@ def test_a_journal_that_is_not_this_stores_is_refused_in_one_line(tmp_path):
         JournaledFile(path)  # one is there already
 
 
+def test_readers_opening_during_journaled_saves_see_old_or_new(tmp_path):
+    """A writer saves a seed group and a bank over and over; a reader opens the store afresh each
+    time (while a switch runs the superblock says "open for write", so it waits) and always finds
+    every model and bank whole, the group's seeds from one save."""
+    from featurestore.store.feature_store import FeatureStore
+    from tests.store_fixtures import make_feature_store
+
+    path = make_feature_store(tmp_path / "s.h5", {"train": np.ones((4, D))})
+    code = f"""
+import numpy as np
+from featurestore.store.feature_store import FeatureStore
+with FeatureStore({str(path)!r}, mode="a") as s:
+    for v in range(40):
+        s.save_models({{f"g-seed{{i}}": ({{"w": np.full((64, 64), v)}}, {{"v": v}}) for i in (1, 2, 3)}})
+        s.put_text_bank("test/enc", "bank", np.full((3, {D}), v), ["a", "b", "c"])
+"""
+    writer = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    polls = 0
+    while writer.poll() is None or polls == 0:
+        with FeatureStore(path) as reader:
+            models = reader.models()
+            if models:
+                values = {float(reader.load_model(m)[0]["w"][0, 0]) for m in models}
+                metas = {reader.load_model(m)[1]["v"] for m in models}
+                assert models == ["g-seed1", "g-seed2", "g-seed3"] and len(values) == 1 and values == metas
+            if reader.text_banks("test/enc"):
+                bank = reader.text("test/enc", "bank")
+                assert bank.shape == (3, D) and len(np.unique(bank)) == 1
+        polls += 1
+    assert writer.wait() == 0 and polls > 1
+
+
 if __name__ == "__main__":
     base_path, work_path, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     result = sweep(base_path, work_path, name)
