@@ -27,7 +27,7 @@ def _pool_store(path, *, n=3000, dim=256, classes=7, seed=0):
     return path
 
 
-def test_rows_read_by_index_equal_the_whole_pool_rows(tmp_path):
+def test_rows_read_by_index_equal_the_whole_pool_rows(tmp_path, monkeypatch):
     from workflows.inputs.solver_inputs import labelled, stored_labelled
 
     path = _pool_store(tmp_path / "pool.h5")
@@ -53,6 +53,12 @@ def test_rows_read_by_index_equal_the_whole_pool_rows(tmp_path):
     mixed = np.concatenate([inside, outside, outside[:1]])
     assert np.array_equal(rows[mixed], X[mixed]) and rows.rows_read == before + 3  # only the 3 missing read
     assert np.array_equal(np.asarray(rows), X)
+    from workflows.inputs import stored_rows
+
+    monkeypatch.setattr(stored_rows, "PARALLEL_READ_MIN_ROWS", 10)
+    rows.prefetch(np.arange(len(X))[::3], processes=3)  # three forked readers, one shared array
+    before = rows.rows_read
+    assert np.array_equal(rows[np.arange(len(X))[::3]], X[::3]) and rows.rows_read == before
     with pytest.raises(IndexError):
         rows[np.array([len(X)])]
 

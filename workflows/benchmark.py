@@ -107,13 +107,13 @@ def cell_draws(data: Dataset, cells: list[tuple], options: dict[str, Any]) -> np
     return np.unique(np.concatenate(drawn))
 
 
-def prefetch_draws(data: Dataset, cells: list[tuple], options: dict[str, Any]) -> int:
+def prefetch_draws(data: Dataset, cells: list[tuple], options: dict[str, Any], processes: int = 1) -> int:
     """Read the training rows ``cells`` draw (``cell_draws``) in one pass when the pool is read
-    by row index; returns how many."""
+    by row index (``processes`` reading parts of it at once); returns how many."""
     if not isinstance(data.X_train, StoredRows):
         return 0
     rows = cell_draws(data, cells, options)
-    data.X_train.prefetch(rows)
+    data.X_train.prefetch(rows, processes)
     return int(rows.size)
 
 
@@ -288,7 +288,7 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
             if not own:
                 continue
             data = load_dataset(described.store, encoder, methods, **load)
-            prefetch_draws(data, own, options)
+            prefetch_draws(data, own, options, processes=max(1, jobs))
             if jobs <= 1 or len(own) <= 1:
                 from solvers import quiet as quiet_progress
 

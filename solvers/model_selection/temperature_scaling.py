@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from solvers._base.checks import check_labels
 from solvers._base.softmax import log_softmax
@@ -21,6 +20,8 @@ def nll_at_temperature(logits: np.ndarray, y: np.ndarray, temperature: float) ->
 def fit_temperature(logits: np.ndarray, y: np.ndarray, log_bounds: tuple[float, float] = (-4.0, 4.0)) -> float:
     """T minimising validation NLL: bounded scalar minimisation over log T in ``log_bounds``
     (natural log, i.e. T in [e^-4, e^4] by default)."""
+    from scipy.optimize import minimize_scalar  # SciPy's optimizers load on first use, not with GDA
+
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2:
         raise InputError(f"logits must be 2-D (n_samples, n_classes), got shape {logits.shape}")

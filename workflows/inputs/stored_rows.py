@@ -9,11 +9,16 @@ whole beforehand, so the draws are made on them before any feature is read.
 """
 from __future__ import annotations
 
+import itertools
+import mmap
 from typing import Any
 
 import numpy as np
 
 from featurestore.store.feature_store import FeatureStore
+
+#: Fewer rows than this per process are read by one process (forking costs more than it saves).
+PARALLEL_READ_MIN_ROWS = 20_000
 
 
 class StoredRows:
@@ -50,11 +55,16 @@ class StoredRows:
             raise IndexError(f"row numbers must be in 0 .. {self.shape[0] - 1}")
         return rows
 
-    def prefetch(self, rows: Any) -> None:
+    def prefetch(self, rows: Any, processes: int = 1) -> None:
         """Read ``rows`` (any order, repeats allowed) in one pass and keep them in memory (replacing
-        what an earlier call kept); indexing serves them from there."""
+        what an earlier call kept); indexing serves them from there. ``processes`` > 1: forked
+        processes read consecutive parts of the rows at once, into memory shared with this
+        process (and with processes forked from it later)."""
         wanted = np.unique(self._rows(rows))
-        self._cache = self._read(wanted) if wanted.size else self._cache[:0]
+        if processes > 1 and wanted.size >= processes * PARALLEL_READ_MIN_ROWS:
+            self._cache = _read_in_processes(self, wanted, processes)
+        else:
+            self._cache = self._read(wanted) if wanted.size else self._cache[:0]
         self._cached = wanted
 
     def release(self) -> None:
@@ -81,3 +91,34 @@ class StoredRows:
             X = store.features(self.encoder, self.split)[self.positions]
         self.rows_read += self.shape[0]
         return X if dtype is None else X.astype(dtype, copy=False)
+
+
+_FILLING: tuple[StoredRows, np.ndarray, np.ndarray] | None = None  # what forked readers fill (not pickled)
+
+
+def _fill(start: int, stop: int) -> None:
+    assert _FILLING is not None
+    rows, wanted, out = _FILLING
+    out[start:stop] = rows._read(wanted[start:stop])
+
+
+def _read_in_processes(rows: StoredRows, wanted: np.ndarray, processes: int) -> np.ndarray:
+    """``rows._read(wanted)`` with ``processes`` processes, each reading a consecutive part (its
+    own HDF5 chunks) into one array of anonymous shared memory."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _FILLING
+    size = wanted.size * rows.shape[1]
+    out = np.frombuffer(mmap.mmap(-1, size * 4), dtype=np.float32, count=size).reshape(wanted.size, rows.shape[1])
+    bounds = np.linspace(0, wanted.size, processes + 1).astype(int)
+    _FILLING = (rows, wanted, out)
+    try:
+        with ProcessPoolExecutor(processes - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = [pool.submit(_fill, int(a), int(b)) for a, b in itertools.pairwise(bounds[1:])]
+            _fill(0, int(bounds[1]))
+            for part in parts:
+                part.result()
+    finally:
+        _FILLING = None
+    return out
