@@ -107,6 +107,7 @@ def consolidate(store: FeatureStore, split: str, progress: bool = False) -> dict
     report: dict[str, object] = {"split": split, "arrays": len(paths), "rows": store.n_rows(split), "bytes": 0,
                                  "shard_folders": [os.path.normpath(root / f) for f in folders]}
     if not paths:
+        store._idle()
         return report
     key = h5_name(split)
     split_group = f"/splits/{key}"
