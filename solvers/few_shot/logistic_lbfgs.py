@@ -145,10 +145,11 @@ class LogisticProblem:
         ridge = 1.0 / (C * n)
         curvature: list[float] = []
         objective = _objective(X, self.y, K, C, curvature)
-        last: dict[str, np.ndarray | float] = {}
+        last: dict[str, bool] = {}
 
         def original(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            """Value and gradient (K, D + 1) in the original variables; remembered for the stop."""
+            """Value and gradient (K, D + 1) before whitening (on the span when n < D); whether the
+            original variables' gradient meets tol is remembered for the stop."""
             value, g = objective(np.concatenate([theta[:, :D].ravel(), theta[:, D]]))
             grad = np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)])
             last["met"] = self._meets(grad, tol)
