@@ -40,7 +40,7 @@ from tests.images import write_class_tree
 
 pytestmark = pytest.mark.slow
 ONE_LINE = "error: no space left on {device} writing {path}: free space and re-run to resume"
-FREE_STEPS = 8
+FREE_STEPS = 6
 
 
 @pytest.fixture(scope="module")

@@ -55,8 +55,28 @@ with FeatureStore(path, mode="a") as store:
 # until the stop file appears, then pickles every outcome.
 READER = """
 import os, pickle, sys
+import numpy as np
 from featurestore.errors import FeatureStoreError
-from tests.fault_injection import snapshot
+from featurestore.store.feature_store import FeatureStore
+
+def snapshot(path):
+    # as tests/fault_injection.snapshot, but the features through the store's refreshed handle
+    # (a raw `store.file[...]` handle of a SWMR reader can show a chunk index older than `done`)
+    out = {}
+    with FeatureStore(path) as store:
+        for split in store.splits():
+            ids = [str(i) for i in store.ids(split, valid_only=False)]
+            out["ids:" + split] = ids
+            out["errors:" + split] = store.errors(split)
+            for encoder in store.encoders():
+                if store.has_features(encoder, split):
+                    done = store.done(encoder, split)
+                    stored = np.asarray(store._get(store._image_paths(encoder, split)[0])[: len(done)])
+                    done = done[: len(stored)]
+                    rows = dict(zip(np.asarray(ids)[: len(done)][done].tolist(), stored[done]))
+                    out["features:" + encoder + ":" + split] = rows
+    return out
+
 store, out, stop = sys.argv[1:4]
 outcomes = []
 while not os.path.exists(stop):
