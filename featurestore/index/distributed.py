@@ -49,6 +49,7 @@ from featurestore.index.store_index import (
     quiet_stdout,
     read_index_file,
 )
+from featurestore.store.disk_space import check_room
 
 DEFAULT_TASK_ROWS = 262_144  # rows per Dask task: a part file of at most this many rows
 
@@ -250,7 +251,8 @@ def _save_on_disk(trained: Any, parts: list[Path], meta: dict[str, Any], faiss_p
     def write_index(tmp: Path) -> None:
         lists: Any = faiss.downcast_InvertedLists(faiss.extract_index_ivf(merged[0]).invlists)  # type: ignore[arg-type]
         lists.filename = str(ivfdata_path)  # the name the .faiss file records; read back beside it
-        faiss.write_index(merged[0], str(tmp))
+        with open(tmp, "wb") as out:  # through Python's file object: a full disk is an OSError here
+            faiss.write_index(merged[0], faiss.PyCallbackIOWriter(out.write))  # type: ignore[attr-defined]
         meta["bytes"] = tmp.stat().st_size
         meta["sha256"] = file_digest(tmp)
         timings["merge"] += time.monotonic() - t0
@@ -259,6 +261,9 @@ def _save_on_disk(trained: Any, parts: list[Path], meta: dict[str, Any], faiss_p
 
     meta["ivfdata"] = ivfdata_path.name
     try:
+        # FAISS grows the merged lists through a memory map: a disk that fills there is a bus
+        # error, not an exception, so the room for every part's lists is checked first
+        check_room(ivfdata_path.parent, sum(part.stat().st_size for part in parts))
         atomic_write(ivfdata_path, write_lists, mode)
         save_pair(write_index, meta, faiss_path, json_path, mode)
     except OSError as exc:
