@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 C, D = 4, 16
 CLASSES = [f"c{i}" for i in range(C)]
-SOLVE = ["solve", "gda", "--train", "train", "--val", "val", "--bank", "bank", "-q"]
+SOLVE = ["solve", "gda", "--encoder", "test/enc", "--train", "train", "--val", "val", "--bank", "bank", "-q"]
 
 
 def _commands(store: str) -> dict[str, tuple[list[str] | None, set[str]]]:
@@ -48,6 +48,7 @@ def _commands(store: str) -> dict[str, tuple[list[str] | None, set[str]]]:
         "model-overwrite": ([*SOLVE, "--store", store, "--shots", "4", "--save", "m1"], {"model:m1"}),
         "text-bank": (None, {"text:test/enc:newbank"}),
         "logits": (None, {"logits:newlogits:train"}),
+        "derived-encoder": (None, {"features:test/enc+new:train"}),
         "seed-group": ([*SOLVE, "--store", store, "--shots", "4", "--seeds", "1,2,3", "--save", "g"],
                        {f"model:g-seed{s}" for s in (1, 2, 3)}),
     }
@@ -60,6 +61,9 @@ def _api(scenario: str, store: str) -> Callable[[], int]:
         with FeatureStore(store, mode="a") as s:
             if scenario == "text-bank":
                 s.put_text_bank("test/enc", "newbank", np.full((C, D), 0.5), CLASSES, kind="classes", classes=CLASSES)
+            elif scenario == "derived-encoder":
+                derived = 2 * s.features("test/enc", "train")
+                s.put_features("test/enc+new", "train", derived, {"model": "m", "weights": "w"})
             else:
                 s.put_logits("newlogits", "train", np.full((s.n_rows("train"), C), 3.0))
         return 0
@@ -67,7 +71,8 @@ def _api(scenario: str, store: str) -> Callable[[], int]:
 
 
 def build_base(path: Path) -> None:
-    """A labelled store with 4 saved models, a seed group g (3 seeds), 10 banks, 9 imported logits."""
+    """A labelled store with 4 saved models, a seed group g (3 seeds), 10 banks, 9 imported logits and
+    9 derived encoders."""
     from cli.main import main
     from featurestore.store.feature_store import FeatureStore
     from tests.store_fixtures import make_feature_store
@@ -92,6 +97,7 @@ def build_base(path: Path) -> None:
             s.save_model(f"m{i}", {"a": np.full((5, 3), float(i))}, {"v": i})
         for i in range(9):
             s.put_logits(f"l{i}", "train", np.full((80, C), float(i)))
+            s.put_features(f"test/enc+d{i}", "train", Xt + i, {"model": "m", "weights": "w"})
     try:
         main([*SOLVE, "--store", str(path), "--shots", "2", "--seeds", "1,2,3", "--save", "g"])
     except SystemExit as exc:

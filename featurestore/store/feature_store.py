@@ -310,8 +310,9 @@ class FeatureStore:
                                    rdcc_nbytes=CHUNK_CACHE_BYTES)
 
     def _idle(self) -> None:
-        """Flush and (re-)enter SWMR mode, in which readers can open and read the store."""
-        if self.mode == "a" and self._file.id.valid and not self._file.swmr_mode:
+        """Flush and (re-)enter SWMR mode, in which readers can open and read the store (inside a
+        journaled switch: nothing, the switch's end does it)."""
+        if self.mode == "a" and self._journal is None and self._file.id.valid and not self._file.swmr_mode:
             write_point("flush before SWMR mode")
             self._file.flush()
             self._file.swmr_mode = True
@@ -923,15 +924,15 @@ class FeatureStore:
         name = h5_name(encoder)
         group = self._file["encoders"].get(name)
         if group is None:
-            # Built under /.staging so the group never exists without its provenance.
-            self._staging_group()
-            staged = self._staged_path()
-            write_point(f"create encoder {encoder}")
-            group = self._file.create_group(staged)
-            group.attrs["key"] = encoder
-            for k, v in info.items():
-                group.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
-            self._switch_in(staged, f"/encoders/{name}")
+            # One journaled switch: the group never exists without its provenance, and a kill
+            # cannot tear /encoders (the list of every encoder).
+            with self._journaled():
+                write_point(f"create encoder {encoder}")
+                group = self._file.create_group(f"/encoders/{name}")
+                write_point(f"write the provenance of encoder {encoder}")
+                group.attrs["key"] = encoder
+                for k, v in info.items():
+                    group.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
             self._idle()
             return
         for field in ("model", "weights", "embed_dim", "precision"):
@@ -1097,34 +1098,36 @@ class FeatureStore:
         """Store a derived (N, D) feature array for all committed rows of ``split`` under a
         new encoder key with its provenance (e.g. embeddings with a prompt direction removed).
 
-        The array and its done mask are written under /.staging and switched in whole, so a
-        reader sees the previous array or the new one. The split's validity and error reasons
-        are not touched (they describe the images, not this encoder).
+        The encoder's group (when new), the array and its done mask are written in one journaled
+        switch, so a reader sees the previous array or the new one and nothing else changes. The
+        split's validity and error reasons are not touched (they describe the images, not this
+        encoder).
         """
         n = self.n_rows(split)
         if features.shape[0] != n:
             raise ValueError(f"features have {features.shape[0]} rows but split {split!r} has {n}")
-        self.ensure_encoder(encoder, {**info, "embed_dim": int(features.shape[1])})
-        self._require_writer()
-        group = self._encoder_group(encoder)
-        name = h5_name(split)
-        dim = int(features.shape[1])
-        self._staging_group()
-        staged_images, staged_done = self._staged_path(), self._staged_path()
-        chunk_rows = max(1, min(ROW_CHUNK, (1 << 20) // (dim * np.dtype(features.dtype).itemsize)))
-        write_point(f"create derived features of {split}")
-        images = self._file.create_dataset(staged_images, shape=(n, dim), maxshape=(None, dim),
-                                           dtype=features.dtype, chunks=(chunk_rows, dim), fletcher32=True)
-        for start in range(0, n, 65536):
-            write_point(f"write derived features of {split}")
-            images[start:start + 65536] = features[start:start + 65536]
-        write_point(f"create derived done mask of {split}")
-        self._file.create_dataset(staged_done, data=np.ones(n, dtype=bool), maxshape=(None,),
-                                  chunks=(ROW_CHUNK,), fillvalue=False)
-        # The array first, then its mask: between the two switches the old mask (complete, or
-        # absent for a new key) covers a complete array.
-        self._switch_in(staged_images, f"{group.name}/images/{name}")
-        self._switch_in(staged_done, f"{group.name}/done/{name}")
+        if self.mode != "a":
+            raise PermissionError(f"{self.path} is open read-only; open it with mode='a' to write")
+        # One journaled switch: the encoder's group (when new), the array and its done mask are
+        # all old or all new after a kill, and nothing else in the store changes.
+        with self._journaled():
+            self.ensure_encoder(encoder, {**info, "embed_dim": int(features.shape[1])})
+            group = self._encoder_group(encoder)
+            name = h5_name(split)
+            dim = int(features.shape[1])
+            images_path, done_path = f"{group.name}/images/{name}", f"{group.name}/done/{name}"
+            self._remove(images_path)
+            self._remove(done_path)
+            chunk_rows = max(1, min(ROW_CHUNK, (1 << 20) // (dim * np.dtype(features.dtype).itemsize)))
+            write_point(f"create derived features of {split}")
+            images = self._file.create_dataset(images_path, shape=(n, dim), maxshape=(None, dim),
+                                               dtype=features.dtype, chunks=(chunk_rows, dim), fletcher32=True)
+            for start in range(0, n, 65536):
+                write_point(f"write derived features of {split}")
+                images[start:start + 65536] = features[start:start + 65536]
+            write_point(f"create derived done mask of {split}")
+            self._file.create_dataset(done_path, data=np.ones(n, dtype=bool), maxshape=(None,),
+                                      chunks=(ROW_CHUNK,), fillvalue=False)
         self._idle()
 
     def put_text_bank(self, encoder: str, bank: str, weights: np.ndarray, strings: Sequence[str],
