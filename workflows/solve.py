@@ -270,14 +270,21 @@ def score(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | None =
     """top1, top5 (None below 5 classes: it would be 1 by construction), balanced_accuracy, ece
     and nll of the solver's logits on (X, y), at its temperature. With ``subset`` (class
     indices), among those classes only (a split covering some classes, e.g. ImageNet-A)."""
-    from solvers.metrics.classification import logit_metrics
+    from solvers.metrics.classification import LogitMetrics
 
-    logits = class_logits_in_blocks(solver, X)
-    if subset is not None:
-        position = np.full(logits.shape[1], -1)
-        position[subset] = np.arange(subset.size)
-        logits, y = logits[:, subset], position[y]
-    return logit_metrics(y, logits, float(getattr(solver, "temperature", 1.0) or 1.0))
+    # Block by block: each block of logits is reduced to per-row ranks and probabilities while in
+    # cache, so the split's (n, C) logits are never allocated (ImageNet's test split: 200 MB).
+    metrics = LogitMetrics(float(getattr(solver, "temperature", 1.0) or 1.0), n_rows=X.shape[0])
+    position = None
+    for start in range(0, max(X.shape[0], 1), SCORE_BLOCK_ROWS):
+        logits, labels = solver.class_logits(X[start:start + SCORE_BLOCK_ROWS]), y[start:start + SCORE_BLOCK_ROWS]
+        if subset is not None:
+            if position is None:
+                position = np.full(logits.shape[1], -1)
+                position[subset] = np.arange(subset.size)
+            logits, labels = logits[:, subset], position[labels]
+        metrics.add(labels, logits)
+    return metrics.result()
 
 
 def check_shots(y: np.ndarray, shots: int, classes: list[str] | None, split: str | None, option: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from solvers.errors import InputError
+
 
 def stable_positions(scores: np.ndarray, columns: np.ndarray, rows: np.ndarray | None = None,
                      block: int = 1024) -> np.ndarray:
@@ -112,11 +114,93 @@ def classification_metrics(y: np.ndarray, probs: np.ndarray, n_bins: int = 15) -
 LOGIT_BLOCK_VALUES = 1 << 18  # rows per block of logit_metrics: about 2 MB of float64, cache-sized
 
 
+class LogitMetrics:
+    """``logit_metrics`` of logits that arrive in row blocks (a split scored block by block): each
+    ``add(y, logits)`` reduces its rows to three numbers each (the true class's stable position,
+    the largest probability, the true class's probability), so the (n, C) logits of the whole
+    split never exist at once; ``result()`` gives the metrics of every row added, in order.
+    ``n_rows`` (when known) sizes the per-row arrays once.
+    """
+
+    def __init__(self, temperature: float = 1.0, n_rows: int = 0) -> None:
+        self.temperature = float(temperature)
+        self.n_classes: int | None = None
+        self._size = 0
+        self._y = np.empty(n_rows, dtype=np.int64)
+        self._positions = np.empty(n_rows, dtype=np.int64)
+        self._conf = np.empty(n_rows)
+        self._p_true = np.empty(n_rows)
+        self._buffer = np.empty((0, 0))
+        self._flags = np.empty((0, 0), dtype=bool)
+
+    def _room(self, n: int) -> None:
+        need = self._size + n
+        if need > self._y.size:
+            grown = max(need, 2 * self._y.size)
+            for name in ("_y", "_positions", "_conf", "_p_true"):
+                old = getattr(self, name)
+                new = np.empty(grown, dtype=old.dtype)
+                new[:self._size] = old[:self._size]
+                setattr(self, name, new)
+
+    def add(self, y: np.ndarray, logits: np.ndarray) -> None:
+        """Add rows: labels ``y`` (k,) in 0 .. C-1 and their logits (k, C)."""
+        logits, y = np.asarray(logits), np.asarray(y, dtype=np.int64)
+        n, n_classes = logits.shape
+        if self.n_classes is None:
+            self.n_classes = n_classes
+        elif n_classes != self.n_classes:
+            raise InputError(f"logits of {n_classes} classes added to metrics of {self.n_classes}")
+        self._room(n)
+        step = max(1, LOGIT_BLOCK_VALUES // max(n_classes, 1))
+        if self._buffer.shape[1] != n_classes or self._buffer.shape[0] < min(step, n):
+            self._buffer = np.empty((min(step, n), n_classes), dtype=np.float64)
+            self._flags = np.empty((min(step, n), n_classes), dtype=bool)
+        for lo in range(0, n, step):
+            self._add_block(y[lo:lo + step], logits[lo:lo + step])
+
+    def _add_block(self, y: np.ndarray, S: np.ndarray) -> None:
+        k = S.shape[0]
+        at = slice(self._size, self._size + k)
+        rows = np.arange(k)
+        own = S[rows, y][:, None]
+        flags = self._flags[:k]
+        # stable position (as stable_positions): larger scores, plus equal ones in earlier columns
+        positions = np.count_nonzero(np.greater(S, own, out=flags), axis=1)
+        tied = np.flatnonzero(np.count_nonzero(np.equal(S, own, out=flags), axis=1) > 1)
+        if tied.size:
+            earlier = np.arange(S.shape[1])[None, :] < y[tied, None]
+            positions[tied] += np.count_nonzero((S[tied] == own[tied]) & earlier, axis=1)
+        z = self._buffer[:k]
+        if self.temperature == 1.0:  # max of the float64 copy == float64 of the max: one pass fewer
+            np.subtract(S, S.max(axis=1).astype(np.float64)[:, None], out=z)
+        else:
+            np.copyto(z, S)
+            z /= self.temperature
+            z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        total = z.sum(axis=1)
+        self._y[at], self._positions[at] = y, positions
+        self._conf[at] = 1.0 / total
+        self._p_true[at] = z[rows, y] / total
+        self._size += k
+
+    def result(self, n_bins: int = 15, eps: float = 1e-12) -> dict[str, float | None]:
+        """top1, top5 (None below 5 classes), balanced_accuracy, ece and nll of the rows added."""
+        n = self._size
+        y, positions = self._y[:n], self._positions[:n]
+        correct = positions < 1
+        return {"top1": float(np.mean(correct)),
+                "top5": float(np.mean(positions < 5)) if top5_applies(self.n_classes or 0) else None,
+                "balanced_accuracy": balanced_accuracy(y, np.where(correct, y, -1)),  # ranked already: no argmax
+                "ece": _ece_of_bins(_bins(self._conf[:n], correct, n_bins)), "nll": _mean_nll(self._p_true[:n], eps)}
+
+
 def logit_metrics(y: np.ndarray, logits: np.ndarray, temperature: float = 1.0, n_bins: int = 15,
                   eps: float = 1e-12) -> dict[str, float | None]:
     """top1, top5 (None below 5 classes), balanced_accuracy, ece and nll of ``logits`` (n, C)
     against labels ``y`` in 0 .. C-1, with probabilities softmax(logits / temperature), in one
-    pass of row blocks.
+    pass of row blocks (``LogitMetrics``: the ranks and the softmax of a block while it is in cache).
 
     The same numbers as ``topk_accuracy``, ``balanced_accuracy`` of argmax predictions, and
     ``ece`` / ``nll`` of ``solvers._base.softmax.softmax(logits, temperature)``, float for float (the
@@ -126,26 +210,6 @@ def logit_metrics(y: np.ndarray, logits: np.ndarray, temperature: float = 1.0, n
     the ECE bins when its top-1 prediction (argmax of the logits, lower class on ties) is right.
     """
     logits = np.asarray(logits)
-    y = np.asarray(y, dtype=np.int64)
-    n, n_classes = logits.shape
-    positions = stable_positions(logits, y)
-    correct = positions < 1
-    conf = np.empty(n)
-    p_true = np.empty(n)
-    step = max(1, LOGIT_BLOCK_VALUES // max(n_classes, 1))
-    buffer = np.empty((min(step, n), n_classes), dtype=np.float64)
-    temperature = float(temperature)
-    for lo in range(0, n, step):
-        z = buffer[:min(step, n - lo)]
-        np.copyto(z, logits[lo:lo + step])
-        if temperature != 1.0:
-            z /= temperature
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        total = z.sum(axis=1)
-        conf[lo:lo + step] = 1.0 / total
-        p_true[lo:lo + step] = z[np.arange(z.shape[0]), y[lo:lo + step]] / total
-    return {"top1": float(np.mean(correct)),
-            "top5": float(np.mean(positions < 5)) if top5_applies(n_classes) else None,
-            "balanced_accuracy": balanced_accuracy(y, np.where(correct, y, -1)),  # ranked already: no argmax
-            "ece": _ece_of_bins(_bins(conf, correct, n_bins)), "nll": _mean_nll(p_true, eps)}
+    metrics = LogitMetrics(temperature, n_rows=logits.shape[0])
+    metrics.add(y, logits)
+    return metrics.result(n_bins, eps)
