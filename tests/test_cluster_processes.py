@@ -2,13 +2,14 @@
 (on 127.0.0.1): `dask scheduler` and two `dask worker --nthreads 1` processes, each in its own
 process group and killed at the end whatever happens. Against it: `fs extract --scheduler` of tar
 shards equals the one-process extraction; a worker SIGKILLed while it is inside an extraction task
-(held at a gate, so the kill is not a race) is survived with every row exactly once; `fs real
-frequency` and `fs curate --captions ... --scheduler` equal the one-process commands on the
-extracted pool split."""
+(held at a gate, so the kill is not a race) is survived with every row exactly once; `fs index
+--scheduler` answers `fs search` as the one-process index does; `fs real frequency` and `fs curate
+--captions ... --scheduler` equal the one-process commands on the extracted pool split."""
 from __future__ import annotations
 
 import contextlib
 import csv
+import faulthandler
 import io
 import json
 import os
@@ -35,6 +36,7 @@ pytest.importorskip("distributed")
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60
+WATCHDOG_S = 300  # the cluster is killed this long after it started, whatever the test is waiting on
 WORDS = ["a", "photo", "of", "dog", "puppy", "red", "car", "sea", "lion", "cat", "on", "the", "beach", "Dog."]
 
 
@@ -54,14 +56,23 @@ def write_caption_shards(folder: Path, shards: int, per_shard: int) -> None:
                     tar.addfile(info, io.BytesIO(data))
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the test process dies, even by SIGKILL or a timeout
+    (Linux's PR_SET_PDEATHSIG); a nanny's worker process exits when its nanny goes."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
 def _start(args: list[str], log: Path) -> subprocess.Popen:
     """A `dask ...` process in its own process group (so a nanny's worker child goes with it),
-    one BLAS thread, the repository importable, output to ``log``."""
+    one BLAS thread, the repository importable, output to ``log``; killed if this process dies."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "FS_BLAS_THREADS": "1"}
     with open(log, "wb") as out:
         return subprocess.Popen([str(Path(sys.executable).parent / "dask"), *args], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -73,11 +84,23 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
     """The address of a `dask scheduler` with two `dask worker` processes attached. The scheduler
-    takes a free port (--port 0) and writes it to a scheduler file; a leaked one would end by
-    itself (idle timeout; workers: death timeout)."""
+    takes a free port (--port 0) and writes it to a scheduler file. Cleanup: the process groups
+    are SIGKILLed at the end, by a watchdog after WATCHDOG_S (a hung Dask call then fails), and by
+    the kernel if this process dies (PR_SET_PDEATHSIG); the scheduler's idle timeout and the
+    workers' death timeout are a last resort."""
     folder = tmp_path_factory.mktemp("cluster")
     info = folder / "scheduler.json"
     procs: list[subprocess.Popen] = []
+
+    def watchdog() -> None:  # a hang becomes a failure: stacks on stderr, the cluster gone
+        faulthandler.dump_traceback(all_threads=True)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(WATCHDOG_S, watchdog)
+    timer.daemon = True
+    timer.start()
     try:
         procs.append(_start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                              "--scheduler-file", str(info), "--idle-timeout", "300s"], folder / "scheduler.log"))
@@ -96,6 +119,7 @@ def scheduler(tmp_path_factory):
             client.wait_for_workers(2, timeout=START_TIMEOUT_S)
         yield address
     finally:
+        timer.cancel()
         for proc in reversed(procs):
             _stop(proc)
 
@@ -170,6 +194,21 @@ def test_a_cluster_of_processes_extracts_survives_a_kill_and_counts(scheduler, t
     assert got_ids == ids and len(set(got_ids)) == 18
     assert np.abs(got - features).max() < 1e-5
 
+    # fs index on the cluster (a worker reads the linked shard stores and writes its part of the
+    # inverted lists): the same neighbours as the same factory built in this process.
+    factory = ["--factory", "IVF2,Flat", "--recall", "0.5"]
+    for store, cluster in ((dist, ["--scheduler", scheduler]), (single, [])):
+        code, out, err = run(["index", "--store", store, "--split", "pool", *factory, *cluster, "-q"], capsys)
+        assert code == 0, err
+        assert ("on disk (memory-mapped)" in out) == bool(cluster), out
+    hits = []
+    for store in (dist, single):
+        code, out, err = run(["search", "--store", store, "--split", "pool", "--id", ids[3], "--factory", "IVF2,Flat",
+                              "-k", "5", "--json"], capsys)
+        assert code == 0, err
+        hits.append([(h["id"], round(h["score"], 5)) for h in json.loads(out)[0]["hits"]])
+    assert hits[0] == hits[1] and hits[0][0][0] == ids[3] and len(hits[0]) == 5
+
     # Caption statistics: the shards counted and curated on the cluster equal the one-process
     # commands on the extracted pool split (same rows, same order, so the same kept rows).
     synonyms = tmp_path / "syn.json"
@@ -183,7 +222,7 @@ def test_a_cluster_of_processes_extracts_survives_a_kill_and_counts(scheduler, t
     assert json.loads(out) == json.loads(expected) and json.loads(out)["captions"] == 18
     meta = tmp_path / "entries.txt"
     meta.write_text("dog\npuppy\nred car\ncat\nsea lion\nbeach\n")
-    manifests = []
+    manifests: list[list[list[str]]] = []
     for source in (["--captions", spec, "--scheduler", scheduler], ["--store", single, "--pool", "pool"]):
         out_csv = tmp_path / f"kept{len(manifests)}.csv"
         code, _, err = run(["curate", *source, "--metadata", meta, "--t", "3", "--output", out_csv, "-q"], capsys)
