@@ -2,7 +2,8 @@
 frequency and MetaCLIP curation equal to one process over the concatenated pool (the in-memory
 ``concept_frequency`` / ``curate``, themselves checked against brute force in
 test_concept_frequency.py and test_curation.py), on 200k synthetic captions in Parquet shards;
-tar shards read as the extraction source reads them; the shard errors a user can cause."""
+tar shards read as the extraction source reads them; fs real frequency / prompts and fs curate
+with --captions; the shard errors a user can cause."""
 from __future__ import annotations
 
 import csv
@@ -17,7 +18,9 @@ from featurestore.corpus.distributed import sharded_curate, sharded_frequency
 from featurestore.corpus.frequency import concept_frequency
 from featurestore.corpus.shards import caption_shards, read_caption_shard
 from featurestore.errors import SourceError
+from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
+from tests.test_cli_real import POOL_CAPTIONS, real_store  # noqa: F401 (a fixture)
 
 pytest.importorskip("distributed")
 pa = pytest.importorskip("pyarrow")
@@ -196,3 +199,20 @@ def test_cli_usage_errors_are_one_line(tmp_path, capsys, args, message):
              "NONE": tmp_path / "none.parquet", "O": tmp_path / "o.csv", "S.h5": tmp_path / "s.h5"}
     code, _, err = run([str(names.get(a, a)) for a in args], capsys)
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_real_prompts_from_caption_shards(real_store, tmp_path, capsys):  # noqa: F811
+    """fs real prompts --captions: the bank from the pool's captions as a Parquet shard equals
+    the bank from the pool split (the same synonym counts pick the same names)."""
+    store, key, synonyms, _ = real_store
+    shard = tmp_path / "pool.parquet"
+    pq.write_table(pa.table({"caption": POOL_CAPTIONS}), shard)
+    banks = []
+    for name, source in (("train/real-split", ["--pool", "pool"]), ("train/real-shards", ["--captions", shard])):
+        code, out, err = run(["real", "prompts", "--store", store, "--encoder", key, *source, "--synonyms", synonyms,
+                              "--classes", "train", "--templates", "simple", "--name", name, "-q"], capsys)
+        assert code == 0, err
+        with FeatureStore(store) as reader:
+            banks.append(reader.text_bank(key, name))
+    assert banks[0]["names"] == banks[1]["names"] == ["cat", "dog", "Dromaius"]
+    np.testing.assert_array_equal(banks[0]["weights"], banks[1]["weights"])
