@@ -126,3 +126,30 @@ def test_solve_gda_does_not_import_unused_heavy_libraries(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert json.loads(done.stderr.strip().splitlines()[-1]) == []
     assert "top1" in done.stdout  # it did solve
+
+
+def test_a_cell_takes_the_rows_its_plan_drew_without_drawing_again(tmp_path, monkeypatch):
+    from solvers.model_selection import fewshot
+    from tests.test_benchmark_rows import ENCODER, _named_store
+    from workflows.benchmark import HOLDOUT_PER_CLASS, cell_draws, fit_cell, load_dataset, plan_cells
+    from workflows.solve import holdout_rows
+
+    path = _named_store(tmp_path / "pets.h5", "oxford_pets", val=False, seed=3)
+    methods = ["zero-shot", "gda"]
+    data = load_dataset(path, ENCODER, methods)
+    cells = plan_cells([data], methods, [1, 4], [1, 2])
+    y = data.y_train
+    expected = [holdout_rows(y, np.zeros(0, np.int64), HOLDOUT_PER_CLASS, 0, data.name)]  # zero-shot's validation
+    for k, s in ((1, 1), (1, 2), (4, 1), (4, 2)):  # drawn here, independently of the plan
+        rows = fewshot.fewshot_split(y, k, s, sampler="coop")
+        expected += [rows, holdout_rows(y, rows, HOLDOUT_PER_CLASS, s, data.name)]
+    calls = []
+    real = fewshot.fewshot_split
+    monkeypatch.setattr(fewshot, "fewshot_split", lambda *a, **k: calls.append(a[1:3]) or real(*a, **k))
+    options = {"sampler": "auto", "holdout": HOLDOUT_PER_CLASS}
+    assert np.array_equal(cell_draws(data, cells, options), np.unique(np.concatenate(expected)))
+    planned = len(calls)
+    assert planned == 9  # four few-shot draws, five held-out ones
+    for _, method, k, s in cells:
+        fit_cell(data, method, k, s, {}, options)
+    assert len(calls) == planned  # every cell took the rows its plan drew

@@ -32,7 +32,7 @@ from featurestore.errors import FeatureStoreError, NotFoundError
 from featurestore.store.feature_store import FeatureStore
 from solvers.errors import InputError
 from workflows.inputs.stored_rows import StoredRows
-from workflows.solve import Dataset, holdout_rows, resolve_sampler, score
+from workflows.solve import Dataset, drawn_rows, resolve_sampler, score
 from workflows.solve import load_dataset as load_arrays
 from workflows.solve import run as run_cell
 
@@ -84,24 +84,21 @@ def cell_draws(data: Dataset, cells: list[tuple], options: dict[str, Any]) -> np
     draw: each labelled cell's few-shot rows and, without a validation split, the validation
     rows held out of the pool around them, as ``workflows.solve.run`` draws them. A cell whose
     draw fails is left out (its run reports why)."""
-    from solvers.model_selection.fewshot import fewshot_split
     from solvers.registry import solver_class
 
     if data.y_train is None:
         return np.zeros(0, dtype=np.int64)
     drawn = [np.zeros(0, dtype=np.int64)]
     holdout = options.get("holdout")
+    allow_fewer, sampler = bool(options.get("allow_fewer")), resolve_sampler(options.get("sampler", "auto"), data)
     for _, method, shots, seed in cells:
         fit_input = solver_class(method).fit_input
-        rows = None
-        try:
-            if fit_input == "labels" and shots:
-                rows = fewshot_split(data.y_train, shots, seed, allow_fewer=bool(options.get("allow_fewer")),
-                                     sampler=resolve_sampler(options.get("sampler", "auto"), data))
-                drawn.append(rows)
-            if data.X_val is None and holdout and (fit_input != "labels" or rows is not None):
-                taken = rows if rows is not None else np.zeros(0, dtype=np.int64)
-                drawn.append(holdout_rows(data.y_train, taken, holdout, seed, data.name))
+        drawn_shots = shots if fit_input == "labels" and shots else 0
+        try:  # drawn_rows keeps each draw on data: the cell that runs later takes the same rows without drawing
+            if drawn_shots:
+                drawn.append(drawn_rows(data, drawn_shots, seed, allow_fewer, sampler))
+            if data.X_val is None and holdout and (fit_input != "labels" or drawn_shots):
+                drawn.append(drawn_rows(data, drawn_shots, seed, allow_fewer, sampler, holdout))
         except InputError:
             continue
     return np.unique(np.concatenate(drawn))

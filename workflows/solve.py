@@ -69,6 +69,8 @@ class Dataset:
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
     inputs_used: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: rows drawn from ``y_train`` so far (``drawn_rows``): a sweep's plan and its cells share them
+    draws: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -310,6 +312,28 @@ def holdout_rows(y: np.ndarray, taken: np.ndarray, per_class: int, seed: int, wh
     return fewshot_split(pool, per_class, seed + HOLDOUT_SEED_OFFSET, allow_fewer=True)
 
 
+def drawn_rows(data: Dataset, shots: int, seed: int, allow_fewer: bool, sampler: str,
+               holdout: int | None = None) -> np.ndarray:
+    """``fewshot_split(data.y_train, shots, seed, ...)`` (``shots`` 0: no rows) or, with ``holdout``,
+    ``holdout_rows`` around that draw, each drawn once per dataset and kept (read-only) in
+    ``data.draws``: the benchmark's plan (which rows to read) and its cells draw the same rows."""
+    from solvers.model_selection.fewshot import fewshot_split
+
+    key = (shots, seed, allow_fewer, sampler if shots else None, holdout)
+    if key not in data.draws:
+        assert data.y_train is not None
+        if holdout:
+            taken = drawn_rows(data, shots, seed, allow_fewer, sampler)
+            rows = holdout_rows(data.y_train, taken, holdout, seed, data.name)
+        elif shots:
+            rows = fewshot_split(data.y_train, shots, seed, allow_fewer=allow_fewer, sampler=sampler)
+        else:
+            rows = np.zeros(0, dtype=np.int64)
+        rows.setflags(write=False)
+        data.draws[key] = rows
+    return data.draws[key]
+
+
 def tip_adapter_preset(data: Dataset) -> str | None:
     """The official Tip-Adapter search-scale preset (configs/<name>.yaml ``search_scale``) of the
     named dataset the store was extracted from, or None (another dataset, or none named)."""
@@ -403,7 +427,7 @@ def run(method: str, data: Dataset, shots: int | None = None, seed: int | None =
         if shots:
             if not allow_fewer:
                 check_shots(y_fit, shots, data.classes, data.train, "--shots")
-            rows = fewshot_split(y_fit, shots, draw, allow_fewer=allow_fewer, sampler=drawn_with or "numpy")
+            rows = drawn_rows(data, shots, draw, allow_fewer, drawn_with or "numpy")
             X_fit, y_fit = X_fit[rows], y_fit[rows]
         if views_as is not None:
             from solvers.model_selection.augmented_views import augmented_training_set
@@ -422,8 +446,8 @@ def run(method: str, data: Dataset, shots: int | None = None, seed: int | None =
         if data.y_train is None or (fit_input == "labels" and rows is None):
             raise InputError("validation rows are held out of --train around a few-shot draw: give --shots "
                              "(or a validation split)")
-        taken = rows if rows is not None else np.zeros(0, dtype=np.int64)
-        picked = holdout_rows(data.y_train, taken, holdout, draw, data.name)
+        picked = drawn_rows(data, (shots or 0) if rows is not None else 0, draw, allow_fewer, drawn_with or "numpy",
+                            holdout)
         X_val, y_val = data.X_train[picked], data.y_train[picked]  # type: ignore[index]
         val_label = f"train-holdout ({holdout}/class)"
         notes.append(f"no validation split: {holdout} rows per class held out of {data.train!r} for the "
