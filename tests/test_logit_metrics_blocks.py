@@ -116,7 +116,7 @@ def test_solve_gda_does_not_import_unused_heavy_libraries(tmp_path):
             store.begin_appending()
             X = (np.eye(3, 4)[y] + 0.1 * rng.standard_normal((n, 4))).astype(np.float32)
             store.write_features(key, split, np.arange(n), X, np.ones(n, bool), [""] * n)
-    heavy = ["torch", "sklearn", "faiss", "PIL", "pandas", "matplotlib", "open_clip", "timm", "scipy.optimize"]
+    heavy = ["torch", "sklearn", "faiss", "PIL", "pandas", "matplotlib", "open_clip", "timm", "scipy.optimize", "tqdm"]
     code = ("import sys, json, runpy\n"
             f"sys.argv = ['fs', 'solve', 'gda', '--store', {str(path)!r}, '--encoder', 'enc', '--train', 'train', "
             "'--test', 'test', '--json']\n"
