@@ -39,15 +39,15 @@ def run_entry(record: RunRecord) -> dict[str, Any]:
 
 
 def summary(data: Dataset, records: Sequence[RunRecord], notes: list[str], saved: list[str],
-            mode: str | None) -> dict[str, Any]:
-    """The `fs solve --json` object."""
+            mode: str | None, removed: Sequence[str] = ()) -> dict[str, Any]:
+    """The `fs solve --json` object (``removed``: older members of a saved seed group this run replaced)."""
     name = records[0].method
     out: dict[str, Any] = {
         "solver": name, "encoder": data.encoder, "aux_encoder": data.aux_encoder, "text_bank": data.bank,
         "inputs": data.inputs_used.get(name, {}), "mode": mode, "train": data.train, "val": data.val,
         "test": data.test, "shots": records[0].shots, "views_as": records[0].views_as,
         "sampler": records[0].sampler, "notes": [*data.warnings, *notes],
-        "runs": [run_entry(r) for r in records], "saved": saved}
+        "runs": [run_entry(r) for r in records], "saved": saved, "removed": list(removed)}
     for key in ("accuracy", "val_accuracy"):
         values = [r[key] for r in out["runs"] if key in r]
         out[f"mean_{key}"] = float(np.mean(values)) if values else None
@@ -87,6 +87,8 @@ def print_runs(report: dict[str, Any], as_json: bool) -> None:
                    f"{100 * report[f'std_{key}']:.2f} over {len(report['runs'])} seeds")
     for model_name in report["saved"]:
         click.echo(f"saved model {model_name!r}")
+    for model_name in report["removed"]:
+        click.echo(f"removed model {model_name!r} (an older member of the group; this run has no seed for it)")
 
 
 def print_incremental(report: dict[str, Any], as_json: bool) -> None:

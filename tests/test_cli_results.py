@@ -132,3 +132,24 @@ def test_result_file_errors_are_one_line(store, tmp_path, capsys):
     code, _, err = run(["eval", "--store", store, "--models", "zero-shot,zero-shot", "--split", "val",
                         "--output", tmp_path / "one.json"], capsys)
     assert code == 2 and "{method}" in err and err.count("\n") == 1
+
+
+def test_saving_a_smaller_seed_group_says_which_older_members_it_removes(store, capsys):
+    base = ["solve", "gda", "--store", store, "--train", "train", "--val", "val", "--test", "test", "--shots", "2",
+            "-q"]
+    code, out, err = run([*base, "--seeds", "1,2,3", "--save", "shrinking"], capsys)
+    assert code == 0, err
+    assert "removed model" not in out
+    code, out, err = run([*base, "--seeds", "1,2", "--save", "shrinking", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["saved"] == ["shrinking-seed1", "shrinking-seed2"] and report["removed"] == ["shrinking-seed3"]
+    code, out, err = run([*base, "--seeds", "4", "--save", "shrinking"], capsys)
+    assert code == 0, err
+    assert "saved model 'shrinking'" in out and "removed model" not in out
+    with FeatureStore(store) as reader:
+        assert [m for m in reader.models() if m.startswith("shrinking")] == ["shrinking", "shrinking-seed1",
+                                                                          "shrinking-seed2"]
+    code, out, err = run([*base, "--seeds", "5,6", "--save", "shrinking"], capsys)
+    assert code == 0, err
+    assert "removed model 'shrinking-seed1'" in out and "removed model 'shrinking-seed2'" in out

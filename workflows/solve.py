@@ -517,22 +517,25 @@ def _store_readers() -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- saving and result files
-def save_models(data: Dataset, records: Sequence[RunRecord], name: str) -> list[str]:
+def save_models(data: Dataset, records: Sequence[RunRecord], name: str) -> tuple[list[str], list[str]]:
     """Save each record's model into the store (``name``, or ``name-seedS`` for several records).
+    Returns the names saved and the names removed.
 
     Several records are one seed group saved in one switch (all seeds old or all new after a kill),
-    which also deletes the group's older ``name-seedS`` models this run has no seed for."""
+    which also removes the group's older ``name-seedS`` models this run has no seed for (a group
+    holds one run's seeds only)."""
     from solvers.persistence import save_group_to_store, save_to_store
     from workflows.evaluate import group_members
 
     with FeatureStore(data.store, mode="a") as writer:
         if len(records) == 1:
             save_to_store(writer, name, records[0].solver, data.encoder, data.aux_encoder)
-            return [name]
+            return [name], []
         members = {f"{name}-seed{record.seed}": record.solver for record in records}
-        stale = [m for m in group_members(writer.models(), name) if m != name and m not in members]
+        older = group_members([m for m in writer.models() if m != name], name)  # a model `name` does not hide them
+        stale = [m for m in older if m != name and m not in members]
         save_group_to_store(writer, name, members, data.encoder, data.aux_encoder, remove=stale)
-    return list(members)
+    return list(members), stale
 
 
 def write_result_file(path: str, data: Dataset, records: Sequence[RunRecord], saved: Sequence[str]) -> str:

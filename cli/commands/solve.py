@@ -139,7 +139,7 @@ def _solve(name: str, store: str, train: str | None, params: dict[str, Any], see
     records = [run(name, data, o["shots"], seed, params, views_as=o["views_as"], sampler=o["sampler"],
                    val_shots=o["val_shots"], allow_fewer=o["allow_fewer"], holdout=o["holdout"],
                    calibrate=o["calibrate"]) for seed in (seeds if seeded else [None])]
-    saved = save_models(data, records, o["save"]) if o["save"] is not None else []
+    saved, removed = save_models(data, records, o["save"]) if o["save"] is not None else ([], [])
     notes, mode = [], None
     if name == "label-free":
         mode = "transductive" if o["test"] == train else "inductive" if o["test"] else None
@@ -147,4 +147,4 @@ def _solve(name: str, store: str, train: str | None, params: dict[str, Any], see
                      + (f"; {mode} evaluation on {o['test']!r}" if mode else ""))
     if o["output"]:
         write_result_file(o["output"], data, records, saved)
-    out.print_runs(out.summary(data, records, notes, saved, mode), o["as_json"])
+    out.print_runs(out.summary(data, records, notes, saved, mode, removed), o["as_json"])
