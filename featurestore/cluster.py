@@ -34,7 +34,7 @@ def dask_client(cluster: str | None = None, scheduler: str | None = None) -> Ite
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: an address Dask cannot parse (no port, bad scheme)
             raise FeatureStoreError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
         with client:
             yield client
