@@ -38,3 +38,19 @@ def tiny_encoder(tiny_checkpoint: Path):
 def fs_args(tiny_checkpoint: Path) -> list[str]:
     """`fs extract` arguments selecting the tiny model and its checkpoint."""
     return ["--model", TINY_MODEL, "--model-config", str(TINY_CONFIG), "--pretrained", str(tiny_checkpoint)]
+
+
+@pytest.fixture(scope="session")
+def killwrite_shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/killwrite.c built as an LD_PRELOAD shim: SIGKILL before the K-th write to the store
+    (``KILLWRITE_AT=K``), or count the writes (``KILLWRITE_COUNT=FILE``)."""
+    import shutil
+    import subprocess
+
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler for the write-level injector")
+    out = tmp_path_factory.mktemp("shim") / "killwrite.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(out), str(Path(__file__).parent / "killwrite.c"),
+                    "-ldl"], check=True)
+    return out

@@ -104,16 +104,6 @@ with FeatureStore(sys.argv[1], mode="a") as s:
 }
 
 
-@pytest.fixture(scope="module")
-def shim(tmp_path_factory):
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        pytest.skip("no C compiler for the write-level injector")
-    out = tmp_path_factory.mktemp("shim") / "killwrite.so"
-    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(out), str(ROOT / "tests" / "killwrite.c"), "-ldl"],
-                   check=True)
-    return out
-
 
 def _base(path: Path, scenario: str, X: np.ndarray) -> None:
     if scenario == "new-store":
@@ -148,7 +138,7 @@ NEW_STORE_LIMIT = (
 
 @pytest.mark.parametrize("scenario", [pytest.param(name, marks=pytest.mark.xfail(reason=NEW_STORE_LIMIT, strict=False))
                                       if name == "new-store" else name for name in SCENARIOS])
-def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, shim, tmp_path):
+def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, killwrite_shim, tmp_path):
     X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
     data = tmp_path / "X.npy"
     np.save(data, X)
@@ -160,7 +150,7 @@ def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, shim,
     if base.exists():
         shutil.copy(base, counted)
     count_file = tmp_path / "count"
-    done = _run(action, counted, data, shim, KILLWRITE_COUNT=str(count_file))
+    done = _run(action, counted, data, killwrite_shim, KILLWRITE_COUNT=str(count_file))
     assert done.returncode == 0, done.stderr
     total = int(count_file.read_text())
     new = json.loads(_run(READER, counted, data, None).stdout)
@@ -170,7 +160,7 @@ def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, shim,
         store = tmp_path / f"k{k}.h5"
         if base.exists():
             shutil.copy(base, store)
-        killed = _run(action, store, data, shim, KILLWRITE_AT=str(k))
+        killed = _run(action, store, data, killwrite_shim, KILLWRITE_AT=str(k))
         if killed.returncode != -9:
             failures.append(f"K={k}: not killed (exit {killed.returncode}) {killed.stderr[-200:]}")
             continue

@@ -159,17 +159,6 @@ def test_consolidate_killed_at_its_write_points_reads_the_same_and_resumes(tmp_p
         assert status == "ok" and same(seen, before), f"kill point {k} then rerun: {status}"
 
 
-@pytest.fixture(scope="module")
-def killwrite(tmp_path_factory):
-    """tests/killwrite.c built as an LD_PRELOAD shim (SIGKILL before the K-th write to a .h5 file)."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        pytest.skip("no C compiler for the write-level injector")
-    out = tmp_path_factory.mktemp("shim") / "killwrite.so"
-    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(out), str(ROOT / "tests" / "killwrite.c"), "-ldl"],
-                   check=True)
-    return out
-
 
 _CONSOLIDATE = "import sys; from cli.main import main; main(['consolidate', '--store', sys.argv[1], '-q'])"
 
@@ -192,8 +181,8 @@ def _split_state(store) -> str:
 
 
 @pytest.mark.slow
-def test_consolidate_killed_at_its_file_writes_keeps_the_split_and_resumes(tmp_path, killwrite):
-    """SIGKILL just before the K-th write()/pwrite() to a .h5 file (tests/killwrite.c), inside HDF5's
+def test_consolidate_killed_at_its_file_writes_keeps_the_split_and_resumes(tmp_path, killwrite_shim):
+    """SIGKILL just before the K-th write()/pwrite() to a .h5 file (tests/killwrite_shim.c), inside HDF5's
     own flushes: the split and its arrays are all old (linked) or all new (copied) and read the same,
     no shard file is left marked open for write, and a rerun consolidates (about 12 kill points;
     all with FEATURESTORE_SWEEP_ALL=1). Before: 57 of 170 kill points left the split unreadable (shards
@@ -206,7 +195,7 @@ def test_consolidate_killed_at_its_file_writes_keeps_the_split_and_resumes(tmp_p
     status, before = snapshot_forked(reference)
     assert status == "ok", before
     count = tmp_path / "count"
-    done = _consolidate_under(killwrite, reference, KILLWRITE_COUNT=str(count))
+    done = _consolidate_under(killwrite_shim, reference, KILLWRITE_COUNT=str(count))
     assert done.returncode == 0, done.stderr
     total = int(count.read_text())
     assert total > 10
@@ -215,7 +204,7 @@ def test_consolidate_killed_at_its_file_writes_keeps_the_split_and_resumes(tmp_p
     for k in kill_points(total, 12):
         store, _, _, _ = _sharded_store(tmp_path / f"k{k}", np.random.default_rng(rng_seed))
         shards = sorted((store.parent / "main.h5.shards" / "pool").glob("*.h5"))
-        killed = _consolidate_under(killwrite, store, KILLWRITE_AT=str(k))
+        killed = _consolidate_under(killwrite_shim, store, KILLWRITE_AT=str(k))
         if killed.returncode != -9:
             failures.append(f"K={k}: not killed (exit {killed.returncode}) {killed.stderr[-200:]}")
             continue

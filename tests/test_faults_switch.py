@@ -210,16 +210,6 @@ def sweep(base: Path, work: Path, scenario: str) -> dict[str, Any]:
     return {"total": total, "held": held, "failures": failures}
 
 
-@pytest.fixture(scope="module")
-def shim(tmp_path_factory):
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        pytest.skip("no C compiler for the write-level injector")
-    out = tmp_path_factory.mktemp("shim") / "killwrite.so"
-    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(out), str(ROOT / "tests" / "killwrite.c"), "-ldl"],
-                   check=True)
-    return out
-
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
@@ -239,14 +229,15 @@ def _drive(shim: Path, base: Path, work: Path, scenario: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("scenario", list(_commands("")))
-def test_a_kill_at_any_write_of_a_switch_leaves_old_or_new_and_nothing_else_touched(scenario, shim, base, tmp_path):
-    report = _drive(shim, base, tmp_path, scenario)
+def test_a_kill_at_any_write_of_a_switch_leaves_old_or_new_and_nothing_else_touched(scenario, killwrite_shim, base,
+                                                                                     tmp_path):
+    report = _drive(killwrite_shim, base, tmp_path, scenario)
     print(f"switch sweep {scenario}: tried {report['total']} of {report['total']} write() kill points, "
           f"held {report['held']}")
     assert not report["failures"], "\n".join(report["failures"])
 
 
-def test_an_unfinished_switch_is_rolled_back_by_the_next_reader(shim, base, tmp_path):
+def test_an_unfinished_switch_is_rolled_back_by_the_next_reader(killwrite_shim, base, tmp_path):
     """A writer killed late in its switch leaves a journal; the next reader rolls it back (as
     fs verify and the next writer would), and a reader killed half-way through that rollback
     leaves it to the next opener, which finishes it: the store is the old one."""
@@ -261,7 +252,7 @@ with FeatureStore(sys.argv[1], mode="a") as s:
     s.save_model("m0", {"a": np.ones((50, 50))}, {"v": "new"})
 """
     store = tmp_path / "s.h5"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LD_PRELOAD=str(shim))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LD_PRELOAD=str(killwrite_shim))
     shutil.copy(base, store)
     subprocess.run([sys.executable, "-c", code, str(store)], env={**env, "KILLWRITE_COUNT": str(tmp_path / "n")},
                    check=True, timeout=300)

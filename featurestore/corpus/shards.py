@@ -14,12 +14,11 @@ A missing caption is an empty one (it matches nothing), as in a store's pool.
 """
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 
 from featurestore.errors import SourceError
-from featurestore.sources.webdataset import expand_braces
+from featurestore.sources.webdataset import expand_shards
 
 SHARD_KINDS = (".tar", ".parquet")
 
@@ -39,18 +38,7 @@ class CaptionShard:
 def caption_shards(spec: str) -> list[str]:
     """Absolute, sorted shard paths of a file, a brace pattern (``{00000..00009}``) or a glob;
     all ``.tar`` or all ``.parquet``. Every file a brace pattern names must exist."""
-    paths: list[str] = []
-    for candidate in expand_braces(os.path.expanduser(spec)):
-        if glob.has_magic(candidate):
-            matched = [p for p in glob.glob(candidate) if os.path.isfile(p)]
-            if not matched:
-                raise SourceError(f"no caption shard matches {candidate}")
-            paths.extend(matched)
-        elif os.path.isfile(candidate):
-            paths.append(candidate)
-        else:
-            raise SourceError(f"caption shard not found: {candidate}")
-    shards = sorted({os.path.abspath(p) for p in paths})
+    shards = expand_shards(spec, what="caption shard")
     kinds = {os.path.splitext(p)[1].lower() for p in shards}
     if not kinds <= set(SHARD_KINDS):
         other = ", ".join(sorted(k or "(no suffix)" for k in kinds - set(SHARD_KINDS)))

@@ -57,24 +57,24 @@ def expand_braces(pattern: str) -> list[str]:
     return [head + option + rest for option in options for rest in expand_braces(tail)]
 
 
-def expand_shards(spec: str) -> list[str]:
-    """Absolute, sorted shard paths of a tar file, a brace pattern or a glob pattern.
+def expand_shards(spec: str, what: str = "tar shard") -> list[str]:
+    """Absolute, sorted shard paths of a file, a brace pattern or a glob pattern.
 
-    Every shard a brace pattern names must exist; a glob must match at least one file.
+    Every shard a brace pattern names must exist; a glob must match at least one file. ``what``
+    names the shards in the errors.
     """
     shards: list[str] = []
     for candidate in expand_braces(os.path.expanduser(spec)):
         if glob.has_magic(candidate):
             matched = [p for p in glob.glob(candidate) if os.path.isfile(p)]
             if not matched:
-                raise SourceError(f"no tar shard matches {candidate}")
+                raise SourceError(f"no {what} matches {candidate}")
             shards.extend(matched)
         elif os.path.isfile(candidate):
             shards.append(candidate)
         else:
-            raise SourceError(f"tar shard not found: {candidate}")
-    unique = sorted({os.path.abspath(p) for p in shards})
-    return unique
+            raise SourceError(f"{what} not found: {candidate}")
+    return sorted({os.path.abspath(p) for p in shards})
 
 
 def split_member_path(path: str) -> tuple[str, str]:
