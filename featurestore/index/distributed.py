@@ -34,11 +34,12 @@ from featurestore.index.files import (
     store_mode,
     write_error,
 )
-from featurestore.index.plan import choose_factory, estimate_memory, parse_duration, parse_memory
+from featurestore.index.plan import choose_factory, estimate_memory
 from featurestore.index.store_index import (
     DEFAULT_RECALL,
     TUNE_QUERIES,
     StoreIndex,
+    _build_limits,
     _check_deadline,
     _expected_meta,
     _faiss_reason,
@@ -84,14 +85,9 @@ def build_index_distributed(store: Any, encoder: str, split: str, factory: str =
     """
     import faiss
 
-    if not 0.0 < float(recall) <= 1.0:
-        raise FeatureStoreError(f"the recall target must be in (0, 1], not {recall}")
     if int(task_rows) < 1 or int(task_rows) % int(chunk_rows):
         raise FeatureStoreError(f"task_rows must be a positive multiple of chunk_rows ({chunk_rows}), not {task_rows}")
-    budget = None if max_memory is None else parse_memory(max_memory)
-    limit = None if max_build is None else parse_duration(max_build)
-    started = time.monotonic()
-    deadline = None if limit is None else started + limit
+    budget, limit, started, deadline = _build_limits(recall, max_memory, max_build)
     timings: dict[str, float] = {}
     with _opened(store) as fs:
         remove_leftovers(fs.path)

@@ -247,6 +247,19 @@ def _top_by_score_then_position(scores: np.ndarray, positions: np.ndarray, k: in
     return order
 
 
+
+def _build_limits(recall: float, max_memory: int | str | None,
+                  max_build: float | str | None) -> tuple[int | None, float | None, float, float | None]:
+    """A build's checked recall target and limits: (memory budget in bytes, time limit in seconds,
+    start time, deadline), None where not given."""
+    if not 0.0 < float(recall) <= 1.0:
+        raise FeatureStoreError(f"the recall target must be in (0, 1], not {recall}")
+    budget = None if max_memory is None else parse_memory(max_memory)
+    limit = None if max_build is None else parse_duration(max_build)
+    started = time.monotonic()
+    return budget, limit, started, None if limit is None else started + limit
+
+
 def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat", *,
                 chunk_rows: int = 65536, train_size: int | None = None, seed: int = 0,
                 quiet: bool = False, max_memory: int | str | None = None, recall: float = DEFAULT_RECALL,
@@ -270,12 +283,7 @@ def build_index(store: StoreLike, encoder: str, split: str, factory: str = "Flat
     import faiss
     from tqdm.auto import tqdm
 
-    if not 0.0 < float(recall) <= 1.0:
-        raise FeatureStoreError(f"the recall target must be in (0, 1], not {recall}")
-    budget = None if max_memory is None else parse_memory(max_memory)
-    limit = None if max_build is None else parse_duration(max_build)
-    started = time.monotonic()
-    deadline = None if limit is None else started + limit
+    budget, limit, started, deadline = _build_limits(recall, max_memory, max_build)
     timings: dict[str, float] = {}
     with _opened(store) as fs:
         remove_leftovers(fs.path)
