@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -25,6 +24,8 @@ import numpy as np
 
 # Run as a script, this file's folder comes first on sys.path; put the repository root there.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from bench.solvers import import_time  # noqa: E402
 
 C, SHOTS, D, N_TEST, N_VAL = 1000, 16, 1024, 50_000, 4_000
 ENCODER = "bench/synthetic"
@@ -61,17 +62,6 @@ def best_of(repeat: int, run) -> tuple[float, float, object]:
         if wall < best[0]:
             best = (wall, cpu, out)
     return best
-
-
-def import_time(module: str) -> float:
-    """Cumulative import time (s) of ``module`` from ``python -X importtime`` in a fresh process."""
-    err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
-                         capture_output=True, text=True, check=True, cwd=sys.path[0]).stderr
-    for line in err.splitlines()[::-1]:
-        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|\s*(\S+)", line)
-        if m and m.group(2) == module:
-            return int(m.group(1)) / 1e6
-    return float("nan")
 
 
 def write_store(path: Path, data: dict[str, np.ndarray]) -> None:
