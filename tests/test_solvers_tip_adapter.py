@@ -251,3 +251,129 @@ def test_two_betas_step_from_the_first_and_parameters_are_checked():
         TipAdapter(n_classes=4).fit(X, y)  # class 3 has no key: refused by name
     with pytest.raises(ValueError, match="label"):
         TipAdapter(text_weights=T[:2]).fit(X, y)
+
+
+def every_alphas_argmax(sums, zero_shot, y, alphas):
+    """The search's scoring before AlphaScorer, kept as the oracle: each alpha's logits written in
+    the sums' dtype (alpha * sums, then + zero-shot), their argmax (first class on ties) vs y."""
+    logits = alphas[:, None, None] * sums
+    logits += zero_shot if zero_shot is not None else 0.0
+    return np.count_nonzero(logits.argmax(axis=2) == y, axis=1)
+
+
+def scorer_fixture(dtype, text, rng):
+    """Rows built to sit on the scorer's edges: exact logit ties at a grid alpha (an interval end)
+    with the rival class before and after the label, ties at every alpha, sums that underflow to
+    subnormals, negative zero-shot logits, rivals far below; and random rows."""
+    n, C = 240, 30
+    alphas = np.asarray(linear_grid(3, 20), dtype)
+    y = rng.integers(0, C, n)
+    sums = (rng.random((n, C)) * 3).astype(dtype)
+    zero_shot = (rng.standard_normal((n, C)) * 2 - 40 * (rng.random((n, C)) < 0.8)).astype(dtype)
+    for r in range(0, 120, 2):
+        rival = (y[r] + rng.choice([-1, 1]) * (1 + r % 5)) % C
+        a = alphas[(r // 2) % alphas.size]
+        zero_shot[r] -= 1000  # every class far below but the label and its rival
+        sums[r:r + 2] *= dtype(0.2)
+        sums[r + 1, y[r + 1]] = 1
+        sums[r, y[r]], sums[r, rival] = 1, 2
+        # a * 1 + 0 == 2a + (-a) exactly: the rival ties the label at alpha = a, wins above it
+        zero_shot[r, y[r]], zero_shot[r, rival] = 0, -a
+        if not text:  # alpha only scales: a tie at every alpha
+            sums[r, rival] = 1
+        zero_shot[r + 1] = zero_shot[r] - rng.random(C).astype(dtype)  # ties at every alpha, both orders
+        sums[r + 1, rival], zero_shot[r + 1, rival] = sums[r + 1, y[r + 1]], zero_shot[r + 1, y[r + 1]]
+    tiny = 1e-42 if dtype == np.float32 else 1e-310
+    sums[200:210] *= dtype(tiny)
+    if not text:
+        zero_shot = None
+    return sums, zero_shot, y, alphas
+
+
+@pytest.mark.parametrize("text", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_alpha_scorer_counts_equal_every_alphas_argmax(dtype, text):
+    from solvers.few_shot.tip_adapter import AlphaScorer
+
+    rng = np.random.default_rng(7)
+    sums, zero_shot, y, alphas = scorer_fixture(dtype, text, rng)
+    if not text:
+        alphas = alphas[3:4]  # without text weights alpha is one fixed value
+    expected = every_alphas_argmax(sums, zero_shot, y, alphas)
+    np.testing.assert_array_equal(AlphaScorer(zero_shot, y, alphas).correct_counts(sums), expected)
+    # the fixture's ties decide: the label wins them where it comes first, and they move the counts
+    logits = alphas[:, None, None] * sums + (zero_shot if text else 0.0)
+    tied = (logits == logits.max(axis=2, keepdims=True)).sum(axis=2) > 1
+    assert tied.sum() > 50 and np.any(tied & (logits.argmax(axis=2) == y))
+    if text:
+        assert len(set(expected.tolist())) > 3
+    for single in (-0.5, 0.0, 2.0):  # a fixed alpha may be any value
+        one = np.asarray([single], dtype)
+        assert AlphaScorer(zero_shot, y, one).correct_counts(sums) == every_alphas_argmax(sums, zero_shot, y, one)
+
+
+def test_alpha_scorer_with_many_rivals_and_random_sizes():
+    """Blocks where most classes are near the label (every alpha's logits then cost less than the
+    pairs), one row, one class, and grids of other lengths and scales."""
+    from solvers.few_shot.tip_adapter import AlphaScorer
+
+    rng = np.random.default_rng(8)
+    for trial in range(300):
+        dtype = (np.float32, np.float64)[trial % 2]
+        n, C = int(rng.integers(1, 30)), int(rng.integers(1, 25))
+        alphas = np.asarray(linear_grid(float(rng.uniform(0.2, 50)), int(rng.integers(1, 25))), dtype)
+        sums = (rng.random((n, C)) * rng.uniform(0.01, 20)).astype(dtype)
+        if trial % 3 == 0:
+            sums = np.round(sums * 2) / 2  # ties between classes' sums
+        zero_shot = None if trial % 5 == 0 else (rng.standard_normal((n, C)) * rng.uniform(0.01, 10)).astype(dtype)
+        y = rng.integers(0, C, n)
+        if zero_shot is None:
+            alphas = alphas[:1]
+        np.testing.assert_array_equal(AlphaScorer(zero_shot, y, alphas).correct_counts(sums),
+                                      every_alphas_argmax(sums, zero_shot, y, alphas))
+
+
+def test_alpha_scorer_refuses_a_grid_that_is_not_positive():
+    from solvers.few_shot.tip_adapter import AlphaScorer
+
+    with pytest.raises(ValueError, match="positive"):
+        AlphaScorer(None, np.zeros(2, int), np.array([0.0, 1.0]))
+
+
+def reference_search(X, y, X_val, y_val, T, betas, alphas, logit_scale):
+    """The search as it was before AlphaScorer: float64 affinities stepped over the beta grid by
+    their ratio, class sums cast to the features' dtype, every alpha's logits and their argmax."""
+    F, xv = unit(X.astype(np.float64)).astype(X.dtype), unit(X_val.astype(np.float64)).astype(X.dtype)
+    Tn = unit(T.astype(np.float64)).astype(X.dtype)
+    zero_shot = (logit_scale * xv) @ Tn.T
+    shifted = (xv @ F.T).astype(np.float64) - 1
+    affinity, ratio = np.exp(betas[0] * shifted), np.exp((betas[1] - betas[0]) * shifted)
+    onehot = np.eye(int(y.max()) + 1)[y]
+    counts = []
+    for i in range(len(betas)):
+        if i:
+            affinity *= ratio
+        counts.append(every_alphas_argmax((affinity @ onehot).astype(X.dtype), zero_shot, y_val,
+                                          np.asarray(alphas, X.dtype)))
+    counts = np.array(counts)
+    bi, bj = np.unravel_index(np.argmax(counts), counts.shape)
+    return counts[bi, bj] / y_val.size, alphas[bj], betas[bi], counts
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_search_equals_the_every_alpha_search_with_negative_similarities_and_unequal_shots(dtype):
+    rng = np.random.default_rng(9)
+    C, D = 6, 10
+    centres = rng.standard_normal((C, D))
+    T = centres + 1.0 * rng.standard_normal((C, D))
+    y = np.repeat(np.arange(C), [1, 7, 2, 4, 3, 5])
+    X = centres[y] + 1.3 * rng.standard_normal((y.size, D))
+    y_val = np.repeat(np.arange(C), [30, 5, 20, 8, 40, 12])
+    X_val = centres[y_val] + 1.3 * rng.standard_normal((y_val.size, D))
+    X, X_val, T = X.astype(dtype), X_val.astype(dtype), T.astype(dtype)
+    assert (unit(X_val) @ unit(X).T).min() < -0.5  # affinities of negative similarities
+    betas, alphas = linear_grid(7, 40), linear_grid(3, 20)
+    accuracy, alpha, beta, counts = reference_search(X, y, X_val, y_val, T, betas, alphas, 3.0)
+    assert len(np.unique(counts)) > 10
+    model = TipAdapter(text_weights=T, search_steps=(40, 20), logit_scale=3.0).fit(X, y, X_val, y_val)
+    assert (model.val_accuracy_, model.alpha_, model.beta_) == (accuracy, alpha, beta)

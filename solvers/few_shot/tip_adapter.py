@@ -50,6 +50,87 @@ def linear_grid(scale: float, steps: int, start: float = 0.1) -> list[float]:
     return [start + i * (scale - start) / steps for i in range(steps)]
 
 
+class AlphaScorer:
+    """The correct counts of a block of validation rows at every alpha of a grid, for one beta's
+    class sums S (rows, C): the same counts as taking, for each alpha, the argmax over classes of
+    the logits fl(fl(alpha S_c) + z_c) in S's dtype (the first class on ties; z the zero-shot
+    logits, none without text weights), without writing every alpha's logits.
+
+    A row's logits are lines in alpha, up to rounding. For each class the scorer bounds its logit,
+    lo_c <= L_c <= hi_c, by S_c (alpha -+ k |alpha|) + z_c -+ (k |z_c| + tiny), computed in S's
+    dtype: k = 32 eps (64 units of rounding) covers the two roundings of L_c and those of the
+    bound itself, ``tiny`` (the dtype's smallest normal) any underflow. hi_c < lo_y proves the
+    label y beats c; lo_c > hi_y proves c beats it. The bounds are linear in alpha up to that
+    slack, and the grid's alphas are positive (or a single value), so a class whose hi_c is below
+    lo_y at the grid's smallest and at its largest alpha is below it at every alpha of the grid:
+    it never competes. Only the other (row, class) pairs, the classes near or above the label,
+    are bounded at each alpha; a row and alpha that the bounds neither prove right nor wrong
+    (logits within rounding of a tie) is scored by the exact logits.
+    """
+
+    def __init__(self, zero_shot: np.ndarray | None, y: np.ndarray, alphas: np.ndarray) -> None:
+        dtype = alphas.dtype
+        a = alphas.astype(np.float64)
+        if a.size > 1 and a.min() <= 0:
+            raise ValueError(f"a searched alpha grid must be positive, got {a.min()}")
+        k, tiny = 32 * float(np.finfo(dtype).eps), np.finfo(dtype).tiny
+        self.alphas, self.y, self.rows, self.zero_shot = alphas, y, np.arange(y.size), zero_shot
+        self.up, self.down = (a + k * abs(a)).astype(dtype), (a - k * abs(a)).astype(dtype)
+        self.ends = sorted({int(np.argmin(a)), int(np.argmax(a))})
+        if zero_shot is None:  # L_c = fl(alpha S_c): the bounds' constant terms are +- tiny
+            shape = (y.size, 1)
+            self.z_up, self.z_down = np.full(shape, tiny, dtype), np.full(shape, -tiny, dtype)
+        else:
+            spread = np.abs(zero_shot) * dtype.type(k)
+            self.z_up, self.z_down = zero_shot + spread, zero_shot - spread
+            self.z_up += tiny
+            self.z_down -= tiny
+
+    @staticmethod
+    def _z(z: np.ndarray, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        return z[rows, classes] if z.shape[1] > 1 else z[rows, 0]
+
+    def correct_counts(self, sums: np.ndarray) -> np.ndarray:
+        """(n_alphas,) counts of rows whose logits' argmax is their label."""
+        y, rows = self.y, self.rows
+        s_y, up_y, down_y = sums[rows, y], self._z(self.z_up, rows, y), self._z(self.z_down, rows, y)
+        contested = np.zeros(y.size, dtype=bool)
+        bound = np.empty_like(sums)
+        for end in self.ends:  # rows with a class not proved below the label at the grid's ends
+            np.multiply(sums, self.up[end], out=bound)
+            bound += self.z_up
+            bound[rows, y] = -np.inf
+            contested |= bound.max(axis=1) >= s_y * self.down[end] + down_y
+        counts = np.full(self.alphas.size, y.size, dtype=np.int64)
+        sub = np.flatnonzero(contested)
+        if sub.size == 0:
+            return counts
+        s_sub, z_up, s_y, up_y, down_y = sums[sub], self.z_up[sub], s_y[sub], up_y[sub], down_y[sub]
+        candidates = np.zeros(s_sub.shape, dtype=bool)
+        for end in self.ends:  # those classes, row by row
+            candidates |= s_sub * self.up[end] + z_up >= (s_y * self.down[end] + down_y)[:, None]
+        candidates[np.arange(sub.size), y[sub]] = False
+        r, c = np.nonzero(candidates)  # row-major: pairs grouped by row
+        if 4 * r.size > candidates.size:  # many classes near the labels: every alpha's logits cost less
+            logits = self.alphas[:, None, None] * s_sub
+            logits += self.zero_shot[sub] if self.zero_shot is not None else 0.0
+            return counts - sub.size + np.count_nonzero(logits.argmax(axis=2) == y[sub], axis=1)
+        s_c, s_r = s_sub[r, c][:, None], s_y[r][:, None]
+        reaches = s_c * self.up + self._z(z_up, r, c)[:, None] >= s_r * self.down + down_y[r][:, None]
+        beats = s_c * self.down + self._z(self.z_down[sub], r, c)[:, None] > s_r * self.up + up_y[r][:, None]
+        starts = np.flatnonzero(np.diff(r, prepend=-1))
+        unproven = np.logical_or.reduceat(reaches, starts, axis=0)  # (contested rows, alphas)
+        counts -= unproven.sum(axis=0)
+        lost = np.logical_or.reduceat(beats, starts, axis=0)
+        unsure, j = np.nonzero(unproven & ~lost)
+        if unsure.size:  # the exact logits, as every alpha's argmax would compute them
+            unsure = sub[r[starts[unsure]]]
+            logits = self.alphas[j, None] * sums[unsure]
+            logits += self.zero_shot[unsure] if self.zero_shot is not None else 0.0
+            counts += np.bincount(j[logits.argmax(axis=1) == y[unsure]], minlength=self.alphas.size)
+        return counts
+
+
 class TipAdapter(Solver):
     """Training-free Tip-Adapter (Zhang et al., ECCV 2022).
 
@@ -67,6 +148,9 @@ class TipAdapter(Solver):
 
     _state_arrays = ("keys_", "labels_")
     batch_size = 2048
+    #: validation rows x keys per float32 product in the search, and per block of its beta loop
+    PRODUCT_ELEMENTS = 1 << 22
+    BETA_ELEMENTS = 1 << 18
     _state_scalars = ("alpha_", "beta_", "val_accuracy_")
 
     def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
@@ -113,12 +197,14 @@ class TipAdapter(Solver):
         """Grid search over beta (outer) and alpha (inner) by validation accuracy: the first best
         (beta, alpha) in grid order.
 
-        The validation rows go in blocks small enough for the cache, and each block's affinities
-        follow the beta grid by a product: exp(beta_{i+1} (A - 1)) = exp(beta_i (A - 1)) *
-        exp(step (A - 1)) for the grid's constant step, in float64 (the ratio is exact to 1e-16, so
-        200 steps drift by about 1e-14 relative), which costs one multiplication per affinity and
-        beta where an exp costs about ten. Each beta's class sums are scored for every alpha at
-        once, in the features' precision.
+        The validation rows go in blocks: one float32 product with the keys per ``PRODUCT_ROWS``
+        rows, the beta loop over blocks of ``BETA_ELEMENTS`` affinities (cache-sized). Each block's
+        affinities follow the beta grid by a product: exp(beta_{i+1} (A - 1)) = exp(beta_i (A - 1))
+        * exp(step (A - 1)) for the grid's constant step, in float64 (the ratio is exact to 1e-16,
+        so 200 steps drift by about 1e-14 relative), which costs one multiplication per affinity and
+        beta where an exp costs about ten. Each beta's class sums, in the features' precision, are
+        scored for every alpha at once by ``correct_counts``: the same counts as the argmax of every
+        alpha's logits, from a few passes over the (rows, classes) sums instead of one per alpha.
         """
         Xv = l2_normalize(X_val)
         zs = self._zero_shot(Xv)
@@ -128,25 +214,26 @@ class TipAdapter(Solver):
         fixed_alpha = self.alpha is not None or self.text_weights is None
         alphas = [self.alpha_] if fixed_alpha else linear_grid(scale[1], self.search_steps[1])
         dtype = np.result_type(Xv, zs)
-        alpha_axis = np.asarray(alphas, dtype)[:, None, None]
+        alpha_values = np.asarray(alphas, dtype)
         keys, class_sums = self._class_sum_layout()
         keys_t = keys.T.astype(Xv.dtype)  # once, not per block
         step = betas[1] - betas[0] if len(betas) > 1 else 0.0
         correct = np.zeros((len(betas), len(alphas)), dtype=np.int64)
-        block_rows = max(1, (1 << 19) // max(keys.shape[0], len(alphas) * self.classes_.size))
-        for lo in progress(range(0, Xv.shape[0], block_rows), "Tip-Adapter search"):
-            block = slice(lo, lo + block_rows)
-            shifted = (Xv[block] @ keys_t).astype(np.float64)
-            shifted -= 1  # A - 1 <= 0
-            affinity = np.exp(betas[0] * shifted)
-            ratio = np.exp(step * shifted)
-            zs_block = zs[block] if isinstance(zs, np.ndarray) else zs
-            for i in range(len(betas)):
-                if i:
-                    affinity *= ratio
-                logits = alpha_axis * class_sums(affinity).astype(dtype)
-                logits += zs_block
-                correct[i] += np.count_nonzero(logits.argmax(axis=2) == y_val[block], axis=1)
+        beta_rows = max(1, self.BETA_ELEMENTS // keys.shape[0])
+        product_rows = beta_rows * max(1, self.PRODUCT_ELEMENTS // (beta_rows * keys.shape[0]))
+        for start in progress(range(0, Xv.shape[0], product_rows), "Tip-Adapter search"):
+            products = Xv[start:start + product_rows] @ keys_t
+            for lo in range(0, products.shape[0], beta_rows):
+                block = slice(start + lo, start + lo + beta_rows)
+                shifted = products[lo:lo + beta_rows].astype(np.float64)
+                shifted -= 1  # A - 1 <= 0
+                affinity = np.exp(betas[0] * shifted)
+                ratio = np.exp(step * shifted)
+                scorer = AlphaScorer(zs[block] if isinstance(zs, np.ndarray) else None, y_val[block], alpha_values)
+                for i in range(len(betas)):
+                    if i:
+                        affinity *= ratio
+                    correct[i] += scorer.correct_counts(class_sums(affinity).astype(dtype))
         bi, bj = np.unravel_index(np.argmax(correct), correct.shape)  # the first best in grid order
         self.val_accuracy_ = float(correct[bi, bj] / Xv.shape[0])
         self.alpha_, self.beta_ = float(alphas[bj]), float(betas[bi])
@@ -165,6 +252,8 @@ class TipAdapter(Solver):
         if counts.min() == counts.max():
             K = int(counts[0])
             keys = self.keys_.reshape(n_classes, K, -1).transpose(1, 0, 2).reshape(n_classes * K, -1)
+            if K == 1:
+                return keys, lambda A: A
             return keys, lambda A: A.reshape(A.shape[0], K, n_classes).sum(axis=1)
         starts = np.searchsorted(self.labels_, np.arange(n_classes))  # first key row of each class
         return self.keys_, lambda A: np.add.reduceat(A, starts, axis=1)
