@@ -1,6 +1,7 @@
 """GDA against independent computations: the official KS formula written out with NumPy,
 scikit-learn's LDA / covariance estimators, and the Bayes rule of a known Gaussian model."""
 import numpy as np
+import pytest
 from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
@@ -521,3 +522,70 @@ def test_pseudo_inverse_cut_and_cholesky_failures_on_exact_diagonals():
         np.testing.assert_array_equal(_inv_symmetric(np.diag([3.0, 2.0, small, 1.0])), np.diag([1 / 3, 0.5, 0.0, 1.0]))
     np.testing.assert_allclose(_inv_symmetric(np.diag([3.0, 2.0, 1e-6, 1.0])), np.diag([1 / 3, 0.5, 1e6, 1.0]),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("library", ["numpy", "scipy"])
+@pytest.mark.parametrize("n", [1, 7, 64, 300, 700])
+def test_cholesky_routines_through_numpys_openblas_equal_scipys(n, library, monkeypatch):
+    """``cholesky_lapack`` calls dpotrf/dpocon/dpotri in the OpenBLAS NumPy loaded (no scipy.linalg
+    import on the path of ``fs solve gda``): the same factor and info as SciPy's wrappers, the same
+    condition estimate and inverse to rounding, Fortran-ordered as SciPy returns them; a matrix that
+    is not positive definite gives LAPACK's info. Without that library SciPy's wrappers answer."""
+    from scipy.linalg.lapack import dpocon, dpotrf, dpotri
+
+    from solvers.few_shot import cholesky_lapack as cl
+
+    if library == "numpy" and cl.numpy_lapack() is None:
+        pytest.skip("this NumPy build does not ship scipy-openblas64")
+    if library == "scipy":
+        monkeypatch.setattr(cl, "numpy_lapack", lambda: None)
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((3 * n + 2, n))
+    A = X.T @ X + 1e-3 * np.eye(n)
+    anorm = float(np.abs(A).sum(axis=0).max())
+    expected, info = dpotrf(A, lower=0, clean=0)
+    factor, got_info = cl.potrf_upper(A)
+    assert got_info == info == 0 and factor.flags.f_contiguous
+    np.testing.assert_array_equal(factor, expected)
+    rcond, got_info = cl.pocon_upper(factor, anorm)
+    assert got_info == 0 and rcond == pytest.approx(float(dpocon(expected, anorm, uplo="U")[0]), rel=1e-12)
+    inverse, got_info = cl.potri_upper(factor.copy(order="F"))
+    upper = np.triu_indices(n)
+    assert got_info == 0 and inverse.flags.f_contiguous
+    np.testing.assert_allclose(inverse[upper], dpotri(expected, lower=0)[0][upper], rtol=1e-13, atol=0)
+    np.testing.assert_allclose((np.triu(inverse) + np.triu(inverse, 1).T) @ A, np.eye(n), atol=1e-8)
+    bad = A.copy()
+    bad[n // 2, n // 2] = -1.0
+    assert cl.potrf_upper(bad)[1] == dpotrf(bad, lower=0, clean=0)[1] > 0
+
+
+def test_fs_solve_gda_imports_no_scipy(tmp_path):
+    """Process start of `fs solve gda` on a store: scipy.linalg (a few hundred modules and a second
+    OpenBLAS) is not imported when NumPy's own OpenBLAS has the Cholesky routines."""
+    import subprocess
+    import sys
+
+    from solvers.few_shot.cholesky_lapack import numpy_lapack
+
+    if numpy_lapack() is None:
+        pytest.skip("this NumPy build does not ship scipy-openblas64: SciPy's LAPACK is used")
+    from featurestore.store.feature_store import FeatureStore
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "s.h5"
+    with FeatureStore(path, mode="a") as store:
+        store.ensure_encoder("e", {"model": "m", "weights": "w", "embed_dim": 8})
+        for split, n in (("train", 40), ("test", 30)):
+            y = np.arange(n) % 4
+            rows = store.add_rows(split, [f"{split}{i}" for i in range(n)], [""] * n, y.tolist(),
+                                  classes=["a", "b", "c", "d"])
+            store.prepare_features("e", split, 8)
+            store.begin_appending()
+            store.write_features("e", split, rows, rng.standard_normal((n, 8)).astype(np.float32),
+                                 np.ones(n, bool), [""] * n)
+    code = ("import sys; from cli.main import main\n"
+            "try:\n    main(['solve', 'gda', '--store', sys.argv[1], '--train', 'train', '--test', 'test'])\n"
+            "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'sklearn', 'torch', 'pandas')))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    assert "test accuracy" in out and out.strip().splitlines()[-1] == "[]"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from featurestore.store.feature_store import FeatureStore, check_model_name, h5_
 from solvers.errors import InputError
 from solvers.model_selection.fewshot import SAMPLERS as FEWSHOT_SAMPLERS
 from workflows.inputs.stored_rows import StoredRows
+from workflows.inputs.streamed_split import StreamedRows
 
 #: Solvers whose logits add a zero-shot term from the class text weights (dropped without them).
 TEXT_TERM_SOLVERS = ("gda", "tip-adapter")
@@ -61,7 +62,7 @@ class Dataset:
     X_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     test: str | None = None
-    X_test: np.ndarray | None = None
+    X_test: np.ndarray | StreamedRows | None = None
     y_test: np.ndarray | None = None
     source_dataset: str | None = None
     aux_encoder: str | None = None
@@ -113,7 +114,7 @@ def load_dataset(store: str | os.PathLike, *, train: str | None = None, val: str
                  test: str | None = None, encoder: str | None = None, bank: str | None = None,
                  methods: Sequence[str] = (), inputs: dict[str, dict[str, Any]] | None = None,
                  aux_encoder: str | None = None, views: bool = False, shifts: bool = False,
-                 name: str | None = None, rows_by_index: bool = False) -> Dataset:
+                 name: str | None = None, rows_by_index: bool = False, stream_test: bool = False) -> Dataset:
     """Read a dataset's arrays from the store file ``store`` once.
 
     ``bank`` defaults to ``<train>/dataset`` (``fs extract --dataset``), else the class bank whose
@@ -124,6 +125,8 @@ def load_dataset(store: str | os.PathLike, *, train: str | None = None, val: str
     features after the CLIP ones (AMU, label-free). Missing text weights are a recorded warning.
     ``rows_by_index``: the training split's labels are read now, its features by row index when a
     run draws them (``StoredRows``; without ``aux_encoder``), not the whole pool.
+    ``stream_test``: the test split's features are read block by block while a run scores them
+    (``StreamedRows``; without ``aux_encoder`` and the solvers that need the whole split, ``GAIN_SOLVERS``).
     """
     from featurestore.datasets.extraction import DATASET_BANK
     from solvers.registry import solver_class
@@ -200,7 +203,12 @@ def load_dataset(store: str | os.PathLike, *, train: str | None = None, val: str
         if val is not None:
             data.X_val, data.y_val = read(val)
         if test is not None:
-            data.X_test, data.y_test = read(test)
+            if stream_test and aux_encoder is None and not set(methods) & set(GAIN_SOLVERS):
+                from workflows.inputs.streamed_split import streamed_labelled
+
+                data.X_test, data.y_test = streamed_labelled(reader, encoder, test, classes)
+            else:
+                data.X_test, data.y_test = read(test)
         if shifts and classes is not None:
             data.shifts = _shift_splits(reader, encoder, source, classes, {train, val, test})
     for method, cls in classes_of.items():
@@ -268,18 +276,34 @@ def class_logits_in_blocks(solver: Any, X: np.ndarray, rows: int | None = None) 
     return logits
 
 
-def score(solver: Any, X: np.ndarray, y: np.ndarray, subset: np.ndarray | None = None) -> dict[str, float | None]:
+def _row_blocks(X: np.ndarray | StreamedRows) -> Iterator[np.ndarray]:
+    """``X`` in consecutive blocks of ``SCORE_BLOCK_ROWS`` rows (at least one block, maybe empty):
+    slices of an array, or a ``StreamedRows`` split read from the store as they are scored."""
+    if isinstance(X, StreamedRows) and X.shape[0]:
+        yield from X.blocks(SCORE_BLOCK_ROWS, prefetch=STREAM_PREFETCH)
+        return
+    for start in range(0, max(X.shape[0], 1), SCORE_BLOCK_ROWS):
+        yield np.asarray(X[start:start + SCORE_BLOCK_ROWS])
+
+
+#: Read a streamed test split's next block on a thread while the current one is scored.
+STREAM_PREFETCH = True
+
+
+def score(solver: Any, X: np.ndarray | StreamedRows, y: np.ndarray,
+          subset: np.ndarray | None = None) -> dict[str, float | None]:
     """top1, top5 (None below 5 classes: it would be 1 by construction), balanced_accuracy, ece
     and nll of the solver's logits on (X, y), at its temperature. With ``subset`` (class
-    indices), among those classes only (a split covering some classes, e.g. ImageNet-A)."""
+    indices), among those classes only (a split covering some classes, e.g. ImageNet-A).
+    ``X`` may be a ``StreamedRows`` split: its blocks are read as they are scored."""
     from solvers.metrics.classification import LogitMetrics
 
     # Block by block: each block of logits is reduced to per-row ranks and probabilities while in
     # cache, so the split's (n, C) logits are never allocated (ImageNet's test split: 200 MB).
     metrics = LogitMetrics(float(getattr(solver, "temperature", 1.0) or 1.0), n_rows=X.shape[0])
     position = None
-    for start in range(0, max(X.shape[0], 1), SCORE_BLOCK_ROWS):
-        logits, labels = solver.class_logits(X[start:start + SCORE_BLOCK_ROWS]), y[start:start + SCORE_BLOCK_ROWS]
+    for start, block in zip(range(0, max(X.shape[0], 1), SCORE_BLOCK_ROWS), _row_blocks(X), strict=True):
+        logits, labels = solver.class_logits(block), y[start:start + SCORE_BLOCK_ROWS]
         if subset is not None:
             if position is None:
                 position = np.full(logits.shape[1], -1)

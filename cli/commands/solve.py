@@ -134,7 +134,7 @@ def _solve(name: str, store: str, train: str | None, params: dict[str, Any], see
         raise click.UsageError("--output reports metrics on --test (or --val): give one")
     data = load_dataset(store, train=train, val=o["val"], test=o["test"], encoder=o["encoder"], bank=o["bank"],
                         methods=[name], inputs={name: parse_pairs(o["inputs"], "--input")},
-                        aux_encoder=o["aux_encoder"], views=o["views_as"] is not None)
+                        aux_encoder=o["aux_encoder"], views=o["views_as"] is not None, stream_test=True)
     seeded = bool(o["shots"] or o["val_shots"])
     records = [run(name, data, o["shots"], seed, params, views_as=o["views_as"], sampler=o["sampler"],
                    val_shots=o["val_shots"], allow_fewer=o["allow_fewer"], holdout=o["holdout"],

@@ -667,6 +667,16 @@ class FeatureStore:
                 out[order[i:j]] = block[wanted[i:j] - lo]
         return out
 
+    def read_features_into(self, encoder: str, split: str, start: int, out: np.ndarray) -> np.ndarray:
+        """Stored rows ``start .. start + len(out)`` of a split's features (every row, valid or
+        not: the positions ``np.flatnonzero(valid(split))`` index) read straight into ``out``
+        ((k, D) C-contiguous float32): a split scored block by block reuses one buffer."""
+        data_path, _ = self._image_paths(encoder, split)
+        stop, n = start + len(out), self.n_rows(split)
+        if start < 0 or stop > n:
+            raise IndexError(f"rows {start}..{stop} are outside split {split!r} ({n} rows)")
+        return _checked_read(self._get(data_path), np.s_[start:stop], out)
+
     def norms(self, encoder: str, split: str, valid_only: bool = True) -> np.ndarray:
         """The (N,) L2 norms of the raw embeddings, row-aligned with :meth:`features`: stored
         features are unit rows, ``features * norms[:, None]`` are the encoder's raw outputs."""
@@ -1261,11 +1271,15 @@ def _write_string(ds: h5py.Dataset, row: int, value: str) -> None:
         ds[row] = value
 
 
-def _checked_read(ds: h5py.Dataset, selection: Any) -> np.ndarray:
-    """``ds[selection]``, retrying a failed checksum a few times (a SWMR writer may be rewriting
-    that chunk as we read it); a checksum that keeps failing raises StoreDamagedError."""
+def _checked_read(ds: h5py.Dataset, selection: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """``ds[selection]`` (read into ``out`` when given), retrying a failed checksum a few times (a
+    SWMR writer may be rewriting that chunk as we read it); a checksum that keeps failing raises
+    StoreDamagedError."""
     for attempt in range(CHECKSUM_READ_ATTEMPTS):
         try:
+            if out is not None:
+                ds.read_direct(out, selection)
+                return out
             return ds[selection]
         except OSError as exc:
             if attempt == CHECKSUM_READ_ATTEMPTS - 1:

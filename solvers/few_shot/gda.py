@@ -21,6 +21,7 @@ from solvers._base.fit_warnings import record_warning, start_warnings, warn_on_g
 from solvers._base.normalize import l2_normalize
 from solvers._base.solver import Solver
 from solvers.errors import InputError, UnavailableMethodError
+from solvers.few_shot.cholesky_lapack import pocon_upper, potrf_upper, potri_upper
 from solvers.few_shot.sufficient_statistics import ClassStatistics
 from solvers.model_selection.validation import select_by_accuracy
 from solvers.zero_shot.zero_shot import zero_shot_logits
@@ -42,21 +43,19 @@ CHOLESKY_MIN_RCOND = 1e-8
 
 
 def _inv_symmetric(A: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric PSD matrix: from its Cholesky factor (LAPACK ``potrf`` + ``potri``,
-    n^3 flops against 4 n^3 / 3 for an eigendecomposition and 7 n^3 / 3 for ``cho_solve`` with
-    the identity; timing in bench/RESULTS.md) when A is positive definite
+    """Inverse of a symmetric PSD matrix: from its Cholesky factor (LAPACK ``potrf`` + ``potri``
+    through ``cholesky_lapack``, n^3 flops against 4 n^3 / 3 for an eigendecomposition and 7 n^3 / 3
+    for ``cho_solve`` with the identity; timing in bench/RESULTS.md) when A is positive definite
     and well conditioned, where it equals the pseudo-inverse up to rounding; otherwise the exact
     eigendecomposition pseudo-inverse of ``_pinv_symmetric`` (singular or near-singular A)."""
-    from scipy.linalg.lapack import dpocon, dpotrf, dpotri
-
     A = np.asarray(A, dtype=np.float64)
-    factor, info = dpotrf(A, lower=0, clean=0)
+    factor, info = potrf_upper(A)
     if info != 0:
         return _pinv_symmetric(A)
-    rcond, info = dpocon(factor, float(np.abs(A).sum(axis=0).max()), uplo="U")
+    rcond, info = pocon_upper(factor, float(np.abs(A).sum(axis=0).max()))
     if info != 0 or not rcond >= CHOLESKY_MIN_RCOND:
         return _pinv_symmetric(A)
-    inverse, info = dpotri(factor, lower=0, overwrite_c=1)
+    inverse, info = potri_upper(factor)
     if info != 0:
         return _pinv_symmetric(A)
     _mirror_upper(inverse)  # potri fills the upper triangle only
