@@ -334,3 +334,24 @@ def test_roc_points_end_at_one_when_the_lowest_score_is_an_id_row():
     np.testing.assert_allclose(fpr, ref_fpr)
     np.testing.assert_allclose(tpr, ref_tpr)
     assert tpr[-1] == 1.0 and tpr[-2] == 0.75
+
+
+@pytest.mark.parametrize("n_classes", [4, 9])
+def test_logit_metrics_ranks_with_many_ties_equal_a_brute_force_count(n_classes):
+    """Integer logits in 0..3: most rows hold ties, at the top and below it. Each row's place is
+    counted by hand (larger scores, then equal ones in earlier columns); top-1 is argmax's choice."""
+    from solvers.metrics.classification import LogitMetrics
+
+    rng = np.random.default_rng(n_classes)
+    logits = rng.integers(0, 4, (700, n_classes)).astype(np.float32)
+    y = rng.integers(0, n_classes, 700)
+    places = np.array([int((row > row[c]).sum() + (row[:c] == row[c]).sum()) for row, c in zip(logits, y)])
+    assert set(places) == set(range(n_classes))  # every place occurs, ties included
+    metrics = LogitMetrics()
+    for lo in range(0, 700, 64):
+        metrics.add(y[lo:lo + 64], logits[lo:lo + 64])
+    got = metrics.result()
+    assert got["top1"] == np.mean(places == 0) == np.mean(logits.argmax(axis=1) == y)
+    assert got["top5"] == (np.mean(places < 5) if n_classes >= 5 else None)
+    recall = [np.mean(places[y == c] == 0) for c in range(n_classes)]
+    assert got["balanced_accuracy"] == pytest.approx(np.mean(recall), abs=1e-15)

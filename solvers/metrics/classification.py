@@ -131,7 +131,6 @@ class LogitMetrics:
         self._conf = np.empty(n_rows)
         self._p_true = np.empty(n_rows)
         self._buffer = np.empty((0, 0))
-        self._flags = np.empty((0, 0), dtype=bool)
 
     def _room(self, n: int) -> None:
         need = self._size + n
@@ -155,7 +154,6 @@ class LogitMetrics:
         step = max(1, LOGIT_BLOCK_VALUES // max(n_classes, 1))
         if self._buffer.shape[1] != n_classes or self._buffer.shape[0] < min(step, n):
             self._buffer = np.empty((min(step, n), n_classes), dtype=np.float64)
-            self._flags = np.empty((min(step, n), n_classes), dtype=bool)
         for lo in range(0, n, step):
             self._add_block(y[lo:lo + step], logits[lo:lo + step])
 
@@ -163,17 +161,24 @@ class LogitMetrics:
         k = S.shape[0]
         at = slice(self._size, self._size + k)
         rows = np.arange(k)
-        own = S[rows, y][:, None]
-        flags = self._flags[:k]
-        # stable position (as stable_positions): larger scores, plus equal ones in earlier columns
-        positions = np.count_nonzero(np.greater(S, own, out=flags), axis=1)
-        tied = np.flatnonzero(np.count_nonzero(np.equal(S, own, out=flags), axis=1) > 1)
-        if tied.size:
-            earlier = np.arange(S.shape[1])[None, :] < y[tied, None]
-            positions[tied] += np.count_nonzero((S[tied] == own[tied]) & earlier, axis=1)
+        own = S[rows, y]
+        # Stable position (as stable_positions): 0 where the true class is argmax's choice (the
+        # first largest score); elsewhere larger scores plus equal ones in earlier columns,
+        # counted on those rows only (one argmax pass instead of comparing every score).
+        top = S.argmax(axis=1)
+        positions = np.zeros(k, dtype=np.int64)
+        wrong = np.flatnonzero(top != y)
+        if wrong.size:
+            Sw, ow = S[wrong], own[wrong][:, None]
+            positions[wrong] = np.count_nonzero(Sw > ow, axis=1)
+            equal = Sw == ow
+            tied = np.flatnonzero(np.count_nonzero(equal, axis=1) > 1)
+            if tied.size:
+                earlier = np.arange(S.shape[1])[None, :] < y[wrong[tied], None]
+                positions[wrong[tied]] += np.count_nonzero(equal[tied] & earlier, axis=1)
         z = self._buffer[:k]
         if self.temperature == 1.0:  # max of the float64 copy == float64 of the max: one pass fewer
-            np.subtract(S, S.max(axis=1).astype(np.float64)[:, None], out=z)
+            np.subtract(S, S[rows, top].astype(np.float64)[:, None], out=z)
         else:
             np.copyto(z, S)
             z /= self.temperature
