@@ -263,7 +263,8 @@ def every_alphas_argmax(sums, zero_shot, y, alphas):
 
 def scorer_fixture(dtype, text, rng):
     """Rows built to sit on the scorer's edges: exact logit ties at a grid alpha (an interval end)
-    with the rival class before and after the label, ties at every alpha, sums that underflow to
+    with the rival class before and after the label, ties at every alpha, rivals one unit of
+    rounding below the label (tied at some alphas by the rounding only), sums that underflow to
     subnormals, negative zero-shot logits, rivals far below; and random rows."""
     n, C = 240, 30
     alphas = np.asarray(linear_grid(3, 20), dtype)
@@ -283,6 +284,15 @@ def scorer_fixture(dtype, text, rng):
             sums[r, rival] = 1
         zero_shot[r + 1] = zero_shot[r] - rng.random(C).astype(dtype)  # ties at every alpha, both orders
         sums[r + 1, rival], zero_shot[r + 1, rival] = sums[r + 1, y[r + 1]], zero_shot[r + 1, y[r + 1]]
+    for r in range(120, 180):  # a rival one unit of rounding below the label: tied or not by the rounding
+        rival = (y[r] - 1 - r % 3) % C
+        zero_shot[r] -= 1000
+        sums[r] *= dtype(0.2)
+        sums[r, y[r]] = sums[r, rival] = 1 + 2 * rng.random()
+        zero_shot[r, y[r]] = 0.3 + 0.4 * rng.random()
+        zero_shot[r, rival] = np.nextafter(zero_shot[r, y[r]], dtype(-np.inf))
+        if not text:
+            sums[r, rival] = np.nextafter(sums[r, y[r]], dtype(0))
     tiny = 1e-42 if dtype == np.float32 else 1e-310
     sums[200:210] *= dtype(tiny)
     if not text:

@@ -63,9 +63,11 @@ class AlphaScorer:
     label y beats c; lo_c > hi_y proves c beats it. The bounds are linear in alpha up to that
     slack, and the grid's alphas are positive (or a single value), so a class whose hi_c is below
     lo_y at the grid's smallest and at its largest alpha is below it at every alpha of the grid:
-    it never competes. Only the other (row, class) pairs, the classes near or above the label,
-    are bounded at each alpha; a row and alpha that the bounds neither prove right nor wrong
-    (logits within rounding of a tie) is scored by the exact logits.
+    it never competes. Most rows are settled at once by bounding every other class with the row's
+    largest other sum and largest other zero-shot bound (rounding is monotone, so that bound is
+    above each hi_c); the rest class by class at the two ends; only the classes still near or
+    above the label are bounded at each alpha, and a row and alpha that the bounds neither prove
+    right nor wrong (logits within rounding of a tie) is scored by the exact logits.
     """
 
     def __init__(self, zero_shot: np.ndarray | None, y: np.ndarray, alphas: np.ndarray) -> None:
@@ -85,32 +87,48 @@ class AlphaScorer:
             self.z_up, self.z_down = zero_shot + spread, zero_shot - spread
             self.z_up += tiny
             self.z_down -= tiny
+        self.up_y, self.down_y = self._z(self.z_up, self.rows, y), self._z(self.z_down, self.rows, y)
+        if self.z_up.shape[1] > 1:  # the largest upper bound of another class's zero-shot term
+            others = self.z_up.copy()
+            others[self.rows, y] = -np.inf
+            self.rival_z_up = others.max(axis=1)
+        else:
+            self.rival_z_up = self.z_up[:, 0]
 
     @staticmethod
     def _z(z: np.ndarray, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
         return z[rows, classes] if z.shape[1] > 1 else z[rows, 0]
 
     def correct_counts(self, sums: np.ndarray) -> np.ndarray:
-        """(n_alphas,) counts of rows whose logits' argmax is their label."""
+        """(n_alphas,) counts of rows whose logits' argmax is their label (``sums`` is used as
+        scratch and restored)."""
         y, rows = self.y, self.rows
-        s_y, up_y, down_y = sums[rows, y], self._z(self.z_up, rows, y), self._z(self.z_down, rows, y)
-        contested = np.zeros(y.size, dtype=bool)
-        bound = np.empty_like(sums)
-        for end in self.ends:  # rows with a class not proved below the label at the grid's ends
-            np.multiply(sums, self.up[end], out=bound)
-            bound += self.z_up
-            bound[rows, y] = -np.inf
-            contested |= bound.max(axis=1) >= s_y * self.down[end] + down_y
+        s_y = sums[rows, y]
         counts = np.full(self.alphas.size, y.size, dtype=np.int64)
-        sub = np.flatnonzero(contested)
+        if sums.shape[1] == 1:
+            return counts
+        settled = np.zeros(y.size, dtype=bool)
+        if self.up[self.ends[0]] > 0:  # every other class below the row's largest other sum
+            sums[rows, y] = -np.inf
+            rival = sums.max(axis=1)
+            sums[rows, y] = s_y
+            settled[:] = True
+            for end in self.ends:
+                settled &= rival * self.up[end] + self.rival_z_up < s_y * self.down[end] + self.down_y
+        sub = np.flatnonzero(~settled)
         if sub.size == 0:
             return counts
-        s_sub, z_up, s_y, up_y, down_y = sums[sub], self.z_up[sub], s_y[sub], up_y[sub], down_y[sub]
+        s_sub, z_up, s_y, up_y, down_y = sums[sub], self.z_up[sub], s_y[sub], self.up_y[sub], self.down_y[sub]
         candidates = np.zeros(s_sub.shape, dtype=bool)
-        for end in self.ends:  # those classes, row by row
-            candidates |= s_sub * self.up[end] + z_up >= (s_y * self.down[end] + down_y)[:, None]
+        bound = np.empty_like(s_sub)
+        for end in self.ends:  # class by class at the grid's ends
+            np.multiply(s_sub, self.up[end], out=bound)
+            bound += z_up
+            candidates |= bound >= (s_y * self.down[end] + down_y)[:, None]
         candidates[np.arange(sub.size), y[sub]] = False
         r, c = np.nonzero(candidates)  # row-major: pairs grouped by row
+        if r.size == 0:
+            return counts
         if 4 * r.size > candidates.size:  # many classes near the labels: every alpha's logits cost less
             logits = self.alphas[:, None, None] * s_sub
             logits += self.zero_shot[sub] if self.zero_shot is not None else 0.0
@@ -119,7 +137,7 @@ class AlphaScorer:
         reaches = s_c * self.up + self._z(z_up, r, c)[:, None] >= s_r * self.down + down_y[r][:, None]
         beats = s_c * self.down + self._z(self.z_down[sub], r, c)[:, None] > s_r * self.up + up_y[r][:, None]
         starts = np.flatnonzero(np.diff(r, prepend=-1))
-        unproven = np.logical_or.reduceat(reaches, starts, axis=0)  # (contested rows, alphas)
+        unproven = np.logical_or.reduceat(reaches, starts, axis=0)  # (rows with candidates, alphas)
         counts -= unproven.sum(axis=0)
         lost = np.logical_or.reduceat(beats, starts, axis=0)
         unsure, j = np.nonzero(unproven & ~lost)
@@ -151,6 +169,8 @@ class TipAdapter(Solver):
     #: validation rows x keys per float32 product in the search, and per block of its beta loop
     PRODUCT_ELEMENTS = 1 << 22
     BETA_ELEMENTS = 1 << 18
+    #: test rows x keys per batch of class_logits (at most ``batch_size`` rows)
+    LOGIT_ELEMENTS = 1 << 22
     _state_scalars = ("alpha_", "beta_", "val_accuracy_")
 
     def __init__(self, text_weights: np.ndarray | None = None, n_classes: int | None = None,
@@ -264,15 +284,22 @@ class TipAdapter(Solver):
         return zero_shot_logits(Xn, self.text_weights, self.logit_scale)
 
     def class_logits(self, X: np.ndarray) -> np.ndarray:
-        """Tip-Adapter logits (n, C), in row batches so the (n, N) affinity never lives whole; A L
-        as the search sums it (``_class_sum_layout``)."""
+        """Tip-Adapter logits (n, C), in row batches of at most ``LOGIT_ELEMENTS`` affinities, so
+        the (n, N) affinity never lives whole; each batch's product, exp and class sums (A L as the
+        search sums it, ``_class_sum_layout``) reuse one buffer."""
         self._check_fitted()
         Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, estimator=self))
         keys, class_sums = self._class_sum_layout()
         keys_t = keys.T.astype(Xn.dtype)
-        out = np.empty((Xn.shape[0], self.classes_.size), dtype=Xn.dtype)
-        for lo in range(0, Xn.shape[0], self.batch_size):
-            batch = Xn[lo:lo + self.batch_size]
-            affinity = np.exp(self.beta_ * (batch @ keys_t - 1))
-            out[lo:lo + self.batch_size] = self._zero_shot(batch) + self.alpha_ * class_sums(affinity)
+        zero_shot = self._zero_shot(Xn)
+        out = zero_shot if isinstance(zero_shot, np.ndarray) else np.zeros((Xn.shape[0], self.classes_.size), Xn.dtype)
+        rows = max(1, min(self.batch_size, self.LOGIT_ELEMENTS // keys.shape[0]))
+        buffer = np.empty((min(rows, Xn.shape[0]), keys.shape[0]), dtype=Xn.dtype)
+        for lo in range(0, Xn.shape[0], rows):
+            batch = Xn[lo:lo + rows]
+            affinity = np.matmul(batch, keys_t, out=buffer[:batch.shape[0]])
+            affinity -= 1
+            affinity *= self.beta_
+            np.exp(affinity, out=affinity)  # exp(-beta (1 - x F^T))
+            out[lo:lo + rows] += self.alpha_ * class_sums(affinity)
         return out
