@@ -4,20 +4,26 @@ group (issue 28, items 7 and 10).
 The red team killed `fs solve --save` and `fs text --name` just before the K-th pwrite64 to the
 store, inside HDF5's own flushes, and lost every saved model or every bank: HDF5 rewrites the
 metadata that lists /models (or a bank's texts group) in place and does not journal it. Here the
-LD_PRELOAD shim tests/killwrite.c kills before the K-th write()/pwrite() to the store at **every**
-K of the command. A driver process runs with the shim loaded (disarmed) and forks one child per
-kill point and per check (tests/fault_injection.py), so a kill point costs a fork, not a fresh
-interpreter. After each kill:
+LD_PRELOAD shim tests/killwrite.c kills before the K-th write()/pwrite() to the store. A driver
+process runs with the shim loaded (disarmed) and forks one child per kill point and per check
+(tests/fault_injection.py), so a kill point costs a fork, not a fresh interpreter.
+
+Which K are tried (:func:`kill_plan`; FEATURESTORE_SWEEP_ALL=1 tries every one): the uninterrupted
+run logs each write's offset and whether the switch journal exists. A write is classed by its phase
+(before the journal, while it exists, after the commit removed it) and by where it lands (offset 0:
+the superblock; inside the store's original size: an overwrite in place, the writes the journal
+exists for; past it: growth, which the rollback cuts off). **Every** in-place overwrite is tried,
+and the first and the last write of each run of consecutive writes of one class. After each kill:
 
 - a reader opens at once and every object other than the one written is exactly as before,
   the written one is its old or its new version (a seed group: all seeds old or all new);
-- `fs info` and `fs verify` exit 0 (fs verify is the first to open the killed store on odd K, a
-  reader on even K: each rolls a killed switch back), and `fs eval --models g` scores the group
-  (or refuses a mixed group in one line, exit 2, never averages it);
+- `fs info` and `fs verify` exit 0 (fs verify is the first to open the killed store on every
+  other kill point tried, a reader on the rest: each rolls a killed switch back), and `fs eval
+  --models g` scores the group (or refuses a mixed group in one line, exit 2, never averages it);
 - rerunning the command succeeds and gives the store of an uninterrupted run.
 
 A kill point whose kill lands after the command's last write to the store (a write elsewhere)
-leaves the command finished: that is "new". Prints "switch sweep <scenario>: tried T of T write()
+leaves the command finished: that is "new". Prints "switch sweep <scenario>: tried T of N write()
 kill points, held H".
 """
 from __future__ import annotations
@@ -114,6 +120,30 @@ def _plain(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- the driver (runs with the shim)
+def kill_plan(log: list[str], original_size: int) -> list[int]:
+    """The kill points to try, from the shim's KILLWRITE_LOG lines ("K OFFSET LENGTH JOURNAL") of
+    the uninterrupted run over a store of ``original_size`` bytes: every in-place overwrite made
+    while the journal exists, and the first and last K of each run of consecutive writes of one
+    (phase, region) class. FEATURESTORE_SWEEP_ALL=1: every K."""
+    rows = [tuple(int(v) for v in line.split()) for line in log if line.strip()]
+    assert [row[0] for row in rows] == list(range(1, len(rows) + 1)), "the shim's write log is not 1..N"
+    if os.environ.get("FEATURESTORE_SWEEP_ALL"):
+        return [row[0] for row in rows]
+    plan: set[int] = set()
+    journal_seen = False
+    previous: tuple[str, str] | None = None
+    for k, offset, _, journaled in rows:
+        journal_seen = journal_seen or bool(journaled)
+        phase = "journaled" if journaled else "after commit" if journal_seen else "before journal"
+        region = ("unknown" if offset < 0 else "superblock" if offset == 0 else
+                  "in place" if offset < original_size else "growth")
+        if (phase, region) == ("journaled", "in place") or (phase, region) != previous:
+            plan.update((k, k - 1) if previous is not None else (k,))  # a run's first K and the last of the one before
+        previous = (phase, region)
+    plan.add(len(rows))
+    return sorted(k for k in plan if k >= 1)
+
+
 def _in_process(fn: Callable[[], int]) -> int:
     try:
         return fn()
@@ -149,13 +179,16 @@ def sweep(base: Path, work: Path, scenario: str) -> dict[str, Any]:
     assert status == "ok", old
     # The uninterrupted run and the checks run here first, in this process: the forked children
     # then find every module imported (the shim counts per process, so they start from zero).
-    count = work / "count"
-    os.environ["KILLWRITE_COUNT"] = str(count)
+    count, write_log = work / "count", work / "writes"
+    original_size = reference.stat().st_size
+    os.environ.update(KILLWRITE_COUNT=str(count), KILLWRITE_LOG=str(write_log))
     try:
         assert _in_process(command(reference)) == 0, "the uninterrupted run failed"
     finally:
-        del os.environ["KILLWRITE_COUNT"]
+        del os.environ["KILLWRITE_COUNT"], os.environ["KILLWRITE_LOG"]
     total = int(count.read_text())
+    plan = kill_plan(write_log.read_text().splitlines(), original_size)
+    assert plan[-1] == total
     for args in (["info", "--store", str(reference)], ["verify", "--store", str(reference)],
                  ["eval", "--store", str(reference), "--models", "g", "--split", "val"]):
         assert _in_process(cli(args)) == 0, f"fs {args[0]} failed on the uninterrupted run's store"
@@ -165,14 +198,15 @@ def sweep(base: Path, work: Path, scenario: str) -> dict[str, Any]:
     assert set(new) - set(old) <= targets and all(same(old[k], new[k]) for k in old if k not in targets)
     assert all(k in new and not same(old.get(k), new[k]) for k in targets), "the command changes nothing"
     failures: list[str] = []
-    for k in range(1, total + 1):
+    for tried, k in enumerate(plan):
         store = fresh(f"k{k}")
         code = run_forked(command(store), log=log, setup=arm(KILLWRITE_AT=str(k)))
         if code != KILLED:
             failures.append(f"K={k}: not killed (exit {code})")
             continue
-        # the first to open after the kill finds a killed switch: fs verify on odd K, a reader on even K
-        if k % 2:
+        # the first to open after the kill finds a killed switch: fs verify on every other K tried, a reader on the rest
+        verify_first = tried % 2 == 0
+        if verify_first:
             code = run_forked(cli(["verify", "--store", str(store)]), log=log)
             if code != 0:
                 failures.append(f"K={k}: fs verify exit {code} after the kill")
@@ -192,7 +226,7 @@ def sweep(base: Path, work: Path, scenario: str) -> dict[str, Any]:
                                 "not all old or all new")
         if journal_path(store).exists():
             failures.append(f"K={k}: the killed switch's journal is still there after the first opener")
-        for args in [["info", "--store", str(store)]] + ([["verify", "--store", str(store)]] if k % 2 == 0 else []):
+        for args in [["info", "--store", str(store)]] + ([] if verify_first else [["verify", "--store", str(store)]]):
             code = run_forked(cli(args), log=log)
             if code != 0:
                 failures.append(f"K={k}: fs {args[0]} exit {code} after the kill")
@@ -206,8 +240,8 @@ def sweep(base: Path, work: Path, scenario: str) -> dict[str, Any]:
             failures.append(f"K={k}: the rerun (exit {code}) did not give the uninterrupted run's store ({status})")
         for leftover in work.glob(f"k{k}.h5*"):
             leftover.unlink()
-    held = total - len({f.split(":")[0] for f in failures})
-    return {"total": total, "held": held, "failures": failures}
+    held = len(plan) - len({f.split(":")[0] for f in failures})
+    return {"total": total, "tried": len(plan), "held": held, "failures": failures}
 
 
 
@@ -232,9 +266,25 @@ def _drive(shim: Path, base: Path, work: Path, scenario: str) -> dict[str, Any]:
 def test_a_kill_at_any_write_of_a_switch_leaves_old_or_new_and_nothing_else_touched(scenario, killwrite_shim, base,
                                                                                      tmp_path):
     report = _drive(killwrite_shim, base, tmp_path, scenario)
-    print(f"switch sweep {scenario}: tried {report['total']} of {report['total']} write() kill points, "
+    print(f"switch sweep {scenario}: tried {report['tried']} of {report['total']} write() kill points, "
           f"held {report['held']}")
     assert not report["failures"], "\n".join(report["failures"])
+
+
+def test_the_kill_plan_tries_every_overwrite_in_place_and_the_ends_of_each_run(monkeypatch):
+    """A model save's write log (as the shim wrote it, offsets shortened): 3 superblock writes before
+    the journal, its mark, growth, 2 overwrites in place, more growth, the last superblock write
+    of the switch, 2 after the commit. Written out by hand: the K kept."""
+    monkeypatch.delenv("FEATURESTORE_SWEEP_ALL", raising=False)
+    size = 1000
+    writes = [(0, 0)] * 3 + [(0, 1)] + [(1000 + i, 1) for i in range(4)] + [(48, 1), (700, 1)] + \
+        [(1100 + i, 1) for i in range(5)] + [(0, 1)] + [(0, 0)] * 2 + [(-1, 0)]
+    log = [f"{k} {offset} 8 {journaled}" for k, (offset, journaled) in enumerate(writes, 1)]
+    assert kill_plan(log, size) == [1, 3, 4, 5, 8, 9, 10, 11, 15, 16, 17, 18, 19]
+    monkeypatch.setenv("FEATURESTORE_SWEEP_ALL", "1")
+    assert kill_plan(log, size) == list(range(1, 20))
+    with pytest.raises(AssertionError, match="not 1..N"):
+        kill_plan(log[1:], size)
 
 
 def test_an_unfinished_switch_is_rolled_back_by_the_next_reader(killwrite_shim, base, tmp_path):
