@@ -589,3 +589,30 @@ def test_fs_solve_gda_imports_no_scipy(tmp_path):
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'sklearn', 'torch', 'pandas')))")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
     assert "test accuracy" in out and out.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_chunk_statistics_normalized_in_place_equal_the_plain_expressions_to_the_bit(dtype, order, monkeypatch):
+    """``ClassStatistics.of_chunk(X, y, C, normalize)`` normalizes and centres the rows in one
+    buffer, block by block: the same bits as the statistics of ``l2_normalize(X)`` written out
+    (bincount, np.add.at sums, X - means[y], its scatter), zero rows included."""
+    from solvers.few_shot import sufficient_statistics as ss
+
+    monkeypatch.setattr(ss, "ROW_BLOCK", 37)  # several blocks, the last one shorter
+    rng = np.random.default_rng(5)
+    X = np.asarray(rng.standard_normal((500, 40)), dtype=dtype, order=order)
+    X[7] = 0
+    y = rng.integers(0, 9, 500)
+    for normalize in (True, False):
+        norms = np.sqrt(np.add.reduce(X * X, axis=1, keepdims=True))
+        norms[norms == 0] = 1
+        Xn = X / norms if normalize else X
+        counts = np.bincount(y, minlength=9)
+        sums = np.zeros((9, 40), dtype=dtype)
+        np.add.at(sums, y, Xn)
+        centred = np.ascontiguousarray(Xn - (sums / counts[:, None].astype(dtype))[y])
+        stats = ss.ClassStatistics.of_chunk(X, y, 9, normalize)
+        np.testing.assert_array_equal(stats.counts, counts)
+        np.testing.assert_array_equal(stats.sums, sums.astype(np.float64))
+        np.testing.assert_array_equal(stats.scatter, (centred.T @ centred).astype(np.float64))

@@ -152,6 +152,24 @@ def test_fs_solve_fits_without_reading_the_test_split(three_splits, monkeypatch,
         return guards[-2], guards[-1]
 
     monkeypatch.setattr(inputs, "labelled", guarded)
+    import workflows.inputs.streamed_split as streamed  # fs solve reads the test split as it scores it
+
+    original_streamed = streamed.streamed_labelled
+
+    def guarded_streamed(store, encoder, split, *args, **kwargs):
+        X, y = original_streamed(store, encoder, split, *args, **kwargs)
+        blocks = X.blocks
+
+        def guarded_blocks(*a, **k):
+            for block in blocks(*a, **k):
+                guards.append(Guard(block, "features"))
+                yield guards[-1]
+
+        X.blocks = guarded_blocks
+        guards.append(Guard(y, "labels"))
+        return X, guards[-1]
+
+    monkeypatch.setattr(streamed, "streamed_labelled", guarded_streamed)
     code, out, err = run(["solve", name, "--store", path, "--train", "train", "--val", "val", "--test", "test",
                           "--calibrate", "--json", "-q", *params], capsys)
     assert code == 0, err

@@ -153,7 +153,7 @@ class GDA(Solver):
         stats = ClassStatistics.empty(C, X.shape[1])
         for start in range(0, X.shape[0], FIT_BLOCK_ROWS):
             block = X[start:start + FIT_BLOCK_ROWS]
-            stats.update(l2_normalize(block) if self.normalize else block, y[start:start + FIT_BLOCK_ROWS])
+            stats.update(block, y[start:start + FIT_BLOCK_ROWS], self.normalize)
         centred = None
         if self.covariance in ("ledoit_wolf", "oas"):
             Xn = l2_normalize(X) if self.normalize else X
@@ -216,7 +216,7 @@ class GDA(Solver):
         stats = stats.grow(C)
         for start in range(0, X.shape[0], FIT_BLOCK_ROWS):
             block = X[start:start + FIT_BLOCK_ROWS]
-            stats.update(l2_normalize(block) if self.normalize else block, y[start:start + FIT_BLOCK_ROWS])
+            stats.update(block, y[start:start + FIT_BLOCK_ROWS], self.normalize)
         check_class_counts(np.repeat(np.arange(C), stats.counts), C)
         self.stat_counts_, self.stat_sums_, self.stat_scatter_ = stats.counts, stats.sums, stats.scatter
         self.classes_ = np.arange(C) if known is None else np.asarray(known)[:C]

@@ -19,6 +19,8 @@ from solvers.errors import InputError
 # Few rows per class (few-shot fits): the class sums by rank of occurrence, one vectorized add
 # per rank, instead of np.add.at (faster for few rows per class; bench/RESULTS.md).
 RANKED_SUMS_MAX_COUNT = 64
+#: Rows per step when a chunk is normalized and centred in place (temporaries of this many rows).
+ROW_BLOCK = 2048
 
 
 def _class_sums(X: np.ndarray, y: np.ndarray, counts: np.ndarray, n_classes: int) -> np.ndarray:
@@ -57,16 +59,35 @@ class ClassStatistics:
         return self.sums / np.maximum(self.counts, 1)[:, None]
 
     @classmethod
-    def of_chunk(cls, X: np.ndarray, y: np.ndarray, n_classes: int) -> ClassStatistics:
-        """Statistics of one chunk of features ``X`` (n, D) with labels ``y`` in [0, C).
+    def of_chunk(cls, X: np.ndarray, y: np.ndarray, n_classes: int, normalize: bool = False) -> ClassStatistics:
+        """Statistics of one chunk of features ``X`` (n, D) with labels ``y`` in [0, C);
+        ``normalize``: of its L2-normalized rows (``l2_normalize(X)``, the same numbers).
 
         The chunk's scatter is computed in X's dtype (float32 BLAS for float32 input) and
         returned in float64.
         """
         counts = np.bincount(y, minlength=n_classes)
-        sums = _class_sums(X, y, counts, n_classes)
-        chunk_means = sums / np.maximum(counts, 1)[:, None].astype(X.dtype)
-        centred = X - chunk_means[y]
+        if X.dtype not in (np.float32, np.float64):
+            X = l2_normalize(X) if normalize else X
+            sums = _class_sums(X, y, counts, n_classes)
+            centred = X - (sums / np.maximum(counts, 1)[:, None].astype(X.dtype))[y]
+        else:
+            # One buffer of X's size holds the normalized, then the centred rows, filled in row
+            # blocks: the same numbers as l2_normalize(X) - means[y] without their (n, D) temporaries.
+            centred = np.empty_like(X, order="C")
+            if normalize:
+                for start in range(0, X.shape[0], ROW_BLOCK):
+                    block = X[start:start + ROW_BLOCK]
+                    norms = np.linalg.norm(block, axis=1, keepdims=True)
+                    norms[norms == 0] = 1
+                    np.divide(block, norms, out=centred[start:start + ROW_BLOCK])
+            else:
+                centred[...] = X
+            sums = _class_sums(centred, y, counts, n_classes)
+            chunk_means = sums / np.maximum(counts, 1)[:, None].astype(X.dtype)
+            for start in range(0, X.shape[0], ROW_BLOCK):
+                part = centred[start:start + ROW_BLOCK]
+                part -= chunk_means[y[start:start + ROW_BLOCK]]
         # NumPy's matmul computes A.T @ A of one buffer with BLAS syrk (one triangle: half the flops)
         return cls(counts.astype(np.int64), sums.astype(np.float64), (centred.T @ centred).astype(np.float64))
 
@@ -96,9 +117,9 @@ class ClassStatistics:
         return ClassStatistics(np.concatenate([self.counts, np.zeros(extra, np.int64)]),
                                np.vstack([self.sums, np.zeros((extra, self.sums.shape[1]))]), self.scatter.copy())
 
-    def update(self, X: np.ndarray, y: np.ndarray) -> ClassStatistics:
-        """Merge one chunk of rows into these statistics; returns self."""
-        return self.merge(ClassStatistics.of_chunk(X, y, self.counts.shape[0]))
+    def update(self, X: np.ndarray, y: np.ndarray, normalize: bool = False) -> ClassStatistics:
+        """Merge one chunk of rows (``normalize``: L2-normalized first) into these statistics; returns self."""
+        return self.merge(ClassStatistics.of_chunk(X, y, self.counts.shape[0], normalize))
 
 
 def class_statistics(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n_classes: int,
@@ -110,5 +131,5 @@ def class_statistics(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n_classes:
         X = np.asarray(X)
         if X.dtype not in (np.float32, np.float64):
             X = X.astype(np.float32)
-        stats.update(l2_normalize(X) if normalize else X, np.asarray(y, dtype=np.int64))
+        stats.update(X, np.asarray(y, dtype=np.int64), normalize)
     return stats
