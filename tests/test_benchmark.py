@@ -276,3 +276,25 @@ def test_rerun_from_another_directory_finds_its_cells(tmp_path, monkeypatch):
     frame = run([str(tmp_path / "toy.h5")], ENCODER, methods=["gda"], shots=[1], seeds=[1], output=tmp_path / "r",
                 quiet=True, plot=False)
     assert len(frame) == 1 and len(_rows(tmp_path / "r" / "results.csv")) == 1
+
+
+def test_stores_read_while_others_run_give_the_rows_of_one_process(tmp_path):
+    """--jobs 2 over three stores (each read while the previous one's cells run, one without a
+    val split) gives every cell's metrics of the one-process sweep, float for float."""
+    from workflows.benchmark import run
+
+    stores = [str(_store(tmp_path / "a.h5", seed=1)), str(_store(tmp_path / "b.h5", val=False, n_train=40, seed=2)),
+              str(_store(tmp_path / "c.h5", seed=3))]
+    kwargs = {"methods": ["zero-shot", "gda"], "shots": [1, 2, 4], "seeds": [1, 2], "quiet": True}
+    one, two = run(stores, ENCODER, **kwargs), run(stores, ENCODER, jobs=2, **kwargs)
+    columns = ["dataset", "method", "shots", "seed", "top1", "top5", "balanced_accuracy", "ece", "nll",
+               "hyperparameters", "val", "warnings"]
+    assert len(one) == 3 * (1 + 3 * 2) and one[columns].equals(two[columns])
+
+
+def test_overlap_order_reads_the_largest_dataset_second(tmp_path):
+    from workflows.benchmark import check_dataset, overlap_order
+
+    data = [check_dataset(str(_store(tmp_path / f"{n}.h5", seed=i)), ENCODER, ["gda"]) for i, n in enumerate("abc")]
+    cells = [[(d.store, "gda", 1, s) for s in range(k)] for d, k in zip(data, (2, 6, 4))]
+    assert overlap_order(list(zip(data, cells))) == [2, 1, 0]  # 4 cells, then 6 (the largest), then 2

@@ -9,12 +9,14 @@ distribution-shift splits, restricted to their class subset) and is appended to
 a rerun skips the cells already there). ``--jobs N`` runs cells in N forked processes that
 share the parent's arrays copy-on-write, each with BLAS limited to cores / N threads.
 
-Stores are read one at a time, each dropped before the next: its test and validation splits
-whole, its training pool by row index (the label column first, then, in one pass over the HDF5
-chunks that hold them, the rows every cell's few-shot draw and held-out validation rows take),
-so a sweep's memory is one dataset's test split and draws, never a whole pool (ImageNet's is
-1.28M rows). Every store's metadata (name, splits, encoder, class bank) is checked before the
-first cell.
+Stores are read one at a time: its test and validation splits whole, its training pool by row
+index (the label column first, then, in one pass over the HDF5 chunks that hold them, the rows
+every cell's few-shot draw and held-out validation rows take), so a sweep's memory is a
+dataset's test split and draws, never a whole pool (ImageNet's is 1.28M rows). With one
+process each store is dropped before the next is read; with ``--jobs N`` the next store is read
+while the previous one's cells run (at most two stores' arrays at once, the largest store read
+second, behind the second largest one's cells: ``overlap_order``). Every store's metadata
+(name, splits, encoder, class bank) is checked before the first cell.
 """
 from __future__ import annotations
 
@@ -280,22 +282,22 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
 
     with tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell", desc="benchmark",
               disable=quiet, dynamic_ncols=True) as bar:
-        for described in datasets:  # one store's arrays in memory at a time
-            own = [c for c in todo if c[0] == described.store]
-            if not own:
-                continue
-            data = load_dataset(described.store, encoder, methods, **load)
-            prefetch_draws(data, own, options, processes=max(1, jobs))
-            if jobs <= 1 or len(own) <= 1:
-                from solvers import quiet as quiet_progress
+        batches = [(d, [c for c in todo if c[0] == d.store]) for d in datasets]
+        batches = [(d, own) for d, own in batches if own]
+        if jobs > 1 and sum(len(own) for _, own in batches) > 1:
+            _run_overlapped([batches[i] for i in overlap_order(batches)], encoder, methods, load, params, options,
+                            jobs, finish, bar)
+        else:
+            from solvers import quiet as quiet_progress
 
+            for described, own in batches:  # one store's arrays in memory at a time
+                data = load_dataset(described.store, encoder, methods, **load)
+                prefetch_draws(data, own, options)
                 with quiet_progress(True):
                     for _, method, k, s in own:
                         finish(fit_cell(data, method, k, s, params.get(method, {}), options))
                         bar.update(1)
-            else:
-                _run_parallel(own, {data.store: data}, params, options, jobs, finish, bar)
-            del data
+                del data
     as_read = [{k: "" if v is None else str(v) for k, v in row.items()} for row in new_rows]
     rows = existing + as_read if results_path else new_rows
     wanted = {(c[0], encoder, c[1], c[2], c[3]) for c in cells}
@@ -306,27 +308,79 @@ def run(stores: list[str], encoder: str, *, methods: list[str] | tuple[str, ...]
     return frame
 
 
-def _run_parallel(todo: list[tuple], by_store: dict[str, Dataset], params: dict, options: dict[str, Any],
-                  jobs: int, finish: Any, bar: Any) -> None:
-    """Cells on ``jobs`` forked workers (arrays shared copy-on-write), BLAS at cores/jobs threads
-    each; results are written by this process only, as they arrive."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+def dataset_work(data: Dataset, cells: list[tuple]) -> float:
+    """A rough cost of ``cells`` of one dataset, for ordering the datasets only: each cell's
+    products of its test and validation rows with the class weights, a pass over those rows,
+    and the D x D work of a fit."""
+    with FeatureStore(data.store) as store:
+        n_classes = len(data.classes or (store.classes(data.test) if data.test else None) or [None])
+        rows = store.n_rows(data.test) if data.test else 0
+        rows += store.n_rows(data.val) if data.val else HOLDOUT_PER_CLASS * n_classes
+    width = next((a.shape[1] for a in (data.text_weights, data.X_train) if a is not None), 1)
+    return len(cells) * (2.0 * rows * n_classes * width + 50.0 * rows * width + 4.0 * float(width) ** 3)
 
-    _DATA.clear()
-    _DATA.update(by_store)
+
+def overlap_order(batches: list[tuple[Dataset, list[tuple]]]) -> list[int]:
+    """The order in which ``_run_overlapped`` loads the datasets of ``batches`` (dataset, cells):
+    the second largest first, the largest next (its load, the longest, runs while the first
+    one's cells run), then the rest from the largest down (small cells fill the large one's tail)."""
+    work = [dataset_work(data, cells) for data, cells in batches]
+    order = sorted(range(len(batches)), key=lambda i: -work[i])
+    if len(order) > 1:
+        order[0], order[1] = order[1], order[0]
+    return order
+
+
+def _run_overlapped(batches: list[tuple[Dataset, list[tuple]]], encoder: str, methods: list[str],
+                    load: dict[str, Any], params: dict, options: dict[str, Any], jobs: int, finish: Any,
+                    bar: Any) -> None:
+    """The cells of ``batches`` (dataset, its cells), in that order, on ``jobs`` forked workers per
+    dataset (arrays shared copy-on-write), BLAS at cores/jobs threads each; results are written by
+    this process only, as they arrive.
+
+    A dataset is read while the previous one's cells run, its workers start when the previous
+    one has at most ``jobs`` cells left (so the cores never wait for a read or for the last cell
+    of a dataset), and the previous one's arrays are dropped as soon as its last cell is done:
+    this process holds at most two datasets' arrays.
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    import scipy.linalg  # noqa: F401  (imported here once, not in every forked worker)
+    import threadpoolctl  # noqa: F401
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_limit_worker_blas,
-                               initargs=(threads,))
-    try:
-        pending = {pool.submit(_run_cell_in_worker, store, method, k, s, params.get(method, {}), options)
-                   for store, method, k, s in todo}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
+    live: list[tuple[str, ProcessPoolExecutor, set[Future]]] = []  # (store, its workers, its unfinished cells)
+
+    def collect(enough: Any) -> None:
+        while not enough():
+            done, _ = wait(set().union(*(futures for _, _, futures in live)), return_when=FIRST_COMPLETED)
+            for future in done:
                 finish(future.result())
                 bar.update(1)
+            for batch in list(live):
+                batch[2].difference_update(done)
+                if not batch[2]:
+                    batch[1].shutdown(wait=True)
+                    live.remove(batch)
+                    _DATA.pop(batch[0], None)
+
+    _DATA.clear()
+    try:
+        for described, own in batches:
+            data = load_dataset(described.store, encoder, methods, **load)
+            prefetch_draws(data, own, options, processes=jobs)
+            collect(lambda: all(len(futures) <= jobs for _, _, futures in live))
+            _DATA[data.store] = data
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_limit_worker_blas,
+                                       initargs=(threads,))
+            live.append((data.store, pool, set()))
+            for store, method, k, s in sorted(own, key=lambda cell: -cell[2]):  # the largest draws first
+                live[-1][2].add(pool.submit(_run_cell_in_worker, store, method, k, s, params.get(method, {}), options))
+            del data
+            collect(lambda: len(live) <= 1)  # the previous dataset's last cells: then its arrays go
+        collect(lambda: not live)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for _, pool, _ in live:
+            pool.shutdown(wait=True, cancel_futures=True)
         _DATA.clear()
