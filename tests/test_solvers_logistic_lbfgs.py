@@ -153,3 +153,52 @@ def test_fewer_rows_than_dimensions_fit_in_the_rows_span_to_the_same_optimum(n_c
         residual = np.exp(Z - logsumexp(Z, axis=1, keepdims=True)) - np.eye(K)[y]
     grad = residual.T @ X / 30 + rule.coef / (30.0 * 30)
     assert np.abs(grad).max() <= 1e-9 and np.abs(residual.sum(axis=0) / 30).max() <= 1e-9
+
+
+def test_float32_products_reach_the_float64_optimum_and_stop_on_the_float64_gradient():
+    """3,000 rows: the gradient's float32 rounding is far below tol = 1e-7, so the fit takes its
+    products in float32 (the logits chained from float64 ones); it stops only where the float64
+    gradient, re-derived here, meets tol, at the optimum of an independent Newton-CG fit."""
+    from solvers.few_shot import logistic_lbfgs
+    from solvers.few_shot.logistic_lbfgs import LogisticProblem
+
+    X, y = clip_like(30, 6, n=3000)
+    problem = LogisticProblem(X, y, 6)
+    fit = problem.fit(300.0, tol=1e-7, max_iter=100000)
+    assert problem._rows32 is not None and logistic_lbfgs.FLOAT32_MARGIN * problem._float32_error <= 1e-7
+    assert fit.converged and fit.message.endswith("max |gradient| <= tol")
+    Z = X @ fit.coef.T + fit.intercept
+    residual = np.exp(Z - logsumexp(Z, axis=1, keepdims=True)) - np.eye(6)[y]
+    grad = residual.T @ X / 3000 + fit.coef / (300.0 * 3000)
+    assert np.abs(grad).max() <= 1e-7 and np.abs(residual.sum(axis=0) / 3000).max() <= 1e-7
+    oracle = LogisticRegression(C=300.0, solver="newton-cg", tol=1e-12, max_iter=100000).fit(X, y)
+    scale = np.abs(oracle.coef_).max()
+    np.testing.assert_allclose(fit.coef, oracle.coef_, atol=1e-3 * scale)
+    best = objective(oracle.coef_, oracle.intercept_, X, y, 300.0)
+    assert abs(objective(fit.coef, fit.intercept, X, y, 300.0) - best) / best < 1e-8
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_a_chained_float32_evaluation_is_the_float64_one_to_float32_rounding_of_the_step(n_classes):
+    """_objective with float32 rows: the logits at a point are the previous point's float64
+    logits plus a float32 product of the step, so the value's error scales with the step, not
+    with the logits (a float32 product of the logits themselves would be off by ~1e-7 of them)."""
+    from solvers.few_shot.logistic_lbfgs import _objective
+
+    X, y = clip_like(31, n_classes, n=2000)
+    K = 1 if n_classes == 2 else n_classes
+    rng = np.random.default_rng(0)
+    w0 = 30 * rng.standard_normal(K * 41)
+    w1 = w0 + 1e-3 * rng.standard_normal(K * 41)
+    memo = {}
+    fast = _objective(X, y, K, 10.0, rows32=X.astype(np.float32), memo=memo)
+    exact = _objective(X, y, K, 10.0)
+    fast(w0)  # the first evaluation is float64 and starts the chain
+    assert memo["exact"]
+    value, grad = fast(w1)
+    assert not memo["exact"]
+    value64, grad64 = exact(w1)
+    assert abs(value - value64) <= 1e-6 * abs(value64 - exact(w0)[0])
+    np.testing.assert_allclose(grad, grad64, rtol=0, atol=1e-6 * np.abs(grad64).max())
+    again, grad_again = fast(w1, True)  # exact=True: the float64 evaluation itself
+    assert again == value64 and np.array_equal(grad_again, grad64) and memo["exact"]

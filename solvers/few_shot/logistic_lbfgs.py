@@ -36,6 +36,13 @@ CURVATURE_SCALE = 0.1
 #: variables, as scikit-learn's: there the optimum's logits are tiny and the stopping rule's
 #: slack in the intercepts (tol / curvature) would decide predictions, as it does not on that path.
 MIN_CURVATURE = 1e-3
+#: The gradient's product residual^T X is taken in float32 (the value, logits and softmax in
+#: float64) when the float32 rounding it adds, estimated as eps32 rms(x_d) / sqrt(n), is at least
+#: this many times below ``tol``; a stop is always tested on the float64 gradient, and a fit whose
+#: float32 phase ends short of tol goes on with float64 products.
+FLOAT32_MARGIN = 4.0
+#: With float32 products, every REFRESH-th evaluation of a fit is float64 (``_objective``).
+REFRESH = 16
 
 
 @dataclass
@@ -51,22 +58,40 @@ class LogisticFit:
 
 
 def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int, C: float,
-               curvature: list[float] | None = None) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+               curvature: list[float] | None = None, rows32: np.ndarray | None = None,
+               memo: dict | None = None) -> Callable[..., tuple[float, np.ndarray]]:
     """f(w) = mean cross-entropy + |W|^2 / (2 C n) and its gradient (scikit-learn's scaling of
     C * sum CE + |W|^2 / 2, so its ``tol`` means the same); w = [W.ravel(), b]. X is float64.
     With a ``curvature`` list, each evaluation appends the mean of p (1 - p) over rows and
-    outputs (the softmax's mean curvature, for the preconditioner)."""
+    outputs (the softmax's mean curvature, for the preconditioner).
+
+    With ``rows32`` (X in float32) and a ``memo`` dict, both products are taken in float32 (about
+    a third of the float64 cost): the logits as the memo's float64 logits, those of the point
+    evaluated before, plus X (W - W_0)^T in float32, whose rounding is relative to the step, not
+    to the logits; and the gradient's residual^T X. The softmax, the value and the sums stay
+    float64. ``exact=True`` (and every ``REFRESH``-th evaluation, which bounds the drift of the
+    chained logits) evaluates in float64 and restarts the chain from exact logits."""
     n, D = X.shape
     rows = np.arange(n)
     ridge = 1.0 / (C * n)
     binary = n_outputs == 1
     target = y.astype(np.float64) if binary else np.empty(0)  # used by the binary branch only
 
-    def value_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
+    def value_and_gradient(w: np.ndarray, exact: bool = False) -> tuple[float, np.ndarray]:
         W = w[:n_outputs * D].reshape(n_outputs, D)
         b = w[n_outputs * D:]
-        Z = X @ W.T
-        Z += b
+        fast = rows32 is not None and memo is not None and not exact and 0 < memo.get("chained", REFRESH) < REFRESH
+        if fast:
+            assert rows32 is not None and memo is not None
+            Z = (rows32 @ (W - memo["W"]).T.astype(np.float32)).astype(np.float64)
+            Z += memo["Z"]
+            Z += b - memo["b"]
+        else:
+            Z = X @ W.T
+            Z += b
+        if memo is not None:
+            memo.update(Z=Z.copy(), W=W.copy(), b=b.copy(), chained=memo.get("chained", 0) + 1 if fast else 1,
+                        exact=not fast)
         if binary:  # class 0's logit is fixed at 0: CE = log(1 + e^z) - t z
             z = Z[:, 0]
             loss = float(np.logaddexp(0, z).sum() - np.dot(target, z))
@@ -86,7 +111,13 @@ def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int, C: float,
             if curvature is not None:
                 curvature.append(float(np.mean(Z * (1 - Z))))
             Z[rows, y] -= 1
-        grad_W = (Z.T @ X) / n + ridge * W
+        if fast:
+            assert rows32 is not None
+            grad_W = (Z.astype(np.float32).T @ rows32).astype(np.float64)
+            grad_W /= n
+            grad_W += ridge * W
+        else:
+            grad_W = (Z.T @ X) / n + ridge * W
         grad_b = Z.sum(axis=0) / n
         value = loss / n + 0.5 * ridge * float(np.dot(W.ravel(), W.ravel()))
         return value, np.concatenate([grad_W.ravel(), grad_b])
@@ -115,6 +146,14 @@ class LogisticProblem:
             self._basis, R = np.linalg.qr(X64.T)  # X^T = V R: X = R^T V^T
             X64 = np.ascontiguousarray(R.T)
         self.X = X64
+        # float32 products are used where their rounding in the gradient (about eps32 rms(x_d) / sqrt(n)
+        # per entry for residuals in [-1, 1], the largest column rms) stays FLOAT32_MARGIN times below tol
+        rms = float(np.sqrt(np.square(X64).mean(axis=0).max()))
+        self._float32_error = float(np.finfo(np.float32).eps) * rms / np.sqrt(X64.shape[0])
+        self._rows32: np.ndarray | None = None
+        # id(coef) of a fit returned -> (coef, its data terms): a later fit started from it takes them
+        # instead of evaluating it again
+        self._kept: dict[int, tuple[np.ndarray, tuple]] = {}
         n, D = self.X.shape
         gram = np.empty((D + 1, D + 1))
         gram[:D, :D] = self.X.T @ self.X
@@ -135,24 +174,42 @@ class LogisticProblem:
 
         X, K, V = self.X, self.n_outputs, self._basis
         n, D = X.shape
+        starts: list[tuple[np.ndarray, tuple | None]] = []
         if start is None:
-            starts = [np.zeros((K, D + 1))]
+            starts = [(np.zeros((K, D + 1)), None)]
         else:
-            starts = []
             for W, b in [start] if isinstance(start, tuple) else start:
+                kept = self._kept.get(id(W))
+                data = kept[1] if kept is not None and kept[0] is W else None
                 W = np.asarray(W, np.float64).reshape(K, self.n_features)
-                starts.append(np.hstack([W if V is None else W @ V, np.asarray(b, np.float64).reshape(K, 1)]))
+                starts.append((np.hstack([W if V is None else W @ V, np.asarray(b, np.float64).reshape(K, 1)]), data))
         ridge = 1.0 / (C * n)
         curvature: list[float] = []
-        objective = _objective(X, self.y, K, C, curvature)
+        memo: dict = {}
         last: dict[str, bool] = {}
+        exact_at: dict = {}
+        float32 = FLOAT32_MARGIN * self._float32_error <= tol
+        if float32 and self._rows32 is None:
+            self._rows32 = X.astype(np.float32)
+        objective = _objective(X, self.y, K, C, curvature, self._rows32 if float32 else None, memo if float32 else None)
+        phase = {"exact": not float32}
 
-        def original(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        def original(theta: np.ndarray, exact: bool = False) -> tuple[float, np.ndarray]:
             """Value and gradient (K, D + 1) before whitening (on the span when n < D); whether the
-            original variables' gradient meets tol is remembered for the stop."""
-            value, g = objective(np.concatenate([theta[:, :D].ravel(), theta[:, D]]))
+            original variables' float64 gradient meets tol is remembered for the stop (a float32
+            evaluation that meets it is repeated in float64 first)."""
+            w = np.concatenate([theta[:, :D].ravel(), theta[:, D]])
+            value, g = objective(w, exact or phase["exact"])
+            met = self._meets(np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)]), tol)
+            if met and not memo.get("exact", True):
+                value, g = objective(w, True)
+                met = self._meets(np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)]), tol)
+            last["met"] = met
             grad = np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)])
-            last["met"] = self._meets(grad, tol)
+            if memo.get("exact", True):  # the data terms of a float64 evaluation, for a fit that ends here
+                W = theta[:, :D]
+                exact_at.update(theta=theta, data=(value - 0.5 * ridge * float(np.sum(W * W)), grad - ridge * np.hstack(
+                    [W, np.zeros((K, 1))]), curvature[-1]))
             return value, grad
 
         def whitened(v: np.ndarray) -> tuple[float, np.ndarray]:
@@ -162,44 +219,82 @@ class LogisticProblem:
                 value, grad = original(solve_triangular(L, v.reshape(K, D + 1).T, lower=True, trans="T").T)
             return value, solve_triangular(L, grad.T, lower=True).T.ravel()  # Theta = Theta' L^-1, G' = G L^-T
 
+        def plain(w: np.ndarray) -> tuple[float, np.ndarray]:
+            if w is first or np.array_equal(w, first):
+                value, grad = at_start
+            else:
+                value, grad = original(np.hstack([w[:K * D].reshape(K, D), w[K * D:].reshape(K, 1)]))
+            return value, np.concatenate([grad[:, :D].ravel(), grad[:, D]])
+
         def stop_on_original_gradient(intermediate_result: object) -> None:
             if last["met"]:
                 raise StopIteration
 
+        def finish(theta: np.ndarray, n_iter: int, converged: bool, message: str) -> LogisticFit:
+            """The fit at theta; its data terms are kept when its last float64 evaluation was there
+            (intercepts up to a common shift, which changes neither the loss nor the gradient)."""
+            fit = self._result(theta, n_iter, converged, message)
+            at = exact_at["theta"]
+            centred = (lambda b: b - b.mean()) if K > 1 else (lambda b: b)
+            if np.array_equal(at[:, :D], theta[:, :D]) and np.allclose(
+                    centred(at[:, D]), centred(theta[:, D]), rtol=0, atol=1e-12 * (1 + np.abs(theta[:, D]).max())):
+                self._kept[id(fit.coef)] = fit.coef, exact_at["data"]
+            return fit
+
         tried = []
-        for theta in starts:
-            value, grad = original(theta)
-            tried.append((value, theta, grad, last["met"], curvature[-1]))
-        value, theta, grad, met, curv = min(tried, key=lambda t: t[0])
+        for theta, data in starts:  # in float64: the start's value and gradient decide its choice and its stop
+            if data is None:
+                value, grad = original(theta, exact=True)
+                tried.append((value, theta, grad, last["met"], curvature[-1], dict(memo), exact_at["data"]))
+            else:  # a fit's own start: its data terms, kept from its last float64 evaluation, and this C's ridge
+                W = theta[:, :D]
+                value = data[0] + 0.5 * ridge * float(np.sum(W * W))
+                grad = data[1] + ridge * np.hstack([W, np.zeros((K, 1))])
+                tried.append((value, theta, grad, self._meets(grad, tol), data[2], {}, data))
+        value, theta, grad, met, curv, chain, data = min(tried, key=lambda t: t[0])
+        memo.update(chain)
+        exact_at.update(theta=theta, data=data)
+        del tried, chain  # the other starts' logits
         shift = float(theta[:, D].mean())
         at_start = value, grad
         last["met"] = met
         if met:
-            return self._result(theta, 0, True, "CONVERGENCE: the start meets tol")
+            return finish(theta, 0, True, "CONVERGENCE: the start meets tol")
         at_zero = 0.25 if K == 1 else (1 - 1 / K) / K  # the mean curvature at zero weights
         c = CURVATURE_SCALE * max(curv, MIN_CURVATURE * at_zero)
-        options = {"maxls": 50, "gtol": 0.0, "ftol": 64 * np.finfo(float).eps, "maxiter": int(max_iter)}
-        if c * np.trace(self._gram[:D, :D]) < ridge:  # the ridge dominates: L-BFGS as scikit-learn runs it
-            def plain(w: np.ndarray) -> tuple[float, np.ndarray]:
-                value, grad = original(np.hstack([w[:K * D].reshape(K, D), w[K * D:].reshape(K, 1)]))
-                return value, np.concatenate([grad[:, :D].ravel(), grad[:, D]])
-
-            # on the original variables SciPy's own test is the rule; on the span, the callback's
-            result = minimize(plain, np.concatenate([theta[:, :D].ravel(), theta[:, D]]), jac=True,
-                              method="L-BFGS-B", callback=None if V is None else stop_on_original_gradient,
-                              options={**options, "gtol": float(tol) if V is None else 0.0})
-            theta = np.hstack([result.x[:K * D].reshape(K, D), result.x[K * D:].reshape(K, 1)])
+        options = {"maxls": 50, "gtol": 0.0, "ftol": 64 * np.finfo(float).eps}
+        # the ridge dominates: L-BFGS as scikit-learn runs it, on the original variables
+        if c * np.trace(self._gram[:D, :D]) < ridge:
+            L = None
+            first = np.concatenate([theta[:, :D].ravel(), theta[:, D]])
         else:
             S = c * self._gram
             S[np.arange(D), np.arange(D)] += ridge
             L = cholesky(S, lower=True)
             first = (theta @ L).ravel()
-            result = minimize(whitened, first, jac=True, method="L-BFGS-B",
-                              callback=stop_on_original_gradient, options=options)
-            theta = self._recentre(solve_triangular(L, result.x.reshape(K, D + 1).T, lower=True, trans="T").T, shift)
-        if result.status == 99:  # the callback's StopIteration: the original gradient met tol
-            return self._result(theta, int(result.nit), True, "CONVERGENCE: max |gradient| <= tol")
-        return self._result(theta, int(result.nit), bool(result.status == 0), str(result.message))
+        n_iter = 0
+        while True:
+            result = minimize(plain if L is None else whitened, first, jac=True, method="L-BFGS-B",
+                              callback=stop_on_original_gradient,
+                              options={**options, "maxiter": int(max_iter) - n_iter})
+            n_iter += int(result.nit)
+            if L is None:
+                theta = np.hstack([result.x[:K * D].reshape(K, D), result.x[K * D:].reshape(K, 1)])
+            else:
+                theta = self._recentre(solve_triangular(L, result.x.reshape(K, D + 1).T, lower=True, trans="T").T,
+                                       shift)
+            if result.status == 99:  # the callback's StopIteration: the original gradient met tol
+                return finish(theta, n_iter, True, "CONVERGENCE: max |gradient| <= tol")
+            if phase["exact"] or n_iter >= max_iter:
+                return finish(theta, n_iter, bool(result.status == 0), str(result.message))
+            # float32 products stopped short of tol (a relative decrease below 64 eps or a line
+            # search that failed): the fit goes on from there with float64 products, L-BFGS restarted
+            phase["exact"] = True
+            first = result.x
+            at_start = original(theta)
+            if last["met"]:
+                return finish(theta, n_iter, True, "CONVERGENCE: max |gradient| <= tol")
+
     def _meets(self, grad: np.ndarray, tol: float) -> bool:
         """Whether the gradient in the original variables, [G_r V^T, g_b] on the span, has max |g|
         <= tol. A row of G_r V^T has the 2-norm of G_r's row (V orthonormal), so its largest entry
