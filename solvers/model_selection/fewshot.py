@@ -92,8 +92,15 @@ def check_sampler(sampler: str, shots: int, seed: int) -> None:
 
 def _rows_by_class(labels: np.ndarray, labelled: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """The classes in ascending order and each one's rows in row order, from one stable sort
-    (a mask per class would read all n labels C times)."""
-    order = labelled[np.argsort(labels[labelled], kind="stable")]
+    (a mask per class would read all n labels C times): a radix sort of 16-bit keys when the
+    labels fit them, NumPy's stable sort for int64 keys being a merge sort."""
+    keys = labels[labelled]
+    if keys.dtype.kind in "iu" and keys.max() < 1 << 15:
+        counts = np.bincount(keys)
+        order = labelled[np.argsort(keys.astype(np.int16), kind="stable")]
+        classes = np.flatnonzero(counts)
+        return classes, np.split(order, np.cumsum(counts[classes])[:-1])
+    order = labelled[np.argsort(keys, kind="stable")]
     ordered = labels[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     return ordered[starts], np.split(order, starts[1:])
