@@ -42,7 +42,7 @@ class LinearProbe(Solver):
     on the validation split as the CLIP paper does (appendix A.3): 1e-6, 1e-4, ..., 1e6, then a
     binary search that halves the interval around the best value until the resolution is 8
     values per decade (the neighbours at 1, 1/2, 1/4, 1/8 of a decade: 15 fits in all, within
-    1e-6 .. 1e6). Every visited C is scored by a converged float64 fit (``tol``, ``max_iter``;
+    1e-6 .. 1e6). Every visited C is scored by a fit converged on its float64 gradient (``tol``, ``max_iter``;
     L-BFGS in whitened variables, on the rows' span when there are fewer rows than dimensions:
     ``solvers.few_shot.logistic_lbfgs.LogisticProblem``), started from whichever has the lower
     objective of the fit at the nearest visited C and the fitted path's value interpolated (or

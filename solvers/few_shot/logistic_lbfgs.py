@@ -5,7 +5,9 @@ Why not scikit-learn's ``LogisticRegression`` itself: solvers/ does not import s
 import alone takes about a second: bench/RESULTS.md), and scikit-learn fits float32 rows in
 float32, where a tight tolerance cannot be met (line searches stall, or the decrease drowns in
 rounding); the linear probe needs converged fits (its C search scores every visited C by one).
-Here rows, products and sums are float64.
+Here rows, logits, values and sums are float64, and the stop is tested on the float64 gradient;
+on enough rows the two products of an evaluation are float32 products chained from float64
+logits (``_objective``, ``FLOAT32_MARGIN``), which cannot decide where a fit stops.
 
 Preconditioning (a change of variables, not of the problem): with x~ = [x, 1] and the weights
 Theta = [W, b] (K rows), L-BFGS runs on Theta' = Theta L, where L L^T = S = c X~^T X~ / n + ridge E
@@ -267,6 +269,7 @@ class LogisticProblem:
         if c * np.trace(self._gram[:D, :D]) < ridge:
             L = None
             first = np.concatenate([theta[:, :D].ravel(), theta[:, D]])
+            phase["exact"] = True  # float64 products: a few iterations, and the intercepts' slack decides
         else:
             S = c * self._gram
             S[np.arange(D), np.arange(D)] += ridge
