@@ -3,10 +3,12 @@ features (16,000 training rows) and 50,000 test rows, float32, as `fs benchmark`
 the zero-shot term and alpha searched on 4,000 validation rows) and without text; then `fs solve
 gda` from process start to printed accuracy on a store holding that problem, and import times.
 
-Run: python bench/gda_imagenet.py [--repeat 5]   (prints figures measured in this run; asserts
-nothing). Wall times are the best of --repeat runs; CPU seconds (user + system, every BLAS
-thread) of the same run are printed beside them: on a shared machine the CPU seconds are the
-figure to compare, the wall time counts the other processes too.
+Run: python bench/gda_imagenet.py [--repeat 5] [--before DIR]   (prints figures measured in this
+run; asserts nothing). ``--before DIR``: a checkout of earlier code (``git worktree add /tmp/before
+REV``) whose `fs solve gda` runs alternate with this tree's on the same store, so load hits both.
+Wall times are the best of --repeat runs; CPU seconds (user + system, every BLAS thread) of the
+same run are printed beside them, with its system seconds and page faults: on a shared machine
+the CPU seconds are the figure to compare, the wall time counts the other processes too.
 """
 from __future__ import annotations
 
@@ -84,6 +86,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a checkout of earlier code: its `fs solve gda` alternates with this tree's")
     args = parser.parse_args()
     data = make_data()
     print(f"{C} classes x {SHOTS} shots x {D}-d train, {N_TEST} test rows, {N_VAL} validation rows, float32")
@@ -111,17 +115,27 @@ def main() -> None:
     # the ~100 modules `fs solve` imports costs about 0.2 CPU-s a start).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(path.parent / "pycache")
-    subprocess.run(command, capture_output=True, check=True, cwd=sys.path[0], env=env)
-    times, out = [], ""
+    trees = {"this tree": Path(sys.path[0])}
+    if args.before is not None:
+        trees = {"before": args.before.resolve(), **trees}
+    for tree in trees.values():
+        subprocess.run(command, capture_output=True, check=True, cwd=tree, env=env)
+    runs: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name in trees}
+    outs = dict.fromkeys(trees, "")
     for _ in range(args.repeat):
-        start = time.perf_counter()
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=sys.path[0], env=env).stdout
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        times.append((time.perf_counter() - start, after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime))
-    wall, cpu = min(times)
-    print(f"`fs solve gda` process start to printed accuracy: {wall:.2f} s wall, {cpu:.2f} CPU-s "
-          f"(best of {args.repeat}) -> {out.strip().splitlines()[-1] if out.strip() else ''}")
+        for name, tree in trees.items():  # alternated: the machine's load hits every tree alike
+            start = time.perf_counter()
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            outs[name] = subprocess.run(command, capture_output=True, text=True, check=True, cwd=tree, env=env).stdout
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            runs[name].append((time.perf_counter() - start, after.ru_utime + after.ru_stime - usage.ru_utime
+                               - usage.ru_stime, after.ru_stime - usage.ru_stime, after.ru_minflt - usage.ru_minflt))
+    for name in trees:
+        wall, cpu, system, faults = min(runs[name])
+        last = outs[name].strip().splitlines()[-1] if outs[name].strip() else ""
+        print(f"`fs solve gda` process start to printed accuracy ({name}): {wall:.2f} s wall, {cpu:.2f} CPU-s "
+              f"({system:.2f} system, {faults} page faults; best of {args.repeat}; least CPU "
+              f"{min(r[1] for r in runs[name]):.2f}) -> {last}")
     shutil.rmtree(path.parent)  # the store, its lock file, the bytecode
 
 
