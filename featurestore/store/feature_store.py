@@ -659,11 +659,12 @@ class FeatureStore:
         row_bytes = ds.dtype.itemsize * int(np.prod(ds.shape[1:]))
         per_read = max(1, (16 << 20) // max(1, step * row_bytes))  # chunks per read: about 16 MB
         chunks = np.unique(wanted // step)
+        buffer = np.empty((min(per_read, chunks.size) * step, *ds.shape[1:]), dtype=ds.dtype)  # reused: no fresh pages
         for run in np.split(chunks, np.flatnonzero(np.diff(chunks) != 1) + 1):
             for part in range(0, run.size, per_read):
-                lo, hi = int(run[part]) * step, (int(run[min(part + per_read, run.size) - 1]) + 1) * step
+                lo, hi = int(run[part]) * step, min((int(run[min(part + per_read, run.size) - 1]) + 1) * step, len(ds))
                 i, j = np.searchsorted(wanted, [lo, hi])
-                block = _checked_read(ds, slice(lo, min(hi, ds.shape[0])))
+                block = _checked_read(ds, np.s_[lo:hi], buffer[:hi - lo])
                 out[order[i:j]] = block[wanted[i:j] - lo]
         return out
 
