@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -276,7 +276,7 @@ def class_logits_in_blocks(solver: Any, X: np.ndarray, rows: int | None = None) 
     return logits
 
 
-def _row_blocks(X: np.ndarray | StreamedRows) -> Iterator[np.ndarray]:
+def _row_blocks(X: np.ndarray | StreamedRows) -> Generator[np.ndarray, None, None]:
     """``X`` in consecutive blocks of ``SCORE_BLOCK_ROWS`` rows (at least one block, maybe empty):
     slices of an array, or a ``StreamedRows`` split read from the store as they are scored."""
     if isinstance(X, StreamedRows) and X.shape[0]:
@@ -302,14 +302,18 @@ def score(solver: Any, X: np.ndarray | StreamedRows, y: np.ndarray,
     # cache, so the split's (n, C) logits are never allocated (ImageNet's test split: 200 MB).
     metrics = LogitMetrics(float(getattr(solver, "temperature", 1.0) or 1.0), n_rows=X.shape[0])
     position = None
-    for start, block in zip(range(0, max(X.shape[0], 1), SCORE_BLOCK_ROWS), _row_blocks(X), strict=True):
-        logits, labels = solver.class_logits(block), y[start:start + SCORE_BLOCK_ROWS]
-        if subset is not None:
-            if position is None:
-                position = np.full(logits.shape[1], -1)
-                position[subset] = np.arange(subset.size)
-            logits, labels = logits[:, subset], position[labels]
-        metrics.add(labels, logits)
+    blocks = _row_blocks(X)
+    try:
+        for start, block in zip(range(0, max(X.shape[0], 1), SCORE_BLOCK_ROWS), blocks, strict=True):
+            logits, labels = solver.class_logits(block), y[start:start + SCORE_BLOCK_ROWS]
+            if subset is not None:
+                if position is None:
+                    position = np.full(logits.shape[1], -1)
+                    position[subset] = np.arange(subset.size)
+                logits, labels = logits[:, subset], position[labels]
+            metrics.add(labels, logits)
+    finally:
+        blocks.close()  # a streamed split: its reader thread is done and its store closed, even on an error
     return metrics.result()
 
 
