@@ -200,5 +200,11 @@ def test_a_chained_float32_evaluation_is_the_float64_one_to_float32_rounding_of_
     value64, grad64 = exact(w1)
     assert abs(value - value64) <= 1e-6 * abs(value64 - exact(w0)[0])
     np.testing.assert_allclose(grad, grad64, rtol=0, atol=1e-6 * np.abs(grad64).max())
-    again, grad_again = fast(w1, True)  # exact=True: the float64 evaluation itself
-    assert again == value64 and np.array_equal(grad_again, grad64) and memo["exact"]
+    # a line search's next trial on the line from w0 through w1: its logits are the line's, scaled
+    w_half = w0 + 0.5 * (w1 - w0)
+    value, grad = fast(w_half)
+    value64, grad64 = exact(w_half)
+    assert abs(value - value64) <= 1e-6 * abs(value64 - exact(w0)[0])
+    np.testing.assert_allclose(grad, grad64, rtol=0, atol=1e-6 * np.abs(grad64).max())
+    again, grad_again = fast(w_half, True)  # exact=True: the float64 evaluation itself
+    assert again == value64 and np.array_equal(grad_again, grad64) and memo["exact"] and "line" not in memo

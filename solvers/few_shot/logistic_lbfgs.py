@@ -59,6 +59,23 @@ class LogisticFit:
     message: str
 
 
+def _along(line: tuple | None, W: np.ndarray, b: np.ndarray) -> float | None:
+    """t where (W, b) = (W0, b0) + t (dW, db) for ``line`` = (W0, b0, Z0, dW, db, dZ), to
+    rounding (a line search's trials x + alpha d, mapped linearly to the original variables);
+    None when (W, b) is off that line."""
+    if line is None:
+        return None
+    W0, b0, _, dW, db, _ = line
+    d = np.concatenate([dW.ravel(), db])
+    e = np.concatenate([(W - W0).ravel(), b - b0])
+    norm = float(np.dot(d, d))
+    if norm == 0.0:
+        return None
+    t = float(np.dot(e, d)) / norm
+    off = np.abs(e - t * d).max()
+    return t if off <= 1e-10 * np.abs(e).max() else None
+
+
 def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int, C: float,
                curvature: list[float] | None = None, rows32: np.ndarray | None = None,
                memo: dict | None = None) -> Callable[..., tuple[float, np.ndarray]]:
@@ -85,13 +102,20 @@ def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int, C: float,
         fast = rows32 is not None and memo is not None and not exact and 0 < memo.get("chained", REFRESH) < REFRESH
         if fast:
             assert rows32 is not None and memo is not None
-            Z = (rows32 @ (W - memo["W"]).T.astype(np.float32)).astype(np.float64)
-            Z += memo["Z"]
-            Z += b - memo["b"]
+            step = _along(memo.get("line"), W, b)
+            if step is not None:  # a line search's next trial on the same line: no product
+                Z = memo["line"][2] + step * memo["line"][5]
+            else:
+                Z = (rows32 @ (W - memo["W"]).T.astype(np.float32)).astype(np.float64)
+                Z += b - memo["b"]
+                memo["line"] = memo["W"], memo["b"], memo["Z"], W - memo["W"], b - memo["b"], Z
+                Z = Z + memo["Z"]
         else:
             Z = X @ W.T
             Z += b
         if memo is not None:
+            if not fast:
+                memo.pop("line", None)
             memo.update(Z=Z.copy(), W=W.copy(), b=b.copy(), chained=memo.get("chained", 0) + 1 if fast else 1,
                         exact=not fast)
         if binary:  # class 0's logit is fixed at 0: CE = log(1 + e^z) - t z
