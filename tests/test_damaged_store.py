@@ -1,11 +1,24 @@
 """Damaged stores: truncated copies and random byte flips. Every outcome is the correct result
-or a one-line error with exit code 2; no reader hangs (each runs in a subprocess with a
-timeout), no traceback, and no silently wrong features or labels (they carry checksums)."""
+or a one-line error with exit code 2; no reader hangs (each runs in a child process with a
+timeout), no traceback, and no silently wrong features or labels (they carry checksums).
+
+The reader and `fs verify` run in a child forked from the test process (its output to files,
+ended by the C library's exit() so HDF5's own exit handler runs as at the end of a real process):
+a crash, a traceback or a hang of one damaged store is that child's, and no case pays for a fresh
+interpreter's imports.
+"""
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
-import subprocess
+import signal
 import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,22 +28,63 @@ from tests.store_fixtures import make_feature_store
 pytestmark = pytest.mark.slow
 HANG = 30  # seconds: a reader still running after this is hung (it answers in well under one)
 
-READER = """
-import sys
-import numpy as np
-from featurestore.errors import FeatureStoreError
-from featurestore.store.feature_store import FeatureStore
-try:
-    with FeatureStore(sys.argv[1]) as store:
-        X = store.features("test/enc", "train")
-        y = store.labels("train")
-        names = store.models()
-        w = store.load_model("m")[0]["w"] if names else None
-except FeatureStoreError as exc:
-    print(exc, file=sys.stderr)
-    sys.exit(2)
-np.save(sys.argv[2], np.concatenate([X.ravel(), y.astype(np.float32), w.astype(np.float32).ravel()]))
-"""
+
+def _forked(fn: Callable[[], int], folder: Path) -> SimpleNamespace:
+    """Run ``fn()`` in a forked child with stdout and stderr in files; its returncode (-signal when
+    killed), stdout and stderr. A child still running after HANG seconds is killed: AssertionError."""
+    out, err = folder / "child.out", folder / "child.err"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            for fd, path in ((1, out), (2, err)):
+                handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(handle, fd)
+                os.close(handle)
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (pytest may have replaced them)
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            code = fn()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            ctypes.CDLL(None).exit(int(code))
+            os._exit(int(code))
+    deadline = time.monotonic() + HANG
+    while not (done := os.waitpid(pid, os.WNOHANG))[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"a child still ran after {HANG} s (hung): {err.read_text(errors='replace')[-300:]}")
+        time.sleep(0.005)
+    status = done[1]
+    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return SimpleNamespace(returncode=code, stdout=out.read_text(errors="replace"),
+                           stderr=err.read_text(errors="replace"))
+
+
+def _reader(store: Path, out: Path) -> Callable[[], int]:
+    def go() -> int:
+        from featurestore.errors import FeatureStoreError
+        from featurestore.store.feature_store import FeatureStore
+
+        try:
+            with FeatureStore(store) as opened:
+                X = opened.features("test/enc", "train")
+                y = opened.labels("train")
+                names = opened.models()
+                w = opened.load_model("m")[0]["w"] if names else None
+        except FeatureStoreError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        np.save(out, np.concatenate([X.ravel(), y.astype(np.float32), w.astype(np.float32).ravel()]))
+        return 0
+    return go
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +108,14 @@ def _read(copy, tmp_path):
     out = tmp_path / "out.npy"
     if out.exists():
         out.unlink()
-    proc = subprocess.run([sys.executable, "-c", READER, str(copy), str(out)], capture_output=True, text=True,
-                          timeout=HANG)
+    proc = _forked(_reader(copy, out), tmp_path)
     return proc, (np.load(out) if proc.returncode == 0 else None)
 
 
 def _verify(copy):
-    return subprocess.run([sys.executable, "-m", "cli.main", "verify", "--store", str(copy)], capture_output=True,
-                          text=True, timeout=HANG)
+    from tests.fault_injection import cli
+
+    return _forked(cli(["verify", "--store", str(copy)]), copy.parent)
 
 
 def _outcome_is_right_or_one_line(proc, got, expected):
