@@ -298,3 +298,21 @@ def test_overlap_order_reads_the_largest_dataset_second(tmp_path):
     data = [check_dataset(str(_store(tmp_path / f"{n}.h5", seed=i)), ENCODER, ["gda"]) for i, n in enumerate("abc")]
     cells = [[(d.store, "gda", 1, s) for s in range(k)] for d, k in zip(data, (2, 6, 4))]
     assert overlap_order(list(zip(data, cells))) == [2, 1, 0]  # 4 cells, then 6 (the largest), then 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_workers_keep_freed_memory_instead_of_faulting_in_fresh_pages():
+    """A 64 MB array allocated, filled and freed four times: each time a fresh mmap (16,384
+    page faults) by default, the same heap memory again after keep_freed_memory()."""
+    code = ("import resource, sys, numpy as np\n"
+            "np._core.multiarray._set_madvise_hugepage(False)  # count 4 KB pages\n"
+            "from workflows.benchmark import keep_freed_memory\n"
+            "if sys.argv[1] == 'keep': assert keep_freed_memory()\n"
+            "np.ones(1 << 24, np.float32)\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+            "for _ in range(4): np.ones(1 << 24, np.float32)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n")
+    faults = {mode: int(subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True,
+                                       check=True, cwd=Path(__file__).resolve().parents[1]).stdout)
+              for mode in ("default", "keep")}
+    assert faults["default"] > 4 * 16_000 and faults["keep"] < 1_000, faults

@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -184,10 +185,32 @@ def _run_cell_in_worker(store: str, method: str, shots: int, seed: int, params: 
     return fit_cell(_DATA[store], method, shots, seed, params, options)
 
 
+#: glibc's mallopt parameters: the size from which an allocation is its own mmap, and the free
+#: memory at the top of the heap kept rather than given back to the system.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+WORKER_HEAP_KEEP = 1 << 30
+
+
+def keep_freed_memory(size: int = WORKER_HEAP_KEEP) -> bool:
+    """Make glibc serve arrays below ``size`` bytes from the heap and keep up to ``size`` bytes of
+    freed memory there, for a process that allocates the same large arrays again and again (a
+    worker's cells: drawn rows, blocks of logits, normalized copies). By default each array of 32 MB
+    or more is a fresh mmap, zero-filled page by page on first touch, and given back when freed.
+    Returns whether the C library took the setting (False elsewhere than glibc)."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, int(size)) and mallopt(M_TRIM_THRESHOLD, int(size)))
+
+
 def _limit_worker_blas(threads: int) -> None:
     from workflows.blas_threads import limit_process_blas
 
     limit_process_blas(threads)
+    keep_freed_memory()
     from solvers import quiet as quiet_progress
 
     quiet_progress(True).__enter__()  # no nested grid-search bars from worker processes
@@ -378,6 +401,8 @@ def _run_overlapped(batches: list[tuple[Dataset, list[tuple]]], encoder: str, me
             for store, method, k, s in sorted(own, key=lambda cell: -cell[2]):  # the largest draws first
                 live[-1][2].add(pool.submit(_run_cell_in_worker, store, method, k, s, params.get(method, {}), options))
             del data
+            if "pandas" not in sys.modules:  # the report's import, here while the first cells run, not after the last
+                import pandas  # noqa: F401
             collect(lambda: len(live) <= 1)  # the previous dataset's last cells: then its arrays go
         collect(lambda: not live)
     finally:
