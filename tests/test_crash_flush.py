@@ -4,16 +4,27 @@ two metadata blocks of one flush, which the API-level write points never reach. 
 kill a reader opens at once and sees committed data only (a saved object old or new, rows
 once), and rerunning the write finishes it exactly as an uninterrupted run.
 
+Each scenario runs in one driver process started with the shim preloaded (disarmed): it forks a
+child for every write, kill, reader and rerun (the child execs the scenario's code with the
+store and data as ``sys.argv[1:]``, its output in files, and ends through the C library's exit()
+as a real process does), so a step costs a fork instead of a fresh interpreter's imports. The
+shim counts per process: each child starts from zero.
+
 Skipped where no C compiler is available. Prints "flush sweep <scenario>: tried T of N, held H".
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import traceback
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -121,13 +132,51 @@ def _base(path: Path, scenario: str, X: np.ndarray) -> None:
         s.put_features("test/enc+x", "train", np.full((100, 8), 1.0, dtype=np.float32), {"model": "m", "weights": "w"})
 
 
-def _run(code: str, store: Path, data: Path, shim: Path | None, **env: str):
-    environ = dict(os.environ, PYTHONPATH=str(ROOT), **env)
-    environ.pop("KILLWRITE_AT", None) if "KILLWRITE_AT" not in env else None
-    if shim is not None:
-        environ["LD_PRELOAD"] = str(shim)
-    return subprocess.run([sys.executable, "-c", code, str(store), str(data)], env=environ, capture_output=True,
-                          text=True, timeout=120)
+CHILD_TIMEOUT = 120  # seconds: a child still running after this is hung (the driver fails)
+
+
+def _run(code: str, store: Path, data: Path, **env: str) -> SimpleNamespace:
+    """In the driver: fork a child that runs ``code`` as a script with ``sys.argv[1:] = [store,
+    data]`` and the shim's variables ``env`` (none: the shim stays disarmed). Returns its
+    returncode (-signal when killed), stdout and stderr, as subprocess.run would."""
+    out, err = store.parent / "child.out", store.parent / "child.err"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child
+        status = 1
+        try:
+            for fd, path in ((1, out), (2, err)):
+                handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(handle, fd)
+                os.close(handle)
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            for key in ("KILLWRITE_AT", "KILLWRITE_COUNT"):
+                os.environ.pop(key, None)
+            os.environ.update(env)
+            sys.argv = ["-c", str(store), str(data)]
+            exec(compile(code, "<scenario>", "exec"), {"__name__": "__main__"})
+            status = 0
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            ctypes.CDLL(None).exit(int(status))
+            os._exit(int(status))
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    while not (done := os.waitpid(pid, os.WNOHANG))[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"a child still ran after {CHILD_TIMEOUT} s: {err.read_text(errors='replace')[-500:]}")
+        time.sleep(0.005)
+    code_ = -os.WTERMSIG(done[1]) if os.WIFSIGNALED(done[1]) else os.WEXITSTATUS(done[1])
+    return SimpleNamespace(returncode=code_, stdout=out.read_text(errors="replace"),
+                           stderr=err.read_text(errors="replace"))
 
 
 NEW_STORE_LIMIT = (
@@ -139,32 +188,46 @@ NEW_STORE_LIMIT = (
 @pytest.mark.parametrize("scenario", [pytest.param(name, marks=pytest.mark.xfail(reason=NEW_STORE_LIMIT, strict=False))
                                       if name == "new-store" else name for name in SCENARIOS])
 def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, killwrite_shim, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LD_PRELOAD=str(killwrite_shim))
+    for key in ("KILLWRITE_AT", "KILLWRITE_COUNT"):
+        env.pop(key, None)
+    done = subprocess.run([sys.executable, "-m", "tests.test_crash_flush", scenario, str(tmp_path)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    print(f"flush sweep {scenario}: tried {report['tried']} of {report['total']} write() kill points, "
+          f"held {report['held']}")
+    assert not report["failures"], "\n".join(report["failures"])
+
+
+def sweep(scenario: str, tmp_path: Path) -> dict:
+    """The sweep, in the driver (the shim preloaded): returns the report."""
     X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
     data = tmp_path / "X.npy"
     np.save(data, X)
     base = tmp_path / "base.h5"
     _base(base, scenario, X)
     action = SCENARIOS[scenario]
-    old = json.loads(_run(READER, base, data, None).stdout) if base.exists() else {}
+    old = json.loads(_run(READER, base, data).stdout) if base.exists() else {}
     counted = tmp_path / "count.h5"
     if base.exists():
         shutil.copy(base, counted)
     count_file = tmp_path / "count"
-    done = _run(action, counted, data, killwrite_shim, KILLWRITE_COUNT=str(count_file))
+    done = _run(action, counted, data, KILLWRITE_COUNT=str(count_file))
     assert done.returncode == 0, done.stderr
     total = int(count_file.read_text())
-    new = json.loads(_run(READER, counted, data, None).stdout)
+    new = json.loads(_run(READER, counted, data).stdout)
     failures = []
     points = kill_points(total, BUDGET)
     for k in points:
         store = tmp_path / f"k{k}.h5"
         if base.exists():
             shutil.copy(base, store)
-        killed = _run(action, store, data, killwrite_shim, KILLWRITE_AT=str(k))
+        killed = _run(action, store, data, KILLWRITE_AT=str(k))
         if killed.returncode != -9:
             failures.append(f"K={k}: not killed (exit {killed.returncode}) {killed.stderr[-200:]}")
             continue
-        after = _run(READER, store, data, None)
+        after = _run(READER, store, data)
         if not base.exists() and after.returncode == 2 and "empty store" in after.stderr:
             pass  # killed before the new store's first commit: said in one line
         elif after.returncode != 0:
@@ -180,12 +243,17 @@ def test_a_kill_inside_a_flush_leaves_committed_data_and_resumes(scenario, killw
                 failures.append(f"K={k}: ids repeated or unknown")
             if any(new["rows"].get(i) != row for i, row in seen["rows"].items()):
                 failures.append(f"K={k}: a committed row differs from an uninterrupted run")
-        rerun = _run(action, store, data, None)
-        final = _run(READER, store, data, None)
+        rerun = _run(action, store, data)
+        final = _run(READER, store, data)
         if rerun.returncode != 0 or final.returncode != 0 or json.loads(final.stdout) != new:
             failures.append(f"K={k}: the rerun did not finish as an uninterrupted run: {rerun.stderr.strip()[-300:]}")
         store.unlink()
         Path(f"{store}.lock").unlink(missing_ok=True)
     held = len(points) - len({f.split(':')[0] for f in failures})
-    print(f"flush sweep {scenario}: tried {len(points)} of {total} write() kill points, held {held}")
-    assert not failures, "\n".join(failures)
+    return {"total": total, "tried": len(points), "held": held, "failures": failures}
+
+
+if __name__ == "__main__":
+    name, work = sys.argv[1], Path(sys.argv[2])
+    result = sweep(name, work)
+    (work / "report.json").write_text(json.dumps(result))
