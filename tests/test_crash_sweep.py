@@ -176,9 +176,10 @@ def test_every_kill_point_leaves_old_or_new_and_resumes(name, world, tmp_path):
 
 
 def test_cluster_extraction_resumes_from_every_kill_point(world, tmp_path):
-    """fs extract --cluster on a 2-worker LocalCluster; the kill points are the main process's
-    (opening the store, checking finished shards, linking them), with the shards done by an
-    earlier run, as after a run killed while linking."""
+    """fs extract --cluster; the kill points are the main process's (opening the store, checking
+    finished shards, linking them), with the shards done by an earlier run on a 2-worker
+    LocalCluster, as after a run killed while linking. The swept runs find every shard done, so
+    they start a 1-worker LocalCluster (each run starts its own: one worker process fewer)."""
     root, model = world[:2]
     from cli.main import main
 
@@ -191,7 +192,7 @@ def test_cluster_extraction_resumes_from_every_kill_point(world, tmp_path):
         shutil.copytree(shards_from / "s.h5.shards", Path(f"{dst}.shards"))
 
     _sweep("extract-cluster", world, tmp_path, prepare,
-           lambda s, r, m, k: ["extract", r / "b", "--store", s, "--split", "train", "--cluster", "local:2",
+           lambda s, r, m, k: ["extract", r / "b", "--store", s, "--split", "train", "--cluster", "local:1",
                             "--shard-rows", "2", *m], "rows", budget=4)
 
 
