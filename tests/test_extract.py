@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 
@@ -13,7 +12,6 @@ from PIL import Image
 from featurestore.extract.pipeline import extract
 from featurestore.sources import open_source
 from featurestore.store.feature_store import FeatureStore
-from tests.conftest import TINY_CONFIG, TINY_MODEL
 from tests.images import (
     write_class_tree,
     write_corrupt_jpeg,
@@ -117,24 +115,48 @@ def test_augmented_views_are_stored_and_reproducible(tmp_path, tiny_encoder):
     assert np.abs(va[:, 0] - plain).max() > 1e-3 and np.abs(va[:, 0] - va[:, 1]).max() > 1e-3
 
 
-SLOW_EXTRACT = """
-import sys, time
-from featurestore.encoders import load_encoder
-from featurestore.extract.pipeline import extract
-from featurestore.sources import open_source
+def start_slow_extract(root, store, encoder, **options) -> int:
+    """Start ``extract()`` over ``root`` read through a source that sleeps 0.02 s per image, in a
+    child forked from the test process (the encoder already loaded: no interpreter start), so a
+    test can SIGKILL it mid-run. Returns the child's pid (see :func:`kill_when`)."""
+    import os
+    import traceback
 
-class Slow:
-    def __init__(self, inner):
-        self.inner, self.name, self.classes = inner, inner.name, inner.classes
-    def records(self):
-        return self.inner.records()
-    def read_bytes(self, record):
-        time.sleep(0.02)
-        return self.inner.read_bytes(record)
+    from tests.slow_source import SlowSource
 
-encoder = load_encoder({model!r}, {ckpt!r}, model_config={cfg!r}, device="cpu")
-extract(Slow(open_source({root!r})), {store!r}, encoder, batch_size=3, workers=0, quiet=True)
-"""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            import torch
+
+            torch.set_num_threads(1)  # GNU OpenMP's thread team does not survive fork
+            extract(SlowSource(open_source(root), 0.02), store, encoder, batch_size=3, workers=0, quiet=True,
+                    **options)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def kill_when(pid: int, ready, timeout: float = 120) -> int:
+    """SIGKILL child ``pid`` once ``ready()`` holds (or ``timeout`` seconds passed); its exit
+    status: -SIGKILL when killed, its exit code when it ended first."""
+    import os
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready():
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 def _done_count(path, key):
@@ -150,19 +172,13 @@ def test_sigkill_mid_extraction_then_resume_equals_uninterrupted(tmp_path, tiny_
     write_class_tree(root, {"cat": 40, "dog": 35})
     write_corrupt_jpeg(root / "dog" / "broken.jpg")
     killed = tmp_path / "killed.h5"
-    script = SLOW_EXTRACT.format(model=TINY_MODEL, ckpt=str(tiny_checkpoint), cfg=str(TINY_CONFIG),
-                                 root=str(root), store=str(killed))
     key = tiny_encoder.key
     for threshold in (7, 40):  # kill twice, at different depths
-        proc = subprocess.Popen([sys.executable, "-c", script])
-        deadline = time.time() + 120
-        while _done_count(killed, key) < threshold and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL, "extraction finished before it could be killed"
+        pid = start_slow_extract(root, killed, tiny_encoder)
+        code = kill_when(pid, lambda: _done_count(killed, key) >= threshold)  # noqa: B023
+        assert code == -signal.SIGKILL, "extraction finished before it could be killed"
         assert threshold <= _done_count(killed, key) < 76
-    subprocess.run([sys.executable, "-c", script], check=True)
+    extract(open_source(root), killed, tiny_encoder, batch_size=3, workers=0, quiet=True)  # the resume
 
     straight = tmp_path / "straight.h5"
     extract(open_source(root), straight, tiny_encoder, batch_size=8, workers=0, quiet=True)

@@ -3,8 +3,6 @@ count, the GPU batch-size fit, `fs extract --decode`, and a kill mid-run with te
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from types import SimpleNamespace
 
@@ -18,9 +16,8 @@ from featurestore.extract.pipeline import default_workers, extract, resolve_deco
 from featurestore.sources import open_source
 from featurestore.store.feature_store import FeatureStore
 from tests.cli_runner import run
-from tests.conftest import TINY_CONFIG, TINY_MODEL
 from tests.images import write_class_tree, write_corrupt_jpeg, write_random_image
-from tests.test_extract import SLOW_EXTRACT, _done_count
+from tests.test_extract import _done_count, kill_when, start_slow_extract
 
 
 def _store_arrays(path, key, split):
@@ -156,18 +153,11 @@ def test_sigkill_mid_tensor_decoding_run_then_resume_equals_uninterrupted(tmp_pa
     write_class_tree(root, {"cat": 20, "dog": 16})
     write_corrupt_jpeg(root / "dog" / "broken.jpg")
     killed = tmp_path / "killed.h5"
-    script = SLOW_EXTRACT.format(model=TINY_MODEL, ckpt=str(tiny_checkpoint), cfg=str(TINY_CONFIG),
-                                 root=str(root), store=str(killed)).replace("workers=0,", "workers=0, decode='tensor',")
-    assert "decode='tensor'" in script
-    proc = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.time() + 120
-    while _done_count(killed, tiny_encoder.key) < 10 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "extraction finished before it could be killed"
+    pid = start_slow_extract(root, killed, tiny_encoder, decode="tensor")
+    code = kill_when(pid, lambda: _done_count(killed, tiny_encoder.key) >= 10)
+    assert code == -signal.SIGKILL, "extraction finished before it could be killed"
     assert 10 <= _done_count(killed, tiny_encoder.key) < 37
-    subprocess.run([sys.executable, "-c", script], check=True)
+    extract(open_source(root), killed, tiny_encoder, batch_size=3, workers=0, decode="tensor", quiet=True)
 
     straight = tmp_path / "straight.h5"
     extract(open_source(root), straight, tiny_encoder, batch_size=5, workers=0, decode="tensor",
