@@ -15,9 +15,11 @@ peak memory, run it under `/usr/bin/time -v` (its "Maximum resident set size").
 ImageNet's store holds its full 1,281,167-row training pool (5.2 GB of float32 at 1024-d). The
 sweep reads its labels, draws every cell's few-shot rows and held-out validation rows (ImageNet
 has no val split: 4 per class, as fs benchmark does for it), and reads only those rows, in one
-pass over the HDF5 chunks that hold them; stores are read one at a time. --imagenet-pool N
-writes a sample of N rows per class instead (the draws are at most 16 + 4 per class, so the
-fits and scores are the same size; only the pool is smaller).
+pass over the HDF5 chunks that hold them. With --jobs 2 each store is read while the previous
+one's cells run (ImageNet, the longest read, second, behind the cells of the next largest
+store; at most two stores' arrays at once). --imagenet-pool N writes a sample of N rows per
+class instead (the draws are at most 16 + 4 per class, so the fits and scores are the same
+size; only the pool is smaller).
 
 Figures (before / after, machine and load) are in bench/RESULTS.md.
 """
@@ -135,6 +137,10 @@ def main() -> None:
           f"--jobs {args.jobs}, {os.cpu_count()} cores: {len(frame)} cells in {total:.1f} s "
           f"(loading the stores included); CPU time {cpu:.1f} s (user + system, workers included: "
           "on a shared machine the wall time also counts other processes)")
+    own, children = (resource.getrusage(who).ru_maxrss / 1024
+                     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    print(f"peak RSS: this process {own:.0f} MB, largest worker or reader process {children:.0f} MB "
+          "(Linux ru_maxrss; /usr/bin/time -v gives the largest of all)")
     print(f"{'method':<14}{'cells':>6}{'mean top-1':>12}{'fit s/cell':>12}{'score s/cell':>14}{'total s':>10}")
     for method, row in cells.iterrows():
         print(f"{method:<14}{int(row['cells']):>6}{row['top1']:>12.3f}{row['fit']:>12.3f}{row['score']:>14.3f}"
