@@ -236,7 +236,7 @@ class TipAdapter(Solver):
         dtype = np.result_type(Xv, zs)
         alpha_values = np.asarray(alphas, dtype)
         keys, class_sums = self._class_sum_layout()
-        keys_t = keys.T.astype(Xv.dtype)  # once, not per block
+        keys_t = keys.T.astype(Xv.dtype, copy=False)  # a view of the keys when their dtype is the rows'
         step = betas[1] - betas[0] if len(betas) > 1 else 0.0
         correct = np.zeros((len(betas), len(alphas)), dtype=np.int64)
         beta_rows = max(1, self.BETA_ELEMENTS // keys.shape[0])
@@ -290,7 +290,7 @@ class TipAdapter(Solver):
         self._check_fitted()
         Xn = l2_normalize(check_features(X, n_features=self.n_features_in_, estimator=self))
         keys, class_sums = self._class_sum_layout()
-        keys_t = keys.T.astype(Xn.dtype)
+        keys_t = keys.T.astype(Xn.dtype, copy=False)
         zero_shot = self._zero_shot(Xn)
         out = zero_shot if isinstance(zero_shot, np.ndarray) else np.zeros((Xn.shape[0], self.classes_.size), Xn.dtype)
         rows = max(1, min(self.batch_size, self.LOGIT_ELEMENTS // keys.shape[0]))
