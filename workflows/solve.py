@@ -128,7 +128,7 @@ def load_dataset(store: str | os.PathLike, *, train: str | None = None, val: str
     ``stream_test``: the test split's features are read block by block while a run scores them
     (``StreamedRows``; without ``aux_encoder`` and the solvers that need the whole split, ``GAIN_SOLVERS``).
     """
-    from featurestore.datasets.extraction import DATASET_BANK
+    from featurestore.text.banks import DATASET_BANK
     from solvers.registry import solver_class
     from workflows.inputs.arrays import solver_arrays
     from workflows.inputs.aux_features import check_aux_encoder, paired_features, paired_labelled

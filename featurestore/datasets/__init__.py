@@ -14,7 +14,6 @@ import os
 from types import ModuleType
 from typing import Any
 
-from featurestore.datasets import clip_benchmark_wds, coop_split, fgvc_variants, imagenet_folders, torchvision_sets
 from featurestore.datasets.catalogue import (
     DATASETS,
     FEWSHOT_ELEVEN,
@@ -32,14 +31,15 @@ __all__ = [
 ]
 
 
-# One reader module per layout family (``DatasetInfo.family``), each with ``load`` and ``expected``.
-# They import NumPy only; torchvision is imported when a torchvision dataset is read.
-_READERS: dict[str, ModuleType] = {module.__name__.rsplit(".", 1)[1]: module for module in (
-    clip_benchmark_wds, coop_split, fgvc_variants, imagenet_folders, torchvision_sets)}
-
-
 def _family(info: DatasetInfo) -> ModuleType:
-    return _READERS[info.family]
+    """The reader module of ``info``'s layout family (``DatasetInfo.family``), with ``load`` and
+    ``expected``. Imported here, not with the package: ``split_source_dataset`` (every ``fs solve``)
+    needs no reader, nor the sources and tarfile they import. torchvision is imported when a
+    torchvision dataset is read."""
+    from featurestore.datasets import clip_benchmark_wds, coop_split, fgvc_variants, imagenet_folders, torchvision_sets
+
+    readers = (clip_benchmark_wds, coop_split, fgvc_variants, imagenet_folders, torchvision_sets)
+    return {module.__name__.rsplit(".", 1)[1]: module for module in readers}[info.family]
 
 
 def open_dataset(name: str, root: str | os.PathLike, *, download: bool = False) -> LoadedDataset:

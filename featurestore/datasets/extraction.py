@@ -7,8 +7,7 @@ from typing import Any
 
 from featurestore.datasets import LoadedDataset, open_dataset
 from featurestore.store.feature_store import FeatureStore
-
-DATASET_BANK = "dataset"
+from featurestore.text.banks import DATASET_BANK
 
 
 def bank_name(split: str) -> str:

@@ -5,12 +5,14 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from featurestore.datasets.catalogue import DatasetInfo
 from featurestore.errors import SourceError
-from featurestore.sources.record import Source
+
+if TYPE_CHECKING:
+    from featurestore.sources.record import Source
 
 
 @dataclass
@@ -28,6 +30,8 @@ class LoadedDataset:
 
 def dataset_templates(key: str) -> list[str]:
     """The prompt templates shipped for dataset ``key`` (featurestore/data/dataset_templates.json)."""
+    from importlib import resources  # it imports tempfile, shutil, bz2, lzma: not with the package
+
     text = resources.files("featurestore").joinpath("data/dataset_templates.json").read_text(encoding="utf-8")
     entry = json.loads(text).get(key)
     if entry is None:

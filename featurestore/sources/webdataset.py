@@ -18,15 +18,17 @@ from __future__ import annotations
 import glob
 import os
 import re
-import tarfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from featurestore.errors import SourceError
 from featurestore.sources import local_files
 from featurestore.sources.record import MAX_LABEL, NO_LABEL, Record, sorted_by_unique_id
+
+if TYPE_CHECKING:  # imported where shards are read: listing or naming shards does not import tarfile
+    import tarfile
 
 TAR_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 MEMBER_SEPARATOR = "::"
@@ -138,6 +140,8 @@ class _ShardIndex:
 def _ends_with_end_block(tar: tarfile.TarFile, size: int) -> bool:
     """Whether the block where tarfile stopped reading headers is a tar end-of-archive block
     (512 zero bytes). A shard cut short ends without one (or with a partial header there)."""
+    import tarfile
+
     if tar.offset + tarfile.BLOCKSIZE > size:
         return False
     tar.fileobj.seek(tar.offset)
@@ -178,6 +182,8 @@ class WebDatasetSource:
         past the end of the file, is truncated (a cut download or copy): the samples read
         before the cut are kept, and `truncated` says where it was cut.
         """
+        import tarfile
+
         samples: dict[str, _Sample] = {}
         last_key = None
         truncated = None

@@ -658,7 +658,7 @@ class FeatureStore:
         step = ds.chunks[0] if ds.chunks else max(1, ds.shape[0])
         row_bytes = ds.dtype.itemsize * int(np.prod(ds.shape[1:]))
         per_read = max(1, (16 << 20) // max(1, step * row_bytes))  # chunks per read: about 16 MB
-        chunks = np.unique(wanted // step)
+        chunks = np.flatnonzero(np.bincount(wanted // step))  # the chunks holding a wanted row, ascending
         buffer = np.empty((min(per_read, chunks.size) * step, *ds.shape[1:]), dtype=ds.dtype)  # reused: no fresh pages
         for run in np.split(chunks, np.flatnonzero(np.diff(chunks) != 1) + 1):
             for part in range(0, run.size, per_read):

@@ -12,7 +12,6 @@ address is truncated: one line, at once.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import time
 from pathlib import Path
@@ -52,7 +51,11 @@ def _libhdf5() -> ctypes.CDLL | None:
                             if "libhdf5" in line and ".so" in line and "_hl" not in line})
     except OSError:
         paths = []
-    for path in paths or [ctypes.util.find_library("hdf5") or ""]:
+    if not paths:
+        from ctypes.util import find_library  # it imports shutil, tempfile ...: only where /proc does not say
+
+        paths = [find_library("hdf5") or ""]
+    for path in paths:
         if not path:
             continue
         try:

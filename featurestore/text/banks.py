@@ -7,7 +7,6 @@ descriptors, synonyms); a JSON object ``{name: [strings]}`` keeps each string's 
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -16,6 +15,9 @@ from typing import Any
 import numpy as np
 
 from featurestore.errors import SourceError
+
+#: The class bank of a dataset's own templates, ``<first split>/dataset`` (``fs extract --dataset``).
+DATASET_BANK = "dataset"
 
 
 def class_prompt_embeddings(encoder: Any, classes: list[str], templates: list[str],
@@ -54,6 +56,8 @@ def read_text_file(path: str | os.PathLike) -> tuple[list[str], list[str] | None
             return strings, groups
         raise SourceError(f"{path} must hold a list of strings or an object of lists of strings")
     if suffix in (".csv", ".tsv"):
+        import csv
+
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ","))
         if not rows:

@@ -59,7 +59,7 @@ def split_labels(store: FeatureStore, split: str, classes: list[str] | None = No
     if own is not None and y.size and y.max() >= len(own):
         raise NotFoundError(f"split {split!r} has label {int(y.max())} but only {len(own)} classes; "
                             "its labels do not index its class list")
-    mapping = class_mapping(own, classes, split, used=np.unique(y[y >= 0]))
+    mapping = class_mapping(own, classes, split, used=None if own is None else np.flatnonzero(np.bincount(y[y >= 0])))
     if mapping is None:
         return y
     return np.where(y >= 0, mapping[np.clip(y, 0, None)], -1)
