@@ -304,15 +304,13 @@ with FeatureStore(sys.argv[1], mode="a") as s:
     store = tmp_path / "s.h5"
     env = dict(os.environ, PYTHONPATH=str(ROOT), LD_PRELOAD=str(killwrite_shim))
     shutil.copy(base, store)
-    subprocess.run([sys.executable, "-c", code, str(store)], env={**env, "KILLWRITE_COUNT": str(tmp_path / "n")},
-                   check=True, timeout=300)
-    for k in range(int((tmp_path / "n").read_text()), 0, -1):  # the last write before the commit
-        shutil.copy(base, store)
-        killed = subprocess.run([sys.executable, "-c", code, str(store)], env={**env, "KILLWRITE_AT": str(k)},
-                                timeout=300)
-        assert killed.returncode == -9
-        if journal_path(store).exists():
-            break
+    subprocess.run([sys.executable, "-c", code, str(store)], check=True, timeout=300,
+                   env={**env, "KILLWRITE_COUNT": str(tmp_path / "n"), "KILLWRITE_LOG": str(tmp_path / "writes")})
+    # the last write before the commit: the last one the shim logged while the journal existed
+    k = max(int(line.split()[0]) for line in (tmp_path / "writes").read_text().splitlines() if line.endswith(" 1"))
+    shutil.copy(base, store)
+    killed = subprocess.run([sys.executable, "-c", code, str(store)], env={**env, "KILLWRITE_AT": str(k)}, timeout=300)
+    assert killed.returncode == -9
     assert journal_path(store).exists()
     reader = "import sys; from featurestore.store.feature_store import FeatureStore; FeatureStore(sys.argv[1]).close()"
     env = dict(os.environ, PYTHONPATH=str(ROOT), FEATURESTORE_KILL_AT_WRITE="3")
