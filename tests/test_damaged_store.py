@@ -82,6 +82,8 @@ def _reader(store: Path, out: Path) -> Callable[[], int]:
         except FeatureStoreError as exc:
             print(exc, file=sys.stderr)
             return 2
+        if w is None:
+            raise RuntimeError("the store lists no model")  # a traceback, exit 1: a wrong outcome
         np.save(out, np.concatenate([X.ravel(), y.astype(np.float32), w.astype(np.float32).ravel()]))
         return 0
     return go
