@@ -616,3 +616,56 @@ def test_chunk_statistics_normalized_in_place_equal_the_plain_expressions_to_the
         np.testing.assert_array_equal(stats.counts, counts)
         np.testing.assert_array_equal(stats.sums, sums.astype(np.float64))
         np.testing.assert_array_equal(stats.scatter, (centred.T @ centred).astype(np.float64))
+
+
+def test_validation_zero_shot_logits_are_reused_only_for_equal_rows_and_weights(monkeypatch):
+    """Cells of one sweep search alpha on the same validation rows and text weights: the zero-shot
+    half of the validation logits is computed once and reused while rows and weights are equal
+    element by element (a row changed in place, other weights or another scale compute it again).
+    Both halves, float32, stay within rounding of the float64 formula, and each fit's choice equals
+    a fresh process's (the cache emptied)."""
+    import solvers.few_shot.gda as gda_module
+
+    X, y, X_test, y_test, centres = make_problem(seed=21, C=30, D=64, shots=4, n_test=900, spread=1.2)
+    T = (centres + 1.2 * np.random.default_rng(3).standard_normal(centres.shape)).astype(np.float32)
+    X_val, y_val = X_test[:600].astype(np.float32), y_test[:600]
+    products = []
+    original = gda_module._zero_shot_of_rows
+
+    def counted(Xn, M):
+        before = gda_module._LAST_ZERO_SHOT
+        out = original(Xn, M)
+        products.append(gda_module._LAST_ZERO_SHOT is not before)
+        return out
+
+    monkeypatch.setattr(gda_module, "_zero_shot_of_rows", counted)
+
+    def fit(shots, X_val=X_val, T=T, scale=100.0, fresh=False):
+        if fresh:
+            monkeypatch.setattr(gda_module, "_LAST_ZERO_SHOT", None)
+        rows = np.flatnonzero(np.arange(y.size) % 4 < shots)
+        return GDA(text_weights=T, logit_scale=scale).fit(X[rows].astype(np.float32), y[rows], X_val, y_val)
+
+    monkeypatch.setattr(gda_module, "_LAST_ZERO_SHOT", None)
+    models = [fit(s) for s in (2, 3, 4)]
+    assert products == [True, False, False]
+    for shots, model in zip((2, 3, 4), models):
+        alone = fit(shots, fresh=True)
+        assert alone.val_scores_ == model.val_scores_ and alone.alpha_ == model.alpha_
+        rows = np.flatnonzero(np.arange(y.size) % 4 < shots)
+        zs, gda = model._logit_parts(X_val)
+        gda64 = official_ks_logits(X[rows], y[rows], X_val.astype(np.float64), 30)
+        zs64 = 100 * unit(X_val.astype(np.float64)) @ unit(T.astype(np.float64)).T
+        np.testing.assert_allclose(zs, zs64, rtol=0, atol=2e-6 * np.abs(zs64).max())
+        np.testing.assert_allclose(gda, gda64, rtol=0, atol=2e-6 * np.abs(gda64).max())
+    products.clear()
+    changed = X_val.copy()
+    fit(4, X_val=changed)
+    changed[7, 3] += 0.5  # the same array, one element changed in place
+    model = fit(4, X_val=changed)
+    fit(4, X_val=changed, T=T[::-1].copy())
+    fit(4, X_val=changed, scale=50.0)
+    assert products == [False, True, True, True]
+    zs = model._logit_parts(changed)[0]
+    np.testing.assert_allclose(zs, 100 * unit(changed.astype(np.float64)) @ unit(T.astype(np.float64)).T,
+                               rtol=0, atol=2e-4)

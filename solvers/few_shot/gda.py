@@ -85,6 +85,28 @@ def shrinkage_precision(scatter: np.ndarray, n_samples: int) -> np.ndarray:
 
 FIT_BLOCK_ROWS = 16384
 
+# The validation rows' zero-shot logits of the last alpha search: (rows, weights, logits). Fits of
+# one store's cells (a sweep) search alpha on the same validation rows and text weights; the
+# entry is used only when both equal the new ones, element by element.
+_LAST_ZERO_SHOT: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+def _zero_shot_of_rows(Xn: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``Xn @ M.T`` (read-only), or the previous call's product when ``Xn`` and ``M`` equal the
+    previous call's arrays in shape, dtype and every element (an O(n D) comparison against the
+    O(n D C) product). The arrays are kept, not copied: the callers pass arrays they made."""
+    global _LAST_ZERO_SHOT
+    last = _LAST_ZERO_SHOT
+    if last is not None:
+        rows, weights, logits = last
+        if (rows.shape == Xn.shape and rows.dtype == Xn.dtype and weights.shape == M.shape
+                and weights.dtype == M.dtype and np.array_equal(weights, M) and np.array_equal(rows, Xn)):
+            return logits
+    logits = Xn @ M.T
+    logits.setflags(write=False)
+    _LAST_ZERO_SHOT = (Xn, M, logits)
+    return logits
+
 
 class GDA(Solver):
     """Gaussian discriminant analysis with a shared, shrunk covariance (Wang et al., ICLR 2024).
@@ -316,7 +338,15 @@ class GDA(Solver):
             else:
                 Xv, yv = val
                 zs, gda = self._logit_parts(Xv)
-                best, scores = select_by_accuracy(list(self.alphas), lambda a: zs + a * gda, yv)
+                buffer = np.empty_like(gda)
+
+                def logits_for(a: float) -> np.ndarray:  # zs + a * gda, in one reused buffer
+                    if np.result_type(zs, gda, a) != buffer.dtype:  # e.g. a NumPy float64 alpha
+                        return zs + a * gda
+                    np.multiply(gda, a, out=buffer)
+                    return np.add(zs, buffer, out=buffer)
+
+                best, scores = select_by_accuracy(list(self.alphas), logits_for, yv)
                 self.alpha_, self.val_scores_ = float(best), scores
                 warn_on_grid_edge(self, "alpha", self.alphas, self.alpha_, "give wider alphas")
         return self
@@ -326,15 +356,16 @@ class GDA(Solver):
         return l2_normalize(X) if self.normalize else X
 
     def _logit_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(zero-shot logits, GDA logits) of X, for the validation search: one product of the
-        normalized rows with the scaled, normalized text weights and the GDA weights stacked."""
+        """(zero-shot logits, GDA logits) of X, for the validation search: the normalized rows
+        times the scaled, normalized text weights (``_zero_shot_of_rows``: reused when the rows
+        and weights equal the previous fit's) and times the GDA weights."""
         Xn = self._prepare(X)
         T = l2_normalize(np.asarray(self._seen_text(), dtype=np.float64))
+        gda = Xn @ self.coef_.T.astype(Xn.dtype)
+        gda += self.intercept_.astype(Xn.dtype)
         if not self.normalize:  # the zero-shot term takes normalized rows, the GDA term raw ones
-            gda = Xn @ self.coef_.T.astype(Xn.dtype) + self.intercept_.astype(Xn.dtype)
             return zero_shot_logits(Xn, T, self.logit_scale), gda
-        both = Xn @ np.vstack([self.logit_scale * T, self.coef_]).T.astype(Xn.dtype)
-        return both[:, :T.shape[0]], both[:, T.shape[0]:] + self.intercept_.astype(Xn.dtype)
+        return _zero_shot_of_rows(Xn, (self.logit_scale * T).astype(Xn.dtype)), gda
 
     def class_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits (n, C): zero-shot + alpha * GDA with text weights, GDA alone without.
