@@ -43,8 +43,11 @@ MIN_CURVATURE = 1e-3
 #: this many times below ``tol``; a stop is always tested on the float64 gradient, and a fit whose
 #: float32 phase ends short of tol goes on with float64 products.
 FLOAT32_MARGIN = 4.0
-#: With float32 products, every REFRESH-th evaluation of a fit is float64 (``_objective``).
+#: With float32 products, every REFRESH-th evaluation of a fit is float64 (``_objective``), and
+#: once the gradient's largest entry is below FINISH x tol the fit goes on in float64 (same L-BFGS
+#: run): its last decreases are too small for the chained logits to resolve.
 REFRESH = 16
+FINISH = 30.0
 
 
 @dataclass
@@ -227,9 +230,12 @@ class LogisticProblem:
             w = np.concatenate([theta[:, :D].ravel(), theta[:, D]])
             value, g = objective(w, exact or phase["exact"])
             met = self._meets(np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)]), tol)
+            if not memo.get("exact", True) and np.abs(g).max() <= FINISH * tol:
+                phase["exact"] = True  # the last iterations in float64: their decreases are below float32's reach
             if met and not memo.get("exact", True):
                 value, g = objective(w, True)
                 met = self._meets(np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)]), tol)
+                phase["exact"] = phase["exact"] or not met  # within float32 reach of tol: float64 from here
             last["met"] = met
             grad = np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)])
             if memo.get("exact", True):  # the data terms of a float64 evaluation, for a fit that ends here
