@@ -669,3 +669,35 @@ def test_validation_zero_shot_logits_are_reused_only_for_equal_rows_and_weights(
     zs = model._logit_parts(changed)[0]
     np.testing.assert_allclose(zs, 100 * unit(changed.astype(np.float64)) @ unit(T.astype(np.float64)).T,
                                rtol=0, atol=2e-4)
+
+
+def test_one_block_fit_equals_its_statistics_merged_into_zeros_to_the_bit():
+    """A fit of one row block takes that block's statistics as they are; merged into zero
+    statistics (the streamed path) they give the same model, every array equal to the bit."""
+    from solvers.few_shot.sufficient_statistics import ClassStatistics
+
+    X, y, X_test, _, centres = make_problem(seed=23, C=8, D=40, shots=5)
+    X = X.astype(np.float32)
+    T = centres + 0.4 * np.random.default_rng(4).standard_normal(centres.shape)
+    model = GDA(text_weights=T, alpha=0.5).fit(X, y)
+    stats = ClassStatistics.empty(8, 40).update(X, y, normalize=True)
+    streamed = GDA.from_statistics(stats.counts, stats.sums, stats.scatter, text_weights=T, alpha=0.5)
+    for name in ("means_", "precision_", "coef_", "intercept_"):
+        assert np.array_equal(getattr(model, name), getattr(streamed, name)), name
+    assert np.array_equal(model.class_logits(X_test.astype(np.float32)),
+                          streamed.class_logits(X_test.astype(np.float32)))
+
+
+@pytest.mark.parametrize("alpha_type", [float, np.float64, np.float32])
+def test_alpha_search_scores_are_the_plain_expression_for_every_alpha_type(alpha_type):
+    """The search writes zs + a * gda into one buffer; its accuracies equal those of the plain
+    expression under NumPy's promotion for each alpha type (a NumPy float64 alpha promotes float32
+    logits to float64, and the search then computes it as written)."""
+    X, y, X_test, y_test, centres = make_problem(seed=25, C=12, D=32, shots=3, n_test=500, spread=1.4)
+    T = (centres + 1.0 * np.random.default_rng(8).standard_normal(centres.shape)).astype(np.float32)
+    alphas = tuple(alpha_type(a) for a in (1e-3, 0.3, 1.0, 3.0, 30.0))
+    X_val = X_test.astype(np.float32)
+    model = GDA(text_weights=T, alphas=alphas).fit(X.astype(np.float32), y, X_val, y_test)
+    zs, gda = model._logit_parts(X_val)
+    expected = [float(np.mean(np.argmax(zs + a * gda, axis=1) == y_test)) for a in alphas]
+    assert model.val_scores_ == expected and len(set(expected)) > 1

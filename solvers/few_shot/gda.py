@@ -171,11 +171,15 @@ class GDA(Solver):
         C = self.classes_.size
         check_class_counts(y, C, classes=self.classes_)
         # Statistics are merged over row blocks: the same numbers as one pass, with temporaries
-        # of one block instead of several copies of X.
-        stats = ClassStatistics.empty(C, X.shape[1])
+        # of one block instead of several copies of X. The first block's statistics are taken as
+        # they are (merging them into zeros would only add 0.0 to each entry).
+        stats: ClassStatistics | None = None
         for start in range(0, X.shape[0], FIT_BLOCK_ROWS):
-            block = X[start:start + FIT_BLOCK_ROWS]
-            stats.update(block, y[start:start + FIT_BLOCK_ROWS], self.normalize)
+            chunk = ClassStatistics.of_chunk(X[start:start + FIT_BLOCK_ROWS], y[start:start + FIT_BLOCK_ROWS], C,
+                                             self.normalize)
+            stats = chunk if stats is None else stats.merge(chunk)
+        if stats is None:
+            stats = ClassStatistics.empty(C, X.shape[1])
         centred = None
         if self.covariance in ("ledoit_wolf", "oas"):
             Xn = l2_normalize(X) if self.normalize else X
