@@ -341,7 +341,7 @@ class GDA(Solver):
                 self.alpha_ = float(self.default_alpha)
             else:
                 Xv, yv = val
-                zs, gda = self._logit_parts(Xv)
+                zs, gda = self._logit_parts(Xv, checked=True)
                 buffer = np.empty_like(gda)
 
                 def logits_for(a: float) -> np.ndarray:  # zs + a * gda, in one reused buffer
@@ -359,11 +359,12 @@ class GDA(Solver):
         X = check_features(X, n_features=self.n_features_in_, estimator=self)
         return l2_normalize(X) if self.normalize else X
 
-    def _logit_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _logit_parts(self, X: np.ndarray, checked: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(zero-shot logits, GDA logits) of X, for the validation search: the normalized rows
         times the scaled, normalized text weights (``_zero_shot_of_rows``: reused when the rows
-        and weights equal the previous fit's) and times the GDA weights."""
-        Xn = self._prepare(X)
+        and weights equal the previous fit's) and times the GDA weights. ``checked``: X comes
+        from ``check_validation_pair`` already (not checked a second time)."""
+        Xn = (l2_normalize(X) if self.normalize else X) if checked else self._prepare(X)
         T = l2_normalize(np.asarray(self._seen_text(), dtype=np.float64))
         gda = Xn @ self.coef_.T.astype(Xn.dtype)
         gda += self.intercept_.astype(Xn.dtype)
