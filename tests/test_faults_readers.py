@@ -57,7 +57,7 @@ READER = """
 import os, pickle, sys
 import numpy as np
 from featurestore.errors import FeatureStoreError
-from featurestore.store.feature_store import FeatureStore
+from featurestore.store.feature_store import FeatureStore, _checked_read
 
 def snapshot(path):
     # as tests/fault_injection.snapshot, but the features through the store's refreshed handle
@@ -71,7 +71,8 @@ def snapshot(path):
             for encoder in store.encoders():
                 if store.has_features(encoder, split):
                     done = store.done(encoder, split)
-                    stored = np.asarray(store._get(store._image_paths(encoder, split)[0])[: len(done)])
+                    # a chunk being written fails its checksum: retried as the store's own reads do
+                    stored = _checked_read(store._get(store._image_paths(encoder, split)[0]), np.s_[: len(done)])
                     done = done[: len(stored)]
                     rows = dict(zip(np.asarray(ids)[: len(done)][done].tolist(), stored[done]))
                     out["features:" + encoder + ":" + split] = rows
