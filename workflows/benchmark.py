@@ -392,10 +392,7 @@ def _run_overlapped(batches: list[tuple[Dataset, list[tuple]]], encoder: str, me
     try:
         for described, own in batches:
             data = load_dataset(described.store, encoder, methods, **load)
-            # One process reads the pool rows, into private memory: the workers forked after inherit its
-            # page table (a shared mapping filled by reader processes would be faulted in again, page
-            # by page, by every worker), and the previous dataset's cells keep the cores busy meanwhile.
-            prefetch_draws(data, own, options)
+            prefetch_draws(data, own, options, processes=jobs)
             collect(lambda: all(len(futures) <= jobs for _, _, futures in live))
             _DATA[data.store] = data
             pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_limit_worker_blas,
