@@ -71,6 +71,30 @@ def test_second_writer_is_refused_and_readers_are_not(tmp_path):
     FeatureStore(path, mode="a").close()  # released on close
 
 
+def test_a_failed_open_releases_the_writer_lock(tmp_path, monkeypatch):
+    """A writer whose open fails after taking the lock (here: HDF5 refusing to enter SWMR mode, as
+    a Dask shard task met it once) closes the file and releases the lock, so the same process can
+    open the store again: a worker retrying its task was otherwise refused by its own lock."""
+    path = tmp_path / "s.h5"
+    _store_with_rows(path).close()
+    failures = iter([RuntimeError("Unable to start swmr writing (named datatypes and/or attributes opened)")])
+    enter_swmr = FeatureStore._idle
+
+    def idle_failing_once(self):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        enter_swmr(self)
+
+    monkeypatch.setattr(FeatureStore, "_idle", idle_failing_once)
+    with pytest.raises(RuntimeError, match="swmr"):
+        FeatureStore(path, mode="a")
+    code = f"from featurestore.store.feature_store import FeatureStore\nFeatureStore({str(path)!r}, mode='a').close()\n"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+    with FeatureStore(path, mode="a") as store:
+        assert store.n_rows("train") == 5
+
+
 def test_a_killed_writers_forked_child_does_not_keep_the_lock(tmp_path):
     """A DataLoader worker forked by a writer outlives a SIGKILLed parent for a while; it must
     not hold the writer lock (flock is shared by forked children), or the resume is refused."""

@@ -130,21 +130,22 @@ class FeatureStore:
                 if is_no_space(exc) and not getattr(exc, "before_writing", False):
                     raise no_space_error(self.path) from None
                 raise
-        self._check_format()
         try:
+            self._check_format()
             check_links_inside(self._file, self.path)
-        except StoreFormatError:
-            self.close()
-            raise
-        if mode == "a":
-            try:
+            if mode == "a":
                 self._idle()
-            except (OSError, RuntimeError) as exc:
-                if not is_no_space(exc):
-                    raise
+        except BaseException as exc:
+            # an open that fails closes the file and releases the writer lock: a writer that
+            # stays alive (a Dask worker retrying its task) must not keep its own store locked
+            no_space = mode == "a" and isinstance(exc, (OSError, RuntimeError)) and is_no_space(exc)
+            if no_space:
                 self._no_space = True
+            with contextlib.suppress(Exception):
                 self.close()
+            if no_space:
                 raise no_space_error(self.path) from None
+            raise
 
     # ------------------------------------------------------------------ opening and closing
     def _open_reader(self) -> h5py.File:
