@@ -9,9 +9,11 @@ costs a fraction of a second instead of a fresh interpreter.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import faulthandler
 import os
 import pickle
+import select
 import signal
 import sys
 import tempfile
@@ -19,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,14 +30,30 @@ from featurestore.store import write_points
 KILLED = -signal.SIGKILL
 
 
+INHERIT = "<inherit>"  # as run_forked's stdout/stderr: the child keeps the parent's stream
+
+
 def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file: str | None = None,
-               timeout: float = 120.0, log: str | None = None, setup: Callable[[], None] | None = None) -> int:
+               timeout: float = 120.0, log: str | None = None, setup: Callable[[], None] | None = None,
+               stdout: str | os.PathLike[str] | None = None, stderr: str | os.PathLike[str] | None = None,
+               hang: Literal["idle", "wall"] = "idle", wait: bool = True, libc_exit: bool = False) -> int:
     """Run ``fn()`` in a forked child; return its exit code, or -signal when it was killed.
 
     ``kill_at`` arms the injector in the child; ``count_file`` records its write points;
-    ``setup`` runs in the child first (e.g. :func:`file_write_points`). A child that used less
-    than ``HANG_CPU_SHARE`` of a core (with its descendants) over ``timeout`` seconds is hung:
-    it is killed and reported as -SIGALRM. A slow child on a loaded machine is waited for.
+    ``setup`` runs in the child first (e.g. :func:`file_write_points`, or setting variables a
+    preloaded shim reads).
+
+    Output: ``log`` is appended to by both streams; ``stdout`` and ``stderr`` name files written
+    anew (the same path twice: one file), or :data:`INHERIT` to keep the parent's stream; a
+    stream named by neither goes to /dev/null. ``libc_exit`` ends the child through the C
+    library's exit(), so C exit handlers (HDF5's) run as at the end of a real process.
+
+    Hang rule (``hang``): "idle", a child that used less than ``HANG_CPU_SHARE`` of a core (with
+    its descendants) over ``timeout`` seconds is hung, while a slow child on a loaded machine is
+    waited for; "wall", a child still running ``timeout`` seconds after the fork is hung (a
+    busy loop too). A hung child is killed and reported as -SIGALRM.
+
+    ``wait=False`` returns the child's pid at once; the caller reaps it (``os.waitpid``).
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -43,10 +61,8 @@ def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file:
     if pid == 0:  # child
         code = 1
         try:
-            out = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(out, 1)
-            os.dup2(out, 2)
-            faulthandler.dump_traceback_later(max(1.0, timeout - 5), exit=False)  # stacks of a hang, in the log
+            _redirect(log, stdout, stderr)
+            faulthandler.dump_traceback_later(max(1.0, timeout - 5), file=2)  # stacks of a hang, on stderr
             if "torch" in sys.modules:
                 # GNU OpenMP's thread team does not survive fork: once the parent ran a parallel
                 # torch op, the child's next one waits forever for threads it does not have.
@@ -69,25 +85,68 @@ def run_forked(fn: Callable[[], int], *, kill_at: int | None = None, count_file:
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
+            if libc_exit:
+                ctypes.CDLL(None).exit(code)
             os._exit(code)
-    # Wait for the child's exit, not for the clock: on a loaded machine a working child may take
-    # many times `timeout`. It counts as hung only when `timeout` seconds pass in which neither it
-    # nor its descendants used CPU time (blocked on a FIFO, a lock, a lost wakeup).
+    return wait_forked(pid, timeout, hang) if wait else pid
+
+
+def _redirect(log: str | None, stdout: str | os.PathLike[str] | None, stderr: str | os.PathLike[str] | None) -> None:
+    """In a forked child: point fds 1 and 2 (and sys.stdout/sys.stderr, which pytest may have
+    replaced) at ``run_forked``'s targets."""
+    opened: dict[str, int] = {}
+    for fd, target in ((1, stdout), (2, stderr)):
+        if target == INHERIT:
+            continue
+        if target is not None:
+            path, flags = os.fspath(target), os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        else:
+            path, flags = log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        if path not in opened:
+            opened[path] = os.open(path, flags, 0o644)
+        os.dup2(opened[path], fd)
+        setattr(sys, "stdout" if fd == 1 else "stderr", open(fd, "w", closefd=False))  # noqa: SIM115
+    for handle in opened.values():
+        os.close(handle)
+
+
+def wait_forked(pid: int, timeout: float, hang: Literal["idle", "wall"] = "idle") -> int:
+    """Reap child ``pid`` under ``run_forked``'s hang rule: its exit code, -signal when killed,
+    -SIGALRM when it hung (it is killed)."""
+    # With "idle", wait for the child's exit, not for the clock: on a loaded machine a working child
+    # may take many times `timeout`. It counts as hung only when `timeout` seconds pass in which
+    # neither it nor its descendants used CPU time (blocked on a FIFO, a lock, a lost wakeup).
     deadline = time.monotonic() + timeout
-    used = _tree_cpu_seconds(pid)
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        if time.monotonic() > deadline:
-            now_used = _tree_cpu_seconds(pid)
-            if now_used is not None and used is not None and now_used - used >= HANG_CPU_SHARE * timeout:
-                used, deadline = now_used, time.monotonic() + timeout  # still working: wait on
-                continue
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return -signal.SIGALRM
-        time.sleep(0.01)
+    used = _tree_cpu_seconds(pid) if hang == "idle" else None
+    exited = _exit_notice(pid)
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() > deadline:
+                now_used = _tree_cpu_seconds(pid) if hang == "idle" else None
+                if now_used is not None and used is not None and now_used - used >= HANG_CPU_SHARE * timeout:
+                    used, deadline = now_used, time.monotonic() + timeout  # still working: wait on
+                    continue
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return -signal.SIGALRM
+            if exited is None:
+                time.sleep(0.01)
+            else:  # woken the moment the child exits
+                select.select([exited], [], [], max(0.0, min(1.0, deadline - time.monotonic())))
+    finally:
+        if exited is not None:
+            os.close(exited)
+
+
+def _exit_notice(pid: int) -> int | None:
+    """A pidfd of ``pid`` (readable once it exits), or None where the system has none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 # Share of one core a child (with its descendants) must use over `timeout` wall seconds not to

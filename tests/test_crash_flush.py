@@ -14,15 +14,12 @@ Skipped where no C compiler is available. Prints "flush sweep <scenario>: tried 
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
-import traceback
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,7 +27,7 @@ import numpy as np
 import pytest
 
 from featurestore.store.feature_store import FeatureStore
-from tests.fault_injection import kill_points
+from tests.fault_injection import kill_points, run_forked
 from tests.store_fixtures import make_feature_store
 
 pytestmark = pytest.mark.slow
@@ -140,42 +137,21 @@ def _run(code: str, store: Path, data: Path, **env: str) -> SimpleNamespace:
     data]`` and the shim's variables ``env`` (none: the shim stays disarmed). Returns its
     returncode (-signal when killed), stdout and stderr, as subprocess.run would."""
     out, err = store.parent / "child.out", store.parent / "child.err"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # child
-        status = 1
-        try:
-            for fd, path in ((1, out), (2, err)):
-                handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                os.dup2(handle, fd)
-                os.close(handle)
-            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-            for key in ("KILLWRITE_AT", "KILLWRITE_COUNT"):
-                os.environ.pop(key, None)
-            os.environ.update(env)
-            sys.argv = ["-c", str(store), str(data)]
-            exec(compile(code, "<scenario>", "exec"), {"__name__": "__main__"})
-            status = 0
-        except SystemExit as exc:
-            status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            ctypes.CDLL(None).exit(int(status))
-            os._exit(int(status))
-    deadline = time.monotonic() + CHILD_TIMEOUT
-    while not (done := os.waitpid(pid, os.WNOHANG))[0]:
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"a child still ran after {CHILD_TIMEOUT} s: {err.read_text(errors='replace')[-500:]}")
-        time.sleep(0.005)
-    code_ = -os.WTERMSIG(done[1]) if os.WIFSIGNALED(done[1]) else os.WEXITSTATUS(done[1])
-    return SimpleNamespace(returncode=code_, stdout=out.read_text(errors="replace"),
+
+    def arm() -> None:
+        for key in ("KILLWRITE_AT", "KILLWRITE_COUNT"):
+            os.environ.pop(key, None)
+        os.environ.update(env)
+
+    def script() -> int:
+        sys.argv = ["-c", str(store), str(data)]
+        exec(compile(code, "<scenario>", "exec"), {"__name__": "__main__"})
+        return 0
+
+    status = run_forked(script, setup=arm, stdout=out, stderr=err, timeout=CHILD_TIMEOUT, hang="wall", libc_exit=True)
+    if status == -signal.SIGALRM:
+        raise AssertionError(f"a child still ran after {CHILD_TIMEOUT} s: {err.read_text(errors='replace')[-500:]}")
+    return SimpleNamespace(returncode=status, stdout=out.read_text(errors="replace"),
                            stderr=err.read_text(errors="replace"))
 
 

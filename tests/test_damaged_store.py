@@ -9,13 +9,9 @@ interpreter's imports.
 """
 from __future__ import annotations
 
-import ctypes
-import os
 import shutil
 import signal
 import sys
-import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from tests.fault_injection import run_forked
 from tests.store_fixtures import make_feature_store
 
 pytestmark = pytest.mark.slow
@@ -33,37 +30,9 @@ def _forked(fn: Callable[[], int], folder: Path) -> SimpleNamespace:
     """Run ``fn()`` in a forked child with stdout and stderr in files; its returncode (-signal when
     killed), stdout and stderr. A child still running after HANG seconds is killed: AssertionError."""
     out, err = folder / "child.out", folder / "child.err"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            for fd, path in ((1, out), (2, err)):
-                handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                os.dup2(handle, fd)
-                os.close(handle)
-            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (pytest may have replaced them)
-            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-            code = fn()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            ctypes.CDLL(None).exit(int(code))
-            os._exit(int(code))
-    deadline = time.monotonic() + HANG
-    while not (done := os.waitpid(pid, os.WNOHANG))[0]:
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"a child still ran after {HANG} s (hung): {err.read_text(errors='replace')[-300:]}")
-        time.sleep(0.005)
-    status = done[1]
-    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    code = run_forked(fn, stdout=out, stderr=err, timeout=HANG, hang="wall", libc_exit=True)
+    if code == -signal.SIGALRM:
+        raise AssertionError(f"a child still ran after {HANG} s (hung): {err.read_text(errors='replace')[-300:]}")
     return SimpleNamespace(returncode=code, stdout=out.read_text(errors="replace"),
                            stderr=err.read_text(errors="replace"))
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import time
 
 import numpy as np
@@ -119,28 +118,14 @@ def start_slow_extract(root, store, encoder, **options) -> int:
     """Start ``extract()`` over ``root`` read through a source that sleeps 0.02 s per image, in a
     child forked from the test process (the encoder already loaded: no interpreter start), so a
     test can SIGKILL it mid-run. Returns the child's pid (see :func:`kill_when`)."""
-    import os
-    import traceback
-
+    from tests.fault_injection import INHERIT, run_forked
     from tests.slow_source import SlowSource
 
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            import torch
+    def go() -> int:
+        extract(SlowSource(open_source(root), 0.02), store, encoder, batch_size=3, workers=0, quiet=True, **options)
+        return 0
 
-            torch.set_num_threads(1)  # GNU OpenMP's thread team does not survive fork
-            extract(SlowSource(open_source(root), 0.02), store, encoder, batch_size=3, workers=0, quiet=True,
-                    **options)
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    return pid
+    return run_forked(go, stdout=INHERIT, stderr=INHERIT, wait=False)
 
 
 def kill_when(pid: int, ready, timeout: float = 120) -> int:
@@ -152,11 +137,10 @@ def kill_when(pid: int, ready, timeout: float = 120) -> int:
     while time.time() < deadline and not ready():
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            return os.waitstatus_to_exitcode(status)
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def _done_count(path, key):
