@@ -455,6 +455,44 @@ def test_inverse_of_singular_and_ill_conditioned_matrices_is_the_pseudo_inverse(
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("covariance", ["ks", "empirical"])
+def test_weights_solved_with_the_cholesky_factor_equal_the_inverse_formula(covariance):
+    """The fit solves U^T U W^T = means^T for the weights (no inverse): W and b within float64
+    rounding of means @ P with P the explicit inverse, the float32 logits within one ulp of those
+    of the explicit weights, and ``precision_``, formed when read, the explicit P to the bit
+    (``shrinkage_precision`` / the inverse of S / N), also after a save and load."""
+    from solvers.few_shot.gda import _inv_symmetric, shrinkage_precision
+    from solvers.few_shot.sufficient_statistics import ClassStatistics
+
+    X, y, X_test, _, centres = make_problem(seed=23, C=30, D=64, shots=4, n_test=500, spread=1.2)
+    T = centres + np.random.default_rng(24).standard_normal(centres.shape)
+    model = GDA(covariance=covariance, text_weights=T, alpha=0.3).fit(X, y)
+    assert "_precision_factor" in vars(model)  # the weights came from the factor; P not formed yet
+    stats = ClassStatistics.of_chunk(X, y, 30, normalize=True)
+    n = y.size
+    P = shrinkage_precision(stats.scatter, n) if covariance == "ks" else _inv_symmetric(stats.scatter / n)
+    W = stats.means @ P
+    b = np.log(np.full(30, 1 / 30)) - 0.5 * np.einsum("cd,cd->c", W, stats.means)
+    np.testing.assert_allclose(model.coef_, W, rtol=0, atol=1e-12 * np.abs(W).max())
+    np.testing.assert_allclose(model.intercept_, b, rtol=0, atol=1e-12 * np.abs(b).max())
+    explicit = GDA(covariance=covariance, text_weights=T, alpha=0.3).fit(X, y)
+    explicit.coef_, explicit.intercept_ = W, b
+    Xt = X_test.astype(np.float32)
+    np.testing.assert_array_max_ulp(model.class_logits(Xt), explicit.class_logits(Xt), maxulp=1)
+    np.testing.assert_array_equal(model.precision_, P)
+    assert "_precision_factor" not in vars(model)
+    fresh = GDA(covariance=covariance, text_weights=T, alpha=0.3).fit(X, y)
+    arrays, params = fresh.get_state()  # saving reads precision_: formed from the factor
+    np.testing.assert_array_equal(arrays["precision_"], P)
+    loaded = GDA.from_state(arrays, params)
+    np.testing.assert_array_equal(loaded.precision_, P)
+    np.testing.assert_array_equal(loaded.class_logits(Xt), fresh.class_logits(Xt))
+    fresh.precision_ = np.eye(64)  # set explicitly: replaces what the factor would give
+    assert "_precision_factor" not in vars(fresh) and np.array_equal(fresh.precision_, np.eye(64))
+    with pytest.raises(AttributeError, match="precision_"):
+        assert GDA().precision_ is None
+
+
 def test_class_sums_are_np_add_at_to_the_bit_and_statistics_take_raw_integer_rows():
     import pytest
 
@@ -527,11 +565,11 @@ def test_pseudo_inverse_cut_and_cholesky_failures_on_exact_diagonals():
 @pytest.mark.parametrize("library", ["numpy", "scipy"])
 @pytest.mark.parametrize("n", [1, 7, 64, 300, 700])
 def test_cholesky_routines_through_numpys_openblas_equal_scipys(n, library, monkeypatch):
-    """``cholesky_lapack`` calls dpotrf/dpocon/dpotri in the OpenBLAS NumPy loaded (no scipy.linalg
+    """``cholesky_lapack`` calls dpotrf/dpocon/dpotri/dpotrs in the OpenBLAS NumPy loaded (no scipy.linalg
     import on the path of ``fs solve gda``): the same factor and info as SciPy's wrappers, the same
-    condition estimate and inverse to rounding, Fortran-ordered as SciPy returns them; a matrix that
+    condition estimate, inverse and solution to rounding, Fortran-ordered as SciPy returns them; a matrix that
     is not positive definite gives LAPACK's info. Without that library SciPy's wrappers answer."""
-    from scipy.linalg.lapack import dpocon, dpotrf, dpotri
+    from scipy.linalg.lapack import dpocon, dpotrf, dpotri, dpotrs
 
     from solvers.few_shot import cholesky_lapack as cl
 
@@ -554,6 +592,12 @@ def test_cholesky_routines_through_numpys_openblas_equal_scipys(n, library, monk
     assert got_info == 0 and inverse.flags.f_contiguous
     np.testing.assert_allclose(inverse[upper], dpotri(expected, lower=0)[0][upper], rtol=1e-13, atol=0)
     np.testing.assert_allclose((np.triu(inverse) + np.triu(inverse, 1).T) @ A, np.eye(n), atol=1e-8)
+    B = rng.standard_normal((n, 5))
+    solution, got_info = cl.potrs_upper(factor, B)
+    assert got_info == 0 and solution.flags.f_contiguous and solution.shape == (n, 5)
+    np.testing.assert_allclose(solution, dpotrs(expected, B, lower=0)[0], rtol=1e-12,
+                               atol=1e-12 * np.abs(solution).max())
+    np.testing.assert_allclose(A @ solution, B, atol=1e-8)
     bad = A.copy()
     bad[n // 2, n // 2] = -1.0
     assert cl.potrf_upper(bad)[1] == dpotrf(bad, lower=0, clean=0)[1] > 0

@@ -1,4 +1,4 @@
-"""LAPACK's Cholesky routines (``dpotrf``, ``dpocon``, ``dpotri``) for GDA's precision, called in
+"""LAPACK's Cholesky routines (``dpotrf``, ``dpocon``, ``dpotri``, ``dpotrs``) for GDA's precision, called in
 the OpenBLAS that NumPy's wheels ship and have loaded already, else from ``scipy.linalg.lapack``.
 
 Importing ``scipy.linalg`` costs a process more than NumPy itself (a few hundred modules, a second
@@ -26,7 +26,7 @@ _STRLEN = ctypes.c_size_t  # gfortran's hidden length of a CHARACTER argument
 
 @functools.lru_cache(maxsize=1)
 def numpy_lapack() -> Any | None:
-    """NumPy's bundled scipy-openblas64 library with the three routines, or None."""
+    """NumPy's bundled scipy-openblas64 library with the four routines, or None."""
     root = os.path.dirname(np.__file__)
     patterns = [os.path.join(root, "..", "numpy.libs", "libscipy_openblas64_*"),
                 os.path.join(root, ".dylibs", "libscipy_openblas64_*")]
@@ -35,7 +35,7 @@ def numpy_lapack() -> Any | None:
             lib = ctypes.CDLL(os.path.abspath(path))
         except OSError:
             continue
-        if all(hasattr(lib, f"scipy_{name}_64_") for name in ("dpotrf", "dpocon", "dpotri")):
+        if all(hasattr(lib, f"scipy_{name}_64_") for name in ("dpotrf", "dpocon", "dpotri", "dpotrs")):
             return lib
     return None
 
@@ -93,3 +93,21 @@ def potri_upper(factor: np.ndarray) -> tuple[np.ndarray, int]:
     lib.scipy_dpotri_64_(ctypes.c_char_p(b"U"), ctypes.byref(n), _PTR(inverse.ctypes.data), ctypes.byref(n),
                          ctypes.byref(info), _STRLEN(1))
     return inverse, int(info.value)
+
+
+def potrs_upper(factor: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, int]:
+    """``scipy.linalg.lapack.dpotrs(factor, B, lower=0)``: X with (U^T U) X = B from an upper
+    Cholesky factor U (two triangular solves, 2 n^2 k flops for k right-hand sides), and ``info``.
+    ``B`` is (n, k); the solution is a new Fortran-ordered float64 array."""
+    lib = numpy_lapack()
+    if lib is None:
+        from scipy.linalg.lapack import dpotrs
+
+        solution, info = dpotrs(factor, B, lower=0)
+        return solution, int(info)
+    factor = np.asfortranarray(factor, dtype=np.float64)
+    solution = np.array(B, dtype=np.float64, order="F", copy=True)
+    n, nrhs, info = _INT(factor.shape[0]), _INT(solution.shape[1]), _INT(0)
+    lib.scipy_dpotrs_64_(ctypes.c_char_p(b"U"), ctypes.byref(n), ctypes.byref(nrhs), _PTR(factor.ctypes.data),
+                         ctypes.byref(n), _PTR(solution.ctypes.data), ctypes.byref(n), ctypes.byref(info), _STRLEN(1))
+    return solution, int(info.value)

@@ -21,7 +21,7 @@ from solvers._base.fit_warnings import record_warning, start_warnings, warn_on_g
 from solvers._base.normalize import l2_normalize
 from solvers._base.solver import Solver
 from solvers.errors import InputError, UnavailableMethodError
-from solvers.few_shot.cholesky_lapack import pocon_upper, potrf_upper, potri_upper
+from solvers.few_shot.cholesky_lapack import pocon_upper, potrf_upper, potri_upper, potrs_upper
 from solvers.few_shot.sufficient_statistics import ClassStatistics
 from solvers.model_selection.validation import select_by_accuracy
 from solvers.zero_shot.zero_shot import zero_shot_logits
@@ -42,24 +42,42 @@ def _pinv_symmetric(A: np.ndarray) -> np.ndarray:
 CHOLESKY_MIN_RCOND = 1e-8
 
 
+def _cholesky_factor(A: np.ndarray) -> np.ndarray | None:
+    """The upper Cholesky factor of symmetric ``A`` (LAPACK ``potrf`` through ``cholesky_lapack``,
+    Fortran-ordered float64) when A is positive definite and well conditioned (LAPACK's ``pocon``
+    estimate at least ``CHOLESKY_MIN_RCOND``), else None."""
+    A = np.asarray(A, dtype=np.float64)
+    factor, info = potrf_upper(A)
+    if info != 0:
+        return None
+    rcond, info = pocon_upper(factor, float(np.abs(A).sum(axis=0).max()))
+    if info != 0 or not rcond >= CHOLESKY_MIN_RCOND:
+        return None
+    return factor
+
+
+def _inverse_of_factor(factor: np.ndarray) -> np.ndarray:
+    """inv(U^T U) from the upper Cholesky factor U of ``_cholesky_factor`` (``potri``, computed in
+    ``factor`` itself), both triangles filled. ``potri`` fails only on an exactly zero pivot (which
+    a factor of ``_cholesky_factor`` never has), before writing: then the pseudo-inverse of U^T U."""
+    inverse, info = potri_upper(factor)
+    if info != 0:
+        upper = np.triu(inverse)
+        return _pinv_symmetric(upper.T @ upper)
+    _mirror_upper(inverse)  # potri fills the upper triangle only
+    return inverse
+
+
 def _inv_symmetric(A: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric PSD matrix: from its Cholesky factor (LAPACK ``potrf`` + ``potri``
     through ``cholesky_lapack``, n^3 flops against 4 n^3 / 3 for an eigendecomposition and 7 n^3 / 3
     for ``cho_solve`` with the identity; timing in bench/RESULTS.md) when A is positive definite
     and well conditioned, where it equals the pseudo-inverse up to rounding; otherwise the exact
     eigendecomposition pseudo-inverse of ``_pinv_symmetric`` (singular or near-singular A)."""
-    A = np.asarray(A, dtype=np.float64)
-    factor, info = potrf_upper(A)
-    if info != 0:
-        return _pinv_symmetric(A)
-    rcond, info = pocon_upper(factor, float(np.abs(A).sum(axis=0).max()))
-    if info != 0 or not rcond >= CHOLESKY_MIN_RCOND:
-        return _pinv_symmetric(A)
-    inverse, info = potri_upper(factor)
-    if info != 0:
-        return _pinv_symmetric(A)
-    _mirror_upper(inverse)  # potri fills the upper triangle only
-    return inverse
+    factor = _cholesky_factor(A)
+    if factor is None:
+        return _pinv_symmetric(np.asarray(A, dtype=np.float64))
+    return _inverse_of_factor(factor)
 
 
 def _mirror_upper(A: np.ndarray, block: int = 64) -> None:
@@ -78,9 +96,13 @@ def shrinkage_precision(scatter: np.ndarray, n_samples: int) -> np.ndarray:
 
     With trace(S) > 0 the matrix is positive definite with condition number at most N, so the
     pseudo-inverse is its inverse, computed by a Cholesky solve (``_inv_symmetric``)."""
-    d = scatter.shape[0]
+    return scatter.shape[0] * _inv_symmetric(_shrunk_scatter(scatter, n_samples))
+
+
+def _shrunk_scatter(scatter: np.ndarray, n_samples: int) -> np.ndarray:
+    """(N-1) S + trace(S) I of ``shrinkage_precision``: the scatter plus trace(scatter) / (N-1) on the diagonal."""
     trace_s = np.trace(scatter) / max(n_samples - 1, 1)
-    return d * _inv_symmetric(scatter + trace_s * np.eye(d))
+    return scatter + trace_s * np.eye(scatter.shape[0])
 
 
 FIT_BLOCK_ROWS = 16384
@@ -290,7 +312,11 @@ class GDA(Solver):
         check_class_counts(np.repeat(np.arange(counts.size), counts), counts.size)
         return solver._fit_statistics(stats, X_val, y_val, None)
 
-    def _precision(self, stats: ClassStatistics, centred: np.ndarray | None) -> np.ndarray:
+    def _precision(self, stats: ClassStatistics,
+                   centred: np.ndarray | None) -> tuple[np.ndarray | None, tuple[np.ndarray, float] | None]:
+        """The shared precision P, as (P, None), or as (None, (U, scale)) with P = scale * inv(U^T U)
+        when the estimator's matrix has a well-conditioned Cholesky factor U ("ks", "empirical"):
+        the fit then solves with U for the weights and forms P only when ``precision_`` is read."""
         n = int(stats.counts.sum())
         self.covariance_fallback_ = None
         spread = float(np.einsum("c,cd,cd->", stats.counts, stats.means, stats.means))
@@ -301,16 +327,37 @@ class GDA(Solver):
             self.covariance_fallback_ = "identity"
             record_warning(self, f"the within-class scatter of the {n} training rows is zero (one row per class?): "
                                  "the covariance falls back to the identity (nearest class mean)")
-            return np.eye(stats.scatter.shape[0])
-        if self.covariance == "ks":
-            return shrinkage_precision(stats.scatter, n)
-        if self.covariance == "empirical":
-            return _inv_symmetric(stats.scatter / n)
+            return np.eye(stats.scatter.shape[0]), None
+        if self.covariance in ("ks", "empirical"):
+            A = _shrunk_scatter(stats.scatter, n) if self.covariance == "ks" else stats.scatter / n
+            scale = float(A.shape[0]) if self.covariance == "ks" else 1.0
+            factor = _cholesky_factor(A)
+            if factor is None:  # singular or ill-conditioned: the pseudo-inverse, as _inv_symmetric takes
+                return scale * _pinv_symmetric(np.asarray(A, dtype=np.float64)), None
+            return None, (factor, scale)
         from sklearn.covariance import ledoit_wolf, oas
 
         estimator = ledoit_wolf if self.covariance == "ledoit_wolf" else oas
         cov, _ = estimator(centred, assume_centered=True)
-        return _inv_symmetric(cov)
+        return _inv_symmetric(cov), None
+
+    @property
+    def precision_(self) -> np.ndarray:
+        """The shared precision matrix (D, D); after a fit through a Cholesky factor, formed from it
+        (``potri``) on first read, the same numbers as ``shrinkage_precision``."""
+        P = self.__dict__.get("_precision_matrix")
+        if P is None:
+            factored = self.__dict__.pop("_precision_factor", None)
+            if factored is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute 'precision_'")
+            factor, scale = factored
+            P = self.__dict__["_precision_matrix"] = scale * _inverse_of_factor(factor)
+        return P
+
+    @precision_.setter
+    def precision_(self, value: np.ndarray) -> None:
+        self.__dict__.pop("_precision_factor", None)
+        self.__dict__["_precision_matrix"] = value
 
     def _fit_statistics(self, stats: ClassStatistics, X_val: np.ndarray | None,
                         y_val: np.ndarray | None, centred: np.ndarray | None,
@@ -320,10 +367,21 @@ class GDA(Solver):
         C, D = stats.sums.shape
         means = stats.means
         start_warnings(self)
-        P = self._precision(stats, centred)
+        P, factored = self._precision(stats, centred)
         priors = np.full(C, 1.0 / C) if self.priors == "uniform" else stats.counts / stats.counts.sum()
-        W = means @ P
-        self.means_, self.precision_, self.priors_ = means, P, priors
+        if P is not None:
+            W = means @ P
+            self.precision_ = P
+        else:  # W = means @ (scale inv(U^T U)) by two triangular solves: no inverse, no D x D product
+            assert factored is not None
+            factor, scale = factored
+            solution, info = potrs_upper(factor, means.T)
+            if info != 0:
+                raise AssertionError(f"LAPACK potrs refused its arguments (info {info})")
+            W = scale * solution.T
+            self.__dict__.pop("_precision_matrix", None)
+            self.__dict__["_precision_factor"] = factored
+        self.means_, self.priors_ = means, priors
         self.coef_ = W
         self.intercept_ = np.log(priors) - 0.5 * np.einsum("cd,cd->c", W, means)
         if classes is None:
