@@ -233,6 +233,9 @@ def test_one_shot_without_text_falls_back_to_nearest_class_mean():
     with pytest.warns(SolverWarning, match="falls back to the identity"):
         model = GDA().fit(X, y)
     assert model.covariance_fallback_ == "identity" and len(model.fit_warnings_) == 1
+    np.testing.assert_array_equal(model.precision_, np.eye(X.shape[1]))
+    np.testing.assert_array_equal(model.coef_, model.means_ @ np.eye(X.shape[1]))  # the means, entry for entry
+    np.testing.assert_array_equal(model.coef_, unit(X)[np.argsort(y)])
     distances = ((unit(X_test)[:, None, :] - unit(X)[None, :, :]) ** 2).sum(axis=2)
     assert np.array_equal(model.predict(X_test), y[distances.argmin(axis=1)])
     assert model.score(X_test, y_test) > 0.5

@@ -370,7 +370,8 @@ class GDA(Solver):
         P, factored = self._precision(stats, centred)
         priors = np.full(C, 1.0 / C) if self.priors == "uniform" else stats.counts / stats.counts.sum()
         if P is not None:
-            W = means @ P
+            # the identity fallback: means @ I is means, entry for entry (x * 1 plus zeros)
+            W = means.copy() if self.covariance_fallback_ == "identity" else means @ P
             self.precision_ = P
         else:  # W = means @ (scale inv(U^T U)) by two triangular solves: no inverse, no D x D product
             assert factored is not None
