@@ -17,7 +17,8 @@ sweep reads its labels, draws every cell's few-shot rows and held-out validation
 has no val split: 4 per class, as fs benchmark does for it), and reads only those rows, in one
 pass over the HDF5 chunks that hold them. With --jobs 2 each store is read while the previous
 one's cells run (ImageNet, the longest read, second, behind the cells of the next largest
-store; at most two stores' arrays at once). --imagenet-pool N writes a sample of N rows per
+store); consecutive small stores (up to 256 MB of arrays) are read together and share one set of
+forked workers; at most two such groups' arrays at once. --imagenet-pool N writes a sample of N rows per
 class instead (the draws are at most 16 + 4 per class, so the fits and scores are the same
 size; only the pool is smaller).
 

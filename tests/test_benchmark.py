@@ -278,11 +278,15 @@ def test_rerun_from_another_directory_finds_its_cells(tmp_path, monkeypatch):
     assert len(frame) == 1 and len(_rows(tmp_path / "r" / "results.csv")) == 1
 
 
-def test_stores_read_while_others_run_give_the_rows_of_one_process(tmp_path):
+@pytest.mark.parametrize("group_bytes", [1, 1 << 30])
+def test_stores_read_while_others_run_give_the_rows_of_one_process(tmp_path, monkeypatch, group_bytes):
     """--jobs 2 over three stores (each read while the previous one's cells run, one without a
-    val split) gives every cell's metrics of the one-process sweep, float for float."""
+    val split; each store on its own workers, or all three on one set) gives every cell's
+    metrics of the one-process sweep, float for float."""
+    import workflows.benchmark as benchmark
     from workflows.benchmark import run
 
+    monkeypatch.setattr(benchmark, "GROUP_BYTES", group_bytes)
     stores = [str(_store(tmp_path / "a.h5", seed=1)), str(_store(tmp_path / "b.h5", val=False, n_train=40, seed=2)),
               str(_store(tmp_path / "c.h5", seed=3))]
     kwargs = {"methods": ["zero-shot", "gda"], "shots": [1, 2, 4], "seeds": [1, 2], "quiet": True}
@@ -290,6 +294,21 @@ def test_stores_read_while_others_run_give_the_rows_of_one_process(tmp_path):
     columns = ["dataset", "method", "shots", "seed", "top1", "top5", "balanced_accuracy", "ece", "nll",
                "hyperparameters", "val", "warnings"]
     assert len(one) == 3 * (1 + 3 * 2) and one[columns].equals(two[columns])
+
+
+def test_pool_groups_put_consecutive_small_datasets_on_one_set_of_workers(tmp_path):
+    """Each toy store's arrays: test 60 + val 30 rows + the draws of shots 1 and 2 (18 rows) of
+    24 float32 features = 10,368 bytes; groups of consecutive stores within the budget."""
+    from workflows.benchmark import check_dataset, dataset_bytes, pool_groups
+
+    data = [check_dataset(str(_store(tmp_path / f"{n}.h5", seed=i)), ENCODER, ["gda"]) for i, n in enumerate("abc")]
+    batches = [(d, [(d.store, "gda", k, 1) for k in (1, 2)]) for d in data]
+    assert [dataset_bytes(d, cells) for d, cells in batches] == [4 * (60 + 30 + 18) * 24] * 3
+    assert pool_groups(batches, budget=2 * 10_368) == [[0, 1], [2]]
+    assert pool_groups(batches, budget=3 * 10_368) == [[0, 1, 2]]
+    assert pool_groups(batches, budget=10_367) == [[0], [1], [2]]  # larger than the budget: alone
+    noval = check_dataset(str(_store(tmp_path / "noval.h5", val=False, n_train=40)), ENCODER, ["gda"])
+    assert dataset_bytes(noval, [(noval.store, "gda", 2, 1)]) == 4 * (60 + (2 + 4) * 6) * 24  # 4 held out per class
 
 
 def test_overlap_order_reads_the_largest_dataset_second(tmp_path):

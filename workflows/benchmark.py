@@ -14,8 +14,9 @@ index (the label column first, then, in one pass over the HDF5 chunks that hold 
 every cell's few-shot draw and held-out validation rows take), so a sweep's memory is a
 dataset's test split and draws, never a whole pool (ImageNet's is 1.28M rows). With one
 process each store is dropped before the next is read; with ``--jobs N`` the next store is read
-while the previous one's cells run (at most two stores' arrays at once, the largest store read
-second, behind the second largest one's cells: ``overlap_order``). Every store's metadata
+while the previous one's cells run (the largest store read second, behind the second largest
+one's cells: ``overlap_order``), consecutive small stores read together and run on one set of
+workers (``pool_groups``), at most two such groups' arrays at once. Every store's metadata
 (name, splits, encoder, class bank) is checked before the first cell.
 """
 from __future__ import annotations
@@ -354,17 +355,55 @@ def overlap_order(batches: list[tuple[Dataset, list[tuple]]]) -> list[int]:
     return order
 
 
+#: Consecutive datasets whose arrays add up to at most this many bytes share one set of workers.
+GROUP_BYTES = 256 << 20
+
+
+def dataset_bytes(data: Dataset, cells: list[tuple]) -> int:
+    """The bytes of the arrays ``load_dataset`` and ``prefetch_draws`` read for ``cells`` of one
+    dataset, roughly: every split it reads whole (test, val) and at most each cell's draw and
+    held-out rows of the training pool, as float32 rows."""
+    with FeatureStore(data.store) as store:
+        splits = store.splits()
+        rows = sum(store.n_rows(s) for s in {data.test, data.val} if s is not None and s in splits)
+    n_classes = len(data.classes or [None])
+    rows += sum((shots + (HOLDOUT_PER_CLASS if data.val is None else 0)) * n_classes for _, _, shots, _ in cells)
+    width = next((a.shape[1] for a in (data.text_weights, data.X_train) if a is not None), 1)
+    return 4 * rows * int(width)
+
+
+def pool_groups(batches: list[tuple[Dataset, list[tuple]]], budget: int | None = None) -> list[list[int]]:
+    """``batches`` (dataset, cells; in the order they run) as runs of consecutive positions whose
+    ``dataset_bytes`` add up to at most ``budget`` (default ``GROUP_BYTES``; a larger dataset
+    alone): each run is read
+    whole and then shares one set of forked workers (a fork and a warm-up of the workers' memory
+    per run instead of per dataset: the papers' small datasets take a fraction of a second each)."""
+    budget = GROUP_BYTES if budget is None else budget
+    groups: list[list[int]] = []
+    total = budget + 1
+    for i, (data, cells) in enumerate(batches):
+        size = dataset_bytes(data, cells)
+        if groups and total + size <= budget:
+            groups[-1].append(i)
+            total += size
+        else:
+            groups.append([i])
+            total = size
+    return groups
+
+
 def _run_overlapped(batches: list[tuple[Dataset, list[tuple]]], encoder: str, methods: list[str],
                     load: dict[str, Any], params: dict, options: dict[str, Any], jobs: int, finish: Any,
                     bar: Any) -> None:
     """The cells of ``batches`` (dataset, its cells), in that order, on ``jobs`` forked workers per
-    dataset (arrays shared copy-on-write), BLAS at cores/jobs threads each; results are written by
-    this process only, as they arrive.
+    group of datasets (``pool_groups``; arrays shared copy-on-write), BLAS at cores/jobs threads
+    each; results are written by this process only, as they arrive.
 
-    A dataset is read while the previous one's cells run, its workers start when the previous
+    A group is read while the previous one's cells run, its workers start when the previous
     one has at most ``jobs`` cells left (so the cores never wait for a read or for the last cell
-    of a dataset), and the previous one's arrays are dropped as soon as its last cell is done:
-    this process holds at most two datasets' arrays.
+    of a group), and the previous one's arrays are dropped as soon as its last cell is done:
+    this process holds at most two groups' arrays (each a single dataset or at most
+    ``GROUP_BYTES`` of them).
     """
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -373,7 +412,7 @@ def _run_overlapped(batches: list[tuple[Dataset, list[tuple]]], encoder: str, me
     import threadpoolctl  # noqa: F401
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("fork")
-    live: list[tuple[str, ProcessPoolExecutor, set[Future]]] = []  # (store, its workers, its unfinished cells)
+    live: list[tuple[list[str], ProcessPoolExecutor, set[Future]]] = []  # (stores, their workers, unfinished cells)
 
     def collect(enough: Any) -> None:
         while not enough():
@@ -386,21 +425,27 @@ def _run_overlapped(batches: list[tuple[Dataset, list[tuple]]], encoder: str, me
                 if not batch[2]:
                     batch[1].shutdown(wait=True)
                     live.remove(batch)
-                    _DATA.pop(batch[0], None)
+                    for store in batch[0]:
+                        _DATA.pop(store, None)
 
     _DATA.clear()
     try:
-        for described, own in batches:
-            data = load_dataset(described.store, encoder, methods, **load)
-            prefetch_draws(data, own, options, processes=jobs)
+        for group in pool_groups(batches):
+            loaded = []
+            for described, own in (batches[i] for i in group):
+                data = load_dataset(described.store, encoder, methods, **load)
+                prefetch_draws(data, own, options, processes=jobs)
+                loaded.append((data, own))
             collect(lambda: all(len(futures) <= jobs for _, _, futures in live))
-            _DATA[data.store] = data
+            _DATA.update((data.store, data) for data, _ in loaded)
             pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_limit_worker_blas,
                                        initargs=(threads,))
-            live.append((data.store, pool, set()))
-            for store, method, k, s in sorted(own, key=lambda cell: -cell[2]):  # the largest draws first
-                live[-1][2].add(pool.submit(_run_cell_in_worker, store, method, k, s, params.get(method, {}), options))
-            del data
+            live.append(([data.store for data, _ in loaded], pool, set()))
+            for _, own in loaded:
+                for store, method, k, s in sorted(own, key=lambda cell: -cell[2]):  # the largest draws first
+                    live[-1][2].add(pool.submit(_run_cell_in_worker, store, method, k, s, params.get(method, {}),
+                                                options))
+            del data, loaded
             if "pandas" not in sys.modules:  # the report's import, here while the first cells run, not after the last
                 import pandas  # noqa: F401
             collect(lambda: len(live) <= 1)  # the previous dataset's last cells: then its arrays go
