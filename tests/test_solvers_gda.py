@@ -708,11 +708,16 @@ def test_validation_zero_shot_logits_are_reused_only_for_equal_rows_and_weights(
     products.clear()
     changed = X_val.copy()
     fit(4, X_val=changed)
+    normalized = gda_module._LAST_NORMALIZED[1]
+    fit(3, X_val=changed)
+    assert gda_module._LAST_NORMALIZED[1] is normalized  # equal rows: normalized once
     changed[7, 3] += 0.5  # the same array, one element changed in place
     model = fit(4, X_val=changed)
+    assert gda_module._LAST_NORMALIZED[1] is not normalized
+    np.testing.assert_array_equal(gda_module._LAST_NORMALIZED[1], unit(changed))
     fit(4, X_val=changed, T=T[::-1].copy())
     fit(4, X_val=changed, scale=50.0)
-    assert products == [False, True, True, True]
+    assert products == [False, False, True, True, True]
     zs = model._logit_parts(changed)[0]
     np.testing.assert_allclose(zs, 100 * unit(changed.astype(np.float64)) @ unit(T.astype(np.float64)).T,
                                rtol=0, atol=2e-4)

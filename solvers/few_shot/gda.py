@@ -113,16 +113,37 @@ FIT_BLOCK_ROWS = 16384
 _LAST_ZERO_SHOT: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
+# The validation rows of the last alpha search as given (a copy) and normalized (read-only).
+_LAST_NORMALIZED: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _normalized_rows(X: np.ndarray) -> np.ndarray:
+    """``l2_normalize(X)`` (read-only), or the previous call's when ``X`` equals the previous
+    call's rows in shape, dtype and every element (one comparison pass instead of a norm pass,
+    a division pass and a new array). The rows are kept as a copy: the caller's array may change."""
+    global _LAST_NORMALIZED
+    last = _LAST_NORMALIZED
+    if last is not None and last[0].shape == X.shape and last[0].dtype == X.dtype and np.array_equal(last[0], X):
+        return last[1]
+    Xn = l2_normalize(X)
+    Xn.setflags(write=False)
+    _LAST_NORMALIZED = (np.array(X, copy=True), Xn)
+    return Xn
+
+
 def _zero_shot_of_rows(Xn: np.ndarray, M: np.ndarray) -> np.ndarray:
     """``Xn @ M.T`` (read-only), or the previous call's product when ``Xn`` and ``M`` equal the
     previous call's arrays in shape, dtype and every element (an O(n D) comparison against the
-    O(n D C) product). The arrays are kept, not copied: the callers pass arrays they made."""
+    O(n D C) product; none for rows that are the previous call's read-only array of
+    ``_normalized_rows``). The arrays are kept, not copied: the callers pass arrays they made."""
     global _LAST_ZERO_SHOT
     last = _LAST_ZERO_SHOT
     if last is not None:
         rows, weights, logits = last
+        same_rows = rows is Xn and not Xn.flags.writeable and Xn.base is None
         if (rows.shape == Xn.shape and rows.dtype == Xn.dtype and weights.shape == M.shape
-                and weights.dtype == M.dtype and np.array_equal(weights, M) and np.array_equal(rows, Xn)):
+                and weights.dtype == M.dtype and np.array_equal(weights, M)
+                and (same_rows or np.array_equal(rows, Xn))):
             return logits
     logits = Xn @ M.T
     logits.setflags(write=False)
@@ -423,7 +444,9 @@ class GDA(Solver):
         times the scaled, normalized text weights (``_zero_shot_of_rows``: reused when the rows
         and weights equal the previous fit's) and times the GDA weights. ``checked``: X comes
         from ``check_validation_pair`` already (not checked a second time)."""
-        Xn = (l2_normalize(X) if self.normalize else X) if checked else self._prepare(X)
+        if not checked:
+            X = check_features(X, n_features=self.n_features_in_, estimator=self)
+        Xn = _normalized_rows(X) if self.normalize else X
         T = l2_normalize(np.asarray(self._seen_text(), dtype=np.float64))
         gda = Xn @ self.coef_.T.astype(Xn.dtype)
         gda += self.intercept_.astype(Xn.dtype)
