@@ -464,6 +464,7 @@ def test_weights_solved_with_the_cholesky_factor_equal_the_inverse_formula(covar
     rounding of means @ P with P the explicit inverse, the float32 logits within one ulp of those
     of the explicit weights, and ``precision_``, formed when read, the explicit P to the bit
     (``shrinkage_precision`` / the inverse of S / N), also after a save and load."""
+    import solvers.few_shot.gda as gda_module
     from solvers.few_shot.gda import _inv_symmetric, shrinkage_precision
     from solvers.few_shot.sufficient_statistics import ClassStatistics
 
@@ -484,6 +485,10 @@ def test_weights_solved_with_the_cholesky_factor_equal_the_inverse_formula(covar
     np.testing.assert_array_max_ulp(model.class_logits(Xt), explicit.class_logits(Xt), maxulp=1)
     np.testing.assert_array_equal(model.precision_, P)
     assert "_precision_factor" not in vars(model)
+    matrix = model._estimator_matrix(stats, n)  # one Fortran-ordered array, the numbers of the expressions
+    assert matrix.flags.f_contiguous
+    np.testing.assert_array_equal(matrix, gda_module._shrunk_scatter(stats.scatter, n) if covariance == "ks"
+                                  else stats.scatter / n)
     fresh = GDA(covariance=covariance, text_weights=T, alpha=0.3).fit(X, y)
     arrays, params = fresh.get_state()  # saving reads precision_: formed from the factor
     np.testing.assert_array_equal(arrays["precision_"], P)
@@ -588,6 +593,10 @@ def test_cholesky_routines_through_numpys_openblas_equal_scipys(n, library, monk
     factor, got_info = cl.potrf_upper(A)
     assert got_info == info == 0 and factor.flags.f_contiguous
     np.testing.assert_array_equal(factor, expected)
+    own = np.array(A, order="F")
+    in_place, got_info = cl.potrf_upper(own, overwrite=True)
+    assert got_info == 0 and np.shares_memory(in_place, own)  # computed in the array given
+    np.testing.assert_array_equal(in_place, expected)
     rcond, got_info = cl.pocon_upper(factor, anorm)
     assert got_info == 0 and rcond == pytest.approx(float(dpocon(expected, anorm, uplo="U")[0]), rel=1e-12)
     inverse, got_info = cl.potri_upper(factor.copy(order="F"))

@@ -45,16 +45,18 @@ def _square(A: np.ndarray) -> np.ndarray:
     return np.array(A, dtype=np.float64, order="F", copy=True)
 
 
-def potrf_upper(A: np.ndarray) -> tuple[np.ndarray, int]:
-    """``scipy.linalg.lapack.dpotrf(A, lower=0, clean=0)``: the upper Cholesky factor in the upper
-    triangle of a copy of A (its strict lower triangle left as A's), and LAPACK's ``info``."""
+def potrf_upper(A: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, int]:
+    """``scipy.linalg.lapack.dpotrf(A, lower=0, clean=0, overwrite_a=overwrite)``: the upper
+    Cholesky factor in the upper triangle of a copy of A (its strict lower triangle left as A's),
+    or of A itself with ``overwrite`` when A is a Fortran-ordered float64 array, and LAPACK's ``info``."""
     lib = numpy_lapack()
     if lib is None:
         from scipy.linalg.lapack import dpotrf
 
-        factor, info = dpotrf(A, lower=0, clean=0)
+        factor, info = dpotrf(A, lower=0, clean=0, overwrite_a=int(overwrite))
         return factor, int(info)
-    factor, n, info = _square(A), _INT(A.shape[0]), _INT(0)
+    in_place = overwrite and A.dtype == np.float64 and A.flags.f_contiguous and A.flags.writeable
+    factor, n, info = (A if in_place else _square(A)), _INT(A.shape[0]), _INT(0)
     lib.scipy_dpotrf_64_(ctypes.c_char_p(b"U"), ctypes.byref(n), _PTR(factor.ctypes.data), ctypes.byref(n),
                          ctypes.byref(info), _STRLEN(1))
     return factor, int(info.value)

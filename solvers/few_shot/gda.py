@@ -42,15 +42,17 @@ def _pinv_symmetric(A: np.ndarray) -> np.ndarray:
 CHOLESKY_MIN_RCOND = 1e-8
 
 
-def _cholesky_factor(A: np.ndarray) -> np.ndarray | None:
+def _cholesky_factor(A: np.ndarray, overwrite: bool = False) -> np.ndarray | None:
     """The upper Cholesky factor of symmetric ``A`` (LAPACK ``potrf`` through ``cholesky_lapack``,
     Fortran-ordered float64) when A is positive definite and well conditioned (LAPACK's ``pocon``
-    estimate at least ``CHOLESKY_MIN_RCOND``), else None."""
+    estimate at least ``CHOLESKY_MIN_RCOND``), else None. ``overwrite``: computed in A itself
+    when A is Fortran-ordered float64 (A is then lost, also when None is returned)."""
     A = np.asarray(A, dtype=np.float64)
-    factor, info = potrf_upper(A)
+    anorm = float(np.abs(A).sum(axis=0).max())
+    factor, info = potrf_upper(A, overwrite=overwrite)
     if info != 0:
         return None
-    rcond, info = pocon_upper(factor, float(np.abs(A).sum(axis=0).max()))
+    rcond, info = pocon_upper(factor, anorm)
     if info != 0 or not rcond >= CHOLESKY_MIN_RCOND:
         return None
     return factor
@@ -350,17 +352,28 @@ class GDA(Solver):
                                  "the covariance falls back to the identity (nearest class mean)")
             return np.eye(stats.scatter.shape[0]), None
         if self.covariance in ("ks", "empirical"):
-            A = _shrunk_scatter(stats.scatter, n) if self.covariance == "ks" else stats.scatter / n
-            scale = float(A.shape[0]) if self.covariance == "ks" else 1.0
-            factor = _cholesky_factor(A)
+            scale = float(stats.scatter.shape[0]) if self.covariance == "ks" else 1.0
+            factor = _cholesky_factor(self._estimator_matrix(stats, n), overwrite=True)
             if factor is None:  # singular or ill-conditioned: the pseudo-inverse, as _inv_symmetric takes
-                return scale * _pinv_symmetric(np.asarray(A, dtype=np.float64)), None
+                return scale * _pinv_symmetric(self._estimator_matrix(stats, n)), None
             return None, (factor, scale)
         from sklearn.covariance import ledoit_wolf, oas
 
         estimator = ledoit_wolf if self.covariance == "ledoit_wolf" else oas
         cov, _ = estimator(centred, assume_centered=True)
         return _inv_symmetric(cov), None
+
+    def _estimator_matrix(self, stats: ClassStatistics, n: int) -> np.ndarray:
+        """The matrix whose (pseudo-)inverse, times D for "ks", is the precision, Fortran-ordered
+        float64: "ks" the scatter plus trace(scatter) / (N-1) on the diagonal (``_shrunk_scatter``),
+        "empirical" scatter / N; the same numbers as those expressions, in one new array."""
+        A = np.array(stats.scatter, dtype=np.float64, order="F")
+        if self.covariance == "ks":
+            diagonal = np.diag_indices(A.shape[0])
+            A[diagonal] += np.trace(stats.scatter) / max(n - 1, 1)
+        else:
+            A /= n
+        return A
 
     @property
     def precision_(self) -> np.ndarray:
