@@ -1,28 +1,40 @@
-"""L2-regularised multinomial logistic regression fitted by SciPy's L-BFGS-B, with scikit-learn's
-objective and stopping rule, in whitened variables.
+"""L2-regularised multinomial logistic regression with scikit-learn's objective and stopping rule,
+fitted by L-BFGS whose line searches move along the logits, in float64 where it decides the result.
 
 Why not scikit-learn's ``LogisticRegression`` itself: solvers/ does not import scikit-learn (its
 import alone takes about a second: bench/RESULTS.md), and scikit-learn fits float32 rows in
 float32, where a tight tolerance cannot be met (line searches stall, or the decrease drowns in
 rounding); the linear probe needs converged fits (its C search scores every visited C by one).
-Here rows, logits, values and sums are float64, and the stop is tested on the float64 gradient;
-on enough rows the two products of an evaluation are float32 products chained from float64
-logits (``_objective``, ``FLOAT32_MARGIN``), which cannot decide where a fit stops.
+
+Why not SciPy's L-BFGS-B: its line search asks for the value *and the gradient* at every trial
+step, and the gradient costs a product with the rows (n x D x K). Along a line the logits are
+affine, Z(t) = Z_0 + t dZ, so a trial needs only the softmax of Z(t): the value, the slope
+phi'(t) = <P(t) - Y, dZ> / n + ridge terms and the curvature phi''(t) cost O(n K), no product. An
+iteration here takes two products, dZ = X~ D^T for the direction D and the gradient at the step
+accepted, whatever the number of trials. The first iteration of a fit (no L-BFGS pairs yet) starts
+its line search at the 1-D Newton step -phi'(0) / phi''(0) instead of a unit-length step, which a
+warm start from a nearby fit would overshoot by orders of magnitude.
 
 Preconditioning (a change of variables, not of the problem): with x~ = [x, 1] and the weights
-Theta = [W, b] (K rows), L-BFGS runs on Theta' = Theta L, where L L^T = S = c X~^T X~ / n + ridge E
-(E: the identity without the intercept's entry; c: a fraction of the softmax's mean curvature
-at the start),
-an approximation of one class's block of the Hessian. CLIP-like features are anisotropic and
+Theta = [W, b] (K rows), the L-BFGS initial inverse Hessian is gamma S^-1 on each row, where
+S = c X~^T X~ / n + ridge E (E: the identity without the intercept's entry; c: a fraction of the
+softmax's mean curvature at the start), an approximation of one class's block of the Hessian:
+the same iterations as plain L-BFGS on Theta L (L L^T = S). CLIP-like features are anisotropic and
 share a large mean (which the intercept mirrors), so L-BFGS in the original variables is
-ill-conditioned; in Theta' the same objective has the same optimum, reached in fewer
-iterations (bench/RESULTS.md). The stopping rule keeps its meaning: the fit stops when the
-gradient in the original variables has max |g| <= tol (or the relative decrease of the
-objective falls below 64 eps, as scikit-learn's L-BFGS does).
+ill-conditioned; preconditioned, the same objective has the same optimum, reached in fewer
+iterations (bench/RESULTS.md). The stop: the gradient in the original variables has max |g| <= tol
+(tested in float64), or the relative decrease of the objective falls below 64 eps (scikit-learn's
+L-BFGS rule).
+
+Precision: rows, logits, softmax, values and sums are float64. On enough rows the two products of
+an iteration are float32 (``FLOAT32_MARGIN``): dZ's rounding is relative to the step, not to the
+logits, which are chained in float64 (Z_{k+1} = Z_k + t dZ_k) and recomputed by a float64 product
+every ``REFRESH`` iterations; the gradient's float32 rounding stays well below ``tol``; a fit stops
+only where a float64 evaluation (logits and gradient) meets ``tol``, and a float32 phase that stalls
+goes on with float64 products.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,20 +46,30 @@ CURVATURE_SCALE = 0.1
 #: The softmax's mean curvature at the start is kept at least this fraction of its value at zero
 #: weights (a start whose probabilities are all near 0 or 1 would otherwise leave the intercept's
 #: direction unscaled). Both constants change iterations only, never the optimum. Where the ridge
-#: outweighs c trace(X^T X / n) (small C: a near-isotropic problem) the fit runs in the original
-#: variables, as scikit-learn's: there the optimum's logits are tiny and the stopping rule's
-#: slack in the intercepts (tol / curvature) would decide predictions, as it does not on that path.
+#: outweighs c trace(X^T X / n) (small C: a near-isotropic problem) the fit runs unpreconditioned in
+#: float64, as scikit-learn's: there the optimum's logits are tiny and the stopping rule's slack in
+#: the intercepts (tol / curvature) would decide predictions, as it does not on that path.
 MIN_CURVATURE = 1e-3
-#: The gradient's product residual^T X is taken in float32 (the value, logits and softmax in
-#: float64) when the float32 rounding it adds, estimated as eps32 rms(x_d) / sqrt(n), is at least
-#: this many times below ``tol``; a stop is always tested on the float64 gradient, and a fit whose
-#: float32 phase ends short of tol goes on with float64 products.
+#: The products are taken in float32 (logits, values and sums in float64) when the float32 rounding
+#: the gradient's product adds, estimated as eps32 rms(x_d) / sqrt(n), is at least this many times
+#: below ``tol``.
 FLOAT32_MARGIN = 4.0
-#: With float32 products, every REFRESH-th evaluation of a fit is float64 (``_objective``), and
-#: once the gradient's largest entry is below FINISH x tol the fit goes on in float64 (same L-BFGS
-#: run): its last decreases are too small for the chained logits to resolve.
+#: With float32 products the chained logits are recomputed by a float64 product every REFRESH-th
+#: iteration (it bounds their drift).
 REFRESH = 16
-FINISH = 30.0
+#: L-BFGS pairs kept (SciPy's default ``maxcor``).
+MEMORY = 10
+#: A line search's trials at most (scikit-learn's ``maxls``), and its conditions: sufficient
+#: decrease phi(t) - phi(0) <= ARMIJO t phi'(0) and |phi'(t)| <= WOLFE |phi'(0)| (strong Wolfe). A
+#: trial costs a softmax, not a product, so the search is nearly exact (WOLFE 0.1 rather than
+#: SciPy's 0.9): fewer iterations, each with its two products (bench/RESULTS.md).
+MAX_LINE_STEPS = 50
+ARMIJO, WOLFE = 1e-4, 0.1
+#: A line search trial's softmax goes over blocks of rows of about this many logits (256 KB of
+#: float64 per array: the block's four arrays stay in the CPU cache).
+TRIAL_BLOCK = 32768
+#: scikit-learn's L-BFGS relative decrease stop: (f_k - f_k+1) / max(|f_k|, |f_k+1|, 1) <= FTOL.
+FTOL = 64 * float(np.finfo(np.float64).eps)
 
 
 @dataclass
@@ -62,102 +84,25 @@ class LogisticFit:
     message: str
 
 
-def _along(line: tuple | None, W: np.ndarray, b: np.ndarray) -> float | None:
-    """t where (W, b) = (W0, b0) + t (dW, db) for ``line`` = (W0, b0, Z0, dW, db, dZ), to
-    rounding (a line search's trials x + alpha d, mapped linearly to the original variables);
-    None when (W, b) is off that line."""
-    if line is None:
-        return None
-    W0, b0, _, dW, db, _ = line
-    d = np.concatenate([dW.ravel(), db])
-    e = np.concatenate([(W - W0).ravel(), b - b0])
-    norm = float(np.dot(d, d))
-    if norm == 0.0:
-        return None
-    t = float(np.dot(e, d)) / norm
-    off = np.abs(e - t * d).max()
-    return t if off <= 1e-10 * np.abs(e).max() else None
+@dataclass
+class _Point:
+    """An iterate: weights theta (K, D + 1), its logits Z (n, K) in float64 and their rows'
+    log-partitions (n,), the probabilities P, the objective's value and gradient (K, D + 1).
+    ``exact``: Z and the gradient come from float64 products (a stop is decided only there)."""
 
-
-def _objective(X: np.ndarray, y: np.ndarray, n_outputs: int, C: float,
-               curvature: list[float] | None = None, rows32: np.ndarray | None = None,
-               memo: dict | None = None) -> Callable[..., tuple[float, np.ndarray]]:
-    """f(w) = mean cross-entropy + |W|^2 / (2 C n) and its gradient (scikit-learn's scaling of
-    C * sum CE + |W|^2 / 2, so its ``tol`` means the same); w = [W.ravel(), b]. X is float64.
-    With a ``curvature`` list, each evaluation appends the mean of p (1 - p) over rows and
-    outputs (the softmax's mean curvature, for the preconditioner).
-
-    With ``rows32`` (X in float32) and a ``memo`` dict, both products are taken in float32 (about
-    a third of the float64 cost): the logits as the memo's float64 logits, those of the point
-    evaluated before, plus X (W - W_0)^T in float32, whose rounding is relative to the step, not
-    to the logits; and the gradient's residual^T X. The softmax, the value and the sums stay
-    float64. ``exact=True`` (and every ``REFRESH``-th evaluation, which bounds the drift of the
-    chained logits) evaluates in float64 and restarts the chain from exact logits."""
-    n, D = X.shape
-    rows = np.arange(n)
-    ridge = 1.0 / (C * n)
-    binary = n_outputs == 1
-    target = y.astype(np.float64) if binary else np.empty(0)  # used by the binary branch only
-
-    def value_and_gradient(w: np.ndarray, exact: bool = False) -> tuple[float, np.ndarray]:
-        W = w[:n_outputs * D].reshape(n_outputs, D)
-        b = w[n_outputs * D:]
-        fast = rows32 is not None and memo is not None and not exact and 0 < memo.get("chained", REFRESH) < REFRESH
-        if fast:
-            assert rows32 is not None and memo is not None
-            step = _along(memo.get("line"), W, b)
-            if step is not None:  # a line search's next trial on the same line: no product
-                Z = memo["line"][2] + step * memo["line"][5]
-            else:
-                Z = (rows32 @ (W - memo["W"]).T.astype(np.float32)).astype(np.float64)
-                Z += b - memo["b"]
-                memo["line"] = memo["W"], memo["b"], memo["Z"], W - memo["W"], b - memo["b"], Z
-                Z = Z + memo["Z"]
-        else:
-            Z = X @ W.T
-            Z += b
-        if memo is not None:
-            if not fast:
-                memo.pop("line", None)
-            memo.update(Z=Z.copy(), W=W.copy(), b=b.copy(), chained=memo.get("chained", 0) + 1 if fast else 1,
-                        exact=not fast)
-        if binary:  # class 0's logit is fixed at 0: CE = log(1 + e^z) - t z
-            z = Z[:, 0]
-            loss = float(np.logaddexp(0, z).sum() - np.dot(target, z))
-            residual = np.reciprocal(1 + np.exp(-z))  # sigmoid(z) - t
-            if curvature is not None:
-                curvature.append(float(np.mean(residual * (1 - residual))))  # p (1 - p), sigmoid(z) = p
-            residual -= target
-            Z = residual[:, None]
-        else:
-            picked = Z[rows, y].copy()
-            top = Z.max(axis=1)
-            Z -= top[:, None]
-            np.exp(Z, out=Z)
-            total = Z.sum(axis=1)
-            loss = float(np.log(total).sum() + top.sum() - picked.sum())
-            Z /= total[:, None]  # softmax - one-hot
-            if curvature is not None:
-                curvature.append(float(np.mean(Z * (1 - Z))))
-            Z[rows, y] -= 1
-        if fast:
-            assert rows32 is not None
-            grad_W = (Z.astype(np.float32).T @ rows32).astype(np.float64)
-            grad_W /= n
-            grad_W += ridge * W
-        else:
-            grad_W = (Z.T @ X) / n + ridge * W
-        grad_b = Z.sum(axis=0) / n
-        value = loss / n + 0.5 * ridge * float(np.dot(W.ravel(), W.ravel()))
-        return value, np.concatenate([grad_W.ravel(), grad_b])
-
-    return value_and_gradient
+    theta: np.ndarray
+    Z: np.ndarray
+    lse: np.ndarray
+    P: np.ndarray
+    value: float
+    grad: np.ndarray
+    exact: bool
 
 
 class LogisticProblem:
     """One training set (rows ``X``, classes ``y`` in 0 .. n_classes-1) fitted at any C: the rows
-    in float64 and their Gram matrix (for the preconditioner) are computed once and shared by
-    every fit, as the linear probe's C search needs.
+    in float64 (and float32) and their Gram matrix (for the preconditioner) are computed once and
+    shared by every fit, as the linear probe's C search needs.
 
     With fewer rows than dimensions (n < D) the fits run in the rows' span: X = X_r V^T (V an
     orthonormal basis of the rows, D x n), W = W_r V^T. The optimum's W lies in that span (a
@@ -175,158 +120,395 @@ class LogisticProblem:
             self._basis, R = np.linalg.qr(X64.T)  # X^T = V R: X = R^T V^T
             X64 = np.ascontiguousarray(R.T)
         self.X = X64
-        # float32 products are used where their rounding in the gradient (about eps32 rms(x_d) / sqrt(n)
-        # per entry for residuals in [-1, 1], the largest column rms) stays FLOAT32_MARGIN times below tol
+        n, D = X64.shape
+        self._rows = np.arange(n)
+        self._target = self.y.astype(np.float64)  # the binary model's 0/1 targets
+        # float32 products where their rounding in the gradient (about eps32 rms(x_d) / sqrt(n) per
+        # entry for residuals in [-1, 1], the largest column rms) stays FLOAT32_MARGIN times below tol
         rms = float(np.sqrt(np.square(X64).mean(axis=0).max()))
-        self._float32_error = float(np.finfo(np.float32).eps) * rms / np.sqrt(X64.shape[0])
+        self._float32_error = float(np.finfo(np.float32).eps) * rms / np.sqrt(n)
         self._rows32: np.ndarray | None = None
-        # id(coef) of a fit returned -> (coef, its data terms): a later fit started from it takes them
-        # instead of evaluating it again
-        self._kept: dict[int, tuple[np.ndarray, tuple]] = {}
-        n, D = self.X.shape
+        # id(coef) of a fit returned -> (coef, its data loss and gradient): a later fit started from
+        # it takes them instead of a gradient product
+        self._kept: dict[int, tuple[np.ndarray, tuple[float, np.ndarray]]] = {}
+        # (n, K) buffers free for reuse, float64 and float32: arrays this large come from fresh
+        # pages, whose first writes cost about as much as a softmax pass; the problem's fits share them
+        self._spare: list[np.ndarray] = []
+        self._spare32: np.ndarray | None = None
         gram = np.empty((D + 1, D + 1))
-        gram[:D, :D] = self.X.T @ self.X
-        gram[:D, D] = gram[D, :D] = self.X.sum(axis=0)
+        gram[:D, :D] = X64.T @ X64
+        gram[:D, D] = gram[D, :D] = X64.sum(axis=0)
         gram[D, D] = n
         self._gram = gram / n  # X~^T X~ / n, X~ = [X, 1]
 
     def fit(self, C: float, start: tuple[np.ndarray, np.ndarray] | list[tuple[np.ndarray, np.ndarray]] | None = None,
             tol: float = 1e-6, max_iter: int = 1000) -> LogisticFit:
         """Fit C * sum_i CE(W x_i + b, y_i) + |W|^2 / 2 (b unpenalised) from ``start`` (zeros if
-        None; of a list of starts, the one of lowest objective), in float64 and whitened variables
-        (module docstring), stopping when the original variables' gradient has max |g| <= tol, the
+        None; of a list of starts, the one of lowest objective) by preconditioned L-BFGS (module
+        docstring), stopping when the original variables' float64 gradient has max |g| <= tol, the
         relative decrease falls below 64 eps, or after ``max_iter`` iterations (line searches of at
-        most 50 steps, as scikit-learn's lbfgs). ``converged`` is False when the fit ended for
+        most 50 trials, as scikit-learn's lbfgs). ``converged`` is False when the fit ended for
         another reason than a tolerance."""
-        from scipy.linalg import cholesky, solve_triangular
-        from scipy.optimize import minimize
-
-        X, K, V = self.X, self.n_outputs, self._basis
-        n, D = X.shape
-        starts: list[tuple[np.ndarray, tuple | None]] = []
-        if start is None:
-            starts = [(np.zeros((K, D + 1)), None)]
-        else:
-            for W, b in [start] if isinstance(start, tuple) else start:
-                kept = self._kept.get(id(W))
-                data = kept[1] if kept is not None and kept[0] is W else None
-                W = np.asarray(W, np.float64).reshape(K, self.n_features)
-                starts.append((np.hstack([W if V is None else W @ V, np.asarray(b, np.float64).reshape(K, 1)]), data))
+        K, V = self.n_outputs, self._basis
+        n, D = self.X.shape
         ridge = 1.0 / (C * n)
-        curvature: list[float] = []
-        memo: dict = {}
-        last: dict[str, bool] = {}
-        exact_at: dict = {}
         float32 = FLOAT32_MARGIN * self._float32_error <= tol
         if float32 and self._rows32 is None:
-            self._rows32 = X.astype(np.float32)
-        objective = _objective(X, self.y, K, C, curvature, self._rows32 if float32 else None, memo if float32 else None)
-        phase = {"exact": not float32}
-
-        def original(theta: np.ndarray, exact: bool = False) -> tuple[float, np.ndarray]:
-            """Value and gradient (K, D + 1) before whitening (on the span when n < D); whether the
-            original variables' float64 gradient meets tol is remembered for the stop (a float32
-            evaluation that meets it is repeated in float64 first)."""
-            w = np.concatenate([theta[:, :D].ravel(), theta[:, D]])
-            value, g = objective(w, exact or phase["exact"])
-            met = self._meets(np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)]), tol)
-            if not memo.get("exact", True) and np.abs(g).max() <= FINISH * tol:
-                phase["exact"] = True  # the last iterations in float64: their decreases are below float32's reach
-            if met and not memo.get("exact", True):
-                value, g = objective(w, True)
-                met = self._meets(np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)]), tol)
-                phase["exact"] = phase["exact"] or not met  # within float32 reach of tol: float64 from here
-            last["met"] = met
-            grad = np.hstack([g[:K * D].reshape(K, D), g[K * D:].reshape(K, 1)])
-            if memo.get("exact", True):  # the data terms of a float64 evaluation, for a fit that ends here
-                W = theta[:, :D]
-                exact_at.update(theta=theta, data=(value - 0.5 * ridge * float(np.sum(W * W)), grad - ridge * np.hstack(
-                    [W, np.zeros((K, 1))]), curvature[-1]))
-            return value, grad
-
-        def whitened(v: np.ndarray) -> tuple[float, np.ndarray]:
-            if v is first or np.array_equal(v, first):  # SciPy's first call: the start, evaluated below
-                value, grad = at_start
-            else:
-                value, grad = original(solve_triangular(L, v.reshape(K, D + 1).T, lower=True, trans="T").T)
-            return value, solve_triangular(L, grad.T, lower=True).T.ravel()  # Theta = Theta' L^-1, G' = G L^-T
-
-        def plain(w: np.ndarray) -> tuple[float, np.ndarray]:
-            if w is first or np.array_equal(w, first):
-                value, grad = at_start
-            else:
-                value, grad = original(np.hstack([w[:K * D].reshape(K, D), w[K * D:].reshape(K, 1)]))
-            return value, np.concatenate([grad[:, :D].ravel(), grad[:, D]])
-
-        def stop_on_original_gradient(intermediate_result: object) -> None:
-            if last["met"]:
-                raise StopIteration
-
-        def finish(theta: np.ndarray, n_iter: int, converged: bool, message: str) -> LogisticFit:
-            """The fit at theta; its data terms are kept when its last float64 evaluation was there
-            (intercepts up to a common shift, which changes neither the loss nor the gradient)."""
-            fit = self._result(theta, n_iter, converged, message)
-            at = exact_at["theta"]
-            centred = (lambda b: b - b.mean()) if K > 1 else (lambda b: b)
-            if np.array_equal(at[:, :D], theta[:, :D]) and np.allclose(
-                    centred(at[:, D]), centred(theta[:, D]), rtol=0, atol=1e-12 * (1 + np.abs(theta[:, D]).max())):
-                self._kept[id(fit.coef)] = fit.coef, exact_at["data"]
-            return fit
-
-        tried = []
-        for theta, data in starts:  # in float64: the start's value and gradient decide its choice and its stop
-            if data is None:
-                value, grad = original(theta, exact=True)
-                tried.append((value, theta, grad, last["met"], curvature[-1], dict(memo), exact_at["data"]))
-            else:  # a fit's own start: its data terms, kept from its last float64 evaluation, and this C's ridge
-                W = theta[:, :D]
-                value = data[0] + 0.5 * ridge * float(np.sum(W * W))
-                grad = data[1] + ridge * np.hstack([W, np.zeros((K, 1))])
-                tried.append((value, theta, grad, self._meets(grad, tol), data[2], {}, data))
-        value, theta, grad, met, curv, chain, data = min(tried, key=lambda t: t[0])
-        memo.update(chain)
-        exact_at.update(theta=theta, data=data)
-        del tried, chain  # the other starts' logits
-        shift = float(theta[:, D].mean())
-        at_start = value, grad
-        last["met"] = met
-        if met:
-            return finish(theta, 0, True, "CONVERGENCE: the start meets tol")
+            self._rows32 = self.X.astype(np.float32)
+        starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None]] = []
+        given = [(np.zeros((K, self.n_features)), np.zeros(K))] if start is None else \
+            [start] if isinstance(start, tuple) else start
+        for W, b in given:
+            kept = self._kept.get(id(W))
+            data = kept[1] if kept is not None and kept[0] is W else None
+            W = np.asarray(W, np.float64).reshape(K, self.n_features)
+            starts.append((np.hstack([W if V is None else W @ V, np.asarray(b, np.float64).reshape(K, 1)]), data))
+        point = self._start(starts, ridge, tol)
+        shift = float(point.theta[:, D].mean())
+        if self._meets(point.grad, tol):
+            point = point if point.exact else self._exact(point.theta, ridge, point.Z)
+            if self._meets(point.grad, tol):
+                return self._finish(point, ridge, shift, 0, True, "CONVERGENCE: the start meets tol")
         at_zero = 0.25 if K == 1 else (1 - 1 / K) / K  # the mean curvature at zero weights
-        c = CURVATURE_SCALE * max(curv, MIN_CURVATURE * at_zero)
-        options = {"maxls": 50, "gtol": 0.0, "ftol": 64 * np.finfo(float).eps}
-        # the ridge dominates: L-BFGS as scikit-learn runs it, on the original variables
-        if c * np.trace(self._gram[:D, :D]) < ridge:
-            L = None
-            first = np.concatenate([theta[:, :D].ravel(), theta[:, D]])
-            phase["exact"] = True  # float64 products: a few iterations, and the intercepts' slack decides
-        else:
+        c = CURVATURE_SCALE * max(float(np.mean(point.P * (1 - point.P))), MIN_CURVATURE * at_zero)
+        try:
+            if c * np.trace(self._gram[:D, :D]) < ridge:  # the ridge dominates: scikit-learn's own path
+                return self._scikit_learn_path(point if point.exact else self._exact(point.theta, ridge, point.Z),
+                                               ridge, tol, int(max_iter), shift)
             S = c * self._gram
             S[np.arange(D), np.arange(D)] += ridge
-            L = cholesky(S, lower=True)
-            first = (theta @ L).ravel()
-        n_iter = 0
+            inverse = np.linalg.inv(S)
+            inverse = (inverse + inverse.T) / 2
+            if float32:  # the preconditioner shapes directions only: float32 products, as the rows'
+                inverse = inverse.astype(np.float32)
+            return self._iterate(point, ridge, inverse, float32, tol, int(max_iter), shift)
+        finally:
+            del self._spare[4:]  # a fit holds at most a point, a trial and a line's logits
+
+    def _scikit_learn_path(self, point: _Point, ridge: float, tol: float, max_iter: int, shift: float) -> LogisticFit:
+        """SciPy's L-BFGS-B on the original variables with float64 products, as scikit-learn's lbfgs
+        runs it (``maxls`` 50, its relative decrease rule), stopped when max |g| <= tol: where the
+        ridge dominates (small C) the optimum's logits are tiny and the tolerance's slack in the
+        intercepts can decide a validation row; this path resolves it as scikit-learn does. Its fits
+        take a few well-conditioned iterations."""
+        from scipy.optimize import minimize
+
+        K, D = point.theta.shape[0], point.theta.shape[1] - 1
+        first = np.concatenate([point.theta[:, :D].ravel(), point.theta[:, D]])
+        last = {"point": point}
+
+        def value_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
+            if not np.array_equal(w, first):
+                self._release(last["point"])
+                last["point"] = self._exact(np.hstack([w[:K * D].reshape(K, D), w[K * D:].reshape(K, 1)]), ridge)
+            grad = last["point"].grad
+            return last["point"].value, np.concatenate([grad[:, :D].ravel(), grad[:, D]])
+
+        def stop_on_tol(intermediate_result: object) -> None:
+            if self._meets(last["point"].grad, tol):
+                raise StopIteration
+
+        result = minimize(value_and_gradient, first, jac=True, method="L-BFGS-B", callback=stop_on_tol,
+                          options={"maxls": MAX_LINE_STEPS, "gtol": 0.0, "ftol": FTOL, "maxiter": max_iter})
+        theta = np.hstack([result.x[:K * D].reshape(K, D), result.x[K * D:].reshape(K, 1)])
+        end = last["point"] if np.array_equal(last["point"].theta, theta) else self._exact(theta, ridge)
+        if result.status == 99:  # the callback's StopIteration
+            return self._finish(end, ridge, shift, int(result.nit), True, "CONVERGENCE: max |gradient| <= tol")
+        return self._finish(end, ridge, shift, int(result.nit), bool(result.status == 0), str(result.message))
+
+    # -- the objective's pieces -------------------------------------------------------------------
+
+    def _buffer(self) -> np.ndarray:
+        """An (n, K) float64 buffer: a spare one, else a new one."""
+        return self._spare.pop() if self._spare else np.empty((self.X.shape[0], self.n_outputs))
+
+    def _buffer32(self) -> np.ndarray:
+        """The (n, K) float32 scratch buffer of the float32 products (one at a time)."""
+        if self._spare32 is None:
+            self._spare32 = np.empty((self.X.shape[0], self.n_outputs), np.float32)
+        return self._spare32
+
+    def _logits(self, theta: np.ndarray, float32: bool) -> np.ndarray:
+        """X~ Theta^T (n, K) in float64, from a float64 or a float32 product."""
+        if float32:
+            assert self._rows32 is not None
+            Z = self._buffer()
+            Z[...] = np.matmul(self._rows32, theta[:, :-1].T.astype(np.float32), out=self._buffer32())
+        else:
+            Z = np.matmul(self.X, theta[:, :-1].T, out=self._buffer())
+        Z += theta[:, -1]
+        return Z
+
+    def _softmax(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The probabilities of logits Z into ``out`` (the sigmoid for the binary model); returns
+        the rows' log-partitions (log sum_c e^z_c, or log(1 + e^z))."""
+        return self._softmax_of(Z, out)
+
+    @staticmethod
+    def _softmax_of(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if Z.shape[1] == 1:
+            lse = np.logaddexp(0.0, Z[:, 0])
+            np.exp(Z[:, 0] - lse, out=out[:, 0])
+            return lse
+        top = Z.max(axis=1)
+        np.subtract(Z, top[:, None], out=out)
+        np.exp(out, out=out)
+        total = out.sum(axis=1)
+        out /= total[:, None]
+        return top + np.log(total)
+
+    def _picked(self, Z: np.ndarray) -> np.ndarray:
+        """Each row's logit of its class (t z for the binary model)."""
+        if self.n_outputs == 1:
+            return self._target * Z[:, 0]
+        return Z[self._rows, self.y]
+
+    def _value(self, theta: np.ndarray, Z: np.ndarray, lse: np.ndarray, ridge: float) -> float:
+        W = theta[:, :-1]
+        return float((lse.sum() - self._picked(Z).sum()) / Z.shape[0]) + 0.5 * ridge * float(np.vdot(W, W))
+
+    def _gradient(self, theta: np.ndarray, P: np.ndarray, ridge: float, float32: bool) -> np.ndarray:
+        """[R^T X / n + ridge W, sum R / n] with the residuals R = P - Y, formed in P and undone
+        after (an entry of P keeps its value to 1e-16 absolute, which only the preconditioner's
+        curvature and the first step's Newton estimate read)."""
+        n, D = self.X.shape
+        true = (self._rows, self.y if self.n_outputs > 1 else 0)
+        P[true] -= 1.0 if self.n_outputs > 1 else self._target
+        grad = np.empty_like(theta)
+        if float32:
+            assert self._rows32 is not None
+            residual32 = self._buffer32()
+            residual32[...] = P
+            grad[:, :D] = residual32.T @ self._rows32
+        else:
+            grad[:, :D] = P.T @ self.X
+        grad[:, D] = P.sum(axis=0)
+        P[true] += 1.0 if self.n_outputs > 1 else self._target
+        grad /= n
+        grad[:, :D] += ridge * theta[:, :D]
+        return grad
+
+    def _point(self, theta: np.ndarray, Z: np.ndarray, ridge: float, data: tuple[float, np.ndarray] | None,
+               float32: bool) -> _Point:
+        """The iterate at theta with float64 logits Z: its gradient from a kept fit's data terms, else
+        by a product (float32 when ``float32``)."""
+        P = self._buffer()
+        lse = self._softmax(Z, P)
+        if data is not None:
+            return _Point(theta, Z, lse, P, *self._from_data(theta, data, ridge), True)
+        grad = self._gradient(theta, P, ridge, float32)
+        return _Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), grad, not float32)
+
+    def _exact(self, theta: np.ndarray, ridge: float, Z: np.ndarray | None = None) -> _Point:
+        """The iterate at theta with float64 logits (``Z`` when they are float64 ones already) and a
+        float64 gradient."""
+        return self._point(theta, self._logits(theta, False) if Z is None else Z, ridge, None, False)
+
+    def _start(self, starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None]], ridge: float,
+               tol: float) -> _Point:
+        """The start of lowest objective, evaluated in float64: a kept fit's value and gradient come
+        from its data terms (and its logits are formed only when it does not meet tol here); another
+        start's from float64 products (the logits of the one chosen are reused)."""
+        candidates: list[tuple[float, np.ndarray, tuple[float, np.ndarray] | None, np.ndarray | None,
+                               tuple[np.ndarray, np.ndarray] | None]] = []
+        for start, kept in starts:
+            if kept is not None:
+                candidates.append((self._from_data(start, kept, ridge)[0], start, kept, None, None))
+                continue
+            logits, probabilities = self._logits(start, False), self._buffer()
+            lse = self._softmax(logits, probabilities)
+            candidates.append((self._value(start, logits, lse, ridge), start, None, logits, (lse, probabilities)))
+        value, theta, data, Z, terms = min(candidates, key=lambda c: c[0])
+        for _, _, _, formed, other in candidates:
+            if formed is not None and formed is not Z and other is not None:
+                self._spare.extend([formed, other[1]])
+        if data is not None:
+            value, grad = self._from_data(theta, data, ridge)
+            if self._meets(grad, tol):  # kept float64 terms: the fit ends here, no logits needed
+                return _Point(theta, np.empty((0, 0)), np.empty(0), np.empty((0, 0)), value, grad, True)
+            return self._point(theta, self._logits(theta, False), ridge, data, False)
+        assert Z is not None and terms is not None
+        lse, P = terms
+        return _Point(theta, Z, lse, P, value, self._gradient(theta, P, ridge, False), True)
+
+    @staticmethod
+    def _from_data(theta: np.ndarray, data: tuple[float, np.ndarray], ridge: float) -> tuple[float, np.ndarray]:
+        """The value and gradient at theta from a kept fit's data loss and gradient, and this ridge."""
+        W = theta[:, :-1]
+        return data[0] + 0.5 * ridge * float(np.vdot(W, W)), data[1] + ridge * np.hstack([W, np.zeros((len(W), 1))])
+
+    def _release(self, point: _Point) -> None:
+        self._spare.extend([point.Z, point.P])
+
+    # -- L-BFGS -----------------------------------------------------------------------------------
+
+    def _iterate(self, point: _Point, ridge: float, inverse: np.ndarray | None, float32: bool, tol: float,
+                 max_iter: int, shift: float) -> LogisticFit:
+        """L-BFGS from ``point`` with the initial inverse Hessian gamma ``inverse`` (None: identity)."""
+        pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / s.y), oldest first
+        gamma = 1.0
+        n_iter = since_refresh = 0
         while True:
-            result = minimize(plain if L is None else whitened, first, jac=True, method="L-BFGS-B",
-                              callback=stop_on_original_gradient,
-                              options={**options, "maxiter": int(max_iter) - n_iter})
-            n_iter += int(result.nit)
-            if L is None:
-                theta = np.hstack([result.x[:K * D].reshape(K, D), result.x[K * D:].reshape(K, 1)])
+            if n_iter >= max_iter:
+                return self._finish(point, ridge, shift, n_iter, False, "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT")
+            step = self._line_search(point, self._direction(point.grad, pairs, inverse, gamma), ridge, float32,
+                                     newton=not pairs)
+            if step is None and pairs:  # not a descent direction, or no acceptable step: without the pairs
+                pairs.clear()
+                step = self._line_search(point, self._direction(point.grad, pairs, inverse, gamma), ridge, float32,
+                                         newton=True)
+            if step is None:
+                if float32 or not point.exact:  # the chained logits' rounding: on from float64 ones
+                    float32 = False
+                    point = self._refreshed(point, ridge)
+                    pairs.clear()
+                    continue
+                return self._finish(point, ridge, shift, n_iter, False,
+                                    "ABNORMAL: the line search found no step meeting the Wolfe conditions")
+            change, new = step
+            n_iter += 1
+            since_refresh += 1
+            new.grad = self._gradient(new.theta, new.P, ridge, float32)
+            if since_refresh >= REFRESH or self._meets(new.grad, tol):  # float64 logits and gradient
+                new = self._refreshed(new, ridge)
+                since_refresh = 0
+            s, yv = new.theta - point.theta, new.grad - point.grad
+            sy = float(np.vdot(s, yv))
+            if sy > np.finfo(np.float64).eps * float(np.vdot(yv, yv)):
+                pairs.append((s, yv, 1.0 / sy))
+                del pairs[:-MEMORY]
+                gamma = self._gamma(pairs[-1], inverse)
+            self._release(point)
+            point = new
+            if point.exact and self._meets(point.grad, tol):
+                return self._finish(point, ridge, shift, n_iter, True, "CONVERGENCE: max |gradient| <= tol")
+            if -change <= FTOL * max(abs(point.value), abs(point.value - change), 1.0):
+                point = self._refreshed(point, ridge)
+                if self._meets(point.grad, tol):
+                    return self._finish(point, ridge, shift, n_iter, True, "CONVERGENCE: max |gradient| <= tol")
+                if float32:  # below what float32 products resolve: on with float64 ones
+                    float32 = False
+                    continue
+                return self._finish(point, ridge, shift, n_iter, True,
+                                    "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH")
+
+    @staticmethod
+    def _gamma(pair: tuple[np.ndarray, np.ndarray, float], inverse: np.ndarray | None) -> float:
+        """The initial inverse Hessian's scale s.y / y S^-1 y from the newest pair."""
+        yv = pair[1]
+        return 1.0 / pair[2] / float(np.vdot(yv, _preconditioned(yv, inverse)))
+
+    def _refreshed(self, point: _Point, ridge: float) -> _Point:
+        """``point`` re-evaluated with float64 products (its value and gradient from them)."""
+        if point.exact:
+            return point
+        self._release(point)
+        return self._exact(point.theta, ridge)
+
+    @staticmethod
+    def _direction(grad: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray, float]],
+                   inverse: np.ndarray | None, gamma: float) -> np.ndarray:
+        """-H grad by L-BFGS's two-loop recursion, H_0 = gamma ``inverse`` on each row of Theta
+        (gamma 1 without pairs: the first step's length comes from the line search's Newton step)."""
+        q = grad.copy()
+        alphas = []
+        for s, yv, rho in reversed(pairs):
+            a = rho * float(np.vdot(s, q))
+            q -= a * yv
+            alphas.append(a)
+        r = _preconditioned(q, inverse)
+        if pairs:
+            r *= gamma
+        for (s, yv, rho), a in zip(pairs, reversed(alphas)):
+            r += (a - rho * float(np.vdot(yv, r))) * s
+        return -r
+
+    def _line_search(self, point: _Point, direction: np.ndarray, ridge: float, float32: bool,
+                     newton: bool) -> tuple[float, _Point] | None:
+        """A step t along ``direction`` meeting the strong Wolfe conditions, from trials on the logits
+        Z + t dZ (dZ = X~ direction^T: this line's one product): phi(t) - phi(0), phi'(t) from the
+        softmax alone. Returns (phi(t) - phi(0), the new point with its logits, log-partitions and
+        probabilities; its gradient is the caller's), or None when ``direction`` is not a descent
+        direction or no trial is acceptable. ``newton``: the first trial is the 1-D Newton step
+        -phi'(0) / phi''(0), else 1. A trial that ends on the descending side (phi'(t) <= 0) with
+        no increase is a decrease on a convex line, accepted under the curvature condition even
+        where the decrease is below Armijo's rounding."""
+        n = point.Z.shape[0]
+        W, dW = point.theta[:, :-1], direction[:, :-1]
+        slope0 = float(np.vdot(point.grad, direction))
+        if not slope0 < 0:
+            return None
+        dZ = self._logits(direction, float32)
+        picked = float(self._picked(dZ).sum()) / n
+        wd, dd = float(np.vdot(W, dW)), float(np.vdot(dW, dW))
+        t = 1.0
+        if newton:  # phi''(0) = mean over rows of sum_c p dz^2 - (sum_c p dz)^2 (p (1 - p) dz^2 for one output)
+            weighted = point.P * dZ
+            spread = weighted.sum(axis=1)
+            curvature = (float(np.vdot(weighted, dZ)) - float(np.dot(spread, spread))) / n + ridge * dd
+            del weighted
+            t = -slope0 / curvature if curvature > 0 else 1.0
+        lo, slope_lo = 0.0, slope0
+        hi, slope_hi = np.inf, np.nan
+        same_side, last_moved_hi = 0, False  # trials in a row that moved the same end of the bracket
+        Z, P = self._buffer(), self._buffer()
+        for _ in range(MAX_LINE_STEPS):
+            lse, spread = self._trial(point.Z, dZ, t, Z, P)
+            change = float((lse - point.lse).sum() / n) - t * picked + ridge * (t * wd + 0.5 * t * t * dd)
+            slope = spread / n - picked + ridge * (wd + t * dd)
+            sufficient = change <= ARMIJO * t * slope0 or (slope <= 0 and change <= 0)
+            if sufficient and abs(slope) <= WOLFE * abs(slope0):
+                self._spare.append(dZ)
+                return change, _Point(point.theta + t * direction, Z, lse, P, point.value + change, np.empty(0),
+                                      False)
+            moved_hi = not sufficient or slope > 0
+            same_side = same_side + 1 if moved_hi == last_moved_hi else 1
+            last_moved_hi = moved_hi
+            if moved_hi:
+                hi, slope_hi = t, slope
             else:
-                theta = self._recentre(solve_triangular(L, result.x.reshape(K, D + 1).T, lower=True, trans="T").T,
-                                       shift)
-            if result.status == 99:  # the callback's StopIteration: the original gradient met tol
-                return finish(theta, n_iter, True, "CONVERGENCE: max |gradient| <= tol")
-            if phase["exact"] or n_iter >= max_iter:
-                return finish(theta, n_iter, bool(result.status == 0), str(result.message))
-            # float32 products stopped short of tol (a relative decrease below 64 eps or a line
-            # search that failed): the fit goes on from there with float64 products, L-BFGS restarted
-            phase["exact"] = True
-            first = result.x
-            at_start = original(theta)
-            if last["met"]:
-                return finish(theta, n_iter, True, "CONVERGENCE: max |gradient| <= tol")
+                lo, slope_lo = t, slope
+            if np.isinf(hi):  # still descending steeply: the secant root of phi', at least twice as far
+                grow = slope_lo - slope0
+                t = max(2 * lo, min(10 * lo, lo - slope_lo * lo / grow)) if grow > 0 else 10 * lo
+            else:
+                # the secant root of phi' in the bracket; where phi' is far from linear (the root moves
+                # one end only, twice in a row), halve the bracket instead
+                width = hi - lo
+                root = lo - slope_lo * width / (slope_hi - slope_lo) if slope_hi > slope_lo else lo + width / 2
+                t = lo + width / 2 if same_side >= 2 else min(max(root, lo + 1e-3 * width), hi - 1e-3 * width)
+            if not lo < t < hi:
+                break
+        self._spare.extend([Z, P, dZ])
+        return None
+
+    @classmethod
+    def _trial(cls, Z0: np.ndarray, dZ: np.ndarray, t: float, Z: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, float]:
+        """Z = Z0 + t dZ and its probabilities P, in blocks of rows that stay in the CPU cache (each
+        pass over the whole (n, K) arrays would go to memory): the rows' log-partitions and
+        sum P * dZ."""
+        n, K = Z.shape
+        rows = max(1, TRIAL_BLOCK // K)
+        lse = np.empty(n)
+        spread = 0.0
+        for lo in range(0, n, rows):
+            block = slice(lo, lo + rows)
+            np.multiply(dZ[block], t, out=Z[block])
+            Z[block] += Z0[block]
+            lse[block] = cls._softmax_of(Z[block], P[block])
+            spread += float(np.vdot(P[block], dZ[block]))
+        return lse, spread
+
+    def _finish(self, point: _Point, ridge: float, shift: float, n_iter: int, converged: bool,
+                message: str) -> LogisticFit:
+        """The fit at ``point``; its data terms are kept when they are float64 ones (for a later fit
+        started there: recentring the intercepts changes neither the loss nor the gradient)."""
+        fit = self._result(self._recentre(point.theta.copy(), shift), n_iter, converged, message)
+        if point.exact:
+            W = point.theta[:, :-1]
+            data_grad = point.grad - ridge * np.hstack([W, np.zeros((W.shape[0], 1))])
+            self._kept[id(fit.coef)] = fit.coef, (point.value - 0.5 * ridge * float(np.vdot(W, W)), data_grad)
+        return fit
 
     def _meets(self, grad: np.ndarray, tol: float) -> bool:
         """Whether the gradient in the original variables, [G_r V^T, g_b] on the span, has max |g|
@@ -345,7 +527,7 @@ class LogisticProblem:
     def _recentre(theta: np.ndarray, shift: float) -> np.ndarray:
         """With K >= 3 outputs, adding a constant to every intercept leaves the objective unchanged;
         L-BFGS in the original variables keeps their mean at the start's (its gradient sums to zero
-        over the classes), the whitened steps do not: restore it, the start's optimum."""
+        over the classes), the preconditioned steps do not: restore it, the start's optimum."""
         if theta.shape[0] > 1:
             theta[:, -1] += shift - theta[:, -1].mean()
         return theta
@@ -353,6 +535,15 @@ class LogisticProblem:
     def _result(self, theta: np.ndarray, n_iter: int, converged: bool, message: str) -> LogisticFit:
         W = theta[:, :-1] if self._basis is None else theta[:, :-1] @ self._basis.T
         return LogisticFit(np.array(W), theta[:, -1].copy(), n_iter, converged, message)
+
+
+def _preconditioned(v: np.ndarray, inverse: np.ndarray | None) -> np.ndarray:
+    """v S^-1 (rows of v), in float64, from a product in ``inverse``'s dtype; v itself for None."""
+    if inverse is None:
+        return v
+    if inverse.dtype == np.float32:
+        return (v.astype(np.float32) @ inverse).astype(np.float64)
+    return v @ inverse
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, n_classes: int, C: float,
