@@ -163,18 +163,15 @@ class LogisticProblem:
             data = kept[1] if kept is not None and kept[0] is W else None
             W = np.asarray(W, np.float64).reshape(K, self.n_features)
             starts.append((np.hstack([W if V is None else W @ V, np.asarray(b, np.float64).reshape(K, 1)]), data))
-        point = self._start(starts, ridge, tol)
+        point = self._start(starts, ridge, tol)  # float64 logits and gradient
         shift = float(point.theta[:, D].mean())
         if self._meets(point.grad, tol):
-            point = point if point.exact else self._exact(point.theta, ridge, point.Z)
-            if self._meets(point.grad, tol):
-                return self._finish(point, ridge, shift, 0, True, "CONVERGENCE: the start meets tol")
+            return self._finish(point, ridge, shift, 0, True, "CONVERGENCE: the start meets tol")
         at_zero = 0.25 if K == 1 else (1 - 1 / K) / K  # the mean curvature at zero weights
         c = CURVATURE_SCALE * max(float(np.mean(point.P * (1 - point.P))), MIN_CURVATURE * at_zero)
         try:
             if c * np.trace(self._gram[:D, :D]) < ridge:  # the ridge dominates: scikit-learn's own path
-                return self._scikit_learn_path(point if point.exact else self._exact(point.theta, ridge, point.Z),
-                                               ridge, tol, int(max_iter), shift)
+                return self._scikit_learn_path(point, ridge, tol, int(max_iter), shift)
             S = c * self._gram
             S[np.arange(D), np.arange(D)] += ridge
             inverse = np.linalg.inv(S)
@@ -299,10 +296,9 @@ class LogisticProblem:
         grad = self._gradient(theta, P, ridge, float32)
         return _Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), grad, not float32)
 
-    def _exact(self, theta: np.ndarray, ridge: float, Z: np.ndarray | None = None) -> _Point:
-        """The iterate at theta with float64 logits (``Z`` when they are float64 ones already) and a
-        float64 gradient."""
-        return self._point(theta, self._logits(theta, False) if Z is None else Z, ridge, None, False)
+    def _exact(self, theta: np.ndarray, ridge: float) -> _Point:
+        """The iterate at theta with float64 logits and a float64 gradient."""
+        return self._point(theta, self._logits(theta, False), ridge, None, False)
 
     def _start(self, starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None]], ridge: float,
                tol: float) -> _Point:
