@@ -438,11 +438,8 @@ class LogisticProblem:
         picked = float(self._picked(dZ).sum()) / n
         wd, dd = float(np.vdot(W, dW)), float(np.vdot(dW, dW))
         t = 1.0
-        if newton:  # phi''(0) = mean over rows of sum_c p dz^2 - (sum_c p dz)^2 (p (1 - p) dz^2 for one output)
-            weighted = point.P * dZ
-            spread = weighted.sum(axis=1)
-            curvature = (float(np.vdot(weighted, dZ)) - float(np.dot(spread, spread))) / n + ridge * dd
-            del weighted
+        if newton:
+            curvature = self._line_curvature(point.P, dZ, ridge * dd)
             t = -slope0 / curvature if curvature > 0 else 1.0
         lo, slope_lo = 0.0, slope0
         hi, slope_hi = np.inf, np.nan
@@ -477,6 +474,15 @@ class LogisticProblem:
                 break
         self._spare.extend([Z, P, dZ])
         return None
+
+    @staticmethod
+    def _line_curvature(P: np.ndarray, dZ: np.ndarray, penalty: float) -> float:
+        """phi''(0) along a line with logits' direction dZ from probabilities P: the mean over rows
+        of sum_c p dz^2 - (sum_c p dz)^2 (p (1 - p) dz^2 for one output), plus the penalty's
+        ridge |dW|^2."""
+        weighted = P * dZ
+        spread = weighted.sum(axis=1)
+        return (float(np.vdot(weighted, dZ)) - float(np.dot(spread, spread))) / len(P) + penalty
 
     @classmethod
     def _trial(cls, Z0: np.ndarray, dZ: np.ndarray, t: float, Z: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, float]:
