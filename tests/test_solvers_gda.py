@@ -501,39 +501,6 @@ def test_weights_solved_with_the_cholesky_factor_equal_the_inverse_formula(covar
         assert GDA().precision_ is None
 
 
-def test_class_logits_reuse_the_class_weights_only_while_the_model_is_unchanged():
-    """Blocks of one split scored in turn take the previous block's (M^T, b); a change in place
-    of coef_, intercept_ or the text weights, another alpha_ or logit_scale forms them again:
-    every call equals the formula of a freshly fitted model, to the bit."""
-    X, y, X_test, _, centres = make_problem(seed=25, C=12, D=32, shots=5, n_test=300, spread=1.2)
-    T = (centres + np.random.default_rng(26).standard_normal(centres.shape)).astype(np.float32)
-    Xt = X_test.astype(np.float32)
-    model = GDA(text_weights=T, alpha=0.5).fit(X.astype(np.float32), y)
-
-    def formula(m, rows=Xt):
-        M = m.logit_scale * unit(m.text_weights.astype(np.float64)) + m.alpha_ * m.coef_
-        logits = (rows @ M.T.astype(np.float32)) / np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
-        return logits + (m.alpha_ * m.intercept_).astype(np.float32)
-
-    np.testing.assert_array_equal(model.class_logits(Xt[:100]), formula(model, Xt[:100]))
-    cached = model._class_weights_cache[2]
-    np.testing.assert_array_equal(model.class_logits(Xt[100:]), formula(model, Xt[100:]))
-    assert model._class_weights_cache[2] is cached  # reused
-    for change in (lambda m: m.coef_.__setitem__((3, 4), m.coef_[3, 4] + 1.0),
-                   lambda m: m.intercept_.__setitem__(2, m.intercept_[2] - 1.0),
-                   lambda m: m.text_weights.__setitem__((1, 1), m.text_weights[1, 1] * 2),
-                   lambda m: setattr(m, "alpha_", 2.0), lambda m: setattr(m, "logit_scale", 50.0)):
-        change(model)
-        np.testing.assert_array_equal(model.class_logits(Xt), formula(model))
-        assert model._class_weights_cache[2] is not cached
-        cached = model._class_weights_cache[2]
-    plain = GDA().fit(X, y)  # no text: coef_ and intercept_ themselves
-    np.testing.assert_array_equal(plain.class_logits(X_test), plain.class_logits(X_test))
-    plain.coef_[0, 0] += 1.0
-    expected = (X_test @ plain.coef_.T) / np.linalg.norm(X_test, axis=1)[:, None] + plain.intercept_
-    np.testing.assert_allclose(plain.class_logits(X_test), expected, rtol=1e-12, atol=1e-12)
-
-
 def test_class_sums_are_np_add_at_to_the_bit_and_statistics_take_raw_integer_rows():
     import pytest
 

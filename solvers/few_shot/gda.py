@@ -109,14 +109,6 @@ def _shrunk_scatter(scatter: np.ndarray, n_samples: int) -> np.ndarray:
 
 FIT_BLOCK_ROWS = 16384
 
-
-def _equal_arrays(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    """Both None, or arrays of the same shape and dtype equal element by element."""
-    if a is None or b is None:
-        return a is None and b is None
-    a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
-
 # The validation rows' zero-shot logits of the last alpha search: (rows, weights, logits). Fits of
 # one store's cells (a sweep) search alpha on the same validation rows and text weights; the
 # entry is used only when both equal the new ones, element by element.
@@ -483,35 +475,16 @@ class GDA(Solver):
         never copied or cast."""
         self._check_fitted()
         X = check_features(X, n_features=self.n_features_in_, estimator=self)
-        M, b = self._class_weights(X.dtype)
-        logits = X @ M
+        if self.text_weights is None:
+            M, b = self.coef_, self.intercept_
+        else:
+            T = l2_normalize(np.asarray(self._seen_text(), dtype=np.float64))
+            M = self.logit_scale * T + self.alpha_ * self.coef_
+            b = self.alpha_ * self.intercept_
+        logits = X @ M.T.astype(X.dtype)
         if self.normalize:
             norms = np.sqrt(np.einsum("ij,ij->i", X, X))
             norms[norms == 0] = 1
             logits /= norms[:, None]
-        logits += b
+        logits += b.astype(X.dtype)
         return logits
-
-    def _class_weights(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """(M^T, b) of ``class_logits`` in ``dtype``: M = logit_scale * normalized text + alpha_ *
-        coef_, b = alpha_ * intercept_ with text weights (coef_, intercept_ without), formed in
-        float64 and cast. A split scored block by block calls ``class_logits`` per block: the
-        previous call's (M^T, b) are reused while dtype, alpha_, logit_scale and copies of coef_,
-        intercept_ and the text weights equal the current ones (two comparison passes instead of
-        forming M again: normalizing the text, two scaled copies, a sum and a cast)."""
-        text = None if self.text_weights is None else np.asarray(self._seen_text())
-        parts = (self.coef_, self.intercept_, text)
-        key = (np.dtype(dtype), self.alpha_, self.logit_scale)
-        cached = self.__dict__.get("_class_weights_cache")
-        if cached is not None and cached[0] == key and all(_equal_arrays(a, b) for a, b in zip(cached[1], parts)):
-            return cached[2]
-        if text is None:
-            M, b = self.coef_, self.intercept_
-        else:
-            T = l2_normalize(np.asarray(text, dtype=np.float64))
-            M = self.logit_scale * T + self.alpha_ * self.coef_
-            b = self.alpha_ * self.intercept_
-        weights = (M.T.astype(dtype), np.asarray(b).astype(dtype))
-        self.__dict__["_class_weights_cache"] = (key, tuple(None if a is None else np.array(a, copy=True)
-                                                            for a in parts), weights)
-        return weights
