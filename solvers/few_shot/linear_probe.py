@@ -35,15 +35,15 @@ def best_by_rule(candidates: list[float], scores: dict[float, tuple[int, float]]
 
 
 class LinearProbe(Solver):
-    """Multinomial logistic regression (SciPy's L-BFGS on scikit-learn's objective and stopping
-    rule, ``solvers.few_shot.logistic_lbfgs``) on L2-normalized features (Radford et al., ICML 2021).
+    """Multinomial logistic regression (L-BFGS on scikit-learn's objective and stopping rule,
+    ``solvers.few_shot.logistic_lbfgs``) on L2-normalized features (Radford et al., ICML 2021).
 
     Objective (scikit-learn's): C * sum_i CE(W x_i + b, y_i) + 1/2 ||W||^2. ``C=None`` searches C
     on the validation split as the CLIP paper does (appendix A.3): 1e-6, 1e-4, ..., 1e6, then a
     binary search that halves the interval around the best value until the resolution is 8
     values per decade (the neighbours at 1, 1/2, 1/4, 1/8 of a decade: 15 fits in all, within
     1e-6 .. 1e6). Every visited C is scored by a fit converged on its float64 gradient (``tol``, ``max_iter``;
-    L-BFGS in whitened variables, on the rows' span when there are fewer rows than dimensions:
+    preconditioned L-BFGS, on the rows' span when there are fewer rows than dimensions:
     ``solvers.few_shot.logistic_lbfgs.LogisticProblem``), started from whichever has the lower
     objective of the fit at the nearest visited C and the fitted path's value interpolated (or
     extrapolated) linearly in log C from the two nearest fitted values (the strictly convex
