@@ -32,6 +32,11 @@ logits, which are chained in float64 (Z_{k+1} = Z_k + t dZ_k) and recomputed by 
 every ``REFRESH`` iterations; the gradient's float32 rounding stays well below ``tol``; a fit stops
 only where a float64 evaluation (logits and gradient) meets ``tol``, and a float32 phase that stalls
 goes on with float64 products.
+
+Where the ridge dominates (small C) a fit runs SciPy's L-BFGS-B on the original variables with
+float64 products instead, scikit-learn's own path (``_scikit_learn_path``): there the tolerance's
+slack in the intercepts can decide a validation prediction, and that path resolves it as
+scikit-learn does.
 """
 from __future__ import annotations
 
