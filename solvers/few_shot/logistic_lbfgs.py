@@ -89,6 +89,10 @@ class LogisticFit:
     message: str
 
 
+#: The empty array of a _Point's part not formed (a kept fit's logits, a gradient not yet taken).
+_NONE = np.empty(0)
+
+
 @dataclass
 class _Point:
     """An iterate: weights theta (K, D + 1), its logits Z (n, K) in float64 and their rows'
@@ -241,13 +245,10 @@ class LogisticProblem:
         Z += theta[:, -1]
         return Z
 
-    def _softmax(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """The probabilities of logits Z into ``out`` (the sigmoid for the binary model); returns
-        the rows' log-partitions (log sum_c e^z_c, or log(1 + e^z))."""
-        return self._softmax_of(Z, out)
-
     @staticmethod
-    def _softmax_of(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def _softmax(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The probabilities of logits Z into ``out`` (the sigmoid for the binary model, one column);
+        returns the rows' log-partitions (log sum_c e^z_c, or log(1 + e^z))."""
         if Z.shape[1] == 1:
             lse = np.logaddexp(0.0, Z[:, 0])
             np.exp(Z[:, 0] - lse, out=out[:, 0])
@@ -290,47 +291,36 @@ class LogisticProblem:
         grad[:, :D] += ridge * theta[:, :D]
         return grad
 
-    def _point(self, theta: np.ndarray, Z: np.ndarray, ridge: float, data: tuple[float, np.ndarray] | None,
-               float32: bool) -> _Point:
-        """The iterate at theta with float64 logits Z: its gradient from a kept fit's data terms, else
-        by a product (float32 when ``float32``)."""
-        P = self._buffer()
-        lse = self._softmax(Z, P)
-        if data is not None:
-            return _Point(theta, Z, lse, P, *self._from_data(theta, data, ridge), True)
-        grad = self._gradient(theta, P, ridge, float32)
-        return _Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), grad, not float32)
-
     def _exact(self, theta: np.ndarray, ridge: float) -> _Point:
         """The iterate at theta with float64 logits and a float64 gradient."""
-        return self._point(theta, self._logits(theta, False), ridge, None, False)
+        Z, P = self._logits(theta, False), self._buffer()
+        lse = self._softmax(Z, P)
+        return _Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), self._gradient(theta, P, ridge, False), True)
 
     def _start(self, starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None]], ridge: float,
                tol: float) -> _Point:
         """The start of lowest objective, evaluated in float64: a kept fit's value and gradient come
-        from its data terms (and its logits are formed only when it does not meet tol here); another
-        start's from float64 products (the logits of the one chosen are reused)."""
-        candidates: list[tuple[float, np.ndarray, tuple[float, np.ndarray] | None, np.ndarray | None,
-                               tuple[np.ndarray, np.ndarray] | None]] = []
-        for start, kept in starts:
-            if kept is not None:
-                candidates.append((self._from_data(start, kept, ridge)[0], start, kept, None, None))
+        from its data terms (its logits are formed only when it does not meet tol here); another
+        start's value from a float64 product of its logits, which the one chosen keeps, and its
+        gradient only when it is chosen."""
+        candidates = []
+        for theta, data in starts:
+            if data is not None:
+                candidates.append(_Point(theta, _NONE, _NONE, _NONE, *self._from_data(theta, data, ridge), True))
                 continue
-            logits, probabilities = self._logits(start, False), self._buffer()
-            lse = self._softmax(logits, probabilities)
-            candidates.append((self._value(start, logits, lse, ridge), start, None, logits, (lse, probabilities)))
-        value, theta, data, Z, terms = min(candidates, key=lambda c: c[0])
-        for _, _, _, formed, other in candidates:
-            if formed is not None and formed is not Z and other is not None:
-                self._spare.extend([formed, other[1]])
-        if data is not None:
-            value, grad = self._from_data(theta, data, ridge)
-            if self._meets(grad, tol):  # kept float64 terms: the fit ends here, no logits needed
-                return _Point(theta, np.empty((0, 0)), np.empty(0), np.empty((0, 0)), value, grad, True)
-            return self._point(theta, self._logits(theta, False), ridge, data, False)
-        assert Z is not None and terms is not None
-        lse, P = terms
-        return _Point(theta, Z, lse, P, value, self._gradient(theta, P, ridge, False), True)
+            Z, P = self._logits(theta, False), self._buffer()
+            lse = self._softmax(Z, P)
+            candidates.append(_Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), _NONE, True))
+        point = min(candidates, key=lambda candidate: candidate.value)
+        for other in candidates:
+            if other is not point and other.Z.size:
+                self._release(other)
+        if point.Z.size:
+            point.grad = self._gradient(point.theta, point.P, ridge, False)
+        elif not self._meets(point.grad, tol):  # a kept fit's start that goes on: its logits
+            point.Z, point.P = self._logits(point.theta, False), self._buffer()
+            point.lse = self._softmax(point.Z, point.P)
+        return point
 
     @staticmethod
     def _from_data(theta: np.ndarray, data: tuple[float, np.ndarray], ridge: float) -> tuple[float, np.ndarray]:
@@ -457,7 +447,7 @@ class LogisticProblem:
             sufficient = change <= ARMIJO * t * slope0 or (slope <= 0 and change <= 0)
             if sufficient and abs(slope) <= WOLFE * abs(slope0):
                 self._spare.append(dZ)
-                return change, _Point(point.theta + t * direction, Z, lse, P, point.value + change, np.empty(0),
+                return change, _Point(point.theta + t * direction, Z, lse, P, point.value + change, _NONE,
                                       False)
             moved_hi = not sufficient or slope > 0
             same_side = same_side + 1 if moved_hi == last_moved_hi else 1
@@ -502,7 +492,7 @@ class LogisticProblem:
             block = slice(lo, lo + rows)
             np.multiply(dZ[block], t, out=Z[block])
             Z[block] += Z0[block]
-            lse[block] = cls._softmax_of(Z[block], P[block])
+            lse[block] = cls._softmax(Z[block], P[block])
             spread += float(np.vdot(P[block], dZ[block]))
         return lse, spread
 
