@@ -324,18 +324,31 @@ def clip_like_split(seed, n_classes=8, D=48, shots=6, n_val=400):
     return draw(y), y, draw(y_val), y_val
 
 
-@pytest.mark.parametrize("float32", [False, True])
+@pytest.mark.parametrize(("float32", "settle"), [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize(("seed", "known"), [(1, 10 ** 1.5), (3, 10 ** (19 / 8))])
-def test_the_search_chooses_the_best_C_of_an_exhaustive_cold_fit_search(seed, known, float32, monkeypatch):
+def test_the_search_chooses_the_best_C_of_an_exhaustive_cold_fit_search(seed, known, float32, settle, monkeypatch):
     """Every C of the 1/8-decade lattice in 1e-6 .. 1e6 (97 values) fitted cold by scikit-learn
     (tol 1e-10) and ranked by the rule: the best is an interior peak (367/400 at 31.6, neighbours
     at most 364; 378/400 at 237), and the search, 15 fits from whitened, path-started L-BFGS,
     chooses it; also with float32 products forced on every fit (48 rows would not use them:
-    their float32 rounding is not far enough below tol), stopped on the float64 gradient."""
-    from solvers.few_shot import logistic_lbfgs
+    their float32 rounding is not far enough below tol), stopped on the float64 gradient; and with
+    settled search fits (forced: 48 rows are below SETTLE_WORK), the model then fitted on to tol."""
+    from solvers.few_shot import linear_probe, logistic_lbfgs
 
     if float32:
         monkeypatch.setattr(logistic_lbfgs, "FLOAT32_MARGIN", 0.0)
+    settled = []
+    if settle:
+        monkeypatch.setattr(linear_probe, "SETTLE_WORK", 0)
+        monkeypatch.setattr(linear_probe, "SETTLE_VALIDATION_ROWS", 400 / 48)
+        fit = logistic_lbfgs.LogisticProblem.fit
+
+        def recorded(*args, **kwargs):
+            result = fit(*args, **kwargs)
+            settled.append(result.settled)
+            return result
+
+        monkeypatch.setattr(logistic_lbfgs.LogisticProblem, "fit", recorded)
     X, y, X_val, y_val = clip_like_split(seed)
     tried = {}
     for j in range(-48, 49):
@@ -346,3 +359,31 @@ def test_the_search_chooses_the_best_C_of_an_exhaustive_cold_fit_search(seed, kn
     model = LinearProbe().fit(X, y, X_val, y_val)
     assert model.C_ == pytest.approx(known, rel=1e-12)
     assert model.val_scores_[repr(model.C_)] == tried[best][0] / y_val.size
+    if settle:  # most search fits settled; the model's fit (the last) reached tol
+        assert sum(settled) >= 8 and not settled[-1]
+        oracle = LogisticRegression(C=model.C_, solver="newton-cg", tol=1e-12, max_iter=100000).fit(X, y)
+        best_value = logistic_objective(oracle.coef_, oracle.intercept_, X, y, model.C_)
+        assert abs(logistic_objective(model.coef_, model.intercept_, X, y, model.C_) - best_value) < 1e-8 * best_value
+
+
+@pytest.mark.parametrize(("work", "validation_rows", "above"),
+                         [(0, 0, True), (1, 0, False), (0, -1e-9, False)])
+def test_search_fits_settle_only_where_a_product_takes_settle_work(work, validation_rows, above, monkeypatch):
+    """A problem's product work is rows x columns x outputs (48 x 48 x 8 here), its validation rows
+    400 = 8.33 x its 48 rows: at SETTLE_WORK or above and with at most SETTLE_VALIDATION_ROWS x
+    the rows, every search fit gets the validation rows' Settle and the chosen C is then fitted
+    without it; one more multiply-add needed, or a ratio just below 400 / 48, and no fit settles."""
+    from solvers.few_shot import linear_probe, logistic_lbfgs
+
+    X, y, X_val, y_val = clip_like_split(1)
+    monkeypatch.setattr(linear_probe, "SETTLE_WORK", 48 * 48 * 8 + work)
+    monkeypatch.setattr(linear_probe, "SETTLE_VALIDATION_ROWS", 400 / 48 + validation_rows)
+    calls, fit = [], logistic_lbfgs.LogisticProblem.fit
+    monkeypatch.setattr(logistic_lbfgs.LogisticProblem, "fit", lambda self, C, start=None, **k: (
+        calls.append((C, k["settle"])) or fit(self, C, start, **k)))
+    model = LinearProbe().fit(X, y, X_val, y_val)
+    if above:
+        assert len(calls) == 16 and all(s is not None for _, s in calls[:15]) and calls[15] == (model.C_, None)
+        np.testing.assert_array_equal(calls[0][1].rows, unit(X_val))
+    else:
+        assert len(calls) == 15 and all(s is None for _, s in calls)

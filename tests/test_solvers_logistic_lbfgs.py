@@ -396,3 +396,92 @@ def test_the_relative_decrease_rule_stops_a_fit_short_of_a_tolerance_it_cannot_r
     assert abs(full(fit.coef, fit.intercept) - best) / best < 1e-10
     again = problem.fit(1e3, (fit.coef, fit.intercept), tol=1e-9)
     assert again.n_iter == 0 and again.message == "CONVERGENCE: the start meets tol"
+
+
+@pytest.mark.parametrize("gradient_gate", [True, False])
+@pytest.mark.parametrize(("C", "ridge_dominated"), [(1e3, False), (1e-2, True)])
+def test_a_settled_fit_stops_at_the_first_iterate_whose_predictions_held_and_gradient_is_small(
+        C, ridge_dominated, gradient_gate, monkeypatch):
+    """The settle rule re-derived on every iterate (a fit cut by max_iter = m ends at iterate m of
+    the same path): the settled fit ends at the first m whose validation predictions equal those
+    of iterates m-1, m-2, m-3 and whose max |gradient| (the mean objective's, re-derived in
+    float64) is at most SETTLE_TOL x tol (also with that gate lifted); it predicts the validation
+    rows as the fit converged to tol does, in fewer iterations. Whitened (C = 1e3) and
+    ridge-dominated (C = 1e-2, then on the original variables) fits alike."""
+    from solvers.few_shot import logistic_lbfgs
+    from solvers.few_shot.logistic_lbfgs import SETTLE_PATIENCE, LogisticProblem, Settle
+
+    if not gradient_gate:  # the predictions' rule alone
+        monkeypatch.setattr(logistic_lbfgs, "SETTLE_TOL", 1e12)
+    limit = logistic_lbfgs.SETTLE_TOL * 1e-10
+
+    X, y = clip_like(21, 6, n=600)
+    X, y, X_val = X[:300], y[:300], X[300:]
+    tol = 1e-10
+    problem = LogisticProblem(X, y, 6)
+    unwhitened, iterate = [], LogisticProblem._iterate
+    monkeypatch.setattr(LogisticProblem, "_iterate", lambda self, point, ridge, inverse, *rest:
+                        unwhitened.append(inverse is None) or iterate(self, point, ridge, inverse, *rest))
+    settle = Settle(X_val)
+    settled = problem.fit(C, tol=tol, max_iter=10000, settle=settle)
+    assert unwhitened == [ridge_dominated]  # where the ridge dominates: L-BFGS on the original variables
+    exact = LogisticProblem(X, y, 6).fit(C, tol=tol, max_iter=10000)
+    assert settled.settled and not settled.converged and settled.message.startswith("SETTLED")
+    assert exact.converged and settled.n_iter < exact.n_iter
+    np.testing.assert_array_equal((X_val @ settled.coef.T + settled.intercept).argmax(1),
+                                  (X_val @ exact.coef.T + exact.intercept).argmax(1))
+    gradient = mean_objective(X, y, 6, C)
+    predictions, small = [], []
+    for m in range(settled.n_iter + 1):
+        cut = settled if m == settled.n_iter else problem.fit(C, tol=tol, max_iter=m, settle=settle)
+        assert cut.n_iter == m and cut.settled == (m == settled.n_iter)
+        predictions.append((X_val @ cut.coef.T + cut.intercept).argmax(1))
+        small.append(np.abs(gradient(np.concatenate([cut.coef.ravel(), cut.intercept]))[1]).max() <= limit)
+
+    def held(m):
+        return m >= SETTLE_PATIENCE and all(np.array_equal(predictions[m], predictions[m - k])
+                                            for k in range(1, SETTLE_PATIENCE + 1))
+
+    assert held(settled.n_iter) and small[settled.n_iter]
+    assert not any(held(m) and small[m] for m in range(1, settled.n_iter))
+
+
+@pytest.mark.parametrize(("n_classes", "n"), [(2, 300), (6, 30)])
+def test_a_settled_binary_or_span_fit_predicts_the_validation_rows_as_the_converged_fit(n_classes, n):
+    """The binary model (one logit: the prediction is its sign) and a fit in the rows' span (30 rows
+    < 40 dimensions: the validation rows are watched in the span's columns) settle before tol,
+    predicting every validation row as the fit converged to tol does."""
+    from solvers.few_shot.logistic_lbfgs import LogisticProblem, Settle
+
+    X, y = clip_like(31, n_classes, n=n + 300)
+    X, y, X_val = X[:n], y[:n], X[n:]
+    settled = LogisticProblem(X, y, n_classes).fit(1e3, tol=1e-10, max_iter=10000, settle=Settle(X_val))
+    exact = LogisticProblem(X, y, n_classes).fit(1e3, tol=1e-10, max_iter=10000)
+    assert settled.settled and exact.converged and settled.n_iter < exact.n_iter
+
+    def predicted(fit):
+        Z = X_val @ fit.coef.T + fit.intercept
+        return Z[:, 0] > 0 if n_classes == 2 else Z.argmax(axis=1)
+
+    np.testing.assert_array_equal(predicted(settled), predicted(exact))
+    assert len(np.unique(predicted(exact))) == n_classes  # every class predicted somewhere
+
+
+@pytest.mark.parametrize("patience", [1, 3])
+def test_the_watch_settles_exactly_where_the_rule_says(patience):
+    """The settle rule on crafted iterates (one watched row; an iterate's intercepts pick its
+    predicted class), re-derived call by call over random sequences of predictions and gradient
+    gates: iterate t settles iff its gradient is small, t >= patience, and iterates t - 1 ..
+    t - patience predict as it does."""
+    from solvers.few_shot.logistic_lbfgs import _Watch
+
+    rng = np.random.default_rng(patience)
+    for _ in range(50):
+        classes = rng.integers(0, 2, 40) if rng.random() < 0.5 else np.repeat(rng.integers(0, 3, 8), 5)
+        small = rng.random(40) < 0.7
+        watch = _Watch(np.ones((1, 1), np.float32), patience)
+        for t, (c, gate) in enumerate(zip(classes, small)):
+            theta = np.zeros((3, 2))
+            theta[c, 1] = 1.0  # logits = the intercepts: class c predicted
+            expected = bool(gate) and t >= patience and all(classes[t - k] == c for k in range(1, patience + 1))
+            assert watch.settled(theta, bool(gate)) == expected, (t, classes[:t + 1], small[:t + 1])

@@ -11,7 +11,7 @@ from solvers._base.progress import progress
 from solvers._base.softmax import log_softmax
 from solvers._base.solver import Solver
 from solvers.errors import InputError
-from solvers.few_shot.logistic_lbfgs import LogisticFit, LogisticProblem
+from solvers.few_shot.logistic_lbfgs import LogisticFit, LogisticProblem, Settle
 
 #: The CLIP paper's search (Radford et al. 2021, appendix A.3): C (their 1 / lambda) starts at
 #: 1e-6, 1e-4, ..., 1e6, then the interval around the best value is halved until the
@@ -19,6 +19,16 @@ from solvers.few_shot.logistic_lbfgs import LogisticFit, LogisticProblem
 COARSE_GRID = tuple(10.0 ** e for e in range(-6, 7, 2))
 HALVING_STEPS = (1.0, 0.5, 0.25, 0.125)
 C_RANGE = (1e-6, 1e6)
+#: Search fits settle (``Settle``: they stop once their validation predictions have held for a few
+#: iterations, and only the chosen C is fitted on to tol) where one product with the training rows
+#: takes at least this many multiply-adds (rows x columns x classes), there an iteration costs
+#: milliseconds to seconds, and where there are at most twice as many validation rows as training
+#: rows (checking the predictions costs a product with the validation rows: with more it costs
+#: more than it saves, e.g. food101's 20,200 against 1,616). Elsewhere every search fit runs to
+#: tol (bench/RESULTS.md: on a few dozen validation rows a settled score is a row off often enough
+#: to move the choice).
+SETTLE_WORK = 2 ** 27
+SETTLE_VALIDATION_ROWS = 2
 #: Validation NLLs within this relative difference rank as equal (then the smaller C wins), so
 #: that float noise between converged fits cannot reorder them.
 NLL_TIE = 1e-7
@@ -38,23 +48,27 @@ class LinearProbe(Solver):
     """Multinomial logistic regression (L-BFGS on scikit-learn's objective and stopping rule,
     ``solvers.few_shot.logistic_lbfgs``) on L2-normalized features (Radford et al., ICML 2021).
 
-    Objective (scikit-learn's): C * sum_i CE(W x_i + b, y_i) + 1/2 ||W||^2. ``C=None`` searches C
-    on the validation split as the CLIP paper does (appendix A.3): 1e-6, 1e-4, ..., 1e6, then a
-    binary search that halves the interval around the best value until the resolution is 8
-    values per decade (the neighbours at 1, 1/2, 1/4, 1/8 of a decade: 15 fits in all, within
-    1e-6 .. 1e6). Every visited C is scored by a fit converged on its float64 gradient (``tol``, ``max_iter``;
+    Objective (scikit-learn's): C * sum_i CE(W x_i + b, y_i) + 1/2 ||W||^2. ``C=None`` searches C on
+    the validation split as the CLIP paper does (appendix A.3): 1e-6, 1e-4, ..., 1e6, then a binary
+    search that halves the interval around the best value until the resolution is 8 values per
+    decade (the neighbours at 1, 1/2, 1/4, 1/8 of a decade: 15 fits in all, within 1e-6 .. 1e6).
+    Every visited C is scored by a fit converged on its float64 gradient (``tol``, ``max_iter``;
     preconditioned L-BFGS, on the rows' span when there are fewer rows than dimensions:
     ``solvers.few_shot.logistic_lbfgs.LogisticProblem``), started from whichever has the lower
     objective of the fit at the nearest visited C and the fitted path's value interpolated (or
     extrapolated) linearly in log C from the two nearest fitted values (the strictly convex
-    objective has one optimum, so the start changes the iterations, not the fit beyond ``tol``),
-    and the model is the chosen C's fit. The rule: the most correct validation rows (an integer count, so float
-    noise cannot break an accuracy tie), then the lower validation NLL (values within a relative
-    ``NLL_TIE`` count as equal), then the smaller C. Rows are normalized in float64 whatever
-    their dtype, so float32 and float64 copies of the same features choose the same C; the
+    objective has one optimum, so the start changes the iterations, not the fit beyond ``tol``), and
+    the model is the chosen C's fit. Where one product with the rows takes ``SETTLE_WORK``
+    multiply-adds or more (and validation rows are at most twice the rows), the search fits settle
+    instead (``solvers.few_shot.logistic_lbfgs.Settle``: they stop once their validation predictions
+    have held for 3 iterations and their gradient is within 100 x ``tol``) and the chosen C's fit
+    goes on to ``tol`` for the model. The rule: the most correct validation rows (an integer count,
+    so float noise cannot break an accuracy tie), then the lower validation NLL (values within a
+    relative ``NLL_TIE`` count as equal), then the smaller C. Rows are normalized in float64
+    whatever their dtype, so float32 and float64 copies of the same features choose the same C; the
     scores do not depend on the BLAS thread count beyond the fits' tolerance. A choice is a
-    near-tie, and warns, when a C a decade or more away predicts some validation row differently
-    and scores within one validation row of it (one row would change the choice by a decade).
+    near-tie, and warns, when a C a decade or more away predicts some validation row differently and
+    scores within one validation row of it (one row would change the choice by a decade).
     Without a validation split ``default_C`` (1.0) is used.
     ``refit_on_val=True`` refits the chosen C on train + validation rows afterwards, as
     CLIP_benchmark does, keeping the regularisation per row (C scaled by n_train / n_total).
@@ -84,10 +98,11 @@ class LinearProbe(Solver):
         self.temperature = temperature
 
     def _fit(self, C: float, problem: LogisticProblem,
-             start: tuple[np.ndarray, np.ndarray] | list[tuple[np.ndarray, np.ndarray]] | None) -> LogisticFit:
-        """One float64 L-BFGS fit at C to ``tol`` (at most ``max_iter`` iterations) from ``start`` (None:
-        zeros; a list: the start of lowest objective)."""
-        return problem.fit(C, start, tol=self.tol, max_iter=self.max_iter)
+             start: tuple[np.ndarray, np.ndarray] | list[tuple[np.ndarray, np.ndarray]] | None,
+             settle: Settle | None = None) -> LogisticFit:
+        """One L-BFGS fit at C to ``tol`` (at most ``max_iter`` iterations) from ``start`` (None:
+        zeros; a list: the start of lowest objective); ``settle``: or until its predictions settle."""
+        return problem.fit(C, start, tol=self.tol, max_iter=self.max_iter, settle=settle)
 
     def _final_fit(self, C: float, problem: LogisticProblem, n_classes: int,
                    start: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -158,15 +173,22 @@ class LinearProbe(Solver):
         fits: dict[float, LogisticFit] = {}  # as fitted: a binary model keeps its single row
         predictions: dict[float, np.ndarray] = {}  # C -> predicted validation classes
 
+        n, columns = problem.X.shape
+        settles = n * columns * problem.n_outputs >= SETTLE_WORK and yv.size <= SETTLE_VALIDATION_ROWS * n
+        settle = Settle(Xv) if settles else None
+
+        def score(c: float) -> None:
+            W, b = self._full(fits[c], n_classes)
+            logits = Xv @ W.T + b
+            predictions[c] = np.argmax(logits, axis=1)
+            correct = int(np.count_nonzero(predictions[c] == yv))
+            scores[c] = correct, float(-np.mean(log_softmax(logits)[np.arange(yv.size), yv]))
+
         def visit(c: float, init: tuple[np.ndarray, np.ndarray] | None) -> LogisticFit:
             if c not in fits:
                 starts = init if init is None or len(fits) < 2 else [init, *path_starts(c)]
-                fits[c] = self._fit(c, problem, starts)
-                W, b = self._full(fits[c], n_classes)
-                logits = Xv @ W.T + b
-                predictions[c] = np.argmax(logits, axis=1)
-                correct = int(np.count_nonzero(predictions[c] == yv))
-                scores[c] = correct, float(-np.mean(log_softmax(logits)[np.arange(yv.size), yv]))
+                fits[c] = self._fit(c, problem, starts, settle)
+                score(c)
             return fits[c]
 
         def path_starts(c: float) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -199,7 +221,12 @@ class LinearProbe(Solver):
             j = round(8 * np.log10(best_by_rule([10.0 ** (i / 8) for i in around], scores)))
         ordered = sorted(scores)
         self.C_ = 10.0 ** (j / 8)
-        unconverged = [c for c in ordered if not fits[c].converged]
+        settled = fits[self.C_]
+        if settled.settled:  # the model: the chosen C's fit, on to tol
+            fits[self.C_] = self._fit(self.C_, problem, (settled.coef, settled.intercept))
+            fits[self.C_].n_iter += settled.n_iter
+            score(self.C_)
+        unconverged = [c for c in ordered if not (fits[c].converged or fits[c].settled)]
         if unconverged:
             listed = ", ".join(f"{c:.3g}" for c in unconverged[:5]) + (" ..." if len(unconverged) > 5 else "")
             record_warning(self, f"{len(unconverged)} of {len(ordered)} search fits did not converge in "

@@ -37,6 +37,10 @@ Where the ridge dominates (small C) a fit runs SciPy's L-BFGS-B on the original 
 float64 products instead, scikit-learn's own path (``_scikit_learn_path``): there the tolerance's
 slack in the intercepts can decide a validation prediction, and that path resolves it as
 scikit-learn does.
+
+A search that scores fits by their validation predictions can let them settle (``Settle``): a
+fit stops once those predictions have held for a few iterations and its gradient is within a
+factor of tol, with float32 products throughout; only the value chosen is then fitted to tol.
 """
 from __future__ import annotations
 
@@ -75,6 +79,11 @@ ARMIJO, WOLFE = 1e-4, 0.1
 TRIAL_BLOCK = 32768
 #: scikit-learn's L-BFGS relative decrease stop: (f_k - f_k+1) / max(|f_k|, |f_k+1|, 1) <= FTOL.
 FTOL = 64 * float(np.finfo(np.float64).eps)
+#: A settled fit (``Settle``) stops once its predicted classes have not changed over this many
+#: iterations in a row and its max |gradient| is at most SETTLE_TOL x tol (without that gate,
+#: iterates far from the optimum whose predictions paused settled on scores a row or two off).
+SETTLE_PATIENCE = 3
+SETTLE_TOL = 100.0
 
 
 @dataclass
@@ -87,6 +96,21 @@ class LogisticFit:
     n_iter: int
     converged: bool
     message: str
+    settled: bool = False
+
+
+@dataclass(frozen=True)
+class Settle:
+    """A fit's early stop for a search that scores it by its predictions on ``rows`` (m, D), e.g.
+    validation rows: the fit ends (``settled``) at the first iterate whose predicted class of every
+    row is that of the ``patience`` iterates before it and whose max |gradient| is at most
+    ``SETTLE_TOL`` x tol, before its gradient meets tol. Such a fit takes float32 products
+    throughout (its start and stop too; where the ridge dominates, L-BFGS on the original
+    variables rather than SciPy's float64 path); it is a score, not a model: fit the value chosen
+    on without ``settle`` (from the settled fit: a few iterations) for the model."""
+
+    rows: np.ndarray
+    patience: int = SETTLE_PATIENCE
 
 
 #: The empty array of a _Point's part not formed (a kept fit's logits, a gradient not yet taken).
@@ -144,6 +168,7 @@ class LogisticProblem:
         # pages, whose first writes cost about as much as a softmax pass; the problem's fits share them
         self._spare: list[np.ndarray] = []
         self._spare32: np.ndarray | None = None
+        self._watched: tuple[np.ndarray, np.ndarray] | None = None  # a Settle's rows, and in these columns
         gram = np.empty((D + 1, D + 1))
         gram[:D, :D] = X64.T @ X64
         gram[:D, D] = gram[D, :D] = X64.sum(axis=0)
@@ -151,17 +176,19 @@ class LogisticProblem:
         self._gram = gram / n  # X~^T X~ / n, X~ = [X, 1]
 
     def fit(self, C: float, start: tuple[np.ndarray, np.ndarray] | list[tuple[np.ndarray, np.ndarray]] | None = None,
-            tol: float = 1e-6, max_iter: int = 1000) -> LogisticFit:
+            tol: float = 1e-6, max_iter: int = 1000, settle: Settle | None = None) -> LogisticFit:
         """Fit C * sum_i CE(W x_i + b, y_i) + |W|^2 / 2 (b unpenalised) from ``start`` (zeros if
         None; of a list of starts, the one of lowest objective) by preconditioned L-BFGS (module
         docstring), stopping when the original variables' float64 gradient has max |g| <= tol, the
         relative decrease falls below 64 eps, or after ``max_iter`` iterations (line searches of at
         most 50 trials, as scikit-learn's lbfgs). ``converged`` is False when the fit ended for
-        another reason than a tolerance."""
+        another reason than a tolerance. ``settle``: also stop once the predictions on its rows
+        have settled (``Settle``; then ``settled`` is True), with float32 products throughout."""
         K, V = self.n_outputs, self._basis
         n, D = self.X.shape
         ridge = 1.0 / (C * n)
-        float32 = FLOAT32_MARGIN * self._float32_error <= tol
+        float32 = settle is not None or FLOAT32_MARGIN * self._float32_error <= tol
+        watch = None if settle is None else _Watch(self._watched_rows(settle.rows), settle.patience)
         if float32 and self._rows32 is None:
             self._rows32 = self.X.astype(np.float32)
         starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None]] = []
@@ -172,14 +199,20 @@ class LogisticProblem:
             data = kept[1] if kept is not None and kept[0] is W else None
             W = np.asarray(W, np.float64).reshape(K, self.n_features)
             starts.append((np.hstack([W if V is None else W @ V, np.asarray(b, np.float64).reshape(K, 1)]), data))
-        point = self._start(starts, ridge, tol)  # float64 logits and gradient
+        point = self._start(starts, ridge, tol, watch is not None)  # float64 logits and gradient unless settling
         shift = float(point.theta[:, D].mean())
         if self._meets(point.grad, tol):
-            return self._finish(point, ridge, shift, 0, True, "CONVERGENCE: the start meets tol")
+            point = self._refreshed(point, ridge)
+            if self._meets(point.grad, tol):
+                return self._finish(point, ridge, shift, 0, True, "CONVERGENCE: the start meets tol")
+        if watch is not None:
+            watch.settled(point.theta, False)  # the start, iterate 0
         at_zero = 0.25 if K == 1 else (1 - 1 / K) / K  # the mean curvature at zero weights
         c = CURVATURE_SCALE * max(float(np.mean(point.P * (1 - point.P))), MIN_CURVATURE * at_zero)
         try:
             if c * np.trace(self._gram[:D, :D]) < ridge:  # the ridge dominates: scikit-learn's own path
+                if watch is not None:  # a settled fit: L-BFGS on the original variables, float32 products
+                    return self._iterate(point, ridge, None, float32, tol, int(max_iter), shift, watch)
                 return self._scikit_learn_path(point, ridge, tol, int(max_iter), shift)
             S = c * self._gram
             S[np.arange(D), np.arange(D)] += ridge
@@ -187,7 +220,7 @@ class LogisticProblem:
             inverse = (inverse + inverse.T) / 2
             if float32:  # the preconditioner shapes directions only: float32 products, as the rows'
                 inverse = inverse.astype(np.float32)
-            return self._iterate(point, ridge, inverse, float32, tol, int(max_iter), shift)
+            return self._iterate(point, ridge, inverse, float32, tol, int(max_iter), shift, watch)
         finally:
             del self._spare[4:]  # a fit holds at most a point, a trial and a line's logits
 
@@ -291,35 +324,38 @@ class LogisticProblem:
         grad[:, :D] += ridge * theta[:, :D]
         return grad
 
+    def _probabilities(self, theta: np.ndarray, float32: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The logits at theta (``_logits``), their rows' log-partitions and probabilities."""
+        Z, P = self._logits(theta, float32), self._buffer()
+        return Z, self._softmax(Z, P), P
+
     def _exact(self, theta: np.ndarray, ridge: float) -> _Point:
         """The iterate at theta with float64 logits and a float64 gradient."""
-        Z, P = self._logits(theta, False), self._buffer()
-        lse = self._softmax(Z, P)
+        Z, lse, P = self._probabilities(theta, False)
         return _Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), self._gradient(theta, P, ridge, False), True)
 
     def _start(self, starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None]], ridge: float,
-               tol: float) -> _Point:
-        """The start of lowest objective, evaluated in float64: a kept fit's value and gradient come
-        from its data terms (its logits are formed only when it does not meet tol here); another
-        start's value from a float64 product of its logits, which the one chosen keeps, and its
-        gradient only when it is chosen."""
+               tol: float, float32: bool) -> _Point:
+        """The start of lowest objective, evaluated in float64 (``float32``: from float32 products):
+        a kept fit's value and gradient come from its data terms (its logits are formed only when
+        it does not meet tol here); another start's value from a product of its logits, which the
+        one chosen keeps, and its gradient only when it is chosen."""
         candidates = []
         for theta, data in starts:
             if data is not None:
                 candidates.append(_Point(theta, _NONE, _NONE, _NONE, *self._from_data(theta, data, ridge), True))
                 continue
-            Z, P = self._logits(theta, False), self._buffer()
-            lse = self._softmax(Z, P)
-            candidates.append(_Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), _NONE, True))
+            Z, lse, P = self._probabilities(theta, float32)
+            candidates.append(_Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), _NONE, not float32))
         point = min(candidates, key=lambda candidate: candidate.value)
         for other in candidates:
             if other is not point and other.Z.size:
                 self._release(other)
         if point.Z.size:
-            point.grad = self._gradient(point.theta, point.P, ridge, False)
+            point.grad = self._gradient(point.theta, point.P, ridge, float32)
         elif not self._meets(point.grad, tol):  # a kept fit's start that goes on: its logits
-            point.Z, point.P = self._logits(point.theta, False), self._buffer()
-            point.lse = self._softmax(point.Z, point.P)
+            point.Z, point.lse, point.P = self._probabilities(point.theta, float32)
+            point.exact = not float32
         return point
 
     @staticmethod
@@ -334,8 +370,9 @@ class LogisticProblem:
     # -- L-BFGS -----------------------------------------------------------------------------------
 
     def _iterate(self, point: _Point, ridge: float, inverse: np.ndarray | None, float32: bool, tol: float,
-                 max_iter: int, shift: float) -> LogisticFit:
-        """L-BFGS from ``point`` with the initial inverse Hessian gamma ``inverse`` (None: identity)."""
+                 max_iter: int, shift: float, watch: _Watch | None) -> LogisticFit:
+        """L-BFGS from ``point`` with the initial inverse Hessian gamma ``inverse`` (None: identity);
+        ``watch``: stop once its predictions have settled."""
         pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / s.y), oldest first
         gamma = 1.0
         n_iter = since_refresh = 0
@@ -373,6 +410,8 @@ class LogisticProblem:
             point = new
             if point.exact and self._meets(point.grad, tol):
                 return self._finish(point, ridge, shift, n_iter, True, "CONVERGENCE: max |gradient| <= tol")
+            if watch is not None and watch.settled(point.theta, self._meets(point.grad, SETTLE_TOL * tol)):
+                return self._finish(point, ridge, shift, n_iter, False, watch.message, settled=True)
             if -change <= FTOL * max(abs(point.value), abs(point.value - change), 1.0):
                 point = self._refreshed(point, ridge)
                 if self._meets(point.grad, tol):
@@ -497,10 +536,10 @@ class LogisticProblem:
         return lse, spread
 
     def _finish(self, point: _Point, ridge: float, shift: float, n_iter: int, converged: bool,
-                message: str) -> LogisticFit:
+                message: str, settled: bool = False) -> LogisticFit:
         """The fit at ``point``; its data terms are kept when they are float64 ones (for a later fit
         started there: recentring the intercepts changes neither the loss nor the gradient)."""
-        fit = self._result(self._recentre(point.theta.copy(), shift), n_iter, converged, message)
+        fit = self._result(self._recentre(point.theta.copy(), shift), n_iter, converged, message, settled)
         if point.exact:
             W = point.theta[:, :-1]
             data_grad = point.grad - ridge * np.hstack([W, np.zeros((W.shape[0], 1))])
@@ -529,9 +568,50 @@ class LogisticProblem:
             theta[:, -1] += shift - theta[:, -1].mean()
         return theta
 
-    def _result(self, theta: np.ndarray, n_iter: int, converged: bool, message: str) -> LogisticFit:
+    def _result(self, theta: np.ndarray, n_iter: int, converged: bool, message: str, settled: bool) -> LogisticFit:
         W = theta[:, :-1] if self._basis is None else theta[:, :-1] @ self._basis.T
-        return LogisticFit(np.array(W), theta[:, -1].copy(), n_iter, converged, message)
+        return LogisticFit(np.array(W), theta[:, -1].copy(), n_iter, converged, message, settled)
+
+    def _watched_rows(self, rows: np.ndarray) -> np.ndarray:
+        """A ``Settle``'s rows in this problem's columns (on the rows' span: rows V), float32; the
+        last ones are kept for the next fit with the same rows."""
+        kept = self._watched
+        if kept is None or kept[0] is not rows:
+            projected = rows if self._basis is None else np.asarray(rows, np.float64) @ self._basis
+            kept = self._watched = rows, np.ascontiguousarray(projected, dtype=np.float32)
+        return kept[1]
+
+
+class _Watch:
+    """A fit's iterates and, where asked, their predicted classes on a ``Settle``'s rows (float32
+    logits). The predictions are formed only for an iterate whose gradient is small and for the
+    ``patience`` iterates before it (a product with the rows each: with many validation rows,
+    e.g. 20,200 against 1,616 training rows, a product every iteration would cost more than the
+    fit's own two)."""
+
+    def __init__(self, rows32: np.ndarray, patience: int) -> None:
+        self.rows, self.patience = rows32, patience
+        self.recent: list[list] = []  # [theta, its predictions or None], the last patience + 1 iterates
+        self.message = f"SETTLED: the predictions unchanged over {patience} iterations"
+
+    def settled(self, theta: np.ndarray, small: bool) -> bool:
+        """Record the next iterate; whether its gradient is ``small`` and its predictions equal
+        those of the ``patience`` iterates before it."""
+        self.recent.append([theta, None])
+        del self.recent[:-(self.patience + 1)]
+        if not small or len(self.recent) <= self.patience:
+            return False
+        for entry in reversed(self.recent):
+            if entry[1] is None:
+                entry[1] = self._predicted(entry[0])
+            if entry is not self.recent[-1] and not np.array_equal(entry[1], self.recent[-1][1]):
+                return False
+        return True
+
+    def _predicted(self, theta: np.ndarray) -> np.ndarray:
+        Z = self.rows @ theta[:, :-1].T.astype(np.float32)
+        Z += theta[:, -1].astype(np.float32)
+        return Z.argmax(axis=1) if Z.shape[1] > 1 else Z[:, 0] > 0
 
 
 def _preconditioned(v: np.ndarray, inverse: np.ndarray | None) -> np.ndarray:
