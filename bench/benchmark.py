@@ -8,7 +8,7 @@ Run: python bench/benchmark.py            the goal's sweep: zero-shot + GDA, 11 
      python bench/benchmark.py --full     the four-method sweep: + Tip-Adapter and the linear
                                           probe, 506 cells
      options: --methods a,b (instead of either), --datasets all|small|a,b, --shots, --seeds,
-     --jobs N, --imagenet-pool N, --workdir DIR
+     --jobs N, --imagenet-pool N, --workdir DIR, --csv PATH (every cell's row)
 Stores are written once under --workdir and reused. Prints figures; asserts nothing. For the
 peak memory, run it under `/usr/bin/time -v` (its "Maximum resident set size").
 
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--imagenet-pool", type=int, default=0,
                         help="ImageNet pool rows per class (default 0: the full 1.28M rows)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--csv", help="also write every cell's row (metrics, chosen hyperparameters) to this CSV")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "fs-bench-benchmark"))
     args = parser.parse_args()
 
@@ -131,6 +132,8 @@ def main() -> None:
     frame = run(stores, ENCODER, methods=methods, shots=[int(s) for s in args.shots.split(",")],
                 seeds=[int(s) for s in args.seeds.split(",")], jobs=args.jobs, quiet=True)
     total, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
     cells = frame.groupby("method").agg(cells=("top1", "size"), top1=("top1", "mean"), fit=("fit_seconds", "mean"),
                                         score=("score_seconds", "mean"), fit_total=("fit_seconds", "sum"),
                                         score_total=("score_seconds", "sum"))

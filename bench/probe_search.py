@@ -35,10 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from solvers.few_shot.linear_probe import LinearProbe
 
 
-def problem(seed: int, n_classes: int, dim: int, shots: int, n_val: int, noise: float, rows: str = "gaussian"):
+def problem(seed: int, n_classes: int, dim: int, shots: int, n_val: int, noise: float, rows: str = "gaussian",
+            n_test: int = 0):
+    """(X, y, X_val, y_val, X_test, y_test): ``shots`` rows per class, ``n_val`` and ``n_test`` rows
+    with the classes in turn."""
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(n_classes), shots)
-    y_val = np.arange(n_val) % n_classes
+    y_val, y_test = np.arange(n_val) % n_classes, np.arange(n_test) % n_classes
     if rows == "sweep":  # bench/benchmark.py's write_store
         means = rng.standard_normal((n_classes, dim))
         means /= np.linalg.norm(means, axis=1, keepdims=True)
@@ -46,11 +49,13 @@ def problem(seed: int, n_classes: int, dim: int, shots: int, n_val: int, noise: 
         def draw(labels: np.ndarray) -> np.ndarray:
             X = 0.25 * means[labels] + rng.standard_normal((labels.size, dim)) / np.sqrt(dim)
             return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    else:
+        centres = rng.standard_normal((n_classes, dim))
 
-        return draw(y), y, draw(y_val), y_val
-    centres = rng.standard_normal((n_classes, dim))
-    X = centres[y] + noise * rng.standard_normal((y.size, dim))
-    return X, y, centres[y_val] + noise * rng.standard_normal((n_val, dim)), y_val
+        def draw(labels: np.ndarray) -> np.ndarray:
+            return centres[labels] + noise * rng.standard_normal((labels.size, dim))
+
+    return draw(y), y, draw(y_val), y_val, draw(y_test), y_test
 
 
 def _load(name: str, source: str) -> types.ModuleType:
@@ -82,6 +87,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=8)
     parser.add_argument("--n-val", type=int, default=250)
     parser.add_argument("--noise", type=float, default=2.0)
+    parser.add_argument("--n-test", type=int, default=0, help="test rows drawn as the validation rows are (0: none)")
     parser.add_argument("--rows", choices=("gaussian", "sweep"), default="gaussian")
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--real", help="a store of real features (train and val splits)")
@@ -102,14 +108,16 @@ def main() -> None:
         return
     print(f"{args.classes} classes, D = {args.dim}, {args.shots} shots, {args.n_val} validation rows, {args.rows} rows")
     for seed in (int(s) for s in args.seeds.split(",")):
-        X, y, X_val, y_val = problem(seed, args.classes, args.dim, args.shots, args.n_val, args.noise, args.rows)
+        X, y, X_val, y_val, X_test, y_test = problem(seed, args.classes, args.dim, args.shots, args.n_val,
+                                                     args.noise, args.rows, args.n_test)
         seconds = {}
         for name, cls in versions.items():
             t = time.process_time()
             model = cls().fit(X, y, X_val, y_val)
             seconds[name] = time.process_time() - t
             scores = model.val_scores_ or {}
-            print(f"seed {seed} {name:6s} C = {model.C_:.4g}  val accuracy {scores[repr(model.C_)]:.4f}  "
+            test = f"  test accuracy {model.score(X_test, y_test):.4f}" if y_test.size else ""
+            print(f"seed {seed} {name:6s} C = {model.C_:.4g}  val accuracy {scores[repr(model.C_)]:.4f}{test}  "
                   f"fits {len(scores)}  {seconds[name]:.1f} CPU-s", flush=True)
         if len(seconds) == 2:
             print(f"seed {seed} before / after: {seconds['before'] / seconds['after']:.2f}x", flush=True)

@@ -34,7 +34,7 @@ SIGNAL, TEXT_NOISE = 0.25, 1.0  # as bench/benchmark.py's stores
 
 def make_rows(rng: np.random.Generator, means: np.ndarray, y: np.ndarray) -> np.ndarray:
     X = SIGNAL * means[y] + rng.standard_normal((y.size, means.shape[1]), dtype=np.float32) / np.sqrt(means.shape[1])
-    return X / np.linalg.norm(X, axis=1, keepdims=True)
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)  # float32, as the stores hold
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
     C, D = args.classes, args.dim
     means = rng.standard_normal((C, D)).astype(np.float32)
     means /= np.linalg.norm(means, axis=1, keepdims=True)
-    text = means + TEXT_NOISE * rng.standard_normal(means.shape).astype(np.float32) / np.sqrt(D)
+    text = (means + TEXT_NOISE * rng.standard_normal(means.shape) / np.sqrt(D)).astype(np.float32)
     y_val = np.arange(C * args.val_per_class) % C
     X_val = make_rows(rng, means, y_val)
     y_test = np.arange(args.test) % C
