@@ -304,9 +304,9 @@ def fail_line_searches(monkeypatch, problem, fails):
 
     calls = []
 
-    def line_search(point, direction, ridge, float32, newton):
+    def line_search(point, direction, ridge, float32, newton, exp32=False):
         found = None if len(calls) in fails else LogisticProblem._line_search(
-            problem, point, direction, ridge, float32, newton)
+            problem, point, direction, ridge, float32, newton, exp32)
         calls.append((float32, newton, found is not None))
         return found
 
@@ -485,3 +485,106 @@ def test_the_watch_settles_exactly_where_the_rule_says(patience):
             theta[c, 1] = 1.0  # logits = the intercepts: class c predicted
             expected = bool(gate) and t >= patience and all(classes[t - k] == c for k in range(1, patience + 1))
             assert watch.settled(theta, bool(gate)) == expected, (t, classes[:t + 1], small[:t + 1])
+
+
+def spy_softmax(monkeypatch):
+    """Record, for each softmax the problem takes, whether its exponentials were float32 ones."""
+    from solvers.few_shot.logistic_lbfgs import LogisticProblem
+
+    calls, softmax = [], LogisticProblem._softmax
+    monkeypatch.setattr(LogisticProblem, "_softmax", staticmethod(
+        lambda Z, out, scratch32=None: calls.append(scratch32 is not None) or softmax(Z, out, scratch32)))
+    return calls
+
+
+@pytest.mark.parametrize(("tol", "float32_exponentials"), [(1e-8, True), (1e-10, False)])
+def test_a_settled_fit_takes_float32_exponentials_only_where_their_error_is_below_its_gate(
+        tol, float32_exponentials, monkeypatch):
+    """The rule re-derived: float32 exponentials where FLOAT32_MARGIN x eps32 x the largest column
+    mean of |x| is at most SETTLE_TOL x tol. With them the softmax is float32's to 1e-7 and the
+    settled fit still predicts every validation row as the converged fit, with its float64
+    gradient within the gate (plus the float32 error the margin allows)."""
+    from solvers.few_shot.logistic_lbfgs import FLOAT32_MARGIN, SETTLE_TOL, LogisticProblem, Settle
+
+    X, y = clip_like(21, 6, n=600)
+    X, y, X_val = X[:300], y[:300], X[300:]
+    bound = FLOAT32_MARGIN * float(np.finfo(np.float32).eps) * np.abs(X).mean(axis=0).max()
+    assert (bound <= SETTLE_TOL * tol) == float32_exponentials
+    Z = X_val @ np.random.default_rng(0).standard_normal((40, 6)) * 5
+    P64, P32 = np.empty_like(Z), np.empty_like(Z)
+    lse64 = LogisticProblem._softmax(Z, P64)
+    lse32 = LogisticProblem._softmax(Z, P32, np.empty(Z.shape, np.float32))
+    assert np.abs(P32 - P64).max() <= 2e-7 * P64.max() and np.abs(lse32 - lse64).max() <= 2e-7
+    assert not np.array_equal(P32, P64)
+
+    calls = spy_softmax(monkeypatch)
+    settled = LogisticProblem(X, y, 6).fit(1e3, tol=tol, max_iter=10000, settle=Settle(X_val))
+    assert settled.settled and any(calls) == float32_exponentials
+    exact = LogisticProblem(X, y, 6).fit(1e3, tol=1e-10, max_iter=10000)
+    np.testing.assert_array_equal((X_val @ settled.coef.T + settled.intercept).argmax(1),
+                                  (X_val @ exact.coef.T + exact.intercept).argmax(1))
+    gradient = mean_objective(X, y, 6, 1e3)(np.concatenate([settled.coef.ravel(), settled.intercept]))[1]
+    assert np.abs(gradient).max() <= 1.25 * SETTLE_TOL * tol
+
+
+def test_a_settled_fit_whose_float32_line_search_fails_goes_on_with_float64_exponentials(monkeypatch):
+    """A line search with float32 exponentials that finds no step (their rounding can hide the
+    last decreases) is not the end: the fit goes on with float64 ones and settles as the rule says."""
+    from solvers.few_shot.logistic_lbfgs import LogisticProblem, Settle
+
+    X, y = clip_like(21, 6, n=600)
+    X, y, X_val = X[:300], y[:300], X[300:]
+    problem = LogisticProblem(X, y, 6)
+    calls, line_search = [], LogisticProblem._line_search
+
+    def failing_once(point, direction, ridge, float32, newton, exp32=False):
+        calls.append(exp32)
+        if len(calls) in (3, 4):  # the third line search and its retry without pairs
+            return None
+        return line_search(problem, point, direction, ridge, float32, newton, exp32)
+
+    monkeypatch.setattr(problem, "_line_search", failing_once)
+    settled = problem.fit(1e3, tol=1e-8, max_iter=10000, settle=Settle(X_val))
+    assert calls[:4] == [True] * 4 and len(calls) > 5 and not any(calls[4:])
+    assert settled.settled and settled.message.startswith("SETTLED: the predictions")
+    exact = LogisticProblem(X, y, 6).fit(1e3, tol=1e-10, max_iter=10000)
+    np.testing.assert_array_equal((X_val @ settled.coef.T + settled.intercept).argmax(1),
+                                  (X_val @ exact.coef.T + exact.intercept).argmax(1))
+
+
+def test_a_settled_fit_whose_float32_gradient_meets_tol_stops_without_float64_products(monkeypatch):
+    """A settled fit (a score) whose gradient from float32 products meets tol stops there: no
+    float64 product confirms it, its float64 gradient is within tol (plus the float32 error the
+    margin allows), and it is the first iterate that meets tol. Started from a copy of it, it stops
+    at once; started from the fit converged to tol in float64 (kept), it converges as before. A
+    later settled fit starts from a settled fit's kept value and gradient, a fit to tol does not."""
+    from solvers.few_shot.logistic_lbfgs import SETTLED_AT_TOL, LogisticProblem, Settle
+
+    X, y = clip_like(21, 6, n=600)
+    X, y, X_val = X[:300], y[:300], X[300:]
+    problem, C, tol = LogisticProblem(X, y, 6), 1e-2, 1e-6
+    products, logits = [], LogisticProblem._logits
+    monkeypatch.setattr(LogisticProblem, "_logits",
+                        lambda self, theta, float32: products.append(float32) or logits(self, theta, float32))
+    settled = problem.fit(C, tol=tol, max_iter=10000, settle=Settle(X_val))
+    assert settled.message == SETTLED_AT_TOL and settled.settled and not settled.converged
+    assert products and all(products)  # float32 products only
+    gradient = mean_objective(X, y, 6, C)
+    assert np.abs(gradient(np.concatenate([settled.coef.ravel(), settled.intercept]))[1]).max() <= 1.25 * tol
+    before = problem.fit(C, tol=tol, max_iter=settled.n_iter - 1, settle=Settle(X_val))
+    assert before.n_iter == settled.n_iter - 1 and not before.settled
+    assert np.abs(gradient(np.concatenate([before.coef.ravel(), before.intercept]))[1]).max() > tol
+
+    copy = problem.fit(C, (settled.coef.copy(), settled.intercept.copy()), tol=tol, settle=Settle(X_val))
+    assert copy.n_iter == 0 and copy.message == SETTLED_AT_TOL
+    exact = problem.fit(C, tol=1e-9, max_iter=10000)
+    again = problem.fit(C, (exact.coef, exact.intercept), tol=1e-9, settle=Settle(X_val))
+    assert again.n_iter == 0 and again.converged and again.message == "CONVERGENCE: the start meets tol"
+
+    from_data, kept = [], LogisticProblem._from_data
+    monkeypatch.setattr(LogisticProblem, "_from_data", staticmethod(
+        lambda theta, data, ridge: from_data.append(True) or kept(theta, data, ridge)))
+    problem.fit(10 * C, (settled.coef, settled.intercept), tol=1e-9, max_iter=10000)
+    assert from_data == []  # a fit to tol evaluates a settled fit's start afresh
+    problem.fit(10 * C, (settled.coef, settled.intercept), tol=tol, max_iter=10000, settle=Settle(X_val))
+    assert from_data == [True]

@@ -84,6 +84,9 @@ FTOL = 64 * float(np.finfo(np.float64).eps)
 #: iterates far from the optimum whose predictions paused settled on scores a row or two off).
 SETTLE_PATIENCE = 3
 SETTLE_TOL = 100.0
+#: A settled fit whose gradient from float32 products meets tol stops there, without the float64
+#: products that would confirm it (it is a score; the value chosen is fitted on without Settle).
+SETTLED_AT_TOL = "SETTLED: max |gradient| <= tol with float32 products"
 
 
 @dataclass
@@ -104,10 +107,13 @@ class Settle:
     """A fit's early stop for a search that scores it by its predictions on ``rows`` (m, D), e.g.
     validation rows: the fit ends (``settled``) at the first iterate whose predicted class of every
     row is that of the ``patience`` iterates before it and whose max |gradient| is at most
-    ``SETTLE_TOL`` x tol, before its gradient meets tol. Such a fit takes float32 products
-    throughout (its start and stop too; where the ridge dominates, L-BFGS on the original
-    variables rather than SciPy's float64 path); it is a score, not a model: fit the value chosen
-    on without ``settle`` (from the settled fit: a few iterations) for the model."""
+    ``SETTLE_TOL`` x tol, before its gradient meets tol, or at the first whose gradient from
+    float32 products meets tol (``SETTLED_AT_TOL``, unconfirmed by float64 products). Such a fit
+    takes float32 products throughout (its start and stop too; where the ridge dominates, L-BFGS
+    on the original variables rather than SciPy's float64 path) and, where their error stays
+    ``FLOAT32_MARGIN`` times below that gradient bound, float32 exponentials in its softmax; it
+    is a score, not a model: fit the value chosen on without ``settle`` (from the settled fit: a
+    few iterations) for the model."""
 
     rows: np.ndarray
     patience: int = SETTLE_PATIENCE
@@ -149,6 +155,9 @@ class LogisticProblem:
         self.n_outputs = 1 if n_classes == 2 else n_classes
         self.n_features = X64.shape[1]
         self._basis: np.ndarray | None = None
+        # a settled fit's float32 exponentials err by up to eps32 relative in each probability: in
+        # the gradient's entry d by up to eps32 mean_i |x_id| (errors alike in every row)
+        self._exp32_error = float(np.finfo(np.float32).eps) * float(np.abs(X64).mean(axis=0).max())
         if X64.shape[0] < X64.shape[1]:
             self._basis, R = np.linalg.qr(X64.T)  # X^T = V R: X = R^T V^T
             X64 = np.ascontiguousarray(R.T)
@@ -161,9 +170,10 @@ class LogisticProblem:
         rms = float(np.sqrt(np.square(X64).mean(axis=0).max()))
         self._float32_error = float(np.finfo(np.float32).eps) * rms / np.sqrt(n)
         self._rows32: np.ndarray | None = None
-        # id(coef) of a fit returned -> (coef, its data loss and gradient): a later fit started from
-        # it takes them instead of a gradient product
-        self._kept: dict[int, tuple[np.ndarray, tuple[float, np.ndarray]]] = {}
+        # id(coef) of a fit returned -> (coef, its data loss and gradient, whether they are float64
+        # ones): a later fit started from it takes them instead of a gradient product (a settled
+        # fit's, from float32 products, only a later settled fit)
+        self._kept: dict[int, tuple[np.ndarray, tuple[float, np.ndarray], bool]] = {}
         # (n, K) buffers free for reuse, float64 and float32: arrays this large come from fresh
         # pages, whose first writes cost about as much as a softmax pass; the problem's fits share them
         self._spare: list[np.ndarray] = []
@@ -191,17 +201,24 @@ class LogisticProblem:
         watch = None if settle is None else _Watch(self._watched_rows(settle.rows), settle.patience)
         if float32 and self._rows32 is None:
             self._rows32 = self.X.astype(np.float32)
-        starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None]] = []
+        starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None, bool]] = []
         given = [(np.zeros((K, self.n_features)), np.zeros(K))] if start is None else \
             [start] if isinstance(start, tuple) else start
         for W, b in given:
             kept = self._kept.get(id(W))
-            data = kept[1] if kept is not None and kept[0] is W else None
+            if kept is not None and (kept[0] is not W or not (kept[2] or watch is not None)):
+                kept = None
             W = np.asarray(W, np.float64).reshape(K, self.n_features)
-            starts.append((np.hstack([W if V is None else W @ V, np.asarray(b, np.float64).reshape(K, 1)]), data))
-        point = self._start(starts, ridge, tol, watch is not None)  # float64 logits and gradient unless settling
+            theta = np.hstack([W if V is None else W @ V, np.asarray(b, np.float64).reshape(K, 1)])
+            starts.append((theta, None, True) if kept is None else (theta, kept[1], kept[2]))
+        # a settled fit's exponentials are float32 ones where their error stays FLOAT32_MARGIN times
+        # below its gradient gate
+        exp32 = watch is not None and FLOAT32_MARGIN * self._exp32_error <= SETTLE_TOL * tol
+        point = self._start(starts, ridge, tol, watch is not None, exp32)  # float64 unless settling
         shift = float(point.theta[:, D].mean())
         if self._meets(point.grad, tol):
+            if watch is not None and not point.exact:
+                return self._finish(point, ridge, shift, 0, False, SETTLED_AT_TOL, settled=True)
             point = self._refreshed(point, ridge)
             if self._meets(point.grad, tol):
                 return self._finish(point, ridge, shift, 0, True, "CONVERGENCE: the start meets tol")
@@ -212,7 +229,7 @@ class LogisticProblem:
         try:
             if c * np.trace(self._gram[:D, :D]) < ridge:  # the ridge dominates: scikit-learn's own path
                 if watch is not None:  # a settled fit: L-BFGS on the original variables, float32 products
-                    return self._iterate(point, ridge, None, float32, tol, int(max_iter), shift, watch)
+                    return self._iterate(point, ridge, None, float32, tol, int(max_iter), shift, watch, exp32)
                 return self._scikit_learn_path(point, ridge, tol, int(max_iter), shift)
             S = c * self._gram
             S[np.arange(D), np.arange(D)] += ridge
@@ -220,7 +237,7 @@ class LogisticProblem:
             inverse = (inverse + inverse.T) / 2
             if float32:  # the preconditioner shapes directions only: float32 products, as the rows'
                 inverse = inverse.astype(np.float32)
-            return self._iterate(point, ridge, inverse, float32, tol, int(max_iter), shift, watch)
+            return self._iterate(point, ridge, inverse, float32, tol, int(max_iter), shift, watch, exp32)
         finally:
             del self._spare[4:]  # a fit holds at most a point, a trial and a line's logits
 
@@ -279,16 +296,24 @@ class LogisticProblem:
         return Z
 
     @staticmethod
-    def _softmax(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def _softmax(Z: np.ndarray, out: np.ndarray, scratch32: np.ndarray | None = None) -> np.ndarray:
         """The probabilities of logits Z into ``out`` (the sigmoid for the binary model, one column);
-        returns the rows' log-partitions (log sum_c e^z_c, or log(1 + e^z))."""
+        returns the rows' log-partitions (log sum_c e^z_c, or log(1 + e^z)). ``scratch32``, a float32
+        array of Z's shape: the exponentials are float32 ones of the float64 differences z - max z
+        (a settled fit's: each entry to float32's relative rounding, as its products; NumPy's float64
+        exp is not vectorised on AVX2 and costs about 4x float32's), summed in float64."""
         if Z.shape[1] == 1:
             lse = np.logaddexp(0.0, Z[:, 0])
             np.exp(Z[:, 0] - lse, out=out[:, 0])
             return lse
         top = Z.max(axis=1)
-        np.subtract(Z, top[:, None], out=out)
-        np.exp(out, out=out)
+        if scratch32 is None:
+            np.subtract(Z, top[:, None], out=out)
+            np.exp(out, out=out)
+        else:
+            np.subtract(Z, top[:, None], out=scratch32, casting="same_kind")
+            np.exp(scratch32, out=scratch32)
+            out[...] = scratch32
         total = out.sum(axis=1)
         out /= total[:, None]
         return top + np.log(total)
@@ -324,28 +349,31 @@ class LogisticProblem:
         grad[:, :D] += ridge * theta[:, :D]
         return grad
 
-    def _probabilities(self, theta: np.ndarray, float32: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The logits at theta (``_logits``), their rows' log-partitions and probabilities."""
+    def _probabilities(self, theta: np.ndarray, float32: bool,
+                       exp32: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The logits at theta (``_logits``), their rows' log-partitions and probabilities
+        (``exp32``: from float32 exponentials, ``_softmax``)."""
         Z, P = self._logits(theta, float32), self._buffer()
-        return Z, self._softmax(Z, P), P
+        return Z, self._softmax(Z, P, self._buffer32() if exp32 else None), P
 
     def _exact(self, theta: np.ndarray, ridge: float) -> _Point:
         """The iterate at theta with float64 logits and a float64 gradient."""
         Z, lse, P = self._probabilities(theta, False)
         return _Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), self._gradient(theta, P, ridge, False), True)
 
-    def _start(self, starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None]], ridge: float,
-               tol: float, float32: bool) -> _Point:
-        """The start of lowest objective, evaluated in float64 (``float32``: from float32 products):
+    def _start(self, starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None, bool]], ridge: float,
+               tol: float, float32: bool, exp32: bool = False) -> _Point:
+        """The start of lowest objective, evaluated in float64 (``float32``: a settled fit's, from
+        float32 products; ``exp32``: and float32 exponentials):
         a kept fit's value and gradient come from its data terms (its logits are formed only when
         it does not meet tol here); another start's value from a product of its logits, which the
         one chosen keeps, and its gradient only when it is chosen."""
         candidates = []
-        for theta, data in starts:
+        for theta, data, exact in starts:
             if data is not None:
-                candidates.append(_Point(theta, _NONE, _NONE, _NONE, *self._from_data(theta, data, ridge), True))
+                candidates.append(_Point(theta, _NONE, _NONE, _NONE, *self._from_data(theta, data, ridge), exact))
                 continue
-            Z, lse, P = self._probabilities(theta, float32)
+            Z, lse, P = self._probabilities(theta, float32, exp32)
             candidates.append(_Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), _NONE, not float32))
         point = min(candidates, key=lambda candidate: candidate.value)
         for other in candidates:
@@ -354,7 +382,7 @@ class LogisticProblem:
         if point.Z.size:
             point.grad = self._gradient(point.theta, point.P, ridge, float32)
         elif not self._meets(point.grad, tol):  # a kept fit's start that goes on: its logits
-            point.Z, point.lse, point.P = self._probabilities(point.theta, float32)
+            point.Z, point.lse, point.P = self._probabilities(point.theta, float32, exp32)
             point.exact = not float32
         return point
 
@@ -365,14 +393,17 @@ class LogisticProblem:
         return data[0] + 0.5 * ridge * float(np.vdot(W, W)), data[1] + ridge * np.hstack([W, np.zeros((len(W), 1))])
 
     def _release(self, point: _Point) -> None:
-        self._spare.extend([point.Z, point.P])
+        if point.Z.size:  # not a kept fit's start without its logits
+            self._spare.extend([point.Z, point.P])
 
     # -- L-BFGS -----------------------------------------------------------------------------------
 
     def _iterate(self, point: _Point, ridge: float, inverse: np.ndarray | None, float32: bool, tol: float,
-                 max_iter: int, shift: float, watch: _Watch | None) -> LogisticFit:
+                 max_iter: int, shift: float, watch: _Watch | None, exp32: bool = False) -> LogisticFit:
         """L-BFGS from ``point`` with the initial inverse Hessian gamma ``inverse`` (None: identity);
-        ``watch``: stop once its predictions have settled."""
+        ``watch``: stop once its predictions have settled. ``exp32``: the line searches take float32
+        exponentials until one finds no step (their rounding, 1e-7 of a row's log-partition, can
+        hide the last decreases), then float64 ones."""
         pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / s.y), oldest first
         gamma = 1.0
         n_iter = since_refresh = 0
@@ -380,11 +411,16 @@ class LogisticProblem:
             if n_iter >= max_iter:
                 return self._finish(point, ridge, shift, n_iter, False, "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT")
             step = self._line_search(point, self._direction(point.grad, pairs, inverse, gamma), ridge, float32,
-                                     newton=not pairs)
+                                     newton=not pairs, exp32=exp32)
             if step is None and pairs:  # not a descent direction, or no acceptable step: without the pairs
                 pairs.clear()
                 step = self._line_search(point, self._direction(point.grad, pairs, inverse, gamma), ridge, float32,
-                                         newton=True)
+                                         newton=True, exp32=exp32)
+            if step is None and exp32:  # on with float64 exponentials, the point's softmax too
+                exp32 = False
+                point.lse = self._softmax(point.Z, point.P)
+                point.value = self._value(point.theta, point.Z, point.lse, ridge)
+                continue
             if step is None:
                 if float32 or not point.exact:  # the chained logits' rounding: on from float64 ones
                     float32 = False
@@ -397,7 +433,8 @@ class LogisticProblem:
             n_iter += 1
             since_refresh += 1
             new.grad = self._gradient(new.theta, new.P, ridge, float32)
-            if since_refresh >= REFRESH or self._meets(new.grad, tol):  # float64 logits and gradient
+            meets = self._meets(new.grad, tol)
+            if since_refresh >= REFRESH or (meets and watch is None):  # float64 logits and gradient
                 new = self._refreshed(new, ridge)
                 since_refresh = 0
             s, yv = new.theta - point.theta, new.grad - point.grad
@@ -410,6 +447,8 @@ class LogisticProblem:
             point = new
             if point.exact and self._meets(point.grad, tol):
                 return self._finish(point, ridge, shift, n_iter, True, "CONVERGENCE: max |gradient| <= tol")
+            if watch is not None and meets and not point.exact:  # a score: float32 products' gradient suffices
+                return self._finish(point, ridge, shift, n_iter, False, SETTLED_AT_TOL, settled=True)
             if watch is not None and watch.settled(point.theta, self._meets(point.grad, SETTLE_TOL * tol)):
                 return self._finish(point, ridge, shift, n_iter, False, watch.message, settled=True)
             if -change <= FTOL * max(abs(point.value), abs(point.value - change), 1.0):
@@ -454,7 +493,7 @@ class LogisticProblem:
         return -r
 
     def _line_search(self, point: _Point, direction: np.ndarray, ridge: float, float32: bool,
-                     newton: bool) -> tuple[float, _Point] | None:
+                     newton: bool, exp32: bool = False) -> tuple[float, _Point] | None:
         """A step t along ``direction`` meeting the strong Wolfe conditions, from trials on the logits
         Z + t dZ (dZ = X~ direction^T: this line's one product): phi(t) - phi(0), phi'(t) from the
         softmax alone. Returns (phi(t) - phi(0), the new point with its logits, log-partitions and
@@ -462,7 +501,8 @@ class LogisticProblem:
         direction or no trial is acceptable. ``newton``: the first trial is the 1-D Newton step
         -phi'(0) / phi''(0), else 1. A trial that ends on the descending side (phi'(t) <= 0) with
         no increase is a decrease on a convex line, accepted under the curvature condition even
-        where the decrease is below Armijo's rounding."""
+        where the decrease is below Armijo's rounding. ``exp32``: the trials' softmax takes float32
+        exponentials (a settled fit's, ``_softmax``)."""
         n = point.Z.shape[0]
         W, dW = point.theta[:, :-1], direction[:, :-1]
         slope0 = float(np.vdot(point.grad, direction))
@@ -480,7 +520,7 @@ class LogisticProblem:
         same_side, last_moved_hi = 0, False  # trials in a row that moved the same end of the bracket
         Z, P = self._buffer(), self._buffer()
         for _ in range(MAX_LINE_STEPS):
-            lse, spread = self._trial(point.Z, dZ, t, Z, P)
+            lse, spread = self._trial(point.Z, dZ, t, Z, P, exp32)
             change = float((lse - point.lse).sum() / n) - t * picked + ridge * (t * wd + 0.5 * t * t * dd)
             slope = spread / n - picked + ridge * (wd + t * dd)
             sufficient = change <= ARMIJO * t * slope0 or (slope <= 0 and change <= 0)
@@ -519,31 +559,35 @@ class LogisticProblem:
         return (float(np.vdot(weighted, dZ)) - float(np.dot(spread, spread))) / len(P) + penalty
 
     @classmethod
-    def _trial(cls, Z0: np.ndarray, dZ: np.ndarray, t: float, Z: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, float]:
+    def _trial(cls, Z0: np.ndarray, dZ: np.ndarray, t: float, Z: np.ndarray, P: np.ndarray,
+               exp32: bool = False) -> tuple[np.ndarray, float]:
         """Z = Z0 + t dZ and its probabilities P, in blocks of rows that stay in the CPU cache (each
         pass over the whole (n, K) arrays would go to memory): the rows' log-partitions and
-        sum P * dZ."""
+        sum P * dZ (``exp32``: from float32 exponentials, ``_softmax``)."""
         n, K = Z.shape
         rows = max(1, TRIAL_BLOCK // K)
+        scratch32 = np.empty((min(rows, n), K), np.float32) if exp32 else None
         lse = np.empty(n)
         spread = 0.0
         for lo in range(0, n, rows):
             block = slice(lo, lo + rows)
             np.multiply(dZ[block], t, out=Z[block])
             Z[block] += Z0[block]
-            lse[block] = cls._softmax(Z[block], P[block])
+            lse[block] = cls._softmax(Z[block], P[block], None if scratch32 is None else scratch32[:P[block].shape[0]])
             spread += float(np.vdot(P[block], dZ[block]))
         return lse, spread
 
     def _finish(self, point: _Point, ridge: float, shift: float, n_iter: int, converged: bool,
                 message: str, settled: bool = False) -> LogisticFit:
-        """The fit at ``point``; its data terms are kept when they are float64 ones (for a later fit
-        started there: recentring the intercepts changes neither the loss nor the gradient)."""
+        """The fit at ``point``; its data terms are kept (for a later fit started there: recentring
+        the intercepts changes neither the loss nor the gradient), marked whether they are float64
+        ones (a settled fit's are not: only later settled fits take them)."""
         fit = self._result(self._recentre(point.theta.copy(), shift), n_iter, converged, message, settled)
-        if point.exact:
+        if point.grad.size:
             W = point.theta[:, :-1]
             data_grad = point.grad - ridge * np.hstack([W, np.zeros((W.shape[0], 1))])
-            self._kept[id(fit.coef)] = fit.coef, (point.value - 0.5 * ridge * float(np.vdot(W, W)), data_grad)
+            data = point.value - 0.5 * ridge * float(np.vdot(W, W)), data_grad
+            self._kept[id(fit.coef)] = fit.coef, data, point.exact
         return fit
 
     def _meets(self, grad: np.ndarray, tol: float) -> bool:
