@@ -588,3 +588,23 @@ def test_a_settled_fit_whose_float32_gradient_meets_tol_stops_without_float64_pr
     assert from_data == []  # a fit to tol evaluates a settled fit's start afresh
     problem.fit(10 * C, (settled.coef, settled.intercept), tol=tol, max_iter=10000, settle=Settle(X_val))
     assert from_data == [True]
+
+
+def test_a_ridge_dominated_settled_fit_takes_float64_exponentials(monkeypatch):
+    """Where the ridge dominates (small C) a settled fit's decreases are tiny and float32
+    exponentials would make its line searches fail: only its start's softmax is float32 (taken
+    before the ridge's dominance is known), then redone, and every trial's is float64."""
+    from solvers.few_shot.logistic_lbfgs import LogisticProblem, Settle
+
+    X, y = clip_like(21, 6, n=600)
+    X, y, X_val = X[:300], y[:300], X[300:]
+    unwhitened, iterate = [], LogisticProblem._iterate
+    monkeypatch.setattr(LogisticProblem, "_iterate", lambda self, point, ridge, inverse, *rest:
+                        unwhitened.append(inverse is None) or iterate(self, point, ridge, inverse, *rest))
+    calls = spy_softmax(monkeypatch)
+    settled = LogisticProblem(X, y, 6).fit(1e-2, tol=1e-8, max_iter=10000, settle=Settle(X_val))
+    assert unwhitened == [True] and settled.settled and settled.n_iter >= 1
+    assert calls[0] and len(calls) > 2 and not any(calls[1:])
+    exact = LogisticProblem(X, y, 6).fit(1e-2, tol=1e-10, max_iter=10000)
+    np.testing.assert_array_equal((X_val @ settled.coef.T + settled.intercept).argmax(1),
+                                  (X_val @ exact.coef.T + exact.intercept).argmax(1))

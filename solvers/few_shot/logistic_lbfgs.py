@@ -111,7 +111,8 @@ class Settle:
     float32 products meets tol (``SETTLED_AT_TOL``, unconfirmed by float64 products). Such a fit
     takes float32 products throughout (its start and stop too; where the ridge dominates, L-BFGS
     on the original variables rather than SciPy's float64 path) and, where their error stays
-    ``FLOAT32_MARGIN`` times below that gradient bound, float32 exponentials in its softmax; it
+    ``FLOAT32_MARGIN`` times below that gradient bound and the ridge does not dominate, float32
+    exponentials in its softmax; it
     is a score, not a model: fit the value chosen on without ``settle`` (from the settled fit: a
     few iterations) for the model."""
 
@@ -229,7 +230,10 @@ class LogisticProblem:
         try:
             if c * np.trace(self._gram[:D, :D]) < ridge:  # the ridge dominates: scikit-learn's own path
                 if watch is not None:  # a settled fit: L-BFGS on the original variables, float32 products
-                    return self._iterate(point, ridge, None, float32, tol, int(max_iter), shift, watch, exp32)
+                    # and float64 exponentials (its decreases are tiny: float32 ones fail line searches)
+                    if exp32:
+                        self._float64_softmax(point, ridge)
+                    return self._iterate(point, ridge, None, float32, tol, int(max_iter), shift, watch)
                 return self._scikit_learn_path(point, ridge, tol, int(max_iter), shift)
             S = c * self._gram
             S[np.arange(D), np.arange(D)] += ridge
@@ -356,6 +360,11 @@ class LogisticProblem:
         Z, P = self._logits(theta, float32), self._buffer()
         return Z, self._softmax(Z, P, self._buffer32() if exp32 else None), P
 
+    def _float64_softmax(self, point: _Point, ridge: float) -> None:
+        """Redo ``point``'s softmax (and so its value) with float64 exponentials, from its logits."""
+        point.lse = self._softmax(point.Z, point.P)
+        point.value = self._value(point.theta, point.Z, point.lse, ridge)
+
     def _exact(self, theta: np.ndarray, ridge: float) -> _Point:
         """The iterate at theta with float64 logits and a float64 gradient."""
         Z, lse, P = self._probabilities(theta, False)
@@ -418,8 +427,7 @@ class LogisticProblem:
                                          newton=True, exp32=exp32)
             if step is None and exp32:  # on with float64 exponentials, the point's softmax too
                 exp32 = False
-                point.lse = self._softmax(point.Z, point.P)
-                point.value = self._value(point.theta, point.Z, point.lse, ridge)
+                self._float64_softmax(point, ridge)
                 continue
             if step is None:
                 if float32 or not point.exact:  # the chained logits' rounding: on from float64 ones
