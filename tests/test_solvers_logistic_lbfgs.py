@@ -405,15 +405,13 @@ def test_a_settled_fit_stops_at_the_first_iterate_whose_predictions_held_and_gra
     """The settle rule re-derived on every iterate (a fit cut by max_iter = m ends at iterate m of
     the same path): the settled fit ends at the first m whose validation predictions equal those
     of iterates m-1, m-2, m-3 and whose max |gradient| (the mean objective's, re-derived in
-    float64) is at most SETTLE_TOL x tol (also with that gate lifted); it predicts the validation
-    rows as the fit converged to tol does, in fewer iterations. Whitened (C = 1e3) and
+    float64) is at most Settle's gradient_gate (SETTLE_TOL) x tol (also with that gate lifted);
+    it predicts the validation rows as the fit converged to tol does, in fewer iterations. Whitened (C = 1e3) and
     ridge-dominated (C = 1e-2, then on the original variables) fits alike."""
-    from solvers.few_shot import logistic_lbfgs
-    from solvers.few_shot.logistic_lbfgs import SETTLE_PATIENCE, LogisticProblem, Settle
+    from solvers.few_shot.logistic_lbfgs import SETTLE_PATIENCE, SETTLE_TOL, LogisticProblem, Settle
 
-    if not gradient_gate:  # the predictions' rule alone
-        monkeypatch.setattr(logistic_lbfgs, "SETTLE_TOL", 1e12)
-    limit = logistic_lbfgs.SETTLE_TOL * 1e-10
+    gate = SETTLE_TOL if gradient_gate else 1e12  # 1e12: the predictions' rule alone
+    limit = gate * 1e-10
 
     X, y = clip_like(21, 6, n=600)
     X, y, X_val = X[:300], y[:300], X[300:]
@@ -422,7 +420,7 @@ def test_a_settled_fit_stops_at_the_first_iterate_whose_predictions_held_and_gra
     unwhitened, iterate = [], LogisticProblem._iterate
     monkeypatch.setattr(LogisticProblem, "_iterate", lambda self, point, ridge, inverse, *rest:
                         unwhitened.append(inverse is None) or iterate(self, point, ridge, inverse, *rest))
-    settle = Settle(X_val)
+    settle = Settle(X_val, gradient_gate=gate)
     settled = problem.fit(C, tol=tol, max_iter=10000, settle=settle)
     assert unwhitened == [ridge_dominated]  # where the ridge dominates: L-BFGS on the original variables
     exact = LogisticProblem(X, y, 6).fit(C, tol=tol, max_iter=10000)
@@ -479,7 +477,7 @@ def test_the_watch_settles_exactly_where_the_rule_says(patience):
     for _ in range(50):
         classes = rng.integers(0, 2, 40) if rng.random() < 0.5 else np.repeat(rng.integers(0, 3, 8), 5)
         small = rng.random(40) < 0.7
-        watch = _Watch(np.ones((1, 1), np.float32), patience)
+        watch = _Watch(np.ones((1, 1), np.float32), patience, gate=1.0)
         for t, (c, gate) in enumerate(zip(classes, small)):
             theta = np.zeros((3, 2))
             theta[c, 1] = 1.0  # logits = the intercepts: class c predicted

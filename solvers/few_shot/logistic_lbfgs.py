@@ -79,9 +79,9 @@ ARMIJO, WOLFE = 1e-4, 0.1
 TRIAL_BLOCK = 32768
 #: scikit-learn's L-BFGS relative decrease stop: (f_k - f_k+1) / max(|f_k|, |f_k+1|, 1) <= FTOL.
 FTOL = 64 * float(np.finfo(np.float64).eps)
-#: A settled fit (``Settle``) stops once its predicted classes have not changed over this many
-#: iterations in a row and its max |gradient| is at most SETTLE_TOL x tol (without that gate,
-#: iterates far from the optimum whose predictions paused settled on scores a row or two off).
+#: A settled fit (``Settle``'s defaults) stops once its predicted classes have not changed over
+#: this many iterations in a row and its max |gradient| is at most SETTLE_TOL x tol (without that
+#: gate, iterates far from the optimum whose predictions paused settled on scores a row or two off).
 SETTLE_PATIENCE = 3
 SETTLE_TOL = 100.0
 #: A settled fit whose gradient from float32 products meets tol stops there, without the float64
@@ -107,7 +107,7 @@ class Settle:
     """A fit's early stop for a search that scores it by its predictions on ``rows`` (m, D), e.g.
     validation rows: the fit ends (``settled``) at the first iterate whose predicted class of every
     row is that of the ``patience`` iterates before it and whose max |gradient| is at most
-    ``SETTLE_TOL`` x tol, before its gradient meets tol, or at the first whose gradient from
+    ``gradient_gate`` x tol, before its gradient meets tol, or at the first whose gradient from
     float32 products meets tol (``SETTLED_AT_TOL``, unconfirmed by float64 products). Such a fit
     takes float32 products throughout (its start and stop too; where the ridge dominates, L-BFGS
     on the original variables rather than SciPy's float64 path) and, where their error stays
@@ -118,6 +118,7 @@ class Settle:
 
     rows: np.ndarray
     patience: int = SETTLE_PATIENCE
+    gradient_gate: float = SETTLE_TOL
 
 
 #: The empty array of a _Point's part not formed (a kept fit's logits, a gradient not yet taken).
@@ -199,7 +200,8 @@ class LogisticProblem:
         n, D = self.X.shape
         ridge = 1.0 / (C * n)
         float32 = settle is not None or FLOAT32_MARGIN * self._float32_error <= tol
-        watch = None if settle is None else _Watch(self._watched_rows(settle.rows), settle.patience)
+        watch = None if settle is None else \
+            _Watch(self._watched_rows(settle.rows), settle.patience, settle.gradient_gate * tol)
         if float32 and self._rows32 is None:
             self._rows32 = self.X.astype(np.float32)
         starts: list[tuple[np.ndarray, tuple[float, np.ndarray] | None, bool]] = []
@@ -214,7 +216,7 @@ class LogisticProblem:
             starts.append((theta, None, True) if kept is None else (theta, kept[1], kept[2]))
         # a settled fit's exponentials are float32 ones where their error stays FLOAT32_MARGIN times
         # below its gradient gate
-        exp32 = watch is not None and FLOAT32_MARGIN * self._exp32_error <= SETTLE_TOL * tol
+        exp32 = watch is not None and FLOAT32_MARGIN * self._exp32_error <= watch.gate
         point = self._start(starts, ridge, tol, watch is not None, exp32)  # float64 unless settling
         shift = float(point.theta[:, D].mean())
         if self._meets(point.grad, tol):
@@ -457,7 +459,7 @@ class LogisticProblem:
                 return self._finish(point, ridge, shift, n_iter, True, "CONVERGENCE: max |gradient| <= tol")
             if watch is not None and meets and not point.exact:  # a score: float32 products' gradient suffices
                 return self._finish(point, ridge, shift, n_iter, False, SETTLED_AT_TOL, settled=True)
-            if watch is not None and watch.settled(point.theta, self._meets(point.grad, SETTLE_TOL * tol)):
+            if watch is not None and watch.settled(point.theta, self._meets(point.grad, watch.gate)):
                 return self._finish(point, ridge, shift, n_iter, False, watch.message, settled=True)
             if -change <= FTOL * max(abs(point.value), abs(point.value - change), 1.0):
                 point = self._refreshed(point, ridge)
@@ -636,13 +638,14 @@ class LogisticProblem:
 
 class _Watch:
     """A fit's iterates and, where asked, their predicted classes on a ``Settle``'s rows (float32
-    logits). The predictions are formed only for an iterate whose gradient is small and for the
-    ``patience`` iterates before it (a product with the rows each: with many validation rows,
-    e.g. 20,200 against 1,616 training rows, a product every iteration would cost more than the
-    fit's own two)."""
+    logits); ``gate``: the max |gradient| at which an iterate's gradient is small. The
+    predictions are formed only for an iterate whose gradient is small and for the ``patience``
+    iterates before it (a product with the rows each: with many validation rows, e.g. 20,200
+    against 1,616 training rows, a product every iteration would cost more than the fit's own
+    two)."""
 
-    def __init__(self, rows32: np.ndarray, patience: int) -> None:
-        self.rows, self.patience = rows32, patience
+    def __init__(self, rows32: np.ndarray, patience: int, gate: float) -> None:
+        self.rows, self.patience, self.gate = rows32, patience, gate
         self.recent: list[list] = []  # [theta, its predictions or None], the last patience + 1 iterates
         self.message = f"SETTLED: the predictions unchanged over {patience} iterations"
 
