@@ -112,9 +112,8 @@ class Settle:
     takes float32 products throughout (its start and stop too; where the ridge dominates, L-BFGS
     on the original variables rather than SciPy's float64 path) and, where their error stays
     ``FLOAT32_MARGIN`` times below that gradient bound and the ridge does not dominate, float32
-    exponentials in its softmax; it
-    is a score, not a model: fit the value chosen on without ``settle`` (from the settled fit: a
-    few iterations) for the model."""
+    exponentials in its softmax; it is a score, not a model: fit the value chosen on without
+    ``settle`` (from the settled fit: a few iterations) for the model."""
 
     rows: np.ndarray
     patience: int = SETTLE_PATIENCE
