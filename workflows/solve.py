@@ -264,7 +264,9 @@ SCORE_BLOCK_ROWS = 8192
 
 def class_logits_in_blocks(solver: Any, X: np.ndarray, rows: int | None = None) -> np.ndarray:
     """``solver.class_logits(X)`` computed ``rows`` (default ``SCORE_BLOCK_ROWS``) rows at a time
-    into one (n, C) array (a solver's logits of a row do not depend on the rows beside it)."""
+    into one (n, C) array, the logits ``score`` reduces block by block (a row's logits depend on
+    the rows beside it only by the BLAS's rounding: OpenBLAS's float32 GEMM sums a row's products
+    in an order that depends on the number of rows)."""
     rows = rows or SCORE_BLOCK_ROWS
     if X.shape[0] <= rows:
         return solver.class_logits(X)
