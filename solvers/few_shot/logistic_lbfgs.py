@@ -387,7 +387,7 @@ class LogisticProblem:
             candidates.append(_Point(theta, Z, lse, P, self._value(theta, Z, lse, ridge), _NONE, not float32))
         point = min(candidates, key=lambda candidate: candidate.value)
         for other in candidates:
-            if other is not point and other.Z.size:
+            if other is not point:
                 self._release(other)
         if point.Z.size:
             point.grad = self._gradient(point.theta, point.P, ridge, float32)
