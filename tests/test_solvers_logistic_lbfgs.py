@@ -398,6 +398,23 @@ def test_the_relative_decrease_rule_stops_a_fit_short_of_a_tolerance_it_cannot_r
     assert again.n_iter == 0 and again.message == "CONVERGENCE: the start meets tol"
 
 
+def predicted(fit, X_val):
+    """A fit's predicted classes of the rows X_val (the binary model: the sign of its one logit)."""
+    Z = X_val @ fit.coef.T + fit.intercept
+    return Z[:, 0] > 0 if Z.shape[1] == 1 else Z.argmax(axis=1)
+
+
+def spy_unwhitened(monkeypatch):
+    """Record, for each L-BFGS run the problem starts, whether it runs on the original variables
+    (no preconditioner: the ridge dominates)."""
+    from solvers.few_shot.logistic_lbfgs import LogisticProblem
+
+    unwhitened, iterate = [], LogisticProblem._iterate
+    monkeypatch.setattr(LogisticProblem, "_iterate", lambda self, point, ridge, inverse, *rest:
+                        unwhitened.append(inverse is None) or iterate(self, point, ridge, inverse, *rest))
+    return unwhitened
+
+
 @pytest.mark.parametrize("gradient_gate", [True, False])
 @pytest.mark.parametrize(("C", "ridge_dominated"), [(1e3, False), (1e-2, True)])
 def test_a_settled_fit_stops_at_the_first_iterate_whose_predictions_held_and_gradient_is_small(
@@ -417,23 +434,20 @@ def test_a_settled_fit_stops_at_the_first_iterate_whose_predictions_held_and_gra
     X, y, X_val = X[:300], y[:300], X[300:]
     tol = 1e-10
     problem = LogisticProblem(X, y, 6)
-    unwhitened, iterate = [], LogisticProblem._iterate
-    monkeypatch.setattr(LogisticProblem, "_iterate", lambda self, point, ridge, inverse, *rest:
-                        unwhitened.append(inverse is None) or iterate(self, point, ridge, inverse, *rest))
+    unwhitened = spy_unwhitened(monkeypatch)
     settle = Settle(X_val, gradient_gate=gate)
     settled = problem.fit(C, tol=tol, max_iter=10000, settle=settle)
     assert unwhitened == [ridge_dominated]  # where the ridge dominates: L-BFGS on the original variables
     exact = LogisticProblem(X, y, 6).fit(C, tol=tol, max_iter=10000)
     assert settled.settled and not settled.converged and settled.message.startswith("SETTLED")
     assert exact.converged and settled.n_iter < exact.n_iter
-    np.testing.assert_array_equal((X_val @ settled.coef.T + settled.intercept).argmax(1),
-                                  (X_val @ exact.coef.T + exact.intercept).argmax(1))
+    np.testing.assert_array_equal(predicted(settled, X_val), predicted(exact, X_val))
     gradient = mean_objective(X, y, 6, C)
     predictions, small = [], []
     for m in range(settled.n_iter + 1):
         cut = settled if m == settled.n_iter else problem.fit(C, tol=tol, max_iter=m, settle=settle)
         assert cut.n_iter == m and cut.settled == (m == settled.n_iter)
-        predictions.append((X_val @ cut.coef.T + cut.intercept).argmax(1))
+        predictions.append(predicted(cut, X_val))
         small.append(np.abs(gradient(np.concatenate([cut.coef.ravel(), cut.intercept]))[1]).max() <= limit)
 
     def held(m):
@@ -457,12 +471,8 @@ def test_a_settled_binary_or_span_fit_predicts_the_validation_rows_as_the_conver
     exact = LogisticProblem(X, y, n_classes).fit(1e3, tol=1e-10, max_iter=10000)
     assert settled.settled and exact.converged and settled.n_iter < exact.n_iter
 
-    def predicted(fit):
-        Z = X_val @ fit.coef.T + fit.intercept
-        return Z[:, 0] > 0 if n_classes == 2 else Z.argmax(axis=1)
-
-    np.testing.assert_array_equal(predicted(settled), predicted(exact))
-    assert len(np.unique(predicted(exact))) == n_classes  # every class predicted somewhere
+    np.testing.assert_array_equal(predicted(settled, X_val), predicted(exact, X_val))
+    assert len(np.unique(predicted(exact, X_val))) == n_classes  # every class predicted somewhere
 
 
 @pytest.mark.parametrize("patience", [1, 3])
@@ -519,8 +529,7 @@ def test_a_settled_fit_takes_float32_exponentials_only_where_their_error_is_belo
     settled = LogisticProblem(X, y, 6).fit(1e3, tol=tol, max_iter=10000, settle=Settle(X_val))
     assert settled.settled and any(calls) == float32_exponentials
     exact = LogisticProblem(X, y, 6).fit(1e3, tol=1e-10, max_iter=10000)
-    np.testing.assert_array_equal((X_val @ settled.coef.T + settled.intercept).argmax(1),
-                                  (X_val @ exact.coef.T + exact.intercept).argmax(1))
+    np.testing.assert_array_equal(predicted(settled, X_val), predicted(exact, X_val))
     gradient = mean_objective(X, y, 6, 1e3)(np.concatenate([settled.coef.ravel(), settled.intercept]))[1]
     assert np.abs(gradient).max() <= 1.25 * SETTLE_TOL * tol
 
@@ -546,8 +555,7 @@ def test_a_settled_fit_whose_float32_line_search_fails_goes_on_with_float64_expo
     assert calls[:4] == [True] * 4 and len(calls) > 5 and not any(calls[4:])
     assert settled.settled and settled.message.startswith("SETTLED: the predictions")
     exact = LogisticProblem(X, y, 6).fit(1e3, tol=1e-10, max_iter=10000)
-    np.testing.assert_array_equal((X_val @ settled.coef.T + settled.intercept).argmax(1),
-                                  (X_val @ exact.coef.T + exact.intercept).argmax(1))
+    np.testing.assert_array_equal(predicted(settled, X_val), predicted(exact, X_val))
 
 
 def test_a_settled_fit_whose_float32_gradient_meets_tol_stops_without_float64_products(monkeypatch):
@@ -596,13 +604,10 @@ def test_a_ridge_dominated_settled_fit_takes_float64_exponentials(monkeypatch):
 
     X, y = clip_like(21, 6, n=600)
     X, y, X_val = X[:300], y[:300], X[300:]
-    unwhitened, iterate = [], LogisticProblem._iterate
-    monkeypatch.setattr(LogisticProblem, "_iterate", lambda self, point, ridge, inverse, *rest:
-                        unwhitened.append(inverse is None) or iterate(self, point, ridge, inverse, *rest))
+    unwhitened = spy_unwhitened(monkeypatch)
     calls = spy_softmax(monkeypatch)
     settled = LogisticProblem(X, y, 6).fit(1e-2, tol=1e-8, max_iter=10000, settle=Settle(X_val))
     assert unwhitened == [True] and settled.settled and settled.n_iter >= 1
     assert calls[0] and len(calls) > 2 and not any(calls[1:])
     exact = LogisticProblem(X, y, 6).fit(1e-2, tol=1e-10, max_iter=10000)
-    np.testing.assert_array_equal((X_val @ settled.coef.T + settled.intercept).argmax(1),
-                                  (X_val @ exact.coef.T + exact.intercept).argmax(1))
+    np.testing.assert_array_equal(predicted(settled, X_val), predicted(exact, X_val))
