@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from solvers.few_shot.tip_adapter import TipAdapter, linear_grid
+from solvers.few_shot.tip_adapter import AlphaScorer, TipAdapter, linear_grid
 
 
 def test_hand_made_cache():
@@ -387,3 +387,38 @@ def test_search_equals_the_every_alpha_search_with_negative_similarities_and_une
     assert len(np.unique(counts)) > 10
     model = TipAdapter(text_weights=T, search_steps=(40, 20), logit_scale=3.0).fit(X, y, X_val, y_val)
     assert (model.val_accuracy_, model.alpha_, model.beta_) == (accuracy, alpha, beta)
+
+
+@pytest.mark.parametrize("shots", [[4] * 6, [1, 7, 2, 4, 3, 5]])
+def test_search_counts_in_small_blocks_equal_the_every_alpha_search(monkeypatch, shots):
+    """Blocks sized so that every loop of the search ends on a partial piece: 115 validation rows in
+    products of 21 rows (the last 10), scored 7 rows at a time (the last 3), stepped through the betas
+    3 rows at a time (7 = 3 + 3 + 1) and 40 betas in runs of 7 (the last 5). Every (beta, alpha)
+    count, as the scorer returns them block by block, equals the every-alpha search's."""
+    rng = np.random.default_rng(11)
+    C, D = 6, 10
+    centres = rng.standard_normal((C, D))
+    T = centres + 1.0 * rng.standard_normal((C, D))
+    y = np.repeat(np.arange(C), shots)
+    X = centres[y] + 1.3 * rng.standard_normal((y.size, D))
+    y_val = rng.integers(0, C, 115)
+    X_val = centres[y_val] + 1.3 * rng.standard_normal((y_val.size, D))
+    betas, alphas = linear_grid(7, 40), linear_grid(3, 20)
+    accuracy, alpha, beta, counts = reference_search(X, y, X_val, y_val, T, betas, alphas, 3.0)
+    assert len(np.unique(counts)) > 5
+    keys = y.size
+    monkeypatch.setattr(TipAdapter, "BETA_ELEMENTS", 7 * keys)
+    monkeypatch.setattr(TipAdapter, "PRODUCT_ELEMENTS", 21 * keys)
+    monkeypatch.setattr(TipAdapter, "CACHED_ELEMENTS", 3 * keys + keys // 2)
+    monkeypatch.setattr(TipAdapter, "SUMS_ELEMENTS", 7 * 7 * C + 3)
+    returned = []
+    scored = AlphaScorer.correct_counts
+    monkeypatch.setattr(AlphaScorer, "correct_counts",
+                        lambda scorer, sums: returned.append((sums.shape[0], scored(scorer, sums))) or returned[-1][1])
+    model = TipAdapter(text_weights=T, search_steps=(40, 20), logit_scale=3.0).fit(X, y, X_val, y_val)
+    assert (model.val_accuracy_, model.alpha_, model.beta_) == (accuracy, alpha, beta)
+    block_rows = [rows for rows, _ in returned[::len(betas)]]
+    assert block_rows == [7, 7, 7] * 5 + [7, 3] and len(returned) == len(block_rows) * len(betas)
+    grid = np.sum([[c for _, c in returned[b * len(betas):(b + 1) * len(betas)]] for b in range(len(block_rows))],
+                  axis=0)
+    np.testing.assert_array_equal(grid, counts)
