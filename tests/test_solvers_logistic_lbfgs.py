@@ -611,3 +611,33 @@ def test_a_ridge_dominated_settled_fit_takes_float64_exponentials(monkeypatch):
     assert calls[0] and len(calls) > 2 and not any(calls[1:])
     exact = LogisticProblem(X, y, 6).fit(1e-2, tol=1e-10, max_iter=10000)
     np.testing.assert_array_equal(predicted(settled, X_val), predicted(exact, X_val))
+
+
+def test_fits_on_one_problem_share_its_buffers_and_fit_as_fresh_problems(monkeypatch):
+    """(n, K) arrays come from fresh pages, whose first writes cost about a softmax pass: the fits
+    of one problem hand their buffers on, so after the first fit none allocates one, no buffer is
+    spare twice, and each fit's weights are bit for bit those of the same fit on a fresh problem
+    (settled fits with float32 products, a fit to tol, the ridge-dominated SciPy path)."""
+    from solvers.few_shot.logistic_lbfgs import LogisticProblem, Settle
+
+    X, y = clip_like(41, 5, n=3000)
+    X, y, X_val = X[:2500], y[:2500], X[2500:]
+    fresh_pages = []
+    buffer = LogisticProblem._buffer
+    monkeypatch.setattr(LogisticProblem, "_buffer",
+                        lambda self: fresh_pages.append(not self._spare) or buffer(self))
+    shared = LogisticProblem(X, y, 5)
+    runs = [(1e2, Settle(X_val)), (1e3, Settle(X_val)), (1e3, None), (1e-4, None), (10.0, Settle(X_val))]
+    start = None
+    for i, (C, settle) in enumerate(runs):
+        before = len(fresh_pages)
+        fit = shared.fit(C, start, tol=1e-8, max_iter=10000, settle=settle)
+        if i:
+            assert not any(fresh_pages[before:])
+        assert len({id(spare) for spare in shared._spare}) == len(shared._spare)
+        alone = LogisticProblem(X, y, 5).fit(C, start, tol=1e-8, max_iter=10000, settle=settle)
+        np.testing.assert_array_equal(fit.coef, alone.coef)
+        np.testing.assert_array_equal(fit.intercept, alone.intercept)
+        assert fit.n_iter == alone.n_iter > 0
+        start = fit.coef.copy(), fit.intercept.copy()  # a copy: not the kept fit's data terms
+    assert any(fresh_pages)

@@ -244,7 +244,7 @@ class LogisticProblem:
                 inverse = inverse.astype(np.float32)
             return self._iterate(point, ridge, inverse, float32, tol, int(max_iter), shift, watch, exp32)
         finally:
-            del self._spare[4:]  # a fit holds at most a point, a trial and a line's logits
+            del self._spare[5:]  # a fit holds at most a point, a trial and a line's logits
 
     def _scikit_learn_path(self, point: _Point, ridge: float, tol: float, max_iter: int, shift: float) -> LogisticFit:
         """SciPy's L-BFGS-B on the original variables with float64 products, as scikit-learn's lbfgs
@@ -272,7 +272,10 @@ class LogisticProblem:
         result = minimize(value_and_gradient, first, jac=True, method="L-BFGS-B", callback=stop_on_tol,
                           options={"maxls": MAX_LINE_STEPS, "gtol": 0.0, "ftol": FTOL, "maxiter": max_iter})
         theta = np.hstack([result.x[:K * D].reshape(K, D), result.x[K * D:].reshape(K, 1)])
-        end = last["point"] if np.array_equal(last["point"].theta, theta) else self._exact(theta, ridge)
+        end = last["point"]
+        if not np.array_equal(end.theta, theta):
+            self._release(end)
+            end = self._exact(theta, ridge)
         if result.status == 99:  # the callback's StopIteration
             return self._finish(end, ridge, shift, int(result.nit), True, "CONVERGENCE: max |gradient| <= tol")
         return self._finish(end, ridge, shift, int(result.nit), bool(result.status == 0), str(result.message))
@@ -293,10 +296,9 @@ class LogisticProblem:
         """X~ Theta^T (n, K) in float64, from a float64 or a float32 product."""
         if float32:
             assert self._rows32 is not None
-            Z = self._buffer()
-            Z[...] = np.matmul(self._rows32, theta[:, :-1].T.astype(np.float32), out=self._buffer32())
-        else:
-            Z = np.matmul(self.X, theta[:, :-1].T, out=self._buffer())
+            product = np.matmul(self._rows32, theta[:, :-1].T.astype(np.float32), out=self._buffer32())
+            return np.add(product, theta[:, -1], out=self._buffer())  # in float64: one pass
+        Z = np.matmul(self.X, theta[:, :-1].T, out=self._buffer())
         Z += theta[:, -1]
         return Z
 
@@ -597,6 +599,7 @@ class LogisticProblem:
             data_grad = point.grad - ridge * np.hstack([W, np.zeros((W.shape[0], 1))])
             data = point.value - 0.5 * ridge * float(np.vdot(W, W)), data_grad
             self._kept[id(fit.coef)] = fit.coef, data, point.exact
+        self._release(point)  # its logits' buffers serve the next fit (no fresh pages)
         return fit
 
     def _meets(self, grad: np.ndarray, tol: float) -> bool:
