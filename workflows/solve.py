@@ -262,22 +262,6 @@ def fitted_scalars(solver: Any) -> dict[str, Any]:
 SCORE_BLOCK_ROWS = 8192
 
 
-def class_logits_in_blocks(solver: Any, X: np.ndarray, rows: int | None = None) -> np.ndarray:
-    """``solver.class_logits(X)`` computed ``rows`` (default ``SCORE_BLOCK_ROWS``) rows at a time
-    into one (n, C) array, the logits ``score`` reduces block by block (a row's logits depend on
-    the rows beside it only by the BLAS's rounding: OpenBLAS's float32 GEMM sums a row's products
-    in an order that depends on the number of rows)."""
-    rows = rows or SCORE_BLOCK_ROWS
-    if X.shape[0] <= rows:
-        return solver.class_logits(X)
-    first = solver.class_logits(X[:rows])
-    logits = np.empty((X.shape[0], first.shape[1]), dtype=first.dtype)
-    logits[:rows] = first
-    for start in range(rows, X.shape[0], rows):
-        logits[start:start + rows] = solver.class_logits(X[start:start + rows])
-    return logits
-
-
 def _row_blocks(X: np.ndarray | StreamedRows) -> Generator[np.ndarray, None, None]:
     """``X`` in consecutive blocks of ``SCORE_BLOCK_ROWS`` rows (at least one block, maybe empty):
     slices of an array, or a ``StreamedRows`` split read from the store as they are scored."""
