@@ -249,7 +249,6 @@ class TipAdapter(Solver):
         correct = np.zeros((len(betas), len(alphas)), dtype=np.int64)
         beta_rows = max(1, self.BETA_ELEMENTS // keys.shape[0])
         product_rows = beta_rows * max(1, self.PRODUCT_ELEMENTS // (beta_rows * keys.shape[0]))
-        cached_rows = max(1, self.CACHED_ELEMENTS // keys.shape[0])
         run = max(1, min(len(betas), self.SUMS_ELEMENTS // (beta_rows * self.classes_.size)))
         sums = np.empty((run, min(beta_rows, Xv.shape[0]), self.classes_.size), dtype)
         for start in progress(range(0, Xv.shape[0], product_rows), "Tip-Adapter search"):
@@ -263,21 +262,30 @@ class TipAdapter(Solver):
                 rows = affinity.shape[0]
                 scorer = AlphaScorer(zs[block] if isinstance(zs, np.ndarray) else None, y_val[block], alpha_values)
                 for first in range(0, len(betas), run):
-                    last = min(first + run, len(betas))
-                    for sub in range(0, rows, cached_rows):  # a few rows through the run of betas
-                        part, part_ratio = affinity[sub:sub + cached_rows], ratio[sub:sub + cached_rows]
-                        for i in range(first, last):
-                            if i:
-                                part *= part_ratio
-                            sums[i - first, sub:sub + part.shape[0]] = class_sums(part)
-                    for i in range(first, last):
-                        correct[i] += scorer.correct_counts(sums[i - first, :rows])
+                    run_betas = range(first, min(first + run, len(betas)))
+                    self._step_betas(affinity, ratio, run_betas, class_sums, sums)
+                    for slab, i in zip(sums, run_betas):
+                        correct[i] += scorer.correct_counts(slab[:rows])
         bi, bj = np.unravel_index(np.argmax(correct), correct.shape)  # the first best in grid order
         self.val_accuracy_ = float(correct[bi, bj] / Xv.shape[0])
         self.alpha_, self.beta_ = float(alphas[bj]), float(betas[bi])
         hint = "widen search_scale or name a preset"
         warn_on_grid_edge(self, "beta", betas, self.beta_, hint)
         warn_on_grid_edge(self, "alpha", alphas, self.alpha_, hint)
+
+    def _step_betas(self, affinity: np.ndarray, ratio: np.ndarray, betas: range,
+                    class_sums: Callable[[np.ndarray], np.ndarray], sums: np.ndarray) -> None:
+        """Step a block's affinities (rows, keys) through the grid's betas ``betas`` (indices, in
+        order; beta 0 is the affinities as they are), ``CACHED_ELEMENTS`` at a time so that they
+        and their ratios stay in the CPU cache, each beta's class sums into the next slab of
+        ``sums`` (its first rows)."""
+        cached_rows = max(1, self.CACHED_ELEMENTS // affinity.shape[1])
+        for sub in range(0, affinity.shape[0], cached_rows):
+            part, part_ratio = affinity[sub:sub + cached_rows], ratio[sub:sub + cached_rows]
+            for slab, i in zip(sums, betas):
+                if i:
+                    part *= part_ratio
+                slab[sub:sub + part.shape[0]] = class_sums(part)
 
     def _class_sum_layout(self) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """The keys in the order A L is summed, and A -> A L (the per-class sums of an (n, N)
