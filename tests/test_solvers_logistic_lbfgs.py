@@ -614,7 +614,7 @@ def test_a_ridge_dominated_settled_fit_takes_float64_exponentials(monkeypatch):
 
 
 def test_fits_on_one_problem_share_its_buffers_and_fit_as_fresh_problems(monkeypatch):
-    """(n, K) arrays come from fresh pages, whose first writes cost about a softmax pass: the fits
+    """(n, K) arrays come from fresh pages, whose first writes cost page faults: the fits
     of one problem hand their buffers on, so after the first fit none allocates one, no buffer is
     spare twice, and each fit's weights are bit for bit those of the same fit on a fresh problem
     (settled fits with float32 products, a fit to tol, the ridge-dominated SciPy path)."""
